@@ -1,0 +1,457 @@
+//! The rule set: which pushed tags derive which other tags.
+//!
+//! Parsed and validated once at start-up ([`RuleSet::from_json`]); every
+//! problem is reported with the rule and field it concerns, and a rule set
+//! with any problem is refused whole. Evaluation ([`RuleSet::derive`]) is pure.
+
+mod glob;
+mod template;
+
+use std::collections::HashSet;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::names::{Digest, Tag};
+pub use glob::Glob;
+use template::{Matched, Scope, Template, Vars};
+
+/// A validated, compiled rule set.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    name: String,
+    repositories: Option<Vec<Glob>>,
+    matcher: Matcher,
+    tags: Vec<Template>,
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// Anchored at both ends.
+    Regex(Regex),
+    Semver { prerelease: bool },
+}
+
+/// The image a rule set is applied to.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub repository: &'a str,
+    pub tag: &'a str,
+    pub digest: &'a Digest,
+    pub pushed_at: DateTime<Utc>,
+}
+
+/// One template of one matching rule, rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived<'r> {
+    pub rule: &'r str,
+    pub result: Result<Tag, Unrenderable>,
+}
+
+/// A rendering that is not a valid tag, even after sanitising.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrenderable {
+    /// The rendered text, sanitised as far as possible.
+    pub rendered: String,
+    pub reason: String,
+}
+
+/// Why a rule set was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("the rule set is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{}", Problems(.0))]
+    Invalid(Vec<RuleProblem>),
+}
+
+/// One problem in one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleProblem {
+    /// The rule's name, or its position when it has none.
+    pub rule: String,
+    pub field: String,
+    pub problem: String,
+}
+
+impl fmt::Display for RuleProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, field `{}`: {}", self.rule, self.field, self.problem)
+    }
+}
+
+struct Problems<'a>(&'a [RuleProblem]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "the rule set has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+        for p in self.0 {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuleSet {
+    rules: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Option<String>,
+    repositories: Option<Vec<String>>,
+    #[serde(rename = "match")]
+    pattern: Option<String>,
+    semver: Option<bool>,
+    prerelease: Option<bool>,
+    tags: Option<Vec<String>>,
+}
+
+impl RuleSet {
+    /// Parses and validates a rule set; see the README's rules reference.
+    pub fn from_json(text: &str) -> Result<Self, RulesError> {
+        let raw: RawRuleSet = serde_json::from_str(text)?;
+        let mut problems = Vec::new();
+        if raw.rules.is_empty() {
+            problems.push(RuleProblem {
+                rule: "the rule set".into(),
+                field: "rules".into(),
+                problem: "is empty; at least one rule is needed".into(),
+            });
+        }
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        let mut names = HashSet::new();
+        for (index, value) in raw.rules.into_iter().enumerate() {
+            let label = rule_label(index, &value);
+            let mut problem = |field: &str, text: String| {
+                problems.push(RuleProblem { rule: label.clone(), field: field.into(), problem: text });
+            };
+            let raw: RawRule = match serde_json::from_value(value) {
+                Ok(r) => r,
+                Err(e) => {
+                    problem("(rule)", e.to_string());
+                    continue;
+                }
+            };
+            if let Some(name) = &raw.name {
+                if !names.insert(name.clone()) {
+                    problem("name", "is used by an earlier rule; names must be unique".into());
+                }
+            }
+            if let Some(rule) = compile(raw, &mut problem) {
+                rules.push(rule);
+            }
+        }
+        if problems.is_empty() {
+            Ok(Self { rules })
+        } else {
+            Err(RulesError::Invalid(problems))
+        }
+    }
+
+    /// Whether any rule applies to this repository and tag. Needs no digest,
+    /// so an event nobody cares about costs no AWS call.
+    pub fn any_match(&self, repository: &str, tag: &str) -> bool {
+        self.rules.iter().any(|r| r.applies_to(repository) && r.matcher.matches(tag).is_some())
+    }
+
+    /// Every template of every rule matching the subject, rendered and sanitised.
+    pub fn derive(&self, subject: &Subject<'_>) -> Vec<Derived<'_>> {
+        let mut out = Vec::new();
+        for rule in &self.rules {
+            if !rule.applies_to(subject.repository) {
+                continue;
+            }
+            let Some(matched) = rule.matcher.matches(subject.tag) else { continue };
+            let vars = Vars {
+                tag: subject.tag,
+                repository: subject.repository,
+                digest_hex: subject.digest.hex(),
+                pushed_at: subject.pushed_at,
+                matched: &matched,
+            };
+            for template in &rule.tags {
+                let result = match template.render(&vars) {
+                    Ok(rendered) => Tag::sanitize(&rendered).map_err(|e| Unrenderable {
+                        reason: format!("template `{}` rendered {rendered:?}: {e}", template.source()),
+                        rendered: e.value,
+                    }),
+                    Err(_) => Err(Unrenderable {
+                        rendered: template.source().to_owned(),
+                        reason: format!("template `{}` could not be formatted for this push time", template.source()),
+                    }),
+                };
+                out.push(Derived { rule: &rule.name, result });
+            }
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+impl Rule {
+    fn applies_to(&self, repository: &str) -> bool {
+        self.repositories.as_ref().is_none_or(|globs| globs.iter().any(|g| g.matches(repository)))
+    }
+}
+
+impl Matcher {
+    fn matches<'t>(&self, tag: &'t str) -> Option<Matched<'t>> {
+        match self {
+            Matcher::Regex(re) => re.captures(tag).map(Matched::Regex),
+            Matcher::Semver { prerelease } => {
+                let version = semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()?;
+                (*prerelease || version.pre.is_empty()).then_some(Matched::Semver(version))
+            }
+        }
+    }
+}
+
+fn rule_label(index: usize, value: &Value) -> String {
+    match value.get("name").and_then(Value::as_str) {
+        Some(name) => format!("rule {name:?}"),
+        None => format!("rule #{} (unnamed)", index + 1),
+    }
+}
+
+/// Checks one rule, reporting every problem found; `None` if there was any.
+fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule> {
+    let mut ok = true;
+    let mut fail = |field: &str, text: String| {
+        ok = false;
+        problem(field, text);
+    };
+    let name = match raw.name {
+        Some(n) if !n.trim().is_empty() => n,
+        Some(_) => {
+            fail("name", "is empty".into());
+            String::new()
+        }
+        None => {
+            fail("name", "is required".into());
+            String::new()
+        }
+    };
+    let repositories = raw.repositories.map(|globs| {
+        if globs.is_empty() {
+            fail("repositories", "is an empty list, so the rule could never apply; omit it to mean every repository".into());
+        }
+        globs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| Glob::parse(g).map_err(|e| fail(&format!("repositories[{i}]"), format!("{g:?} {e}"))).ok())
+            .collect::<Vec<_>>()
+    });
+    if raw.prerelease.is_some() && raw.semver != Some(true) {
+        fail("prerelease", "applies only to rules with \"semver\": true".into());
+    }
+    let matcher = match (raw.pattern, raw.semver.unwrap_or(false)) {
+        (Some(_), true) => {
+            fail("match", "and \"semver\": true are exclusive; use one of them".into());
+            None
+        }
+        (None, false) => {
+            fail("match", "is required unless the rule has \"semver\": true".into());
+            None
+        }
+        (None, true) => Some(Matcher::Semver { prerelease: raw.prerelease.unwrap_or(false) }),
+        (Some(p), false) => match Regex::new(&format!("^(?:{p})$")) {
+            Ok(re) => Some(Matcher::Regex(re)),
+            Err(e) => {
+                fail("match", format!("is not a valid regex: {e}"));
+                None
+            }
+        },
+    };
+    let tags = match raw.tags {
+        None => {
+            fail("tags", "is required: the list of tag templates to write".into());
+            Vec::new()
+        }
+        Some(t) if t.is_empty() => {
+            fail("tags", "is empty; list at least one tag template".into());
+            Vec::new()
+        }
+        Some(sources) => match &matcher {
+            // Without a valid matcher the placeholders cannot be checked.
+            None => Vec::new(),
+            Some(m) => {
+                let scope = match m {
+                    Matcher::Regex(re) => Scope::Regex(re),
+                    Matcher::Semver { .. } => Scope::Semver,
+                };
+                sources
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| {
+                        Template::parse(s, &scope).map_err(|e| fail(&format!("tags[{i}]"), format!("{s:?} {e}"))).ok()
+                    })
+                    .collect()
+            }
+        },
+    };
+    match (ok, matcher) {
+        (true, Some(matcher)) => Some(Rule { name, repositories, matcher, tags }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{
+      "rules": [
+        {"name": "release", "repositories": ["app", "team/*"], "semver": true,
+         "tags": ["stable", "v{major}", "v{major}.{minor}", "{date:%Y%m%d}"]},
+        {"name": "main-builds", "match": "main-(?<sha>[0-9a-f]{7,40})",
+         "tags": ["edge", "main-{date:%Y%m%d-%H%M%S}"]}
+      ]
+    }"#;
+
+    fn digest() -> Digest {
+        Digest::parse("sha256:16eb06ced985216bb14744c43dad833c58f56296d152e580542d0e8630f63316").unwrap()
+    }
+
+    fn derive(rules: &RuleSet, repository: &str, tag: &str) -> Vec<(String, String)> {
+        let d = digest();
+        let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap() };
+        rules
+            .derive(&subject)
+            .into_iter()
+            .map(|x| (x.rule.to_owned(), x.result.map(|t| t.to_string()).unwrap_or_else(|u| format!("!{}", u.rendered))))
+            .collect()
+    }
+
+    fn problems(json: &str) -> Vec<RuleProblem> {
+        match RuleSet::from_json(json) {
+            Err(RulesError::Invalid(p)) => p,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    fn one_rule_problem(rule: &str) -> RuleProblem {
+        let mut p = problems(&format!(r#"{{"rules": [{rule}]}}"#));
+        assert_eq!(p.len(), 1, "{p:?}");
+        p.remove(0)
+    }
+
+    #[test]
+    fn the_readme_example_derives_the_promised_tags() {
+        let rules = RuleSet::from_json(EXAMPLE).unwrap();
+        let r = |t: &str| ("release".to_owned(), t.to_owned());
+        assert_eq!(derive(&rules, "app", "v1.4.2"), vec![r("stable"), r("v1"), r("v1.4"), r("20261124")]);
+        assert_eq!(derive(&rules, "team/api", "1.4.2").len(), 4, "the leading v is optional");
+        let m = |t: &str| ("main-builds".to_owned(), t.to_owned());
+        assert_eq!(derive(&rules, "other", "main-abc1234"), vec![m("edge"), m("main-20261124-101502")]);
+    }
+
+    #[test]
+    fn repository_globs_and_anchoring_limit_what_matches() {
+        let rules = RuleSet::from_json(EXAMPLE).unwrap();
+        assert!(derive(&rules, "team/api/worker", "v1.4.2").is_empty(), "* stays within a segment");
+        assert!(derive(&rules, "other", "v1.4.2").is_empty());
+        assert!(derive(&rules, "app", "xmain-abc1234").is_empty(), "match is anchored at the start");
+        assert!(derive(&rules, "app", "main-abc1234x").is_empty(), "match is anchored at the end");
+        assert!(!rules.any_match("app", "latest"));
+        assert!(rules.any_match("app", "v1.4.2"));
+    }
+
+    #[test]
+    fn prereleases_match_only_when_asked() {
+        let rules = RuleSet::from_json(EXAMPLE).unwrap();
+        assert!(derive(&rules, "app", "v2.0.0-rc.1").is_empty());
+        let pre = RuleSet::from_json(
+            r#"{"rules":[{"name":"pre","semver":true,"prerelease":true,"tags":["next","{version}"]}]}"#,
+        )
+        .unwrap();
+        let got = derive(&pre, "app", "v2.0.0-rc.1+b5");
+        assert_eq!(got[1].1, "2.0.0-rc.1-b5", "build metadata + becomes -");
+        assert!(derive(&pre, "app", "v01.2.3").is_empty(), "leading zeros are not SemVer");
+        assert!(derive(&pre, "app", "v1.2").is_empty());
+    }
+
+    #[test]
+    fn a_rendering_that_is_no_tag_is_reported_not_dropped() {
+        let rules =
+            RuleSet::from_json(r#"{"rules":[{"name":"r","match":"(?<x>.*)-(.*)","tags":["{x}", "{2}{x}"]}]}"#).unwrap();
+        let got = derive(&rules, "app", "-v1");
+        assert_eq!(got, vec![("r".into(), "!".into()), ("r".into(), "v1".into())]);
+    }
+
+    #[test]
+    fn every_problem_names_its_rule_and_field() {
+        let p = problems(
+            r#"{"rules": [
+                {"name": "a", "semver": true, "tags": ["v{majr}", "{date:%Q}"]},
+                {"semver": true, "tags": ["x"]},
+                {"name": "a", "match": "(", "tags": []},
+                {"name": "c", "match": "x", "semver": true, "tags": ["y"], "tag": "z"}
+            ]}"#,
+        );
+        let got: Vec<(String, String)> = p.iter().map(|p| (p.rule.clone(), p.field.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("rule \"a\"".into(), "tags[0]".into()),
+                ("rule \"a\"".into(), "tags[1]".into()),
+                ("rule #2 (unnamed)".into(), "name".into()),
+                ("rule \"a\"".into(), "name".into()),
+                ("rule \"a\"".into(), "match".into()),
+                ("rule \"a\"".into(), "tags".into()),
+                ("rule \"c\"".into(), "(rule)".into()),
+            ]
+        );
+        assert!(p[6].problem.contains("unknown field `tag`"), "{}", p[6].problem);
+    }
+
+    #[test]
+    fn each_kind_of_bad_rule_is_refused() {
+        let cases = [
+            (r#"{"name":"r","tags":["x"]}"#, "match", "required unless"),
+            (r#"{"name":"r","match":"x","semver":true,"tags":["x"]}"#, "match", "exclusive"),
+            (r#"{"name":"r","match":"x","prerelease":true,"tags":["x"]}"#, "prerelease", "semver"),
+            (r#"{"name":"r","match":"x"}"#, "tags", "required"),
+            (r#"{"name":"","match":"x","tags":["x"]}"#, "name", "empty"),
+            (r#"{"name":"r","match":"x","tags":["{major}"]}"#, "tags[0]", "semver"),
+            (r#"{"name":"r","semver":true,"tags":["{1}"]}"#, "tags[0]", "unknown placeholder"),
+            (r#"{"name":"r","semver":true,"tags":[".x"]}"#, "tags[0]", "never render"),
+            (r#"{"name":"r","semver":true,"repositories":[],"tags":["x"]}"#, "repositories", "empty"),
+            (r#"{"name":"r","semver":true,"repositories":["Team/*"],"tags":["x"]}"#, "repositories[0]", "'T'"),
+            (r#"{"name":"r","semver":"yes","tags":["x"]}"#, "(rule)", "invalid type"),
+        ];
+        for (rule, field, text) in cases {
+            let p = one_rule_problem(rule);
+            assert_eq!(p.field, field, "{rule}: {p}");
+            assert!(p.problem.contains(text), "{rule}: {p}");
+        }
+    }
+
+    #[test]
+    fn the_rule_set_itself_must_be_well_formed() {
+        assert!(matches!(RuleSet::from_json("{"), Err(RulesError::Json(_))));
+        assert!(matches!(RuleSet::from_json(r#"{"rule": []}"#), Err(RulesError::Json(_))));
+        assert_eq!(problems(r#"{"rules": []}"#)[0].field, "rules");
+        let msg = RuleSet::from_json(r#"{"rules":[{"name":"r","semver":true,"tags":["{x}"]}]}"#).unwrap_err().to_string();
+        assert!(msg.starts_with("the rule set has 1 problem:\n  - rule \"r\", field `tags[0]`:"), "{msg}");
+    }
+}
