@@ -83,7 +83,7 @@ pub fn parse(payload: &Value, now: DateTime<Utc>) -> Result<Request, EventError>
 
 fn parse_eventbridge(payload: &Value) -> Result<Request, EventError> {
     let event: EventBridgeEvent<Value> = serde_path_to_error::deserialize(payload).map_err(|e| {
-        let path = e.path().to_string();
+        let path = e.path().to_string().escape_debug().to_string();
         field_error(if path == "." { "(event)" } else { &path }, e.into_inner().to_string())
     })?;
     if event.source != "aws.ecr" {
@@ -93,11 +93,12 @@ fn parse_eventbridge(payload: &Value) -> Result<Request, EventError> {
         .detail
         .as_object()
         .ok_or_else(|| field_error("detail", format!("expected an object, got {}", json_kind(&event.detail))))?;
+    // Only well-formed names are echoed back, so nothing unescaped reaches a log line.
     let about = |reason: String| Ignored {
         reason,
-        repository: opt_str(detail, "repository-name").map(str::to_owned),
-        digest: opt_str(detail, "image-digest").map(str::to_owned),
-        tag: opt_str(detail, "image-tag").filter(|t| !t.is_empty()).map(str::to_owned),
+        repository: opt_str(detail, "repository-name").and_then(|s| RepositoryName::parse(s).ok()).map(|n| n.to_string()),
+        digest: opt_str(detail, "image-digest").and_then(|s| Digest::parse(s).ok()).map(|d| d.to_string()),
+        tag: opt_str(detail, "image-tag").and_then(|s| Tag::parse(s).ok()).map(|t| t.to_string()),
     };
     if event.detail_type != IMAGE_ACTION {
         return Ok(Request::Ignore(about(format!(
@@ -160,7 +161,7 @@ fn parse_eventbridge(payload: &Value) -> Result<Request, EventError> {
 fn parse_direct(object: &Map<String, Value>, now: DateTime<Utc>) -> Result<Request, EventError> {
     if let Some(unknown) = object.keys().find(|k| !DIRECT_FIELDS.contains(&k.as_str())) {
         // A typo such as "dryrun" must not silently turn into a real run.
-        return Err(field_error(unknown, format!("unknown field; a direct request has {}", DIRECT_FIELDS.join(", "))));
+        return Err(field_error(&unknown.escape_debug().to_string(), format!("unknown field; a direct request has {}", DIRECT_FIELDS.join(", "))));
     }
     let repository =
         RepositoryName::parse(req_str(object, "repository", "repository")?).map_err(name_error("repository"))?;

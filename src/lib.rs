@@ -10,9 +10,25 @@
 //!   start-up, then evaluated purely against a pushed tag.
 //! - [`plan`]: which tags the push should get, with invalid renderings and
 //!   tags that would re-trigger the function ruled out. Pure.
+//! - [`retag`]: the writes. One BatchGetImage, then one PutImage per tag not
+//!   yet in place, concurrently; each tag gets an outcome.
+//! - [`registry`]: the narrow port those writes go through, and [`ecr`], its
+//!   one implementation, the only code that talks to Amazon ECR.
+//! - [`report`]: the result out, the JSON the function returns.
+//! - [`handler`]: wires event, retag and report, and logs one line per event.
+//! - [`config`]: the environment, read and validated once at start-up.
 //! - [`names`]: validated digests, tags, repository names and registry ids.
+//!
+//! The binary (`src/main.rs`) only builds the configuration, the ECR client
+//! and the handler, and hands the handler to the Lambda runtime.
 
+pub mod config;
+pub mod ecr;
 pub mod event;
+pub mod handler;
 pub mod names;
 pub mod plan;
+pub mod registry;
+pub mod report;
+pub mod retag;
 pub mod rules;

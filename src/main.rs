@@ -1,1 +1,24 @@
-fn main(){}
+//! The Lambda bootstrap: reads the configuration, builds the ECR client once,
+//! and serves invocations. All logic lives in the library.
+
+use std::time::SystemTime;
+
+use ecr_retag::{config::Config, ecr::Ecr, handler::Handler};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env().unwrap_or_else(|e| {
+        // Fail INIT with a message a person can act on; nothing is half-applied.
+        tracing::error!(error = %e, "invalid configuration; the function will not start");
+        std::process::exit(2)
+    });
+    let handler = Handler::new(Ecr::from_env().await, config);
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler.handle(&event.payload, SystemTime::now().into()).await
+    }))
+    .await
+}

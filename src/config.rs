@@ -1,0 +1,132 @@
+//! Configuration: read from the environment once, at start-up, into typed values.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `RETAG_RULES` | the rule set as JSON text |
+//! | `RETAG_RULES_FILE` | path to a JSON file with the rule set (exactly one of the two) |
+//! | `RETAG_DRY_RUN` | `true` plans and reports but never writes (default `false`) |
+//! | `RETAG_WRITE_CONCURRENCY` | PutImage calls in flight per event, 1 to 64 (default 16) |
+
+use std::path::PathBuf;
+
+use crate::rules::{RuleSet, RulesError};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub rules: RuleSet,
+    pub dry_run: bool,
+    pub write_concurrency: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no rules: set RETAG_RULES to the rule set's JSON, or RETAG_RULES_FILE to the path of a JSON file")]
+    NoRules,
+    #[error("both RETAG_RULES and RETAG_RULES_FILE are set; set exactly one")]
+    BothRules,
+    #[error("cannot read the rule file RETAG_RULES_FILE={path:?}: {source}")]
+    RulesFile { path: PathBuf, source: std::io::Error },
+    #[error("invalid rules in {origin}: {source}")]
+    Rules { origin: String, source: RulesError },
+    #[error("{var}={value:?} is not valid: expected {expected}")]
+    Value { var: &'static str, value: String, expected: &'static str },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let set = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let (origin, text) = match (set("RETAG_RULES"), set("RETAG_RULES_FILE")) {
+            (None, None) => return Err(ConfigError::NoRules),
+            (Some(_), Some(_)) => return Err(ConfigError::BothRules),
+            (Some(text), None) => ("RETAG_RULES".to_owned(), text),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::RulesFile { path: PathBuf::from(&path), source })?;
+                (format!("RETAG_RULES_FILE={path:?}"), text)
+            }
+        };
+        let rules = RuleSet::from_json(&text).map_err(|source| ConfigError::Rules { origin, source })?;
+
+        let dry_run = match set("RETAG_DRY_RUN").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false") | Some("0") | Some("no") => false,
+            Some("true") | Some("1") | Some("yes") => true,
+            Some(_) => {
+                return Err(ConfigError::Value {
+                    var: "RETAG_DRY_RUN",
+                    value: lookup("RETAG_DRY_RUN").unwrap_or_default(),
+                    expected: "true or false",
+                })
+            }
+        };
+        let write_concurrency = match set("RETAG_WRITE_CONCURRENCY") {
+            None => 16,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n @ 1..=64) => n,
+                _ => {
+                    return Err(ConfigError::Value {
+                        var: "RETAG_WRITE_CONCURRENCY",
+                        value: v,
+                        expected: "a whole number from 1 to 64",
+                    })
+                }
+            },
+        };
+        Ok(Self { rules, dry_run, write_concurrency })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const RULES: &str = r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn rules_from_text_with_defaults() {
+        let c = load(&[("RETAG_RULES", RULES)]).unwrap();
+        assert_eq!(c.rules.len(), 1);
+        assert!(!c.dry_run);
+        assert_eq!(c.write_concurrency, 16);
+    }
+
+    #[test]
+    fn rules_from_a_file() {
+        let path = std::env::temp_dir().join(format!("ecr-retag-config-{}.json", std::process::id()));
+        std::fs::write(&path, RULES).unwrap();
+        let c = load(&[("RETAG_RULES_FILE", path.to_str().unwrap()), ("RETAG_DRY_RUN", "TRUE")]).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(c.rules.len(), 1);
+        assert!(c.dry_run);
+    }
+
+    #[test]
+    fn exactly_one_rule_source() {
+        assert!(matches!(load(&[]), Err(ConfigError::NoRules)));
+        assert!(matches!(load(&[("RETAG_RULES", "  ")]), Err(ConfigError::NoRules)));
+        assert!(matches!(load(&[("RETAG_RULES", RULES), ("RETAG_RULES_FILE", "x")]), Err(ConfigError::BothRules)));
+        let err = load(&[("RETAG_RULES_FILE", "/nonexistent/rules.json")]).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/rules.json"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_fail_fast_with_the_variable_named() {
+        let err = load(&[("RETAG_RULES", RULES), ("RETAG_DRY_RUN", "maybe")]).unwrap_err();
+        assert_eq!(err.to_string(), "RETAG_DRY_RUN=\"maybe\" is not valid: expected true or false");
+        let err = load(&[("RETAG_RULES", RULES), ("RETAG_WRITE_CONCURRENCY", "0")]).unwrap_err();
+        assert!(err.to_string().starts_with("RETAG_WRITE_CONCURRENCY=\"0\""));
+        let err = load(&[("RETAG_RULES", r#"{"rules":[{"name":"r","semver":true,"tags":["{x}"]}]}"#)]).unwrap_err();
+        assert!(err.to_string().starts_with("invalid rules in RETAG_RULES: the rule set has 1 problem"), "{err}");
+    }
+}

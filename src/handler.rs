@@ -1,0 +1,90 @@
+//! The handler: event in, retag, result out, one log line per event.
+//!
+//! Generic over the [`Registry`] so tests can run it against anything; the
+//! binary wires it to [`crate::ecr::Ecr`] and the Lambda runtime.
+
+use chrono::{DateTime, Utc};
+use lambda_runtime::Diagnostic;
+use serde_json::Value;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::event::{self, Request};
+use crate::registry::Registry;
+use crate::report::Report;
+use crate::retag::{retag, RetagError};
+
+pub struct Handler<R> {
+    registry: R,
+    config: Config,
+}
+
+impl<R: Registry> Handler<R> {
+    pub fn new(registry: R, config: Config) -> Self {
+        Self { registry, config }
+    }
+
+    /// Handles one invocation payload; `now` is the push time of a direct request.
+    pub async fn handle(&self, payload: &Value, now: DateTime<Utc>) -> Result<Report, RetagError> {
+        let result = match event::parse(payload, now) {
+            Err(e) => Err(RetagError::from(e)),
+            Ok(Request::Ignore(ignored)) => Ok(Report::ignored(ignored)),
+            Ok(Request::Retag(push)) => retag(&self.registry, &self.config, &push).await,
+        };
+        log(&result);
+        result
+    }
+}
+
+/// One structured line per event. Names in the report are validated (their
+/// character sets cannot forge log structure), reasons quote event text
+/// escaped, and the per-tag outcomes are one JSON-encoded field.
+fn log(result: &Result<Report, RetagError>) {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    match result {
+        Ok(report) => info!(
+            status = ?report.status,
+            repository = %text(&report.repository),
+            digest = %text(&report.digest),
+            source_tag = %text(&report.source_tag),
+            reason = %text(&report.reason),
+            tags = %json(&report.tags),
+            "event handled"
+        ),
+        Err(e) => {
+            let (repository, digest, source_tag, tags) = e
+                .report()
+                .map(|r| (text(&r.repository), text(&r.digest), text(&r.source_tag), json(&r.tags)))
+                .unwrap_or_default();
+            let error_type = e.error_type();
+            macro_rules! failed {
+                ($level:ident) => {
+                    $level!(
+                        error_type = %error_type,
+                        error = %e,
+                        repository = %repository,
+                        digest = %digest,
+                        source_tag = %source_tag,
+                        tags = %tags,
+                        "event failed"
+                    )
+                };
+            }
+            if e.retryable() {
+                failed!(warn);
+            } else {
+                failed!(error);
+            }
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+impl From<RetagError> for Diagnostic {
+    fn from(e: RetagError) -> Self {
+        Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
+    }
+}

@@ -1,0 +1,113 @@
+//! The narrow port to the registry: one read, one write.
+//!
+//! [`crate::ecr::Ecr`] implements it with aws-sdk-ecr; tests can implement it
+//! in memory. Everything here is what the retagging logic needs to know, with
+//! the SDK's types left behind.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use crate::names::{Digest, RegistryId, RepositoryName, Tag};
+
+/// The four manifest media types ECR stores and this function re-puts.
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
+/// A repository in a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    /// `None`: the caller's own registry.
+    pub registry_id: Option<RegistryId>,
+    /// `None`: the function's own region.
+    pub region: Option<String>,
+    pub name: RepositoryName,
+}
+
+/// How to find the image to re-tag.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    Digest(&'a Digest),
+    Tag(&'a Tag),
+}
+
+/// An image's manifest exactly as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub digest: Digest,
+    /// The manifest bytes, untouched: they are what the digest is computed over.
+    pub manifest: String,
+    pub media_type: Option<String>,
+}
+
+/// What one read tells: the image, and where each asked-for tag points now.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// `None` when the image does not exist (any more).
+    pub image: Option<Image>,
+    pub tags: HashMap<Tag, TagState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagState {
+    At(Digest),
+    Absent,
+    /// ECR could not say for this tag.
+    Unreadable(Fault),
+}
+
+/// A failed call, as far as the caller needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Fault {
+    /// ECR's error code, or the kind of transport failure.
+    pub code: String,
+    pub message: String,
+    /// Whether trying again later can help (throttling, 5xx, timeouts, connection failures).
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("repository not found")]
+    RepositoryNotFound,
+    #[error(transparent)]
+    Fault(Fault),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PutError {
+    /// `ImageAlreadyExistsException`: the tag already points at this manifest.
+    #[error("the tag already points at this image")]
+    AlreadyExists,
+    /// `ImageTagAlreadyExistsException`: the tag is immutable and exists, pointing anywhere.
+    #[error("the tag is immutable and already exists")]
+    TagImmutable,
+    #[error("repository not found")]
+    RepositoryNotFound,
+    #[error(transparent)]
+    Fault(Fault),
+}
+
+/// The registry operations this function uses, and no others.
+pub trait Registry: Send + Sync {
+    /// One read: the image (by digest or tag) and where each of `tags` points now.
+    fn read(
+        &self,
+        repository: &Repository,
+        image: Lookup<'_>,
+        tags: &[Tag],
+    ) -> impl Future<Output = Result<Snapshot, ReadError>> + Send;
+
+    /// Points `tag` at `image` by putting its manifest back unchanged.
+    fn put(
+        &self,
+        repository: &Repository,
+        image: &Image,
+        media_type: &str,
+        tag: &Tag,
+    ) -> impl Future<Output = Result<(), PutError>> + Send;
+}

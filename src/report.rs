@@ -1,0 +1,116 @@
+//! Result out: the JSON the function returns, one entry per derived tag.
+
+use serde::Serialize;
+
+use crate::event::Ignored;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Report {
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_tag: Option<String>,
+    pub tags: Vec<TagReport>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Applied,
+    DryRun,
+    Ignored,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TagReport {
+    pub tag: String,
+    pub rules: Vec<String>,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// For `failed`: whether a later delivery of the event can succeed.
+    #[serde(skip)]
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The tag did not exist and now points at the image.
+    Created,
+    /// The tag pointed at another digest and now points at the image.
+    Moved,
+    /// The tag already pointed at the image; nothing was written.
+    Unchanged,
+    WouldCreate,
+    WouldMove,
+    /// The tag is immutable and points at another digest.
+    Conflict,
+    /// No valid tag, or writing it could make the function trigger itself forever.
+    Invalid,
+    /// The write failed.
+    Failed,
+}
+
+impl Outcome {
+    /// Outcomes that make the invocation fail.
+    pub fn is_problem(self) -> bool {
+        matches!(self, Outcome::Conflict | Outcome::Invalid | Outcome::Failed)
+    }
+}
+
+impl Report {
+    pub fn ignored(ignored: Ignored) -> Self {
+        Self {
+            status: Status::Ignored,
+            reason: Some(ignored.reason),
+            repository: ignored.repository,
+            registry_id: None,
+            digest: ignored.digest,
+            source_tag: ignored.tag,
+            tags: Vec::new(),
+        }
+    }
+
+    /// The tags that did not end in place, as `tag: outcome (detail)`.
+    pub fn problems(&self) -> impl Iterator<Item = &TagReport> {
+        self.tags.iter().filter(|t| t.outcome.is_problem())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_as_documented() {
+        let report = Report {
+            status: Status::Applied,
+            reason: None,
+            repository: Some("app".into()),
+            registry_id: Some("123456789012".into()),
+            digest: Some("sha256:abc".into()),
+            source_tag: Some("v1.4.2".into()),
+            tags: vec![TagReport {
+                tag: "stable".into(),
+                rules: vec!["release".into()],
+                outcome: Outcome::Moved,
+                detail: Some("was sha256:def".into()),
+                retryable: false,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&report).unwrap(),
+            r#"{"status":"applied","repository":"app","registry_id":"123456789012","digest":"sha256:abc","source_tag":"v1.4.2","tags":[{"tag":"stable","rules":["release"],"outcome":"moved","detail":"was sha256:def"}]}"#
+        );
+        assert_eq!(serde_json::to_string(&Outcome::WouldCreate).unwrap(), r#""would_create""#);
+        assert_eq!(serde_json::to_string(&Status::DryRun).unwrap(), r#""dry_run""#);
+    }
+}
