@@ -26,6 +26,20 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 const MAX_ATTEMPTS: u32 = 3;
 
+/// Connect, per-attempt and per-operation limits for every ECR call.
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// Standard mode: exponential backoff with jitter on throttling, 5xx and transport errors.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
 /// aws-sdk-ecr behind the [`Registry`] port.
 #[derive(Debug, Clone)]
 pub struct Ecr {
@@ -37,14 +51,8 @@ impl Ecr {
     /// `AWS_ENDPOINT_URL` for local emulators), once per execution environment.
     pub async fn from_env() -> Self {
         let config = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .operation_timeout(OPERATION_TIMEOUT)
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(timeout_config())
+            .retry_config(retry_config())
             .load()
             .await;
         Self::new(Client::new(&config))
@@ -173,10 +181,16 @@ fn fault<E>(error: &SdkError<E, HttpResponse>) -> Fault
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = DisplayErrorContext(error).to_string();
+    // Transport failures are described by their whole source chain, kept short.
+    let mut message = DisplayErrorContext(error).to_string();
+    if let Some((cut, _)) = message.char_indices().nth(300) {
+        message.truncate(cut);
+        message.push('…');
+    }
     match error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown").to_owned();
+            let message = service.err().message().unwrap_or("(no message)").to_owned();
             let status = service.raw().status().as_u16();
             let retryable = status >= 500
                 || status == 429

@@ -1,0 +1,248 @@
+//! The handler with the real ECR adapter against the strict local ECR.
+
+mod support;
+
+use chrono::{DateTime, Utc};
+use ecr_retag::config::Config;
+use ecr_retag::ecr::Ecr;
+use ecr_retag::handler::Handler;
+use ecr_retag::report::{Outcome, Report, Status};
+use ecr_retag::retag::RetagError;
+use ecr_retag::rules::RuleSet;
+use serde_json::json;
+use support::*;
+
+const RELEASE: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","v{major}.{minor}","{date:%Y%m%d}"]}]}"#;
+
+fn handler(rules: &str) -> Handler<Ecr> {
+    handler_in(rules, &Emulator::shared().endpoint)
+}
+
+fn handler_in(rules: &str, endpoint: &str) -> Handler<Ecr> {
+    let config = Config { rules: RuleSet::from_json(rules).unwrap(), dry_run: false, write_concurrency: 16 };
+    Handler::new(Ecr::new(client_for(endpoint)), config)
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-24T12:00:00Z".parse().unwrap()
+}
+
+fn outcomes(report: &Report) -> Vec<(String, Outcome)> {
+    report.tags.iter().map(|t| (t.tag.clone(), t.outcome)).collect()
+}
+
+fn all(tags: &[&str], outcome: Outcome) -> Vec<(String, Outcome)> {
+    tags.iter().map(|t| (t.to_string(), outcome)).collect()
+}
+
+const RELEASE_TAGS: [&str; 4] = ["20261124", "stable", "v1", "v1.4"];
+
+#[tokio::test]
+async fn every_manifest_kind_gets_its_tags_with_the_same_digest_and_bytes() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    for name in ALL_MANIFESTS {
+        let m = manifest(name);
+        let repo = repository(&client, "kinds", false).await;
+        let digest = push(&client, &repo, &m, Some("v1.4.2")).await;
+        assert_eq!(digest, m.digest(), "{name}: the emulator digests the bytes, as ECR does");
+
+        // Older events carry no media type: the adapter must use ECR's answer.
+        let report = handler(RELEASE).handle(&push_event(&repo, &digest, "v1.4.2", None), now()).await.unwrap();
+        assert_eq!(report.status, Status::Applied, "{name}");
+        assert_eq!(outcomes(&report), all(&RELEASE_TAGS, Outcome::Created), "{name}");
+
+        let (tags, manifests) = state(&client, &repo).await;
+        for t in RELEASE_TAGS.iter().chain(["v1.4.2"].iter()) {
+            assert_eq!(tags.get(*t), Some(&digest), "{name}: {t} points at the pushed digest");
+        }
+        assert_eq!(manifests.len(), 1, "{name}: still one image");
+        assert_eq!(manifests[&digest], m.body, "{name}: stored bytes unchanged");
+    }
+}
+
+#[tokio::test]
+async fn a_push_costs_one_read_and_one_write_per_tag_and_a_redelivery_one_read() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "economy", false).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let event = push_event(&repo, &digest, "v1.4.2", Some(manifest("docker-v2").media_type));
+
+    handler(RELEASE).handle(&event, now()).await.unwrap();
+    let calls = emulator.calls(&repo);
+    assert_eq!(calls.get("BatchGetImage"), Some(&1));
+    assert_eq!(calls.get("PutImage"), Some(&5), "the seeding push and one per derived tag");
+
+    let again = handler(RELEASE).handle(&event, now()).await.unwrap();
+    assert_eq!(outcomes(&again), all(&RELEASE_TAGS, Outcome::Unchanged));
+    let calls = emulator.calls(&repo);
+    assert_eq!(calls.get("BatchGetImage"), Some(&2));
+    assert_eq!(calls.get("PutImage"), Some(&5), "a redelivery writes nothing");
+}
+
+#[tokio::test]
+async fn a_tag_no_rule_matches_makes_no_call() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "nomatch", false).await;
+    let digest = push(&client, &repo, &manifest("oci-manifest"), Some("latest")).await;
+    let before = emulator.calls(&repo);
+    let report = handler(RELEASE).handle(&push_event(&repo, &digest, "latest", None), now()).await.unwrap();
+    assert_eq!(report.status, Status::Ignored);
+    assert_eq!(emulator.calls(&repo), before);
+}
+
+#[tokio::test]
+async fn a_newer_release_moves_the_moving_tags_and_leaves_the_old_image_its_own() {
+    let client = Emulator::shared().client();
+    let repo = repository(&client, "move", false).await;
+    let old = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    handler(RELEASE).handle(&push_event(&repo, &old, "v1.4.2", None), now()).await.unwrap();
+    let new = push(&client, &repo, &manifest("oci-manifest"), Some("v1.5.0")).await;
+    let mut event = push_event(&repo, &new, "v1.5.0", None);
+    event["time"] = json!("2026-11-25T08:00:00Z");
+
+    let report = handler(RELEASE).handle(&event, now()).await.unwrap();
+    let got: Vec<(String, Outcome, Option<String>)> =
+        report.tags.iter().map(|t| (t.tag.clone(), t.outcome, t.detail.clone())).collect();
+    let was = Some(format!("was {old}"));
+    assert_eq!(
+        got,
+        vec![
+            ("20261125".into(), Outcome::Created, None),
+            ("stable".into(), Outcome::Moved, was.clone()),
+            ("v1".into(), Outcome::Moved, was),
+            ("v1.5".into(), Outcome::Created, None),
+        ]
+    );
+    let (tags, manifests) = state(&client, &repo).await;
+    assert_eq!(tags["stable"], new);
+    assert_eq!(tags["v1.4"], old);
+    assert_eq!(tags["20261124"], old);
+    assert_eq!(manifests.len(), 2, "nothing is deleted");
+}
+
+#[tokio::test]
+async fn in_an_immutable_repository_existing_tags_are_unchanged_or_a_named_conflict() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "immutable", true).await;
+    let first = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let event = push_event(&repo, &first, "v1.4.2", None);
+    handler(RELEASE).handle(&event, now()).await.unwrap();
+    let again = handler(RELEASE).handle(&event, now()).await.unwrap();
+    assert_eq!(outcomes(&again), all(&RELEASE_TAGS, Outcome::Unchanged));
+
+    let second = push(&client, &repo, &manifest("oci-manifest"), Some("v1.5.0")).await;
+    let err = handler(RELEASE).handle(&push_event(&repo, &second, "v1.5.0", None), now()).await.unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.TagsNotApplied");
+    let report = err.report().unwrap();
+    assert_eq!(
+        outcomes(report),
+        vec![
+            ("20261124".into(), Outcome::Conflict),
+            ("stable".into(), Outcome::Conflict),
+            ("v1".into(), Outcome::Conflict),
+            ("v1.5".into(), Outcome::Created),
+        ]
+    );
+    let message = err.to_string();
+    assert!(message.contains(&format!("`stable` conflict (the tag is immutable and points at {first})")), "{message}");
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["stable"], first, "an immutable tag is never moved");
+    assert_eq!(tags["v1.5"], second);
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_ten_times_at_once_ends_in_the_same_tags_without_errors() {
+    for immutable in [false, true] {
+        let client = Emulator::shared().client();
+        let repo = repository(&client, "storm", immutable).await;
+        let digest = push(&client, &repo, &manifest("docker-manifest-list"), Some("v1.4.2")).await;
+        let event = push_event(&repo, &digest, "v1.4.2", None);
+        let h = handler(RELEASE);
+        let results = futures_util::future::join_all((0..10).map(|_| h.handle(&event, now()))).await;
+        for r in &results {
+            assert!(r.is_ok(), "immutable={immutable}: {:?}", r.as_ref().err().map(ToString::to_string));
+        }
+        let created: usize = results
+            .iter()
+            .flat_map(|r| r.as_ref().unwrap().tags.iter())
+            .filter(|t| t.outcome == Outcome::Created)
+            .count();
+        assert_eq!(created, 4, "immutable={immutable}: each tag is created by exactly one delivery");
+        let (tags, _) = state(&client, &repo).await;
+        for t in RELEASE_TAGS {
+            assert_eq!(tags[t], digest);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_and_writes_nothing() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "dry", false).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let request = json!({"repository": repo, "tag": "v1.4.2", "digest": digest, "dry_run": true});
+    let report = handler(RELEASE).handle(&request, now()).await.unwrap();
+    assert_eq!(report.status, Status::DryRun);
+    assert_eq!(outcomes(&report), all(&RELEASE_TAGS, Outcome::WouldCreate));
+    assert_eq!(emulator.calls(&repo).get("PutImage"), Some(&1), "only the seeding push");
+}
+
+#[tokio::test]
+async fn a_direct_request_without_digest_retags_the_tags_current_image() {
+    let client = Emulator::shared().client();
+    let repo = repository(&client, "direct", false).await;
+    let digest = push(&client, &repo, &manifest("oci-index-no-mediatype"), Some("v1.4.2")).await;
+    let report = handler(RELEASE)
+        .handle(&json!({"repository": repo, "tag": "v1.4.2", "registry_id": ACCOUNT}), now())
+        .await
+        .unwrap();
+    assert_eq!(report.digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(outcomes(&report), all(&RELEASE_TAGS, Outcome::Created));
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["stable"], digest);
+}
+
+#[tokio::test]
+async fn a_missing_repository_or_image_is_a_permanent_error() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let gone = "never-created";
+    let err = handler(RELEASE)
+        .handle(&push_event(gone, &manifest("docker-v2").digest(), "v1.4.2", None), now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RetagError::RepositoryNotFound { .. }), "{err}");
+    assert_eq!(err.error_type(), "Permanent.RepositoryNotFound");
+
+    let repo = repository(&client, "noimage", false).await;
+    let err = handler(RELEASE)
+        .handle(&push_event(&repo, &manifest("docker-v2").digest(), "v1.4.2", None), now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.ImageNotFound");
+    assert_eq!(emulator.calls(&repo).get("BatchGetImage"), Some(&1), "one read, no retries");
+}
+
+#[tokio::test]
+async fn an_event_from_another_region_is_served_in_that_region() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "region", false).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    // The function's own client is in us-east-1; the event says eu-west-1, where the image is.
+    let config = aws_sdk_ecr::Config::builder()
+        .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
+        .region(aws_sdk_ecr::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecr::config::Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(&emulator.endpoint)
+        .build();
+    let config_rules = Config { rules: RuleSet::from_json(RELEASE).unwrap(), dry_run: false, write_concurrency: 16 };
+    let h = Handler::new(Ecr::new(aws_sdk_ecr::Client::from_conf(config)), config_rules);
+    let report = h.handle(&push_event(&repo, &digest, "v1.4.2", None), now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&RELEASE_TAGS, Outcome::Created));
+}

@@ -1,0 +1,194 @@
+//! What the emulator cannot produce, at the SDK level (aws-smithy-mocks), with
+//! the production retry settings: ECR's immutable-tag error, throttling, 5xx,
+//! and BatchGetImage failures.
+
+use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
+use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
+use aws_sdk_ecr::types::error::ImageTagAlreadyExistsException;
+use aws_sdk_ecr::types::{Image, ImageFailure, ImageFailureCode, ImageIdentifier};
+use aws_sdk_ecr::Client;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use ecr_retag::config::Config;
+use ecr_retag::ecr::{retry_config, Ecr};
+use ecr_retag::report::Outcome;
+use ecr_retag::retag::{retag, RetagError};
+use ecr_retag::rules::RuleSet;
+
+const MINE: &str = "sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445";
+const OTHER: &str = "sha256:47dc8b00b01a9c21a1ca5ae22f7f972b802ee83769bad4c5bfabf43ab6efb341";
+const MEDIA: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+fn client(rules: &[&Rule]) -> Client {
+    mock_client!(aws_sdk_ecr, RuleMode::MatchAny, rules, |c| c.retry_config(retry_config()))
+}
+
+fn push() -> ecr_retag::event::Push {
+    ecr_retag::event::Push {
+        registry_id: None,
+        region: None,
+        repository: ecr_retag::names::RepositoryName::parse("app").unwrap(),
+        tag: ecr_retag::names::Tag::parse("v1.4.2").unwrap(),
+        digest: Some(ecr_retag::names::Digest::parse(MINE).unwrap()),
+        pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(),
+        media_type: None,
+        dry_run: false,
+    }
+}
+
+fn config() -> Config {
+    Config {
+        rules: RuleSet::from_json(r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#).unwrap(),
+        dry_run: false,
+        write_concurrency: 16,
+    }
+}
+
+fn image(digest: &str, tag: Option<&str>) -> Image {
+    Image::builder()
+        .image_id(ImageIdentifier::builder().image_digest(digest).set_image_tag(tag.map(Into::into)).build())
+        .image_manifest("{}")
+        .image_manifest_media_type(MEDIA)
+        .build()
+}
+
+fn not_found(tag: &str) -> ImageFailure {
+    ImageFailure::builder()
+        .image_id(ImageIdentifier::builder().image_tag(tag).build())
+        .failure_code(ImageFailureCode::ImageNotFound)
+        .failure_reason("Requested image not found")
+        .build()
+}
+
+/// BatchGetImage: the image, and `stable` absent.
+fn read_stable_absent() -> Rule {
+    mock!(Client::batch_get_image)
+        .then_output(|| BatchGetImageOutput::builder().images(image(MINE, None)).failures(not_found("stable")).build())
+}
+
+fn json_error(status: u16, code: &str) -> aws_smithy_runtime_api::http::Response<aws_smithy_types::body::SdkBody> {
+    let body = format!(r#"{{"__type":"{code}","message":"injected {code}"}}"#);
+    let mut response = aws_smithy_runtime_api::http::Response::new(
+        aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+        aws_smithy_types::body::SdkBody::from(body),
+    );
+    response.headers_mut().insert("x-amzn-errortype", code.to_owned());
+    response.headers_mut().insert("content-type", "application/x-amz-json-1.1");
+    response
+}
+
+async fn run(rules: &[&Rule]) -> Result<ecr_retag::report::Report, RetagError> {
+    retag(&Ecr::new(client(rules)), &config(), &push()).await
+}
+
+#[tokio::test]
+async fn image_tag_already_exists_on_this_digest_is_unchanged() {
+    // The first read says absent (a concurrent delivery is about to write it); the re-read finds it ours.
+    let reads = mock!(Client::batch_get_image)
+        .sequence()
+        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).failures(not_found("stable")).build())
+        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).images(image(MINE, Some("stable"))).build())
+        .build();
+    let put = mock!(Client::put_image)
+        .then_error(|| PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build()));
+    let report = run(&[&reads, &put]).await.unwrap();
+    assert_eq!(report.tags[0].outcome, Outcome::Unchanged);
+    assert_eq!(reads.num_calls(), 2);
+    assert_eq!(put.num_calls(), 1, "ECR's refusal is final; no retry");
+}
+
+#[tokio::test]
+async fn image_tag_already_exists_on_another_digest_is_a_permanent_conflict() {
+    let reads = mock!(Client::batch_get_image)
+        .sequence()
+        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).failures(not_found("stable")).build())
+        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).images(image(OTHER, Some("stable"))).build())
+        .build();
+    let put = mock!(Client::put_image)
+        .then_error(|| PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build()));
+    let err = run(&[&reads, &put]).await.unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.TagsNotApplied");
+    assert_eq!(err.report().unwrap().tags[0].outcome, Outcome::Conflict);
+    assert!(err.to_string().contains(OTHER), "{err}");
+}
+
+#[tokio::test]
+async fn throttling_is_retried_by_the_sdk_then_succeeds() {
+    let read = read_stable_absent();
+    let put = mock!(Client::put_image)
+        .sequence()
+        .http_response(|| json_error(400, "ThrottlingException"))
+        .times(2)
+        .output(|| PutImageOutput::builder().build())
+        .build();
+    let report = run(&[&read, &put]).await.unwrap();
+    assert_eq!(report.tags[0].outcome, Outcome::Created);
+    assert_eq!(put.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn a_5xx_that_outlasts_the_retries_fails_the_tag_as_retryable() {
+    let read = read_stable_absent();
+    let put = mock!(Client::put_image).sequence().http_response(|| json_error(503, "ServiceUnavailable")).repeatedly().build();
+    let err = run(&[&read, &put]).await.unwrap_err();
+    assert_eq!(err.error_type(), "Retryable.TagsNotApplied");
+    assert_eq!(put.num_calls(), 3, "the configured attempts, then stop");
+    let tag = &err.report().unwrap().tags[0];
+    assert_eq!(tag.outcome, Outcome::Failed);
+    assert_eq!(tag.detail.as_deref(), Some("ServiceUnavailable: injected ServiceUnavailable"));
+}
+
+#[tokio::test]
+async fn a_server_exception_on_the_read_is_retryable_and_writes_nothing() {
+    let read = mock!(Client::batch_get_image).sequence().http_response(|| json_error(500, "ServerException")).repeatedly().build();
+    let put = mock!(Client::put_image).then_output(|| PutImageOutput::builder().build());
+    let err = run(&[&read, &put]).await.unwrap_err();
+    assert_eq!(err.error_type(), "Retryable.ReadFailed");
+    assert_eq!(read.num_calls(), 3);
+    assert_eq!(put.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn an_image_failure_other_than_not_found_is_a_read_error() {
+    let read = mock!(Client::batch_get_image).then_output(|| {
+        BatchGetImageOutput::builder()
+            .failures(
+                ImageFailure::builder()
+                    .image_id(ImageIdentifier::builder().image_digest(MINE).build())
+                    .failure_code(ImageFailureCode::KmsError)
+                    .failure_reason("KMS key disabled")
+                    .build(),
+            )
+            .build()
+    });
+    let err = run(&[&read]).await.unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.ReadFailed");
+    assert!(err.to_string().contains("KmsError: KMS key disabled"), "{err}");
+}
+
+#[tokio::test]
+async fn a_digest_ecr_does_not_know_is_image_not_found() {
+    let read = mock!(Client::batch_get_image).then_output(|| {
+        BatchGetImageOutput::builder()
+            .failures(
+                ImageFailure::builder()
+                    .image_id(ImageIdentifier::builder().image_digest(MINE).build())
+                    .failure_code(ImageFailureCode::ImageNotFound)
+                    .build(),
+            )
+            .build()
+    });
+    let err = run(&[&read]).await.unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.ImageNotFound");
+}
+
+#[tokio::test]
+async fn a_tag_the_answer_does_not_mention_is_written_and_put_image_arbitrates() {
+    // Only the image, no word on `stable`: PutImage answers ImageAlreadyExists, so it was ours.
+    let read = mock!(Client::batch_get_image).then_output(|| BatchGetImageOutput::builder().images(image(MINE, None)).build());
+    let put = mock!(Client::put_image).then_error(|| {
+        PutImageError::ImageAlreadyExistsException(aws_sdk_ecr::types::error::ImageAlreadyExistsException::builder().build())
+    });
+    let report = run(&[&read, &put]).await.unwrap();
+    assert_eq!(report.tags[0].outcome, Outcome::Unchanged);
+    assert_eq!(put.num_calls(), 1);
+}

@@ -1,0 +1,218 @@
+//! Test support: the strict local ECR (tests/emulator/strict_ecr.py), a client
+//! for it, seeding helpers and the reference manifests.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+
+use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ecr::types::ImageTagMutability;
+use aws_sdk_ecr::Client;
+
+pub const REGION: &str = "eu-west-1";
+pub const ACCOUNT: &str = "123456789012";
+
+/// One reference manifest: the exact bytes and the media type ECR records for it.
+pub struct Manifest {
+    pub name: &'static str,
+    pub body: String,
+    pub media_type: &'static str,
+    /// Whether the manifest names its own `mediaType` (OCI indexes and artifacts may not).
+    pub declares_media_type: bool,
+}
+
+impl Manifest {
+    pub fn digest(&self) -> String {
+        sha256_digest(self.body.as_bytes())
+    }
+}
+
+pub fn manifest(name: &'static str) -> Manifest {
+    let (media_type, declares_media_type) = match name {
+        "docker-v2" => ("application/vnd.docker.distribution.manifest.v2+json", true),
+        "docker-manifest-list" => ("application/vnd.docker.distribution.manifest.list.v2+json", true),
+        "oci-manifest" => ("application/vnd.oci.image.manifest.v1+json", true),
+        "oci-index-no-mediatype" => ("application/vnd.oci.image.index.v1+json", false),
+        "helm-chart-oci-artifact" => ("application/vnd.oci.image.manifest.v1+json", false),
+        other => panic!("no fixture {other}"),
+    };
+    let path = root().join("tests/fixtures/manifests").join(format!("{name}.json"));
+    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Manifest { name, body, media_type, declares_media_type }
+}
+
+pub const ALL_MANIFESTS: [&str; 5] =
+    ["docker-v2", "docker-manifest-list", "oci-manifest", "oci-index-no-mediatype", "helm-chart-oci-artifact"];
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// sha256 via the system's `sha256sum`, to keep a hash crate out of the dependencies.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum (coreutils) is needed by the tests");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let hex = String::from_utf8(out.stdout).unwrap();
+    format!("sha256:{}", &hex[..64])
+}
+
+/// The strict local ECR, one per test binary, killed when the test binary exits.
+pub struct Emulator {
+    pub endpoint: String,
+    port: u16,
+    _child: Child,
+    _stdin: ChildStdin,
+}
+
+static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+
+impl Emulator {
+    pub fn shared() -> &'static Emulator {
+        EMULATOR.get_or_init(Emulator::start)
+    }
+
+    fn start() -> Emulator {
+        let python = std::env::var_os("ECR_RETAG_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join(".venv/bin/python"));
+        assert!(
+            python.exists(),
+            "{} not found: run ./scripts/test, which installs the local ECR emulator (moto) into .venv",
+            python.display()
+        );
+        let mut child = Command::new(&python)
+            .arg(root().join("tests/emulator/strict_ecr.py"))
+            .args(["--port", "0", "--exit-on-stdin-eof"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the ECR emulator");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("emulator did not print its port: {line:?}"));
+        let stdin = child.stdin.take().unwrap();
+        Emulator { endpoint: format!("http://127.0.0.1:{port}"), port, _child: child, _stdin: stdin }
+    }
+
+    /// An SDK client for the emulator (used for seeding and checking, not by the code under test).
+    pub fn client(&self) -> Client {
+        client_for(&self.endpoint)
+    }
+
+    /// ECR calls made for `repository` so far, by operation name.
+    pub fn calls(&self, repository: &str) -> HashMap<String, u64> {
+        let body = self.http("GET", &format!("/_strict/calls?repository={repository}"));
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn http(&self, method: &str, path: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(stream, "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    }
+}
+
+pub fn client_for(endpoint: &str) -> Client {
+    let config = aws_sdk_ecr::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .build();
+    Client::from_conf(config)
+}
+
+/// A repository with a unique name, so tests sharing the emulator never meet.
+pub async fn repository(client: &Client, prefix: &str, immutable: bool) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    client
+        .create_repository()
+        .repository_name(&name)
+        .image_tag_mutability(if immutable { ImageTagMutability::Immutable } else { ImageTagMutability::Mutable })
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+/// Pushes a manifest under a tag (as `docker push` would, via PutImage) and returns its digest.
+pub async fn push(client: &Client, repository: &str, manifest: &Manifest, tag: Option<&str>) -> String {
+    let out = client
+        .put_image()
+        .repository_name(repository)
+        .image_manifest(&manifest.body)
+        .image_manifest_media_type(manifest.media_type)
+        .set_image_tag(tag.map(str::to_owned))
+        .send()
+        .await
+        .unwrap();
+    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).unwrap().to_owned()
+}
+
+/// Where every tag of `repository` points now, and the stored manifest bytes by digest.
+pub async fn state(client: &Client, repository: &str) -> (HashMap<String, String>, HashMap<String, String>) {
+    let described = client.describe_images().repository_name(repository).send().await.unwrap();
+    let mut tags = HashMap::new();
+    let mut digests = Vec::new();
+    for image in described.image_details() {
+        let digest = image.image_digest().unwrap().to_owned();
+        for tag in image.image_tags() {
+            tags.insert(tag.clone(), digest.clone());
+        }
+        digests.push(digest);
+    }
+    let mut manifests = HashMap::new();
+    for digest in digests {
+        let got = client
+            .batch_get_image()
+            .repository_name(repository)
+            .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(&digest).build())
+            .set_accepted_media_types(Some(
+                ecr_retag::registry::MANIFEST_MEDIA_TYPES.iter().map(|s| s.to_string()).collect(),
+            ))
+            .send()
+            .await
+            .unwrap();
+        let body = got.images()[0].image_manifest().unwrap().to_owned();
+        manifests.insert(digest, body);
+    }
+    (tags, manifests)
+}
+
+/// An EventBridge "ECR Image Action" PUSH event, as ECR sends it.
+pub fn push_event(repository: &str, digest: &str, tag: &str, media_type: Option<&str>) -> serde_json::Value {
+    let mut detail = serde_json::json!({
+        "result": "SUCCESS",
+        "repository-name": repository,
+        "image-digest": digest,
+        "action-type": "PUSH",
+        "image-tag": tag,
+    });
+    if let Some(m) = media_type {
+        detail["manifest-media-type"] = m.into();
+    }
+    serde_json::json!({
+        "version": "0",
+        "id": "3f0c2b1e-8d5a-4c47-9e61-2a7b9c1d0e55",
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": ACCOUNT,
+        "time": "2026-11-24T10:15:02Z",
+        "region": REGION,
+        "resources": [],
+        "detail": detail,
+    })
+}
