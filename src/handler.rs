@@ -43,7 +43,7 @@ fn log(result: &Result<Report, RetagError>) {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     match result {
         Ok(report) => info!(
-            status = ?report.status,
+            status = %report.status,
             repository = %text(&report.repository),
             digest = %text(&report.digest),
             source_tag = %text(&report.source_tag),

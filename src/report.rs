@@ -59,6 +59,31 @@ pub enum Outcome {
     Failed,
 }
 
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Applied => "applied",
+            Status::DryRun => "dry_run",
+            Status::Ignored => "ignored",
+        })
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Created => "created",
+            Outcome::Moved => "moved",
+            Outcome::Unchanged => "unchanged",
+            Outcome::WouldCreate => "would_create",
+            Outcome::WouldMove => "would_move",
+            Outcome::Conflict => "conflict",
+            Outcome::Invalid => "invalid",
+            Outcome::Failed => "failed",
+        })
+    }
+}
+
 impl Outcome {
     /// Outcomes that make the invocation fail.
     pub fn is_problem(self) -> bool {
@@ -112,5 +137,8 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&Outcome::WouldCreate).unwrap(), r#""would_create""#);
         assert_eq!(serde_json::to_string(&Status::DryRun).unwrap(), r#""dry_run""#);
+        for o in [Outcome::Created, Outcome::WouldMove, Outcome::Conflict] {
+            assert_eq!(serde_json::to_string(&o).unwrap(), format!("\"{o}\""), "Display matches the JSON");
+        }
     }
 }

@@ -71,8 +71,8 @@ fn not_applied(report: &Report) -> String {
     let problems: Vec<String> = report
         .problems()
         .map(|t| match &t.detail {
-            Some(d) => format!("`{}` {} ({d})", t.tag, outcome_name(t.outcome)),
-            None => format!("`{}` {}", t.tag, outcome_name(t.outcome)),
+            Some(d) => format!("`{}` {} ({d})", t.tag, t.outcome),
+            None => format!("`{}` {}", t.tag, t.outcome),
         })
         .collect();
     format!(
@@ -83,19 +83,6 @@ fn not_applied(report: &Report) -> String {
         report.digest.as_deref().unwrap_or("?"),
         problems.join("; ")
     )
-}
-
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Created => "created",
-        Outcome::Moved => "moved",
-        Outcome::Unchanged => "unchanged",
-        Outcome::WouldCreate => "would_create",
-        Outcome::WouldMove => "would_move",
-        Outcome::Conflict => "conflict",
-        Outcome::Invalid => "invalid",
-        Outcome::Failed => "failed",
-    }
 }
 
 /// Retags one push. `Ok` when every derived tag is in place (or would be, in a dry run).

@@ -216,3 +216,72 @@ pub fn push_event(repository: &str, digest: &str, tag: &str, media_type: Option<
         "detail": detail,
     })
 }
+
+pub mod runtime_api;
+
+/// The bootstrap binary, run the way Lambda runs it, against a Runtime API stand-in.
+pub struct Function {
+    pub api: runtime_api::RuntimeApi,
+    child: tokio::process::Child,
+    /// Everything the function printed (its log lines), as it prints it.
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Function {
+    /// The release build when `ECR_RETAG_BIN` names it (./scripts/test does), else the test build.
+    pub fn binary() -> PathBuf {
+        std::env::var_os("ECR_RETAG_BIN").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_ecr-retag").into())
+    }
+
+    pub async fn start(env: &[(&str, &str)]) -> Function {
+        let api = runtime_api::RuntimeApi::start().await;
+        let mut command = tokio::process::Command::new(Self::binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "ecr-retag")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ENDPOINT_URL", &Emulator::shared().endpoint)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("start the bootstrap");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        Function { api, child, output }
+    }
+
+    /// Waits for the process to exit (as it does when INIT fails) and returns its exit code.
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        let status = tokio::time::timeout(std::time::Duration::from_secs(30), self.child.wait()).await.ok()?.ok()?;
+        status.code()
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+/// The sample event file `events/NAME`.
+pub fn sample_event(name: &str) -> serde_json::Value {
+    let path = root().join("events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}

@@ -1,0 +1,172 @@
+//! End to end: the bootstrap binary, driven through the Lambda Runtime API,
+//! against the strict local ECR, with the sample events of `events/`.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::runtime_api::Answer;
+use support::*;
+
+fn rules() -> String {
+    std::fs::read_to_string(root().join("rules.json")).unwrap()
+}
+
+fn response(answer: Answer) -> Value {
+    match answer {
+        Answer::Response(v) => v,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+fn outcomes(response: &Value) -> Vec<(String, String)> {
+    response["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["tag"].as_str().unwrap().to_owned(), t["outcome"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+/// The only test that uses `team/api`, the repository the sample events name.
+#[tokio::test]
+async fn the_sample_events_do_what_their_names_say() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    client.create_repository().repository_name("team/api").send().await.unwrap();
+    let single = manifest("docker-v2");
+    let index = manifest("oci-index-no-mediatype");
+    assert_eq!(push(&client, "team/api", &single, Some("v1.4.2")).await, sample_event("push.json")["detail"]["image-digest"]);
+    let index_digest = push(&client, "team/api", &index, Some("v2.0.0")).await;
+    assert_eq!(index_digest, sample_event("push-multi-arch-index.json")["detail"]["image-digest"]);
+
+    let rules = rules();
+    let function = Function::start(&[("RETAG_RULES", &rules), ("AWS_LAMBDA_LOG_FORMAT", "JSON")]).await;
+
+    let r = response(function.api.invoke(&sample_event("push.json")).await);
+    assert_eq!(r["status"], "applied");
+    assert_eq!(r["digest"], single.digest());
+    assert_eq!(r["registry_id"], "123456789012");
+    assert_eq!(outcomes(&r), pairs(&[("20261124", "created"), ("stable", "created"), ("v1", "created"), ("v1.4", "created")]));
+    assert_eq!(r["tags"][1]["rules"], json!(["release"]));
+
+    // A second delivery of the same event writes nothing.
+    let before = emulator.calls("team/api");
+    let r = response(function.api.invoke(&sample_event("push.json")).await);
+    assert!(outcomes(&r).iter().all(|(_, o)| o == "unchanged"), "{r}");
+    let after = emulator.calls("team/api");
+    assert_eq!(after["PutImage"], before["PutImage"]);
+    assert_eq!(after["BatchGetImage"], before["BatchGetImage"] + 1);
+
+    // The multi-arch index (an OCI index without mediaType) takes over the moving tags.
+    let r = response(function.api.invoke(&sample_event("push-multi-arch-index.json")).await);
+    assert_eq!(
+        outcomes(&r),
+        pairs(&[("20261124", "moved"), ("stable", "moved"), ("v2", "created"), ("v2.0", "created")])
+    );
+    assert_eq!(r["tags"][1]["detail"], format!("was {}", single.digest()));
+
+    for (event, reason) in [
+        ("push-untagged-child.json", "untagged push"),
+        ("push-failure.json", "not SUCCESS"),
+        ("delete.json", "not a push"),
+        ("scan-complete.json", "\"ECR Image Scan\" events are not handled"),
+    ] {
+        let r = response(function.api.invoke(&sample_event(event)).await);
+        assert_eq!(r["status"], "ignored", "{event}");
+        assert!(r["reason"].as_str().unwrap().contains(reason), "{event}: {r}");
+    }
+
+    let r = response(function.api.invoke(&sample_event("direct-request-dry-run.json")).await);
+    assert_eq!(r["status"], "dry_run");
+    assert!(outcomes(&r).iter().all(|(_, o)| o == "unchanged"), "{r}");
+    let r = response(function.api.invoke(&sample_event("direct-request.json")).await);
+    assert_eq!(r["status"], "applied");
+    assert_eq!(r["digest"], single.digest(), "without a digest, the tag's current one");
+    // Re-applying the rules to v1.4.2 moves `stable` back: the rules say so ("always" moves).
+    assert!(outcomes(&r).contains(&("stable".to_owned(), "moved".to_owned())), "{r}");
+
+    let (tags, manifests) = state(&client, "team/api").await;
+    assert_eq!(tags["stable"], single.digest());
+    assert_eq!(tags["v2.0"], index.digest());
+    assert_eq!(tags["v1.4"], single.digest());
+    assert_eq!(manifests[&single.digest()], single.body, "bytes unchanged");
+    assert_eq!(manifests[&index.digest()], index.body, "bytes unchanged");
+
+    // One structured JSON log line per event.
+    let handled: Vec<Value> = function
+        .lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "event handled")
+        .collect();
+    assert_eq!(handled.len(), 9, "{:#?}", function.lines());
+    assert_eq!(handled[0]["fields"]["repository"], "team/api");
+    assert_eq!(handled[0]["level"], "INFO");
+    assert!(function.lines().iter().all(|l| !l.contains("schemaVersion")), "no manifest at INFO");
+}
+
+#[tokio::test]
+async fn bad_payloads_get_a_clear_permanent_error_and_make_no_call() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "bad", false).await;
+    let function = Function::start(&[("RETAG_RULES", &rules())]).await;
+    let cases = [
+        (json!([1, 2]), "expected a JSON object"),
+        (json!({"hello": "world"}), "unrecognised event"),
+        (json!({"repository": repo, "tag": "v1.4.2", "digest": "sha256:nothex"}), "field `digest`"),
+        (json!({"repository": repo, "tag": "v1.4.2", "dryrun": true}), "field `dryrun`: unknown field"),
+        (push_event(&repo, "sha256:0", "v1.4.2", None), "field `detail.image-digest`"),
+    ];
+    for (payload, expected) in cases {
+        match function.api.invoke(&payload).await {
+            Answer::Error { error_type, error_message } => {
+                assert_eq!(error_type, "Permanent.InvalidEvent", "{payload}");
+                assert!(error_message.contains(expected), "{payload}: {error_message}");
+            }
+            other => panic!("{payload}: expected an error, got {other:?}"),
+        }
+    }
+    assert_eq!(emulator.calls(&repo).get("BatchGetImage"), None);
+    assert_eq!(emulator.calls(&repo).get("PutImage"), None);
+}
+
+#[tokio::test]
+async fn a_conflict_is_an_invocation_error_that_names_the_tag() {
+    let client = Emulator::shared().client();
+    let repo = repository(&client, "conflict", true).await;
+    let old = push(&client, &repo, &manifest("docker-v2"), Some("stable")).await;
+    let new = push(&client, &repo, &manifest("oci-manifest"), Some("v3.0.0")).await;
+    let function = Function::start(&[("RETAG_RULES", r#"{"rules":[{"name":"r","semver":true,"tags":["stable","v{major}"]}]}"#)]).await;
+    match function.api.invoke(&push_event(&repo, &new, "v3.0.0", None)).await {
+        Answer::Error { error_type, error_message } => {
+            assert_eq!(error_type, "Permanent.TagsNotApplied");
+            assert!(
+                error_message.contains(&format!("`stable` conflict (the tag is immutable and points at {old})")),
+                "{error_message}"
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["v3"], new, "the other tags still land");
+    assert_eq!(tags["stable"], old);
+}
+
+#[tokio::test]
+async fn an_invalid_rule_set_stops_the_function_at_init_with_a_message_naming_the_rule() {
+    let rules = r#"{"rules":[{"name":"release","semver":true,"tags":["v{majr}"]}]}"#;
+    let mut function = Function::start(&[("RETAG_RULES", rules)]).await;
+    assert_eq!(function.exit_code().await, Some(2));
+    let output = function.lines().join("\n");
+    assert!(output.contains(r#"rule \"release\", field `tags[0]`"#) || output.contains(r#"rule "release", field `tags[0]`"#), "{output}");
+    assert!(output.contains("unknown placeholder `{majr}`"), "{output}");
+
+    let mut function = Function::start(&[]).await;
+    assert_eq!(function.exit_code().await, Some(2));
+    assert!(function.lines().join("\n").contains("set RETAG_RULES"), "{:?}", function.lines());
+}
