@@ -146,6 +146,8 @@ pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> R
             repository: push.repository.to_string(),
             reference: digest.to_string(),
         })?;
+        // Escaped (Debug) so a manifest's newlines stay inside one log line.
+        tracing::debug!(digest = %image.digest, media_type = ?image.media_type, manifest = ?image.manifest, "manifest read");
         let mut to_write = Vec::new();
         for tag in candidates {
             let entry = entry(&mut tags, &tag);

@@ -246,3 +246,19 @@ async fn an_event_from_another_region_is_served_in_that_region() {
     let report = h.handle(&push_event(&repo, &digest, "v1.4.2", None), now()).await.unwrap();
     assert_eq!(outcomes(&report), all(&RELEASE_TAGS, Outcome::Created));
 }
+
+#[tokio::test]
+async fn a_rule_set_that_would_trigger_itself_forever_writes_nothing() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "loop", false).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1")).await;
+    let rules = r#"{"rules":[{"name":"grow","match":".*","tags":["{tag}-x","fixed"]}]}"#;
+    let err = handler(rules).handle(&push_event(&repo, &digest, "v1", None), now()).await.unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.TagsNotApplied");
+    let report = err.report().unwrap();
+    assert_eq!(outcomes(report), all(&["fixed", "v1-x"], Outcome::Invalid));
+    assert!(report.tags[1].detail.as_deref().unwrap().contains("rule \"grow\" would derive `v1-x-x`"), "{report:?}");
+    assert_eq!(emulator.calls(&repo).get("PutImage"), Some(&1), "only the seeding push");
+    assert_eq!(emulator.calls(&repo).get("BatchGetImage"), None, "nothing to write, nothing to read");
+}

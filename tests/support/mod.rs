@@ -225,6 +225,7 @@ pub struct Function {
     child: tokio::process::Child,
     /// Everything the function printed (its log lines), as it prints it.
     pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Function {
@@ -253,30 +254,48 @@ impl Function {
             .kill_on_drop(true);
         let mut child = command.spawn().expect("start the bootstrap");
         let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let output = output.clone();
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 use tokio::io::AsyncBufReadExt;
                 let mut lines = tokio::io::BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     output.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
-        Function { api, child, output }
+        Function { api, child, output, readers }
     }
 
-    /// Waits for the process to exit (as it does when INIT fails) and returns its exit code.
+    /// Waits for the process to exit (as it does when INIT fails) and for all
+    /// it printed to be read, and returns its exit code.
     pub async fn exit_code(&mut self) -> Option<i32> {
         let status = tokio::time::timeout(std::time::Duration::from_secs(30), self.child.wait()).await.ok()?.ok()?;
+        for reader in self.readers.drain(..) {
+            let _ = reader.await;
+        }
         status.code()
     }
 
     pub fn lines(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()
+    }
+
+    /// The printed lines once at least `count` of them satisfy `wanted` (output is read
+    /// concurrently, so it may trail the answer a little), or after 10 s.
+    pub async fn lines_when(&self, count: usize, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let lines = self.lines();
+            if lines.iter().filter(|l| wanted(l)).count() >= count || tokio::time::Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 
