@@ -6,6 +6,8 @@
 //! | `RETAG_RULES_FILE` | path to a JSON file with the rule set (exactly one of the two) |
 //! | `RETAG_DRY_RUN` | `true` plans and reports but never writes (default `false`) |
 //! | `RETAG_WRITE_CONCURRENCY` | PutImage calls in flight per event, 1 to 64 (default 16) |
+//! | `RETAG_METRICS` | `false` stops the per-event EMF metric line (default `true`) |
+//! | `RETAG_METRICS_BY_REPOSITORY` | `true` adds the `Repository` metric dimension (default `false`) |
 
 use std::path::PathBuf;
 
@@ -16,6 +18,22 @@ pub struct Config {
     pub rules: RuleSet,
     pub dry_run: bool,
     pub write_concurrency: usize,
+    pub metrics: Metrics,
+}
+
+/// Where the per-event metric line goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    pub enabled: bool,
+    pub by_repository: bool,
+    /// The `FunctionName` dimension (`AWS_LAMBDA_FUNCTION_NAME`).
+    pub function_name: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self { enabled: false, by_repository: false, function_name: "ecr-retag".into() }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +51,13 @@ pub enum ConfigError {
 }
 
 impl Config {
+    pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
+
+    /// These rules with every other setting at its default (metrics off).
+    pub fn with_rules(rules: RuleSet) -> Self {
+        Self { rules, dry_run: false, write_concurrency: Self::DEFAULT_WRITE_CONCURRENCY, metrics: Metrics::default() }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -53,19 +78,20 @@ impl Config {
         };
         let rules = RuleSet::from_json(&text).map_err(|source| ConfigError::Rules { origin, source })?;
 
-        let dry_run = match set("RETAG_DRY_RUN").as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("false") | Some("0") | Some("no") => false,
-            Some("true") | Some("1") | Some("yes") => true,
-            Some(_) => {
-                return Err(ConfigError::Value {
-                    var: "RETAG_DRY_RUN",
-                    value: lookup("RETAG_DRY_RUN").unwrap_or_default(),
-                    expected: "true or false",
-                })
-            }
+        let flag = |var: &'static str, default: bool| match set(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("false") | Some("0") | Some("no") => Ok(false),
+            Some("true") | Some("1") | Some("yes") => Ok(true),
+            Some(_) => Err(ConfigError::Value { var, value: lookup(var).unwrap_or_default(), expected: "true or false" }),
+        };
+        let dry_run = flag("RETAG_DRY_RUN", false)?;
+        let metrics = Metrics {
+            enabled: flag("RETAG_METRICS", true)?,
+            by_repository: flag("RETAG_METRICS_BY_REPOSITORY", false)?,
+            function_name: set("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "ecr-retag".into()),
         };
         let write_concurrency = match set("RETAG_WRITE_CONCURRENCY") {
-            None => 16,
+            None => Self::DEFAULT_WRITE_CONCURRENCY,
             Some(v) => match v.trim().parse::<usize>() {
                 Ok(n @ 1..=64) => n,
                 _ => {
@@ -77,7 +103,7 @@ impl Config {
                 }
             },
         };
-        Ok(Self { rules, dry_run, write_concurrency })
+        Ok(Self { rules, dry_run, write_concurrency, metrics })
     }
 }
 
@@ -99,6 +125,20 @@ mod tests {
         assert_eq!(c.rules.len(), 1);
         assert!(!c.dry_run);
         assert_eq!(c.write_concurrency, 16);
+        assert_eq!(c.metrics, Metrics { enabled: true, by_repository: false, function_name: "ecr-retag".into() });
+    }
+
+    #[test]
+    fn metrics_settings() {
+        let c = load(&[
+            ("RETAG_RULES", RULES),
+            ("RETAG_METRICS_BY_REPOSITORY", "true"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "stack-RetagFunction-x"),
+        ])
+        .unwrap();
+        assert_eq!(c.metrics, Metrics { enabled: true, by_repository: true, function_name: "stack-RetagFunction-x".into() });
+        assert!(!load(&[("RETAG_RULES", RULES), ("RETAG_METRICS", "false")]).unwrap().metrics.enabled);
+        assert!(load(&[("RETAG_RULES", RULES), ("RETAG_METRICS", "on")]).is_err());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Generic over the [`Registry`] so tests can run it against anything; the
 //! binary wires it to [`crate::ecr::Ecr`] and the Lambda runtime.
 
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
@@ -10,6 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::event::{self, Request};
+use crate::metrics::{self, EventMetrics};
 use crate::registry::Registry;
 use crate::report::Report;
 use crate::retag::{retag, RetagError};
@@ -26,13 +29,31 @@ impl<R: Registry> Handler<R> {
 
     /// Handles one invocation payload; `now` is the push time of a direct request.
     pub async fn handle(&self, payload: &Value, now: DateTime<Utc>) -> Result<Report, RetagError> {
-        let result = match event::parse(payload, now) {
-            Err(e) => Err(RetagError::from(e)),
-            Ok(Request::Ignore(ignored)) => Ok(Report::ignored(ignored)),
-            Ok(Request::Retag(push)) => retag(&self.registry, &self.config, &push).await,
+        let started = Instant::now();
+        let (result, pushed_at) = match event::parse(payload, now) {
+            Err(e) => (Err(RetagError::from(e)), None),
+            Ok(Request::Ignore(ignored)) => (Ok(Report::ignored(ignored)), None),
+            Ok(Request::Retag(push)) => (retag(&self.registry, &self.config, &push).await, Some(push.pushed_at)),
         };
         log(&result);
+        let done = now + started.elapsed();
+        self.emit_metrics(&result, pushed_at, done);
         result
+    }
+
+    /// One EMF line on stdout, where Lambda hands it to CloudWatch Logs.
+    fn emit_metrics(&self, result: &Result<Report, RetagError>, pushed_at: Option<DateTime<Utc>>, done: DateTime<Utc>) {
+        let settings = &self.config.metrics;
+        if !settings.enabled {
+            return;
+        }
+        let report = match result {
+            Ok(r) => Some(r),
+            Err(e) => e.report(),
+        };
+        let repository = report.and_then(|r| r.repository.as_deref()).filter(|_| settings.by_repository);
+        let line = metrics::emf_line(&EventMetrics::of(result), &settings.function_name, repository, pushed_at, done);
+        println!("{line}");
     }
 }
 

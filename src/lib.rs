@@ -15,7 +15,8 @@
 //! - [`registry`]: the narrow port those writes go through, and [`ecr`], its
 //!   one implementation, the only code that talks to Amazon ECR.
 //! - [`report`]: the result out, the JSON the function returns.
-//! - [`handler`]: wires event, retag and report, and logs one line per event.
+//! - [`handler`]: wires event, retag and report; one log line and one
+//!   [`metrics`] line (CloudWatch Embedded Metric Format) per event.
 //! - [`config`]: the environment, read and validated once at start-up.
 //! - [`names`]: validated digests, tags, repository names and registry ids.
 //!
@@ -26,6 +27,7 @@ pub mod config;
 pub mod ecr;
 pub mod event;
 pub mod handler;
+pub mod metrics;
 pub mod names;
 pub mod plan;
 pub mod registry;

@@ -422,7 +422,7 @@ mod tests {
     }
 
     fn config(rules: &str) -> Config {
-        Config { rules: RuleSet::from_json(rules).unwrap(), dry_run: false, write_concurrency: 16 }
+        Config::with_rules(RuleSet::from_json(rules).unwrap())
     }
 
     fn push(t: &str, d: Option<&Digest>) -> Push {

@@ -19,7 +19,7 @@ fn handler(rules: &str) -> Handler<Ecr> {
 }
 
 fn handler_in(rules: &str, endpoint: &str) -> Handler<Ecr> {
-    let config = Config { rules: RuleSet::from_json(rules).unwrap(), dry_run: false, write_concurrency: 16 };
+    let config = Config::with_rules(RuleSet::from_json(rules).unwrap());
     Handler::new(Ecr::new(client_for(endpoint)), config)
 }
 
@@ -241,7 +241,7 @@ async fn an_event_from_another_region_is_served_in_that_region() {
         .credentials_provider(aws_sdk_ecr::config::Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(&emulator.endpoint)
         .build();
-    let config_rules = Config { rules: RuleSet::from_json(RELEASE).unwrap(), dry_run: false, write_concurrency: 16 };
+    let config_rules = Config::with_rules(RuleSet::from_json(RELEASE).unwrap());
     let h = Handler::new(Ecr::new(aws_sdk_ecr::Client::from_conf(config)), config_rules);
     let report = h.handle(&push_event(&repo, &digest, "v1.4.2", None), now()).await.unwrap();
     assert_eq!(outcomes(&report), all(&RELEASE_TAGS, Outcome::Created));

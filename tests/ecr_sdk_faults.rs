@@ -36,11 +36,7 @@ fn push() -> ecr_retag::event::Push {
 }
 
 fn config() -> Config {
-    Config {
-        rules: RuleSet::from_json(r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#).unwrap(),
-        dry_run: false,
-        write_concurrency: 16,
-    }
+    Config::with_rules(RuleSet::from_json(r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#).unwrap())
 }
 
 fn image(digest: &str, tag: Option<&str>) -> Image {

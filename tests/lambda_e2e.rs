@@ -107,6 +107,21 @@ async fn the_sample_events_do_what_their_names_say() {
     assert_eq!(handled[0]["fields"]["repository"], "team/api");
     assert_eq!(handled[0]["level"], "INFO");
     assert!(lines.iter().all(|l| !l.contains("schemaVersion")), "no manifest at INFO");
+
+    // One CloudWatch EMF line per event, counting the outcomes.
+    let lines = function.lines_when(9, |l| l.contains("\"_aws\"")).await;
+    let emf: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 9, "{lines:#?}");
+    assert_eq!(emf[0]["TagsCreated"], 4);
+    assert_eq!(emf[0]["FunctionName"], "ecr-retag");
+    assert!(emf[0]["EventToDoneLatency"].as_i64().unwrap() > 0, "the sample was pushed long before now");
+    assert_eq!(emf[1]["TagsUnchanged"], 4);
+    assert_eq!(emf[2]["TagsMoved"], 2);
+    assert_eq!(emf[3]["EventsIgnored"], 1);
 }
 
 #[tokio::test]

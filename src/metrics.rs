@@ -1,0 +1,171 @@
+//! Metrics without extra calls: one CloudWatch Embedded Metric Format (EMF)
+//! line per event on stdout, which CloudWatch Logs turns into metrics.
+//!
+//! Namespace `ecr-retag`, dimension `FunctionName`; with
+//! `RETAG_METRICS_BY_REPOSITORY=true` also `FunctionName, Repository` (turn it
+//! on only when the set of repositories is bounded: every distinct value is a
+//! billed custom metric).
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::report::{Outcome, Report, Status};
+use crate::retag::RetagError;
+
+pub const NAMESPACE: &str = "ecr-retag";
+
+/// The counters of one event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventMetrics {
+    pub created: u64,
+    pub moved: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+    pub invalid: u64,
+    pub failures: u64,
+    /// The event needed no action (not a push, untagged, or no rule matched).
+    pub ignored: u64,
+    /// The invocation returned an error.
+    pub errors: u64,
+}
+
+impl EventMetrics {
+    pub fn of(result: &Result<Report, RetagError>) -> Self {
+        let mut m = EventMetrics::default();
+        let report = match result {
+            Ok(report) => Some(report),
+            Err(e) => {
+                m.errors = 1;
+                e.report()
+            }
+        };
+        if let Some(report) = report {
+            if report.status == Status::Ignored {
+                m.ignored = 1;
+            }
+            for tag in &report.tags {
+                match tag.outcome {
+                    Outcome::Created => m.created += 1,
+                    Outcome::Moved => m.moved += 1,
+                    Outcome::Unchanged => m.unchanged += 1,
+                    Outcome::Conflict => m.conflicts += 1,
+                    Outcome::Invalid => m.invalid += 1,
+                    Outcome::Failed => m.failures += 1,
+                    Outcome::WouldCreate | Outcome::WouldMove => {}
+                }
+            }
+        }
+        m
+    }
+}
+
+/// One EMF line. `pushed_at` is when the image was pushed (the event's time),
+/// for the event-to-done latency; `repository` is set only when the
+/// per-repository dimension is enabled.
+pub fn emf_line(
+    metrics: &EventMetrics,
+    function_name: &str,
+    repository: Option<&str>,
+    pushed_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> String {
+    let counters = [
+        ("TagsCreated", metrics.created),
+        ("TagsMoved", metrics.moved),
+        ("TagsUnchanged", metrics.unchanged),
+        ("TagConflicts", metrics.conflicts),
+        ("TagsInvalid", metrics.invalid),
+        ("TagFailures", metrics.failures),
+        ("EventsIgnored", metrics.ignored),
+        ("EventErrors", metrics.errors),
+    ];
+    let mut definitions: Vec<Value> =
+        counters.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect();
+    let mut line = Map::new();
+    for (name, value) in counters {
+        line.insert(name.to_owned(), value.into());
+    }
+    if let Some(pushed_at) = pushed_at {
+        // Clock skew can make it slightly negative; a latency is never below zero.
+        let latency = (now - pushed_at).num_milliseconds().max(0);
+        definitions.push(json!({"Name": "EventToDoneLatency", "Unit": "Milliseconds"}));
+        line.insert("EventToDoneLatency".to_owned(), latency.into());
+    }
+    let mut dimensions = vec![json!(["FunctionName"])];
+    line.insert("FunctionName".to_owned(), function_name.into());
+    if let Some(repository) = repository {
+        dimensions.push(json!(["FunctionName", "Repository"]));
+        line.insert("Repository".to_owned(), repository.into());
+    }
+    line.insert(
+        "_aws".to_owned(),
+        json!({
+            "Timestamp": now.timestamp_millis(),
+            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": dimensions, "Metrics": definitions}],
+        }),
+    );
+    Value::Object(line).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::TagReport;
+
+    fn tag(outcome: Outcome) -> TagReport {
+        TagReport { tag: "t".into(), rules: vec![], outcome, detail: None, retryable: false }
+    }
+
+    fn report(status: Status, outcomes: &[Outcome]) -> Report {
+        Report {
+            status,
+            reason: None,
+            repository: Some("app".into()),
+            registry_id: None,
+            digest: None,
+            source_tag: None,
+            tags: outcomes.iter().map(|o| tag(*o)).collect(),
+        }
+    }
+
+    #[test]
+    fn counts_each_outcome_once() {
+        let r = report(Status::Applied, &[Outcome::Created, Outcome::Created, Outcome::Moved, Outcome::Unchanged]);
+        let m = EventMetrics::of(&Ok(r));
+        assert_eq!(m, EventMetrics { created: 2, moved: 1, unchanged: 1, ..Default::default() });
+        let m = EventMetrics::of(&Ok(report(Status::Ignored, &[])));
+        assert_eq!(m, EventMetrics { ignored: 1, ..Default::default() });
+    }
+
+    #[test]
+    fn a_failed_event_counts_its_problem_tags_and_one_error() {
+        let r = report(Status::Applied, &[Outcome::Conflict, Outcome::Failed, Outcome::Invalid, Outcome::Created]);
+        let m = EventMetrics::of(&Err(RetagError::TagsNotApplied { report: Box::new(r), retryable: true }));
+        assert_eq!(m, EventMetrics { created: 1, conflicts: 1, failures: 1, invalid: 1, errors: 1, ..Default::default() });
+    }
+
+    #[test]
+    fn the_line_follows_the_emf_specification() {
+        let m = EventMetrics { created: 3, ..Default::default() };
+        let now: DateTime<Utc> = "2026-11-24T10:15:03.250Z".parse().unwrap();
+        let pushed: DateTime<Utc> = "2026-11-24T10:15:02Z".parse().unwrap();
+        let line: Value = serde_json::from_str(&emf_line(&m, "fn", Some("team/api"), Some(pushed), now)).unwrap();
+        assert_eq!(line["TagsCreated"], 3);
+        assert_eq!(line["EventToDoneLatency"], 1250);
+        assert_eq!(line["Repository"], "team/api");
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(line["_aws"]["Timestamp"], now.timestamp_millis());
+        assert_eq!(directive["Namespace"], "ecr-retag");
+        assert_eq!(directive["Dimensions"], json!([["FunctionName"], ["FunctionName", "Repository"]]));
+        // Every declared metric has a value at the top level, and every dimension too.
+        for def in directive["Metrics"].as_array().unwrap() {
+            assert!(line[def["Name"].as_str().unwrap()].is_number(), "{def}");
+        }
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 9);
+
+        let line: Value = serde_json::from_str(&emf_line(&m, "fn", None, None, now)).unwrap();
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["FunctionName"]]));
+        assert!(line.get("EventToDoneLatency").is_none());
+        assert!(line.get("Repository").is_none());
+    }
+}
