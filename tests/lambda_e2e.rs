@@ -185,3 +185,30 @@ async fn an_invalid_rule_set_stops_the_function_at_init_with_a_message_naming_th
     assert_eq!(function.exit_code().await, Some(2));
     assert!(function.lines().join("\n").contains("set RETAG_RULES"), "{:?}", function.lines());
 }
+
+#[tokio::test]
+async fn a_hanging_ecr_still_gets_an_answer_well_within_the_function_timeout() {
+    // A registry that accepts connections and never answers.
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", blackhole.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = blackhole.accept().await {
+            held.push(socket);
+        }
+    });
+    let function = Function::start(&[("RETAG_RULES", &rules()), ("AWS_ENDPOINT_URL", &endpoint)]).await;
+    let started = std::time::Instant::now();
+    let answer = function.api.invoke(&sample_event("push.json")).await;
+    let elapsed = started.elapsed();
+    eprintln!("answer after {elapsed:?} against a hanging ECR");
+    match answer {
+        Answer::Error { error_type, error_message } => {
+            assert_eq!(error_type, "Retryable.ReadFailed", "{error_message}");
+            assert!(error_message.contains("Timeout"), "{error_message}");
+        }
+        other => panic!("expected a retryable error, got {other:?}"),
+    }
+    // template.yaml gives the function 30 s; the read gives up after its 8 s operation timeout.
+    assert!(elapsed < std::time::Duration::from_secs(20), "{elapsed:?}");
+}

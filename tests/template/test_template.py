@@ -1,0 +1,242 @@
+"""template.yaml checked against the code, and its event pattern run through a real matcher.
+
+Run by ./scripts/test:  .venv/bin/python -m unittest discover -s tests/template -v
+ECR_RETAG_BIN names the bootstrap binary (for checking the template's default rule set).
+"""
+
+import json
+import os
+import re
+import subprocess
+import unittest
+
+import boto3
+from cfnlint.decode import decode
+from moto import mock_aws
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012",
+          "AWS::StackName": "retag", "AWS::NoValue": None}
+
+
+def load_template():
+    template, problems = decode(os.path.join(ROOT, "template.yaml"))
+    assert not problems, problems
+    return template
+
+
+class Resolver:
+    """Evaluates the intrinsic functions the template uses, for given parameter values."""
+
+    def __init__(self, template, **overrides):
+        self.template = template
+        self.params = {}
+        for name, spec in template["Parameters"].items():
+            value = overrides.get(name, spec.get("Default"))
+            if spec["Type"] == "CommaDelimitedList" and isinstance(value, str):
+                value = [v.strip() for v in value.split(",")]
+            self.params[name] = value
+        self.conditions = {name: self.resolve(c) for name, c in template.get("Conditions", {}).items()}
+
+    def resolve(self, node):
+        if isinstance(node, list):
+            return [v for v in (self.resolve(x) for x in node) if v is not None]
+        if not isinstance(node, dict):
+            return node
+        if len(node) != 1:
+            return {k: v for k, v in ((k, self.resolve(v)) for k, v in node.items()) if v is not None}
+        (key, arg), = node.items()
+        if key == "Ref":
+            if arg in PSEUDO:
+                return PSEUDO[arg]
+            if arg in self.params:
+                return self.params[arg]
+            return f"<{arg}>"
+        if key == "Fn::GetAtt":
+            target = arg if isinstance(arg, list) else arg.split(".", 1)
+            return f"<{target[0]}.{target[1]}>"
+        if key == "Fn::Join":
+            sep, items = self.resolve(arg[0]), self.resolve(arg[1])
+            return sep.join(items)
+        if key == "Fn::Split":
+            return self.resolve(arg[1]).split(self.resolve(arg[0]))
+        if key == "Fn::Sub":
+            text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+            def sub(m):
+                name = m.group(1)
+                if name in variables:
+                    return variables[name]
+                if name in PSEUDO:
+                    return PSEUDO[name]
+                value = self.params.get(name, f"<{name}>")
+                return value if isinstance(value, str) else f"<{name}>"
+            return re.sub(r"\$\{([^}]+)\}", sub, text)
+        if key == "Fn::If":
+            name, yes, no = arg
+            return self.resolve(yes if self.conditions[name] else no)
+        if key == "Fn::Equals":
+            a, b = self.resolve(arg[0]), self.resolve(arg[1])
+            return str(a) == str(b)
+        if key == "Fn::Not":
+            return not self.resolve(arg[0])
+        if key == "Fn::ToJsonString":
+            return json.dumps(self.resolve(arg))
+        if key.startswith("Fn::"):
+            raise AssertionError(f"the test resolver does not know {key}")
+        return {key: self.resolve(arg)}
+
+    def resource(self, logical_id):
+        return self.resolve(self.template["Resources"][logical_id])
+
+
+def ecr_operations_called_by_the_code():
+    """The ECR operations src/ecr.rs calls, as IAM actions: `.batch_get_image()` is ecr:BatchGetImage."""
+    with open(os.path.join(ROOT, "src/ecr.rs")) as f:
+        source = f.read()
+    calls = set(re.findall(r"\.client\s*\.\s*([a-z_]+)\(\)", source)) - {"config"}  # config() is no call to ECR
+    return {"ecr:" + "".join(part.capitalize() for part in call.split("_")) for call in calls}
+
+
+def event_pattern(resolver):
+    pattern = resolver.resource("PushRule")["Properties"]["EventPattern"]
+    return json.loads(pattern) if isinstance(pattern, str) else pattern
+
+
+def sample(name):
+    with open(os.path.join(ROOT, "events", name)) as f:
+        return json.load(f)
+
+
+class TemplateMatchesTheCode(unittest.TestCase):
+    def setUp(self):
+        self.template = load_template()
+
+    def test_the_policy_grants_exactly_the_ecr_calls_the_code_makes(self):
+        called = ecr_operations_called_by_the_code()
+        self.assertEqual(called, {"ecr:BatchGetImage", "ecr:PutImage"})
+        function = Resolver(self.template).resource("RetagFunction")["Properties"]
+        statements = [s for p in function["Policies"] for s in p["Statement"]]
+        granted = {a for s in statements for a in s["Action"] if a.startswith("ecr:")}
+        self.assertEqual(granted, called)
+        self.assertTrue(all(s["Effect"] == "Allow" for s in statements))
+
+    def test_the_policy_is_limited_to_the_allowed_repositories(self):
+        arn = "arn:aws:ecr:eu-west-1:123456789012:repository/"
+        for repositories, expected in [("*", [arn + "*"]), ("app,team/*", [arn + "app", arn + "team/*"])]:
+            function = Resolver(self.template, Repositories=repositories).resource("RetagFunction")["Properties"]
+            resources = [r for p in function["Policies"] for s in p["Statement"] for r in s["Resource"]]
+            self.assertEqual(resources, expected, repositories)
+
+    def test_the_event_pattern_filters_on_detail_and_never_on_resources(self):
+        for repositories in ["*", "app,team/*"]:
+            pattern = event_pattern(Resolver(self.template, Repositories=repositories))
+            self.assertEqual(pattern["source"], ["aws.ecr"])
+            self.assertEqual(pattern["detail-type"], ["ECR Image Action"])
+            self.assertEqual(pattern["detail"]["action-type"], ["PUSH"])
+            self.assertEqual(pattern["detail"]["result"], ["SUCCESS"])
+            self.assertNotIn("resources", pattern)
+        pattern = event_pattern(Resolver(self.template, Repositories="app,team/*"))
+        self.assertEqual(pattern["detail"]["repository-name"], [{"wildcard": "app"}, {"wildcard": "team/*"}])
+        self.assertNotIn("repository-name", event_pattern(Resolver(self.template))["detail"])
+
+    def test_failures_go_to_the_failure_queue(self):
+        r = Resolver(self.template)
+        self.assertEqual(self.template["Resources"]["FailureQueue"]["Type"], "AWS::SQS::Queue")
+        invoke = r.resource("RetagFunction")["Properties"]["EventInvokeConfig"]
+        self.assertEqual(invoke["DestinationConfig"]["OnFailure"], {"Type": "SQS", "Destination": "<FailureQueue.Arn>"})
+        self.assertLessEqual(int(invoke["MaximumRetryAttempts"]), 2)
+        self.assertLessEqual(int(invoke["MaximumEventAgeInSeconds"]), 21600)
+        target = r.resource("PushRule")["Properties"]["Targets"][0]
+        self.assertEqual(target["Arn"], "<RetagFunction.Arn>")
+        self.assertEqual(target["DeadLetterConfig"]["Arn"], "<FailureQueue.Arn>")
+        statement = r.resource("FailureQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0]
+        self.assertEqual(statement["Principal"], {"Service": "events.amazonaws.com"})
+        self.assertEqual(statement["Condition"]["ArnEquals"]["aws:SourceArn"], "<PushRule.Arn>")
+        permission = r.resource("PushRulePermission")["Properties"]
+        self.assertEqual(permission["SourceArn"], "<PushRule.Arn>")
+
+    def test_the_timeout_covers_the_worst_case_of_the_sdk_settings(self):
+        with open(os.path.join(ROOT, "src/ecr.rs")) as f:
+            operation = int(re.search(r"OPERATION_TIMEOUT: Duration = Duration::from_secs\((\d+)\)", f.read()).group(1))
+        function = Resolver(self.template).resource("RetagFunction")["Properties"]
+        # Read, writes, re-read of immutable tags: three operations in sequence at most.
+        self.assertGreaterEqual(function["Timeout"], 3 * operation + 3)
+        self.assertLessEqual(function["Timeout"], 60, "short: a hung invocation should not hold a slot for long")
+        self.assertEqual((function["Runtime"], function["Architectures"], function["MemorySize"]),
+                         ("provided.al2023", ["arm64"], 128))
+        self.assertEqual(function["LoggingConfig"]["LogFormat"], "JSON")
+
+    def test_the_default_rule_set_in_the_template_is_valid(self):
+        rules = Resolver(self.template).resource("RetagFunction")["Properties"]["Environment"]["Variables"]["RETAG_RULES"]
+        json.loads(rules)
+        binary = os.environ.get("ECR_RETAG_BIN")
+        if not binary:
+            self.skipTest("ECR_RETAG_BIN is not set")
+        # The bootstrap validates the rules first (exit 2 when invalid), then fails to reach
+        # the Runtime API that is not there.
+        env = {"PATH": os.environ.get("PATH", ""), "RETAG_RULES": rules, "AWS_REGION": "eu-west-1",
+               "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "AWS_LAMBDA_FUNCTION_NAME": "t",
+               "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "1"}
+        run = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(run.returncode, 2, run.stdout + run.stderr)
+        self.assertNotIn("invalid configuration", run.stdout + run.stderr)
+        broken = dict(env, RETAG_RULES=rules.replace("{major}", "{majr}"))
+        run = subprocess.run([binary], env=broken, capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 2, "the check above would notice an invalid rule set")
+
+
+@mock_aws
+class ThePatternRoutesTheSamplesItShould(unittest.TestCase):
+    """moto's EventBridge evaluates the rule's pattern and routes matches to an SQS queue."""
+
+    def setUp(self):
+        os.environ.update(AWS_DEFAULT_REGION="eu-west-1", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+        self.template = load_template()
+
+    def routed(self, repositories, events):
+        events_client, sqs = boto3.client("events"), boto3.client("sqs")
+        queue = sqs.create_queue(QueueName=f"q{abs(hash(repositories))}")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        pattern = event_pattern(Resolver(self.template, Repositories=repositories))
+        name = f"rule{abs(hash(repositories))}"
+        events_client.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+        events_client.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": queue_arn}])
+        for label, event in events:
+            events_client.put_events(Entries=[{
+                "Source": event["source"], "DetailType": event["detail-type"],
+                "Detail": json.dumps(dict(event["detail"], label=label)), "Resources": event["resources"],
+            }])
+        arrived = []
+        while True:
+            got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return sorted(arrived)
+            arrived += [json.loads(m["Body"])["detail"]["label"] for m in got]
+
+    def samples(self):
+        names = ["push.json", "push-multi-arch-index.json", "push-main-build.json", "push-untagged-child.json",
+                 "push-failure.json", "delete.json", "scan-complete.json"]
+        events = [(n, sample(n)) for n in names]
+        empty_tag = sample("push.json")
+        empty_tag["detail"]["image-tag"] = ""
+        return events + [("push-empty-tag", empty_tag)]
+
+    def test_tagged_successful_pushes_match_and_nothing_else(self):
+        self.assertEqual(
+            self.routed("*", self.samples()),
+            ["push-main-build.json", "push-multi-arch-index.json", "push.json"],
+        )
+
+    def test_named_repositories_narrow_the_rule(self):
+        other = sample("push.json")
+        other["detail"]["repository-name"] = "other/api"
+        nested = sample("push.json")
+        nested["detail"]["repository-name"] = "app"
+        self.assertEqual(
+            self.routed("app,team/*", self.samples() + [("other", other), ("app", nested)]),
+            ["app", "push-main-build.json", "push-multi-arch-index.json", "push.json"],
+        )
+
+
+if __name__ == "__main__":
+    unittest.main()
