@@ -51,8 +51,12 @@ impl<R: Registry> Handler<R> {
             Ok(r) => Some(r),
             Err(e) => e.report(),
         };
-        let repository = report.and_then(|r| r.repository.as_deref()).filter(|_| settings.by_repository);
-        let line = metrics::emf_line(&EventMetrics::of(result), &settings.function_name, repository, pushed_at, done);
+        let labels = metrics::Labels {
+            function_name: &settings.function_name,
+            repository: report.and_then(|r| r.repository.as_deref()),
+            by_repository: settings.by_repository,
+        };
+        let line = metrics::emf_line(&EventMetrics::of(result), &labels, pushed_at, done);
         println!("{line}");
     }
 }

@@ -4,7 +4,8 @@
 //! Namespace `ecr-retag`, dimension `FunctionName`; with
 //! `RETAG_METRICS_BY_REPOSITORY=true` also `FunctionName, Repository` (turn it
 //! on only when the set of repositories is bounded: every distinct value is a
-//! billed custom metric).
+//! billed custom metric). The repository is always a plain property of the
+//! line, so Logs Insights can group by it at no metric cost.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -59,16 +60,18 @@ impl EventMetrics {
     }
 }
 
+/// Where a line is about and how to dimension it.
+pub struct Labels<'a> {
+    pub function_name: &'a str,
+    /// Always written as the `repository` property (searchable, free).
+    pub repository: Option<&'a str>,
+    /// Also a `Repository` dimension (a custom metric per repository).
+    pub by_repository: bool,
+}
+
 /// One EMF line. `pushed_at` is when the image was pushed (the event's time),
-/// for the event-to-done latency; `repository` is set only when the
-/// per-repository dimension is enabled.
-pub fn emf_line(
-    metrics: &EventMetrics,
-    function_name: &str,
-    repository: Option<&str>,
-    pushed_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> String {
+/// for the event-to-done latency.
+pub fn emf_line(metrics: &EventMetrics, labels: &Labels<'_>, pushed_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     let counters = [
         ("TagsCreated", metrics.created),
         ("TagsMoved", metrics.moved),
@@ -92,10 +95,13 @@ pub fn emf_line(
         line.insert("EventToDoneLatency".to_owned(), latency.into());
     }
     let mut dimensions = vec![json!(["FunctionName"])];
-    line.insert("FunctionName".to_owned(), function_name.into());
-    if let Some(repository) = repository {
-        dimensions.push(json!(["FunctionName", "Repository"]));
-        line.insert("Repository".to_owned(), repository.into());
+    line.insert("FunctionName".to_owned(), labels.function_name.into());
+    if let Some(repository) = labels.repository {
+        line.insert("repository".to_owned(), repository.into());
+        if labels.by_repository {
+            dimensions.push(json!(["FunctionName", "Repository"]));
+            line.insert("Repository".to_owned(), repository.into());
+        }
     }
     line.insert(
         "_aws".to_owned(),
@@ -149,7 +155,8 @@ mod tests {
         let m = EventMetrics { created: 3, ..Default::default() };
         let now: DateTime<Utc> = "2026-11-24T10:15:03.250Z".parse().unwrap();
         let pushed: DateTime<Utc> = "2026-11-24T10:15:02Z".parse().unwrap();
-        let line: Value = serde_json::from_str(&emf_line(&m, "fn", Some("team/api"), Some(pushed), now)).unwrap();
+        let labels = Labels { function_name: "fn", repository: Some("team/api"), by_repository: true };
+        let line: Value = serde_json::from_str(&emf_line(&m, &labels, Some(pushed), now)).unwrap();
         assert_eq!(line["TagsCreated"], 3);
         assert_eq!(line["EventToDoneLatency"], 1250);
         assert_eq!(line["Repository"], "team/api");
@@ -163,9 +170,11 @@ mod tests {
         }
         assert_eq!(directive["Metrics"].as_array().unwrap().len(), 9);
 
-        let line: Value = serde_json::from_str(&emf_line(&m, "fn", None, None, now)).unwrap();
+        let labels = Labels { function_name: "fn", repository: Some("team/api"), by_repository: false };
+        let line: Value = serde_json::from_str(&emf_line(&m, &labels, None, now)).unwrap();
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["FunctionName"]]));
         assert!(line.get("EventToDoneLatency").is_none());
-        assert!(line.get("Repository").is_none());
+        assert!(line.get("Repository").is_none(), "no dimension unless asked for");
+        assert_eq!(line["repository"], "team/api", "but always a property, for Logs Insights");
     }
 }
