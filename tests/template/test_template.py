@@ -166,6 +166,15 @@ class TemplateMatchesTheCode(unittest.TestCase):
                          ("provided.al2023", ["arm64"], 128))
         self.assertEqual(function["LoggingConfig"]["LogFormat"], "JSON")
 
+    def test_cargo_lambda_deploys_the_same_function(self):
+        import tomllib
+        with open(os.path.join(ROOT, "Cargo.toml"), "rb") as f:
+            deploy = tomllib.load(f)["package"]["metadata"]["lambda"]["deploy"]
+        function = Resolver(self.template).resource("RetagFunction")["Properties"]
+        self.assertEqual((deploy["memory"], deploy["timeout"]), (function["MemorySize"], function["Timeout"]))
+        template_rules = json.loads(function["Environment"]["Variables"]["RETAG_RULES"])
+        self.assertEqual(json.loads(deploy["env"]["RETAG_RULES"]), template_rules)
+
     def test_the_default_rule_set_in_the_template_is_valid(self):
         rules = Resolver(self.template).resource("RetagFunction")["Properties"]["Environment"]["Variables"]["RETAG_RULES"]
         json.loads(rules)
