@@ -27,6 +27,23 @@ impl<R: Registry> Handler<R> {
         Self { registry, config }
     }
 
+    pub fn registry(&self) -> &R {
+        &self.registry
+    }
+
+    /// Handles one raw invocation payload (JSON text).
+    pub async fn handle_json(&self, payload: &str, now: DateTime<Utc>) -> Result<Report, RetagError> {
+        match event::parse_json(payload) {
+            Ok(value) => self.handle(&value, now).await,
+            Err(e) => {
+                let result = Err(RetagError::from(e));
+                log(&result);
+                self.emit_metrics(&result, None, now);
+                result
+            }
+        }
+    }
+
     /// Handles one invocation payload; `now` is the push time of a direct request.
     pub async fn handle(&self, payload: &Value, now: DateTime<Utc>) -> Result<Report, RetagError> {
         let started = Instant::now();

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use ecr_retag::{config::Config, ecr::Ecr, handler::Handler};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -17,8 +17,8 @@ async fn main() -> Result<(), Error> {
     });
     let handler = Handler::new(Ecr::from_env().await, config);
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler.handle(&event.payload, SystemTime::now().into()).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+        handler.handle_json(event.payload.get(), SystemTime::now().into()).await
     }))
     .await
 }
