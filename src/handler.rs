@@ -3,7 +3,7 @@
 //! Generic over the [`Registry`] so tests can run it against anything; the
 //! binary wires it to [`crate::ecr::Ecr`] and the Lambda runtime.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::Diagnostic;
@@ -16,6 +16,9 @@ use crate::metrics::{self, EventMetrics};
 use crate::registry::Registry;
 use crate::report::Report;
 use crate::retag::{retag, RetagError};
+
+/// Time kept back from Lambda's deadline to log, emit metrics and post the answer.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 pub struct Handler<R> {
     registry: R,
@@ -31,29 +34,58 @@ impl<R: Registry> Handler<R> {
         &self.registry
     }
 
-    /// Handles one raw invocation payload (JSON text).
-    pub async fn handle_json(&self, payload: &str, now: DateTime<Utc>) -> Result<Report, RetagError> {
-        match event::parse_json(payload) {
-            Ok(value) => self.handle(&value, now).await,
-            Err(e) => {
-                let result = Err(RetagError::from(e));
-                log(&result);
-                self.emit_metrics(&result, None, now);
-                result
+    /// One Lambda invocation: handles the raw payload, but gives up with a
+    /// retryable error shortly before `deadline` (Lambda's), so the function
+    /// always answers, even when ECR hangs. Every write is idempotent, so the
+    /// next delivery finishes whatever was cut short.
+    pub async fn invoke(&self, payload: &str, deadline: SystemTime) -> Result<Report, RetagError> {
+        let now = SystemTime::now();
+        let budget = deadline.duration_since(now).unwrap_or_default().saturating_sub(DEADLINE_MARGIN);
+        // Boxed: the nested future types otherwise exceed the compiler's layout depth limit.
+        let work = Box::pin(self.handle_json(payload, now.into()));
+        match tokio::time::timeout(budget, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                let stopped = Err(RetagError::DeadlineExceeded { budget_ms: budget.as_millis() });
+                self.finish(stopped, None, SystemTime::now().into())
             }
         }
     }
 
-    /// Handles one invocation payload; `now` is the push time of a direct request.
+    /// Handles one raw invocation payload (JSON text); `now` is the push time of a direct request.
+    pub async fn handle_json(&self, payload: &str, now: DateTime<Utc>) -> Result<Report, RetagError> {
+        let started = Instant::now();
+        let (result, pushed_at) = match event::parse_json(payload) {
+            Ok(value) => self.process(&value, now).await,
+            Err(e) => (Err(RetagError::from(e)), None),
+        };
+        self.finish(result, pushed_at, now + started.elapsed())
+    }
+
+    /// Handles one parsed invocation payload; `now` is the push time of a direct request.
     pub async fn handle(&self, payload: &Value, now: DateTime<Utc>) -> Result<Report, RetagError> {
         let started = Instant::now();
-        let (result, pushed_at) = match event::parse(payload, now) {
+        let (result, pushed_at) = self.process(payload, now).await;
+        self.finish(result, pushed_at, now + started.elapsed())
+    }
+
+    /// Event in, retag, result out; with the push time, for the latency metric.
+    async fn process(&self, payload: &Value, now: DateTime<Utc>) -> (Result<Report, RetagError>, Option<DateTime<Utc>>) {
+        match event::parse(payload, now) {
             Err(e) => (Err(RetagError::from(e)), None),
             Ok(Request::Ignore(ignored)) => (Ok(Report::ignored(ignored)), None),
             Ok(Request::Retag(push)) => (retag(&self.registry, &self.config, &push).await, Some(push.pushed_at)),
-        };
+        }
+    }
+
+    /// One log line and one metric line per event.
+    fn finish(
+        &self,
+        result: Result<Report, RetagError>,
+        pushed_at: Option<DateTime<Utc>>,
+        done: DateTime<Utc>,
+    ) -> Result<Report, RetagError> {
         log(&result);
-        let done = now + started.elapsed();
         self.emit_metrics(&result, pushed_at, done);
         result
     }

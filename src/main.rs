@@ -1,8 +1,6 @@
 //! The Lambda bootstrap: reads the configuration, builds the ECR client once,
 //! and serves invocations. All logic lives in the library.
 
-use std::time::SystemTime;
-
 use ecr_retag::{config::Config, ecr::Ecr, handler::Handler};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::value::RawValue;
@@ -18,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let handler = Handler::new(Ecr::from_env().await, config);
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
-        handler.handle_json(event.payload.get(), SystemTime::now().into()).await
+        handler.invoke(event.payload.get(), event.context.deadline()).await
     }))
     .await
 }

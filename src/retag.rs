@@ -34,6 +34,8 @@ pub enum RetagError {
     Read { repository: String, fault: Fault },
     #[error("{}", not_applied(.report))]
     TagsNotApplied { report: Box<Report>, retryable: bool },
+    #[error("stopped after {budget_ms} ms, before Lambda's timeout, with ECR calls still unanswered; a later delivery finishes the job")]
+    DeadlineExceeded { budget_ms: u128 },
 }
 
 impl RetagError {
@@ -41,6 +43,7 @@ impl RetagError {
         match self {
             RetagError::Read { fault, .. } => fault.retryable,
             RetagError::TagsNotApplied { retryable, .. } => *retryable,
+            RetagError::DeadlineExceeded { .. } => true,
             _ => false,
         }
     }
@@ -54,6 +57,7 @@ impl RetagError {
             RetagError::UnknownMediaType { .. } => "UnknownMediaType",
             RetagError::Read { .. } => "ReadFailed",
             RetagError::TagsNotApplied { .. } => "TagsNotApplied",
+            RetagError::DeadlineExceeded { .. } => "DeadlineExceeded",
         };
         format!("{}.{kind}", if self.retryable() { "Retryable" } else { "Permanent" })
     }

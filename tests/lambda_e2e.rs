@@ -186,9 +186,8 @@ async fn an_invalid_rule_set_stops_the_function_at_init_with_a_message_naming_th
     assert!(function.lines().join("\n").contains("set RETAG_RULES"), "{:?}", function.lines());
 }
 
-#[tokio::test]
-async fn a_hanging_ecr_still_gets_an_answer_well_within_the_function_timeout() {
-    // A registry that accepts connections and never answers.
+/// A registry that accepts connections and never answers.
+async fn hanging_endpoint() -> String {
     let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", blackhole.local_addr().unwrap());
     tokio::spawn(async move {
@@ -197,6 +196,12 @@ async fn a_hanging_ecr_still_gets_an_answer_well_within_the_function_timeout() {
             held.push(socket);
         }
     });
+    endpoint
+}
+
+#[tokio::test]
+async fn a_hanging_ecr_still_gets_an_answer_well_within_the_function_timeout() {
+    let endpoint = hanging_endpoint().await;
     let function = Function::start(&[("RETAG_RULES", &rules()), ("AWS_ENDPOINT_URL", &endpoint)]).await;
     let started = std::time::Instant::now();
     let answer = function.api.invoke(&sample_event("push.json")).await;
@@ -211,4 +216,23 @@ async fn a_hanging_ecr_still_gets_an_answer_well_within_the_function_timeout() {
     }
     // template.yaml gives the function 30 s; the read gives up after its 8 s operation timeout.
     assert!(elapsed < std::time::Duration::from_secs(20), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn with_a_short_function_timeout_the_answer_still_comes_before_the_deadline() {
+    let endpoint = hanging_endpoint().await;
+    let function = Function::start(&[("RETAG_RULES", &rules()), ("AWS_ENDPOINT_URL", &endpoint)]).await;
+    let timeout = std::time::Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let answer = function.api.invoke_raw(&sample_event("push.json").to_string(), timeout).await;
+    let elapsed = started.elapsed();
+    eprintln!("answer after {elapsed:?} with a {timeout:?} function timeout");
+    match answer {
+        Answer::Error { error_type, error_message } => {
+            assert_eq!(error_type, "Retryable.DeadlineExceeded", "{error_message}");
+            assert!(error_message.contains("before Lambda's timeout"), "{error_message}");
+        }
+        other => panic!("expected a retryable error, got {other:?}"),
+    }
+    assert!(elapsed < timeout, "answered after {elapsed:?}, past the {timeout:?} deadline");
 }

@@ -23,7 +23,7 @@ type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Answer>>>>;
 
 pub struct RuntimeApi {
     pub address: String,
-    queue: mpsc::Sender<(String, String)>,
+    queue: mpsc::Sender<(String, String, u128)>,
     pending: Pending,
     init_error: Arc<Mutex<Option<oneshot::Sender<Answer>>>>,
     counter: std::sync::atomic::AtomicU64,
@@ -33,7 +33,7 @@ impl RuntimeApi {
     pub async fn start() -> RuntimeApi {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        let (queue, rx) = mpsc::channel::<(String, String)>(64);
+        let (queue, rx) = mpsc::channel::<(String, String, u128)>(64);
         let rx = Arc::new(Mutex::new(rx));
         let pending: Pending = Arc::default();
         let init_error: Arc<Mutex<Option<oneshot::Sender<Answer>>>> = Arc::default();
@@ -48,12 +48,19 @@ impl RuntimeApi {
         RuntimeApi { address, queue, pending, init_error, counter: Default::default() }
     }
 
-    /// Invokes the function with `event` and waits (at most 60 s) for its answer.
+    /// Invokes the function with `event`, as Lambda does with a 30-second timeout.
     pub async fn invoke(&self, event: &Value) -> Answer {
+        self.invoke_raw(&event.to_string(), Duration::from_secs(30)).await
+    }
+
+    /// Invokes the function with a raw payload and the given function timeout, and
+    /// waits (at most 60 s) for its answer.
+    pub async fn invoke_raw(&self, payload: &str, timeout: Duration) -> Answer {
         let id = format!("req-{}", self.counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
         let (tx, rx) = oneshot::channel();
         self.pending.lock().await.insert(id.clone(), tx);
-        self.queue.send((id, event.to_string())).await.unwrap();
+        let deadline = (SystemTime::now() + timeout).duration_since(UNIX_EPOCH).unwrap().as_millis();
+        self.queue.send((id, payload.to_owned(), deadline)).await.unwrap();
         tokio::time::timeout(Duration::from_secs(60), rx).await.expect("the function answered in time").unwrap()
     }
 
@@ -67,7 +74,7 @@ impl RuntimeApi {
 
 async fn serve(
     stream: TcpStream,
-    queue: Arc<Mutex<mpsc::Receiver<(String, String)>>>,
+    queue: Arc<Mutex<mpsc::Receiver<(String, String, u128)>>>,
     pending: Pending,
     init_error: Arc<Mutex<Option<oneshot::Sender<Answer>>>>,
 ) {
@@ -102,8 +109,7 @@ async fn serve(
         let body = String::from_utf8_lossy(&body).into_owned();
 
         let (status, headers, reply) = if method == "GET" && path == "/2018-06-01/runtime/invocation/next" {
-            let Some((id, event)) = queue.lock().await.recv().await else { return };
-            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 30_000;
+            let Some((id, event, deadline)) = queue.lock().await.recv().await else { return };
             let headers = format!(
                 "Lambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\n\
                  Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:eu-west-1:123456789012:function:ecr-retag\r\n\
