@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
+use aws_config::{AppName, BehaviorVersion};
 use aws_sdk_ecr::config::http::HttpResponse;
 use aws_sdk_ecr::config::Region;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -25,6 +25,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 const MAX_ATTEMPTS: u32 = 3;
+const APP_NAME: &str = "ecr-retag";
 
 /// Connect, per-attempt and per-operation limits for every ECR call.
 pub fn timeout_config() -> TimeoutConfig {
@@ -50,12 +51,13 @@ impl Ecr {
     /// Builds the client from the Lambda environment (credentials, region,
     /// `AWS_ENDPOINT_URL` for local emulators), once per execution environment.
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(timeout_config())
-            .retry_config(retry_config())
-            .load()
-            .await;
-        Self::new(Client::new(&config))
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config()).retry_config(retry_config());
+        // `app/ecr-retag` in the User-Agent: CloudTrail (and the test emulator) can tell its calls apart.
+        if let Ok(name) = AppName::new(APP_NAME) {
+            loader = loader.app_name(name);
+        }
+        Self::new(Client::new(&loader.load().await))
     }
 
     pub fn new(client: Client) -> Self {

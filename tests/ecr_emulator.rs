@@ -262,3 +262,129 @@ async fn a_rule_set_that_would_trigger_itself_forever_writes_nothing() {
     assert_eq!(emulator.calls(&repo).get("PutImage"), Some(&1), "only the seeding push");
     assert_eq!(emulator.calls(&repo).get("BatchGetImage"), None, "nothing to write, nothing to read");
 }
+
+const FAULTS: [&str; 4] = ["throttle", "500", "503", "reset"];
+
+#[tokio::test]
+async fn faults_the_sdk_retries_absorb_leave_every_tag_in_place() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    for kind in FAULTS {
+        let repo = repository(&client, &format!("absorb{kind}"), false).await;
+        let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+        emulator.fault("PutImage", &repo, Some("stable"), kind, 2);
+        emulator.fault("BatchGetImage", &repo, None, kind, 2);
+        let report = handler(RELEASE).handle(&push_event(&repo, &digest, "v1.4.2", None), now()).await;
+        let report = report.unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(outcomes(&report), all(&RELEASE_TAGS, Outcome::Created), "{kind}");
+        let calls = emulator.calls(&repo);
+        assert_eq!(calls["BatchGetImage"], 3, "{kind}: two faults, then the answer");
+        assert_eq!(calls["PutImage"], 1 + 4 + 2, "{kind}: the seeding push, four tags, two faulted attempts");
+        assert!(emulator.writes(&repo).values().all(|n| *n == 1), "{kind}: {:?}", emulator.writes(&repo));
+    }
+}
+
+#[tokio::test]
+async fn faults_that_outlast_the_retries_fail_those_tags_and_the_next_delivery_finishes_the_job() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    for kind in FAULTS {
+        let repo = repository(&client, &format!("outlast{kind}"), false).await;
+        let digest = push(&client, &repo, &manifest("oci-manifest"), Some("v1.4.2")).await;
+        let event = push_event(&repo, &digest, "v1.4.2", None);
+        emulator.fault("PutImage", &repo, Some("v1"), kind, 3);
+        let err = handler(RELEASE).handle(&event, now()).await.unwrap_err();
+        assert_eq!(err.error_type(), "Retryable.TagsNotApplied", "{kind}: {err}");
+        assert!(err.to_string().starts_with(&format!("1 of 4 tags not in place for {repo}@{digest}: `v1` failed (")), "{kind}: {err}");
+        let report = err.report().unwrap();
+        assert_eq!(report.tags.iter().filter(|t| t.outcome == Outcome::Created).count(), 3, "{kind}");
+
+        let report = handler(RELEASE).handle(&event, now()).await.unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(
+            outcomes(&report),
+            vec![
+                ("20261124".into(), Outcome::Unchanged),
+                ("stable".into(), Outcome::Unchanged),
+                ("v1".into(), Outcome::Created),
+                ("v1.4".into(), Outcome::Unchanged),
+            ],
+            "{kind}"
+        );
+        let writes = emulator.writes(&repo);
+        assert_eq!(writes.len(), 5, "{kind}: {writes:?}");
+        assert!(writes.values().all(|n| *n == 1), "{kind}: no tag written twice: {writes:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_read_that_keeps_failing_writes_nothing_and_the_next_delivery_finishes_the_job() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "readfail", false).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let event = push_event(&repo, &digest, "v1.4.2", None);
+    emulator.fault("BatchGetImage", &repo, None, "503", 3);
+    let err = handler(RELEASE).handle(&event, now()).await.unwrap_err();
+    assert_eq!(err.error_type(), "Retryable.ReadFailed", "{err}");
+    assert_eq!(emulator.writes(&repo).len(), 1, "only the seeding push");
+    let report = handler(RELEASE).handle(&event, now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&RELEASE_TAGS, Outcome::Created));
+}
+
+#[tokio::test]
+async fn a_hung_write_is_cut_by_the_attempt_timeout_and_retried() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "hang", false).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    emulator.fault("PutImage", &repo, Some("v1.4"), "hang", 1);
+    let started = std::time::Instant::now();
+    let report = handler(RELEASE).handle(&push_event(&repo, &digest, "v1.4.2", None), now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&RELEASE_TAGS, Outcome::Created));
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "within one operation timeout: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn the_same_event_ten_times_in_a_row_writes_once() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "row", false).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let event = push_event(&repo, &digest, "v1.4.2", None);
+    for delivery in 0..10 {
+        let report = handler(RELEASE).handle(&event, now()).await.unwrap();
+        let expected = if delivery == 0 { Outcome::Created } else { Outcome::Unchanged };
+        assert_eq!(outcomes(&report), all(&RELEASE_TAGS, expected), "delivery {delivery}");
+    }
+    assert_eq!(emulator.calls(&repo)["PutImage"], 1 + 4);
+    assert_eq!(emulator.calls(&repo)["BatchGetImage"], 10);
+}
+
+#[tokio::test]
+async fn two_images_racing_for_stable_end_with_one_of_them_and_both_say_what_they_did() {
+    let client = Emulator::shared().client();
+    for round in 0..5 {
+        let repo = repository(&client, &format!("race{round}"), false).await;
+        let a = push(&client, &repo, &manifest("docker-v2"), Some("v1.0.0")).await;
+        let b = push(&client, &repo, &manifest("oci-manifest"), Some("v2.0.0")).await;
+        let rules = r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#;
+        let (ha, hb) = (handler(rules), handler(rules));
+        let (ea, eb) = (push_event(&repo, &a, "v1.0.0", None), push_event(&repo, &b, "v2.0.0", None));
+        let (ra, rb) = tokio::join!(ha.handle(&ea, now()), hb.handle(&eb, now()));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let (tags, _) = state(&client, &repo).await;
+        let winner = &tags["stable"];
+        assert!(winner == &a || winner == &b, "round {round}");
+        // Each write succeeded, so each says created or moved; the last writer holds the tag.
+        for r in [&ra, &rb] {
+            assert!(matches!(r.tags[0].outcome, Outcome::Created | Outcome::Moved | Outcome::Unchanged), "round {round}: {r:?}");
+        }
+        let winner_report = if winner == &a { &ra } else { &rb };
+        assert!(matches!(winner_report.tags[0].outcome, Outcome::Created | Outcome::Moved), "round {round}: {winner_report:?}");
+        let loser_report = if winner == &a { &rb } else { &ra };
+        if loser_report.tags[0].outcome == Outcome::Moved {
+            let detail = loser_report.tags[0].detail.clone().unwrap();
+            assert!(detail == format!("was {a}") || detail == format!("was {b}"), "round {round}: {detail}");
+        }
+    }
+}

@@ -30,8 +30,19 @@ Not emulated: layer and referenced-image existence checks, tag-mutability
 exclusion filters, pagination, quotas.
 
 Test hooks (not ECR), under /_strict/:
-- GET  /_strict/calls?repository=NAME  ->  {"BatchGetImage": n, "PutImage": n, ...}
-- POST /_strict/reset                  ->  forget every repository and count
+- GET  /_strict/calls?repository=NAME  ->  {"BatchGetImage": n, "PutImage": n, ..., "writes": {"tag": n}}
+  (calls as received, faults included; "writes": PutImages that changed where a tag points)
+- GET  /_strict/function-calls         ->  the calls made by ecr-retag itself (User-Agent app/ecr-retag)
+- POST /_strict/faults  {"operation": "PutImage", "repository": NAME, "tag": TAG (optional),
+                         "kind": "throttle" | "500" | "503" | "reset" | "hang", "times": N}
+  The next N matching calls fail that way: ThrottlingException, ServerException (500),
+  a bare 503, the connection closed without an answer, or an answer (500) only after
+  HANG_SECONDS, past the client's per-attempt timeout. A faulted call changes nothing.
+- POST /_strict/reset                  ->  forget every repository, count and fault
+
+With --function-ops A,B the calls ecr-retag makes (recognised by its User-Agent) are
+limited to those operations; any other is refused with AccessDeniedException, as a
+least-privilege IAM policy would, and recorded.
 """
 
 import argparse
@@ -41,6 +52,7 @@ import json
 import os
 import sys
 import threading
+import time
 from collections import Counter, defaultdict
 from urllib.parse import parse_qs
 
@@ -59,6 +71,11 @@ from werkzeug.serving import make_server
 
 LOCK = threading.RLock()
 CALLS: dict = defaultdict(Counter)
+WRITES: dict = defaultdict(Counter)
+FUNCTION_CALLS: Counter = Counter()
+FAULTS: list = []
+HANG_SECONDS = 4
+FUNCTION_MARKER = "app/ecr-retag"
 
 
 class ImageTagAlreadyExistsException(JsonRESTError):
@@ -108,6 +125,8 @@ def strict_put_image(self, repository_name, image_manifest, image_tag,
             raise ImageAlreadyExistsException(
                 repository_name=repository_name, registry_id=repo.registry_id,
                 digest=actual, image_tag=image_tag)
+        if image_tag:
+            WRITES[repository_name][image_tag] += 1
         if holder is not None:
             holder.image_tags.remove(image_tag)
             holder.image_tag = holder.image_tags[-1] if holder.image_tags else None
@@ -182,40 +201,103 @@ ECRBackend.batch_get_image = strict_batch_get_image
 ECRResponse.batch_get_image = batch_get_image_response
 
 
-class Counting:
-    """WSGI middleware: counts ECR calls per repository and serves the /_strict/ hooks."""
+def respond(start_response, status, body, content_type="application/json", headers=()):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data))), *headers])
+    return [data]
 
-    def __init__(self, app):
+
+def aws_error(start_response, status, code, message):
+    return respond(start_response, status, {"__type": code, "message": message},
+                   "application/x-amz-json-1.1", [("x-amzn-ErrorType", code)])
+
+
+class Counting:
+    """WSGI middleware: counts ECR calls, injects faults, limits the function's
+    operations, and serves the /_strict/ hooks."""
+
+    def __init__(self, app, function_ops=None):
         self.app = app
+        self.function_ops = function_ops
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD")
+        if path.startswith("/_strict/"):
+            return self.hook(path, method, environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("AmazonEC2ContainerRegistry_V20150921."):
+            return self.app(environ, start_response)
+        operation = target.split(".", 1)[1]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            request = json.loads(raw or b"{}")
+        except ValueError:
+            request = {}
+        repo = request.get("repositoryName", "")
+        from_function = FUNCTION_MARKER in environ.get("HTTP_USER_AGENT", "") + environ.get("HTTP_X_AMZ_USER_AGENT", "")
+        with LOCK:
+            CALLS[repo][operation] += 1
+            if from_function:
+                FUNCTION_CALLS[operation] += 1
+            fault = self.take_fault(operation, repo, request.get("imageTag"))
+        if from_function and self.function_ops is not None and operation not in self.function_ops:
+            return aws_error(start_response, "400 Bad Request", "AccessDeniedException",
+                             f"ecr-retag is not allowed to call {operation}")
+        if fault == "throttle":
+            return aws_error(start_response, "400 Bad Request", "ThrottlingException", "Rate exceeded")
+        if fault == "500":
+            return aws_error(start_response, "500 Internal Server Error", "ServerException", "injected")
+        if fault == "503":
+            return respond(start_response, "503 Service Unavailable", b"Service Unavailable", "text/plain")
+        if fault == "reset":
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                import socket
+                sock.shutdown(socket.SHUT_RDWR)
+            return respond(start_response, "500 Internal Server Error", b"", "text/plain")
+        if fault == "hang":
+            time.sleep(HANG_SECONDS)
+            return aws_error(start_response, "500 Internal Server Error", "ServerException", "hung")
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def take_fault(operation, repo, tag):
+        for fault in FAULTS:
+            if (fault["operation"] == operation and fault.get("repository", repo) == repo
+                    and fault.get("tag", tag) == tag and fault["times"] > 0):
+                fault["times"] -= 1
+                return fault["kind"]
+        return None
+
+    def hook(self, path, method, environ, start_response):
         if path == "/_strict/calls":
             repo = parse_qs(environ.get("QUERY_STRING", "")).get("repository", [""])[0]
             with LOCK:
-                body = json.dumps(dict(CALLS.get(repo, Counter()))).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-        if path == "/_strict/reset" and environ.get("REQUEST_METHOD") == "POST":
+                body = dict(CALLS.get(repo, Counter()), writes=dict(WRITES.get(repo, Counter())))
+            return respond(start_response, "200 OK", body)
+        if path == "/_strict/function-calls":
+            with LOCK:
+                return respond(start_response, "200 OK", dict(FUNCTION_CALLS))
+        if path == "/_strict/faults" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            fault = json.loads(environ["wsgi.input"].read(length))
+            with LOCK:
+                FAULTS.append(fault)
+            return respond(start_response, "200 OK", {})
+        if path == "/_strict/reset" and method == "POST":
             with LOCK:
                 CALLS.clear()
+                WRITES.clear()
+                FUNCTION_CALLS.clear()
+                FAULTS.clear()
                 for backends in ecr_models.ecr_backends.values():
                     for backend in backends.values():
                         backend.repositories.clear()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
-            return [b"{}"]
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if target.startswith("AmazonEC2ContainerRegistry_V20150921."):
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            raw = environ["wsgi.input"].read(length) if length else b""
-            try:
-                repo = json.loads(raw or b"{}").get("repositoryName", "")
-            except ValueError:
-                repo = ""
-            with LOCK:
-                CALLS[repo][target.split(".", 1)[1]] += 1
-            environ["wsgi.input"] = io.BytesIO(raw)
-        return self.app(environ, start_response)
+            return respond(start_response, "200 OK", {})
+        return respond(start_response, "404 Not Found", {})
 
 
 def main():
@@ -223,9 +305,11 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--exit-on-stdin-eof", action="store_true")
+    parser.add_argument("--function-ops", help="comma-separated operations ecr-retag may call")
     args = parser.parse_args()
 
-    app = Counting(DomainDispatcherApplication(create_backend_app))
+    function_ops = set(args.function_ops.split(",")) if args.function_ops else None
+    app = Counting(DomainDispatcherApplication(create_backend_app), function_ops)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     os.environ.setdefault("MOTO_PORT", str(server.port))
     print(server.port, flush=True)

@@ -91,7 +91,8 @@ impl Emulator {
         );
         let mut child = Command::new(&python)
             .arg(root().join("tests/emulator/strict_ecr.py"))
-            .args(["--port", "0", "--exit-on-stdin-eof"])
+            // The function may call these two operations and nothing else, as its IAM policy says.
+            .args(["--port", "0", "--exit-on-stdin-eof", "--function-ops", "BatchGetImage,PutImage"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -109,24 +110,48 @@ impl Emulator {
         client_for(&self.endpoint)
     }
 
-    /// ECR calls made for `repository` so far, by operation name.
+    /// ECR calls received for `repository` so far, by operation name (faulted ones included).
     pub fn calls(&self, repository: &str) -> HashMap<String, u64> {
-        let body = self.http("GET", &format!("/_strict/calls?repository={repository}"));
-        serde_json::from_str(&body).unwrap()
+        let body: serde_json::Value = serde_json::from_str(&self.http("GET", &format!("/_strict/calls?repository={repository}"), "")).unwrap();
+        body.as_object().unwrap().iter().filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect()
     }
 
-    fn http(&self, method: &str, path: &str) -> String {
+    /// PutImage calls that moved or created `repository`'s tags, by tag.
+    pub fn writes(&self, repository: &str) -> HashMap<String, u64> {
+        let body: serde_json::Value = serde_json::from_str(&self.http("GET", &format!("/_strict/calls?repository={repository}"), "")).unwrap();
+        serde_json::from_value(body["writes"].clone()).unwrap()
+    }
+
+    /// Every call the function binary made (recognised by its User-Agent), by operation.
+    pub fn function_calls(&self) -> HashMap<String, u64> {
+        serde_json::from_str(&self.http("GET", "/_strict/function-calls", "")).unwrap()
+    }
+
+    /// Makes the next `times` calls of `operation` on `repository` (for PutImage: of `tag`,
+    /// if given) fail: "throttle", "500", "503", "reset" or "hang".
+    pub fn fault(&self, operation: &str, repository: &str, tag: Option<&str>, kind: &str, times: u32) {
+        let mut fault = serde_json::json!({"operation": operation, "repository": repository, "kind": kind, "times": times});
+        if let Some(tag) = tag {
+            fault["tag"] = tag.into();
+        }
+        self.http("POST", "/_strict/faults", &fault.to_string());
+    }
+
+    fn http(&self, method: &str, path: &str, body: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(stream, "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n").unwrap();
+        write!(stream, "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
     }
 }
 
+/// A client with the function's own retry and timeout settings.
 pub fn client_for(endpoint: &str) -> Client {
     let config = aws_sdk_ecr::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .retry_config(ecr_retag::ecr::retry_config())
+        .timeout_config(ecr_retag::ecr::timeout_config())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(endpoint)
