@@ -122,6 +122,12 @@ async fn the_sample_events_do_what_their_names_say() {
     assert_eq!(emf[1]["TagsUnchanged"], 4);
     assert_eq!(emf[2]["TagsMoved"], 2);
     assert_eq!(emf[3]["EventsIgnored"], 1);
+
+    // The function called BatchGetImage and PutImage, and nothing else (the emulator
+    // would also have refused anything else, as the IAM policy would).
+    let calls = emulator.function_calls();
+    assert!(calls.get("BatchGetImage").is_some_and(|n| *n > 0) && calls.get("PutImage").is_some_and(|n| *n > 0), "{calls:?}");
+    assert!(calls.keys().all(|op| op == "BatchGetImage" || op == "PutImage"), "{calls:?}");
 }
 
 #[tokio::test]
@@ -235,4 +241,61 @@ async fn with_a_short_function_timeout_the_answer_still_comes_before_the_deadlin
         other => panic!("expected a retryable error, got {other:?}"),
     }
     assert!(elapsed < timeout, "answered after {elapsed:?}, past the {timeout:?} deadline");
+}
+
+#[tokio::test]
+async fn a_storm_of_two_hundred_pushes_is_answered_event_by_event_in_bounded_memory() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "storm", false).await;
+    let mut digests = Vec::new();
+    for n in 0..200 {
+        digests.push(push(&client, &repo, &numbered_manifest(n), Some(&format!("v1.0.{n}"))).await);
+    }
+    let rules = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
+    let function = Function::start(&[("RETAG_RULES", rules), ("RETAG_METRICS", "false")]).await;
+    let started = std::time::Instant::now();
+    for (n, digest) in digests.iter().enumerate() {
+        let r = response(function.api.invoke(&push_event(&repo, digest, &format!("v1.0.{n}"), None)).await);
+        let expected = if n == 0 { "created" } else { "moved" };
+        assert_eq!(r["status"], "applied", "push {n}: {r}");
+        assert!(outcomes(&r).iter().any(|(t, o)| t == "stable" && o == expected), "push {n}: {r}");
+    }
+    let elapsed = started.elapsed();
+    let peak = function.peak_rss_kib().expect("/proc is readable");
+    eprintln!("200 pushes answered in {elapsed:?}; bootstrap peak RSS {peak} KiB");
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["stable"], digests[199], "the last push holds the moving tags");
+    assert_eq!(tags["v1.0"], digests[199]);
+    let writes = emulator.writes(&repo);
+    assert_eq!(writes["stable"], 200, "one write per push, no more");
+}
+
+#[tokio::test]
+async fn nothing_from_an_event_can_forge_a_log_line() {
+    let function = Function::start(&[("RETAG_RULES", &rules()), ("RETAG_METRICS", "false")]).await;
+    let forged = "x\nINJECTED level=ERROR fake\u{1b}[31m";
+    let mut payloads = vec![
+        json!({"repository": forged, "tag": "v1.4.2"}),
+        json!({"repository": "app", "tag": forged}),
+        json!({"repository": "app", "tag": "v1", forged: true}),
+        push_event(forged, "sha256:0", forged, None),
+        push_event("team/api", forged, "v1.4.2", None),
+    ];
+    let mut kind = sample_event("push.json");
+    kind["detail-type"] = json!(forged);
+    payloads.push(kind);
+    let mut action = sample_event("push.json");
+    action["detail"]["action-type"] = json!(forged);
+    payloads.push(action);
+    for payload in &payloads {
+        function.api.invoke(payload).await;
+    }
+    let lines = function.lines_when(payloads.len(), |l| l.contains("event failed") || l.contains("event handled")).await;
+    assert_eq!(lines.iter().filter(|l| l.contains("event failed") || l.contains("event handled")).count(), payloads.len(), "{lines:#?}");
+    for line in &lines {
+        assert!(!line.trim_start().starts_with("INJECTED"), "forged line: {line:?}");
+        assert!(!line.contains('\u{1b}'), "raw escape sequence: {line:?}");
+    }
 }

@@ -306,6 +306,13 @@ impl Function {
         status.code()
     }
 
+    /// The process's peak resident set size so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()
     }
@@ -322,6 +329,14 @@ impl Function {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A manifest of its own for image number `n`: the docker-v2 fixture with another config digest.
+pub fn numbered_manifest(n: u32) -> Manifest {
+    let base = manifest("docker-v2");
+    let config = "sha256:e67d23e7820c49a8051dac2831f38290f5e72f66c8db5079eeb60d82f14894c0";
+    let numbered = format!("{}{n:08x}", &config[..config.len() - 8]);
+    Manifest { body: base.body.replace(config, &numbered), ..base }
 }
 
 /// The sample event file `events/NAME`.
