@@ -299,3 +299,26 @@ async fn nothing_from_an_event_can_forge_a_log_line() {
         assert!(!line.contains('\u{1b}'), "raw escape sequence: {line:?}");
     }
 }
+
+#[tokio::test]
+async fn credentials_never_reach_the_log_and_manifests_only_at_debug() {
+    let client = Emulator::shared().client();
+    let repo = repository(&client, "secrets", false).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
+    let rules = r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#;
+    for (level, manifest_expected) in [("INFO", false), ("DEBUG", true), ("TRACE", true)] {
+        let function = Function::start(&[
+            ("RETAG_RULES", rules),
+            ("AWS_LAMBDA_LOG_LEVEL", level),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("AWS_SESSION_TOKEN", secret),
+        ])
+        .await;
+        function.api.invoke(&push_event(&repo, &digest, "v1.4.2", None)).await;
+        let lines = function.lines_when(1, |l| l.contains("event handled")).await;
+        let all = lines.join("\n");
+        assert!(!all.contains(secret), "{level}: the secret key was logged");
+        assert_eq!(all.contains("manifest read"), manifest_expected, "{level}");
+    }
+}
