@@ -1,4 +1,4 @@
-//! The handler: event in, retag, result out, one log line per event.
+//! The handler: event in, retag, result out; one log line and one metric line per event.
 //!
 //! Generic over the [`Registry`] so tests can run it against anything; the
 //! binary wires it to [`crate::ecr::Ecr`] and the Lambda runtime.

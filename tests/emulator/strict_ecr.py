@@ -40,6 +40,9 @@ Test hooks (not ECR), under /_strict/:
   HANG_SECONDS, past the client's per-attempt timeout. A faulted call changes nothing.
 - POST /_strict/reset                  ->  forget every repository, count and fault
 
+With --latency-ms N every ECR call takes N ms more, outside the emulator's lock, as the
+network and service time of a real region would (for benchmarks: concurrency shows).
+
 With --function-ops A,B the calls ecr-retag makes (recognised by its User-Agent) are
 limited to those operations; any other is refused with AccessDeniedException, as a
 least-privilege IAM policy would, and recorded.
@@ -216,9 +219,10 @@ class Counting:
     """WSGI middleware: counts ECR calls, injects faults, limits the function's
     operations, and serves the /_strict/ hooks."""
 
-    def __init__(self, app, function_ops=None):
+    def __init__(self, app, function_ops=None, latency=0.0):
         self.app = app
         self.function_ops = function_ops
+        self.latency = latency
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -243,6 +247,8 @@ class Counting:
             if from_function:
                 FUNCTION_CALLS[operation] += 1
             fault = self.take_fault(operation, repo, request.get("imageTag"))
+        if self.latency:
+            time.sleep(self.latency)
         if from_function and self.function_ops is not None and operation not in self.function_ops:
             return aws_error(start_response, "400 Bad Request", "AccessDeniedException",
                              f"ecr-retag is not allowed to call {operation}")
@@ -300,17 +306,28 @@ class Counting:
         return respond(start_response, "404 Not Found", {})
 
 
+class NoDelayHandler(MotoRequestHandler):
+    """Answers go out at once: without TCP_NODELAY, the response body waits for the
+    client's delayed ACK of the headers (40 ms on Linux), on every call."""
+
+    def setup(self):
+        super().setup()
+        import socket
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--exit-on-stdin-eof", action="store_true")
     parser.add_argument("--function-ops", help="comma-separated operations ecr-retag may call")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every ECR call")
     args = parser.parse_args()
 
     function_ops = set(args.function_ops.split(",")) if args.function_ops else None
-    app = Counting(DomainDispatcherApplication(create_backend_app), function_ops)
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    app = Counting(DomainDispatcherApplication(create_backend_app), function_ops, args.latency_ms / 1000)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=NoDelayHandler)
     os.environ.setdefault("MOTO_PORT", str(server.port))
     print(server.port, flush=True)
 
