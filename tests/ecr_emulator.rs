@@ -235,14 +235,8 @@ async fn an_event_from_another_region_is_served_in_that_region() {
     let repo = repository(&client, "region", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     // The function's own client is in us-east-1; the event says eu-west-1, where the image is.
-    let config = aws_sdk_ecr::Config::builder()
-        .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
-        .region(aws_sdk_ecr::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecr::config::Credentials::new("test", "test", None, None, "tests"))
-        .endpoint_url(&emulator.endpoint)
-        .build();
-    let config_rules = Config::with_rules(RuleSet::from_json(RELEASE).unwrap());
-    let h = Handler::new(Ecr::new(aws_sdk_ecr::Client::from_conf(config)), config_rules);
+    let config = Config::with_rules(RuleSet::from_json(RELEASE).unwrap());
+    let h = Handler::new(Ecr::new(client_in(&emulator.endpoint, "us-east-1")), config);
     let report = h.handle(&push_event(&repo, &digest, "v1.4.2", None), now()).await.unwrap();
     assert_eq!(outcomes(&report), all(&RELEASE_TAGS, Outcome::Created));
 }

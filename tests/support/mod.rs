@@ -148,11 +148,16 @@ impl Emulator {
 
 /// A client with the function's own retry and timeout settings.
 pub fn client_for(endpoint: &str) -> Client {
+    client_in(endpoint, REGION)
+}
+
+/// The same in another region.
+pub fn client_in(endpoint: &str, region: &str) -> Client {
     let config = aws_sdk_ecr::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .retry_config(ecr_retag::ecr::retry_config())
         .timeout_config(ecr_retag::ecr::timeout_config())
-        .region(Region::new(REGION))
+        .region(Region::new(region.to_owned()))
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(endpoint)
         .build();
