@@ -40,9 +40,9 @@ impl<R: Registry> Handler<R> {
     /// next delivery finishes whatever was cut short.
     pub async fn invoke(&self, payload: &str, deadline: SystemTime) -> Result<Report, RetagError> {
         let now = SystemTime::now();
-        let budget = deadline.duration_since(now).unwrap_or_default().saturating_sub(DEADLINE_MARGIN);
         // Boxed: the nested future types otherwise exceed the compiler's layout depth limit.
         let work = Box::pin(self.handle_json(payload, now.into()));
+        let Some(budget) = budget(deadline, now) else { return work.await };
         match tokio::time::timeout(budget, work).await {
             Ok(result) => result,
             Err(_) => {
@@ -110,6 +110,15 @@ impl<R: Registry> Handler<R> {
     }
 }
 
+/// The time an invocation may take: up to the margin before Lambda's deadline.
+/// A deadline that has already passed when the invocation starts is no real
+/// one (Lambda would have stopped the function): local runners such as
+/// `cargo lambda watch` send one; then only the SDK's own timeouts apply.
+fn budget(deadline: SystemTime, now: SystemTime) -> Option<Duration> {
+    let left = deadline.duration_since(now).ok().filter(|left| !left.is_zero())?;
+    Some(left.saturating_sub(DEADLINE_MARGIN))
+}
+
 /// One structured line per event. Names in the report are validated (their
 /// character sets cannot forge log structure), reasons quote event text
 /// escaped, and the per-tag outcomes are one JSON-encoded field.
@@ -160,5 +169,25 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 impl From<RetagError> for Diagnostic {
     fn from(e: RetagError) -> Self {
         Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_keeps_a_margin_before_the_deadline() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(budget(now + Duration::from_secs(30), now), Some(Duration::from_millis(29_500)));
+        assert_eq!(budget(now + Duration::from_millis(300), now), Some(Duration::ZERO), "nearly out of time: stop now");
+    }
+
+    #[test]
+    fn a_deadline_already_past_is_no_deadline() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(budget(now, now), None);
+        assert_eq!(budget(now - Duration::from_secs(5), now), None);
+        assert_eq!(budget(SystemTime::UNIX_EPOCH, now), None, "no deadline header at all");
     }
 }

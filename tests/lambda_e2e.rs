@@ -322,3 +322,15 @@ async fn credentials_never_reach_the_log_and_manifests_only_at_debug() {
         assert_eq!(all.contains("manifest read"), manifest_expected, "{level}");
     }
 }
+
+#[tokio::test]
+async fn a_runner_that_sends_a_deadline_already_past_still_gets_the_work_done() {
+    // `cargo lambda watch` does: the deadline is then no reason to stop at once.
+    let client = Emulator::shared().client();
+    let repo = repository(&client, "pastdeadline", false).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let function = Function::start(&[("RETAG_RULES", r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#)]).await;
+    let event = push_event(&repo, &digest, "v1.4.2", None).to_string();
+    let r = response(function.api.invoke_raw(&event, std::time::Duration::ZERO).await);
+    assert_eq!(outcomes(&r), pairs(&[("stable", "created")]));
+}
