@@ -145,8 +145,8 @@ pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> R
     }
 
     if !candidates.is_empty() {
-        let snapshot = read(registry, &repository, Lookup::Digest(&digest), &candidates).await?;
-        let image = snapshot.image.clone().ok_or_else(|| RetagError::ImageNotFound {
+        let Snapshot { image, tags: current } = read(registry, &repository, Lookup::Digest(&digest), &candidates).await?;
+        let image = image.ok_or_else(|| RetagError::ImageNotFound {
             repository: push.repository.to_string(),
             reference: digest.to_string(),
         })?;
@@ -155,7 +155,7 @@ pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> R
         let mut to_write = Vec::new();
         for tag in candidates {
             let entry = entry(&mut tags, &tag);
-            match snapshot.tags.get(&tag) {
+            match current.get(&tag) {
                 Some(TagState::At(d)) if *d == digest => settle(entry, Outcome::Unchanged, None),
                 Some(TagState::At(other)) => to_write.push((tag, Some(other.clone()))),
                 Some(TagState::Absent) | None => to_write.push((tag, None)),
