@@ -20,9 +20,14 @@
 //! - [`config`]: the environment, read and validated once at start-up.
 //! - [`names`]: validated digests, tags, repository names and registry ids.
 //!
+//! - [`cli`]: the same rules offline, for people writing them
+//!   (`ecr-retag check-rules FILE`, `ecr-retag plan …`).
+//!
 //! The binary (`src/main.rs`) only builds the configuration, the ECR client
-//! and the handler, and hands the handler to the Lambda runtime.
+//! and the handler, and hands the handler to the Lambda runtime (or, given
+//! arguments, runs [`cli`]).
 
+pub mod cli;
 pub mod config;
 pub mod ecr;
 pub mod event;

@@ -334,3 +334,21 @@ async fn a_runner_that_sends_a_deadline_already_past_still_gets_the_work_done() 
     let r = response(function.api.invoke_raw(&event, std::time::Duration::ZERO).await);
     assert_eq!(outcomes(&r), pairs(&[("stable", "created")]));
 }
+
+#[tokio::test]
+async fn the_same_binary_checks_and_plans_rules_offline() {
+    let binary = Function::binary();
+    let run = |args: &[&str]| std::process::Command::new(&binary).args(args).env_clear().output().unwrap();
+    let rules = root().join("rules.json");
+    let out = run(&["check-rules", rules.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("rules.json: 2 rules, valid\n"));
+
+    let out = run(&["plan", "--rules", rules.to_str().unwrap(), "--repository", "team/api", "--tag", "v1.4.2", "--time", "2026-11-24T10:15:02Z"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for tag in ["stable", "v1", "v1.4", "20261124"] {
+        assert!(text.contains(&format!("write    {tag}  (rules: release)")), "{text}");
+    }
+    assert_eq!(run(&["plan"]).status.code(), Some(2));
+}

@@ -1,0 +1,221 @@
+//! Rule authoring offline: the same binary, run from a shell with arguments.
+//!
+//! ```text
+//! ecr-retag check-rules FILE
+//! ecr-retag plan --rules FILE --repository NAME --tag TAG [--time RFC3339] [--digest sha256:…]
+//! ```
+//!
+//! Without arguments the binary is the Lambda function.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+
+use crate::names::{Digest, RepositoryName, Tag};
+use crate::plan::{plan, Verdict};
+use crate::rules::{RuleSet, RulesError, Subject};
+
+pub const USAGE: &str = "usage:
+  ecr-retag check-rules FILE
+  ecr-retag plan --rules FILE --repository NAME --tag TAG [--time RFC3339] [--digest sha256:HEX]
+Without arguments, ecr-retag runs as the Lambda function.";
+
+/// A digest for planning when none is given: templates with `{digest}` render it.
+const PLACEHOLDER_DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What a command printed and how it ended: 0 success, 1 the rules or the
+/// inputs have problems, 2 the command line itself is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub code: i32,
+    pub output: String,
+}
+
+/// Runs the command in `args` (without the program name), or `None` when there
+/// are no arguments, i.e. the binary should run as the Lambda function.
+pub fn run(args: &[String], now: DateTime<Utc>) -> Option<Outcome> {
+    let (command, rest) = args.split_first()?;
+    Some(match command.as_str() {
+        "check-rules" => match rest {
+            [file] => check_rules(file),
+            _ => usage("check-rules takes exactly one FILE"),
+        },
+        "plan" => plan_command(rest, now),
+        "help" | "--help" | "-h" => Outcome { code: 0, output: USAGE.to_owned() },
+        other => usage(&format!("unknown command {other:?}")),
+    })
+}
+
+fn usage(problem: &str) -> Outcome {
+    Outcome { code: 2, output: format!("{problem}\n{USAGE}") }
+}
+
+fn load(file: &str) -> Result<RuleSet, Outcome> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Outcome { code: 1, output: format!("{file}: cannot read: {e}") })?;
+    RuleSet::from_json(&text).map_err(|e| {
+        let output = match e {
+            RulesError::Invalid(problems) => {
+                let mut out = format!("{file}: {} problem{}", problems.len(), if problems.len() == 1 { "" } else { "s" });
+                for p in problems {
+                    let _ = write!(out, "\n{file}: {p}");
+                }
+                out
+            }
+            json => format!("{file}: {json}"),
+        };
+        Outcome { code: 1, output }
+    })
+}
+
+fn check_rules(file: &str) -> Outcome {
+    match load(file) {
+        Ok(rules) => Outcome { code: 0, output: format!("{file}: {} rule{}, valid", rules.len(), if rules.len() == 1 { "" } else { "s" }) },
+        Err(outcome) => outcome,
+    }
+}
+
+fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
+    let mut rules = None;
+    let mut repository = None;
+    let mut tag = None;
+    let mut time = None;
+    let mut digest = None;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let slot = match flag.as_str() {
+            "--rules" => &mut rules,
+            "--repository" => &mut repository,
+            "--tag" => &mut tag,
+            "--time" => &mut time,
+            "--digest" => &mut digest,
+            other => return usage(&format!("plan: unknown option {other:?}")),
+        };
+        match it.next() {
+            Some(value) => *slot = Some(value.clone()),
+            None => return usage(&format!("plan: {flag} needs a value")),
+        }
+    }
+    let (Some(file), Some(repository), Some(tag)) = (rules, repository, tag) else {
+        return usage("plan needs --rules, --repository and --tag");
+    };
+    let rules = match load(&file) {
+        Ok(r) => r,
+        Err(outcome) => return outcome,
+    };
+    let bad = |what: &str, e: &dyn std::fmt::Display| Outcome { code: 1, output: format!("{what}: {e}") };
+    let repository = match RepositoryName::parse(&repository) {
+        Ok(r) => r,
+        Err(e) => return bad("--repository", &e),
+    };
+    let tag = match Tag::parse(&tag) {
+        Ok(t) => t,
+        Err(e) => return bad("--tag", &e),
+    };
+    let pushed_at = match time.as_deref().map(DateTime::parse_from_rfc3339) {
+        None => now,
+        Some(Ok(t)) => t.with_timezone(&Utc),
+        Some(Err(e)) => return bad("--time", &format!("expected RFC 3339 such as 2026-11-24T10:00:00Z: {e}")),
+    };
+    let digest = match Digest::parse(digest.as_deref().unwrap_or(PLACEHOLDER_DIGEST)) {
+        Ok(d) => d,
+        Err(e) => return bad("--digest", &e),
+    };
+    let planned = plan(
+        &rules,
+        &Subject { repository: repository.as_str(), tag: tag.as_str(), digest: &digest, pushed_at },
+    );
+    let mut out = format!("{repository}:{tag} pushed at {}", pushed_at.to_rfc3339());
+    if planned.tags.is_empty() {
+        out.push_str("\nno rule matches: nothing to write");
+        return Outcome { code: 0, output: out };
+    }
+    let mut invalid = 0;
+    for p in &planned.tags {
+        let rules = p.rules.join(", ");
+        match &p.verdict {
+            Verdict::Write(t) => {
+                let _ = write!(out, "\n  write    {t}  (rules: {rules})");
+            }
+            Verdict::Invalid(reason) => {
+                invalid += 1;
+                let _ = write!(out, "\n  invalid  {:?}  (rules: {rules}): {reason}", p.tag);
+            }
+        }
+    }
+    Outcome { code: if invalid > 0 { 1 } else { 0 }, output: out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-24T10:00:00Z".parse().unwrap()
+    }
+
+    fn file(name: &str, text: &str) -> String {
+        let path = std::env::temp_dir().join(format!("ecr-retag-cli-{}-{name}.json", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    fn run_args(args: &[&str]) -> Outcome {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        run(&args, now()).expect("a command")
+    }
+
+    const RULES: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","{date:%Y%m%d}"]}]}"#;
+
+    #[test]
+    fn no_arguments_means_the_lambda_function() {
+        assert_eq!(run(&[], now()), None);
+    }
+
+    #[test]
+    fn check_rules_says_valid_or_lists_every_problem() {
+        let good = file("good", RULES);
+        assert_eq!(run_args(&["check-rules", &good]), Outcome { code: 0, output: format!("{good}: 1 rule, valid") });
+        let bad = file("bad", r#"{"rules":[{"name":"r","semver":true,"tags":["v{majr}"]},{"name":"r","tags":["x"]}]}"#);
+        let out = run_args(&["check-rules", &bad]);
+        assert_eq!(out.code, 1);
+        assert!(out.output.starts_with(&format!("{bad}: 3 problems")), "{}", out.output);
+        assert!(out.output.contains("rule \"r\", field `tags[0]`: \"v{majr}\" has an unknown placeholder"), "{}", out.output);
+        assert!(out.output.contains("field `match`"), "{}", out.output);
+        assert_eq!(run_args(&["check-rules", "/nonexistent.json"]).code, 1);
+    }
+
+    #[test]
+    fn plan_prints_the_tags_each_rule_would_derive() {
+        let rules = file("plan", RULES);
+        let out = run_args(&["plan", "--rules", &rules, "--repository", "app", "--tag", "v1.4.2", "--time", "2026-11-24T10:00:00Z"]);
+        assert_eq!(out.code, 0, "{}", out.output);
+        assert_eq!(
+            out.output,
+            "app:v1.4.2 pushed at 2026-11-24T10:00:00+00:00\n  write    20261124  (rules: release)\n  write    stable  (rules: release)\n  write    v1  (rules: release)"
+        );
+        let out = run_args(&["plan", "--rules", &rules, "--repository", "app", "--tag", "latest"]);
+        assert!(out.output.ends_with("no rule matches: nothing to write"), "{}", out.output);
+    }
+
+    #[test]
+    fn plan_shows_loop_safety_refusals() {
+        let rules = file("loop", r#"{"rules":[{"name":"grow","match":".*","tags":["{tag}-x"]}]}"#);
+        let out = run_args(&["plan", "--rules", &rules, "--repository", "app", "--tag", "v1"]);
+        assert_eq!(out.code, 1);
+        assert!(out.output.contains("invalid  \"v1-x\"  (rules: grow): not written: its own push event"), "{}", out.output);
+    }
+
+    #[test]
+    fn bad_command_lines_exit_2_with_usage() {
+        for args in [&["frobnicate"][..], &["check-rules"], &["plan", "--rules"], &["plan", "--tag", "v1"], &["plan", "--color", "x"]] {
+            let out = run_args(args);
+            assert_eq!(out.code, 2, "{args:?}");
+            assert!(out.output.contains("usage:"), "{args:?}");
+        }
+        let rules = file("args", RULES);
+        let out = run_args(&["plan", "--rules", &rules, "--repository", "App", "--tag", "v1"]);
+        assert_eq!(out.code, 1);
+        assert!(out.output.starts_with("--repository: expected an ECR repository name"), "{}", out.output);
+    }
+}
