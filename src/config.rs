@@ -30,9 +30,12 @@ pub struct Metrics {
     pub function_name: String,
 }
 
+/// The `FunctionName` dimension outside Lambda.
+const DEFAULT_FUNCTION_NAME: &str = "ecr-retag";
+
 impl Default for Metrics {
     fn default() -> Self {
-        Self { enabled: false, by_repository: false, function_name: "ecr-retag".into() }
+        Self { enabled: false, by_repository: false, function_name: DEFAULT_FUNCTION_NAME.into() }
     }
 }
 
@@ -88,7 +91,7 @@ impl Config {
         let metrics = Metrics {
             enabled: flag("RETAG_METRICS", true)?,
             by_repository: flag("RETAG_METRICS_BY_REPOSITORY", false)?,
-            function_name: set("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "ecr-retag".into()),
+            function_name: set("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| DEFAULT_FUNCTION_NAME.into()),
         };
         let write_concurrency = match set("RETAG_WRITE_CONCURRENCY") {
             None => Self::DEFAULT_WRITE_CONCURRENCY,

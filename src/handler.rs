@@ -15,7 +15,7 @@ use crate::event::{self, Request};
 use crate::metrics::{self, EventMetrics};
 use crate::registry::Registry;
 use crate::report::Report;
-use crate::retag::{retag, RetagError};
+use crate::retag::{report_of, retag, RetagError};
 
 /// Time kept back from Lambda's deadline to log, emit metrics and post the answer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
@@ -96,13 +96,9 @@ impl<R: Registry> Handler<R> {
         if !settings.enabled {
             return;
         }
-        let report = match result {
-            Ok(r) => Some(r),
-            Err(e) => e.report(),
-        };
         let labels = metrics::Labels {
             function_name: &settings.function_name,
-            repository: report.and_then(|r| r.repository.as_deref()),
+            repository: report_of(result).and_then(|r| r.repository.as_deref()),
             by_repository: settings.by_repository,
         };
         let line = metrics::emf_line(&EventMetrics::of(result), &labels, pushed_at, done);

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::report::{Outcome, Report, Status};
-use crate::retag::RetagError;
+use crate::retag::{report_of, RetagError};
 
 pub const NAMESPACE: &str = "ecr-retag";
 
@@ -32,15 +32,8 @@ pub struct EventMetrics {
 
 impl EventMetrics {
     pub fn of(result: &Result<Report, RetagError>) -> Self {
-        let mut m = EventMetrics::default();
-        let report = match result {
-            Ok(report) => Some(report),
-            Err(e) => {
-                m.errors = 1;
-                e.report()
-            }
-        };
-        if let Some(report) = report {
+        let mut m = EventMetrics { errors: u64::from(result.is_err()), ..EventMetrics::default() };
+        if let Some(report) = report_of(result) {
             if report.status == Status::Ignored {
                 m.ignored = 1;
             }

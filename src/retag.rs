@@ -71,6 +71,14 @@ impl RetagError {
     }
 }
 
+/// The per-tag report of an invocation's result, when there is one.
+pub fn report_of(result: &Result<Report, RetagError>) -> Option<&Report> {
+    match result {
+        Ok(report) => Some(report),
+        Err(e) => e.report(),
+    }
+}
+
 fn not_applied(report: &Report) -> String {
     let problems: Vec<String> = report
         .problems()
