@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ecr_retag::names::Digest;
-use ecr_retag::plan::plan;
+use ecr_retag::plan::{plan, Phase};
 use ecr_retag::rules::{RuleSet, Subject};
 use std::hint::black_box;
 
@@ -26,13 +26,13 @@ fn bench(c: &mut Criterion) {
     let rules = RuleSet::from_json(&hundred_rules()).expect("the benchmark's rule set is valid");
     let digest = Digest::parse("sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445").unwrap();
     let pushed_at = "2026-11-24T10:15:02Z".parse().unwrap();
-    let subject = Subject { repository: "app", tag: "v1.4.2", digest: &digest, pushed_at };
-    let planned = plan(&rules, &subject);
+    let subject = Subject { repository: "app", tag: "v1.4.2", digest: &digest, pushed_at, repository_tags: None };
+    let planned = plan(&rules, &subject, Phase::Push);
     assert_eq!(planned.writable().count(), 100, "25 semver rules x 4 tags match v1.4.2 in app");
 
     c.bench_function("derive: 100 rules against one tag", |b| b.iter(|| rules.derive(black_box(&subject))));
     c.bench_function("plan: 100 rules against one tag (100 tags derived, loop-checked)", |b| {
-        b.iter(|| plan(black_box(&rules), black_box(&subject)))
+        b.iter(|| plan(black_box(&rules), black_box(&subject), Phase::Push))
     });
     let miss = Subject { tag: "latest", ..subject };
     c.bench_function("any_match: 100 rules, no rule matches", |b| {

@@ -3,21 +3,24 @@
 //! ```text
 //! ecr-retag check-rules FILE
 //! ecr-retag plan --rules FILE --repository NAME --tag TAG [--time RFC3339] [--digest sha256:…]
+//!                [--repository-tag KEY=VALUE]…
 //! ```
 //!
 //! Without arguments the binary is the Lambda function.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
 use crate::names::{Digest, RepositoryName, Tag};
-use crate::plan::{plan, Verdict};
+use crate::plan::{plan, Phase, Verdict};
 use crate::rules::{RuleSet, RulesError, Subject};
 
 pub const USAGE: &str = "usage:
   ecr-retag check-rules FILE
   ecr-retag plan --rules FILE --repository NAME --tag TAG [--time RFC3339] [--digest sha256:HEX]
+                 [--repository-tag KEY=VALUE]...
 Without arguments, ecr-retag runs as the Lambda function.";
 
 /// A digest for planning when none is given: templates with `{digest}` render it.
@@ -81,8 +84,16 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
     let mut tag = None;
     let mut time = None;
     let mut digest = None;
+    let mut repository_tags = BTreeMap::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--repository-tag" {
+            match it.next().and_then(|v| v.split_once('=')) {
+                Some((k, v)) => repository_tags.insert(k.to_owned(), v.to_owned()),
+                None => return usage("plan: --repository-tag needs KEY=VALUE"),
+            };
+            continue;
+        }
         let slot = match flag.as_str() {
             "--rules" => &mut rules,
             "--repository" => &mut repository,
@@ -121,11 +132,19 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
         Ok(d) => d,
         Err(e) => return bad("--digest", &e),
     };
-    let planned = plan(
-        &rules,
-        &Subject { repository: repository.as_str(), tag: tag.as_str(), digest: &digest, pushed_at },
-    );
+    let subject = Subject {
+        repository: repository.as_str(),
+        tag: tag.as_str(),
+        digest: &digest,
+        pushed_at,
+        repository_tags: Some(&repository_tags),
+    };
+    let planned = plan(&rules, &subject, Phase::Push);
     let mut out = format!("{repository}:{tag} pushed at {}", pushed_at.to_rfc3339());
+    let unmet = rules.unmet_repository_tags(repository.as_str(), tag.as_str(), &repository_tags);
+    for note in &unmet {
+        let _ = write!(out, "\n  (skipped: {note}; give --repository-tag KEY=VALUE)");
+    }
     if planned.tags.is_empty() {
         out.push_str("\nno rule matches: nothing to write");
         return Outcome { code: 0, output: out };
@@ -133,15 +152,22 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
     let mut invalid = 0;
     for p in &planned.tags {
         let rules = p.rules.join(", ");
+        let newer = if p.if_newer { "; moves only to a newer version" } else { "" };
         match &p.verdict {
             Verdict::Write(t) => {
-                let _ = write!(out, "\n  write    {t}  (rules: {rules})");
+                let _ = write!(out, "\n  write    {t}  (rules: {rules}{newer})");
             }
-            Verdict::Invalid(reason) => {
+            Verdict::Deferred(why) => {
+                let _ = write!(out, "\n  defer    {}  (rules: {rules}{newer}): {why}", p.tag);
+            }
+            Verdict::Invalid(reason) | Verdict::Blocked(reason) => {
                 invalid += 1;
                 let _ = write!(out, "\n  invalid  {:?}  (rules: {rules}): {reason}", p.tag);
             }
         }
+    }
+    for r in &planned.removals {
+        let _ = write!(out, "\n  remove   {}  (rule: {}) once its tags are in place", r.source, r.rule);
     }
     Outcome { code: if invalid > 0 { 1 } else { 0 }, output: out }
 }
@@ -196,6 +222,31 @@ mod tests {
         );
         let out = run_args(&["plan", "--rules", &rules, "--repository", "app", "--tag", "latest"]);
         assert!(out.output.ends_with("no rule matches: nothing to write"), "{}", out.output);
+    }
+
+    #[test]
+    fn plan_shows_gates_moves_removals_and_repository_tag_requirements() {
+        let rules = file(
+            "policies",
+            r#"{"rules":[
+                {"name":"scanned","semver":true,"move":"if-newer","when":{"scan":"MEDIUM"},"tags":["stable"]},
+                {"name":"retire","match":"latest","remove_source":true,"tags":["edge"]},
+                {"name":"opt-in","match":"latest","repository_tags":{"retag":"enabled"},"tags":["opted"]}
+            ]}"#,
+        );
+        let out = run_args(&["plan", "--rules", &rules, "--repository", "app", "--tag", "v1.4.2"]);
+        assert!(
+            out.output.contains("  defer    stable  (rules: scanned; moves only to a newer version): waits for the image scan: written then if no finding is above MEDIUM"),
+            "{}",
+            out.output
+        );
+        let out = run_args(&["plan", "--rules", &rules, "--repository", "app", "--tag", "latest"]);
+        assert!(out.output.contains("  write    edge  (rules: retire)\n  remove   latest  (rule: retire) once its tags are in place"), "{}", out.output);
+        assert!(out.output.contains("(skipped: rule \"opt-in\" needs repository tag retag=enabled; give --repository-tag KEY=VALUE)"), "{}", out.output);
+        assert!(!out.output.contains("opted"), "{}", out.output);
+        let out = run_args(&["plan", "--rules", &rules, "--repository", "app", "--tag", "latest", "--repository-tag", "retag=enabled"]);
+        assert!(out.output.contains("  write    opted  (rules: opt-in)"), "{}", out.output);
+        assert!(!out.output.contains("skipped"), "{}", out.output);
     }
 
     #[test]

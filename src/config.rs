@@ -8,8 +8,16 @@
 //! | `RETAG_WRITE_CONCURRENCY` | PutImage calls in flight per event, 1 to 64 (default 16) |
 //! | `RETAG_METRICS` | `false` stops the per-event EMF metric line (default `true`) |
 //! | `RETAG_METRICS_BY_REPOSITORY` | `true` adds the `Repository` metric dimension (default `false`) |
+//! | `RETAG_REPOSITORY_TAGS_TTL` | seconds a repository's resource tags are kept per instance, 0 to 3600 (default 300) |
+//! | `RETAG_SCAN_EVENTS` | set by the template: `false` when scan events are not routed here |
+//! | `RETAG_REMOVE_SOURCE` | set by the template: `false` when the role may not call `ecr:BatchDeleteImage` |
+//!
+//! The last two let a rule set that needs wiring the stack lacks fail at
+//! start-up, with the parameter to change, instead of deferring or failing
+//! tags silently. Unset (outside the template), nothing is checked.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::rules::{RuleSet, RulesError};
 
@@ -19,6 +27,8 @@ pub struct Config {
     pub dry_run: bool,
     pub write_concurrency: usize,
     pub metrics: Metrics,
+    /// How long a repository's resource tags are kept (`repository_tags` rules).
+    pub repository_tags_ttl: Duration,
 }
 
 /// Where the per-event metric line goes.
@@ -51,14 +61,23 @@ pub enum ConfigError {
     Rules { origin: String, source: RulesError },
     #[error("{var}={value:?} is not valid: expected {expected}")]
     Value { var: &'static str, value: String, expected: &'static str },
+    #[error("{feature}, but {var}=false: {remedy}")]
+    Wiring { feature: String, var: &'static str, remedy: &'static str },
 }
 
 impl Config {
     pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
+    pub const DEFAULT_REPOSITORY_TAGS_TTL: Duration = Duration::from_secs(300);
 
     /// These rules with every other setting at its default (metrics off).
     pub fn with_rules(rules: RuleSet) -> Self {
-        Self { rules, dry_run: false, write_concurrency: Self::DEFAULT_WRITE_CONCURRENCY, metrics: Metrics::default() }
+        Self {
+            rules,
+            dry_run: false,
+            write_concurrency: Self::DEFAULT_WRITE_CONCURRENCY,
+            metrics: Metrics::default(),
+            repository_tags_ttl: Self::DEFAULT_REPOSITORY_TAGS_TTL,
+        }
     }
 
     /// Reads the process environment.
@@ -106,7 +125,35 @@ impl Config {
                 }
             },
         };
-        Ok(Self { rules, dry_run, write_concurrency, metrics })
+        let repository_tags_ttl = match set("RETAG_REPOSITORY_TAGS_TTL") {
+            None => Self::DEFAULT_REPOSITORY_TAGS_TTL,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n @ 0..=3600) => Duration::from_secs(n),
+                _ => {
+                    return Err(ConfigError::Value {
+                        var: "RETAG_REPOSITORY_TAGS_TTL",
+                        value: v,
+                        expected: "whole seconds from 0 to 3600",
+                    })
+                }
+            },
+        };
+        let gated = rules.uses(|p| p.scan_gate.is_some());
+        if gated && !flag("RETAG_SCAN_EVENTS", true)? {
+            return Err(ConfigError::Wiring {
+                feature: "a rule has a scan gate (\"when\": {\"scan\": …})".into(),
+                var: "RETAG_SCAN_EVENTS",
+                remedy: "its tags would wait forever for scan events that never arrive; deploy with ScanEvents=true (and scan on push enabled)",
+            });
+        }
+        if rules.uses(|p| p.remove_source) && !flag("RETAG_REMOVE_SOURCE", true)? {
+            return Err(ConfigError::Wiring {
+                feature: "a rule has \"remove_source\": true".into(),
+                var: "RETAG_REMOVE_SOURCE",
+                remedy: "the function's role may not call ecr:BatchDeleteImage; deploy with RemoveSourceTags=true",
+            });
+        }
+        Ok(Self { rules, dry_run, write_concurrency, metrics, repository_tags_ttl })
     }
 }
 
@@ -171,5 +218,28 @@ mod tests {
         assert!(err.to_string().starts_with("RETAG_WRITE_CONCURRENCY=\"0\""));
         let err = load(&[("RETAG_RULES", r#"{"rules":[{"name":"r","semver":true,"tags":["{x}"]}]}"#)]).unwrap_err();
         assert!(err.to_string().starts_with("invalid rules in RETAG_RULES: the rule set has 1 problem"), "{err}");
+        let err = load(&[("RETAG_RULES", RULES), ("RETAG_REPOSITORY_TAGS_TTL", "1h")]).unwrap_err();
+        assert!(err.to_string().starts_with("RETAG_REPOSITORY_TAGS_TTL=\"1h\""), "{err}");
+    }
+
+    #[test]
+    fn the_repository_tags_ttl_defaults_to_five_minutes() {
+        assert_eq!(load(&[("RETAG_RULES", RULES)]).unwrap().repository_tags_ttl, Duration::from_secs(300));
+        let c = load(&[("RETAG_RULES", RULES), ("RETAG_REPOSITORY_TAGS_TTL", "0")]).unwrap();
+        assert_eq!(c.repository_tags_ttl, Duration::ZERO);
+    }
+
+    #[test]
+    fn rules_needing_wiring_the_stack_lacks_fail_at_start_up() {
+        let gated = r#"{"rules":[{"name":"g","semver":true,"when":{"scan":"HIGH"},"tags":["stable"]}]}"#;
+        let err = load(&[("RETAG_RULES", gated), ("RETAG_SCAN_EVENTS", "false")]).unwrap_err();
+        assert!(err.to_string().contains("RETAG_SCAN_EVENTS=false") && err.to_string().contains("ScanEvents=true"), "{err}");
+        assert!(load(&[("RETAG_RULES", gated), ("RETAG_SCAN_EVENTS", "true")]).is_ok());
+        assert!(load(&[("RETAG_RULES", gated)]).is_ok(), "unset: outside the template nothing is known");
+
+        let removing = r#"{"rules":[{"name":"x","match":"latest","remove_source":true,"tags":["edge"]}]}"#;
+        let err = load(&[("RETAG_RULES", removing), ("RETAG_REMOVE_SOURCE", "false")]).unwrap_err();
+        assert!(err.to_string().contains("ecr:BatchDeleteImage") && err.to_string().contains("RemoveSourceTags=true"), "{err}");
+        assert!(load(&[("RETAG_RULES", RULES), ("RETAG_REMOVE_SOURCE", "false"), ("RETAG_SCAN_EVENTS", "false")]).is_ok());
     }
 }

@@ -1,9 +1,13 @@
-//! The one place that talks to Amazon ECR: BatchGetImage and PutImage.
+//! The one place that talks to Amazon ECR: BatchGetImage and PutImage, and
+//! for the optional rule features DescribeImages (`"move": "if-newer"`),
+//! BatchDeleteImage (`remove_source`) and ListTagsForResource (plus
+//! DescribeRepositories for an ARN it cannot build; `repository_tags`).
 //!
 //! Implements [`Registry`] with aws-sdk-ecr. The SDK retries throttling, 5xx
 //! and transport failures with backoff (standard mode) before an error gets
 //! here; what is left is classified as retryable or not.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -17,7 +21,9 @@ use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
 use aws_sdk_ecr::Client;
 
 use crate::names::{Digest, Tag};
-use crate::registry::{Fault, Image, Lookup, PutError, ReadError, Registry, Repository, Snapshot, TagState, MANIFEST_MEDIA_TYPES};
+use crate::registry::{
+    Fault, Image, Lookup, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState, MANIFEST_MEDIA_TYPES,
+};
 
 /// Timeouts sized so that a read, the writes and a re-read of conflicting tags
 /// all fit in the function's 30-second timeout even when ECR hangs.
@@ -39,6 +45,17 @@ pub fn timeout_config() -> TimeoutConfig {
 /// Standard mode: exponential backoff with jitter on throttling, 5xx and transport errors.
 pub fn retry_config() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
+/// Sends a request, in the repository's region when that is not the client's.
+/// A macro: every operation's fluent builder is a different type.
+macro_rules! send {
+    ($ecr:expr, $repository:expr, $request:expr) => {
+        match $ecr.region_override($repository) {
+            Some(o) => $request.customize().config_override(o).send().await,
+            None => $request.send().await,
+        }
+    };
 }
 
 /// aws-sdk-ecr behind the [`Registry`] port.
@@ -85,15 +102,11 @@ impl Registry for Ecr {
             .client
             .batch_get_image()
             .repository_name(repository.name.as_str())
-            .set_registry_id(repository.registry_id.as_ref().map(|r| r.to_string()))
+            .set_registry_id(registry_id(repository))
             .set_image_ids(Some(ids))
             // All four types: ECR then returns the stored bytes and never converts.
             .set_accepted_media_types(Some(MANIFEST_MEDIA_TYPES.iter().map(|s| s.to_string()).collect()));
-        let output = match self.region_override(repository) {
-            Some(o) => request.customize().config_override(o).send().await,
-            None => request.send().await,
-        };
-        let output = output.map_err(|e| match e.as_service_error() {
+        let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
             Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
             _ => ReadError::Fault(fault(&e)),
         })?;
@@ -156,17 +169,13 @@ impl Registry for Ecr {
             .client
             .put_image()
             .repository_name(repository.name.as_str())
-            .set_registry_id(repository.registry_id.as_ref().map(|r| r.to_string()))
+            .set_registry_id(registry_id(repository))
             .image_manifest(&image.manifest)
             .image_manifest_media_type(media_type)
             // ECR checks the bytes against this digest, so a changed manifest can never land.
             .image_digest(image.digest.as_str())
             .image_tag(tag.as_str());
-        let result = match self.region_override(repository) {
-            Some(o) => request.customize().config_override(o).send().await,
-            None => request.send().await,
-        };
-        match result {
+        match send!(self, repository, request) {
             Ok(_) => Ok(()),
             Err(e) => Err(match e.as_service_error() {
                 Some(PutImageError::ImageAlreadyExistsException(_)) => PutError::AlreadyExists,
@@ -176,6 +185,110 @@ impl Registry for Ecr {
             }),
         }
     }
+
+    async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
+        let request = self
+            .client
+            .describe_images()
+            .repository_name(repository.name.as_str())
+            .set_registry_id(registry_id(repository))
+            .image_ids(ImageIdentifier::builder().image_digest(digest.as_str()).build());
+        match send!(self, repository, request) {
+            // Tags this function could not have written (not valid references) are left out.
+            Ok(output) => Ok(output
+                .image_details()
+                .iter()
+                .flat_map(|d| d.image_tags())
+                .filter_map(|t| Tag::parse(t).ok())
+                .collect()),
+            Err(e) => match e.as_service_error() {
+                Some(s) if s.is_image_not_found_exception() => Ok(Vec::new()),
+                Some(s) if s.is_repository_not_found_exception() => Err(ReadError::RepositoryNotFound),
+                _ => Err(ReadError::Fault(fault(&e))),
+            },
+        }
+    }
+
+    async fn remove(&self, repository: &Repository, tag: &Tag) -> Result<(), RemoveError> {
+        let request = self
+            .client
+            .batch_delete_image()
+            .repository_name(repository.name.as_str())
+            .set_registry_id(registry_id(repository))
+            .image_ids(ImageIdentifier::builder().image_tag(tag.as_str()).build());
+        let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_repository_not_found_exception() => RemoveError::RepositoryNotFound,
+            _ => RemoveError::Fault(fault(&e)),
+        })?;
+        // Per-image problems come back as failures, not as an error.
+        match output.failures().first() {
+            None => Ok(()),
+            Some(f) if matches!(f.failure_code(), Some(ImageFailureCode::ImageNotFound)) => Err(RemoveError::NotFound),
+            Some(f) => Err(RemoveError::Fault(Fault {
+                code: f.failure_code().map_or("Unknown", |c| c.as_str()).to_owned(),
+                message: f.failure_reason().unwrap_or_default().to_owned(),
+                retryable: false,
+            })),
+        }
+    }
+
+    async fn repository_tags(&self, repository: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
+        let arn = match self.repository_arn(repository) {
+            Some(arn) => arn,
+            None => {
+                let request = self
+                    .client
+                    .describe_repositories()
+                    .repository_names(repository.name.as_str())
+                    .set_registry_id(registry_id(repository));
+                let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
+                    Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
+                    _ => ReadError::Fault(fault(&e)),
+                })?;
+                output
+                    .repositories()
+                    .iter()
+                    .find_map(|r| r.repository_arn())
+                    .map(str::to_owned)
+                    .ok_or(ReadError::RepositoryNotFound)?
+            }
+        };
+        let request = self.client.list_tags_for_resource().resource_arn(arn);
+        let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
+            _ => ReadError::Fault(fault(&e)),
+        })?;
+        Ok(output.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
+    }
+}
+
+impl Ecr {
+    /// The repository's ARN when the account is known (every EventBridge
+    /// event names it); `None` for a direct request without `registry_id`.
+    fn repository_arn(&self, repository: &Repository) -> Option<String> {
+        let account = repository.registry_id.as_ref()?;
+        let region = repository.region.as_deref().or_else(|| self.client.config().region().map(Region::as_ref))?;
+        Some(format!("arn:{}:ecr:{region}:{account}:repository/{}", partition(region), repository.name))
+    }
+}
+
+/// The ARN partition of a region.
+fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
+fn registry_id(repository: &Repository) -> Option<String> {
+    repository.registry_id.as_ref().map(ToString::to_string)
 }
 
 /// Classifies what is left of a call after the SDK's own retries.

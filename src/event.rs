@@ -9,12 +9,15 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::names::{Digest, InvalidName, RegistryId, RepositoryName, Tag};
+use crate::scan::Findings;
 
 /// What the payload asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     /// A tagged image was pushed (or a person asks to treat it as pushed).
     Retag(Push),
+    /// A basic scan of a tagged image completed: scan-gated rules may promote it.
+    Scanned(ScanResult),
     /// A well-formed event that this function has nothing to do for.
     Ignore(Ignored),
 }
@@ -34,6 +37,19 @@ pub struct Push {
     /// `manifest-media-type` from the event, used if ECR's answer lacks one.
     pub media_type: Option<String>,
     pub dry_run: bool,
+}
+
+/// A completed basic scan (`"detail-type": "ECR Image Scan"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanResult {
+    pub registry_id: Option<RegistryId>,
+    pub region: Option<String>,
+    pub repository: RepositoryName,
+    pub digest: Digest,
+    /// The image's tags when it was scanned; each is treated as just pushed.
+    pub tags: Vec<Tag>,
+    pub scanned_at: DateTime<Utc>,
+    pub findings: Findings,
 }
 
 /// Why an event needs no action, with what it was about where known.
@@ -144,6 +160,7 @@ mod strict {
 }
 
 const IMAGE_ACTION: &str = "ECR Image Action";
+const IMAGE_SCAN: &str = "ECR Image Scan";
 const DIRECT_FIELDS: &[&str] = &["repository", "tag", "digest", "registry_id", "dry_run"];
 
 /// Parses an invocation payload. `now` is the push time of a direct request.
@@ -177,9 +194,12 @@ fn parse_eventbridge(payload: &Value) -> Result<Request, EventError> {
         digest: opt_str(detail, "image-digest").and_then(|s| Digest::parse(s).ok()).map(|d| d.to_string()),
         tag: opt_str(detail, "image-tag").and_then(|s| Tag::parse(s).ok()).map(|t| t.to_string()),
     };
+    if event.detail_type == IMAGE_SCAN {
+        return parse_scan(&event, detail, about);
+    }
     if event.detail_type != IMAGE_ACTION {
         return Ok(Request::Ignore(about(format!(
-            "{:?} events are not handled; only \"{IMAGE_ACTION}\" pushes are",
+            "{:?} events are not handled; only \"{IMAGE_ACTION}\" pushes and \"{IMAGE_SCAN}\" results are",
             event.detail_type
         ))));
     }
@@ -232,6 +252,75 @@ fn parse_eventbridge(payload: &Value) -> Result<Request, EventError> {
         pushed_at,
         media_type,
         dry_run: false,
+    }))
+}
+
+fn parse_scan(
+    event: &EventBridgeEvent<Value>,
+    detail: &Map<String, Value>,
+    about: impl Fn(String) -> Ignored,
+) -> Result<Request, EventError> {
+    let status = req_str(detail, "scan-status", "detail.scan-status")?;
+    if status != "COMPLETE" {
+        return Ok(Request::Ignore(about(format!("scan-status {status:?} is not COMPLETE; scan-gated tags stay deferred"))));
+    }
+    let repository = RepositoryName::parse(req_str(detail, "repository-name", "detail.repository-name")?)
+        .map_err(name_error("detail.repository-name"))?;
+    let digest = Digest::parse(req_str(detail, "image-digest", "detail.image-digest")?)
+        .map_err(name_error("detail.image-digest"))?;
+    let tags = match detail.get("image-tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let path = format!("detail.image-tags[{i}]");
+                match item {
+                    Value::String(s) => Tag::parse(s).map_err(|e| field_error(&path, e.to_string())),
+                    other => Err(field_error(&path, format!("expected a string, got {}", json_kind(other)))),
+                }
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(field_error("detail.image-tags", format!("expected an array, got {}", json_kind(other))))
+        }
+    };
+    if tags.is_empty() {
+        return Ok(Request::Ignore(about("the scanned image has no tag: no rule can apply".to_owned())));
+    }
+    let mut findings = Findings::default();
+    match detail.get("finding-severity-counts") {
+        // No findings: ECR leaves the counts out or empty.
+        None | Some(Value::Null) => {}
+        Some(Value::Object(counts)) => {
+            for (severity, count) in counts {
+                let n = count.as_u64().ok_or_else(|| {
+                    field_error(
+                        &format!("detail.finding-severity-counts.{}", severity.escape_debug()),
+                        format!("expected a count (a whole number), got {}", json_kind(count)),
+                    )
+                })?;
+                findings.counts.insert(severity.clone(), n);
+            }
+        }
+        Some(other) => {
+            return Err(field_error(
+                "detail.finding-severity-counts",
+                format!("expected an object, got {}", json_kind(other)),
+            ))
+        }
+    }
+    let account = event.account.as_deref().ok_or_else(|| field_error("account", "required: the registry's account id"))?;
+    let registry_id = RegistryId::parse(account).map_err(name_error("account"))?;
+    let scanned_at = event.time.ok_or_else(|| field_error("time", "required: the scan time (RFC 3339)"))?;
+    Ok(Request::Scanned(ScanResult {
+        registry_id: Some(registry_id),
+        region: event.region.clone().filter(|r| !r.is_empty()),
+        repository,
+        digest,
+        tags,
+        scanned_at,
+        findings,
     }))
 }
 
@@ -379,11 +468,66 @@ mod tests {
 
     #[test]
     fn other_ecr_event_kinds_are_ignored_not_errors() {
-        for kind in ["ECR Image Scan", "ECR Replication Action", "ECR Pull Through Cache Action", "ECR Referrer Action"] {
+        for kind in ["ECR Replication Action", "ECR Pull Through Cache Action", "ECR Referrer Action"] {
             let mut e = push_event();
             e["detail-type"] = json!(kind);
             assert!(ignored_reason(&e).contains(kind), "{kind}");
         }
+    }
+
+    fn scan_event() -> Value {
+        json!({
+            "version": "0", "id": "3f0c2b1e-8d5a-4c47-9e61-2a7b9c1d0e55",
+            "detail-type": "ECR Image Scan", "source": "aws.ecr",
+            "account": "123456789012", "time": "2026-11-24T10:15:02Z", "region": "eu-west-1",
+            "resources": ["arn:aws:ecr:eu-west-1:123456789012:repository/team/api"],
+            "detail": {
+                "scan-status": "COMPLETE", "repository-name": "team/api",
+                "finding-severity-counts": {"HIGH": 1, "MEDIUM": 4, "LOW": 7},
+                "image-digest": DIGEST, "image-tags": ["v1.4.2", "latest"]
+            }
+        })
+    }
+
+    #[test]
+    fn a_completed_scan_carries_the_images_tags_and_findings() {
+        let Request::Scanned(scan) = parse(&scan_event(), now()).unwrap() else { panic!("not a scan") };
+        assert_eq!(scan.repository.as_str(), "team/api");
+        assert_eq!(scan.digest.as_str(), DIGEST);
+        assert_eq!(scan.tags.iter().map(Tag::as_str).collect::<Vec<_>>(), ["v1.4.2", "latest"]);
+        assert_eq!(scan.findings.summary(), "HIGH 1, MEDIUM 4, LOW 7");
+        assert_eq!(scan.scanned_at, "2026-11-24T10:15:02Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(scan.registry_id.map(|r| r.to_string()).as_deref(), Some("123456789012"));
+
+        let mut clean = scan_event();
+        clean["detail"].as_object_mut().unwrap().remove("finding-severity-counts");
+        let Request::Scanned(scan) = parse(&clean, now()).unwrap() else { panic!("not a scan") };
+        assert!(scan.findings.counts.is_empty(), "no counts: a clean scan");
+    }
+
+    #[test]
+    fn scans_that_did_not_complete_or_have_no_tag_are_ignored_and_bad_ones_named() {
+        let mut failed = scan_event();
+        failed["detail"]["scan-status"] = json!("FAILED");
+        assert!(ignored_reason(&failed).contains("not COMPLETE"));
+        for tags in [json!([]), Value::Null] {
+            let mut untagged = scan_event();
+            untagged["detail"]["image-tags"] = tags;
+            assert!(ignored_reason(&untagged).contains("no tag"));
+        }
+        let field = |key: &str, value: Value| {
+            let mut e = scan_event();
+            e["detail"][key] = value;
+            match parse(&e, now()) {
+                Err(EventError::Field { field, .. }) => field,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(field("image-tags", json!(["ok", "bad tag"])), "detail.image-tags[1]");
+        assert_eq!(field("image-tags", json!("v1")), "detail.image-tags");
+        assert_eq!(field("finding-severity-counts", json!({"HIGH": -1})), "detail.finding-severity-counts.HIGH");
+        assert_eq!(field("finding-severity-counts", json!([1])), "detail.finding-severity-counts");
+        assert_eq!(field("scan-status", json!(1)), "detail.scan-status");
     }
 
     #[test]

@@ -15,23 +15,25 @@ use crate::event::{self, Request};
 use crate::metrics::{self, EventMetrics};
 use crate::registry::Registry;
 use crate::report::Report;
-use crate::retag::{report_of, retag, RetagError};
+use crate::repository_tags::CachedRepositoryTags;
+use crate::retag::{promote_scanned, report_of, retag, RetagError};
 
 /// Time kept back from Lambda's deadline to log, emit metrics and post the answer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 pub struct Handler<R> {
-    registry: R,
+    /// Repository resource tags are cached for the life of the instance.
+    registry: CachedRepositoryTags<R>,
     config: Config,
 }
 
 impl<R: Registry> Handler<R> {
     pub fn new(registry: R, config: Config) -> Self {
-        Self { registry, config }
+        Self { registry: CachedRepositoryTags::new(registry, config.repository_tags_ttl), config }
     }
 
     pub fn registry(&self) -> &R {
-        &self.registry
+        self.registry.inner()
     }
 
     /// One Lambda invocation: handles the raw payload, but gives up with a
@@ -75,6 +77,9 @@ impl<R: Registry> Handler<R> {
             Err(e) => (Err(RetagError::from(e)), None),
             Ok(Request::Ignore(ignored)) => (Ok(Report::ignored(ignored)), None),
             Ok(Request::Retag(push)) => (retag(&self.registry, &self.config, &push).await, Some(push.pushed_at)),
+            Ok(Request::Scanned(scan)) => {
+                (promote_scanned(&self.registry, &self.config, &scan).await, Some(scan.scanned_at))
+            }
         }
     }
 

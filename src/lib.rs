@@ -9,11 +9,15 @@
 //! - [`rules`]: the configuration contract, parsed and validated once at
 //!   start-up, then evaluated purely against a pushed tag.
 //! - [`plan`]: which tags the push should get, with invalid renderings and
-//!   tags that would re-trigger the function ruled out. Pure.
+//!   tags that would re-trigger the function ruled out, scan-gated tags
+//!   deferred (or, on a scan event, passed or blocked by [`scan`]). Pure.
 //! - [`retag`]: the writes. One BatchGetImage, then one PutImage per tag not
-//!   yet in place, concurrently; each tag gets an outcome.
+//!   yet in place, concurrently; tags that move only to newer versions checked
+//!   against their holder; pushed tags retired where a rule says so. Each tag
+//!   gets an outcome.
 //! - [`registry`]: the narrow port those writes go through, and [`ecr`], its
-//!   one implementation, the only code that talks to Amazon ECR.
+//!   one implementation, the only code that talks to Amazon ECR;
+//!   [`repository_tags`] caches the one lookup that can be cached.
 //! - [`report`]: the result out, the JSON the function returns.
 //! - [`handler`]: wires event, retag and report; one log line and one
 //!   [`metrics`] line (CloudWatch Embedded Metric Format) per event.
@@ -37,5 +41,7 @@ pub mod names;
 pub mod plan;
 pub mod registry;
 pub mod report;
+pub mod repository_tags;
 pub mod retag;
 pub mod rules;
+pub mod scan;

@@ -24,6 +24,11 @@ pub struct EventMetrics {
     pub conflicts: u64,
     pub invalid: u64,
     pub failures: u64,
+    pub skipped_not_newer: u64,
+    pub deferred: u64,
+    pub blocked: u64,
+    /// Pushed tags removed (`remove_source`).
+    pub removed: u64,
     /// The event needed no action (not a push, untagged, or no rule matched).
     pub ignored: u64,
     /// The invocation returned an error.
@@ -45,7 +50,11 @@ impl EventMetrics {
                     Outcome::Conflict => m.conflicts += 1,
                     Outcome::Invalid => m.invalid += 1,
                     Outcome::Failed => m.failures += 1,
-                    Outcome::WouldCreate | Outcome::WouldMove => {}
+                    Outcome::SkippedNotNewer => m.skipped_not_newer += 1,
+                    Outcome::Deferred => m.deferred += 1,
+                    Outcome::Blocked => m.blocked += 1,
+                    Outcome::Removed => m.removed += 1,
+                    Outcome::WouldCreate | Outcome::WouldMove | Outcome::WouldRemove | Outcome::Kept => {}
                 }
             }
         }
@@ -72,6 +81,10 @@ pub fn emf_line(metrics: &EventMetrics, labels: &Labels<'_>, pushed_at: Option<D
         ("TagConflicts", metrics.conflicts),
         ("TagsInvalid", metrics.invalid),
         ("TagFailures", metrics.failures),
+        ("TagsSkippedNotNewer", metrics.skipped_not_newer),
+        ("TagsDeferred", metrics.deferred),
+        ("TagsBlocked", metrics.blocked),
+        ("SourceTagsRemoved", metrics.removed),
         ("EventsIgnored", metrics.ignored),
         ("EventErrors", metrics.errors),
     ];
@@ -123,6 +136,7 @@ mod tests {
             registry_id: None,
             digest: None,
             source_tag: None,
+            scan: None,
             tags: outcomes.iter().map(|o| tag(*o)).collect(),
         }
     }
@@ -161,7 +175,7 @@ mod tests {
         for def in directive["Metrics"].as_array().unwrap() {
             assert!(line[def["Name"].as_str().unwrap()].is_number(), "{def}");
         }
-        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 9);
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 13);
 
         let labels = Labels { function_name: "fn", repository: Some("team/api"), by_repository: false };
         let line: Value = serde_json::from_str(&emf_line(&m, &labels, None, now)).unwrap();

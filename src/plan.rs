@@ -2,17 +2,30 @@
 //!
 //! Pure: the union of every matching rule's tags, minus the pushed tag, with
 //! renderings that are no valid tag and tags that would make the function
-//! trigger itself again marked invalid.
+//! trigger itself again marked invalid; scan-gated tags deferred on a push,
+//! and on a scan event written or blocked by its findings.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::names::Tag;
-use crate::rules::{RuleSet, Subject};
+use crate::rules::{Policy, RuleSet, Subject};
+use crate::scan::{Findings, Severity};
+
+/// What triggered the planning.
+#[derive(Debug, Clone, Copy)]
+pub enum Phase<'a> {
+    /// A push (or a direct request): every rule without a scan gate writes.
+    Push,
+    /// A completed scan of the image: only the scan-gated rules write, if the findings allow.
+    Scan(&'a Findings),
+}
 
 /// The tags to bring in place, sorted by tag.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
     pub tags: Vec<PlannedTag>,
+    /// Pushed tags to remove once their rule's tags are in place (`remove_source`).
+    pub removals: Vec<Removal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,12 +35,27 @@ pub struct PlannedTag {
     /// The rules that derived it, in rule-set order.
     pub rules: Vec<String>,
     pub verdict: Verdict,
+    /// Every rule deriving it says `"move": "if-newer"`.
+    pub if_newer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Write(Tag),
     Invalid(String),
+    /// Scan-gated, on a push: waits for the scan event.
+    Deferred(String),
+    /// Scan-gated, and the scan found more than the rule allows.
+    Blocked(String),
+}
+
+/// The pushed tag a `remove_source` rule retires once all of `tags` landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub source: String,
+    pub rule: String,
+    /// The keys of the tags the rule derived (invalid renderings included: they never land).
+    pub tags: Vec<String>,
 }
 
 impl Plan {
@@ -35,8 +63,33 @@ impl Plan {
     pub fn writable(&self) -> impl Iterator<Item = &Tag> {
         self.tags.iter().filter_map(|t| match &t.verdict {
             Verdict::Write(tag) => Some(tag),
-            Verdict::Invalid(_) => None,
+            _ => None,
         })
+    }
+
+    /// The plans of several pushed tags of one image (a scan event lists them
+    /// all) as one: tags derived from several are planned once.
+    pub fn merge(plans: impl IntoIterator<Item = Plan>) -> Plan {
+        let mut tags: BTreeMap<String, PlannedTag> = BTreeMap::new();
+        let mut removals = Vec::new();
+        for plan in plans {
+            for planned in plan.tags {
+                match tags.get_mut(&planned.tag) {
+                    None => {
+                        tags.insert(planned.tag.clone(), planned);
+                    }
+                    Some(existing) => {
+                        for rule in planned.rules {
+                            if !existing.rules.contains(&rule) {
+                                existing.rules.push(rule);
+                            }
+                        }
+                    }
+                }
+            }
+            removals.extend(plan.removals);
+        }
+        Plan { tags: tags.into_values().collect(), removals }
     }
 }
 
@@ -48,9 +101,18 @@ impl Plan {
 /// tag outside the pushed tag and the set being written, the tag is not
 /// written. Removing a tag can make another one unsafe, so this repeats until
 /// nothing changes.
-pub fn plan(rules: &RuleSet, subject: &Subject<'_>) -> Plan {
+///
+/// A tag is held back (deferred until a scan, or moved only to a newer
+/// version) only when every rule deriving it says so: a rule without the
+/// condition wants it in place regardless.
+pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
     let mut planned: BTreeMap<String, PlannedTag> = BTreeMap::new();
+    let mut policies: BTreeMap<String, Vec<Policy>> = BTreeMap::new();
+    let mut removing: Vec<(String, Policy)> = Vec::new();
     for derived in rules.derive(subject) {
+        if derived.policy.remove_source && !removing.iter().any(|(r, _)| r == derived.rule) {
+            removing.push((derived.rule.to_owned(), derived.policy));
+        }
         let (key, verdict) = match derived.result {
             Ok(tag) => (tag.as_str().to_owned(), Verdict::Write(tag)),
             Err(u) => (u.rendered, Verdict::Invalid(u.reason)),
@@ -58,10 +120,13 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>) -> Plan {
         if key == subject.tag {
             continue;
         }
-        let entry = planned.entry(key.clone()).or_insert_with(|| PlannedTag { tag: key, rules: Vec::new(), verdict });
+        let entry = planned
+            .entry(key.clone())
+            .or_insert_with(|| PlannedTag { tag: key.clone(), rules: Vec::new(), verdict, if_newer: false });
         if !entry.rules.iter().any(|r| r == derived.rule) {
             entry.rules.push(derived.rule.to_owned());
         }
+        policies.entry(key).or_default().push(derived.policy);
     }
 
     loop {
@@ -102,7 +167,50 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>) -> Plan {
             }
         }
     }
-    Plan { tags: planned.into_values().collect() }
+
+    let mut tags = Vec::with_capacity(planned.len());
+    for (key, mut p) in planned {
+        let policies = policies.get(&key).map(Vec::as_slice).unwrap_or_default();
+        p.if_newer = !policies.is_empty() && policies.iter().all(|x| x.if_newer);
+        let gate = scan_gate(policies);
+        match (phase, gate) {
+            // Written on the push; a scan event has nothing to add.
+            (Phase::Scan(_), None) => continue,
+            (Phase::Push, Some(allowed)) => {
+                if matches!(p.verdict, Verdict::Write(_)) {
+                    p.verdict = Verdict::Deferred(format!(
+                        "waits for the image scan: written then if no finding is above {allowed}"
+                    ));
+                }
+            }
+            (Phase::Scan(findings), Some(allowed)) => {
+                if matches!(p.verdict, Verdict::Write(_)) && !findings.passes(allowed) {
+                    p.verdict = Verdict::Blocked(format!(
+                        "the scan found {}; the rule allows findings up to {allowed}",
+                        findings.summary()
+                    ));
+                }
+            }
+            (Phase::Push, None) => {}
+        }
+        tags.push(p);
+    }
+    let removals = removing
+        .into_iter()
+        // A gated rule's removal is decided on the scan event, an ungated one's on the push.
+        .filter(|(_, policy)| matches!(phase, Phase::Push) || policy.scan_gate.is_some())
+        .map(|(rule, _)| Removal {
+            source: subject.tag.to_owned(),
+            tags: tags.iter().filter(|t| t.rules.contains(&rule)).map(|t| t.tag.clone()).collect(),
+            rule,
+        })
+        .collect();
+    Plan { tags, removals }
+}
+
+/// The most permissive gate of the deriving rules, when every one has a gate.
+fn scan_gate(policies: &[Policy]) -> Option<Severity> {
+    policies.iter().map(|p| p.scan_gate).collect::<Option<Vec<_>>>()?.into_iter().max()
 }
 
 #[cfg(test)]
@@ -117,7 +225,8 @@ mod tests {
     fn plan_for(rules_json: &str, repository: &str, tag: &str) -> Plan {
         let rules = RuleSet::from_json(rules_json).unwrap();
         let d = digest();
-        plan(&rules, &Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap() })
+        let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None };
+        plan(&rules, &subject, Phase::Push)
     }
 
     fn summary(plan: &Plan) -> Vec<(String, Vec<String>, bool)> {
@@ -192,6 +301,90 @@ mod tests {
             "a",
         );
         assert_eq!(summary(&plan), vec![("b".into(), vec!["ra".into()], false), ("c".into(), vec!["ra".into()], false)]);
+    }
+
+    fn phased(rules_json: &str, tag: &str, phase: Phase<'_>) -> Plan {
+        let rules = RuleSet::from_json(rules_json).unwrap();
+        let d = digest();
+        let subject = Subject { repository: "app", tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None };
+        plan(&rules, &subject, phase)
+    }
+
+    fn verdicts(plan: &Plan) -> Vec<(&str, &'static str)> {
+        plan.tags
+            .iter()
+            .map(|p| {
+                let v = match p.verdict {
+                    Verdict::Write(_) => "write",
+                    Verdict::Invalid(_) => "invalid",
+                    Verdict::Deferred(_) => "deferred",
+                    Verdict::Blocked(_) => "blocked",
+                };
+                (p.tag.as_str(), v)
+            })
+            .collect()
+    }
+
+    const GATED: &str = r#"{"rules":[
+        {"name":"scanned","semver":true,"when":{"scan":"MEDIUM"},"tags":["stable"]},
+        {"name":"lenient","semver":true,"when":{"scan":"HIGH"},"tags":["v{major}"]},
+        {"name":"plain","semver":true,"tags":["v{major}.{minor}","v{major}"]}
+    ]}"#;
+
+    #[test]
+    fn on_a_push_gated_tags_wait_and_the_rest_are_written() {
+        let plan = phased(GATED, "v1.4.2", Phase::Push);
+        assert_eq!(verdicts(&plan), [("stable", "deferred"), ("v1", "write"), ("v1.4", "write")], "v1 has an ungated rule too");
+        let Verdict::Deferred(why) = &plan.tags[0].verdict else { panic!() };
+        assert!(why.contains("no finding is above MEDIUM"), "{why}");
+    }
+
+    #[test]
+    fn on_a_scan_only_gated_tags_are_planned_and_the_findings_decide() {
+        let high = Findings { counts: [("HIGH".to_owned(), 1), ("LOW".to_owned(), 7)].into() };
+        let plan = phased(GATED, "v1.4.2", Phase::Scan(&high));
+        assert_eq!(verdicts(&plan), [("stable", "blocked")]);
+        let Verdict::Blocked(why) = &plan.tags[0].verdict else { panic!() };
+        assert_eq!(why, "the scan found HIGH 1, LOW 7; the rule allows findings up to MEDIUM");
+
+        let medium = Findings { counts: [("MEDIUM".to_owned(), 4)].into() };
+        assert_eq!(verdicts(&phased(GATED, "v1.4.2", Phase::Scan(&medium))), [("stable", "write")]);
+
+        // Two gated rules derive `next`: the more lenient gate lets it through.
+        let both = r#"{"rules":[
+            {"name":"a","semver":true,"when":{"scan":"LOW"},"tags":["next"]},
+            {"name":"b","semver":true,"when":{"scan":"HIGH"},"tags":["next"]}
+        ]}"#;
+        assert_eq!(verdicts(&phased(both, "v1.4.2", Phase::Scan(&high))), [("next", "write")]);
+    }
+
+    #[test]
+    fn if_newer_holds_only_when_every_deriving_rule_says_so() {
+        let rules = r#"{"rules":[
+            {"name":"careful","semver":true,"move":"if-newer","tags":["stable","v{major}"]},
+            {"name":"eager","semver":true,"tags":["v{major}"]}
+        ]}"#;
+        let plan = phased(rules, "v1.2.9", Phase::Push);
+        let newer: Vec<(&str, bool)> = plan.tags.iter().map(|p| (p.tag.as_str(), p.if_newer)).collect();
+        assert_eq!(newer, [("stable", true), ("v1", false)]);
+    }
+
+    #[test]
+    fn removals_list_the_tags_that_must_land_first() {
+        let rules = r#"{"rules":[
+            {"name":"retire","match":"latest","remove_source":true,"tags":["edge","{date:%Y%m%d}"]},
+            {"name":"other","match":"latest","tags":["also"]}
+        ]}"#;
+        let plan = phased(rules, "latest", Phase::Push);
+        assert_eq!(
+            plan.removals,
+            [Removal { source: "latest".into(), rule: "retire".into(), tags: vec!["20261124".into(), "edge".into()] }]
+        );
+        let gated = r#"{"rules":[{"name":"g","match":"latest","remove_source":true,"when":{"scan":"HIGH"},"tags":["edge"]}]}"#;
+        assert_eq!(phased(gated, "latest", Phase::Push).removals.len(), 1, "decided on the push: kept, waiting");
+        let clean = Findings::default();
+        assert_eq!(phased(gated, "latest", Phase::Scan(&clean)).removals.len(), 1);
+        assert!(phased(rules, "latest", Phase::Scan(&clean)).removals.is_empty(), "an ungated removal is the push's business");
     }
 
     #[test]

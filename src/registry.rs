@@ -1,10 +1,10 @@
-//! The narrow port to the registry: one read, one write.
+//! The narrow port to the registry: the reads and writes retagging needs.
 //!
 //! [`crate::ecr::Ecr`] implements it with aws-sdk-ecr; tests can implement it
 //! in memory. Everything here is what the retagging logic needs to know, with
 //! the SDK's types left behind.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
 use crate::names::{Digest, RegistryId, RepositoryName, Tag};
@@ -92,6 +92,17 @@ pub enum PutError {
     Fault(Fault),
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoveError {
+    /// The tag no longer exists.
+    #[error("the tag does not exist")]
+    NotFound,
+    #[error("repository not found")]
+    RepositoryNotFound,
+    #[error(transparent)]
+    Fault(Fault),
+}
+
 /// The registry operations this function uses, and no others.
 pub trait Registry: Send + Sync {
     /// One read: the image (by digest or tag) and where each of `tags` points now.
@@ -110,4 +121,17 @@ pub trait Registry: Send + Sync {
         media_type: &str,
         tag: &Tag,
     ) -> impl Future<Output = Result<(), PutError>> + Send;
+
+    /// Every tag of the image `digest` (for `"move": "if-newer"`: a holder's
+    /// version). Empty when the image no longer exists.
+    fn tags_of(&self, repository: &Repository, digest: &Digest) -> impl Future<Output = Result<Vec<Tag>, ReadError>> + Send;
+
+    /// Removes `tag` (for `remove_source`). ECR deletes the image with its last tag.
+    fn remove(&self, repository: &Repository, tag: &Tag) -> impl Future<Output = Result<(), RemoveError>> + Send;
+
+    /// The repository's resource tags (for rules with `repository_tags`).
+    fn repository_tags(
+        &self,
+        repository: &Repository,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, ReadError>> + Send;
 }

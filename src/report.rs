@@ -1,5 +1,7 @@
 //! Result out: the JSON the function returns, one entry per derived tag.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::event::Ignored;
@@ -17,7 +19,18 @@ pub struct Report {
     pub digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_tag: Option<String>,
+    /// For a scan event: what was scanned and found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanReport>,
     pub tags: Vec<TagReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ScanReport {
+    /// The image's tags, each treated as just pushed.
+    pub image_tags: Vec<String>,
+    /// `finding-severity-counts`, as ECR reported them.
+    pub findings: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -57,6 +70,17 @@ pub enum Outcome {
     Invalid,
     /// The write failed.
     Failed,
+    /// `"move": "if-newer"`: the tag stays on an image with an equal or higher version.
+    SkippedNotNewer,
+    /// Scan-gated: written when the image's scan completes and passes.
+    Deferred,
+    /// Scan-gated: the scan found more than the rule allows.
+    Blocked,
+    /// `remove_source`: the pushed tag was removed, its derived tags being in place.
+    Removed,
+    WouldRemove,
+    /// `remove_source`: the pushed tag stays, for the reason in `detail`.
+    Kept,
 }
 
 impl std::fmt::Display for Status {
@@ -80,6 +104,12 @@ impl std::fmt::Display for Outcome {
             Outcome::Conflict => "conflict",
             Outcome::Invalid => "invalid",
             Outcome::Failed => "failed",
+            Outcome::SkippedNotNewer => "skipped_not_newer",
+            Outcome::Deferred => "deferred",
+            Outcome::Blocked => "blocked",
+            Outcome::Removed => "removed",
+            Outcome::WouldRemove => "would_remove",
+            Outcome::Kept => "kept",
         })
     }
 }
@@ -100,6 +130,7 @@ impl Report {
             registry_id: None,
             digest: ignored.digest,
             source_tag: ignored.tag,
+            scan: None,
             tags: Vec::new(),
         }
     }
@@ -123,6 +154,7 @@ mod tests {
             registry_id: Some("123456789012".into()),
             digest: Some("sha256:abc".into()),
             source_tag: Some("v1.4.2".into()),
+            scan: None,
             tags: vec![TagReport {
                 tag: "stable".into(),
                 rules: vec!["release".into()],
@@ -137,7 +169,7 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&Outcome::WouldCreate).unwrap(), r#""would_create""#);
         assert_eq!(serde_json::to_string(&Status::DryRun).unwrap(), r#""dry_run""#);
-        for o in [Outcome::Created, Outcome::WouldMove, Outcome::Conflict] {
+        for o in [Outcome::Created, Outcome::WouldMove, Outcome::Conflict, Outcome::SkippedNotNewer, Outcome::WouldRemove] {
             assert_eq!(serde_json::to_string(&o).unwrap(), format!("\"{o}\""), "Display matches the JSON");
         }
     }

@@ -5,18 +5,20 @@
 //! not already point at the digest, concurrently within a bound. A push no
 //! rule matches costs nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::event::{EventError, Push};
+use crate::event::{EventError, Push, ScanResult};
 use crate::names::{Digest, Tag};
-use crate::plan::{self, Verdict};
-use crate::registry::{Fault, Image, Lookup, PutError, ReadError, Registry, Repository, Snapshot, TagState};
-use crate::report::{Outcome, Report, Status, TagReport};
-use crate::rules::Subject;
+use crate::plan::{self, Phase, Plan, Removal, Verdict};
+use crate::registry::{Fault, Image, Lookup, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState};
+use crate::report::{Outcome, Report, ScanReport, Status, TagReport};
+use crate::rules::{RuleSet, Subject};
 
 /// Why an invocation failed. [`RetagError::retryable`] tells whether a later
 /// delivery of the same event can succeed.
@@ -99,65 +101,149 @@ fn not_applied(report: &Report) -> String {
 
 /// Retags one push. `Ok` when every derived tag is in place (or would be, in a dry run).
 pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> Result<Report, RetagError> {
-    let repository = Repository {
-        registry_id: push.registry_id.clone(),
-        region: push.region.clone(),
-        name: push.repository.clone(),
+    let job = Job {
+        repository: Repository { registry_id: push.registry_id.clone(), region: push.region.clone(), name: push.repository.clone() },
+        digest: push.digest.clone(),
+        sources: std::slice::from_ref(&push.tag),
+        at: push.pushed_at,
+        media_type: push.media_type.as_deref(),
+        dry_run: push.dry_run || config.dry_run,
+        phase: Phase::Push,
     };
-    let dry_run = push.dry_run || config.dry_run;
+    run(registry, config, job).await
+}
+
+/// Applies the scan-gated rules to a scanned image's tags, as if each had just been pushed.
+pub async fn promote_scanned<R: Registry>(registry: &R, config: &Config, scan: &ScanResult) -> Result<Report, RetagError> {
+    let job = Job {
+        repository: Repository { registry_id: scan.registry_id.clone(), region: scan.region.clone(), name: scan.repository.clone() },
+        digest: Some(scan.digest.clone()),
+        sources: &scan.tags,
+        at: scan.scanned_at,
+        media_type: None,
+        dry_run: config.dry_run,
+        phase: Phase::Scan(&scan.findings),
+    };
+    let mut report = run(registry, config, job).await;
+    let summary = ScanReport { image_tags: scan.tags.iter().map(ToString::to_string).collect(), findings: scan.findings.counts.clone() };
+    match &mut report {
+        Ok(r) => r.scan = Some(summary),
+        Err(RetagError::TagsNotApplied { report, .. }) => report.scan = Some(summary),
+        Err(_) => {}
+    }
+    report
+}
+
+/// What to bring in place, whatever triggered it.
+struct Job<'a> {
+    repository: Repository,
+    /// `None`: a direct request naming only a tag; resolved with one read.
+    digest: Option<Digest>,
+    /// The tags the rules are applied to, each as if just pushed.
+    sources: &'a [Tag],
+    at: DateTime<Utc>,
+    media_type: Option<&'a str>,
+    dry_run: bool,
+    phase: Phase<'a>,
+}
+
+async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result<Report, RetagError> {
+    let rules = &config.rules;
+    let name = job.repository.name.as_str();
     let mut report = Report {
-        status: if dry_run { Status::DryRun } else { Status::Applied },
+        status: if job.dry_run { Status::DryRun } else { Status::Applied },
         reason: None,
-        repository: Some(push.repository.to_string()),
-        registry_id: push.registry_id.as_ref().map(ToString::to_string),
-        digest: push.digest.as_ref().map(ToString::to_string),
-        source_tag: Some(push.tag.to_string()),
+        repository: Some(name.to_owned()),
+        registry_id: job.repository.registry_id.as_ref().map(ToString::to_string),
+        digest: job.digest.as_ref().map(ToString::to_string),
+        source_tag: match job.phase {
+            Phase::Push => job.sources.first().map(ToString::to_string),
+            Phase::Scan(_) => None,
+        },
+        scan: None,
         tags: Vec::new(),
     };
-    if !config.rules.any_match(push.repository.as_str(), push.tag.as_str()) {
+    let relevant = |t: &Tag| match job.phase {
+        Phase::Push => rules.any_match(name, t.as_str()),
+        Phase::Scan(_) => rules.any_scan_gated_match(name, t.as_str()),
+    };
+    if !job.sources.iter().any(relevant) {
         report.status = Status::Ignored;
-        report.reason = Some("no rule matches this repository and tag".to_owned());
+        report.reason = Some(match job.phase {
+            Phase::Push => "no rule matches this repository and tag".to_owned(),
+            Phase::Scan(_) => "no scan-gated rule matches this repository and the image's tags".to_owned(),
+        });
         return Ok(report);
     }
 
+    // Only when a rule that may apply requires them; cached per instance by the handler's registry.
+    let repository_tags = if job.sources.iter().any(|t| rules.needs_repository_tags(name, t.as_str())) {
+        Some(registry.repository_tags(&job.repository).await.map_err(|e| read_error(&job.repository, e))?)
+    } else {
+        None
+    };
+
     // A direct request without a digest: the tag's current digest (one extra read).
-    let digest = match &push.digest {
+    let digest = match &job.digest {
         Some(d) => d.clone(),
         None => {
-            let found = read(registry, &repository, Lookup::Tag(&push.tag), &[]).await?;
+            let source = job.sources.first().ok_or(RetagError::InvalidEvent(EventError::UnknownShape))?;
+            let found = read(registry, &job.repository, Lookup::Tag(source), &[]).await?;
             let image = found.image.ok_or_else(|| RetagError::ImageNotFound {
-                repository: push.repository.to_string(),
-                reference: format!("tag {}", push.tag),
+                repository: name.to_owned(),
+                reference: format!("tag {source}"),
             })?;
             image.digest
         }
     };
     report.digest = Some(digest.to_string());
 
-    let plan = plan::plan(
-        &config.rules,
-        &Subject { repository: push.repository.as_str(), tag: push.tag.as_str(), digest: &digest, pushed_at: push.pushed_at },
-    );
+    let plan = Plan::merge(job.sources.iter().map(|source| {
+        let subject = Subject {
+            repository: name,
+            tag: source.as_str(),
+            digest: &digest,
+            pushed_at: job.at,
+            repository_tags: repository_tags.as_ref(),
+        };
+        plan::plan(rules, &subject, job.phase)
+    }));
+    if plan.tags.is_empty() && plan.removals.is_empty() {
+        report.status = Status::Ignored;
+        report.reason = Some(match &repository_tags {
+            Some(have) => {
+                let unmet: Vec<String> =
+                    job.sources.iter().flat_map(|t| rules.unmet_repository_tags(name, t.as_str(), have)).collect();
+                format!("no rule applies: {}", unmet.join("; "))
+            }
+            None => "no rule derives a tag other than the pushed one".to_owned(),
+        });
+        return Ok(report);
+    }
+
     let mut tags: BTreeMap<String, TagReport> = BTreeMap::new();
     let mut candidates = Vec::new();
-    for planned in plan.tags {
-        let entry = TagReport { tag: planned.tag.clone(), rules: planned.rules, outcome: Outcome::Invalid, detail: None, retryable: false };
-        match planned.verdict {
-            Verdict::Write(tag) => candidates.push(tag),
-            Verdict::Invalid(reason) => {
-                tags.insert(planned.tag, TagReport { detail: Some(reason), ..entry });
-                continue;
+    let mut if_newer: HashMap<String, Vec<String>> = HashMap::new();
+    for planned in &plan.tags {
+        let entry = TagReport { tag: planned.tag.clone(), rules: planned.rules.clone(), outcome: Outcome::Invalid, detail: None, retryable: false };
+        let (outcome, detail) = match &planned.verdict {
+            Verdict::Write(tag) => {
+                candidates.push(tag.clone());
+                if planned.if_newer {
+                    if_newer.insert(planned.tag.clone(), planned.rules.clone());
+                }
+                (Outcome::Invalid, None)
             }
-        }
-        tags.insert(planned.tag, entry);
+            Verdict::Invalid(reason) => (Outcome::Invalid, Some(reason.clone())),
+            Verdict::Deferred(why) => (Outcome::Deferred, Some(why.clone())),
+            Verdict::Blocked(why) => (Outcome::Blocked, Some(why.clone())),
+        };
+        tags.insert(planned.tag.clone(), TagReport { outcome, detail, ..entry });
     }
 
     if !candidates.is_empty() {
-        let Snapshot { image, tags: current } = read(registry, &repository, Lookup::Digest(&digest), &candidates).await?;
-        let image = image.ok_or_else(|| RetagError::ImageNotFound {
-            repository: push.repository.to_string(),
-            reference: digest.to_string(),
-        })?;
+        let Snapshot { image, tags: current } = read(registry, &job.repository, Lookup::Digest(&digest), &candidates).await?;
+        let image = image.ok_or_else(|| RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() })?;
         // Escaped (Debug) so a manifest's newlines stay inside one log line.
         tracing::debug!(digest = %image.digest, media_type = ?image.media_type, manifest = ?image.manifest, "manifest read");
         let mut to_write = Vec::new();
@@ -170,7 +256,8 @@ pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> R
                 Some(TagState::Unreadable(fault)) => fail(entry, fault),
             }
         }
-        if dry_run {
+        let to_write = newer_only(registry, rules, &job, &if_newer, to_write, &mut tags).await;
+        if job.dry_run {
             for (tag, previous) in to_write {
                 let entry = entry(&mut tags, &tag);
                 match previous {
@@ -179,11 +266,13 @@ pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> R
                 }
             }
         } else if !to_write.is_empty() {
-            let media_type = media_type(&image, push)?;
-            write(registry, &repository, &image, &media_type, &digest, to_write, config.write_concurrency, &mut tags)
+            let media_type = media_type(&image, job.media_type)?;
+            write(registry, &job.repository, &image, &media_type, &digest, to_write, config.write_concurrency, &mut tags)
                 .await?;
         }
     }
+
+    remove_sources(registry, &job, &digest, &plan.removals, &mut tags).await?;
 
     report.tags = tags.into_values().collect();
     if report.problems().next().is_some() {
@@ -191,6 +280,168 @@ pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> R
         return Err(RetagError::TagsNotApplied { report: Box::new(report), retryable });
     }
     Ok(report)
+}
+
+/// `"move": "if-newer"`: of the tags about to move away from another image,
+/// keeps those whose holder has a version at least as high as the pushed one.
+/// Costs one DescribeImages per distinct holder, and nothing when no such tag moves.
+async fn newer_only<R: Registry>(
+    registry: &R,
+    rules: &RuleSet,
+    job: &Job<'_>,
+    if_newer: &HashMap<String, Vec<String>>,
+    to_write: Vec<(Tag, Option<Digest>)>,
+    tags: &mut BTreeMap<String, TagReport>,
+) -> Vec<(Tag, Option<Digest>)> {
+    let mut holders: Vec<Digest> = to_write
+        .iter()
+        .filter(|(tag, _)| if_newer.contains_key(tag.as_str()))
+        .filter_map(|(_, previous)| previous.clone())
+        .collect();
+    holders.sort();
+    holders.dedup();
+    if holders.is_empty() {
+        return to_write;
+    }
+    let looked_up = join_all(holders.iter().map(|d| registry.tags_of(&job.repository, d))).await;
+    let holder_tags: HashMap<Digest, Result<Vec<Tag>, ReadError>> = holders.into_iter().zip(looked_up).collect();
+
+    let mut kept = Vec::with_capacity(to_write.len());
+    for (tag, previous) in to_write {
+        let (Some(rule_names), Some(holder)) = (if_newer.get(tag.as_str()), previous.as_ref()) else {
+            kept.push((tag, previous));
+            continue;
+        };
+        let pushed = rules.version_of(rule_names, job.sources.iter().map(Tag::as_str));
+        match holder_tags.get(holder) {
+            Some(Ok(holder_tags)) => {
+                let held = rules.version_of(rule_names, holder_tags.iter().map(Tag::as_str));
+                match (pushed, held) {
+                    (Some(p), Some(h)) if p.cmp_precedence(&h) != std::cmp::Ordering::Greater => settle(
+                        entry(tags, &tag),
+                        Outcome::SkippedNotNewer,
+                        Some(format!("held by {holder} at version {h}; {p} is not newer")),
+                    ),
+                    // No parsable version on the holder: it counts as older.
+                    _ => kept.push((tag, previous)),
+                }
+            }
+            Some(Err(e)) => fail(entry(tags, &tag), &read_fault(e.clone())),
+            None => kept.push((tag, previous)),
+        }
+    }
+    kept
+}
+
+/// `remove_source`: retires each pushed tag whose removing rules' tags all
+/// landed, unless that would leave the image untagged or the tag moved on.
+async fn remove_sources<R: Registry>(
+    registry: &R,
+    job: &Job<'_>,
+    digest: &Digest,
+    removals: &[Removal],
+    tags: &mut BTreeMap<String, TagReport>,
+) -> Result<(), RetagError> {
+    let mut by_source: BTreeMap<&str, Vec<&Removal>> = BTreeMap::new();
+    for r in removals {
+        by_source.entry(r.source.as_str()).or_default().push(r);
+    }
+    for (source, removals) in by_source {
+        let rules: Vec<String> = removals.iter().map(|r| r.rule.clone()).collect();
+        let derived: BTreeSet<&str> = removals.iter().flat_map(|r| r.tags.iter().map(String::as_str)).collect();
+        let decision = removal_decision(&derived, tags, job.dry_run);
+        if tags.contains_key(source) {
+            // Another pushed tag derives this one: it stays (a scan event listing both).
+            continue;
+        }
+        let mut entry = TagReport { tag: source.to_owned(), rules, outcome: Outcome::Kept, detail: None, retryable: false };
+        match (decision, Tag::parse(source)) {
+            (Err(why), _) => entry.detail = Some(why),
+            (Ok(()), _) if job.dry_run => entry.outcome = Outcome::WouldRemove,
+            (Ok(()), Ok(source)) => remove(registry, &job.repository, digest, &source, &derived, &mut entry).await?,
+            (Ok(()), Err(e)) => entry.detail = Some(format!("kept: not a tag: {e}")),
+        }
+        tags.insert(source.to_owned(), entry);
+    }
+    Ok(())
+}
+
+/// Whether every tag the removing rules derived is in place.
+fn removal_decision(derived: &BTreeSet<&str>, tags: &BTreeMap<String, TagReport>, dry_run: bool) -> Result<(), String> {
+    if derived.is_empty() {
+        return Err("kept: the rule derives no other tag, so removing it would leave nothing in its place".into());
+    }
+    let missing: Vec<String> = derived
+        .iter()
+        .filter_map(|t| {
+            let outcome = tags.get(*t).map(|r| r.outcome);
+            let landed = match outcome {
+                Some(Outcome::Created | Outcome::Moved | Outcome::Unchanged) => true,
+                Some(Outcome::WouldCreate | Outcome::WouldMove) => dry_run,
+                _ => false,
+            };
+            (!landed).then(|| format!("`{t}` {}", outcome.map_or("missing".to_owned(), |o| o.to_string())))
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("kept: not every derived tag is in place ({})", missing.join(", ")))
+    }
+}
+
+/// Re-reads right before BatchDeleteImage (which deletes by tag whatever it
+/// points at), so a tag pushed again meanwhile, or an image that would be left
+/// without its derived tags, is never removed.
+async fn remove<R: Registry>(
+    registry: &R,
+    repository: &Repository,
+    digest: &Digest,
+    source: &Tag,
+    derived: &BTreeSet<&str>,
+    entry: &mut TagReport,
+) -> Result<(), RetagError> {
+    let mut ask = vec![source.clone()];
+    ask.extend(derived.iter().filter_map(|t| Tag::parse(t).ok()));
+    let now = match registry.read(repository, Lookup::Digest(digest), &ask).await {
+        Ok(now) => now,
+        Err(e) => {
+            fail(entry, &read_fault(e));
+            return Ok(());
+        }
+    };
+    match now.tags.get(source) {
+        Some(TagState::At(d)) if d == digest => {}
+        Some(TagState::At(other)) => {
+            settle(entry, Outcome::Kept, Some(format!("kept: the tag now points at {other}")));
+            return Ok(());
+        }
+        Some(TagState::Unreadable(fault)) => {
+            fail(entry, fault);
+            return Ok(());
+        }
+        Some(TagState::Absent) | None => {
+            settle(entry, Outcome::Removed, Some("already gone".into()));
+            return Ok(());
+        }
+    }
+    if !ask[1..].iter().any(|t| now.tags.get(t) == Some(&TagState::At(digest.clone()))) {
+        let why = "kept: no derived tag points at the image any more, removing it would leave the image untagged";
+        settle(entry, Outcome::Kept, Some(why.into()));
+        return Ok(());
+    }
+    match registry.remove(repository, source).await {
+        Ok(()) => settle(entry, Outcome::Removed, None),
+        Err(RemoveError::NotFound) => settle(entry, Outcome::Removed, Some("already gone".into())),
+        Err(RemoveError::RepositoryNotFound) => {
+            return Err(RetagError::RepositoryNotFound {
+                repository: repository.name.to_string(),
+                registry: registry_label(repository),
+            })
+        }
+        Err(RemoveError::Fault(fault)) => fail(entry, &fault),
+    }
+    Ok(())
 }
 
 /// Runs the PutImage calls and records each tag's outcome.
@@ -260,14 +511,7 @@ async fn write<R: Registry>(
                 }
             }
             Err(e) => {
-                let fault = match e {
-                    ReadError::Fault(f) => f,
-                    ReadError::RepositoryNotFound => Fault {
-                        code: "RepositoryNotFoundException".into(),
-                        message: "the repository disappeared while tagging".into(),
-                        retryable: false,
-                    },
-                };
+                let fault = read_fault(e);
                 for tag in immutable {
                     fail(entry(tags, &tag), &fault);
                 }
@@ -283,18 +527,34 @@ async fn read<R: Registry>(
     image: Lookup<'_>,
     tags: &[Tag],
 ) -> Result<Snapshot, RetagError> {
-    registry.read(repository, image, tags).await.map_err(|e| match e {
+    registry.read(repository, image, tags).await.map_err(|e| read_error(repository, e))
+}
+
+fn read_error(repository: &Repository, e: ReadError) -> RetagError {
+    match e {
         ReadError::RepositoryNotFound => RetagError::RepositoryNotFound {
             repository: repository.name.to_string(),
             registry: registry_label(repository),
         },
         ReadError::Fault(fault) => RetagError::Read { repository: repository.name.to_string(), fault },
-    })
+    }
+}
+
+/// A read that failed for one tag only: its fault.
+fn read_fault(e: ReadError) -> Fault {
+    match e {
+        ReadError::Fault(f) => f,
+        ReadError::RepositoryNotFound => Fault {
+            code: "RepositoryNotFoundException".into(),
+            message: "the repository disappeared while tagging".into(),
+            retryable: false,
+        },
+    }
 }
 
 /// ECR's own answer first, then the event's, then the manifest's `mediaType`
 /// (OCI indexes and artifacts may have none, and PutImage then needs one).
-fn media_type(image: &Image, push: &Push) -> Result<String, RetagError> {
+fn media_type(image: &Image, from_event: Option<&str>) -> Result<String, RetagError> {
     #[derive(Deserialize)]
     struct Declared {
         #[serde(rename = "mediaType")]
@@ -303,7 +563,7 @@ fn media_type(image: &Image, push: &Push) -> Result<String, RetagError> {
     image
         .media_type
         .clone()
-        .or_else(|| push.media_type.clone())
+        .or_else(|| from_event.map(str::to_owned))
         .or_else(|| serde_json::from_str::<Declared>(&image.manifest).ok().and_then(|d| d.media_type))
         .ok_or_else(|| RetagError::UnknownMediaType { digest: image.digest.to_string() })
 }
@@ -363,6 +623,7 @@ mod tests {
         immutable: bool,
         repository_missing: bool,
         put_faults: HashMap<Tag, Fault>,
+        repository_tags: BTreeMap<String, String>,
         calls: Mutex<Vec<String>>,
         in_flight: AtomicUsize,
         max_in_flight: AtomicUsize,
@@ -430,6 +691,24 @@ mod tests {
                     Ok(())
                 }
             }
+        }
+
+        async fn tags_of(&self, _: &Repository, d: &Digest) -> Result<Vec<Tag>, ReadError> {
+            self.calls.lock().unwrap().push(format!("tags_of {}", &d.hex()[..4]));
+            let mut found: Vec<Tag> =
+                self.tags.lock().unwrap().iter().filter(|(_, at)| *at == d).map(|(t, _)| t.clone()).collect();
+            found.sort();
+            Ok(found)
+        }
+
+        async fn remove(&self, _: &Repository, t: &Tag) -> Result<(), RemoveError> {
+            self.calls.lock().unwrap().push(format!("remove {t}"));
+            self.tags.lock().unwrap().remove(t).map(|_| ()).ok_or(RemoveError::NotFound)
+        }
+
+        async fn repository_tags(&self, _: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
+            self.calls.lock().unwrap().push("repository_tags".into());
+            Ok(self.repository_tags.clone())
         }
     }
 
@@ -562,6 +841,15 @@ mod tests {
                 self.0.point(t.as_str(), &image.digest);
                 self.0.put(r, image, m, t).await
             }
+            async fn tags_of(&self, r: &Repository, d: &Digest) -> Result<Vec<Tag>, ReadError> {
+                self.0.tags_of(r, d).await
+            }
+            async fn remove(&self, r: &Repository, t: &Tag) -> Result<(), RemoveError> {
+                self.0.remove(r, t).await
+            }
+            async fn repository_tags(&self, r: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
+                self.0.repository_tags(r).await
+            }
         }
         let d = digest(1);
         let mut fake = Fake::with_image(&d, "{}", Some(MEDIA));
@@ -645,6 +933,172 @@ mod tests {
         let err = run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap_err();
         assert_eq!(err.error_type(), "Permanent.UnknownMediaType");
         assert!(fake.calls().iter().all(|c| c.starts_with("read")), "nothing is written without a media type");
+    }
+
+    const CAREFUL: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
+
+    #[tokio::test]
+    async fn given_v1_3_0_holds_the_line_when_v1_2_9_is_pushed_then_only_v1_2_moves() {
+        let (old_line, new_line, hotfix) = (digest(1), digest(2), digest(3));
+        let fake = Fake::with_image(&hotfix, "{}", Some(MEDIA));
+        for t in ["v1.3.0", "v1.3", "v1", "stable"] {
+            fake.point(t, &new_line);
+        }
+        fake.point("v1.2", &old_line);
+        fake.point("v1.2.8", &old_line);
+        let report = run(&fake, CAREFUL, &push("v1.2.9", Some(&hotfix))).await.unwrap();
+        assert_eq!(
+            outcomes(&report),
+            [("stable", Outcome::SkippedNotNewer), ("v1", Outcome::SkippedNotNewer), ("v1.2", Outcome::Moved)]
+        );
+        assert_eq!(
+            report.tags[0].detail.as_deref(),
+            Some(format!("held by {new_line} at version 1.3.0; 1.2.9 is not newer").as_str())
+        );
+        assert_eq!((fake.tag_at("stable"), fake.tag_at("v1.2")), (Some(new_line.clone()), Some(hotfix)));
+        let mut calls = fake.calls();
+        calls.sort();
+        assert_eq!(calls, [format!("put v1.2 {MEDIA}"), "read 3".into(), "tags_of 0101".into(), "tags_of 0202".into()], "one look per holder");
+    }
+
+    #[tokio::test]
+    async fn a_newer_version_moves_and_a_holder_without_version_counts_as_older() {
+        let (held, pushed) = (digest(1), digest(2));
+        let fake = Fake::with_image(&pushed, "{}", Some(MEDIA));
+        fake.point("v1.3.0", &held);
+        fake.point("stable", &held);
+        let report = run(&fake, CAREFUL, &push("v1.10.0", Some(&pushed))).await.unwrap();
+        assert_eq!(outcomes(&report), [("stable", Outcome::Moved), ("v1", Outcome::Created), ("v1.10", Outcome::Created)], "1.10 > 1.3 by precedence, not by text");
+
+        let fake = Fake::with_image(&pushed, "{}", Some(MEDIA));
+        fake.point("stable", &held);
+        fake.point("latest", &held);
+        let report = run(&fake, CAREFUL, &push("v0.1.0", Some(&pushed))).await.unwrap();
+        assert_eq!(report.tags.iter().find(|t| t.tag == "stable").map(|t| t.outcome), Some(Outcome::Moved));
+    }
+
+    #[tokio::test]
+    async fn if_newer_costs_no_extra_read_unless_a_tag_would_move() {
+        let d = digest(1);
+        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        run(&fake, CAREFUL, &push("v1.4.2", Some(&d))).await.unwrap();
+        assert!(fake.calls().iter().all(|c| !c.starts_with("tags_of")), "{:?}", fake.calls());
+    }
+
+    const GATED: &str = r#"{"rules":[
+        {"name":"scanned","semver":true,"when":{"scan":"MEDIUM"},"tags":["stable"]},
+        {"name":"plain","semver":true,"tags":["v{major}"]}
+    ]}"#;
+
+    fn scan(d: &Digest, tags: &[&str], findings: &[(&str, u64)]) -> ScanResult {
+        ScanResult {
+            registry_id: None,
+            region: None,
+            repository: crate::names::RepositoryName::parse("app").unwrap(),
+            digest: d.clone(),
+            tags: tags.iter().map(|t| tag(t)).collect(),
+            scanned_at: "2026-11-24T10:20:00Z".parse().unwrap(),
+            findings: crate::scan::Findings { counts: findings.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect() },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scan_gated_tag_is_deferred_on_push_and_written_when_the_scan_passes() {
+        let d = digest(1);
+        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        let report = run(&fake, GATED, &push("v1.4.2", Some(&d))).await.unwrap();
+        assert_eq!(outcomes(&report), [("stable", Outcome::Deferred), ("v1", Outcome::Created)]);
+        assert_eq!(fake.tag_at("stable"), None);
+
+        let report = promote_scanned(&fake, &config(GATED), &scan(&d, &["v1.4.2", "v1"], &[("MEDIUM", 4), ("LOW", 7)])).await.unwrap();
+        assert_eq!(outcomes(&report), [("stable", Outcome::Created)], "the ungated v1 is not touched again");
+        assert_eq!(fake.tag_at("stable"), Some(d));
+        let scanned = report.scan.unwrap();
+        assert_eq!((scanned.image_tags.len(), scanned.findings.get("MEDIUM")), (2, Some(&4)));
+    }
+
+    #[tokio::test]
+    async fn a_scan_with_findings_above_the_gate_blocks_without_writing() {
+        let d = digest(1);
+        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        let report = promote_scanned(&fake, &config(GATED), &scan(&d, &["v1.4.2"], &[("HIGH", 1), ("MEDIUM", 4)])).await.unwrap();
+        assert_eq!(report.status, Status::Applied, "a policy decision, not an error to retry");
+        assert_eq!(outcomes(&report), [("stable", Outcome::Blocked)]);
+        assert_eq!(report.tags[0].detail.as_deref(), Some("the scan found HIGH 1, MEDIUM 4; the rule allows findings up to MEDIUM"));
+        assert!(fake.calls().is_empty(), "nothing to write, nothing read");
+
+        let all_deferred = r#"{"rules":[{"name":"g","semver":true,"when":{"scan":"LOW"},"tags":["stable"]}]}"#;
+        run(&fake, all_deferred, &push("v1.4.2", Some(&d))).await.unwrap();
+        assert!(fake.calls().is_empty(), "a push whose tags all wait costs no call");
+        let ungated = promote_scanned(&fake, &config(RELEASE), &scan(&d, &["v1.4.2"], &[])).await.unwrap();
+        assert_eq!(ungated.status, Status::Ignored);
+    }
+
+    const RETIRE: &str = r#"{"rules":[{"name":"retire","match":"latest","remove_source":true,"tags":["edge","main"]}]}"#;
+
+    #[tokio::test]
+    async fn the_source_tag_is_removed_once_every_derived_tag_is_in_place() {
+        let d = digest(1);
+        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        fake.point("latest", &d);
+        let report = run(&fake, RETIRE, &push("latest", Some(&d))).await.unwrap();
+        assert_eq!(outcomes(&report), [("edge", Outcome::Created), ("latest", Outcome::Removed), ("main", Outcome::Created)]);
+        assert_eq!((fake.tag_at("latest"), fake.tag_at("edge")), (None, Some(d.clone())));
+        assert_eq!(fake.calls().last().map(String::as_str), Some("remove latest"));
+        assert_eq!(fake.calls().iter().filter(|c| c.starts_with("read")).count(), 2, "a re-read right before removing");
+
+        // The event comes again: nothing left to do.
+        let report = run(&fake, RETIRE, &push("latest", Some(&d))).await.unwrap();
+        assert_eq!(report.tags.iter().find(|t| t.tag == "latest").and_then(|t| t.detail.as_deref()), Some("already gone"));
+    }
+
+    #[tokio::test]
+    async fn the_source_tag_stays_when_a_derived_tag_did_not_land_or_it_moved_on() {
+        let d = digest(1);
+        let mut fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        fake.point("latest", &d);
+        fake.put_faults.insert(tag("main"), Fault { code: "ThrottlingException".into(), message: "slow".into(), retryable: true });
+        let err = run(&fake, RETIRE, &push("latest", Some(&d))).await.unwrap_err();
+        let latest = err.report().unwrap().tags.iter().find(|t| t.tag == "latest").unwrap().clone();
+        assert_eq!(latest.outcome, Outcome::Kept);
+        assert_eq!(latest.detail.as_deref(), Some("kept: not every derived tag is in place (`main` failed)"));
+        assert!(fake.calls().iter().all(|c| !c.starts_with("remove")));
+        assert_eq!(fake.tag_at("latest"), Some(d.clone()));
+
+        // The pipeline pushed `latest` again (another image) before this event was handled.
+        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        fake.point("latest", &digest(2));
+        let report = run(&fake, RETIRE, &push("latest", Some(&d))).await.unwrap();
+        let latest = report.tags.iter().find(|t| t.tag == "latest").unwrap();
+        assert_eq!(latest.outcome, Outcome::Kept);
+        assert!(latest.detail.as_deref().unwrap().contains("now points at sha256:0202"), "{latest:?}");
+        assert_eq!(fake.tag_at("latest"), Some(digest(2)));
+
+        // A rule deriving nothing but the source itself never removes it.
+        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        fake.point("latest", &d);
+        let own = r#"{"rules":[{"name":"self","match":"latest","remove_source":true,"tags":["{tag}"]}]}"#;
+        let report = run(&fake, own, &push("latest", Some(&d))).await.unwrap();
+        assert_eq!(outcomes(&report), [("latest", Outcome::Kept)]);
+        assert_eq!(fake.tag_at("latest"), Some(d));
+    }
+
+    #[tokio::test]
+    async fn rules_with_repository_tags_apply_only_to_repositories_that_carry_them() {
+        let opt_in = r#"{"rules":[{"name":"opt-in","semver":true,"repository_tags":{"retag":"enabled"},"tags":["stable"]}]}"#;
+        let d = digest(1);
+        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        let report = run(&fake, opt_in, &push("v1.0.0", Some(&d))).await.unwrap();
+        assert_eq!(report.status, Status::Ignored);
+        assert_eq!(report.reason.as_deref(), Some("no rule applies: rule \"opt-in\" needs repository tag retag=enabled"));
+        assert_eq!(fake.calls(), ["repository_tags"]);
+
+        let mut fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        fake.repository_tags.insert("retag".into(), "enabled".into());
+        let report = run(&fake, opt_in, &push("v1.0.0", Some(&d))).await.unwrap();
+        assert_eq!(outcomes(&report), [("stable", Outcome::Created)]);
+        assert!(run(&fake, RELEASE, &push("v1.0.0", Some(&d))).await.is_ok());
+        assert_eq!(fake.calls().iter().filter(|c| *c == "repository_tags").count(), 1, "rules without the field never look");
     }
 
     #[tokio::test]

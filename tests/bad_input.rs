@@ -5,8 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ecr_retag::config::Config;
 use ecr_retag::handler::Handler;
-use ecr_retag::names::Tag;
-use ecr_retag::registry::{Fault, Image, Lookup, PutError, ReadError, Registry, Repository, Snapshot};
+use std::collections::BTreeMap;
+
+use ecr_retag::names::{Digest, Tag};
+use ecr_retag::registry::{Fault, Image, Lookup, PutError, ReadError, Registry, RemoveError, Repository, Snapshot};
 use ecr_retag::report::Status;
 use ecr_retag::rules::{RuleSet, RulesError};
 use serde_json::{json, Value};
@@ -24,6 +26,18 @@ impl Registry for Counting {
         self.0.fetch_add(1, Ordering::SeqCst);
         Err(PutError::RepositoryNotFound)
     }
+    async fn tags_of(&self, _: &Repository, _: &Digest) -> Result<Vec<Tag>, ReadError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(ReadError::RepositoryNotFound)
+    }
+    async fn remove(&self, _: &Repository, _: &Tag) -> Result<(), RemoveError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(RemoveError::RepositoryNotFound)
+    }
+    async fn repository_tags(&self, _: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(ReadError::RepositoryNotFound)
+    }
 }
 
 const DIGEST: &str = "sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445";
@@ -36,6 +50,21 @@ fn event() -> Value {
         "detail": {"result": "SUCCESS", "repository-name": "team/api", "image-digest": DIGEST,
                    "action-type": "PUSH", "image-tag": "v1.4.2"}
     })
+}
+
+/// A completed basic scan of the pushed image, with these finding counts.
+fn scan(counts: Value) -> String {
+    let mut e = event();
+    e["detail-type"] = json!("ECR Image Scan");
+    e["detail"] = json!({"scan-status": "COMPLETE", "repository-name": "team/api", "image-digest": DIGEST,
+                         "image-tags": ["v1.4.2"], "finding-severity-counts": counts});
+    e.to_string()
+}
+
+fn scan_with(key: &str, value: Value) -> String {
+    let mut e: Value = serde_json::from_str(&scan(json!({}))).unwrap();
+    e["detail"][key] = value;
+    e.to_string()
 }
 
 fn with(path: &[&str], value: Value) -> String {
@@ -102,7 +131,13 @@ fn catalogue() -> Vec<(&'static str, String, Expect)> {
         ("no time", without(&["time"]), Error("field `time`: required")),
         ("time not RFC 3339", with(&["time"], json!("24/11/2026")), Error("field `time`")),
         // Other ECR event kinds and non-push actions are ignored, not errors.
-        ("image scan", kind("ECR Image Scan"), Ignored("\"ECR Image Scan\" events are not handled")),
+        ("scan without scan-status", kind("ECR Image Scan"), Error("field `detail.scan-status`: required")),
+        ("scan, no gated rule", scan(json!({"HIGH": 1})), Ignored("no scan-gated rule matches")),
+        ("scan not complete", scan_with("scan-status", json!("FAILED")), Ignored("scan-status \"FAILED\" is not COMPLETE")),
+        ("scan of an untagged image", scan_with("image-tags", json!([])), Ignored("no tag")),
+        ("scan, negative count", scan(json!({"HIGH": -1})), Error("field `detail.finding-severity-counts.HIGH`")),
+        ("scan, fractional count", scan(json!({"HIGH": 1.5})), Error("expected a count")),
+        ("scan, tags not a list", scan_with("image-tags", json!("v1.4.2")), Error("field `detail.image-tags`: expected an array")),
         ("replication", kind("ECR Replication Action"), Ignored("\"ECR Replication Action\" events are not handled")),
         ("pull through cache", kind("ECR Pull Through Cache Action"), Ignored("\"ECR Pull Through Cache Action\"")),
         ("referrer action", kind("ECR Referrer Action"), Ignored("\"ECR Referrer Action\"")),

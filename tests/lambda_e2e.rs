@@ -73,7 +73,7 @@ async fn the_sample_events_do_what_their_names_say() {
         ("push-untagged-child.json", "untagged push"),
         ("push-failure.json", "not SUCCESS"),
         ("delete.json", "not a push"),
-        ("scan-complete.json", "\"ECR Image Scan\" events are not handled"),
+        ("scan-complete.json", "no scan-gated rule matches"),
     ] {
         let r = response(function.api.invoke(&sample_event(event)).await);
         assert_eq!(r["status"], "ignored", "{event}");
@@ -125,7 +125,7 @@ async fn the_sample_events_do_what_their_names_say() {
 
     // The function called BatchGetImage and PutImage, and nothing else (the emulator
     // would also have refused anything else, as the IAM policy would).
-    let calls = emulator.function_calls();
+    let calls = emulator.function_calls_on("team/api");
     assert!(calls.get("BatchGetImage").is_some_and(|n| *n > 0) && calls.get("PutImage").is_some_and(|n| *n > 0), "{calls:?}");
     assert!(calls.keys().all(|op| op == "BatchGetImage" || op == "PutImage"), "{calls:?}");
 }
@@ -351,4 +351,77 @@ async fn the_same_binary_checks_and_plans_rules_offline() {
         assert!(text.contains(&format!("write    {tag}  (rules: release)")), "{text}");
     }
     assert_eq!(run(&["plan"]).status.code(), Some(2));
+}
+
+/// The promotion features together, through the bootstrap, with the `platform-*`
+/// samples of `events/` and `examples/promotion-rules.json`; the only test that
+/// uses `platform/web` and `platform/other`.
+#[tokio::test]
+async fn promotion_rules_hold_moving_tags_gate_on_scans_retire_latest_and_need_the_opt_in_tag() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    for (name, opted_in) in [("platform/web", true), ("platform/other", false)] {
+        let mut create = client.create_repository().repository_name(name);
+        if opted_in {
+            create = create.tags(aws_sdk_ecr::types::Tag::builder().key("retag").value("enabled").build().unwrap());
+        }
+        create.send().await.unwrap();
+    }
+    let (release, hotfix, nightly) = (manifest("docker-v2"), manifest("docker-manifest-list"), manifest("oci-manifest"));
+    push(&client, "platform/web", &release, Some("v1.3.0")).await;
+    push(&client, "platform/web", &hotfix, Some("v1.2.9")).await;
+    push(&client, "platform/web", &nightly, Some("latest")).await;
+    push(&client, "platform/other", &release, Some("v1.3.0")).await;
+
+    let rules = std::fs::read_to_string(root().join("examples/promotion-rules.json")).unwrap();
+    let function = Function::start(&[("RETAG_RULES", &rules), ("RETAG_SCAN_EVENTS", "true"), ("RETAG_REMOVE_SOURCE", "true")]).await;
+    let invoke = |name: &'static str| {
+        let api = &function.api;
+        async move { response(api.invoke(&sample_event(name)).await) }
+    };
+
+    // v1.3.0: its lines now, `stable` after the scan.
+    let r = invoke("platform-push-v1.3.0.json").await;
+    assert_eq!(outcomes(&r), pairs(&[("stable", "deferred"), ("v1", "created"), ("v1.3", "created")]));
+    let r = invoke("platform-scan-passed.json").await;
+    assert_eq!(outcomes(&r), pairs(&[("stable", "created")]));
+    assert_eq!(r["scan"]["findings"], json!({"MEDIUM": 2, "LOW": 5}));
+
+    // The hotfix v1.2.9 gets its own line, but neither `v1` nor (after its failed scan) `stable`.
+    let r = invoke("platform-push-hotfix-v1.2.9.json").await;
+    assert_eq!(outcomes(&r), pairs(&[("stable", "deferred"), ("v1", "skipped_not_newer"), ("v1.2", "created")]));
+    assert_eq!(r["tags"][1]["detail"], format!("held by {} at version 1.3.0; 1.2.9 is not newer", release.digest()));
+    let r = invoke("platform-scan-blocked.json").await;
+    assert_eq!(outcomes(&r), pairs(&[("stable", "blocked")]));
+    assert_eq!(r["tags"][0]["detail"], "the scan found HIGH 1, MEDIUM 4; the rule allows findings up to MEDIUM");
+
+    // `latest` is retired once `edge` and `edge-20261124` are in place.
+    let r = invoke("platform-push-latest.json").await;
+    assert_eq!(outcomes(&r), pairs(&[("edge", "created"), ("edge-20261124", "created"), ("latest", "removed")]));
+
+    let (tags, _) = state(&client, "platform/web").await;
+    assert_eq!(tags["v1"], release.digest());
+    assert_eq!(tags["stable"], release.digest());
+    assert_eq!(tags["v1.2"], hotfix.digest());
+    assert_eq!(tags["edge"], nightly.digest());
+    assert!(!tags.contains_key("latest"), "{tags:?}");
+    assert_eq!(emulator.deletes("platform/web"), [("latest".to_owned(), 1)].into());
+
+    // The same push into a repository without the opt-in tag: nothing.
+    let mut other = sample_event("platform-push-v1.3.0.json");
+    other["detail"]["repository-name"] = json!("platform/other");
+    let r = response(function.api.invoke(&other).await);
+    assert_eq!(r["status"], "ignored");
+    assert!(r["reason"].as_str().unwrap().contains("needs repository tag retag=enabled"), "{r}");
+    let (tags, _) = state(&client, "platform/other").await;
+    assert_eq!(tags.keys().collect::<Vec<_>>(), ["v1.3.0"]);
+
+    // Six events, two repositories: one resource-tag lookup each (cached); one
+    // DescribeImages, for the one tag that would have moved backwards.
+    let (web, other) = (emulator.function_calls_on("platform/web"), emulator.function_calls_on("platform/other"));
+    assert_eq!((web.get("ListTagsForResource"), other.get("ListTagsForResource")), (Some(&1), Some(&1)), "{web:?} {other:?}");
+    assert_eq!(web.get("DescribeRepositories"), None, "events name the account: the ARN is built");
+    assert_eq!(web.get("DescribeImages"), Some(&1), "{web:?}");
+    assert_eq!(web.get("BatchDeleteImage"), Some(&1), "{web:?}");
+    assert_eq!(other.keys().collect::<Vec<_>>(), ["ListTagsForResource"], "{other:?}");
 }

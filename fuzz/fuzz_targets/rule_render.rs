@@ -3,7 +3,7 @@
 //! never the pushed one.
 #![no_main]
 use ecr_retag::names::{Digest, Tag};
-use ecr_retag::plan::{plan, Verdict};
+use ecr_retag::plan::{plan, Phase, Verdict};
 use ecr_retag::rules::{RuleSet, Subject};
 use libfuzzer_sys::fuzz_target;
 
@@ -17,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let digest = Digest::parse("sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445").unwrap();
     for repository in ["app", "team/api", "a/b/c"] {
-        let subject = Subject { repository, tag, digest: &digest, pushed_at };
-        for planned in plan(&rules, &subject).tags {
+        let subject = Subject { repository, tag, digest: &digest, pushed_at, repository_tags: None };
+        for planned in plan(&rules, &subject, Phase::Push).tags {
             if let Verdict::Write(t) = planned.verdict {
                 assert!(Tag::parse(t.as_str()).is_ok(), "{t:?}");
                 assert_ne!(t.as_str(), tag);

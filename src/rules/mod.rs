@@ -7,7 +7,7 @@
 mod glob;
 mod template;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::names::{Digest, Tag};
+use crate::scan::Severity;
 pub use glob::Glob;
 use template::{Matched, Scope, Template, Vars};
 
@@ -29,8 +30,22 @@ pub struct RuleSet {
 struct Rule {
     name: String,
     repositories: Option<Vec<Glob>>,
+    /// Resource tags the repository must carry (empty: no requirement).
+    repository_tags: BTreeMap<String, String>,
     matcher: Matcher,
     tags: Vec<Template>,
+    policy: Policy,
+}
+
+/// What a rule asks beyond writing its tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// `"move": "if-newer"`: a tag held by another image moves only to a higher version.
+    pub if_newer: bool,
+    /// `"when": {"scan": S}`: written only after a scan with no finding above S.
+    pub scan_gate: Option<Severity>,
+    /// `"remove_source": true`: the pushed tag is removed once every derived tag is in place.
+    pub remove_source: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -47,12 +62,16 @@ pub struct Subject<'a> {
     pub tag: &'a str,
     pub digest: &'a Digest,
     pub pushed_at: DateTime<Utc>,
+    /// The repository's resource tags; `None` when not looked up, and then
+    /// rules with `repository_tags` do not apply.
+    pub repository_tags: Option<&'a BTreeMap<String, String>>,
 }
 
 /// One template of one matching rule, rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Derived<'r> {
     pub rule: &'r str,
+    pub policy: Policy,
     pub result: Result<Tag, Unrenderable>,
 }
 
@@ -117,6 +136,11 @@ struct RawRule {
     semver: Option<bool>,
     prerelease: Option<bool>,
     tags: Option<Vec<String>>,
+    #[serde(rename = "move")]
+    movement: Option<String>,
+    when: Option<Value>,
+    remove_source: Option<bool>,
+    repository_tags: Option<BTreeMap<String, String>>,
 }
 
 impl RuleSet {
@@ -161,17 +185,67 @@ impl RuleSet {
         }
     }
 
-    /// Whether any rule applies to this repository and tag. Needs no digest,
-    /// so an event nobody cares about costs no AWS call.
+    /// Whether any rule may apply to this repository and tag (resource tag
+    /// requirements not yet checked). Needs no digest, so an event nobody
+    /// cares about costs no AWS call.
     pub fn any_match(&self, repository: &str, tag: &str) -> bool {
-        self.rules.iter().any(|r| r.applies_to(repository) && r.matcher.matches(tag).is_some())
+        self.candidates(repository, tag).next().is_some()
+    }
+
+    /// Whether a rule with a scan gate may apply: what a scan event can promote.
+    pub fn any_scan_gated_match(&self, repository: &str, tag: &str) -> bool {
+        self.candidates(repository, tag).any(|r| r.policy.scan_gate.is_some())
+    }
+
+    /// Whether deciding needs the repository's resource tags (one lookup).
+    pub fn needs_repository_tags(&self, repository: &str, tag: &str) -> bool {
+        self.candidates(repository, tag).any(|r| !r.repository_tags.is_empty())
+    }
+
+    /// Whether any rule has this policy feature: the function needs the
+    /// matching permission and event wiring only then.
+    pub fn uses(&self, feature: impl Fn(&Policy) -> bool) -> bool {
+        self.rules.iter().any(|r| feature(&r.policy))
+    }
+
+    /// Whether any rule requires repository resource tags.
+    pub fn uses_repository_tags(&self) -> bool {
+        self.rules.iter().any(|r| !r.repository_tags.is_empty())
+    }
+
+    /// The names of the rules that require resource tags this repository lacks.
+    pub fn unmet_repository_tags(&self, repository: &str, tag: &str, have: &BTreeMap<String, String>) -> Vec<String> {
+        self.candidates(repository, tag)
+            .filter(|r| !r.repository_tags_met(Some(have)))
+            .map(|r| {
+                let wanted: Vec<String> = r.repository_tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("rule {:?} needs repository tag {}", r.name, wanted.join(", "))
+            })
+            .collect()
+    }
+
+    /// The highest version that any of the named rules reads from `tags`.
+    /// For `"move": "if-newer"`: the pushed version, and a holder's version.
+    pub fn version_of<'t>(&self, rules: &[String], tags: impl IntoIterator<Item = &'t str>) -> Option<semver::Version> {
+        let matchers: Vec<&Matcher> =
+            self.rules.iter().filter(|r| rules.contains(&r.name)).map(|r| &r.matcher).collect();
+        tags.into_iter()
+            .flat_map(|t| matchers.iter().filter_map(move |m| match m.matches(t) {
+                Some(Matched::Semver(v)) => Some(v),
+                _ => None,
+            }))
+            .max_by(|a, b| a.cmp_precedence(b))
+    }
+
+    fn candidates<'s>(&'s self, repository: &'s str, tag: &'s str) -> impl Iterator<Item = &'s Rule> + 's {
+        self.rules.iter().filter(move |r| r.applies_to(repository) && r.matcher.matches(tag).is_some())
     }
 
     /// Every template of every rule matching the subject, rendered and sanitised.
     pub fn derive(&self, subject: &Subject<'_>) -> Vec<Derived<'_>> {
         let mut out = Vec::new();
         for rule in &self.rules {
-            if !rule.applies_to(subject.repository) {
+            if !rule.applies_to(subject.repository) || !rule.repository_tags_met(subject.repository_tags) {
                 continue;
             }
             let Some(matched) = rule.matcher.matches(subject.tag) else { continue };
@@ -193,7 +267,7 @@ impl RuleSet {
                         reason: format!("template `{}` could not be formatted for this push time", template.source()),
                     }),
                 };
-                out.push(Derived { rule: &rule.name, result });
+                out.push(Derived { rule: &rule.name, policy: rule.policy, result });
             }
         }
         out
@@ -212,6 +286,11 @@ impl Rule {
     fn applies_to(&self, repository: &str) -> bool {
         self.repositories.as_ref().is_none_or(|globs| globs.iter().any(|g| g.matches(repository)))
     }
+
+    fn repository_tags_met(&self, have: Option<&BTreeMap<String, String>>) -> bool {
+        self.repository_tags.is_empty()
+            || have.is_some_and(|have| self.repository_tags.iter().all(|(k, v)| have.get(k) == Some(v)))
+    }
 }
 
 impl Matcher {
@@ -223,6 +302,21 @@ impl Matcher {
                 (*prerelease || version.pre.is_empty()).then_some(Matched::Semver(version))
             }
         }
+    }
+}
+
+/// `"when": {"scan": "MEDIUM"}`: the one condition there is.
+fn scan_gate(when: &Value) -> Result<Severity, String> {
+    let names = Severity::ALL.map(Severity::as_str).join(", ");
+    let object = when.as_object().ok_or_else(|| format!("must be an object like {{\"scan\": \"MEDIUM\"}}, got {when}"))?;
+    if let Some(other) = object.keys().find(|k| *k != "scan") {
+        return Err(format!("unknown condition {other:?}; the only one is \"scan\""));
+    }
+    match object.get("scan") {
+        None => Err("is empty; give {\"scan\": SEVERITY}".into()),
+        Some(Value::String(s)) => Severity::parse(s)
+            .ok_or_else(|| format!("scan severity {s:?} is not one of {names} (the highest severity still allowed)")),
+        Some(other) => Err(format!("scan must be one of {names}, got {other}")),
     }
 }
 
@@ -309,8 +403,27 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
             }
         },
     };
+    let is_semver = matches!(matcher, Some(Matcher::Semver { .. }));
+    let if_newer = match raw.movement.as_deref() {
+        None | Some("always") => false,
+        Some("if-newer") if is_semver || matcher.is_none() => true,
+        Some("if-newer") => {
+            fail("move", "\"if-newer\" needs \"semver\": true: versions are compared by SemVer precedence".into());
+            false
+        }
+        Some(other) => {
+            fail("move", format!("{other:?} is not a choice; use \"always\" (the default) or \"if-newer\""));
+            false
+        }
+    };
+    let scan_gate = raw.when.and_then(|when| scan_gate(&when).map_err(|e| fail("when", e)).ok());
+    let repository_tags = raw.repository_tags.unwrap_or_default();
+    if let Some((key, _)) = repository_tags.iter().find(|(k, _)| k.is_empty() || k.chars().count() > 128) {
+        fail("repository_tags", format!("key {key:?} is not a resource tag key (1 to 128 characters)"));
+    }
+    let policy = Policy { if_newer, scan_gate, remove_source: raw.remove_source.unwrap_or(false) };
     match (ok, matcher) {
-        (true, Some(matcher)) => Some(Rule { name, repositories, matcher, tags }),
+        (true, Some(matcher)) => Some(Rule { name, repositories, repository_tags, matcher, tags, policy }),
         _ => None,
     }
 }
@@ -334,7 +447,7 @@ mod tests {
 
     fn derive(rules: &RuleSet, repository: &str, tag: &str) -> Vec<(String, String)> {
         let d = digest();
-        let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap() };
+        let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None };
         rules
             .derive(&subject)
             .into_iter()
@@ -444,6 +557,69 @@ mod tests {
             assert_eq!(p.field, field, "{rule}: {p}");
             assert!(p.problem.contains(text), "{rule}: {p}");
         }
+    }
+
+    #[test]
+    fn the_promotion_fields_are_checked_too() {
+        let cases = [
+            (r#"{"name":"r","match":"v.*","move":"if-newer","tags":["x"]}"#, "move", "needs \"semver\": true"),
+            (r#"{"name":"r","semver":true,"move":"sometimes","tags":["x"]}"#, "move", "\"if-newer\""),
+            (r#"{"name":"r","semver":true,"when":{"scan":"medium"},"tags":["x"]}"#, "when", "CRITICAL, HIGH, MEDIUM"),
+            (r#"{"name":"r","semver":true,"when":{"scan":3},"tags":["x"]}"#, "when", "scan must be one of"),
+            (r#"{"name":"r","semver":true,"when":{"signed":true},"tags":["x"]}"#, "when", "unknown condition \"signed\""),
+            (r#"{"name":"r","semver":true,"when":{},"tags":["x"]}"#, "when", "is empty"),
+            (r#"{"name":"r","semver":true,"when":"scan","tags":["x"]}"#, "when", "must be an object"),
+            (r#"{"name":"r","semver":true,"remove_source":"yes","tags":["x"]}"#, "(rule)", "invalid type"),
+            (r#"{"name":"r","semver":true,"repository_tags":{"":"x"},"tags":["x"]}"#, "repository_tags", "1 to 128"),
+            (r#"{"name":"r","semver":true,"repository_tags":{"retag":true},"tags":["x"]}"#, "(rule)", "invalid type"),
+        ];
+        for (rule, field, text) in cases {
+            let p = one_rule_problem(rule);
+            assert_eq!(p.field, field, "{rule}: {p}");
+            assert!(p.problem.contains(text), "{rule}: {p}");
+        }
+        let rules = RuleSet::from_json(
+            r#"{"rules":[{"name":"r","semver":true,"move":"if-newer","when":{"scan":"HIGH"},"remove_source":true,"tags":["x"]}]}"#,
+        )
+        .unwrap();
+        assert!(rules.uses(|p| p.if_newer) && rules.uses(|p| p.remove_source));
+        assert!(rules.uses(|p| p.scan_gate == Some(Severity::High)));
+        assert!(!RuleSet::from_json(EXAMPLE).unwrap().uses(|p| p.if_newer || p.remove_source || p.scan_gate.is_some()));
+    }
+
+    #[test]
+    fn repository_tags_select_the_repositories_a_rule_applies_to() {
+        let rules = RuleSet::from_json(
+            r#"{"rules":[{"name":"opt-in","semver":true,"repository_tags":{"retag":"enabled","team":"core"},"tags":["stable"]}]}"#,
+        )
+        .unwrap();
+        let d = digest();
+        let derive_with = |tags: Option<&BTreeMap<String, String>>| {
+            let subject = Subject { repository: "app", tag: "v1.0.0", digest: &d, pushed_at: Utc::now(), repository_tags: tags };
+            rules.derive(&subject).len()
+        };
+        let both: BTreeMap<String, String> = [("retag".into(), "enabled".into()), ("team".into(), "core".into()), ("x".into(), "y".into())].into();
+        let one: BTreeMap<String, String> = [("retag".into(), "enabled".into())].into();
+        let wrong: BTreeMap<String, String> = [("retag".into(), "Enabled".into()), ("team".into(), "core".into())].into();
+        assert_eq!(derive_with(Some(&both)), 1, "every required tag present, extra tags ignored");
+        assert_eq!(derive_with(Some(&one)), 0);
+        assert_eq!(derive_with(Some(&wrong)), 0, "values compare exactly");
+        assert_eq!(derive_with(None), 0, "unknown tags: the rule does not apply");
+        assert!(rules.any_match("app", "v1.0.0") && rules.needs_repository_tags("app", "v1.0.0"));
+        assert_eq!(rules.unmet_repository_tags("app", "v1.0.0", &one), ["rule \"opt-in\" needs repository tag retag=enabled, team=core"]);
+    }
+
+    #[test]
+    fn version_of_takes_the_highest_version_the_named_rules_read() {
+        let rules = RuleSet::from_json(
+            r#"{"rules":[{"name":"rel","semver":true,"tags":["stable"]},{"name":"pre","semver":true,"prerelease":true,"tags":["next"]}]}"#,
+        )
+        .unwrap();
+        let rel = ["rel".to_owned()];
+        let v = |names: &[String], tags: &[&str]| rules.version_of(names, tags.iter().copied()).map(|v| v.to_string());
+        assert_eq!(v(&rel, &["stable", "v1", "v1.3.0", "1.2.9", "v2.0.0-rc.1"]), Some("1.3.0".into()), "prereleases only where the rule reads them");
+        assert_eq!(v(&["pre".to_owned()], &["v1.3.0", "v2.0.0-rc.1"]), Some("2.0.0-rc.1".into()));
+        assert_eq!(v(&rel, &["stable", "latest"]), None);
     }
 
     #[test]

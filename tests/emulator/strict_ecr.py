@@ -24,15 +24,18 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   accepted (or the parameter is missing), ECR may convert the manifest; here the
   bytes are re-serialised, so a client that forgets the parameter and puts the
   bytes back gets a digest mismatch, as it would against ECR.
-- PutImage and BatchGetImage are atomic with respect to each other, as ECR's are.
+- PutImage, BatchGetImage and BatchDeleteImage are atomic with respect to each
+  other, as ECR's are.
 
 Not emulated: layer and referenced-image existence checks, tag-mutability
 exclusion filters, pagination, quotas.
 
 Test hooks (not ECR), under /_strict/:
 - GET  /_strict/calls?repository=NAME  ->  {"BatchGetImage": n, "PutImage": n, ..., "writes": {"tag": n}}
-  (calls as received, faults included; "writes": PutImages that changed where a tag points)
-- GET  /_strict/function-calls         ->  the calls made by ecr-retag itself (User-Agent app/ecr-retag)
+  (calls as received, faults included; "writes": PutImages that changed where a tag points;
+  "deletes": tags removed by BatchDeleteImage)
+- GET  /_strict/function-calls[?repository=NAME]  ->  the calls made by ecr-retag itself
+  (User-Agent app/ecr-retag), all or on one repository (ListTagsForResource: the ARN's)
 - POST /_strict/faults  {"operation": "PutImage", "repository": NAME, "tag": TAG (optional),
                          "kind": "throttle" | "500" | "503" | "reset" | "hang", "times": N}
   The next N matching calls fail that way: ThrottlingException, ServerException (500),
@@ -75,7 +78,8 @@ from werkzeug.serving import make_server
 LOCK = threading.RLock()
 CALLS: dict = defaultdict(Counter)
 WRITES: dict = defaultdict(Counter)
-FUNCTION_CALLS: Counter = Counter()
+DELETES: dict = defaultdict(Counter)
+FUNCTION_CALLS: dict = defaultdict(Counter)
 FAULTS: list = []
 HANG_SECONDS = 4
 FUNCTION_MARKER = "app/ecr-retag"
@@ -199,7 +203,21 @@ def batch_get_image_response(self):
     ))
 
 
+moto_batch_delete_image = ECRBackend.batch_delete_image
+
+
+def strict_batch_delete_image(self, repository_name, registry_id=None, image_ids=None):
+    with LOCK:
+        response = moto_batch_delete_image(self, repository_name, registry_id, image_ids)
+        for image_id in image_ids or []:
+            if "imageTag" in image_id and not any(f["imageId"].get("imageTag") == image_id["imageTag"]
+                                                  for f in response["failures"]):
+                DELETES[repository_name][image_id["imageTag"]] += 1
+        return response
+
+
 ECRBackend.put_image = strict_put_image
+ECRBackend.batch_delete_image = strict_batch_delete_image
 ECRBackend.batch_get_image = strict_batch_get_image
 ECRResponse.batch_get_image = batch_get_image_response
 
@@ -240,12 +258,12 @@ class Counting:
             request = json.loads(raw or b"{}")
         except ValueError:
             request = {}
-        repo = request.get("repositoryName", "")
+        repo = request.get("repositoryName") or request.get("resourceArn", "").partition(":repository/")[2]
         from_function = FUNCTION_MARKER in environ.get("HTTP_USER_AGENT", "") + environ.get("HTTP_X_AMZ_USER_AGENT", "")
         with LOCK:
             CALLS[repo][operation] += 1
             if from_function:
-                FUNCTION_CALLS[operation] += 1
+                FUNCTION_CALLS[repo][operation] += 1
             fault = self.take_fault(operation, repo, request.get("imageTag"))
         if self.latency:
             time.sleep(self.latency)
@@ -282,11 +300,15 @@ class Counting:
         if path == "/_strict/calls":
             repo = parse_qs(environ.get("QUERY_STRING", "")).get("repository", [""])[0]
             with LOCK:
-                body = dict(CALLS.get(repo, Counter()), writes=dict(WRITES.get(repo, Counter())))
+                body = dict(CALLS.get(repo, Counter()), writes=dict(WRITES.get(repo, Counter())),
+                            deletes=dict(DELETES.get(repo, Counter())))
             return respond(start_response, "200 OK", body)
         if path == "/_strict/function-calls":
+            repo = parse_qs(environ.get("QUERY_STRING", "")).get("repository", [None])[0]
             with LOCK:
-                return respond(start_response, "200 OK", dict(FUNCTION_CALLS))
+                if repo is not None:
+                    return respond(start_response, "200 OK", dict(FUNCTION_CALLS.get(repo, Counter())))
+                return respond(start_response, "200 OK", dict(sum(FUNCTION_CALLS.values(), Counter())))
         if path == "/_strict/faults" and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             fault = json.loads(environ["wsgi.input"].read(length))
@@ -297,6 +319,7 @@ class Counting:
             with LOCK:
                 CALLS.clear()
                 WRITES.clear()
+                DELETES.clear()
                 FUNCTION_CALLS.clear()
                 FAULTS.clear()
                 for backends in ecr_models.ecr_backends.values():

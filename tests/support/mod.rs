@@ -16,6 +16,11 @@ use aws_sdk_ecr::Client;
 pub const REGION: &str = "eu-west-1";
 pub const ACCOUNT: &str = "123456789012";
 
+/// The ECR operations the function may call: those the template's policy grants
+/// (BatchDeleteImage only with RemoveSourceTags=true).
+pub const FUNCTION_OPERATIONS: [&str; 6] =
+    ["BatchGetImage", "PutImage", "DescribeImages", "ListTagsForResource", "DescribeRepositories", "BatchDeleteImage"];
+
 /// One reference manifest: the exact bytes and the media type ECR records for it.
 pub struct Manifest {
     pub name: &'static str,
@@ -91,8 +96,8 @@ impl Emulator {
         );
         let mut child = Command::new(&python)
             .arg(root().join("tests/emulator/strict_ecr.py"))
-            // The function may call these two operations and nothing else, as its IAM policy says.
-            .args(["--port", "0", "--exit-on-stdin-eof", "--function-ops", "BatchGetImage,PutImage"])
+            // The function may call these operations and nothing else, as its IAM policy says.
+            .args(["--port", "0", "--exit-on-stdin-eof", "--function-ops", &FUNCTION_OPERATIONS.join(",")])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -122,9 +127,15 @@ impl Emulator {
         serde_json::from_value(body["writes"].clone()).unwrap()
     }
 
-    /// Every call the function binary made (recognised by its User-Agent), by operation.
-    pub fn function_calls(&self) -> HashMap<String, u64> {
-        serde_json::from_str(&self.http("GET", "/_strict/function-calls", "")).unwrap()
+    /// Tags of `repository` removed by BatchDeleteImage, by tag.
+    pub fn deletes(&self, repository: &str) -> HashMap<String, u64> {
+        let body: serde_json::Value = serde_json::from_str(&self.http("GET", &format!("/_strict/calls?repository={repository}"), "")).unwrap();
+        serde_json::from_value(body["deletes"].clone()).unwrap()
+    }
+
+    /// Every call the function binary made on `repository` (recognised by its User-Agent), by operation.
+    pub fn function_calls_on(&self, repository: &str) -> HashMap<String, u64> {
+        serde_json::from_str(&self.http("GET", &format!("/_strict/function-calls?repository={repository}"), "")).unwrap()
     }
 
     /// Makes the next `times` calls of `operation` on `repository` (for PutImage: of `tag`,

@@ -1,0 +1,155 @@
+//! Opt-in repositories: rules with `repository_tags` need the repository's
+//! resource tags, looked up once and kept per warm instance for a short time,
+//! so a burst of pushes costs one ListTagsForResource, not one per event.
+//!
+//! A [`Registry`] decorator: the handler wraps whatever registry it is given,
+//! and everything but this lookup passes straight through.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::names::{Digest, Tag};
+use crate::registry::{Image, Lookup, PutError, ReadError, Registry, RemoveError, Repository, Snapshot};
+
+type Tags = BTreeMap<String, String>;
+
+pub struct CachedRepositoryTags<R> {
+    inner: R,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, Tags)>>,
+}
+
+impl<R: Registry> CachedRepositoryTags<R> {
+    /// `ttl` zero: every lookup asks ECR.
+    pub fn new(inner: R, ttl: Duration) -> Self {
+        Self { inner, ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+
+    /// The lookup as of `now` (tests pass the clock).
+    pub async fn repository_tags_at(&self, repository: &Repository, now: Instant) -> Result<Tags, ReadError> {
+        let key = format!(
+            "{}/{}/{}",
+            repository.registry_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+            repository.region.as_deref().unwrap_or_default(),
+            repository.name
+        );
+        if let Some((at, tags)) = self.lock().get(&key) {
+            if now.saturating_duration_since(*at) < self.ttl {
+                return Ok(tags.clone());
+            }
+        }
+        // Failures are not kept: the next event asks again.
+        let tags = self.inner.repository_tags(repository).await?;
+        if !self.ttl.is_zero() {
+            self.lock().insert(key, (now, tags.clone()));
+        }
+        Ok(tags)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Tags)>> {
+        // A panic while holding the lock leaves a map that is still consistent.
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl<R: Registry> Registry for CachedRepositoryTags<R> {
+    async fn read(&self, repository: &Repository, image: Lookup<'_>, tags: &[Tag]) -> Result<Snapshot, ReadError> {
+        self.inner.read(repository, image, tags).await
+    }
+
+    async fn put(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
+        self.inner.put(repository, image, media_type, tag).await
+    }
+
+    async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
+        self.inner.tags_of(repository, digest).await
+    }
+
+    async fn remove(&self, repository: &Repository, tag: &Tag) -> Result<(), RemoveError> {
+        self.inner.remove(repository, tag).await
+    }
+
+    async fn repository_tags(&self, repository: &Repository) -> Result<Tags, ReadError> {
+        self.repository_tags_at(repository, Instant::now()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::names::RepositoryName;
+    use crate::registry::Fault;
+
+    /// Answers `retag=enabled` for every repository, or fails when told to; counts lookups.
+    #[derive(Default)]
+    struct Counting {
+        lookups: AtomicUsize,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl Registry for Counting {
+        async fn read(&self, _: &Repository, _: Lookup<'_>, _: &[Tag]) -> Result<Snapshot, ReadError> {
+            unreachable!("not used")
+        }
+        async fn put(&self, _: &Repository, _: &Image, _: &str, _: &Tag) -> Result<(), PutError> {
+            unreachable!("not used")
+        }
+        async fn tags_of(&self, _: &Repository, _: &Digest) -> Result<Vec<Tag>, ReadError> {
+            unreachable!("not used")
+        }
+        async fn remove(&self, _: &Repository, _: &Tag) -> Result<(), RemoveError> {
+            unreachable!("not used")
+        }
+        async fn repository_tags(&self, r: &Repository) -> Result<Tags, ReadError> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(ReadError::Fault(Fault { code: "ThrottlingException".into(), message: "slow down".into(), retryable: true }));
+            }
+            Ok([("retag".to_owned(), "enabled".to_owned()), ("name".to_owned(), r.name.to_string())].into())
+        }
+    }
+
+    fn repo(name: &str) -> Repository {
+        Repository { registry_id: None, region: None, name: RepositoryName::parse(name).unwrap() }
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_pushes_costs_one_lookup_per_repository_until_the_ttl_passes() {
+        let cache = CachedRepositoryTags::new(Counting::default(), Duration::from_secs(300));
+        let t0 = Instant::now();
+        for i in 0..50 {
+            let tags = cache.repository_tags_at(&repo("app"), t0 + Duration::from_secs(i)).await.unwrap();
+            assert_eq!(tags.get("retag").map(String::as_str), Some("enabled"));
+        }
+        assert_eq!(cache.inner().lookups.load(Ordering::SeqCst), 1);
+        let other = cache.repository_tags_at(&repo("team/api"), t0).await.unwrap();
+        assert_eq!(other.get("name").map(String::as_str), Some("team/api"), "entries are per repository");
+        assert_eq!(cache.inner().lookups.load(Ordering::SeqCst), 2);
+        cache.repository_tags_at(&repo("app"), t0 + Duration::from_secs(300)).await.unwrap();
+        assert_eq!(cache.inner().lookups.load(Ordering::SeqCst), 3, "looked up again once the TTL has passed");
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached_and_a_zero_ttl_never_caches() {
+        let cache = CachedRepositoryTags::new(Counting::default(), Duration::from_secs(300));
+        cache.inner().failing.store(true, Ordering::SeqCst);
+        let t0 = Instant::now();
+        assert!(cache.repository_tags_at(&repo("app"), t0).await.is_err());
+        cache.inner().failing.store(false, Ordering::SeqCst);
+        assert!(cache.repository_tags_at(&repo("app"), t0).await.is_ok());
+        assert_eq!(cache.inner().lookups.load(Ordering::SeqCst), 2);
+
+        let uncached = CachedRepositoryTags::new(Counting::default(), Duration::ZERO);
+        for _ in 0..3 {
+            uncached.repository_tags_at(&repo("app"), t0).await.unwrap();
+        }
+        assert_eq!(uncached.inner().lookups.load(Ordering::SeqCst), 3);
+    }
+}
