@@ -382,3 +382,38 @@ async fn two_images_racing_for_stable_end_with_one_of_them_and_both_say_what_the
         }
     }
 }
+
+#[tokio::test]
+async fn a_direct_request_finds_the_repository_arn_for_its_opt_in_tag_and_removes_only_the_source() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "optin", false).await;
+    let arn = format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{repo}");
+    client
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags(aws_sdk_ecr::types::Tag::builder().key("retag").value("enabled").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let m = manifest("oci-manifest");
+    let digest = push(&client, &repo, &m, Some("latest")).await;
+    let rules = r#"{"rules":[{"name":"retire","match":"latest","repository_tags":{"retag":"enabled"},"remove_source":true,"tags":["edge"]}]}"#;
+
+    // No registry_id: the account is unknown, so the ARN comes from DescribeRepositories.
+    let request = json!({"repository": repo, "tag": "latest"});
+    let report = handler(rules).handle(&request, now()).await.unwrap();
+    assert_eq!(outcomes(&report), [("edge".to_owned(), Outcome::Created), ("latest".to_owned(), Outcome::Removed)]);
+    let calls = emulator.calls(&repo);
+    assert_eq!((calls.get("DescribeRepositories"), calls.get("BatchDeleteImage")), (Some(&1), Some(&1)), "{calls:?}");
+    let (tags, manifests) = state(&client, &repo).await;
+    assert_eq!(tags, [("edge".to_owned(), digest.clone())].into(), "the image keeps its derived tag");
+    assert_eq!(manifests[&digest], m.body);
+
+    // A repository without the tag: nothing happens.
+    let plain = repository(&client, "optin", false).await;
+    push(&client, &plain, &m, Some("latest")).await;
+    let report = handler(rules).handle(&json!({"repository": plain, "tag": "latest"}), now()).await.unwrap();
+    assert_eq!(report.status, Status::Ignored);
+    assert_eq!(state(&client, &plain).await.0.keys().collect::<Vec<_>>(), ["latest"]);
+}

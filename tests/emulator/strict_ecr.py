@@ -258,7 +258,8 @@ class Counting:
             request = json.loads(raw or b"{}")
         except ValueError:
             request = {}
-        repo = request.get("repositoryName") or request.get("resourceArn", "").partition(":repository/")[2]
+        repo = (request.get("repositoryName") or (request.get("repositoryNames") or [""])[0]
+                or request.get("resourceArn", "").partition(":repository/")[2])
         from_function = FUNCTION_MARKER in environ.get("HTTP_USER_AGENT", "") + environ.get("HTTP_X_AMZ_USER_AGENT", "")
         with LOCK:
             CALLS[repo][operation] += 1

@@ -111,14 +111,36 @@ class TemplateMatchesTheCode(unittest.TestCase):
     def setUp(self):
         self.template = load_template()
 
+    def granted(self, **parameters):
+        function = Resolver(self.template, **parameters).resource("RetagFunction")["Properties"]
+        statements = [s for p in function["Policies"] for s in p["Statement"]]
+        self.assertTrue(all(s["Effect"] == "Allow" for s in statements))
+        return {a for s in statements for a in s["Action"] if a.startswith("ecr:")}
+
     def test_the_policy_grants_exactly_the_ecr_calls_the_code_makes(self):
         called = ecr_operations_called_by_the_code()
-        self.assertEqual(called, {"ecr:BatchGetImage", "ecr:PutImage"})
-        function = Resolver(self.template).resource("RetagFunction")["Properties"]
-        statements = [s for p in function["Policies"] for s in p["Statement"]]
-        granted = {a for s in statements for a in s["Action"] if a.startswith("ecr:")}
-        self.assertEqual(granted, called)
-        self.assertTrue(all(s["Effect"] == "Allow" for s in statements))
+        self.assertEqual(called, {"ecr:BatchGetImage", "ecr:PutImage", "ecr:DescribeImages", "ecr:ListTagsForResource",
+                                  "ecr:DescribeRepositories", "ecr:BatchDeleteImage"})
+        self.assertEqual(self.granted(RemoveSourceTags="true"), called)
+        self.assertEqual(self.granted(), called - {"ecr:BatchDeleteImage"}, "deleting only when a rule needs it")
+        env = Resolver(self.template, RemoveSourceTags="true", ScanEvents="true").resource("RetagFunction")[
+            "Properties"]["Environment"]["Variables"]
+        self.assertEqual((env["RETAG_REMOVE_SOURCE"], env["RETAG_SCAN_EVENTS"]), ("true", "true"))
+
+    def test_scan_events_are_routed_only_when_asked_for(self):
+        conditions = self.template["Resources"]
+        self.assertEqual(conditions["ScanRule"]["Condition"], "RouteScanEvents")
+        self.assertEqual(conditions["ScanRulePermission"]["Condition"], "RouteScanEvents")
+        self.assertFalse(Resolver(self.template).conditions["RouteScanEvents"])
+        r = Resolver(self.template, ScanEvents="true", Repositories="app,team/*")
+        self.assertTrue(r.conditions["RouteScanEvents"])
+        pattern = json.loads(r.resource("ScanRule")["Properties"]["EventPattern"])
+        self.assertEqual(pattern["detail-type"], ["ECR Image Scan"])
+        self.assertEqual(pattern["detail"]["scan-status"], ["COMPLETE"])
+        self.assertEqual(pattern["detail"]["repository-name"], [{"wildcard": "app"}, {"wildcard": "team/*"}])
+        statement = r.resource("FailureQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0]
+        self.assertEqual(statement["Condition"]["ArnEquals"]["aws:SourceArn"], ["<PushRule.Arn>", "<ScanRule.Arn>"])
+        self.assertEqual(r.resource("ScanRulePermission")["Properties"]["SourceArn"], "<ScanRule.Arn>")
 
     def test_the_policy_is_limited_to_the_allowed_repositories(self):
         arn = "arn:aws:ecr:eu-west-1:123456789012:repository/"
@@ -151,7 +173,7 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertEqual(target["DeadLetterConfig"]["Arn"], "<FailureQueue.Arn>")
         statement = r.resource("FailureQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0]
         self.assertEqual(statement["Principal"], {"Service": "events.amazonaws.com"})
-        self.assertEqual(statement["Condition"]["ArnEquals"]["aws:SourceArn"], "<PushRule.Arn>")
+        self.assertEqual(statement["Condition"]["ArnEquals"]["aws:SourceArn"], ["<PushRule.Arn>"])
         permission = r.resource("PushRulePermission")["Properties"]
         self.assertEqual(permission["SourceArn"], "<PushRule.Arn>")
 
@@ -203,11 +225,14 @@ class ThePatternRoutesTheSamplesItShould(unittest.TestCase):
         self.template = load_template()
 
     def routed(self, repositories, events):
-        events_client, sqs = boto3.client("events"), boto3.client("sqs")
-        queue = sqs.create_queue(QueueName=f"q{abs(hash(repositories))}")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         pattern = event_pattern(Resolver(self.template, Repositories=repositories))
-        name = f"rule{abs(hash(repositories))}"
+        return self.routed_by(pattern, repositories, events)
+
+    def routed_by(self, pattern, key, events):
+        events_client, sqs = boto3.client("events"), boto3.client("sqs")
+        queue = sqs.create_queue(QueueName=f"q{abs(hash(key))}")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        name = f"rule{abs(hash(key))}"
         events_client.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
         events_client.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": queue_arn}])
         for label, event in events:
@@ -234,6 +259,16 @@ class ThePatternRoutesTheSamplesItShould(unittest.TestCase):
         self.assertEqual(
             self.routed("*", self.samples()),
             ["push-main-build.json", "push-multi-arch-index.json", "push.json"],
+        )
+
+    def test_the_scan_rule_routes_completed_scans_only(self):
+        failed = sample("scan-complete.json")
+        failed["detail"]["scan-status"] = "FAILED"
+        events = self.samples() + [(n, sample(n)) for n in ["platform-scan-passed.json", "platform-scan-blocked.json"]]
+        pattern = json.loads(json.dumps(Resolver(self.template, ScanEvents="true").resource("ScanRule")["Properties"]["EventPattern"]))
+        self.assertEqual(
+            self.routed_by(pattern, "scan", events + [("failed", failed)]),
+            ["platform-scan-blocked.json", "platform-scan-passed.json", "scan-complete.json"],
         )
 
     def test_named_repositories_narrow_the_rule(self):
