@@ -347,13 +347,13 @@ async fn remove_sources<R: Registry>(
         by_source.entry(r.source.as_str()).or_default().push(r);
     }
     for (source, removals) in by_source {
-        let rules: Vec<String> = removals.iter().map(|r| r.rule.clone()).collect();
-        let derived: BTreeSet<&str> = removals.iter().flat_map(|r| r.tags.iter().map(String::as_str)).collect();
-        let decision = removal_decision(&derived, tags, job.dry_run);
         if tags.contains_key(source) {
             // Another pushed tag derives this one: it stays (a scan event listing both).
             continue;
         }
+        let rules: Vec<String> = removals.iter().map(|r| r.rule.clone()).collect();
+        let derived: BTreeSet<&str> = removals.iter().flat_map(|r| r.tags.iter().map(String::as_str)).collect();
+        let decision = removal_decision(&derived, tags, job.dry_run);
         let mut entry = TagReport { tag: source.to_owned(), rules, outcome: Outcome::Kept, detail: None, retryable: false };
         match (decision, Tag::parse(source)) {
             (Err(why), _) => entry.detail = Some(why),
