@@ -14,6 +14,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion};
 use aws_sdk_ecr::config::http::HttpResponse;
+use aws_sdk_ecr::config::interceptors::InterceptorContext;
+use aws_sdk_ecr::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_ecr::config::Region;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::operation::put_image::PutImageError;
@@ -47,6 +49,31 @@ pub fn retry_config() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
 }
 
+/// PutImage's LimitExceededException is final: the SDK classifies the code as
+/// throttling and would retry it with backoff, but an image with 1,000 tags
+/// still has 1,000 tags a second later, and each retry spends PutImage quota.
+#[derive(Debug)]
+struct TagLimitIsFinal;
+
+impl ClassifyRetry for TagLimitIsFinal {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let limit = matches!(
+            ctx.output_or_error(),
+            Some(Err(e)) if e.as_operation_error().and_then(|e| e.downcast_ref::<PutImageError>())
+                .is_some_and(PutImageError::is_limit_exceeded_exception)
+        );
+        if limit {
+            RetryAction::RetryForbidden
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "TagLimitIsFinal"
+    }
+}
+
 /// Sends a request, in the repository's region when that is not the client's.
 /// A macro: every operation's fluent builder is a different type.
 macro_rules! send {
@@ -77,8 +104,10 @@ impl Ecr {
         Self::new(Client::new(&loader.load().await))
     }
 
+    /// Wraps any client (the tests' too) with the one retry rule ecr-retag adds.
     pub fn new(client: Client) -> Self {
-        Self { client }
+        let config = client.config().to_builder().retry_classifier(TagLimitIsFinal).build();
+        Self { client: Client::from_conf(config) }
     }
 
     /// A config override for a repository in another region than the client's.
@@ -181,6 +210,9 @@ impl Registry for Ecr {
                 Some(PutImageError::ImageAlreadyExistsException(_)) => PutError::AlreadyExists,
                 Some(PutImageError::ImageTagAlreadyExistsException(_)) => PutError::TagImmutable,
                 Some(PutImageError::RepositoryNotFoundException(_)) => PutError::RepositoryNotFound,
+                Some(PutImageError::LimitExceededException(l)) => {
+                    PutError::LimitExceeded { message: l.message().unwrap_or("(no message)").to_owned() }
+                }
                 _ => PutError::Fault(fault(&e)),
             }),
         }

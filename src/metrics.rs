@@ -49,7 +49,8 @@ impl EventMetrics {
                     Outcome::Unchanged => m.unchanged += 1,
                     Outcome::Conflict => m.conflicts += 1,
                     Outcome::Invalid => m.invalid += 1,
-                    Outcome::Failed => m.failures += 1,
+                    // A full image is a failure to alarm on, like any other tag not in place.
+                    Outcome::Failed | Outcome::TagLimit => m.failures += 1,
                     Outcome::SkippedNotNewer => m.skipped_not_newer += 1,
                     Outcome::Deferred => m.deferred += 1,
                     Outcome::Blocked => m.blocked += 1,

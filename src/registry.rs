@@ -17,6 +17,9 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     "application/vnd.oci.image.index.v1+json",
 ];
 
+/// ECR's quota of tags per image (not adjustable).
+pub const MAX_TAGS_PER_IMAGE: usize = 1000;
+
 /// A repository in a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
@@ -88,6 +91,10 @@ pub enum PutError {
     TagImmutable,
     #[error("repository not found")]
     RepositoryNotFound,
+    /// `LimitExceededException`: in practice the image already holds ECR's
+    /// maximum of 1,000 tags. Retrying cannot help.
+    #[error("LimitExceededException: {message}")]
+    LimitExceeded { message: String },
     #[error(transparent)]
     Fault(Fault),
 }

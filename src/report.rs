@@ -70,6 +70,9 @@ pub enum Outcome {
     Invalid,
     /// The write failed.
     Failed,
+    /// ECR refused the tag: the image already holds its maximum of 1,000 tags.
+    /// Permanent until tags are removed from the image.
+    TagLimit,
     /// `"move": "if-newer"`: the tag stays on an image with an equal or higher version.
     SkippedNotNewer,
     /// Scan-gated: written when the image's scan completes and passes.
@@ -104,6 +107,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Conflict => "conflict",
             Outcome::Invalid => "invalid",
             Outcome::Failed => "failed",
+            Outcome::TagLimit => "tag_limit",
             Outcome::SkippedNotNewer => "skipped_not_newer",
             Outcome::Deferred => "deferred",
             Outcome::Blocked => "blocked",
@@ -117,7 +121,7 @@ impl std::fmt::Display for Outcome {
 impl Outcome {
     /// Outcomes that make the invocation fail.
     pub fn is_problem(self) -> bool {
-        matches!(self, Outcome::Conflict | Outcome::Invalid | Outcome::Failed)
+        matches!(self, Outcome::Conflict | Outcome::Invalid | Outcome::Failed | Outcome::TagLimit)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::event::{EventError, Push, ScanResult};
 use crate::names::{Digest, Tag};
 use crate::plan::{self, Phase, Plan, Removal, Verdict};
-use crate::registry::{Fault, Image, Lookup, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState};
+use crate::registry::{Fault, Image, MAX_TAGS_PER_IMAGE, Lookup, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState};
 use crate::report::{Outcome, Report, ScanReport, Status, TagReport};
 use crate::rules::{RuleSet, Subject};
 
@@ -480,6 +480,7 @@ async fn write<R: Registry>(
                     registry: registry_label(repository),
                 })
             }
+            (Err(PutError::LimitExceeded { message }), _) => settle(entry, Outcome::TagLimit, Some(tag_limit(&message))),
             (Err(PutError::Fault(fault)), _) => fail(entry, &fault),
         }
     }
@@ -519,6 +520,13 @@ async fn write<R: Registry>(
         }
     }
     Ok(())
+}
+
+fn tag_limit(message: &str) -> String {
+    format!(
+        "ECR refused the tag: an image holds at most {MAX_TAGS_PER_IMAGE} tags and this one is full \
+         (LimitExceededException: {message}); remove old tags from the image, or see \"Tags per image\" in the README"
+    )
 }
 
 async fn read<R: Registry>(

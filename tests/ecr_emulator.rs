@@ -417,3 +417,26 @@ async fn a_direct_request_finds_the_repository_arn_for_its_opt_in_tag_and_remove
     assert_eq!(report.status, Status::Ignored);
     assert_eq!(state(&client, &plain).await.0.keys().collect::<Vec<_>>(), ["latest"]);
 }
+
+#[tokio::test]
+async fn an_image_at_the_tag_limit_gets_a_permanent_outcome_naming_the_limit_without_retries() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "full", false).await;
+    // Three tags per image here stand in for ECR's 1,000: the image has one, the rules derive four.
+    emulator.limit_tags(&repo, 3);
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+
+    let err = handler(RELEASE).handle(&push_event(&repo, &digest, "v1.4.2", None), now()).await.unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.TagsNotApplied", "{err}");
+    let report = err.report().unwrap();
+    let count = |o: Outcome| report.tags.iter().filter(|t| t.outcome == o).count();
+    assert_eq!((count(Outcome::Created), count(Outcome::TagLimit)), (2, 2), "{report:?}");
+    let refused = report.tags.iter().find(|t| t.outcome == Outcome::TagLimit).unwrap();
+    let detail = refused.detail.as_deref().unwrap();
+    assert!(detail.contains("an image holds at most 1000 tags") && detail.contains("LimitExceededException"), "{detail}");
+    assert!(!refused.retryable);
+    // The SDK would retry LimitExceededException as throttling; here each refused tag costs one call.
+    assert_eq!(emulator.calls(&repo)["PutImage"], 1 + 4, "the seeding push and one attempt per tag");
+    assert_eq!(state(&client, &repo).await.0.len(), 3);
+}

@@ -24,6 +24,9 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   accepted (or the parameter is missing), ECR may convert the manifest; here the
   bytes are re-serialised, so a client that forgets the parameter and puts the
   bytes back gets a digest mismatch, as it would against ECR.
+- An image holds at most 1,000 tags; PutImage of one more is LimitExceededException
+  (moto has no limit). POST /_strict/limits lowers it for one repository, so a
+  test need not write a thousand tags first.
 - PutImage, BatchGetImage and BatchDeleteImage are atomic with respect to each
   other, as ECR's are.
 
@@ -41,6 +44,8 @@ Test hooks (not ECR), under /_strict/:
   The next N matching calls fail that way: ThrottlingException, ServerException (500),
   a bare 503, the connection closed without an answer, or an answer (500) only after
   HANG_SECONDS, past the client's per-attempt timeout. A faulted call changes nothing.
+- POST /_strict/limits  {"repository": NAME, "tags_per_image": N}  ->  that repository's images
+  hold at most N tags (default 1,000, ECR's)
 - POST /_strict/reset                  ->  forget every repository, count and fault
 
 With --latency-ms N every ECR call takes N ms more, outside the emulator's lock, as the
@@ -81,6 +86,8 @@ WRITES: dict = defaultdict(Counter)
 DELETES: dict = defaultdict(Counter)
 FUNCTION_CALLS: dict = defaultdict(Counter)
 FAULTS: list = []
+TAGS_PER_IMAGE = 1000
+TAG_LIMITS: dict = {}
 HANG_SECONDS = 4
 FUNCTION_MARKER = "app/ecr-retag"
 
@@ -92,6 +99,14 @@ class ImageTagAlreadyExistsException(JsonRESTError):
             f"The image tag '{tag}' already exists in the '{repository}' repository "
             f"with registry id '{registry_id}' and cannot be overwritten because the "
             "repository is immutable.",
+        )
+
+
+class LimitExceededException(JsonRESTError):
+    def __init__(self, limit):
+        super().__init__(
+            "LimitExceededException",
+            f"The operation did not succeed because the image already has {limit} tags, the maximum per image.",
         )
 
 
@@ -132,6 +147,10 @@ def strict_put_image(self, repository_name, image_manifest, image_tag,
             raise ImageAlreadyExistsException(
                 repository_name=repository_name, registry_id=repo.registry_id,
                 digest=actual, image_tag=image_tag)
+        limit = TAG_LIMITS.get(repository_name, TAGS_PER_IMAGE)
+        if (existing is not None and image_tag and image_tag not in existing.image_tags
+                and len(existing.image_tags) >= limit):
+            raise LimitExceededException(limit)
         if image_tag:
             WRITES[repository_name][image_tag] += 1
         if holder is not None:
@@ -316,8 +335,15 @@ class Counting:
             with LOCK:
                 FAULTS.append(fault)
             return respond(start_response, "200 OK", {})
+        if path == "/_strict/limits" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            limits = json.loads(environ["wsgi.input"].read(length))
+            with LOCK:
+                TAG_LIMITS[limits["repository"]] = int(limits["tags_per_image"])
+            return respond(start_response, "200 OK", {})
         if path == "/_strict/reset" and method == "POST":
             with LOCK:
+                TAG_LIMITS.clear()
                 CALLS.clear()
                 WRITES.clear()
                 DELETES.clear()

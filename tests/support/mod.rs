@@ -148,6 +148,12 @@ impl Emulator {
         self.http("POST", "/_strict/faults", &fault.to_string());
     }
 
+    /// Lowers ECR's 1,000-tags-per-image limit for `repository`'s images to `tags_per_image`.
+    pub fn limit_tags(&self, repository: &str, tags_per_image: u32) {
+        let limits = serde_json::json!({"repository": repository, "tags_per_image": tags_per_image});
+        self.http("POST", "/_strict/limits", &limits.to_string());
+    }
+
     fn http(&self, method: &str, path: &str, body: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(stream, "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
