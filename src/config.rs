@@ -6,6 +6,7 @@
 //! | `RETAG_RULES_FILE` | path to a JSON file with the rule set (exactly one of the two) |
 //! | `RETAG_DRY_RUN` | `true` plans and reports but never writes (default `false`) |
 //! | `RETAG_WRITE_CONCURRENCY` | PutImage calls in flight per event, 1 to 64 (default 16) |
+//! | `RETAG_BATCH_CONCURRENCY` | messages of one SQS batch handled at once, 1 to 100 (default 4) |
 //! | `RETAG_METRICS` | `false` stops the per-event EMF metric line (default `true`) |
 //! | `RETAG_METRICS_BY_REPOSITORY` | `true` adds the `Repository` metric dimension (default `false`) |
 //! | `RETAG_REPOSITORY_TAGS_TTL` | seconds a repository's resource tags are kept per instance, 0 to 3600 (default 300) |
@@ -26,6 +27,8 @@ pub struct Config {
     pub rules: RuleSet,
     pub dry_run: bool,
     pub write_concurrency: usize,
+    /// SQS messages of one batch handled at once.
+    pub batch_concurrency: usize,
     pub metrics: Metrics,
     /// How long a repository's resource tags are kept (`repository_tags` rules).
     pub repository_tags_ttl: Duration,
@@ -67,6 +70,9 @@ pub enum ConfigError {
 
 impl Config {
     pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
+    /// With 16 writes per event, 4 events at once already exceed PutImage's
+    /// default 10 per second in a burst; more only adds throttling.
+    pub const DEFAULT_BATCH_CONCURRENCY: usize = 4;
     pub const DEFAULT_REPOSITORY_TAGS_TTL: Duration = Duration::from_secs(300);
 
     /// These rules with every other setting at its default (metrics off).
@@ -75,6 +81,7 @@ impl Config {
             rules,
             dry_run: false,
             write_concurrency: Self::DEFAULT_WRITE_CONCURRENCY,
+            batch_concurrency: Self::DEFAULT_BATCH_CONCURRENCY,
             metrics: Metrics::default(),
             repository_tags_ttl: Self::DEFAULT_REPOSITORY_TAGS_TTL,
         }
@@ -112,19 +119,17 @@ impl Config {
             by_repository: flag("RETAG_METRICS_BY_REPOSITORY", false)?,
             function_name: set("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| DEFAULT_FUNCTION_NAME.into()),
         };
-        let write_concurrency = match set("RETAG_WRITE_CONCURRENCY") {
-            None => Self::DEFAULT_WRITE_CONCURRENCY,
+        let count = |var: &'static str, default: usize, max: usize, expected: &'static str| match set(var) {
+            None => Ok(default),
             Some(v) => match v.trim().parse::<usize>() {
-                Ok(n @ 1..=64) => n,
-                _ => {
-                    return Err(ConfigError::Value {
-                        var: "RETAG_WRITE_CONCURRENCY",
-                        value: v,
-                        expected: "a whole number from 1 to 64",
-                    })
-                }
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError::Value { var, value: v, expected }),
             },
         };
+        let write_concurrency =
+            count("RETAG_WRITE_CONCURRENCY", Self::DEFAULT_WRITE_CONCURRENCY, 64, "a whole number from 1 to 64")?;
+        let batch_concurrency =
+            count("RETAG_BATCH_CONCURRENCY", Self::DEFAULT_BATCH_CONCURRENCY, 100, "a whole number from 1 to 100")?;
         let repository_tags_ttl = match set("RETAG_REPOSITORY_TAGS_TTL") {
             None => Self::DEFAULT_REPOSITORY_TAGS_TTL,
             Some(v) => match v.trim().parse::<u64>() {
@@ -153,7 +158,7 @@ impl Config {
                 remedy: "the function's role may not call ecr:BatchDeleteImage; deploy with RemoveSourceTags=true",
             });
         }
-        Ok(Self { rules, dry_run, write_concurrency, metrics, repository_tags_ttl })
+        Ok(Self { rules, dry_run, write_concurrency, batch_concurrency, metrics, repository_tags_ttl })
     }
 }
 
@@ -174,7 +179,7 @@ mod tests {
         let c = load(&[("RETAG_RULES", RULES)]).unwrap();
         assert_eq!(c.rules.len(), 1);
         assert!(!c.dry_run);
-        assert_eq!(c.write_concurrency, 16);
+        assert_eq!((c.write_concurrency, c.batch_concurrency), (16, 4));
         assert_eq!(c.metrics, Metrics { enabled: true, by_repository: false, function_name: "ecr-retag".into() });
     }
 

@@ -19,19 +19,22 @@ use aws_sdk_ecr::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_ecr::config::Region;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::operation::put_image::PutImageError;
-use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
+use aws_sdk_ecr::types::{DescribeImagesFilter, ImageFailureCode, ImageIdentifier, ScanStatus, TagStatus};
 use aws_sdk_ecr::Client;
+use chrono::DateTime;
 
-use crate::names::{Digest, Tag};
+use crate::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
-    Fault, Image, Lookup, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState, MANIFEST_MEDIA_TYPES,
+    Catalog, Fault, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
+    MANIFEST_MEDIA_TYPES,
 };
+use crate::scan::Findings;
 
 /// Timeouts sized so that a read, the writes and a re-read of conflicting tags
 /// all fit in the function's 30-second timeout even when ECR hangs.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 const MAX_ATTEMPTS: u32 = 3;
 const APP_NAME: &str = "ecr-retag";
 
@@ -291,6 +294,69 @@ impl Registry for Ecr {
             _ => ReadError::Fault(fault(&e)),
         })?;
         Ok(output.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
+    }
+}
+
+/// DescribeRepositories and DescribeImages answer at most 1,000 items a page.
+const PAGE_SIZE: i32 = 1000;
+
+impl Catalog for Ecr {
+    async fn repositories(&self, registry_id: Option<&RegistryId>, page: Option<&str>) -> Result<Page<RepositoryName>, ReadError> {
+        let output = self
+            .client
+            .describe_repositories()
+            .set_registry_id(registry_id.map(ToString::to_string))
+            .max_results(PAGE_SIZE)
+            .set_next_token(page.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| ReadError::Fault(fault(&e)))?;
+        Ok(Page {
+            items: output.repositories().iter().filter_map(|r| RepositoryName::parse(r.repository_name()?).ok()).collect(),
+            next: output.next_token().map(str::to_owned),
+        })
+    }
+
+    async fn images(&self, repository: &Repository, page: Option<&str>) -> Result<Page<Listed>, ReadError> {
+        let request = self
+            .client
+            .describe_images()
+            .repository_name(repository.name.as_str())
+            .set_registry_id(registry_id(repository))
+            // Untagged images (multi-arch children, superseded pushes) derive nothing.
+            .filter(DescribeImagesFilter::builder().tag_status(TagStatus::Tagged).build())
+            .max_results(PAGE_SIZE)
+            .set_next_token(page.map(str::to_owned));
+        let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
+            _ => ReadError::Fault(fault(&e)),
+        })?;
+        let items = output
+            .image_details()
+            .iter()
+            .filter_map(|d| {
+                let digest = Digest::parse(d.image_digest()?).ok()?;
+                let findings = (d.image_scan_status().and_then(|s| s.status()) == Some(&ScanStatus::Complete))
+                    .then(|| d.image_scan_findings_summary())
+                    .flatten()
+                    .map(|summary| Findings {
+                        counts: summary
+                            .finding_severity_counts()
+                            .into_iter()
+                            .flatten()
+                            .map(|(severity, n)| (severity.as_str().to_owned(), u64::try_from(*n).unwrap_or(0)))
+                            .collect(),
+                    });
+                Some(Listed {
+                    digest,
+                    tags: d.image_tags().iter().filter_map(|t| Tag::parse(t).ok()).collect(),
+                    pushed_at: d.image_pushed_at().and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                    media_type: d.image_manifest_media_type().map(str::to_owned),
+                    findings,
+                })
+            })
+            .collect();
+        Ok(Page { items, next: output.next_token().map(str::to_owned) })
     }
 }
 

@@ -76,7 +76,7 @@ pub enum EventError {
     Field { field: String, problem: String },
 }
 
-fn field_error(field: &str, problem: impl Into<String>) -> EventError {
+pub(crate) fn field_error(field: &str, problem: impl Into<String>) -> EventError {
     EventError::Field { field: field.to_owned(), problem: problem.into() }
 }
 
@@ -375,7 +375,7 @@ fn opt_str<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     object.get(key).and_then(Value::as_str)
 }
 
-fn json_kind(v: &Value) -> &'static str {
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

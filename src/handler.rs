@@ -6,14 +6,18 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::event::{self, Request};
+use crate::event::EventError;
+use crate::invocation::{self, Invocation, Message, ReconcileRequest};
+use crate::reconcile::{self, SweepReport};
 use crate::metrics::{self, EventMetrics};
-use crate::registry::Registry;
+use crate::registry::Catalog;
 use crate::report::Report;
 use crate::repository_tags::CachedRepositoryTags;
 use crate::retag::{promote_scanned, report_of, retag, RetagError};
@@ -21,13 +25,35 @@ use crate::retag::{promote_scanned, report_of, retag, RetagError};
 /// Time kept back from Lambda's deadline to log, emit metrics and post the answer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
+/// What an invocation answers: one event's report, or a sweep's.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Event(Report),
+    Batch(BatchResponse),
+    Reconcile(SweepReport),
+}
+
+/// The answer to an SQS batch, as Lambda's ReportBatchItemFailures reads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchResponse {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
 pub struct Handler<R> {
     /// Repository resource tags are cached for the life of the instance.
     registry: CachedRepositoryTags<R>,
     config: Config,
 }
 
-impl<R: Registry> Handler<R> {
+impl<R: Catalog> Handler<R> {
     pub fn new(registry: R, config: Config) -> Self {
         Self { registry: CachedRepositoryTags::new(registry, config.repository_tags_ttl), config }
     }
@@ -36,22 +62,123 @@ impl<R: Registry> Handler<R> {
         self.registry.inner()
     }
 
-    /// One Lambda invocation: handles the raw payload, but gives up with a
-    /// retryable error shortly before `deadline` (Lambda's), so the function
-    /// always answers, even when ECR hangs. Every write is idempotent, so the
-    /// next delivery finishes whatever was cut short.
-    pub async fn invoke(&self, payload: &str, deadline: SystemTime) -> Result<Report, RetagError> {
+    /// One Lambda invocation: a single event, or a reconcile request. Gives
+    /// up with a retryable error shortly before `deadline` (Lambda's), so the
+    /// function always answers, even when ECR hangs. Every write is
+    /// idempotent, so the next delivery finishes whatever was cut short.
+    pub async fn invoke(&self, payload: &str, deadline: SystemTime) -> Result<Answer, RetagError> {
         let now = SystemTime::now();
-        // Boxed: the nested future types otherwise exceed the compiler's layout depth limit.
-        let work = Box::pin(self.handle_json(payload, now.into()));
-        let Some(budget) = budget(deadline, now) else { return work.await };
+        let budget = budget(deadline, now);
+        let invocation = event::parse_json(payload).and_then(invocation::classify);
+        match invocation {
+            Err(e) => self.finish(Err(e.into()), None, now.into()).map(Answer::Event),
+            Ok(Invocation::Event(value)) => {
+                // Boxed: the nested future types otherwise exceed the compiler's layout depth limit.
+                let work = Box::pin(self.handle(&value, now.into()));
+                self.within(budget, work).await.map(Answer::Event)
+            }
+            Ok(Invocation::Batch(messages)) => {
+                let until = budget.map(|b| Instant::now() + b);
+                Ok(Answer::Batch(self.batch(messages, until).await))
+            }
+            Ok(Invocation::Reconcile(request)) => {
+                let stop_by = budget.map(|b| Instant::now() + sweep_window(b));
+                let work = Box::pin(self.reconcile(&request, stop_by));
+                self.within(budget, work).await.map(Answer::Reconcile)
+            }
+        }
+    }
+
+    /// An SQS batch: its messages handled concurrently (up to
+    /// `RETAG_BATCH_CONCURRENCY`), each with its own log and metric line, each
+    /// stopped at `until`. The answer names the messages that failed, so only
+    /// those come back (ReportBatchItemFailures); after the queue's
+    /// maxReceiveCount they move to its dead-letter queue.
+    pub async fn batch(&self, messages: Vec<Message>, until: Option<Instant>) -> BatchResponse {
+        let failed: Vec<BatchItemFailure> = stream::iter(messages)
+            .map(|message| async move {
+                let now = SystemTime::now();
+                let result = match event::parse_json(&message.body).and_then(invocation::classify) {
+                    Ok(Invocation::Event(value)) => {
+                        let budget = until.map(|t| t.saturating_duration_since(Instant::now()));
+                        self.within(budget, Box::pin(self.handle(&value, now.into()))).await
+                    }
+                    Ok(Invocation::Batch(_) | Invocation::Reconcile(_)) => {
+                        let e = EventError::Field {
+                            field: "body".into(),
+                            problem: "a queued message holds one event or direct request; send reconcile requests to the function itself".into(),
+                        };
+                        self.finish(Err(e.into()), None, now.into())
+                    }
+                    Err(e) => self.finish(Err(e.into()), None, now.into()),
+                };
+                result.is_err().then_some(BatchItemFailure { item_identifier: message.id })
+            })
+            .buffered(self.config.batch_concurrency.max(1))
+            .filter_map(|f| async move { f })
+            .collect()
+            .await;
+        BatchResponse { batch_item_failures: failed }
+    }
+
+    /// Runs `work`, or stops it when the budget is spent and says so.
+    async fn within<T>(
+        &self,
+        budget: Option<Duration>,
+        work: impl std::future::Future<Output = Result<T, RetagError>>,
+    ) -> Result<T, RetagError> {
+        let Some(budget) = budget else { return work.await };
         match tokio::time::timeout(budget, work).await {
             Ok(result) => result,
             Err(_) => {
-                let stopped = Err(RetagError::DeadlineExceeded { budget_ms: budget.as_millis() });
-                self.finish(stopped, None, SystemTime::now().into())
+                let stopped = RetagError::DeadlineExceeded { budget_ms: budget.as_millis() };
+                let _ = self.finish(Err(stopped.clone()), None, SystemTime::now().into());
+                Err(stopped)
             }
         }
+    }
+
+    /// A reconcile sweep, with its log line and metric line.
+    pub async fn reconcile(&self, request: &ReconcileRequest, stop_by: Option<Instant>) -> Result<SweepReport, RetagError> {
+        let result = reconcile::reconcile(&self.registry, &self.config, request, stop_by).await;
+        match &result {
+            Ok(report) => {
+                let problems: usize = report.repositories.iter().map(|r| r.conflicts + r.failed + usize::from(r.error.is_some())).sum();
+                let summary: Vec<_> = report
+                    .repositories
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({"repository": r.repository, "images_seen": r.images_seen, "tags_written": r.tags_written,
+                            "already_correct": r.already_correct, "conflicts": r.conflicts, "failed": r.failed, "error": r.error})
+                    })
+                    .collect();
+                let status = serde_json::to_value(report.status).unwrap_or_default();
+                macro_rules! swept {
+                    ($level:ident) => {
+                        $level!(
+                            status = %status.as_str().unwrap_or_default(),
+                            writes = report.writes,
+                            continuation = %report.continuation.clone().unwrap_or_default(),
+                            repositories = %json(&summary),
+                            "reconcile sweep"
+                        )
+                    };
+                }
+                if problems > 0 {
+                    swept!(warn);
+                } else {
+                    swept!(info);
+                }
+                if self.config.metrics.enabled {
+                    let labels = metrics::Labels { function_name: &self.config.metrics.function_name, repository: None, by_repository: false };
+                    println!("{}", metrics::emf_line(&EventMetrics::of_sweep(report), &labels, None, Utc::now()));
+                }
+            }
+            Err(e) => {
+                let _ = self.finish(Err(e.clone()), None, Utc::now());
+            }
+        }
+        result
     }
 
     /// Handles one raw invocation payload (JSON text); `now` is the push time of a direct request.
@@ -118,6 +245,12 @@ impl<R: Registry> Handler<R> {
 fn budget(deadline: SystemTime, now: SystemTime) -> Option<Duration> {
     let left = deadline.duration_since(now).ok().filter(|left| !left.is_zero())?;
     Some(left.saturating_sub(DEADLINE_MARGIN))
+}
+
+/// How long a sweep may start new ECR work: all but one ECR operation's
+/// timeout of the budget, so the calls under way still end in time (at least half of it).
+fn sweep_window(budget: Duration) -> Duration {
+    budget.saturating_sub(crate::ecr::OPERATION_TIMEOUT).max(budget / 2)
 }
 
 /// One structured line per event. Names in the report are validated (their

@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::reconcile::SweepReport;
 use crate::report::{Outcome, Report, Status};
 use crate::retag::{report_of, RetagError};
 
@@ -57,6 +58,23 @@ impl EventMetrics {
                     Outcome::Removed => m.removed += 1,
                     Outcome::WouldCreate | Outcome::WouldMove | Outcome::WouldRemove | Outcome::Kept => {}
                 }
+            }
+        }
+        m
+    }
+}
+
+impl EventMetrics {
+    /// A reconcile sweep's writes, counted like an event's (already correct tags are not counted).
+    pub fn of_sweep(report: &SweepReport) -> Self {
+        let mut m = EventMetrics::default();
+        for outcome in report.outcomes() {
+            match outcome {
+                Outcome::Created => m.created += 1,
+                Outcome::Moved => m.moved += 1,
+                Outcome::Conflict => m.conflicts += 1,
+                Outcome::Failed | Outcome::TagLimit => m.failures += 1,
+                _ => {}
             }
         }
         m

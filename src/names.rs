@@ -94,7 +94,7 @@ impl Tag {
 }
 
 /// An ECR repository name: lowercase path segments, 2 to 256 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepositoryName(String);
 
 impl RepositoryName {

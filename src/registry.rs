@@ -7,7 +7,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
 use crate::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::scan::Findings;
 
 /// The four manifest media types ECR stores and this function re-puts.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
@@ -141,4 +144,38 @@ pub trait Registry: Send + Sync {
         &self,
         repository: &Repository,
     ) -> impl Future<Output = Result<BTreeMap<String, String>, ReadError>> + Send;
+}
+
+/// One page of a listing, and the token of the next one (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// A tagged image as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub digest: Digest,
+    /// Its tags (any that are no valid reference left out).
+    pub tags: Vec<Tag>,
+    /// `imagePushedAt`; `None` if ECR gave none.
+    pub pushed_at: Option<DateTime<Utc>>,
+    pub media_type: Option<String>,
+    /// The counts of a completed basic scan, if one completed.
+    pub findings: Option<Findings>,
+}
+
+/// The listings a reconcile sweep walks (DescribeRepositories, DescribeImages),
+/// one page per call so that the sweep can stop between pages.
+pub trait Catalog: Registry {
+    /// Repository names in a registry (`None`: the caller's own), in the function's region.
+    fn repositories(
+        &self,
+        registry_id: Option<&RegistryId>,
+        page: Option<&str>,
+    ) -> impl Future<Output = Result<Page<RepositoryName>, ReadError>> + Send;
+
+    /// The repository's tagged images.
+    fn images(&self, repository: &Repository, page: Option<&str>) -> impl Future<Output = Result<Page<Listed>, ReadError>> + Send;
 }

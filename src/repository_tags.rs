@@ -9,8 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::names::{Digest, Tag};
-use crate::registry::{Image, Lookup, PutError, ReadError, Registry, RemoveError, Repository, Snapshot};
+use crate::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::registry::{
+    Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
+};
 
 type Tags = BTreeMap<String, String>;
 
@@ -76,6 +78,16 @@ impl<R: Registry> Registry for CachedRepositoryTags<R> {
 
     async fn repository_tags(&self, repository: &Repository) -> Result<Tags, ReadError> {
         self.repository_tags_at(repository, Instant::now()).await
+    }
+}
+
+impl<R: Catalog> Catalog for CachedRepositoryTags<R> {
+    async fn repositories(&self, registry_id: Option<&RegistryId>, page: Option<&str>) -> Result<Page<RepositoryName>, ReadError> {
+        self.inner.repositories(registry_id, page).await
+    }
+
+    async fn images(&self, repository: &Repository, page: Option<&str>) -> Result<Page<Listed>, ReadError> {
+        self.inner.images(repository, page).await
     }
 }
 

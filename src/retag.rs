@@ -22,7 +22,7 @@ use crate::rules::{RuleSet, Subject};
 
 /// Why an invocation failed. [`RetagError::retryable`] tells whether a later
 /// delivery of the same event can succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RetagError {
     #[error("invalid event: {0}")]
     InvalidEvent(#[from] EventError),
@@ -446,7 +446,7 @@ async fn remove<R: Registry>(
 
 /// Runs the PutImage calls and records each tag's outcome.
 #[allow(clippy::too_many_arguments)]
-async fn write<R: Registry>(
+pub(crate) async fn write<R: Registry>(
     registry: &R,
     repository: &Repository,
     image: &Image,
@@ -562,7 +562,7 @@ fn read_fault(e: ReadError) -> Fault {
 
 /// ECR's own answer first, then the event's, then the manifest's `mediaType`
 /// (OCI indexes and artifacts may have none, and PutImage then needs one).
-fn media_type(image: &Image, from_event: Option<&str>) -> Result<String, RetagError> {
+pub(crate) fn media_type(image: &Image, from_event: Option<&str>) -> Result<String, RetagError> {
     #[derive(Deserialize)]
     struct Declared {
         #[serde(rename = "mediaType")]

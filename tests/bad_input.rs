@@ -7,8 +7,10 @@ use ecr_retag::config::Config;
 use ecr_retag::handler::Handler;
 use std::collections::BTreeMap;
 
-use ecr_retag::names::{Digest, Tag};
-use ecr_retag::registry::{Fault, Image, Lookup, PutError, ReadError, Registry, RemoveError, Repository, Snapshot};
+use ecr_retag::names::{Digest, RegistryId, RepositoryName, Tag};
+use ecr_retag::registry::{
+    Catalog, Fault, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
+};
 use ecr_retag::report::Status;
 use ecr_retag::rules::{RuleSet, RulesError};
 use serde_json::{json, Value};
@@ -35,6 +37,17 @@ impl Registry for Counting {
         Err(RemoveError::RepositoryNotFound)
     }
     async fn repository_tags(&self, _: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(ReadError::RepositoryNotFound)
+    }
+}
+
+impl Catalog for Counting {
+    async fn repositories(&self, _: Option<&RegistryId>, _: Option<&str>) -> Result<Page<RepositoryName>, ReadError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(ReadError::RepositoryNotFound)
+    }
+    async fn images(&self, _: &Repository, _: Option<&str>) -> Result<Page<Listed>, ReadError> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Err(ReadError::RepositoryNotFound)
     }

@@ -440,3 +440,112 @@ async fn an_image_at_the_tag_limit_gets_a_permanent_outcome_naming_the_limit_wit
     assert_eq!(emulator.calls(&repo)["PutImage"], 1 + 4, "the seeding push and one attempt per tag");
     assert_eq!(state(&client, &repo).await.0.len(), 3);
 }
+
+const IF_NEWER: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
+
+/// Sends a reconcile request the way Lambda would (no deadline) and returns the sweep's answer.
+async fn sweep(h: &Handler<Ecr>, request: serde_json::Value) -> ecr_retag::reconcile::SweepReport {
+    match h.invoke(&json!({ "reconcile": request }).to_string(), std::time::SystemTime::UNIX_EPOCH).await {
+        Ok(ecr_retag::handler::Answer::Reconcile(report)) => report,
+        other => panic!("not a sweep's answer: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_sweep_puts_missed_tags_on_the_highest_version_and_a_second_sweep_writes_nothing() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    // Given two pushes whose events were missed: v1.3.0, then the hotfix v1.2.9.
+    let repo = repository(&client, "sweep", false).await;
+    let release = push(&client, &repo, &numbered_manifest(1), Some("v1.3.0")).await;
+    let hotfix = push(&client, &repo, &numbered_manifest(2), Some("v1.2.9")).await;
+    let h = handler(IF_NEWER);
+
+    // When a sweep runs
+    let report = sweep(&h, json!({"repositories": [repo]})).await;
+    assert_eq!(emulator.calls(&repo)["BatchGetImage"], 2, "one read per image that gets tags");
+
+    // Then each tag is where the events would have put it: the highest version holds stable and v1.
+    let (tags, _) = state(&client, &repo).await;
+    let expect: std::collections::HashMap<String, String> = [
+        ("v1.3.0", &release), ("v1.2.9", &hotfix), ("stable", &release), ("v1", &release), ("v1.3", &release), ("v1.2", &hotfix),
+    ]
+    .into_iter()
+    .map(|(t, d)| (t.to_owned(), d.clone()))
+    .collect();
+    assert_eq!(tags, expect);
+    assert_eq!(report.status, ecr_retag::reconcile::SweepStatus::Complete);
+    assert_eq!(report.writes, 4);
+    let r = &report.repositories[0];
+    assert_eq!((r.images_seen, r.tags_written, r.already_correct, r.conflicts, r.failed), (2, 4, 0, 0, 0), "{r:?}");
+    assert!(r.changes.iter().all(|c| c.outcome == Outcome::Created), "{r:?}");
+
+    // And a second sweep right after writes nothing
+    let before = emulator.calls(&repo);
+    let again = sweep(&h, json!({"repositories": [repo]})).await;
+    assert_eq!((again.writes, again.repositories[0].already_correct, again.repositories[0].tags_written), (0, 4, 0));
+    let after = emulator.calls(&repo);
+    assert_eq!((after["PutImage"], after["BatchGetImage"]), (before["PutImage"], before["BatchGetImage"]), "nothing to write, nothing to read");
+    assert_eq!(after["DescribeImages"] - before["DescribeImages"], 1, "one listing");
+
+    // With "move": "always" the most recent push wins instead.
+    let report = sweep(&handler(r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}"]}]}"#), json!({"repositories": [repo]})).await;
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!((tags["stable"].as_str(), tags["v1"].as_str()), (hotfix.as_str(), hotfix.as_str()));
+    assert_eq!(report.repositories[0].changes.iter().map(|c| c.outcome).collect::<Vec<_>>(), [Outcome::Moved, Outcome::Moved]);
+}
+
+#[tokio::test]
+async fn a_sweep_stops_at_its_write_budget_and_the_continuation_finishes_the_job() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let prefix = format!("budget-{}", std::process::id());
+    let first = repository(&client, "budget", false).await;
+    let second = repository(&client, "budget", false).await;
+    for repo in [&first, &second] {
+        push(&client, repo, &manifest("oci-manifest"), Some("v1.4.2")).await;
+    }
+    let h = handler(RELEASE);
+    let pattern = format!("{prefix}-*");
+
+    // 2 repositories × 4 tags to write, 3 writes per request.
+    let mut answers = Vec::new();
+    let mut continuation: Option<String> = None;
+    loop {
+        let mut request = json!({"repositories": [pattern], "max_writes": 3});
+        if let Some(token) = &continuation {
+            request["continuation"] = json!(token);
+        }
+        let report = sweep(&h, request).await;
+        continuation = report.continuation.clone();
+        answers.push(report);
+        if continuation.is_none() || answers.len() > 5 {
+            break;
+        }
+    }
+    let writes: Vec<usize> = answers.iter().map(|a| a.writes).collect();
+    assert_eq!(writes, [3, 3, 2], "3 per request until all 8 are written");
+    assert_eq!(answers[0].continuation.as_deref(), Some(format!("resume-at:{first}").as_str()), "the first stopped inside {first}");
+    assert_eq!(answers[1].continuation.as_deref(), Some(format!("resume-at:{second}").as_str()));
+    assert!(answers[0].reason.as_deref().unwrap().starts_with("stopped at max_writes (3)"));
+    assert_eq!(answers[2].status, ecr_retag::reconcile::SweepStatus::Complete);
+    for repo in [&first, &second] {
+        assert_eq!(state(&client, repo).await.0.len(), 5, "{repo}: the pushed tag and four derived");
+        assert!(emulator.writes(repo).values().all(|n| *n == 1), "no tag written twice: {:?}", emulator.writes(repo));
+    }
+    let again = sweep(&h, json!({"repositories": [pattern]})).await;
+    assert_eq!((again.writes, again.repositories.len()), (0, 2));
+}
+
+#[tokio::test]
+async fn a_dry_run_sweep_says_what_it_would_write_and_writes_nothing() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "drysweep", false).await;
+    push(&client, &repo, &manifest("docker-v2"), Some("v2.0.0")).await;
+    let report = sweep(&handler(IF_NEWER), json!({"repositories": [repo], "dry_run": true})).await;
+    assert!(report.dry_run);
+    let outcomes: Vec<_> = report.repositories[0].changes.iter().map(|c| (c.tag.as_str(), c.outcome)).collect();
+    assert_eq!(outcomes, [("stable", Outcome::WouldCreate), ("v2", Outcome::WouldCreate), ("v2.0", Outcome::WouldCreate)]);
+    assert_eq!(emulator.calls(&repo)["PutImage"], 1, "only the seeding push");
+}

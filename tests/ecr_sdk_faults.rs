@@ -188,3 +188,84 @@ async fn a_tag_the_answer_does_not_mention_is_written_and_put_image_arbitrates()
     assert_eq!(report.tags[0].outcome, Outcome::Unchanged);
     assert_eq!(put.num_calls(), 1);
 }
+
+mod paginated_sweep {
+    //! The emulator does not paginate; ECR answers DescribeRepositories and
+    //! DescribeImages 1,000 items a page. A sweep must follow every page.
+    use super::*;
+    use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+    use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
+    use aws_sdk_ecr::primitives::DateTime;
+    use aws_sdk_ecr::types::{ImageDetail, Repository as EcrRepository};
+    use ecr_retag::invocation::{classify, Invocation};
+    use ecr_retag::reconcile::reconcile;
+    use serde_json::json;
+
+    const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+    fn repos(names: &[&str], next: Option<&str>) -> DescribeRepositoriesOutput {
+        let list = names.iter().map(|n| EcrRepository::builder().repository_name(*n).build()).collect();
+        DescribeRepositoriesOutput::builder().set_repositories(Some(list)).set_next_token(next.map(Into::into)).build()
+    }
+
+    fn images(list: &[(&str, &str, i64)], next: Option<&str>) -> DescribeImagesOutput {
+        let details = list
+            .iter()
+            .map(|(digest, tag, day)| {
+                ImageDetail::builder()
+                    .image_digest(*digest)
+                    .image_tags(*tag)
+                    .image_pushed_at(DateTime::from_secs(1_793_000_000 + day * 86_400))
+                    .image_manifest_media_type(MEDIA)
+                    .build()
+            })
+            .collect();
+        DescribeImagesOutput::builder().set_image_details(Some(details)).set_next_token(next.map(Into::into)).build()
+    }
+
+    #[tokio::test]
+    async fn a_sweep_follows_every_page_of_repositories_and_images() {
+        let repos_1 = mock!(Client::describe_repositories)
+            .match_requests(|r| r.next_token().is_none() && r.max_results() == Some(1000))
+            .then_output(|| repos(&["team/a", "other"], Some("r2")));
+        let repos_2 = mock!(Client::describe_repositories)
+            .match_requests(|r| r.next_token() == Some("r2"))
+            .then_output(|| repos(&["team/b"], None));
+        // team/a: v1.0.0 on page one, v1.1.0 (pushed a day later) on page two.
+        let a_1 = mock!(Client::describe_images)
+            .match_requests(|r| r.repository_name() == Some("team/a") && r.next_token().is_none())
+            .then_output(|| images(&[(A, "v1.0.0", 0)], Some("i2")));
+        let a_2 = mock!(Client::describe_images)
+            .match_requests(|r| r.repository_name() == Some("team/a") && r.next_token() == Some("i2"))
+            .then_output(|| images(&[(B, "v1.1.0", 1)], None));
+        let b = mock!(Client::describe_images)
+            .match_requests(|r| r.repository_name() == Some("team/b"))
+            .then_output(|| images(&[(C, "v2.0.0", 0)], None));
+        let read_b = mock!(Client::batch_get_image)
+            .match_requests(|r| r.image_ids()[0].image_digest() == Some(B))
+            .then_output(|| BatchGetImageOutput::builder().images(image(B, None)).failures(not_found("stable")).build());
+        let read_c = mock!(Client::batch_get_image)
+            .match_requests(|r| r.image_ids()[0].image_digest() == Some(C))
+            .then_output(|| BatchGetImageOutput::builder().images(image(C, None)).failures(not_found("stable")).build());
+        let put_b = mock!(Client::put_image)
+            .match_requests(|r| r.repository_name() == Some("team/a") && r.image_digest() == Some(B) && r.image_tag() == Some("stable"))
+            .then_output(|| PutImageOutput::builder().build());
+        let put_c = mock!(Client::put_image)
+            .match_requests(|r| r.repository_name() == Some("team/b") && r.image_digest() == Some(C) && r.image_tag() == Some("stable"))
+            .then_output(|| PutImageOutput::builder().build());
+        let ecr = Ecr::new(client(&[&repos_1, &repos_2, &a_1, &a_2, &b, &read_b, &read_c, &put_b, &put_c]));
+
+        let Ok(Invocation::Reconcile(request)) = classify(json!({"reconcile": {"repositories": ["team/*"]}})) else {
+            panic!("a reconcile request")
+        };
+        let report = reconcile(&ecr, &config(), &request, None).await.unwrap();
+
+        let swept: Vec<(&str, usize, usize)> =
+            report.repositories.iter().map(|r| (r.repository.as_str(), r.images_seen, r.tags_written)).collect();
+        assert_eq!(swept, [("team/a", 2, 1), ("team/b", 1, 1)], "`other` is not under team/; both pages of each listing read");
+        assert_eq!((put_b.num_calls(), put_c.num_calls()), (1, 1), "stable on team/a's newest push (page two) and on team/b");
+        assert_eq!((repos_2.num_calls(), a_2.num_calls()), (1, 1));
+    }
+}

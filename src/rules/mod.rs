@@ -4,7 +4,7 @@
 //! problem is reported with the rule and field it concerns, and a rule set
 //! with any problem is refused whole. Evaluation ([`RuleSet::derive`]) is pure.
 
-mod glob;
+pub mod glob;
 mod template;
 
 use std::collections::{BTreeMap, HashSet};

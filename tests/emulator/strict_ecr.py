@@ -27,6 +27,9 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
 - An image holds at most 1,000 tags; PutImage of one more is LimitExceededException
   (moto has no limit). POST /_strict/limits lowers it for one repository, so a
   test need not write a thousand tags first.
+- DescribeImages honours `filter.tagStatus` (moto lists every image), and push
+  times have ECR's millisecond precision (moto: whole seconds), so the order of
+  two pushes in one second is known.
 - PutImage, BatchGetImage and BatchDeleteImage are atomic with respect to each
   other, as ECR's are.
 
@@ -162,6 +165,7 @@ def strict_put_image(self, repository_name, image_manifest, image_tag,
             return existing
         image = Image(self.account_id, image_tag, image_manifest, repository_name,
                       media_type, actual, registry_id=repo.registry_id)
+        image.image_pushed_at = round(time.time(), 3)
         repo.images.append(image)
         return image
 
@@ -235,7 +239,33 @@ def strict_batch_delete_image(self, repository_name, registry_id=None, image_ids
         return response
 
 
+def describe_images_response(self):
+    from moto.core.responses import ActionResult
+    with LOCK:
+        images = list(self.ecr_backend.describe_images(
+            self._get_param("repositoryName"), self._get_param("registryId"), self._get_param("imageIds")))
+        status = (self._get_param("filter") or {}).get("tagStatus", "ANY")
+        if status == "TAGGED":
+            images = [i for i in images if i.image_tags]
+        elif status == "UNTAGGED":
+            images = [i for i in images if not i.image_tags]
+        details = []
+        for image in images:
+            detail = {
+                "registryId": image.registry_id,
+                "repositoryName": image.repository_name,
+                "imageDigest": image.get_image_digest(),
+                "imagePushedAt": image.image_pushed_at,
+                "imageManifestMediaType": image.image_manifest_media_type,
+            }
+            if image.image_tags:
+                detail["imageTags"] = list(image.image_tags)
+            details.append(detail)
+    return ActionResult({"imageDetails": details})
+
+
 ECRBackend.put_image = strict_put_image
+ECRResponse.describe_images = describe_images_response
 ECRBackend.batch_delete_image = strict_batch_delete_image
 ECRBackend.batch_get_image = strict_batch_get_image
 ECRResponse.batch_get_image = batch_get_image_response

@@ -1,0 +1,557 @@
+//! The reconcile sweep: makes the rules hold for images whose events were
+//! missed (ECR delivers events best-effort; Lambda drops what it cannot
+//! process in time).
+//!
+//! For each repository: list its tagged images (DescribeImages, page by page),
+//! apply the rules to every tag as if it had just been pushed at the image's
+//! `imagePushedAt` ([`assess`], pure), and write what is missing through the
+//! same writes as a push ([`crate::retag`]). A tag several images derive ends
+//! on one: for `"move": "if-newer"` rules the highest version, for the others
+//! the most recent push. The sweep stops cleanly at its write budget or
+//! before the deadline and says where to resume.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::invocation::{continuation_token, ReconcileRequest};
+use crate::names::{Digest, RepositoryName, Tag};
+use crate::plan::{self, Phase, Plan, Verdict};
+use crate::registry::{Catalog, Listed, Lookup, ReadError, Repository, TagState};
+use crate::report::{Outcome, TagReport};
+use crate::retag::{media_type, write, RetagError};
+use crate::rules::{RuleSet, Subject};
+
+/// One tag as the rules say it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub tag: Tag,
+    /// The image it should point at.
+    pub digest: Digest,
+    /// Where it points now (`None`: nowhere).
+    pub current: Option<Digest>,
+    pub rules: Vec<String>,
+}
+
+/// What the rules want of one repository's images.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assessment {
+    /// Sorted by tag.
+    pub desired: Vec<Desired>,
+    /// Tags the rules derive but that cannot or may not be written now
+    /// (invalid renderings, loop risks, scan-gated without a passing scan).
+    pub held_back: usize,
+}
+
+/// A candidate image for one derived tag.
+struct Candidate<'a> {
+    image: &'a Listed,
+    rules: Vec<String>,
+    if_newer: bool,
+    version: Option<semver::Version>,
+}
+
+/// Applies the rules to every tag of every image, each as if just pushed at
+/// the image's push time, and picks one image per derived tag. Pure.
+pub fn assess(
+    rules: &RuleSet,
+    repository: &str,
+    images: &[Listed],
+    repository_tags: Option<&BTreeMap<String, String>>,
+) -> Assessment {
+    let mut candidates: BTreeMap<Tag, Vec<Candidate<'_>>> = BTreeMap::new();
+    let mut held: BTreeMap<String, ()> = BTreeMap::new();
+    let mut current: HashMap<&Tag, &Digest> = HashMap::new();
+    for image in images {
+        for t in &image.tags {
+            current.insert(t, &image.digest);
+        }
+    }
+    for image in images {
+        let at = image.pushed_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let plan_for = |phase| {
+            Plan::merge(image.tags.iter().map(|t| {
+                let subject = Subject { repository, tag: t.as_str(), digest: &image.digest, pushed_at: at, repository_tags };
+                plan::plan(rules, &subject, phase)
+            }))
+        };
+        let mut planned = plan_for(Phase::Push);
+        // A completed scan lets the gated tags through (or blocks them), as its event would have.
+        if let Some(findings) = &image.findings {
+            let scanned = plan_for(Phase::Scan(findings));
+            for p in &mut planned.tags {
+                if let Some(s) = scanned.tags.iter().find(|s| s.tag == p.tag) {
+                    p.verdict = s.verdict.clone();
+                }
+            }
+        }
+        for p in planned.tags {
+            match p.verdict {
+                // A tag the image carries itself is never planned against it; another image may still want it.
+                Verdict::Write(tag) => {
+                    let version = p.if_newer.then(|| rules.version_of(&p.rules, image.tags.iter().map(Tag::as_str))).flatten();
+                    candidates.entry(tag).or_default().push(Candidate { image, rules: p.rules, if_newer: p.if_newer, version });
+                }
+                Verdict::Invalid(_) | Verdict::Deferred(_) | Verdict::Blocked(_) => {
+                    held.insert(format!("{}@{}", p.tag, image.digest), ());
+                }
+            }
+        }
+    }
+    let desired = candidates
+        .into_iter()
+        .filter_map(|(tag, cands)| {
+            let holder = current.get(&tag).copied();
+            let winner = winner(&cands, holder)?;
+            Some(Desired {
+                digest: winner.image.digest.clone(),
+                current: holder.cloned(),
+                rules: winner.rules.clone(),
+                tag,
+            })
+        })
+        .collect();
+    Assessment { desired, held_back: held.len() }
+}
+
+/// The image a tag should end on. `if-newer` (every candidate's rules say
+/// so): the highest version, an equal version staying where it is. Otherwise
+/// the most recent push. Ties go to the current holder, then to the larger
+/// digest, so every sweep picks the same.
+fn winner<'c, 'a>(cands: &'c [Candidate<'a>], holder: Option<&Digest>) -> Option<&'c Candidate<'a>> {
+    let by_version = cands.iter().all(|c| c.if_newer);
+    let pushed = |c: &Candidate<'_>| c.image.pushed_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let holds = |c: &Candidate<'_>| Some(&c.image.digest) == holder;
+    cands.iter().max_by(|a, b| {
+        let version = if by_version {
+            match (&a.version, &b.version) {
+                (Some(x), Some(y)) => x.cmp_precedence(y),
+                (x, y) => x.is_some().cmp(&y.is_some()),
+            }
+        } else {
+            Ordering::Equal
+        };
+        let rest = if by_version {
+            holds(a).cmp(&holds(b)).then_with(|| pushed(a).cmp(&pushed(b)))
+        } else {
+            pushed(a).cmp(&pushed(b)).then_with(|| holds(a).cmp(&holds(b)))
+        };
+        version.then(rest).then_with(|| a.image.digest.cmp(&b.image.digest))
+    })
+}
+
+/// The answer to a reconcile request.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SweepReport {
+    /// `complete`: every matching repository was swept; `stopped`: resume with `continuation`.
+    pub status: SweepStatus,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation: Option<String>,
+    /// PutImage calls made (in a dry run: that would be made).
+    pub writes: usize,
+    pub repositories: Vec<RepositorySweep>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepStatus {
+    Complete,
+    Stopped,
+}
+
+/// What a sweep found and did in one repository.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct RepositorySweep {
+    pub repository: String,
+    pub images_seen: usize,
+    /// Created or moved (in a dry run: would be).
+    pub tags_written: usize,
+    pub already_correct: usize,
+    /// Immutable tags on another image.
+    pub conflicts: usize,
+    /// Failed writes, including full images (`tag_limit`).
+    pub failed: usize,
+    /// Derived but not to be written now: invalid, loop risk, or scan-gated without a passing scan.
+    pub held_back: usize,
+    /// Why this repository could not be swept (then the counts are what was done before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every tag written or not written for a reason worth reading.
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    pub tag: String,
+    pub digest: String,
+    pub rules: Vec<String>,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl SweepReport {
+    pub fn outcomes(&self) -> impl Iterator<Item = Outcome> + '_ {
+        self.repositories.iter().flat_map(|r| r.changes.iter().map(|c| c.outcome))
+    }
+}
+
+/// Why a sweep stops early.
+enum Stop {
+    Budget,
+    Deadline,
+}
+
+/// Runs a sweep. `stop_by`: no new ECR work starts after this instant.
+pub async fn reconcile<R: Catalog>(
+    registry: &R,
+    config: &Config,
+    request: &ReconcileRequest,
+    stop_by: Option<Instant>,
+) -> Result<SweepReport, RetagError> {
+    let dry_run = request.dry_run || config.dry_run;
+    let mut report =
+        SweepReport { status: SweepStatus::Complete, dry_run, reason: None, continuation: None, writes: 0, repositories: Vec::new() };
+    let names = repositories(registry, request).await?;
+    let out_of_time = || stop_by.is_some_and(|t| Instant::now() >= t);
+    for name in names {
+        let stop = if report.writes >= request.max_writes {
+            Some(Stop::Budget)
+        } else if out_of_time() {
+            Some(Stop::Deadline)
+        } else {
+            let repository = Repository { registry_id: request.registry_id.clone(), region: None, name: name.clone() };
+            let budget = request.max_writes - report.writes;
+            let (sweep, stop) = sweep_repository(registry, config, &repository, budget, dry_run, &out_of_time).await;
+            report.writes += sweep.writes;
+            report.repositories.push(sweep.summary);
+            stop
+        };
+        if let Some(stop) = stop {
+            report.status = SweepStatus::Stopped;
+            report.reason = Some(match stop {
+                Stop::Budget => format!("stopped at max_writes ({}); resume with `continuation`", request.max_writes),
+                Stop::Deadline => "stopped before the function's deadline; resume with `continuation`".to_owned(),
+            });
+            report.continuation = Some(continuation_token(&name));
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// The repositories to sweep, sorted, from the resume point on. Literal
+/// names need no listing; a glob lists the registry's repositories.
+async fn repositories<R: Catalog>(registry: &R, request: &ReconcileRequest) -> Result<Vec<RepositoryName>, RetagError> {
+    let mut names = match request.literal_names() {
+        Some(names) => names,
+        None => {
+            let mut names = Vec::new();
+            let mut page: Option<String> = None;
+            loop {
+                let listed = registry.repositories(request.registry_id.as_ref(), page.as_deref()).await.map_err(|e| {
+                    let fault = match e {
+                        ReadError::Fault(f) => f,
+                        ReadError::RepositoryNotFound => crate::registry::Fault {
+                            code: "RepositoryNotFoundException".into(),
+                            message: "no registry to list".into(),
+                            retryable: false,
+                        },
+                    };
+                    RetagError::Read { repository: "(listing repositories)".into(), fault }
+                })?;
+                names.extend(listed.items.into_iter().filter(|n| request.covers(n.as_str())));
+                match listed.next {
+                    Some(next) => page = Some(next),
+                    None => break,
+                }
+            }
+            names
+        }
+    };
+    names.sort();
+    names.dedup();
+    if let Some(from) = &request.resume_at {
+        names.retain(|n| n >= from);
+    }
+    Ok(names)
+}
+
+struct Swept {
+    summary: RepositorySweep,
+    writes: usize,
+}
+
+async fn sweep_repository<R: Catalog>(
+    registry: &R,
+    config: &Config,
+    repository: &Repository,
+    budget: usize,
+    dry_run: bool,
+    out_of_time: &impl Fn() -> bool,
+) -> (Swept, Option<Stop>) {
+    let name = repository.name.as_str();
+    let mut swept = Swept { summary: RepositorySweep { repository: name.to_owned(), ..RepositorySweep::default() }, writes: 0 };
+    let failed = |mut swept: Swept, e: RetagError| {
+        swept.summary.error = Some(e.to_string());
+        (swept, None)
+    };
+
+    let mut images = Vec::new();
+    let mut page: Option<String> = None;
+    loop {
+        if out_of_time() {
+            return (swept, Some(Stop::Deadline));
+        }
+        match registry.images(repository, page.as_deref()).await {
+            Ok(listed) => {
+                images.extend(listed.items);
+                match listed.next {
+                    Some(next) => page = Some(next),
+                    None => break,
+                }
+            }
+            Err(e) => return failed(swept, read_error(repository, e)),
+        }
+    }
+    swept.summary.images_seen = images.len();
+
+    let rules = &config.rules;
+    let needs_tags = images.iter().flat_map(|i| &i.tags).any(|t| rules.needs_repository_tags(name, t.as_str()));
+    let repository_tags = if needs_tags {
+        match registry.repository_tags(repository).await {
+            Ok(tags) => Some(tags),
+            Err(e) => return failed(swept, read_error(repository, e)),
+        }
+    } else {
+        None
+    };
+
+    let assessment = assess(rules, name, &images, repository_tags.as_ref());
+    swept.summary.held_back = assessment.held_back;
+    // Grouped by the image each tag should end on: one read per image, then its writes.
+    let mut by_image: BTreeMap<Digest, Vec<Desired>> = BTreeMap::new();
+    for d in assessment.desired {
+        if d.current.as_ref() == Some(&d.digest) {
+            swept.summary.already_correct += 1;
+        } else {
+            by_image.entry(d.digest.clone()).or_default().push(d);
+        }
+    }
+    let media_types: HashMap<&Digest, Option<&str>> = images.iter().map(|i| (&i.digest, i.media_type.as_deref())).collect();
+
+    for (digest, mut wanted) in by_image {
+        let left = budget - swept.writes;
+        if left == 0 {
+            return (swept, Some(Stop::Budget));
+        }
+        if out_of_time() {
+            return (swept, Some(Stop::Deadline));
+        }
+        let cut = wanted.len() > left;
+        wanted.truncate(left);
+        let media = media_types.get(&digest).copied().flatten();
+        match apply(registry, config, repository, &digest, media, wanted, dry_run, &mut swept).await {
+            Ok(()) => {}
+            Err(e) => return failed(swept, e),
+        }
+        if cut {
+            return (swept, Some(Stop::Budget));
+        }
+    }
+    (swept, None)
+}
+
+/// Brings `wanted` (all to end on `digest`) in place: one read for the
+/// manifest and where the tags point now, then the writes.
+#[allow(clippy::too_many_arguments)]
+async fn apply<R: Catalog>(
+    registry: &R,
+    config: &Config,
+    repository: &Repository,
+    digest: &Digest,
+    media: Option<&str>,
+    wanted: Vec<Desired>,
+    dry_run: bool,
+    swept: &mut Swept,
+) -> Result<(), RetagError> {
+    let tags: Vec<Tag> = wanted.iter().map(|d| d.tag.clone()).collect();
+    let snapshot = registry.read(repository, Lookup::Digest(digest), &tags).await.map_err(|e| read_error(repository, e))?;
+    let Some(image) = snapshot.image else {
+        // Deleted since the listing: the next sweep sees the repository without it.
+        return Ok(());
+    };
+    let mut reports: BTreeMap<String, TagReport> = BTreeMap::new();
+    let mut to_write = Vec::new();
+    for d in wanted {
+        let report = TagReport { tag: d.tag.to_string(), rules: d.rules.clone(), outcome: Outcome::Failed, detail: None, retryable: false };
+        match snapshot.tags.get(&d.tag) {
+            // Someone (an event) put it there since the listing.
+            Some(TagState::At(now)) if now == digest => swept.summary.already_correct += 1,
+            Some(TagState::Unreadable(fault)) => {
+                reports.insert(d.tag.to_string(), TagReport { detail: Some(fault.to_string()), retryable: fault.retryable, ..report });
+            }
+            Some(TagState::At(other)) => {
+                reports.insert(d.tag.to_string(), report);
+                to_write.push((d.tag, Some(other.clone())));
+            }
+            Some(TagState::Absent) | None => {
+                reports.insert(d.tag.to_string(), report);
+                to_write.push((d.tag, None));
+            }
+        }
+    }
+    swept.writes += to_write.len();
+    if dry_run {
+        for (tag, previous) in to_write {
+            if let Some(r) = reports.get_mut(tag.as_str()) {
+                r.outcome = if previous.is_some() { Outcome::WouldMove } else { Outcome::WouldCreate };
+                r.detail = previous.map(|p| format!("was {p}"));
+            }
+        }
+    } else if !to_write.is_empty() {
+        let media_type = media_type(&image, media)?;
+        write(registry, repository, &image, &media_type, digest, to_write, config.write_concurrency, &mut reports).await?;
+    }
+    for r in reports.into_values() {
+        match r.outcome {
+            Outcome::Created | Outcome::Moved | Outcome::WouldCreate | Outcome::WouldMove => swept.summary.tags_written += 1,
+            Outcome::Unchanged => swept.summary.already_correct += 1,
+            Outcome::Conflict => swept.summary.conflicts += 1,
+            _ => swept.summary.failed += 1,
+        }
+        if r.outcome != Outcome::Unchanged {
+            swept.summary.changes.push(Change {
+                tag: r.tag,
+                digest: digest.to_string(),
+                rules: r.rules,
+                outcome: r.outcome,
+                detail: r.detail,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_error(repository: &Repository, e: ReadError) -> RetagError {
+    match e {
+        ReadError::RepositoryNotFound => RetagError::RepositoryNotFound {
+            repository: repository.name.to_string(),
+            registry: repository.registry_id.as_ref().map_or_else(|| "(the caller's own)".to_owned(), ToString::to_string),
+        },
+        ReadError::Fault(fault) => RetagError::Read { repository: repository.name.to_string(), fault },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::Findings;
+
+    const IF_NEWER: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
+    const ALWAYS: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
+
+    fn digest(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    /// Image `n` with these tags, pushed on day `day` of November 2026.
+    fn image(n: u8, tags: &[&str], day: u32) -> Listed {
+        Listed {
+            digest: digest(n),
+            tags: tags.iter().map(|t| Tag::parse(t).unwrap()).collect(),
+            pushed_at: Some(format!("2026-11-{day:02}T10:00:00Z").parse().unwrap()),
+            media_type: None,
+            findings: None,
+        }
+    }
+
+    /// tag -> (image it should end on, image it is on now)
+    fn wanted(rules: &str, images: &[Listed]) -> BTreeMap<String, (u8, Option<u8>)> {
+        let rules = RuleSet::from_json(rules).unwrap();
+        let n = |d: &Digest| (1..=9).find(|i| digest(*i) == *d).unwrap();
+        assess(&rules, "app", images, None)
+            .desired
+            .iter()
+            .map(|d| (d.tag.to_string(), (n(&d.digest), d.current.as_ref().map(n))))
+            .collect()
+    }
+
+    #[test]
+    fn if_newer_tags_end_on_the_highest_version_whatever_the_push_order() {
+        // Given v1.3.0 pushed before the hotfix v1.2.9, listed in either order
+        let older_first = [image(1, &["v1.3.0"], 1), image(2, &["v1.2.9"], 2)];
+        let newer_first = [image(2, &["v1.2.9"], 2), image(1, &["v1.3.0"], 1)];
+        for images in [&older_first, &newer_first] {
+            // Then stable and v1 belong to 1.3.0, v1.2 to the hotfix
+            let expect: BTreeMap<String, (u8, Option<u8>)> =
+                [("stable", (1, None)), ("v1", (1, None)), ("v1.2", (2, None)), ("v1.3", (1, None))]
+                    .into_iter()
+                    .map(|(t, w)| (t.to_owned(), w))
+                    .collect();
+            assert_eq!(wanted(IF_NEWER, images), expect);
+        }
+    }
+
+    #[test]
+    fn always_tags_end_on_the_most_recent_push() {
+        let images = [image(1, &["v1.3.0", "stable", "v1"], 1), image(2, &["v1.2.9"], 2)];
+        let w = wanted(ALWAYS, &images);
+        assert_eq!(w["stable"], (2, Some(1)), "the hotfix was pushed last: stable moves to it");
+        assert_eq!(w["v1"], (2, Some(1)));
+        assert_eq!(w["v1.3"], (1, None));
+    }
+
+    #[test]
+    fn tags_already_in_place_are_reported_as_such() {
+        let images = [image(1, &["v1.3.0", "stable", "v1", "v1.3"], 1)];
+        let w = wanted(IF_NEWER, &images);
+        assert!(w.values().all(|(want, now)| Some(*want) == *now), "{w:?}");
+    }
+
+    #[test]
+    fn an_equal_version_stays_where_it_is_and_ties_are_decided_the_same_way_every_time() {
+        // Two builds of 1.3.0 (tagged `v1.3.0` and `1.3.0`): equal precedence.
+        let images = [image(1, &["v1.3.0", "stable"], 1), image(2, &["1.3.0"], 2)];
+        assert_eq!(wanted(IF_NEWER, &images)["stable"], (1, Some(1)), "the holder keeps an equal version");
+        let images = [image(3, &["latest"], 5), image(2, &["latest-b"], 5)];
+        let rules = r#"{"rules":[{"name":"any","match":"latest.*","tags":["edge"]}]}"#;
+        assert_eq!(wanted(rules, &images)["edge"], (3, None), "same push time, no holder: the larger digest");
+    }
+
+    #[test]
+    fn scan_gated_tags_need_a_passing_completed_scan() {
+        let rules = RuleSet::from_json(
+            r#"{"rules":[{"name":"safe","semver":true,"when":{"scan":"MEDIUM"},"tags":["stable"]},{"name":"rel","semver":true,"tags":["v{major}"]}]}"#,
+        )
+        .unwrap();
+        let mut unscanned = image(1, &["v1.0.0"], 1);
+        let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
+        assert_eq!((a.desired.len(), a.held_back), (1, 1), "v1 written, stable waits for a scan");
+
+        unscanned.findings = Some(Findings { counts: [("LOW".to_owned(), 3)].into() });
+        let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
+        assert_eq!(a.desired.iter().map(|d| d.tag.as_str()).collect::<Vec<_>>(), ["stable", "v1"]);
+
+        unscanned.findings = Some(Findings { counts: [("HIGH".to_owned(), 1)].into() });
+        let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
+        assert_eq!((a.desired.len(), a.held_back), (1, 1), "blocked by the HIGH finding");
+    }
+
+    #[test]
+    fn date_stamps_come_from_each_image_push_time() {
+        let rules = r#"{"rules":[{"name":"nightly","match":"main-.*","tags":["main-{date:%Y%m%d}"]}]}"#;
+        let images = [image(1, &["main-abc"], 3), image(2, &["main-def"], 4), image(3, &["main-0f0"], 4)];
+        let w = wanted(rules, &images);
+        assert_eq!(w.keys().collect::<Vec<_>>(), ["main-20261103", "main-20261104"]);
+        assert_eq!(w["main-20261104"].0, 3, "same day: the same push time, so the larger digest");
+    }
+}
