@@ -227,6 +227,17 @@ mod tests {
     }
 
     #[test]
+    fn the_samples_in_events_are_what_they_say() {
+        for sample in [include_str!("../events/reconcile.json"), include_str!("../events/reconcile-dry-run.json")] {
+            let value: Value = serde_json::from_str(sample).unwrap();
+            assert!(matches!(classify(value), Ok(Invocation::Reconcile(_))), "{sample}");
+        }
+        let batch: Value = serde_json::from_str(include_str!("../events/sqs-batch.json")).unwrap();
+        let Ok(Invocation::Batch(messages)) = classify(batch) else { panic!("a batch") };
+        assert_eq!(messages.len(), 3);
+    }
+
+    #[test]
     fn sqs_records_become_messages_and_anything_else_is_one_event() {
         let batch = json!({"Records": [
             {"messageId": "m1", "eventSource": "aws:sqs", "body": "{}", "receiptHandle": "r"},

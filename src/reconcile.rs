@@ -371,7 +371,7 @@ async fn sweep_repository<R: Catalog>(
 }
 
 /// Brings `wanted` (all to end on `digest`) in place: one read for the
-/// manifest and where the tags point now, then the writes.
+/// manifest and where the tags point now, then the writes. A dry run only reports.
 #[allow(clippy::too_many_arguments)]
 async fn apply<R: Catalog>(
     registry: &R,
@@ -383,6 +383,19 @@ async fn apply<R: Catalog>(
     dry_run: bool,
     swept: &mut Swept,
 ) -> Result<(), RetagError> {
+    if dry_run {
+        // From the listing alone: a dry run reads no manifest.
+        swept.writes += wanted.len();
+        swept.summary.tags_written += wanted.len();
+        for d in wanted {
+            let (outcome, detail) = match &d.current {
+                Some(p) => (Outcome::WouldMove, Some(format!("was {p}"))),
+                None => (Outcome::WouldCreate, None),
+            };
+            swept.summary.changes.push(Change { tag: d.tag.to_string(), digest: digest.to_string(), rules: d.rules, outcome, detail });
+        }
+        return Ok(());
+    }
     let tags: Vec<Tag> = wanted.iter().map(|d| d.tag.clone()).collect();
     let snapshot = registry.read(repository, Lookup::Digest(digest), &tags).await.map_err(|e| read_error(repository, e))?;
     let Some(image) = snapshot.image else {
@@ -410,20 +423,13 @@ async fn apply<R: Catalog>(
         }
     }
     swept.writes += to_write.len();
-    if dry_run {
-        for (tag, previous) in to_write {
-            if let Some(r) = reports.get_mut(tag.as_str()) {
-                r.outcome = if previous.is_some() { Outcome::WouldMove } else { Outcome::WouldCreate };
-                r.detail = previous.map(|p| format!("was {p}"));
-            }
-        }
-    } else if !to_write.is_empty() {
+    if !to_write.is_empty() {
         let media_type = media_type(&image, media)?;
         write(registry, repository, &image, &media_type, digest, to_write, config.write_concurrency, &mut reports).await?;
     }
     for r in reports.into_values() {
         match r.outcome {
-            Outcome::Created | Outcome::Moved | Outcome::WouldCreate | Outcome::WouldMove => swept.summary.tags_written += 1,
+            Outcome::Created | Outcome::Moved => swept.summary.tags_written += 1,
             Outcome::Unchanged => swept.summary.already_correct += 1,
             Outcome::Conflict => swept.summary.conflicts += 1,
             _ => swept.summary.failed += 1,

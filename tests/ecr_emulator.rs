@@ -547,5 +547,115 @@ async fn a_dry_run_sweep_says_what_it_would_write_and_writes_nothing() {
     assert!(report.dry_run);
     let outcomes: Vec<_> = report.repositories[0].changes.iter().map(|c| (c.tag.as_str(), c.outcome)).collect();
     assert_eq!(outcomes, [("stable", Outcome::WouldCreate), ("v2", Outcome::WouldCreate), ("v2.0", Outcome::WouldCreate)]);
-    assert_eq!(emulator.calls(&repo)["PutImage"], 1, "only the seeding push");
+    let calls = emulator.calls(&repo);
+    assert_eq!((calls["PutImage"], calls.get("BatchGetImage")), (1, None), "only the seeding push; no manifest read");
+}
+
+/// An SQS event whose messages have these ids and bodies.
+fn sqs_batch(messages: &[(&str, String)]) -> String {
+    let records: Vec<_> = messages
+        .iter()
+        .map(|(id, body)| json!({"messageId": id, "receiptHandle": "r", "body": body, "eventSource": "aws:sqs", "awsRegion": REGION}))
+        .collect();
+    json!({ "Records": records }).to_string()
+}
+
+async fn batch_failures(h: &Handler<impl ecr_retag::registry::Catalog>, payload: &str) -> Vec<String> {
+    match h.invoke(payload, std::time::SystemTime::UNIX_EPOCH).await {
+        Ok(ecr_retag::handler::Answer::Batch(b)) => b.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+        other => panic!("not a batch answer: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_sqs_batch_reports_only_its_failed_messages_and_their_redelivery_finishes_the_job() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let (a, b, flaky) = (repository(&client, "sqs", false).await, repository(&client, "sqs", false).await, repository(&client, "sqs", false).await);
+    let mut digests = Vec::new();
+    for repo in [&a, &b, &flaky] {
+        digests.push(push(&client, repo, &manifest("docker-v2"), Some("v1.4.2")).await);
+    }
+    // `v1` on the flaky repository fails past the SDK's retries, once.
+    emulator.fault("PutImage", &flaky, Some("v1"), "503", 3);
+    let event = |repo: &str, digest: &str| push_event(repo, digest, "v1.4.2", None).to_string();
+    let batch = sqs_batch(&[
+        ("m-a", event(&a, &digests[0])),
+        ("m-flaky", event(&flaky, &digests[2])),
+        ("m-garbled", "{\"detail-type\":".to_owned()),
+        ("m-b", event(&b, &digests[1])),
+        ("m-sweep", json!({"reconcile": {"repositories": [a]}}).to_string()),
+    ]);
+    let h = handler(RELEASE);
+
+    assert_eq!(batch_failures(&h, &batch).await, ["m-flaky", "m-garbled", "m-sweep"], "in message order");
+    for repo in [&a, &b] {
+        assert_eq!(state(&client, repo).await.0.len(), 5, "{repo}: the pushed tag and four derived");
+    }
+    assert_eq!(state(&client, &flaky).await.0.len(), 4, "all but v1");
+
+    // SQS redelivers only the failed messages: now they all succeed but the two that never can.
+    let redelivery = sqs_batch(&[("m-flaky", event(&flaky, &digests[2]))]);
+    assert_eq!(batch_failures(&h, &redelivery).await, Vec::<String>::new());
+    assert_eq!(state(&client, &flaky).await.0.len(), 5);
+    assert!(emulator.writes(&flaky).values().all(|n| *n == 1), "no tag written twice: {:?}", emulator.writes(&flaky));
+}
+
+/// Counts the reads in flight, each held a little so that overlaps show.
+struct InFlight<R> {
+    inner: R,
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+}
+
+impl<R: ecr_retag::registry::Registry> ecr_retag::registry::Registry for InFlight<R> {
+    async fn read(&self, repository: &ecr_retag::registry::Repository, image: ecr_retag::registry::Lookup<'_>, tags: &[ecr_retag::names::Tag]) -> Result<ecr_retag::registry::Snapshot, ecr_retag::registry::ReadError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.now.fetch_add(1, SeqCst) + 1;
+        self.max.fetch_max(now, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let result = self.inner.read(repository, image, tags).await;
+        self.now.fetch_sub(1, SeqCst);
+        result
+    }
+    async fn put(&self, repository: &ecr_retag::registry::Repository, image: &ecr_retag::registry::Image, media_type: &str, tag: &ecr_retag::names::Tag) -> Result<(), ecr_retag::registry::PutError> {
+        self.inner.put(repository, image, media_type, tag).await
+    }
+    async fn tags_of(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::names::Digest) -> Result<Vec<ecr_retag::names::Tag>, ecr_retag::registry::ReadError> {
+        self.inner.tags_of(repository, digest).await
+    }
+    async fn remove(&self, repository: &ecr_retag::registry::Repository, tag: &ecr_retag::names::Tag) -> Result<(), ecr_retag::registry::RemoveError> {
+        self.inner.remove(repository, tag).await
+    }
+    async fn repository_tags(&self, repository: &ecr_retag::registry::Repository) -> Result<std::collections::BTreeMap<String, String>, ecr_retag::registry::ReadError> {
+        self.inner.repository_tags(repository).await
+    }
+}
+
+impl<R: ecr_retag::registry::Catalog> ecr_retag::registry::Catalog for InFlight<R> {
+    async fn repositories(&self, registry_id: Option<&ecr_retag::names::RegistryId>, page: Option<&str>) -> Result<ecr_retag::registry::Page<ecr_retag::names::RepositoryName>, ecr_retag::registry::ReadError> {
+        self.inner.repositories(registry_id, page).await
+    }
+    async fn images(&self, repository: &ecr_retag::registry::Repository, page: Option<&str>) -> Result<ecr_retag::registry::Page<ecr_retag::registry::Listed>, ecr_retag::registry::ReadError> {
+        self.inner.images(repository, page).await
+    }
+}
+
+#[tokio::test]
+async fn the_messages_of_a_batch_are_handled_concurrently_within_the_bound() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let mut messages = Vec::new();
+    for n in 0..9 {
+        let repo = repository(&client, "bound", false).await;
+        let digest = push(&client, &repo, &manifest("oci-manifest"), Some("v1.4.2")).await;
+        messages.push((format!("m{n}"), push_event(&repo, &digest, "v1.4.2", None).to_string()));
+    }
+    let mut config = Config::with_rules(RuleSet::from_json(RELEASE).unwrap());
+    config.batch_concurrency = 3;
+    let registry = InFlight { inner: Ecr::new(client_for(&emulator.endpoint)), now: 0.into(), max: 0.into() };
+    let h = Handler::new(registry, config);
+    let batch = sqs_batch(&messages.iter().map(|(id, body)| (id.as_str(), body.clone())).collect::<Vec<_>>());
+    assert_eq!(batch_failures(&h, &batch).await, Vec::<String>::new());
+    assert_eq!(h.registry().max.load(std::sync::atomic::Ordering::SeqCst), 3, "three messages at a time, never more");
 }

@@ -425,3 +425,36 @@ async fn promotion_rules_hold_moving_tags_gate_on_scans_retire_latest_and_need_t
     assert_eq!(web.get("BatchDeleteImage"), Some(&1), "{web:?}");
     assert_eq!(other.keys().collect::<Vec<_>>(), ["ListTagsForResource"], "{other:?}");
 }
+
+/// The only test that uses `team/web` and `team/gone`, the repositories `events/sqs-batch.json` names.
+#[tokio::test]
+async fn an_sqs_batch_answers_with_its_failed_messages_and_a_sweep_with_its_summary() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    client.create_repository().repository_name("team/web").send().await.unwrap();
+    let single = manifest("docker-v2");
+    push(&client, "team/web", &single, Some("v1.4.2")).await;
+    let function = Function::start(&[("RETAG_RULES", &rules()), ("AWS_LAMBDA_LOG_FORMAT", "JSON")]).await;
+
+    // A push (tagged), a delete (ignored) and a push to a repository that does not exist (fails).
+    let r = response(function.api.invoke(&sample_event("sqs-batch.json")).await);
+    assert_eq!(r, json!({"batchItemFailures": [{"itemIdentifier": "4f1b2c3d-0003-4e5f-8a9b-0c1d2e3f4a5b"}]}));
+    let (tags, _) = state(&client, "team/web").await;
+    assert_eq!(tags.len(), 5, "{tags:?}");
+    assert_eq!(tags["stable"], single.digest());
+    let lines = function.lines_when(3, |l| l.contains("event handled") || l.contains("event failed")).await;
+    assert!(lines.iter().any(|l| l.contains("Permanent.RepositoryNotFound") && l.contains("team/gone")), "{lines:#?}");
+
+    // Two pushes whose events were missed; a sweep through the same bootstrap puts their tags in place.
+    let repo = repository(&client, "team/sweep", false).await;
+    push(&client, &repo, &numbered_manifest(1), Some("v1.3.0")).await;
+    let hotfix = push(&client, &repo, &numbered_manifest(2), Some("v1.2.9")).await;
+    let request = json!({"reconcile": {"repositories": [repo], "max_writes": 200}});
+    let r = response(function.api.invoke(&request).await);
+    assert_eq!((r["status"].as_str(), r["writes"].as_u64()), (Some("complete"), Some(5)), "{r}");
+    assert_eq!(r["repositories"][0]["images_seen"], 2);
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["stable"], hotfix, "\"move\": \"always\": the latest push wins");
+    let r = response(function.api.invoke(&request).await);
+    assert_eq!((r["writes"].as_u64(), r["repositories"][0]["already_correct"].as_u64()), (Some(0), Some(5)), "{r}");
+}

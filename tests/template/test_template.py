@@ -36,7 +36,9 @@ class Resolver:
             if spec["Type"] == "CommaDelimitedList" and isinstance(value, str):
                 value = [v.strip() for v in value.split(",")]
             self.params[name] = value
-        self.conditions = {name: self.resolve(c) for name, c in template.get("Conditions", {}).items()}
+        self.conditions = {}
+        for name, c in template.get("Conditions", {}).items():  # in order: later ones refer to earlier ones
+            self.conditions[name] = self.resolve(c)
 
     def resolve(self, node):
         if isinstance(node, list):
@@ -69,7 +71,7 @@ class Resolver:
                 if name in PSEUDO:
                     return PSEUDO[name]
                 value = self.params.get(name, f"<{name}>")
-                return value if isinstance(value, str) else f"<{name}>"
+                return str(value) if isinstance(value, (str, int)) else f"<{name}>"
             return re.sub(r"\$\{([^}]+)\}", sub, text)
         if key == "Fn::If":
             name, yes, no = arg
@@ -79,6 +81,10 @@ class Resolver:
             return str(a) == str(b)
         if key == "Fn::Not":
             return not self.resolve(arg[0])
+        if key == "Fn::And":
+            return all(self.resolve(a) for a in arg)
+        if key == "Condition":
+            return self.conditions[arg]
         if key == "Fn::ToJsonString":
             return json.dumps(self.resolve(arg))
         if key.startswith("Fn::"):
@@ -130,7 +136,7 @@ class TemplateMatchesTheCode(unittest.TestCase):
     def test_scan_events_are_routed_only_when_asked_for(self):
         conditions = self.template["Resources"]
         self.assertEqual(conditions["ScanRule"]["Condition"], "RouteScanEvents")
-        self.assertEqual(conditions["ScanRulePermission"]["Condition"], "RouteScanEvents")
+        self.assertEqual(conditions["ScanRulePermission"]["Condition"], "ScanRulePermitted")
         self.assertFalse(Resolver(self.template).conditions["RouteScanEvents"])
         r = Resolver(self.template, ScanEvents="true", Repositories="app,team/*")
         self.assertTrue(r.conditions["RouteScanEvents"])
@@ -145,9 +151,61 @@ class TemplateMatchesTheCode(unittest.TestCase):
     def test_the_policy_is_limited_to_the_allowed_repositories(self):
         arn = "arn:aws:ecr:eu-west-1:123456789012:repository/"
         for repositories, expected in [("*", [arn + "*"]), ("app,team/*", [arn + "app", arn + "team/*"])]:
-            function = Resolver(self.template, Repositories=repositories).resource("RetagFunction")["Properties"]
-            resources = [r for p in function["Policies"] for s in p["Statement"] for r in s["Resource"]]
-            self.assertEqual(resources, expected, repositories)
+            function = Resolver(self.template, Repositories=repositories, RemoveSourceTags="true").resource(
+                "RetagFunction")["Properties"]
+            statements = [s for p in function["Policies"] for s in p["Statement"]]
+            for s in statements:
+                if s["Action"] == ["ecr:DescribeRepositories"]:
+                    # Listing is authorised against repository/*; it reads names, never images.
+                    self.assertEqual(s["Resource"], [arn + "*"])
+                else:
+                    self.assertEqual(s["Resource"], expected, (repositories, s["Sid"]))
+
+    def test_a_scheduled_sweep_is_off_by_default_and_covers_the_allowed_repositories(self):
+        self.assertFalse(Resolver(self.template).conditions["ScheduleReconcile"])
+        for name in ["ReconcileRule", "ReconcileRulePermission"]:
+            self.assertEqual(self.template["Resources"][name]["Condition"], "ScheduleReconcile")
+        r = Resolver(self.template, ReconcileSchedule="rate(6 hours)", Repositories="app,team/*", ReconcileMaxWrites="50")
+        rule = r.resource("ReconcileRule")["Properties"]
+        self.assertEqual(rule["ScheduleExpression"], "rate(6 hours)")
+        target = rule["Targets"][0]
+        # IAM's team/* also matches team/a/b; the sweep's glob for that is team/**.
+        self.assertEqual(json.loads(target["Input"]), {"reconcile": {"repositories": ["app", "team/**"], "max_writes": 50}})
+        self.assertEqual(json.loads(Resolver(self.template, ReconcileSchedule="rate(1 day)").resource("ReconcileRule")[
+            "Properties"]["Targets"][0]["Input"]), {"reconcile": {"repositories": ["**"], "max_writes": 200}})
+        self.assertEqual((target["Arn"], target["DeadLetterConfig"]["Arn"]), ("<RetagFunction.Arn>", "<FailureQueue.Arn>"))
+        statement = r.resource("FailureQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0]
+        self.assertIn("<ReconcileRule.Arn>", statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+        self.assertEqual(r.resource("ReconcileRulePermission")["Properties"]["SourceArn"], "<ReconcileRule.Arn>")
+        with open(os.path.join(ROOT, "events", "reconcile.json")) as f:
+            self.assertEqual(set(json.load(f)["reconcile"]), {"repositories", "max_writes"}, "the sample has the schedule's shape")
+
+    def test_queue_delivery_batches_events_and_reports_failed_messages_only(self):
+        direct = Resolver(self.template)
+        self.assertFalse(direct.conditions["UseQueue"])
+        self.assertEqual(direct.resource("PushRule")["Properties"]["Targets"][0]["Arn"], "<RetagFunction.Arn>")
+        r = Resolver(self.template, Delivery="queue", ScanEvents="true", QueueBatchSize="25", QueueBatchingWindowSeconds="2",
+                     QueueMaximumConcurrency="3", QueueMaxReceiveCount="4")
+        for name in ["EventQueue", "EventQueuePolicy", "EventQueueMapping"]:
+            self.assertEqual(self.template["Resources"][name]["Condition"], "UseQueue")
+        for rule in ["PushRule", "ScanRule"]:
+            self.assertEqual(r.resource(rule)["Properties"]["Targets"][0]["Arn"], "<EventQueue.Arn>", rule)
+        self.assertFalse(r.conditions["InvokeDirectly"] or r.conditions["ScanRulePermitted"], "no direct invoke permission")
+        mapping = r.resource("EventQueueMapping")["Properties"]
+        self.assertEqual(mapping["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        self.assertEqual((mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"], mapping["ScalingConfig"]),
+                         ("25", "2", {"MaximumConcurrency": "3"}))
+        queue = r.resource("EventQueue")["Properties"]
+        self.assertEqual(queue["RedrivePolicy"], {"deadLetterTargetArn": "<FailureQueue.Arn>", "maxReceiveCount": "4"})
+        function = r.resource("RetagFunction")["Properties"]
+        self.assertGreaterEqual(queue["VisibilityTimeout"], 6 * function["Timeout"])
+        sqs = [s for p in function["Policies"] for s in p["Statement"] if s["Sid"] == "ReadEventQueue"]
+        self.assertEqual(sqs[0]["Resource"], ["<EventQueue.Arn>"])
+        self.assertIn("sqs:DeleteMessage", sqs[0]["Action"])
+        self.assertEqual([s["Sid"] for p in direct.resource("RetagFunction")["Properties"]["Policies"] for s in p["Statement"]],
+                         ["ReadAndRetagImages", "ListRepositories"], "no queue access with direct delivery")
+        statement = r.resource("EventQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0]
+        self.assertEqual(statement["Condition"]["ArnEquals"]["aws:SourceArn"], ["<PushRule.Arn>", "<ScanRule.Arn>"])
 
     def test_the_event_pattern_filters_on_detail_and_never_on_resources(self):
         for repositories in ["*", "app,team/*"]:
