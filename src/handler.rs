@@ -12,6 +12,7 @@ use serde_json::Value;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::event::{self, Request};
 use crate::event::EventError;
 use crate::invocation::{self, Invocation, Message, ReconcileRequest};
@@ -74,7 +75,7 @@ impl<R: Catalog> Handler<R> {
             Err(e) => self.finish(Err(e.into()), None, now.into()).map(Answer::Event),
             Ok(Invocation::Event(value)) => {
                 // Boxed: the nested future types otherwise exceed the compiler's layout depth limit.
-                let work = Box::pin(self.handle(&value, now.into()));
+                let work = Box::pin(self.handle_by(&value, now.into(), calls_end(budget)));
                 self.within(budget, work).await.map(Answer::Event)
             }
             Ok(Invocation::Batch(messages)) => {
@@ -83,7 +84,7 @@ impl<R: Catalog> Handler<R> {
             }
             Ok(Invocation::Reconcile(request)) => {
                 let stop_by = budget.map(|b| Instant::now() + sweep_window(b));
-                let work = Box::pin(self.reconcile(&request, stop_by));
+                let work = Box::pin(self.reconcile(&request, stop_by, calls_end(budget)));
                 self.within(budget, work).await.map(Answer::Reconcile)
             }
         }
@@ -101,7 +102,7 @@ impl<R: Catalog> Handler<R> {
                 let result = match event::parse_json(&message.body).and_then(invocation::classify) {
                     Ok(Invocation::Event(value)) => {
                         let budget = until.map(|t| t.saturating_duration_since(Instant::now()));
-                        self.within(budget, Box::pin(self.handle(&value, now.into()))).await
+                        self.within(budget, Box::pin(self.handle_by(&value, now.into(), calls_end(budget)))).await
                     }
                     Ok(Invocation::Batch(_) | Invocation::Reconcile(_)) => {
                         let e = EventError::Field {
@@ -131,16 +132,23 @@ impl<R: Catalog> Handler<R> {
         match tokio::time::timeout(budget, work).await {
             Ok(result) => result,
             Err(_) => {
-                let stopped = RetagError::DeadlineExceeded { budget_ms: budget.as_millis() };
+                let stopped = RetagError::DeadlineExceeded { waiting_for: "ECR calls".into() };
                 let _ = self.finish(Err(stopped.clone()), None, SystemTime::now().into());
                 Err(stopped)
             }
         }
     }
 
-    /// A reconcile sweep, with its log line and metric line.
-    pub async fn reconcile(&self, request: &ReconcileRequest, stop_by: Option<Instant>) -> Result<SweepReport, RetagError> {
-        let result = reconcile::reconcile(&self.registry, &self.config, request, stop_by).await;
+    /// A reconcile sweep, with its log line and metric line: no new ECR work
+    /// after `stop_by`, no ECR call past `calls_end`.
+    pub async fn reconcile(
+        &self,
+        request: &ReconcileRequest,
+        stop_by: Option<Instant>,
+        calls_end: Option<Instant>,
+    ) -> Result<SweepReport, RetagError> {
+        let registry = Deadline::new(&self.registry, calls_end);
+        let result = reconcile::reconcile(&registry, &self.config, request, stop_by).await;
         match &result {
             Ok(report) => {
                 let problems: usize = report.repositories.iter().map(|r| r.conflicts + r.failed + usize::from(r.error.is_some())).sum();
@@ -185,7 +193,7 @@ impl<R: Catalog> Handler<R> {
     pub async fn handle_json(&self, payload: &str, now: DateTime<Utc>) -> Result<Report, RetagError> {
         let started = Instant::now();
         let (result, pushed_at) = match event::parse_json(payload) {
-            Ok(value) => self.process(&value, now).await,
+            Ok(value) => self.process(&value, now, None).await,
             Err(e) => (Err(RetagError::from(e)), None),
         };
         self.finish(result, pushed_at, now + started.elapsed())
@@ -193,19 +201,30 @@ impl<R: Catalog> Handler<R> {
 
     /// Handles one parsed invocation payload; `now` is the push time of a direct request.
     pub async fn handle(&self, payload: &Value, now: DateTime<Utc>) -> Result<Report, RetagError> {
+        self.handle_by(payload, now, None).await
+    }
+
+    /// The same, with every ECR call cut at `calls_end` (a tag not written by then ends `failed`, retryable).
+    pub async fn handle_by(&self, payload: &Value, now: DateTime<Utc>, calls_end: Option<Instant>) -> Result<Report, RetagError> {
         let started = Instant::now();
-        let (result, pushed_at) = self.process(payload, now).await;
+        let (result, pushed_at) = self.process(payload, now, calls_end).await;
         self.finish(result, pushed_at, now + started.elapsed())
     }
 
     /// Event in, retag, result out; with the push time, for the latency metric.
-    async fn process(&self, payload: &Value, now: DateTime<Utc>) -> (Result<Report, RetagError>, Option<DateTime<Utc>>) {
+    async fn process(
+        &self,
+        payload: &Value,
+        now: DateTime<Utc>,
+        calls_end: Option<Instant>,
+    ) -> (Result<Report, RetagError>, Option<DateTime<Utc>>) {
+        let registry = Deadline::new(&self.registry, calls_end);
         match event::parse(payload, now) {
             Err(e) => (Err(RetagError::from(e)), None),
             Ok(Request::Ignore(ignored)) => (Ok(Report::ignored(ignored)), None),
-            Ok(Request::Retag(push)) => (retag(&self.registry, &self.config, &push).await, Some(push.pushed_at)),
+            Ok(Request::Retag(push)) => (retag(&registry, &self.config, &push).await, Some(push.pushed_at)),
             Ok(Request::Scanned(scan)) => {
-                (promote_scanned(&self.registry, &self.config, &scan).await, Some(scan.scanned_at))
+                (promote_scanned(&registry, &self.config, &scan).await, Some(scan.scanned_at))
             }
         }
     }
@@ -245,6 +264,15 @@ impl<R: Catalog> Handler<R> {
 fn budget(deadline: SystemTime, now: SystemTime) -> Option<Duration> {
     let left = deadline.duration_since(now).ok().filter(|left| !left.is_zero())?;
     Some(left.saturating_sub(DEADLINE_MARGIN))
+}
+
+/// Time kept back from an invocation's budget between cutting the ECR calls
+/// and the hard stop, to build the report that says which tags were cut.
+const CALLS_MARGIN: Duration = Duration::from_millis(250);
+
+/// When ECR calls are cut: shortly before the budget ends.
+fn calls_end(budget: Option<Duration>) -> Option<Instant> {
+    budget.map(|b| Instant::now() + b.saturating_sub(CALLS_MARGIN))
 }
 
 /// How long a sweep may start new ECR work: all but one ECR operation's

@@ -4,8 +4,10 @@
 //!
 //! The crate reads in the order an event flows through it:
 //!
-//! - [`event`]: event in. The invocation payload (an EventBridge ECR event or a
-//!   direct request) becomes a [`event::Request`], or a clear error.
+//! - [`invocation`]: what an invocation carries: one event, an SQS batch of
+//!   them, or a reconcile request.
+//! - [`event`]: event in. One event (an EventBridge ECR event or a direct
+//!   request) becomes a [`event::Request`], or a clear error.
 //! - [`rules`]: the configuration contract, parsed and validated once at
 //!   start-up, then evaluated purely against a pushed tag.
 //! - [`plan`]: which tags the push should get, with invalid renderings and
@@ -15,12 +17,17 @@
 //!   yet in place, concurrently; tags that move only to newer versions checked
 //!   against their holder; pushed tags retired where a rule says so. Each tag
 //!   gets an outcome.
-//! - [`registry`]: the narrow port those writes go through, and [`ecr`], its
-//!   one implementation, the only code that talks to Amazon ECR;
-//!   [`repository_tags`] caches the one lookup that can be cached.
+//! - [`reconcile`]: the sweep for missed events: every tagged image's tags
+//!   through the rules at its push time, one image per derived tag (pure),
+//!   then the same writes, within a write budget and the deadline.
+//! - [`registry`]: the narrow ports those writes and listings go through, and
+//!   [`ecr`], their one implementation, the only code that talks to Amazon ECR;
+//!   [`repository_tags`] caches the one lookup that can be cached, and
+//!   [`deadline`] cuts any call still unanswered at the invocation's deadline.
 //! - [`report`]: the result out, the JSON the function returns.
-//! - [`handler`]: wires event, retag and report; one log line and one
-//!   [`metrics`] line (CloudWatch Embedded Metric Format) per event.
+//! - [`handler`]: wires event, retag and report (or a batch's failed
+//!   messages, or a sweep's summary); one log line and one [`metrics`] line
+//!   (CloudWatch Embedded Metric Format) per event.
 //! - [`config`]: the environment, read and validated once at start-up.
 //! - [`names`]: validated digests, tags, repository names and registry ids.
 //!
@@ -33,6 +40,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod ecr;
 pub mod event;
 pub mod handler;

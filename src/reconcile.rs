@@ -23,7 +23,7 @@ use crate::names::{Digest, RepositoryName, Tag};
 use crate::plan::{self, Phase, Plan, Verdict};
 use crate::registry::{Catalog, Listed, Lookup, ReadError, Repository, TagState};
 use crate::report::{Outcome, TagReport};
-use crate::retag::{media_type, write, RetagError};
+use crate::retag::{media_type, read_error, write, RetagError};
 use crate::rules::{RuleSet, Subject};
 
 /// One tag as the rules say it should be.
@@ -445,16 +445,6 @@ async fn apply<R: Catalog>(
         }
     }
     Ok(())
-}
-
-fn read_error(repository: &Repository, e: ReadError) -> RetagError {
-    match e {
-        ReadError::RepositoryNotFound => RetagError::RepositoryNotFound {
-            repository: repository.name.to_string(),
-            registry: repository.registry_id.as_ref().map_or_else(|| "(the caller's own)".to_owned(), ToString::to_string),
-        },
-        ReadError::Fault(fault) => RetagError::Read { repository: repository.name.to_string(), fault },
-    }
 }
 
 #[cfg(test)]

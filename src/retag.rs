@@ -13,6 +13,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 
 use crate::config::Config;
+use crate::deadline::DEADLINE_REACHED;
 use crate::event::{EventError, Push, ScanResult};
 use crate::names::{Digest, Tag};
 use crate::plan::{self, Phase, Plan, Removal, Verdict};
@@ -36,8 +37,8 @@ pub enum RetagError {
     Read { repository: String, fault: Fault },
     #[error("{}", not_applied(.report))]
     TagsNotApplied { report: Box<Report>, retryable: bool },
-    #[error("stopped after {budget_ms} ms, before Lambda's timeout, with ECR calls still unanswered; a later delivery finishes the job")]
-    DeadlineExceeded { budget_ms: u128 },
+    #[error("stopped before Lambda's timeout with {waiting_for} still unanswered; a later delivery finishes the job")]
+    DeadlineExceeded { waiting_for: String },
 }
 
 impl RetagError {
@@ -538,8 +539,11 @@ async fn read<R: Registry>(
     registry.read(repository, image, tags).await.map_err(|e| read_error(repository, e))
 }
 
-fn read_error(repository: &Repository, e: ReadError) -> RetagError {
+pub(crate) fn read_error(repository: &Repository, e: ReadError) -> RetagError {
     match e {
+        ReadError::Fault(fault) if fault.code == DEADLINE_REACHED => {
+            RetagError::DeadlineExceeded { waiting_for: format!("a read of {:?}", repository.name.as_str()) }
+        }
         ReadError::RepositoryNotFound => RetagError::RepositoryNotFound {
             repository: repository.name.to_string(),
             registry: registry_label(repository),

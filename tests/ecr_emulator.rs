@@ -659,3 +659,29 @@ async fn the_messages_of_a_batch_are_handled_concurrently_within_the_bound() {
     assert_eq!(batch_failures(&h, &batch).await, Vec::<String>::new());
     assert_eq!(h.registry().max.load(std::sync::atomic::Ordering::SeqCst), 3, "three messages at a time, never more");
 }
+
+#[tokio::test]
+async fn a_write_still_unanswered_at_the_deadline_is_cut_and_only_its_tag_fails_retryably() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "cut", false).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    // The PutImage of `v1` hangs past the per-attempt timeout, and is retried: longer than the invocation has.
+    emulator.fault("PutImage", &repo, Some("v1"), "hang", 3);
+    let timeout = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let event = push_event(&repo, &digest, "v1.4.2", None).to_string();
+    let answer = handler(RELEASE).invoke(&event, std::time::SystemTime::now() + timeout).await;
+    let elapsed = started.elapsed();
+    let err = match answer {
+        Err(e) => e,
+        other => panic!("expected the cut tag to fail the invocation, got {other:?}"),
+    };
+    assert_eq!(err.error_type(), "Retryable.TagsNotApplied", "{err}");
+    let report = err.report().unwrap();
+    let v1 = report.tags.iter().find(|t| t.tag == "v1").unwrap();
+    assert_eq!(v1.outcome, Outcome::Failed);
+    assert!(v1.detail.as_deref().unwrap().starts_with("DeadlineReached: PutImage was not answered"), "{v1:?}");
+    assert_eq!(report.tags.iter().filter(|t| t.outcome == Outcome::Created).count(), 3, "the other tags landed: {report:?}");
+    assert!(elapsed < timeout - std::time::Duration::from_millis(400), "answered after {elapsed:?}, within the margin");
+}

@@ -34,7 +34,7 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   other, as ECR's are.
 
 Not emulated: layer and referenced-image existence checks, tag-mutability
-exclusion filters, pagination, quotas.
+exclusion filters, pagination; quotas only on request (below).
 
 Test hooks (not ECR), under /_strict/:
 - GET  /_strict/calls?repository=NAME  ->  {"BatchGetImage": n, "PutImage": n, ..., "writes": {"tag": n}}
@@ -47,6 +47,11 @@ Test hooks (not ECR), under /_strict/:
   The next N matching calls fail that way: ThrottlingException, ServerException (500),
   a bare 503, the connection closed without an answer, or an answer (500) only after
   HANG_SECONDS, past the client's per-attempt timeout. A faulted call changes nothing.
+- POST /_strict/quota  {"operation": "PutImage", "prefix": P, "per_second": N}  ->  calls of that
+  operation on repositories whose names start with P share a token bucket of N per second
+  (ECR's quotas are per account); calls over it answer ThrottlingException. /_strict/calls
+  then reports "throttled" (by operation) and "redundant" (PutImages of a tag already on
+  the image, answered ImageAlreadyExistsException).
 - POST /_strict/limits  {"repository": NAME, "tags_per_image": N}  ->  that repository's images
   hold at most N tags (default 1,000, ECR's)
 - POST /_strict/reset                  ->  forget every repository, count and fault
@@ -90,6 +95,9 @@ DELETES: dict = defaultdict(Counter)
 FUNCTION_CALLS: dict = defaultdict(Counter)
 FAULTS: list = []
 TAGS_PER_IMAGE = 1000
+QUOTAS: list = []
+THROTTLED: dict = defaultdict(Counter)
+REDUNDANT: dict = defaultdict(Counter)
 TAG_LIMITS: dict = {}
 HANG_SECONDS = 4
 FUNCTION_MARKER = "app/ecr-retag"
@@ -147,6 +155,8 @@ def strict_put_image(self, repository_name, image_manifest, image_tag,
             raise ImageTagAlreadyExistsException(repository_name, repo.registry_id, image_tag)
         existing = next((i for i in repo.images if i.get_image_digest() == actual), None)
         if existing is not None and holder is existing:
+            if image_tag:
+                REDUNDANT[repository_name][image_tag] += 1
             raise ImageAlreadyExistsException(
                 repository_name=repository_name, registry_id=repo.registry_id,
                 digest=actual, image_tag=image_tag)
@@ -315,6 +325,9 @@ class Counting:
             if from_function:
                 FUNCTION_CALLS[repo][operation] += 1
             fault = self.take_fault(operation, repo, request.get("imageTag"))
+            if fault is None and self.over_quota(operation, repo):
+                fault = "throttle"
+                THROTTLED[repo][operation] += 1
         if self.latency:
             time.sleep(self.latency)
         if from_function and self.function_ops is not None and operation not in self.function_ops:
@@ -338,6 +351,21 @@ class Counting:
         return self.app(environ, start_response)
 
     @staticmethod
+    def over_quota(operation, repo):
+        """A token bucket per quota, shared by every repository under its prefix (as an account's is)."""
+        for quota in QUOTAS:
+            if quota["operation"] != operation or not repo.startswith(quota["prefix"]):
+                continue
+            now = time.monotonic()
+            rate = float(quota["per_second"])
+            quota["tokens"] = min(rate, quota.get("tokens", rate) + (now - quota.get("at", now)) * rate)
+            quota["at"] = now
+            if quota["tokens"] < 1:
+                return True
+            quota["tokens"] -= 1
+        return False
+
+    @staticmethod
     def take_fault(operation, repo, tag):
         for fault in FAULTS:
             if (fault["operation"] == operation and fault.get("repository", repo) == repo
@@ -351,7 +379,9 @@ class Counting:
             repo = parse_qs(environ.get("QUERY_STRING", "")).get("repository", [""])[0]
             with LOCK:
                 body = dict(CALLS.get(repo, Counter()), writes=dict(WRITES.get(repo, Counter())),
-                            deletes=dict(DELETES.get(repo, Counter())))
+                            deletes=dict(DELETES.get(repo, Counter())),
+                            throttled=dict(THROTTLED.get(repo, Counter())),
+                            redundant=dict(REDUNDANT.get(repo, Counter())))
             return respond(start_response, "200 OK", body)
         if path == "/_strict/function-calls":
             repo = parse_qs(environ.get("QUERY_STRING", "")).get("repository", [None])[0]
@@ -365,6 +395,12 @@ class Counting:
             with LOCK:
                 FAULTS.append(fault)
             return respond(start_response, "200 OK", {})
+        if path == "/_strict/quota" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            quota = json.loads(environ["wsgi.input"].read(length))
+            with LOCK:
+                QUOTAS.append(quota)
+            return respond(start_response, "200 OK", {})
         if path == "/_strict/limits" and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             limits = json.loads(environ["wsgi.input"].read(length))
@@ -374,6 +410,9 @@ class Counting:
         if path == "/_strict/reset" and method == "POST":
             with LOCK:
                 TAG_LIMITS.clear()
+                QUOTAS.clear()
+                THROTTLED.clear()
+                REDUNDANT.clear()
                 CALLS.clear()
                 WRITES.clear()
                 DELETES.clear()

@@ -148,6 +148,19 @@ impl Emulator {
         self.http("POST", "/_strict/faults", &fault.to_string());
     }
 
+    /// Gives `operation` on every repository whose name starts with `prefix` a shared
+    /// quota of `per_second` calls, as an account's; calls over it are throttled.
+    pub fn quota(&self, operation: &str, prefix: &str, per_second: u32) {
+        let quota = serde_json::json!({"operation": operation, "prefix": prefix, "per_second": per_second});
+        self.http("POST", "/_strict/quota", &quota.to_string());
+    }
+
+    /// Calls of `repository`'s throttled by a quota, and PutImages of a tag already on the image, by tag.
+    pub fn throttled_and_redundant(&self, repository: &str) -> (HashMap<String, u64>, HashMap<String, u64>) {
+        let body: serde_json::Value = serde_json::from_str(&self.http("GET", &format!("/_strict/calls?repository={repository}"), "")).unwrap();
+        (serde_json::from_value(body["throttled"].clone()).unwrap(), serde_json::from_value(body["redundant"].clone()).unwrap())
+    }
+
     /// Lowers ECR's 1,000-tags-per-image limit for `repository`'s images to `tags_per_image`.
     pub fn limit_tags(&self, repository: &str, tags_per_image: u32) {
         let limits = serde_json::json!({"repository": repository, "tags_per_image": tags_per_image});

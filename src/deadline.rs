@@ -1,0 +1,73 @@
+//! The deadline inside an invocation: a [`Registry`] decorator that cuts any
+//! ECR call still unanswered at the deadline (the SDK's backoff sleeps
+//! included) and answers it as a retryable fault. So a tag whose PutImage is
+//! throttled until the end ends `failed` (retryable) in a report that still
+//! says what every other tag did, and the event comes back for the rest.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Instant;
+
+use crate::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::registry::{
+    Catalog, Fault, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
+};
+
+/// The fault code of a call cut at the deadline.
+pub const DEADLINE_REACHED: &str = "DeadlineReached";
+
+pub struct Deadline<'r, R> {
+    inner: &'r R,
+    /// `None`: no deadline (local runners); only the SDK's timeouts apply.
+    at: Option<Instant>,
+}
+
+impl<'r, R> Deadline<'r, R> {
+    pub fn new(inner: &'r R, at: Option<Instant>) -> Self {
+        Self { inner, at }
+    }
+
+    async fn cut<T, E>(&self, operation: &str, call: impl Future<Output = Result<T, E>>, fault: impl FnOnce(Fault) -> E) -> Result<T, E> {
+        let Some(at) = self.at else { return call.await };
+        match tokio::time::timeout_at(at.into(), call).await {
+            Ok(result) => result,
+            Err(_) => Err(fault(Fault {
+                code: DEADLINE_REACHED.into(),
+                message: format!("{operation} was not answered before the invocation's deadline; a later delivery finishes the job"),
+                retryable: true,
+            })),
+        }
+    }
+}
+
+impl<R: Registry> Registry for Deadline<'_, R> {
+    async fn read(&self, repository: &Repository, image: Lookup<'_>, tags: &[Tag]) -> Result<Snapshot, ReadError> {
+        self.cut("BatchGetImage", self.inner.read(repository, image, tags), ReadError::Fault).await
+    }
+
+    async fn put(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
+        self.cut("PutImage", self.inner.put(repository, image, media_type, tag), PutError::Fault).await
+    }
+
+    async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
+        self.cut("DescribeImages", self.inner.tags_of(repository, digest), ReadError::Fault).await
+    }
+
+    async fn remove(&self, repository: &Repository, tag: &Tag) -> Result<(), RemoveError> {
+        self.cut("BatchDeleteImage", self.inner.remove(repository, tag), RemoveError::Fault).await
+    }
+
+    async fn repository_tags(&self, repository: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
+        self.cut("ListTagsForResource", self.inner.repository_tags(repository), ReadError::Fault).await
+    }
+}
+
+impl<R: Catalog> Catalog for Deadline<'_, R> {
+    async fn repositories(&self, registry_id: Option<&RegistryId>, page: Option<&str>) -> Result<Page<RepositoryName>, ReadError> {
+        self.cut("DescribeRepositories", self.inner.repositories(registry_id, page), ReadError::Fault).await
+    }
+
+    async fn images(&self, repository: &Repository, page: Option<&str>) -> Result<Page<Listed>, ReadError> {
+        self.cut("DescribeImages", self.inner.images(repository, page), ReadError::Fault).await
+    }
+}
