@@ -53,6 +53,11 @@ def report():
         print(f"  error {r['errorType']}: {r.get('errorMessage')}")
         return
     print(f"  status: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
+    for repo in r.get("repositories", []):  # a reconcile sweep's answer
+        print(f"    {repo['repository']}: {repo['images_seen']} images, {repo['tags_written']} tags written, "
+              f"{repo['already_correct']} already correct, {repo['conflicts']} conflicts, {repo['failed']} failed")
+        for c in repo["changes"]:
+            print(f"      {c['tag']:<22} {c['outcome']:<12} on {c['digest'][:19]}…")
     for t in r.get("tags", []):
         detail = f"  {t['detail']}" if t.get("detail") else ""
         print(f"    {t['tag']:<24} {t['outcome']:<12} rules: {', '.join(t['rules'])}{detail}")

@@ -11,7 +11,7 @@
 //! before the deadline and says where to resume.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -64,7 +64,7 @@ pub fn assess(
     repository_tags: Option<&BTreeMap<String, String>>,
 ) -> Assessment {
     let mut candidates: BTreeMap<Tag, Vec<Candidate<'_>>> = BTreeMap::new();
-    let mut held: BTreeMap<String, ()> = BTreeMap::new();
+    let mut held: BTreeSet<(String, &Digest)> = BTreeSet::new();
     let mut current: HashMap<&Tag, &Digest> = HashMap::new();
     for image in images {
         for t in &image.tags {
@@ -83,7 +83,7 @@ pub fn assess(
         // A completed scan lets the gated tags through (or blocks them), as its event would have.
         if let Some(findings) = &image.findings {
             let scanned = plan_for(Phase::Scan(findings));
-            for p in &mut planned.tags {
+            for p in planned.tags.iter_mut().filter(|p| matches!(p.verdict, Verdict::Deferred(_))) {
                 if let Some(s) = scanned.tags.iter().find(|s| s.tag == p.tag) {
                     p.verdict = s.verdict.clone();
                 }
@@ -97,7 +97,7 @@ pub fn assess(
                     candidates.entry(tag).or_default().push(Candidate { image, rules: p.rules, if_newer: p.if_newer, version });
                 }
                 Verdict::Invalid(_) | Verdict::Deferred(_) | Verdict::Blocked(_) => {
-                    held.insert(format!("{}@{}", p.tag, image.digest), ());
+                    held.insert((p.tag, &image.digest));
                 }
             }
         }
@@ -300,9 +300,13 @@ async fn sweep_repository<R: Catalog>(
 ) -> (Swept, Option<Stop>) {
     let name = repository.name.as_str();
     let mut swept = Swept { summary: RepositorySweep { repository: name.to_owned(), ..RepositorySweep::default() }, writes: 0 };
-    let failed = |mut swept: Swept, e: RetagError| {
-        swept.summary.error = Some(e.to_string());
-        (swept, None)
+    let failed = |mut swept: Swept, e: RetagError| match e {
+        // Calls are being cut: the next repository would fare no better.
+        RetagError::DeadlineExceeded { .. } => (swept, Some(Stop::Deadline)),
+        e => {
+            swept.summary.error = Some(e.to_string());
+            (swept, None)
+        }
     };
 
     let mut images = Vec::new();

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ecr_retag::config::Config;
-use ecr_retag::handler::Handler;
+use ecr_retag::handler::{Answer, Handler};
 use std::collections::BTreeMap;
 
 use ecr_retag::names::{Digest, RegistryId, RepositoryName, Tag};
@@ -111,6 +111,8 @@ enum Expect {
     Ignored(&'static str),
     /// Actionable: it gets as far as the registry.
     Reaches,
+    /// An SQS batch answered with exactly these failed message ids.
+    Failed(&'static [&'static str]),
 }
 use Expect::*;
 
@@ -201,6 +203,31 @@ fn catalogue() -> Vec<(&'static str, String, Expect)> {
         ("direct: tag a number", r#"{"repository":"app","tag":1}"#.into(), Error("field `tag`: expected a string, got a number")),
         ("direct: bad digest", r#"{"repository":"app","tag":"v1","digest":"latest"}"#.into(), Error("field `digest`")),
         ("direct: no rule matches", r#"{"repository":"app","tag":"latest"}"#.into(), Ignored("no rule matches")),
+        // Reconcile requests.
+        ("reconcile: not an object", r#"{"reconcile":1}"#.into(), Error("field `reconcile`: expected an object")),
+        ("reconcile: no repositories", r#"{"reconcile":{}}"#.into(), Error("field `reconcile.repositories`: required")),
+        ("reconcile: uppercase glob", r#"{"reconcile":{"repositories":["App"]}}"#.into(), Error("field `reconcile.repositories[0]`")),
+        ("reconcile: no writes allowed", r#"{"reconcile":{"repositories":["app"],"max_writes":0}}"#.into(), Error("field `reconcile.max_writes`")),
+        ("reconcile: another sweep's token", r#"{"reconcile":{"repositories":["app"],"continuation":"resume-at:other"}}"#.into(), Error("field `reconcile.continuation`")),
+        ("reconcile: a field beside it", r#"{"reconcile":{"repositories":["app"]},"tag":"v1"}"#.into(), Error("unknown field next to `reconcile`")),
+        ("reconcile: typo in a field", r#"{"reconcile":{"repositories":["app"],"maxwrites":5}}"#.into(), Error("field `reconcile.maxwrites`: unknown field")),
+        ("reconcile: one repository", r#"{"reconcile":{"repositories":["app"]}}"#.into(), Reaches),
+        // SQS batches.
+        ("sqs: Records not an array", r#"{"Records":{}}"#.into(), Error("field `Records`: expected an array")),
+        ("sqs: records from SNS", r#"{"Records":[{"EventSource":"aws:sns","messageId":"m"}]}"#.into(), Error("field `Records[0].eventSource`: required")),
+        ("sqs: a record without body", r#"{"Records":[{"eventSource":"aws:sqs","messageId":"m"}]}"#.into(), Error("field `Records[0].body`: required")),
+        ("sqs: empty batch", r#"{"Records":[]}"#.into(), Failed(&[])),
+        (
+            "sqs: bodies that are no event",
+            json!({"Records": [
+                {"eventSource": "aws:sqs", "messageId": "m1", "body": "not json"},
+                {"eventSource": "aws:sqs", "messageId": "m2", "body": "{}"},
+                {"eventSource": "aws:sqs", "messageId": "m3", "body": "{\"reconcile\":{\"repositories\":[\"app\"]}}"},
+                {"eventSource": "aws:sqs", "messageId": "m4", "body": "{\"repository\":\"app\",\"tag\":\"latest\"}"}
+            ]})
+            .to_string(),
+            Failed(&["m1", "m2", "m3"]),
+        ),
     ]
 }
 
@@ -214,8 +241,27 @@ async fn every_bad_or_odd_input_gets_its_exact_outcome_and_costs_nothing() {
         assert!(names.insert(name), "duplicate case name {name}");
         let registry = Counting::default();
         let handler = Handler::new(registry, Config::with_rules(rules.clone()));
-        let result = handler.handle_json(&payload, "2026-11-24T12:00:00Z".parse().unwrap()).await;
+        let answer = handler.invoke(&payload, std::time::SystemTime::UNIX_EPOCH).await;
         let calls = handler.registry().0.load(Ordering::SeqCst);
+        if let Failed(ids) = expect {
+            match answer {
+                Ok(Answer::Batch(b)) => {
+                    let failed: Vec<&str> = b.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+                    assert_eq!(failed, ids, "{name}");
+                }
+                other => panic!("{name}: expected a batch answer, got {other:?}"),
+            }
+            assert_eq!(calls, 0, "{name}");
+            continue;
+        }
+        if let Reaches = expect {
+            assert!(calls > 0, "{name}: {answer:?}");
+            continue;
+        }
+        let result = answer.map(|a| match a {
+            Answer::Event(report) => report,
+            other => panic!("{name}: expected one event's answer, got {other:?}"),
+        });
         match expect {
             Error(text) => {
                 let e = result.as_ref().err().unwrap_or_else(|| panic!("{name}: expected an error, got {result:?}"));
@@ -232,7 +278,7 @@ async fn every_bad_or_odd_input_gets_its_exact_outcome_and_costs_nothing() {
                 assert!(reason.contains(text), "{name}: {reason:?} lacks {text:?}");
                 assert_eq!(calls, 0, "{name}");
             }
-            Reaches => assert!(calls > 0, "{name}: {result:?}"),
+            Reaches | Failed(_) => unreachable!("handled above"),
         }
     }
 }

@@ -389,23 +389,16 @@ class Counting:
                 if repo is not None:
                     return respond(start_response, "200 OK", dict(FUNCTION_CALLS.get(repo, Counter())))
                 return respond(start_response, "200 OK", dict(sum(FUNCTION_CALLS.values(), Counter())))
-        if path == "/_strict/faults" and method == "POST":
+        if method == "POST" and path in ("/_strict/faults", "/_strict/quota", "/_strict/limits"):
             length = int(environ.get("CONTENT_LENGTH") or 0)
-            fault = json.loads(environ["wsgi.input"].read(length))
+            body = json.loads(environ["wsgi.input"].read(length))
             with LOCK:
-                FAULTS.append(fault)
-            return respond(start_response, "200 OK", {})
-        if path == "/_strict/quota" and method == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            quota = json.loads(environ["wsgi.input"].read(length))
-            with LOCK:
-                QUOTAS.append(quota)
-            return respond(start_response, "200 OK", {})
-        if path == "/_strict/limits" and method == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            limits = json.loads(environ["wsgi.input"].read(length))
-            with LOCK:
-                TAG_LIMITS[limits["repository"]] = int(limits["tags_per_image"])
+                if path == "/_strict/faults":
+                    FAULTS.append(body)
+                elif path == "/_strict/quota":
+                    QUOTAS.append(body)
+                else:
+                    TAG_LIMITS[body["repository"]] = int(body["tags_per_image"])
             return respond(start_response, "200 OK", {})
         if path == "/_strict/reset" and method == "POST":
             with LOCK:
