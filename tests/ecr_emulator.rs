@@ -685,3 +685,22 @@ async fn a_write_still_unanswered_at_the_deadline_is_cut_and_only_its_tag_fails_
     assert_eq!(report.tags.iter().filter(|t| t.outcome == Outcome::Created).count(), 3, "the other tags landed: {report:?}");
     assert!(elapsed < timeout - std::time::Duration::from_millis(400), "answered after {elapsed:?}, within the margin");
 }
+
+#[tokio::test]
+async fn a_sweep_out_of_time_stops_before_its_next_repository_and_says_where_to_resume() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "late", false).await;
+    push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let Ok(ecr_retag::invocation::Invocation::Reconcile(request)) =
+        ecr_retag::invocation::classify(json!({"reconcile": {"repositories": [repo]}}))
+    else {
+        panic!("a reconcile request")
+    };
+    // The time for new work is already up.
+    let report = handler(RELEASE).reconcile(&request, Some(std::time::Instant::now()), None).await.unwrap();
+    assert_eq!(report.status, ecr_retag::reconcile::SweepStatus::Stopped);
+    assert_eq!(report.continuation, Some(format!("resume-at:{repo}")));
+    assert!(report.reason.as_deref().unwrap().starts_with("stopped before the function's deadline"));
+    assert_eq!((report.writes, emulator.calls(&repo).get("DescribeImages")), (0, None), "no ECR call started");
+}
