@@ -1,6 +1,6 @@
 //! The handler: event in, retag, result out; one log line and one metric line per event.
 //!
-//! Generic over the [`Registry`] so tests can run it against anything; the
+//! Generic over the [`Catalog`] (the registry port plus listings) so tests can run it against anything; the
 //! binary wires it to [`crate::ecr::Ecr`] and the Lambda runtime.
 
 use std::time::{Duration, Instant, SystemTime};
@@ -13,8 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::deadline::Deadline;
-use crate::event::{self, Request};
-use crate::event::EventError;
+use crate::event::{self, EventError, Request};
 use crate::invocation::{self, Invocation, Message, ReconcileRequest};
 use crate::reconcile::{self, SweepReport};
 use crate::metrics::{self, EventMetrics};
@@ -26,7 +25,7 @@ use crate::retag::{promote_scanned, report_of, retag, RetagError};
 /// Time kept back from Lambda's deadline to log, emit metrics and post the answer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
-/// What an invocation answers: one event's report, or a sweep's.
+/// What an invocation answers: one event's report, a batch's failed messages, or a sweep's summary.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(untagged)]
 pub enum Answer {
@@ -63,8 +62,8 @@ impl<R: Catalog> Handler<R> {
         self.registry.inner()
     }
 
-    /// One Lambda invocation: a single event, or a reconcile request. Gives
-    /// up with a retryable error shortly before `deadline` (Lambda's), so the
+    /// One Lambda invocation: a single event, an SQS batch of them, or a
+    /// reconcile request. Gives up shortly before `deadline` (Lambda's), so the
     /// function always answers, even when ECR hangs. Every write is
     /// idempotent, so the next delivery finishes whatever was cut short.
     pub async fn invoke(&self, payload: &str, deadline: SystemTime) -> Result<Answer, RetagError> {
