@@ -332,17 +332,13 @@ fn parse_direct(object: &Map<String, Value>, now: DateTime<Utc>) -> Result<Reque
     let repository =
         RepositoryName::parse(req_str(object, "repository", "repository")?).map_err(name_error("repository"))?;
     let tag = Tag::parse(req_str(object, "tag", "tag")?).map_err(name_error("tag"))?;
-    let digest = opt_typed_str(object, "digest")?
+    let digest = opt_typed_str(object, "digest", "digest")?
         .map(|d| Digest::parse(d).map_err(name_error("digest")))
         .transpose()?;
-    let registry_id = opt_typed_str(object, "registry_id")?
+    let registry_id = opt_typed_str(object, "registry_id", "registry_id")?
         .map(|r| RegistryId::parse(r).map_err(name_error("registry_id")))
         .transpose()?;
-    let dry_run = match object.get("dry_run") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(field_error("dry_run", format!("expected true or false, got {}", json_kind(other)))),
-    };
+    let dry_run = opt_bool(object, "dry_run", "dry_run")?;
     Ok(Request::Retag(Push {
         registry_id,
         region: None,
@@ -363,11 +359,21 @@ fn req_str<'a>(object: &'a Map<String, Value>, key: &str, path: &str) -> Result<
     }
 }
 
-fn opt_typed_str<'a>(object: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, EventError> {
+/// An optional string field; `path` names it in the error.
+pub(crate) fn opt_typed_str<'a>(object: &'a Map<String, Value>, key: &str, path: &str) -> Result<Option<&'a str>, EventError> {
     match object.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(field_error(key, format!("expected a string, got {}", json_kind(other)))),
+        Some(other) => Err(field_error(path, format!("expected a string, got {}", json_kind(other)))),
+    }
+}
+
+/// An optional boolean field, `false` when absent; `path` names it in the error.
+pub(crate) fn opt_bool(object: &Map<String, Value>, key: &str, path: &str) -> Result<bool, EventError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(field_error(path, format!("expected true or false, got {}", json_kind(other)))),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::event::{field_error, json_kind, EventError};
+use crate::event::{field_error, json_kind, opt_bool, opt_typed_str, EventError};
 use crate::names::{RegistryId, RepositoryName};
 use crate::rules::glob::Glob;
 
@@ -138,21 +138,12 @@ fn reconcile(request: &Value) -> Result<ReconcileRequest, EventError> {
             .filter(|n| (1..=MAX_WRITES_LIMIT).contains(n))
             .ok_or_else(|| field_error("reconcile.max_writes", format!("expected a whole number from 1 to {MAX_WRITES_LIMIT}, got {v}")))?,
     };
-    let string = |key: &str| match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(other) => Err(field_error(&format!("reconcile.{key}"), format!("expected a string, got {}", json_kind(other)))),
-    };
-    let registry_id = string("registry_id")?
+    let registry_id = opt_typed_str(object, "registry_id", "reconcile.registry_id")?
         .map(|r| RegistryId::parse(r).map_err(|e| field_error("reconcile.registry_id", e.to_string())))
         .transpose()?;
-    let dry_run = match object.get("dry_run") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(field_error("reconcile.dry_run", format!("expected true or false, got {}", json_kind(other)))),
-    };
+    let dry_run = opt_bool(object, "dry_run", "reconcile.dry_run")?;
     let mut parsed = ReconcileRequest { repositories, max_writes, resume_at: None, registry_id, dry_run };
-    if let Some(token) = string("continuation")? {
+    if let Some(token) = opt_typed_str(object, "continuation", "reconcile.continuation")? {
         let bad = |why: &str| field_error("reconcile.continuation", format!("{why}; pass the `continuation` of the previous answer unchanged"));
         let name = token.strip_prefix(TOKEN_PREFIX).ok_or_else(|| bad("not a continuation token"))?;
         let name = RepositoryName::parse(name).map_err(|_| bad("not a continuation token"))?;

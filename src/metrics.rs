@@ -44,40 +44,37 @@ impl EventMetrics {
                 m.ignored = 1;
             }
             for tag in &report.tags {
-                match tag.outcome {
-                    Outcome::Created => m.created += 1,
-                    Outcome::Moved => m.moved += 1,
-                    Outcome::Unchanged => m.unchanged += 1,
-                    Outcome::Conflict => m.conflicts += 1,
-                    Outcome::Invalid => m.invalid += 1,
-                    // A full image is a failure to alarm on, like any other tag not in place.
-                    Outcome::Failed | Outcome::TagLimit => m.failures += 1,
-                    Outcome::SkippedNotNewer => m.skipped_not_newer += 1,
-                    Outcome::Deferred => m.deferred += 1,
-                    Outcome::Blocked => m.blocked += 1,
-                    Outcome::Removed => m.removed += 1,
-                    Outcome::WouldCreate | Outcome::WouldMove | Outcome::WouldRemove | Outcome::Kept => {}
-                }
+                m.count(tag.outcome);
             }
         }
         m
     }
-}
 
-impl EventMetrics {
-    /// A reconcile sweep's writes, counted like an event's (already correct tags are not counted).
+    /// A reconcile sweep's writes, counted like an event's (its changes never
+    /// include tags already correct, so those are not counted).
     pub fn of_sweep(report: &SweepReport) -> Self {
         let mut m = EventMetrics::default();
         for outcome in report.outcomes() {
-            match outcome {
-                Outcome::Created => m.created += 1,
-                Outcome::Moved => m.moved += 1,
-                Outcome::Conflict => m.conflicts += 1,
-                Outcome::Failed | Outcome::TagLimit => m.failures += 1,
-                _ => {}
-            }
+            m.count(outcome);
         }
         m
+    }
+
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Created => self.created += 1,
+            Outcome::Moved => self.moved += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Conflict => self.conflicts += 1,
+            Outcome::Invalid => self.invalid += 1,
+            // A full image is a failure to alarm on, like any other tag not in place.
+            Outcome::Failed | Outcome::TagLimit => self.failures += 1,
+            Outcome::SkippedNotNewer => self.skipped_not_newer += 1,
+            Outcome::Deferred => self.deferred += 1,
+            Outcome::Blocked => self.blocked += 1,
+            Outcome::Removed => self.removed += 1,
+            Outcome::WouldCreate | Outcome::WouldMove | Outcome::WouldRemove | Outcome::Kept => {}
+        }
     }
 }
 

@@ -80,8 +80,10 @@ pub fn assess(
             }))
         };
         let mut planned = plan_for(Phase::Push);
-        // A completed scan lets the gated tags through (or blocks them), as its event would have.
-        if let Some(findings) = &image.findings {
+        // A completed scan lets the gated tags through (or blocks them), as its event would have;
+        // planned again only when some tag waits for it.
+        let waiting = planned.tags.iter().any(|p| matches!(p.verdict, Verdict::Deferred(_)));
+        if let (true, Some(findings)) = (waiting, &image.findings) {
             let scanned = plan_for(Phase::Scan(findings));
             for p in planned.tags.iter_mut().filter(|p| matches!(p.verdict, Verdict::Deferred(_))) {
                 if let Some(s) = scanned.tags.iter().find(|s| s.tag == p.tag) {
