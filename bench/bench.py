@@ -29,88 +29,21 @@ import zipfile
 
 import boto3
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+import local_lambda  # noqa: E402  (the Runtime API stand-in the scripts use)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/ecr-retag/target"))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 REGION = "eu-west-1"
 MEDIA = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_DIGEST = "sha256:e67d23e7820c49a8051dac2831f38290f5e72f66c8db5079eeb60d82f14894c0"
 
 
-class RuntimeApi:
-    """Lambda Runtime API stand-in: /next waits for an invocation; the first /next ends INIT."""
-
-    def __init__(self):
-        self.events = queue.Queue()
-        self.pending = {}
-        self.first_next = None
-        api = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self):
-                super().setup()
-                # Headers and body are written separately; without TCP_NODELAY the body
-                # waits for the client's delayed ACK (40 ms on Linux) and the harness,
-                # not the function, would dominate the latency.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_message(self, *args):
-                pass
-
-            def reply(self, status, body=b"{}", headers=()):
-                self.send_response(status)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                if self.path != "/2018-06-01/runtime/invocation/next":
-                    return self.reply(404)
-                if api.first_next is None:
-                    api.first_next = time.perf_counter()
-                request_id, body = api.events.get()
-                deadline = int((time.time() + 30) * 1000)
-                self.reply(200, body.encode(), [
-                    ("Lambda-Runtime-Aws-Request-Id", request_id),
-                    ("Lambda-Runtime-Deadline-Ms", str(deadline)),
-                    ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:eu-west-1:123456789012:function:bench"),
-                    ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0"),
-                ])
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                parts = self.path.split("/")
-                if len(parts) >= 6 and parts[3] == "invocation":
-                    slot = api.pending.get(parts[4])
-                    if slot is not None:
-                        slot["answer"] = (parts[5], json.loads(body or b"null"))
-                        slot["done"].set()
-                self.reply(202)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        # A function killed between runs drops its connection: not worth a traceback.
-        self.server.handle_error = lambda request, address: None
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+class RuntimeApi(local_lambda.RuntimeApi):
+    """The Runtime API stand-in of scripts/local_lambda.py, handed events as objects."""
 
     def invoke(self, event):
-        request_id = str(uuid.uuid4())
-        slot = {"done": threading.Event(), "answer": None}
-        self.pending[request_id] = slot
-        started = time.perf_counter()
-        self.events.put((request_id, json.dumps(event)))
-        if not slot["done"].wait(60):
-            raise RuntimeError("no answer within 60 s")
-        return slot["answer"], time.perf_counter() - started
-
-    def close(self):
-        self.server.shutdown()
+        return super().invoke(json.dumps(event))
 
 
 class Emulator:
@@ -240,7 +173,7 @@ def package_sizes(skip):
     if skip:
         return None
     subprocess.run(["cargo", "lambda", "build", "--release", "--arm64", "--quiet"], cwd=ROOT, check=True,
-                   env=dict(os.environ, PATH=os.path.join(ROOT, ".venv/bin") + os.pathsep + os.environ["PATH"]))
+                   env=dict(os.environ, PATH=os.path.join(ROOT, ".venv-deploy/bin") + os.pathsep + os.environ["PATH"]))
     bootstrap = os.path.join(TARGET, "lambda/ecr-retag/bootstrap")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:

@@ -23,6 +23,10 @@ pub const USAGE: &str = "usage:
                  [--repository-tag KEY=VALUE]...
 Without arguments, ecr-retag runs as the Lambda function.";
 
+const OUTSIDE_LAMBDA: &str = "ecr-retag is the bootstrap of an AWS Lambda function (it needs the Lambda Runtime API, \
+AWS_LAMBDA_RUNTIME_API, which is not set here), and a tool for rule files. To run the function \
+locally: scripts/invoke events/push.json (see the README).";
+
 /// A digest for planning when none is given: templates with `{digest}` render it.
 const PLACEHOLDER_DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -35,9 +39,12 @@ pub struct Outcome {
 }
 
 /// Runs the command in `args` (without the program name), or `None` when there
-/// are no arguments, i.e. the binary should run as the Lambda function.
-pub fn run(args: &[String], now: DateTime<Utc>) -> Option<Outcome> {
-    let (command, rest) = args.split_first()?;
+/// are no arguments and the process runs inside Lambda (`in_lambda`: Lambda
+/// gave it a Runtime API), i.e. the binary should run as the Lambda function.
+pub fn run(args: &[String], now: DateTime<Utc>, in_lambda: bool) -> Option<Outcome> {
+    let Some((command, rest)) = args.split_first() else {
+        return (!in_lambda).then(|| usage(OUTSIDE_LAMBDA));
+    };
     Some(match command.as_str() {
         "check-rules" => match rest {
             [file] => check_rules(file),
@@ -72,10 +79,35 @@ fn load(file: &str) -> Result<RuleSet, Outcome> {
 }
 
 fn check_rules(file: &str) -> Outcome {
-    match load(file) {
-        Ok(rules) => Outcome { code: 0, output: format!("{file}: {} rule{}, valid", rules.len(), if rules.len() == 1 { "" } else { "s" }) },
-        Err(outcome) => outcome,
+    let rules = match load(file) {
+        Ok(rules) => rules,
+        Err(outcome) => return outcome,
+    };
+    let mut out = String::new();
+    let mut never = 0;
+    for l in crate::lint::looping(&rules) {
+        let refused = l.refused.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+        if l.always {
+            never += 1;
+            let _ = writeln!(
+                out,
+                "{file}: rule {:?} can never write a tag: in each of the {} example pushes it matches, every tag it derives would \
+                 trigger the rules again (e.g. `{}` gets {refused}), and loop safety refuses it",
+                l.rule, l.tried, l.example
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "{file}: warning: rule {:?} loops for some pushes: `{}` would get {refused}, which loop safety refuses (see `plan`)",
+                l.rule, l.example
+            );
+        }
     }
+    if never > 0 {
+        return Outcome { code: 1, output: format!("{out}{file}: {never} rule{} can never write a tag", if never == 1 { "" } else { "s" }) };
+    }
+    let _ = write!(out, "{file}: {} rule{}, valid", rules.len(), if rules.len() == 1 { "" } else { "s" });
+    Outcome { code: 0, output: out }
 }
 
 fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
@@ -188,14 +220,17 @@ mod tests {
 
     fn run_args(args: &[&str]) -> Outcome {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        run(&args, now()).expect("a command")
+        run(&args, now(), false).expect("a command")
     }
 
     const RULES: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","{date:%Y%m%d}"]}]}"#;
 
     #[test]
-    fn no_arguments_means_the_lambda_function() {
-        assert_eq!(run(&[], now()), None);
+    fn no_arguments_means_the_lambda_function_inside_lambda_and_usage_outside() {
+        assert_eq!(run(&[], now(), true), None);
+        let out = run(&[], now(), false).unwrap();
+        assert_eq!(out.code, 2);
+        assert!(out.output.contains("AWS_LAMBDA_RUNTIME_API") && out.output.contains("usage:"), "{}", out.output);
     }
 
     #[test]
@@ -247,6 +282,18 @@ mod tests {
         let out = run_args(&["plan", "--rules", &rules, "--repository", "app", "--tag", "latest", "--repository-tag", "retag=enabled"]);
         assert!(out.output.contains("  write    opted  (rules: opt-in)"), "{}", out.output);
         assert!(!out.output.contains("skipped"), "{}", out.output);
+    }
+
+    #[test]
+    fn check_rules_fails_a_rule_that_can_never_write_and_warns_of_one_that_sometimes_loops() {
+        let never = file("never", r#"{"rules":[{"name":"grow","match":".*","tags":["{tag}-x"]}]}"#);
+        let out = run_args(&["check-rules", &never]);
+        assert_eq!(out.code, 1, "{}", out.output);
+        assert!(out.output.contains("rule \"grow\" can never write a tag") && out.output.contains("`a` gets `a-x`"), "{}", out.output);
+        let sometimes = file("sometimes", r#"{"rules":[{"name":"r","match":"release|v[0-9]+(-latest)*","tags":["stable","{0}-latest"]}]}"#);
+        let out = run_args(&["check-rules", &sometimes]);
+        assert_eq!(out.code, 0, "{}", out.output);
+        assert!(out.output.contains("warning: rule \"r\" loops for some pushes") && out.output.ends_with("1 rule, valid"), "{}", out.output);
     }
 
     #[test]

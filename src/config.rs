@@ -3,7 +3,7 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `RETAG_RULES` | the rule set as JSON text |
-//! | `RETAG_RULES_FILE` | path to a JSON file with the rule set (exactly one of the two) |
+//! | `RETAG_RULES_FILE` | path to a JSON file with the rule set (exactly one of the two); a relative path is in the deployment package (`LAMBDA_TASK_ROOT`) |
 //! | `RETAG_DRY_RUN` | `true` plans and reports but never writes (default `false`) |
 //! | `RETAG_WRITE_CONCURRENCY` | PutImage calls in flight per event, 1 to 64 (default 16) |
 //! | `RETAG_BATCH_CONCURRENCY` | messages of one SQS batch handled at once, 1 to 100 (default 4) |
@@ -100,8 +100,9 @@ impl Config {
             (Some(_), Some(_)) => return Err(ConfigError::BothRules),
             (Some(text), None) => ("RETAG_RULES".to_owned(), text),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|source| ConfigError::RulesFile { path: PathBuf::from(&path), source })?;
+                let resolved = rules_path(&path, lookup("LAMBDA_TASK_ROOT"));
+                let text = std::fs::read_to_string(&resolved)
+                    .map_err(|source| ConfigError::RulesFile { path: resolved.clone(), source })?;
                 (format!("RETAG_RULES_FILE={path:?}"), text)
             }
         };
@@ -162,6 +163,17 @@ impl Config {
     }
 }
 
+/// Where a rule file is: a relative path is taken in the deployment package
+/// (Lambda's `LAMBDA_TASK_ROOT`, where `sam build` and `cargo lambda build
+/// --include` put `rules.json`), else in the working directory.
+fn rules_path(path: &str, task_root: Option<String>) -> PathBuf {
+    let path = PathBuf::from(path);
+    match task_root.filter(|r| !r.is_empty()) {
+        Some(root) if path.is_relative() => PathBuf::from(root).join(path),
+        _ => path,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +216,20 @@ mod tests {
         std::fs::remove_file(&path).ok();
         assert_eq!(c.rules.len(), 1);
         assert!(c.dry_run);
+    }
+
+    #[test]
+    fn a_relative_rule_file_is_read_from_the_deployment_package() {
+        let root = std::env::temp_dir().join(format!("ecr-retag-task-root-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("rules.json"), RULES).unwrap();
+        let c = load(&[("RETAG_RULES_FILE", "rules.json"), ("LAMBDA_TASK_ROOT", root.to_str().unwrap())]);
+        std::fs::remove_dir_all(&root).ok();
+        assert_eq!(c.unwrap().rules.len(), 1);
+        assert_eq!(rules_path("/etc/rules.json", Some("/var/task".into())), PathBuf::from("/etc/rules.json"));
+        assert_eq!(rules_path("rules.json", None), PathBuf::from("rules.json"), "outside Lambda: the working directory");
+        let err = load(&[("RETAG_RULES_FILE", "missing.json"), ("LAMBDA_TASK_ROOT", "/var/task")]).unwrap_err();
+        assert!(err.to_string().contains("/var/task/missing.json"), "the path looked at: {err}");
     }
 
     #[test]

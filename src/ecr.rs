@@ -407,9 +407,10 @@ where
     }
     match error {
         SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or("Unknown").to_owned();
-            let message = service.err().message().unwrap_or("(no message)").to_owned();
             let status = service.raw().status().as_u16();
+            // An answer without ECR's JSON error (a load balancer's HTML 503, say) still has its status.
+            let code = service.err().code().map_or_else(|| format!("HTTP {status}"), str::to_owned);
+            let message = service.err().message().map_or_else(|| format!("an answer with status {status} and no ECR error"), str::to_owned);
             let retryable = status >= 500
                 || status == 429
                 || matches!(code.as_str(), "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "ServerException");

@@ -155,7 +155,7 @@ impl<R: Catalog> Handler<R> {
                     .repositories
                     .iter()
                     .map(|r| {
-                        serde_json::json!({"repository": r.repository, "images_seen": r.images_seen, "tags_written": r.tags_written,
+                        serde_json::json!({"repository": r.repository, "images_seen": r.images_seen, "tags_written": r.tags_written, "would_write": r.would_write,
                             "already_correct": r.already_correct, "conflicts": r.conflicts, "failed": r.failed, "error": r.error})
                     })
                     .collect();

@@ -28,11 +28,13 @@
 //! - [`handler`]: wires event, retag and report (or a batch's failed
 //!   messages, or a sweep's summary); one log line and one [`metrics`] line
 //!   (CloudWatch Embedded Metric Format) per event.
-//! - [`config`]: the environment, read and validated once at start-up.
+//! - [`config`]: the environment, read and validated once at start-up;
+//!   [`logging`]: the log subscriber (Lambda's format and level, one line per event).
 //! - [`names`]: validated digests, tags, repository names and registry ids.
 //!
 //! - [`cli`]: the same rules offline, for people writing them
-//!   (`ecr-retag check-rules FILE`, `ecr-retag plan …`).
+//!   (`ecr-retag check-rules FILE`, `ecr-retag plan …`), with [`lint`]'s
+//!   check for rules whose tags would loop.
 //!
 //! The binary (`src/main.rs`) only builds the configuration, the ECR client
 //! and the handler, and hands the handler to the Lambda runtime (or, given
@@ -45,6 +47,8 @@ pub mod ecr;
 pub mod event;
 pub mod handler;
 pub mod invocation;
+pub mod lint;
+pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod plan;

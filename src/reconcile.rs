@@ -157,8 +157,11 @@ pub struct SweepReport {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub continuation: Option<String>,
-    /// PutImage calls made (in a dry run: that would be made).
+    /// PutImage calls made (0 in a dry run).
     pub writes: usize,
+    /// A dry run: the PutImage calls a real sweep would make (they count against `max_writes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_write: Option<usize>,
     pub repositories: Vec<RepositorySweep>,
 }
 
@@ -174,8 +177,11 @@ pub enum SweepStatus {
 pub struct RepositorySweep {
     pub repository: String,
     pub images_seen: usize,
-    /// Created or moved (in a dry run: would be).
+    /// Created or moved (0 in a dry run).
     pub tags_written: usize,
+    /// A dry run: tags a real sweep would create or move.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_write: Option<usize>,
     pub already_correct: usize,
     /// Immutable tags on another image.
     pub conflicts: usize,
@@ -220,20 +226,33 @@ pub async fn reconcile<R: Catalog>(
     stop_by: Option<Instant>,
 ) -> Result<SweepReport, RetagError> {
     let dry_run = request.dry_run || config.dry_run;
-    let mut report =
-        SweepReport { status: SweepStatus::Complete, dry_run, reason: None, continuation: None, writes: 0, repositories: Vec::new() };
+    let mut report = SweepReport {
+        status: SweepStatus::Complete,
+        dry_run,
+        reason: None,
+        continuation: None,
+        writes: 0,
+        would_write: dry_run.then_some(0),
+        repositories: Vec::new(),
+    };
+    // PutImage calls made, or in a dry run that would be made: what max_writes limits.
+    let mut used = 0;
     let names = repositories(registry, request).await?;
     let out_of_time = || stop_by.is_some_and(|t| Instant::now() >= t);
     for name in names {
-        let stop = if report.writes >= request.max_writes {
+        let stop = if used >= request.max_writes {
             Some(Stop::Budget)
         } else if out_of_time() {
             Some(Stop::Deadline)
         } else {
             let repository = Repository { registry_id: request.registry_id.clone(), region: None, name: name.clone() };
-            let budget = request.max_writes - report.writes;
+            let budget = request.max_writes - used;
             let (sweep, stop) = sweep_repository(registry, config, &repository, budget, dry_run, &out_of_time).await;
-            report.writes += sweep.writes;
+            used += sweep.writes;
+            match &mut report.would_write {
+                Some(would) => *would += sweep.writes,
+                None => report.writes += sweep.writes,
+            }
             report.repositories.push(sweep.summary);
             stop
         };
@@ -301,7 +320,8 @@ async fn sweep_repository<R: Catalog>(
     out_of_time: &impl Fn() -> bool,
 ) -> (Swept, Option<Stop>) {
     let name = repository.name.as_str();
-    let mut swept = Swept { summary: RepositorySweep { repository: name.to_owned(), ..RepositorySweep::default() }, writes: 0 };
+    let summary = RepositorySweep { repository: name.to_owned(), would_write: dry_run.then_some(0), ..RepositorySweep::default() };
+    let mut swept = Swept { summary, writes: 0 };
     let failed = |mut swept: Swept, e: RetagError| match e {
         // Calls are being cut: the next repository would fare no better.
         RetagError::DeadlineExceeded { .. } => (swept, Some(Stop::Deadline)),
@@ -392,7 +412,7 @@ async fn apply<R: Catalog>(
     if dry_run {
         // From the listing alone: a dry run reads no manifest.
         swept.writes += wanted.len();
-        swept.summary.tags_written += wanted.len();
+        *swept.summary.would_write.get_or_insert(0) += wanted.len();
         for d in wanted {
             let (outcome, detail) = match &d.current {
                 Some(p) => (Outcome::WouldMove, Some(format!("was {p}"))),

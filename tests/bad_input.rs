@@ -305,13 +305,13 @@ fn every_invalid_rule_set_names_the_rule_and_field() {
         (rule(r#""semver":true,"tags":["x","","y"]"#), "rule \"r\", field `tags[1]`", "is empty"),
         (rule(r#""semver":true,"repositories":[],"tags":["x"]"#), "rule \"r\", field `repositories`", "empty list"),
         (rule(r#""semver":true,"repositories":["ok","Bad"],"tags":["x"]"#), "rule \"r\", field `repositories[1]`", "'B'"),
-        (rule(r#""semver":"yes","tags":["x"]"#), "rule \"r\", field `(rule)`", "invalid type"),
-        (rule(r#""semver":true,"tag":["x"]"#), "rule \"r\", field `(rule)`", "unknown field `tag`"),
+        (rule(r#""semver":"yes","tags":["x"]"#), "rule \"r\", field `semver`", "invalid type"),
+        (rule(r#""semver":true,"tag":["x"]"#), "rule \"r\", field `tag`", "did you mean `tags`?"),
         (r#"{"rules":[{"semver":true,"tags":["x"]}]}"#.into(), "rule #1 (unnamed), field `name`", "required"),
         (r#"{"rules":[{"name":" ","semver":true,"tags":["x"]}]}"#.into(), "rule \" \", field `name`", "empty"),
         (r#"{"rules":[{"name":"a","semver":true,"tags":["x"]},{"name":"a","semver":true,"tags":["y"]}]}"#.into(), "rule \"a\", field `name`", "unique"),
         (r#"{"rules":[]}"#.into(), "the rule set, field `rules`", "at least one rule"),
-        (r#"{"rules":[5]}"#.into(), "rule #1 (unnamed), field `(rule)`", "invalid type"),
+        (r#"{"rules":[5]}"#.into(), "rule #1 (unnamed), field `(rule)`", "must be an object"),
     ];
     for (json, locus, text) in cases {
         match RuleSet::from_json(&json) {
@@ -323,8 +323,21 @@ fn every_invalid_rule_set_names_the_rule_and_field() {
             other => panic!("{json}: expected a rule problem, got {other:?}"),
         }
     }
-    for broken in ["", "{", "[]", r#"{"rule":[]}"#, r#"{"rules":{}}"#] {
+    for broken in ["", "{", "{\"rules\": [", "rules: []"] {
         let e = RuleSet::from_json(broken).unwrap_err();
         assert!(e.to_string().starts_with("the rule set is not valid JSON"), "{broken}: {e}");
+    }
+    // Valid JSON of the wrong shape is told as such, with the shape.
+    for (misshapen, text) in [
+        ("{}", "has no \"rules\""),
+        ("[]", "not a list"),
+        (r#"{"rule":[]}"#, "did you mean \"rules\"?"),
+        (r#"{"rules":{}}"#, "must be a list of rules"),
+        ("null", "got null"),
+    ] {
+        match RuleSet::from_json(misshapen) {
+            Err(e @ RulesError::Shape(_)) => assert!(e.to_string().contains(text), "{misshapen}: {e}"),
+            other => panic!("{misshapen}: expected a shape error, got {other:?}"),
+        }
     }
 }

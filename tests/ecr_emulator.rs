@@ -545,6 +545,9 @@ async fn a_dry_run_sweep_says_what_it_would_write_and_writes_nothing() {
     push(&client, &repo, &manifest("docker-v2"), Some("v2.0.0")).await;
     let report = sweep(&handler(IF_NEWER), json!({"repositories": [repo], "dry_run": true})).await;
     assert!(report.dry_run);
+    assert_eq!((report.writes, report.would_write), (0, Some(3)), "nothing written; three would be");
+    let r = &report.repositories[0];
+    assert_eq!((r.tags_written, r.would_write), (0, Some(3)), "{r:?}");
     let outcomes: Vec<_> = report.repositories[0].changes.iter().map(|c| (c.tag.as_str(), c.outcome)).collect();
     assert_eq!(outcomes, [("stable", Outcome::WouldCreate), ("v2", Outcome::WouldCreate), ("v2.0", Outcome::WouldCreate)]);
     let calls = emulator.calls(&repo);

@@ -134,6 +134,25 @@ async fn a_5xx_that_outlasts_the_retries_fails_the_tag_as_retryable() {
 }
 
 #[tokio::test]
+async fn a_5xx_without_an_ecr_error_is_reported_by_its_http_status() {
+    // A load balancer's HTML page, as a 503 from in front of ECR can be.
+    let html = || {
+        let mut response = aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
+            aws_smithy_types::body::SdkBody::from("<html><body>503 Service Temporarily Unavailable</body></html>"),
+        );
+        response.headers_mut().insert("content-type", "text/html");
+        response
+    };
+    let read = read_stable_absent();
+    let put = mock!(Client::put_image).sequence().http_response(html).repeatedly().build();
+    let err = run(&[&read, &put]).await.unwrap_err();
+    assert_eq!(err.error_type(), "Retryable.TagsNotApplied");
+    let tag = &err.report().unwrap().tags[0];
+    assert_eq!(tag.detail.as_deref(), Some("HTTP 503: an answer with status 503 and no ECR error"));
+}
+
+#[tokio::test]
 async fn a_server_exception_on_the_read_is_retryable_and_writes_nothing() {
     let read = mock!(Client::batch_get_image).sequence().http_response(|| json_error(500, "ServerException")).repeatedly().build();
     let put = mock!(Client::put_image).then_output(|| PutImageOutput::builder().build());

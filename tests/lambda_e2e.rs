@@ -27,6 +27,16 @@ fn outcomes(response: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The one date-stamp tag (eight digits) of an answer, which must be one of `days`
+/// (the invocation may straddle midnight).
+fn date_stamp(response: &Value, days: &[&str]) -> String {
+    let stamps: Vec<String> =
+        outcomes(response).into_iter().map(|(t, _)| t).filter(|t| t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit())).collect();
+    assert_eq!(stamps.len(), 1, "{response}");
+    assert!(days.contains(&stamps[0].as_str()), "{} is not the invocation's day {days:?}", stamps[0]);
+    stamps[0].clone()
+}
+
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
 }
@@ -80,10 +90,19 @@ async fn the_sample_events_do_what_their_names_say() {
         assert!(r["reason"].as_str().unwrap().contains(reason), "{event}: {r}");
     }
 
+    // A direct request is pushed "now": its date stamp is the invocation's day, whatever day the test runs.
+    let day = || chrono::Utc::now().format("%Y%m%d").to_string();
+    let before = day();
     let r = response(function.api.invoke(&sample_event("direct-request-dry-run.json")).await);
+    let today = date_stamp(&r, &[&before, &day()]);
     assert_eq!(r["status"], "dry_run");
-    assert!(outcomes(&r).iter().all(|(_, o)| o == "unchanged"), "{r}");
+    let expected_stamp = if today == "20261124" { "unchanged" } else { "would_create" };
+    for (tag, outcome) in outcomes(&r) {
+        assert_eq!(outcome, if tag == today { expected_stamp } else { "unchanged" }, "{tag}: {r}");
+    }
+    let before = day();
     let r = response(function.api.invoke(&sample_event("direct-request.json")).await);
+    date_stamp(&r, &[&before, &day()]);
     assert_eq!(r["status"], "applied");
     assert_eq!(r["digest"], single.digest(), "without a digest, the tag's current one");
     // Re-applying the rules to v1.4.2 moves `stable` back: the rules say so ("always" moves).
@@ -118,7 +137,7 @@ async fn the_sample_events_do_what_their_names_say() {
     assert_eq!(emf.len(), 9, "{lines:#?}");
     assert_eq!(emf[0]["TagsCreated"], 4);
     assert_eq!(emf[0]["FunctionName"], "ecr-retag");
-    assert!(emf[0]["EventToDoneLatency"].as_i64().unwrap() > 0, "the sample was pushed long before now");
+    assert!(emf[0]["EventToDoneLatency"].is_number(), "{:?}", emf[0]);
     assert_eq!(emf[1]["TagsUnchanged"], 4);
     assert_eq!(emf[2]["TagsMoved"], 2);
     assert_eq!(emf[3]["EventsIgnored"], 1);
@@ -173,6 +192,11 @@ async fn a_conflict_is_an_invocation_error_that_names_the_tag() {
         }
         other => panic!("expected an error, got {other:?}"),
     }
+    // One line for the failed event, not a second from the runtime with a debug dump.
+    let lines = function.lines_when(1, |l| l.contains("event failed")).await;
+    let errors: Vec<_> = lines.iter().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{lines:#?}");
+    assert!(errors[0].contains("event failed") && !lines.iter().any(|l| l.contains("TagsNotApplied {")), "{lines:#?}");
     let (tags, _) = state(&client, &repo).await;
     assert_eq!(tags["v3"], new, "the other tags still land");
     assert_eq!(tags["stable"], old);
@@ -338,7 +362,7 @@ async fn a_runner_that_sends_a_deadline_already_past_still_gets_the_work_done() 
 #[tokio::test]
 async fn the_same_binary_checks_and_plans_rules_offline() {
     let binary = Function::binary();
-    let run = |args: &[&str]| std::process::Command::new(&binary).args(args).env_clear().output().unwrap();
+    let run = |args: &[&str]| std::process::Command::new(&binary).args(args).env_clear().envs(clock_env()).output().unwrap();
     let rules = root().join("rules.json");
     let out = run(&["check-rules", rules.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
@@ -350,7 +374,15 @@ async fn the_same_binary_checks_and_plans_rules_offline() {
     for tag in ["stable", "v1", "v1.4", "20261124"] {
         assert!(text.contains(&format!("write    {tag}  (rules: release)")), "{text}");
     }
-    assert_eq!(run(&["plan"]).status.code(), Some(2));
+    let out = run(&["plan"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty() && String::from_utf8_lossy(&out.stderr).contains("usage:"), "errors go to stderr");
+
+    // Started by hand outside Lambda, it says what it is instead of panicking.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("AWS_LAMBDA_RUNTIME_API") && text.contains("scripts/invoke") && !text.contains("panicked"), "{text}");
 }
 
 /// The promotion features together, through the bootstrap, with the `platform-*`
@@ -451,10 +483,20 @@ async fn an_sqs_batch_answers_with_its_failed_messages_and_a_sweep_with_its_summ
     let hotfix = push(&client, &repo, &numbered_manifest(2), Some("v1.2.9")).await;
     let request = json!({"reconcile": {"repositories": [repo], "max_writes": 200}});
     let r = response(function.api.invoke(&request).await);
-    assert_eq!((r["status"].as_str(), r["writes"].as_u64()), (Some("complete"), Some(5)), "{r}");
+    // stable, v1, v1.2, v1.3, and a date stamp per day the two were pushed on (imagePushedAt).
+    let days = pushed_days(&client, &repo).await;
+    assert_eq!((r["status"].as_str(), r["writes"].as_u64()), (Some("complete"), Some(4 + days)), "{r}");
     assert_eq!(r["repositories"][0]["images_seen"], 2);
     let (tags, _) = state(&client, &repo).await;
     assert_eq!(tags["stable"], hotfix, "\"move\": \"always\": the latest push wins");
     let r = response(function.api.invoke(&request).await);
-    assert_eq!((r["writes"].as_u64(), r["repositories"][0]["already_correct"].as_u64()), (Some(0), Some(5)), "{r}");
+    assert_eq!((r["writes"].as_u64(), r["repositories"][0]["already_correct"].as_u64()), (Some(0), Some(4 + days)), "{r}");
+}
+
+/// The distinct UTC days `repository`'s images were pushed on.
+async fn pushed_days(client: &aws_sdk_ecr::Client, repository: &str) -> u64 {
+    let described = client.describe_images().repository_name(repository).send().await.unwrap();
+    let days: std::collections::BTreeSet<i64> =
+        described.image_details().iter().filter_map(|i| i.image_pushed_at()).map(|t| t.secs().div_euclid(86_400)).collect();
+    days.len() as u64
 }

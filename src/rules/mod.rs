@@ -4,6 +4,7 @@
 //! problem is reported with the rule and field it concerns, and a rule set
 //! with any problem is refused whole. Evaluation ([`RuleSet::derive`]) is pure.
 
+mod examples;
 pub mod glob;
 mod template;
 
@@ -67,6 +68,15 @@ pub struct Subject<'a> {
     pub repository_tags: Option<&'a BTreeMap<String, String>>,
 }
 
+/// Example pushes one rule matches ([`RuleSet::examples`]).
+#[derive(Debug, Clone)]
+pub struct Example<'r> {
+    pub rule: &'r str,
+    pub repository: String,
+    pub repository_tags: &'r BTreeMap<String, String>,
+    pub tags: Vec<String>,
+}
+
 /// One template of one matching rule, rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Derived<'r> {
@@ -88,6 +98,9 @@ pub struct Unrenderable {
 pub enum RulesError {
     #[error("the rule set is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Valid JSON, but not `{"rules": [ … ]}`.
+    #[error("{0}")]
+    Shape(String),
     #[error("{}", Problems(.0))]
     Invalid(Vec<RuleProblem>),
 }
@@ -126,6 +139,10 @@ struct RawRuleSet {
     rules: Vec<Value>,
 }
 
+/// The fields a rule may have, as [`RawRule`] names them.
+const RULE_FIELDS: [&str; 10] =
+    ["name", "repositories", "match", "semver", "prerelease", "tags", "move", "when", "remove_source", "repository_tags"];
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
@@ -146,7 +163,7 @@ struct RawRule {
 impl RuleSet {
     /// Parses and validates a rule set; see the README's rules reference.
     pub fn from_json(text: &str) -> Result<Self, RulesError> {
-        let raw: RawRuleSet = serde_json::from_str(text)?;
+        let raw: RawRuleSet = serde_json::from_str(text).map_err(|e| shape_error(text, e))?;
         let mut problems = Vec::new();
         if raw.rules.is_empty() {
             problems.push(RuleProblem {
@@ -162,10 +179,22 @@ impl RuleSet {
             let mut problem = |field: &str, text: String| {
                 problems.push(RuleProblem { rule: label.clone(), field: field.into(), problem: text });
             };
-            let raw: RawRule = match serde_json::from_value(value) {
+            let Some(fields) = value.as_object() else {
+                problem("(rule)", format!("must be an object like {{\"name\": …, \"tags\": […]}}, got {}", kind(&value)));
+                continue;
+            };
+            let unknown: Vec<String> = fields.keys().filter(|k| !RULE_FIELDS.contains(&k.as_str())).cloned().collect();
+            for field in &unknown {
+                let hint = closest(field, &RULE_FIELDS).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
+                problem(field, format!("is not a rule field{hint} (the fields: {})", RULE_FIELDS.join(", ")));
+            }
+            if !unknown.is_empty() {
+                continue;
+            }
+            let raw: RawRule = match serde_path_to_error::deserialize(value) {
                 Ok(r) => r,
                 Err(e) => {
-                    problem("(rule)", e.to_string());
+                    problem(&e.path().to_string(), e.into_inner().to_string());
                     continue;
                 }
             };
@@ -273,6 +302,24 @@ impl RuleSet {
         out
     }
 
+    /// For each rule: example pushes it matches (repository, its resource tags, tags), for
+    /// checking rule sets offline. Tags that are no valid tag or that the rule does not match
+    /// are left out.
+    pub fn examples(&self) -> Vec<Example<'_>> {
+        self.rules
+            .iter()
+            .map(|rule| {
+                let repository = rule.repositories.as_ref().and_then(|g| g.first()).map_or("app".to_owned(), |g| examples::repository(g.source()));
+                let candidates = match &rule.matcher {
+                    Matcher::Regex(re) => examples::from_pattern(re.as_str().strip_prefix("^(?:").and_then(|p| p.strip_suffix(")$")).unwrap_or(re.as_str())),
+                    Matcher::Semver { prerelease } => examples::semver(*prerelease),
+                };
+                let tags = candidates.into_iter().filter(|t| Tag::parse(t).is_ok() && rule.matcher.matches(t).is_some()).collect();
+                Example { rule: &rule.name, repository, repository_tags: &rule.repository_tags, tags }
+            })
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.rules.len()
     }
@@ -318,6 +365,66 @@ fn scan_gate(when: &Value) -> Result<Severity, String> {
             .ok_or_else(|| format!("scan severity {s:?} is not one of {names} (the highest severity still allowed)")),
         Some(other) => Err(format!("scan must be one of {names}, got {other}")),
     }
+}
+
+/// Why valid JSON is not a rule set, said the way a person fixes it; the JSON
+/// error itself when the text is not JSON at all.
+fn shape_error(text: &str, error: serde_json::Error) -> RulesError {
+    let Ok(value) = serde_json::from_str::<Value>(text) else { return RulesError::Json(error) };
+    const SHAPE: &str = "{\"rules\": [ … ]}";
+    RulesError::Shape(match &value {
+        Value::Object(fields) => match fields.keys().find(|k| *k != "rules") {
+            Some(other) => {
+                let hint = closest(other, &["rules"]).map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default();
+                format!("the rule set has an unknown field {other:?}{hint}: it is {SHAPE}")
+            }
+            None => match fields.get("rules") {
+                None => format!("the rule set has no \"rules\": it is {SHAPE}"),
+                Some(rules) if !rules.is_array() => format!("\"rules\" must be a list of rules, got {}", kind(rules)),
+                // Shaped right; what serde refused (a duplicate key, say) is the message.
+                Some(_) => format!("the rule set is not {SHAPE}: {error}"),
+            },
+        },
+        Value::Array(_) => format!("the rule set is {SHAPE}, not a list: put the list of rules under \"rules\""),
+        other => format!("the rule set is {SHAPE}, got {}", kind(other)),
+    })
+}
+
+/// A JSON value's kind, for messages.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The known name a typo most likely meant: within two edits, or one that starts with it.
+fn closest<'k>(typo: &str, known: &[&'k str]) -> Option<&'k str> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut previous = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let here = row[j + 1];
+                row[j + 1] = (previous + usize::from(ca != *cb)).min(row[j] + 1).min(here + 1);
+                previous = here;
+            }
+        }
+        row[b.len()]
+    };
+    let typo = typo.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (distance(&typo, k), *k))
+        .filter(|(d, k)| *d <= 2 || (typo.len() >= 3 && k.starts_with(typo.as_str())))
+        .min()
+        .map(|(_, k)| k)
 }
 
 fn rule_label(index: usize, value: &Value) -> String {
@@ -368,7 +475,8 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
             None
         }
         (None, true) => Some(Matcher::Semver { prerelease: raw.prerelease.unwrap_or(false) }),
-        (Some(p), false) => match Regex::new(&format!("^(?:{p})$")) {
+        // The user's own pattern first, so that an error shows what they wrote, not the anchoring.
+        (Some(p), false) => match Regex::new(&p).and_then(|_| Regex::new(&format!("^(?:{p})$"))) {
             Ok(re) => Some(Matcher::Regex(re)),
             Err(e) => {
                 fail("match", format!("is not a valid regex: {e}"));
@@ -531,10 +639,10 @@ mod tests {
                 ("rule \"a\"".into(), "name".into()),
                 ("rule \"a\"".into(), "match".into()),
                 ("rule \"a\"".into(), "tags".into()),
-                ("rule \"c\"".into(), "(rule)".into()),
+                ("rule \"c\"".into(), "tag".into()),
             ]
         );
-        assert!(p[6].problem.contains("unknown field `tag`"), "{}", p[6].problem);
+        assert!(p[6].problem.contains("did you mean `tags`?"), "{}", p[6].problem);
     }
 
     #[test]
@@ -550,7 +658,7 @@ mod tests {
             (r#"{"name":"r","semver":true,"tags":[".x"]}"#, "tags[0]", "never render"),
             (r#"{"name":"r","semver":true,"repositories":[],"tags":["x"]}"#, "repositories", "empty"),
             (r#"{"name":"r","semver":true,"repositories":["Team/*"],"tags":["x"]}"#, "repositories[0]", "'T'"),
-            (r#"{"name":"r","semver":"yes","tags":["x"]}"#, "(rule)", "invalid type"),
+            (r#"{"name":"r","semver":"yes","tags":["x"]}"#, "semver", "invalid type"),
         ];
         for (rule, field, text) in cases {
             let p = one_rule_problem(rule);
@@ -569,9 +677,9 @@ mod tests {
             (r#"{"name":"r","semver":true,"when":{"signed":true},"tags":["x"]}"#, "when", "unknown condition \"signed\""),
             (r#"{"name":"r","semver":true,"when":{},"tags":["x"]}"#, "when", "is empty"),
             (r#"{"name":"r","semver":true,"when":"scan","tags":["x"]}"#, "when", "must be an object"),
-            (r#"{"name":"r","semver":true,"remove_source":"yes","tags":["x"]}"#, "(rule)", "invalid type"),
+            (r#"{"name":"r","semver":true,"remove_source":"yes","tags":["x"]}"#, "remove_source", "invalid type"),
             (r#"{"name":"r","semver":true,"repository_tags":{"":"x"},"tags":["x"]}"#, "repository_tags", "1 to 128"),
-            (r#"{"name":"r","semver":true,"repository_tags":{"retag":true},"tags":["x"]}"#, "(rule)", "invalid type"),
+            (r#"{"name":"r","semver":true,"repository_tags":{"retag":true},"tags":["x"]}"#, "repository_tags.retag", "invalid type"),
         ];
         for (rule, field, text) in cases {
             let p = one_rule_problem(rule);
@@ -625,9 +733,41 @@ mod tests {
     #[test]
     fn the_rule_set_itself_must_be_well_formed() {
         assert!(matches!(RuleSet::from_json("{"), Err(RulesError::Json(_))));
-        assert!(matches!(RuleSet::from_json(r#"{"rule": []}"#), Err(RulesError::Json(_))));
+        let shape = |text: &str| match RuleSet::from_json(text) {
+            Err(RulesError::Shape(message)) => message,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(shape(r#"{"rule": []}"#), r#"the rule set has an unknown field "rule" (did you mean "rules"?): it is {"rules": [ … ]}"#);
+        assert_eq!(shape("{}"), r#"the rule set has no "rules": it is {"rules": [ … ]}"#);
+        assert_eq!(shape("[]"), r#"the rule set is {"rules": [ … ]}, not a list: put the list of rules under "rules""#);
+        assert_eq!(shape(r#"{"rules": {"name": "r"}}"#), r#""rules" must be a list of rules, got an object"#);
+        assert_eq!(shape("7"), r#"the rule set is {"rules": [ … ]}, got a number"#);
+        assert!(shape(r#"{"rules": [], "rules": []}"#).contains("duplicate field `rules`"));
         assert_eq!(problems(r#"{"rules": []}"#)[0].field, "rules");
         let msg = RuleSet::from_json(r#"{"rules":[{"name":"r","semver":true,"tags":["{x}"]}]}"#).unwrap_err().to_string();
         assert!(msg.starts_with("the rule set has 1 problem:\n  - rule \"r\", field `tags[0]`:"), "{msg}");
+    }
+
+    #[test]
+    fn a_misnamed_field_is_reported_under_its_own_name_with_the_likely_one() {
+        let p = one_rule_problem(r#"{"name": "r", "semver": true, "tag": ["x"]}"#);
+        assert_eq!((p.field.as_str(), p.problem.split(" (the fields").next()), ("tag", Some("is not a rule field; did you mean `tags`?")));
+        let p = problems(r#"{"rules": [{"name": "r", "semver": true, "prerelase": true, "tags": ["x"]}]}"#);
+        assert!(p.iter().any(|p| p.field == "prerelase" && p.problem.contains("did you mean `prerelease`?")), "{p:?}");
+        let p = one_rule_problem(r#"{"name": "r", "semver": true, "colour": "red", "tags": ["x"]}"#);
+        assert!(!p.problem.contains("did you mean"), "no likely one: {p:?}");
+        let p = one_rule_problem(r#"{"name": "r", "semver": "yes", "tags": ["x"]}"#);
+        assert_eq!((p.field.as_str(), p.problem.starts_with("invalid type: string \"yes\", expected a boolean")), ("semver", true), "{p:?}");
+        let p = one_rule_problem(r#"{"name": "r", "semver": true, "tags": ["x", 2]}"#);
+        assert_eq!(p.field, "tags[1]", "{p:?}");
+        let p = one_rule_problem(r#""just a string""#);
+        assert_eq!((p.field.as_str(), p.problem.ends_with("got a string")), ("(rule)", true), "{p:?}");
+    }
+
+    #[test]
+    fn a_regex_error_shows_the_pattern_as_written() {
+        let p = one_rule_problem(r#"{"name": "r", "match": "v(1", "tags": ["x"]}"#);
+        assert_eq!(p.field, "match");
+        assert!(p.problem.contains("v(1") && !p.problem.contains("^(?:"), "{p:?}");
     }
 }

@@ -300,6 +300,7 @@ impl Function {
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(clock_env())
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "ecr-retag")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -364,6 +365,17 @@ impl Function {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The variables that shift a process's clock (libfaketime's), so that a child
+/// started with a cleared environment reads the same clock as the test: CI runs
+/// the tests with the clock moved ahead, and the deadline a test sends must mean
+/// the same to the bootstrap.
+pub fn clock_env() -> Vec<(String, std::ffi::OsString)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+        .filter(|(k, _)| k == "LD_PRELOAD" || k.starts_with("FAKETIME"))
+        .collect()
 }
 
 /// A manifest of its own for image number `n`: the docker-v2 fixture with another config digest.

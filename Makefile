@@ -1,0 +1,12 @@
+# `sam build` (BuildMethod: makefile in template.yaml) runs build-RetagFunction with ARTIFACTS_DIR
+# set: the arm64 bootstrap, built by cargo-lambda, and the rule file the function reads
+# (RETAG_RULES_FILE=rules.json, relative to the package). Another rule file: RULES=FILE sam build.
+RULES ?= rules.json
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+
+build-RetagFunction:
+	cargo lambda build --release --arm64 --bin ecr-retag
+	cp "$(TARGET_DIR)/lambda/ecr-retag/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"
+	cp "$(RULES)" "$(ARTIFACTS_DIR)/rules.json"
+
+.PHONY: build-RetagFunction

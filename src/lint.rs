@@ -1,0 +1,113 @@
+//! Checks beyond validity, for people writing rules (`ecr-retag check-rules`):
+//! rules whose tags would loop. The function refuses such tags when they come
+//! up (loop safety, in [`crate::plan`]); here they are found before
+//! deployment, by planning example pushes of each rule.
+
+use chrono::{DateTime, Utc};
+
+use crate::names::Digest;
+use crate::plan::{plan, Phase, Verdict};
+use crate::rules::{RuleSet, Subject};
+
+/// A rule some or all of whose pushes derive only tags loop safety refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Looping {
+    pub rule: String,
+    /// Every example push the rule matches gets no tag of the rule written.
+    pub always: bool,
+    /// One such push, and the tags of the rule refused for it.
+    pub example: String,
+    pub refused: Vec<String>,
+    /// How many example pushes were tried.
+    pub tried: usize,
+}
+
+/// Rules that loop for the example pushes they match; rules with no example push are not judged.
+pub fn looping(rules: &RuleSet) -> Vec<Looping> {
+    let digest = match Digest::parse("sha256:0000000000000000000000000000000000000000000000000000000000000000") {
+        Ok(d) => d,
+        Err(_) => return Vec::new(),
+    };
+    // A fixed time: loops do not depend on the day, and the check must not either.
+    let pushed_at: DateTime<Utc> = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+    let mut found = Vec::new();
+    for example in rules.examples() {
+        let mut looping_pushes = Vec::new();
+        let mut writing = 0;
+        for tag in &example.tags {
+            let subject = Subject {
+                repository: &example.repository,
+                tag,
+                digest: &digest,
+                pushed_at,
+                repository_tags: Some(example.repository_tags),
+            };
+            // A tag rendered valid but planned invalid was refused by loop safety.
+            let rendered: Vec<String> = rules
+                .derive(&subject)
+                .into_iter()
+                .filter(|d| d.rule == example.rule)
+                .filter_map(|d| d.result.ok().map(|t| t.to_string()))
+                .collect();
+            let planned = plan(rules, &subject, Phase::Push);
+            let ours = planned.tags.iter().filter(|p| p.rules.iter().any(|r| r == example.rule));
+            let (mut refused, mut kept) = (Vec::new(), 0);
+            for p in ours {
+                match &p.verdict {
+                    Verdict::Invalid(_) if rendered.contains(&p.tag) => refused.push(p.tag.clone()),
+                    Verdict::Invalid(_) => {}
+                    _ => kept += 1,
+                }
+            }
+            if kept > 0 {
+                writing += 1;
+            }
+            if !refused.is_empty() {
+                looping_pushes.push((tag.clone(), refused, kept));
+            }
+        }
+        if let Some((tag, refused, _)) = looping_pushes.first().cloned() {
+            found.push(Looping {
+                rule: example.rule.to_owned(),
+                always: writing == 0,
+                example: tag,
+                refused,
+                tried: example.tags.len(),
+            });
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(json: &str) -> Vec<Looping> {
+        looping(&RuleSet::from_json(json).unwrap())
+    }
+
+    #[test]
+    fn a_rule_that_can_never_write_is_found() {
+        let found = check(r#"{"rules":[{"name":"grow","match":".*","tags":["{tag}-x"]}]}"#);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].always, "{found:?}");
+        assert_eq!((found[0].example.as_str(), found[0].refused.as_slice()), ("a", &["a-x".to_owned()][..]));
+    }
+
+    #[test]
+    fn a_rule_that_loops_only_for_some_pushes_is_told_apart() {
+        // `v1` derives `v1-latest`, which matches again; `release` derives only `stable`.
+        let found = check(r#"{"rules":[{"name":"r","match":"release|v[0-9]+(-latest)*","tags":["stable","{0}-latest"]}]}"#);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(!found[0].always, "{found:?}");
+    }
+
+    #[test]
+    fn the_shipped_rules_do_not_loop() {
+        for file in ["rules.json", "examples/promotion-rules.json"] {
+            let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+            assert_eq!(looping(&RuleSet::from_json(&text).unwrap()), [], "{file}");
+        }
+    }
+}
