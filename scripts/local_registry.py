@@ -9,6 +9,8 @@ import sys
 
 import boto3
 
+from local_lambda import short  # digests shortened one way in every script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Repository -> (resource tags, [(fixture, media type, tag the sample events push)]), in push order.
 SAMPLES = {
@@ -41,7 +43,7 @@ def seed():
                 body = f.read()
             ecr.put_image(repositoryName=repository, imageManifest=body.decode(),
                           imageManifestMediaType=media_type, imageTag=tag)
-            print(f"    pushed {repository + ':' + tag:<26} sha256:{hashlib.sha256(body).hexdigest()[:12]}  ({name})")
+            print(f"    pushed {repository + ':' + tag:<26} {short('sha256:' + hashlib.sha256(body).hexdigest())}  ({name})")
 
 
 def show(repositories):
@@ -50,7 +52,7 @@ def show(repositories):
         images = ecr.describe_images(repositoryName=repository)["imageDetails"]
         rows = sorted((tag, image["imageDigest"]) for image in images for tag in image.get("imageTags", []))
         for tag, digest in rows:
-            print(f"    {repository}:{tag:<24} {digest[:19]}")
+            print(f"    {repository}:{tag:<24} {short(digest)}")
 
 
 if __name__ == "__main__":

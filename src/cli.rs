@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::names::{Digest, RepositoryName, Tag};
+use crate::lint::PLACEHOLDER_DIGEST;
 use crate::plan::{plan, Phase, Verdict};
 use crate::rules::{RuleSet, RulesError, Subject};
 
@@ -26,9 +27,6 @@ Without arguments, ecr-retag runs as the Lambda function.";
 const OUTSIDE_LAMBDA: &str = "ecr-retag is the bootstrap of an AWS Lambda function (it needs the Lambda Runtime API, \
 AWS_LAMBDA_RUNTIME_API, which is not set here), and a tool for rule files. To run the function \
 locally: scripts/invoke events/push.json (see the README).";
-
-/// A digest for planning when none is given: templates with `{digest}` render it.
-const PLACEHOLDER_DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What a command printed and how it ended: 0 success, 1 the rules or the
 /// inputs have problems, 2 the command line itself is wrong.
@@ -192,7 +190,7 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
             Verdict::Deferred(why) => {
                 let _ = write!(out, "\n  defer    {}  (rules: {rules}{newer}): {why}", p.tag);
             }
-            Verdict::Invalid(reason) | Verdict::Blocked(reason) => {
+            Verdict::Invalid(reason) | Verdict::Loops(reason) | Verdict::Blocked(reason) => {
                 invalid += 1;
                 let _ = write!(out, "\n  invalid  {:?}  (rules: {rules}): {reason}", p.tag);
             }

@@ -22,17 +22,17 @@ pub struct Looping {
     pub tried: usize,
 }
 
+/// A digest for planning offline, where none is given: templates with `{digest}` render it.
+pub const PLACEHOLDER_DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
 /// Rules that loop for the example pushes they match; rules with no example push are not judged.
 pub fn looping(rules: &RuleSet) -> Vec<Looping> {
-    let digest = match Digest::parse("sha256:0000000000000000000000000000000000000000000000000000000000000000") {
-        Ok(d) => d,
-        Err(_) => return Vec::new(),
-    };
+    let Ok(digest) = Digest::parse(PLACEHOLDER_DIGEST) else { return Vec::new() };
     // A fixed time: loops do not depend on the day, and the check must not either.
     let pushed_at: DateTime<Utc> = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
     let mut found = Vec::new();
     for example in rules.examples() {
-        let mut looping_pushes = Vec::new();
+        let mut first_loop = None;
         let mut writing = 0;
         for tag in &example.tags {
             let subject = Subject {
@@ -42,31 +42,18 @@ pub fn looping(rules: &RuleSet) -> Vec<Looping> {
                 pushed_at,
                 repository_tags: Some(example.repository_tags),
             };
-            // A tag rendered valid but planned invalid was refused by loop safety.
-            let rendered: Vec<String> = rules
-                .derive(&subject)
-                .into_iter()
-                .filter(|d| d.rule == example.rule)
-                .filter_map(|d| d.result.ok().map(|t| t.to_string()))
-                .collect();
             let planned = plan(rules, &subject, Phase::Push);
-            let ours = planned.tags.iter().filter(|p| p.rules.iter().any(|r| r == example.rule));
-            let (mut refused, mut kept) = (Vec::new(), 0);
-            for p in ours {
-                match &p.verdict {
-                    Verdict::Invalid(_) if rendered.contains(&p.tag) => refused.push(p.tag.clone()),
-                    Verdict::Invalid(_) => {}
-                    _ => kept += 1,
-                }
-            }
-            if kept > 0 {
+            let ours: Vec<_> = planned.tags.iter().filter(|p| p.rules.iter().any(|r| r == example.rule)).collect();
+            let refused: Vec<String> =
+                ours.iter().filter(|p| matches!(p.verdict, Verdict::Loops(_))).map(|p| p.tag.clone()).collect();
+            if ours.iter().any(|p| !matches!(p.verdict, Verdict::Invalid(_) | Verdict::Loops(_))) {
                 writing += 1;
             }
-            if !refused.is_empty() {
-                looping_pushes.push((tag.clone(), refused, kept));
+            if first_loop.is_none() && !refused.is_empty() {
+                first_loop = Some((tag.clone(), refused));
             }
         }
-        if let Some((tag, refused, _)) = looping_pushes.first().cloned() {
+        if let Some((tag, refused)) = first_loop {
             found.push(Looping {
                 rule: example.rule.to_owned(),
                 always: writing == 0,

@@ -42,7 +42,10 @@ pub struct PlannedTag {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Write(Tag),
+    /// Not a valid tag: the rendering failed or sanitising could not save it.
     Invalid(String),
+    /// A valid tag loop safety refuses: its own push event would derive more tags.
+    Loops(String),
     /// Scan-gated, on a push: waits for the scan event.
     Deferred(String),
     /// Scan-gated, and the scan found more than the rule allows.
@@ -163,7 +166,7 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
         }
         for (tag, reason) in offenders {
             if let Some(p) = planned.get_mut(&tag) {
-                p.verdict = Verdict::Invalid(reason);
+                p.verdict = Verdict::Loops(reason);
             }
         }
     }
@@ -277,7 +280,7 @@ mod tests {
     fn a_rule_that_would_retrigger_itself_forever_writes_nothing() {
         let plan = plan_for(r#"{"rules":[{"name":"grow","match":".*","tags":["{tag}-x"]}]}"#, "app", "v1");
         assert_eq!(plan.writable().count(), 0);
-        let Verdict::Invalid(reason) = &plan.tags[0].verdict else { panic!() };
+        let Verdict::Loops(reason) = &plan.tags[0].verdict else { panic!() };
         assert!(reason.contains("rule \"grow\" would derive `v1-x-x`"), "{reason}");
     }
 
@@ -316,7 +319,7 @@ mod tests {
             .map(|p| {
                 let v = match p.verdict {
                     Verdict::Write(_) => "write",
-                    Verdict::Invalid(_) => "invalid",
+                    Verdict::Invalid(_) | Verdict::Loops(_) => "invalid",
                     Verdict::Deferred(_) => "deferred",
                     Verdict::Blocked(_) => "blocked",
                 };

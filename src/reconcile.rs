@@ -98,7 +98,7 @@ pub fn assess(
                     let version = p.if_newer.then(|| rules.version_of(&p.rules, image.tags.iter().map(Tag::as_str))).flatten();
                     candidates.entry(tag).or_default().push(Candidate { image, rules: p.rules, if_newer: p.if_newer, version });
                 }
-                Verdict::Invalid(_) | Verdict::Deferred(_) | Verdict::Blocked(_) => {
+                Verdict::Invalid(_) | Verdict::Loops(_) | Verdict::Deferred(_) | Verdict::Blocked(_) => {
                     held.insert((p.tag, &image.digest));
                 }
             }
@@ -235,11 +235,11 @@ pub async fn reconcile<R: Catalog>(
         would_write: dry_run.then_some(0),
         repositories: Vec::new(),
     };
-    // PutImage calls made, or in a dry run that would be made: what max_writes limits.
-    let mut used = 0;
     let names = repositories(registry, request).await?;
     let out_of_time = || stop_by.is_some_and(|t| Instant::now() >= t);
     for name in names {
+        // PutImage calls made, or in a dry run that would be made: what max_writes limits.
+        let used = report.writes + report.would_write.unwrap_or(0);
         let stop = if used >= request.max_writes {
             Some(Stop::Budget)
         } else if out_of_time() {
@@ -248,7 +248,6 @@ pub async fn reconcile<R: Catalog>(
             let repository = Repository { registry_id: request.registry_id.clone(), region: None, name: name.clone() };
             let budget = request.max_writes - used;
             let (sweep, stop) = sweep_repository(registry, config, &repository, budget, dry_run, &out_of_time).await;
-            used += sweep.writes;
             match &mut report.would_write {
                 Some(would) => *would += sweep.writes,
                 None => report.writes += sweep.writes,

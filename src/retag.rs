@@ -235,7 +235,7 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
                 }
                 (Outcome::Invalid, None)
             }
-            Verdict::Invalid(reason) => (Outcome::Invalid, Some(reason.clone())),
+            Verdict::Invalid(reason) | Verdict::Loops(reason) => (Outcome::Invalid, Some(reason.clone())),
             Verdict::Deferred(why) => (Outcome::Deferred, Some(why.clone())),
             Verdict::Blocked(why) => (Outcome::Blocked, Some(why.clone())),
         };

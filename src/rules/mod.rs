@@ -311,7 +311,8 @@ impl RuleSet {
             .map(|rule| {
                 let repository = rule.repositories.as_ref().and_then(|g| g.first()).map_or("app".to_owned(), |g| examples::repository(g.source()));
                 let candidates = match &rule.matcher {
-                    Matcher::Regex(re) => examples::from_pattern(re.as_str().strip_prefix("^(?:").and_then(|p| p.strip_suffix(")$")).unwrap_or(re.as_str())),
+                    // The anchors are look-arounds, which add nothing to an example.
+                    Matcher::Regex(re) => examples::from_pattern(re.as_str()),
                     Matcher::Semver { prerelease } => examples::semver(*prerelease),
                 };
                 let tags = candidates.into_iter().filter(|t| Tag::parse(t).is_ok() && rule.matcher.matches(t).is_some()).collect();
