@@ -49,6 +49,10 @@ impl<R: Registry> Registry for Deadline<'_, R> {
         self.cut("PutImage", self.inner.put(repository, image, media_type, tag), PutError::Fault).await
     }
 
+    async fn put_once(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
+        self.cut("PutImage", self.inner.put_once(repository, image, media_type, tag), PutError::Fault).await
+    }
+
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
         self.cut("DescribeImages", self.inner.tags_of(repository, digest), ReadError::Fault).await
     }

@@ -26,7 +26,7 @@ use chrono::DateTime;
 use crate::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
     Catalog, Fault, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
-    MANIFEST_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES, ONE_ATTEMPT_TIMEOUT,
 };
 use crate::scan::Findings;
 
@@ -118,6 +118,43 @@ impl Ecr {
         Self { client: Client::from_conf(config) }
     }
 
+    /// PutImage of the manifest's exact bytes under `tag`, with the given config override.
+    async fn put_image(
+        &self,
+        repository: &Repository,
+        image: &Image,
+        media_type: &str,
+        tag: &Tag,
+        config: Option<aws_sdk_ecr::config::Builder>,
+    ) -> Result<(), PutError> {
+        let request = self
+            .client
+            .put_image()
+            .repository_name(repository.name.as_str())
+            .set_registry_id(registry_id(repository))
+            .image_manifest(&image.manifest)
+            .image_manifest_media_type(media_type)
+            // ECR checks the bytes against this digest, so a changed manifest can never land.
+            .image_digest(image.digest.as_str())
+            .image_tag(tag.as_str());
+        let sent = match config {
+            Some(o) => request.customize().config_override(o).send().await,
+            None => request.send().await,
+        };
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match e.as_service_error() {
+                Some(PutImageError::ImageAlreadyExistsException(_)) => PutError::AlreadyExists,
+                Some(PutImageError::ImageTagAlreadyExistsException(_)) => PutError::TagImmutable,
+                Some(PutImageError::RepositoryNotFoundException(_)) => PutError::RepositoryNotFound,
+                Some(PutImageError::LimitExceededException(l)) => {
+                    PutError::LimitExceeded { message: l.message().unwrap_or("(no message)").to_owned() }
+                }
+                _ => PutError::Fault(fault(&e)),
+            }),
+        }
+    }
+
     /// A config override for a repository in another region than the client's.
     fn region_override(&self, repository: &Repository) -> Option<aws_sdk_ecr::config::Builder> {
         let wanted = repository.region.as_deref()?;
@@ -202,28 +239,22 @@ impl Registry for Ecr {
     }
 
     async fn put(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
-        let request = self
-            .client
-            .put_image()
-            .repository_name(repository.name.as_str())
-            .set_registry_id(registry_id(repository))
-            .image_manifest(&image.manifest)
-            .image_manifest_media_type(media_type)
-            // ECR checks the bytes against this digest, so a changed manifest can never land.
-            .image_digest(image.digest.as_str())
-            .image_tag(tag.as_str());
-        match send!(self, repository, request) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(match e.as_service_error() {
-                Some(PutImageError::ImageAlreadyExistsException(_)) => PutError::AlreadyExists,
-                Some(PutImageError::ImageTagAlreadyExistsException(_)) => PutError::TagImmutable,
-                Some(PutImageError::RepositoryNotFoundException(_)) => PutError::RepositoryNotFound,
-                Some(PutImageError::LimitExceededException(l)) => {
-                    PutError::LimitExceeded { message: l.message().unwrap_or("(no message)").to_owned() }
-                }
-                _ => PutError::Fault(fault(&e)),
-            }),
-        }
+        self.put_image(repository, image, media_type, tag, self.region_override(repository)).await
+    }
+
+    async fn put_once(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
+        let once = self
+            .region_override(repository)
+            .unwrap_or_default()
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT.min(ONE_ATTEMPT_TIMEOUT))
+                    .operation_attempt_timeout(ONE_ATTEMPT_TIMEOUT)
+                    .operation_timeout(ONE_ATTEMPT_TIMEOUT)
+                    .build(),
+            );
+        self.put_image(repository, image, media_type, tag, Some(once)).await
     }
 
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {

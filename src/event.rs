@@ -22,6 +22,29 @@ pub enum Request {
     Ignore(Ignored),
 }
 
+impl Request {
+    /// When the image was pushed or scanned (for the event-to-done latency).
+    pub fn time(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Request::Retag(push) => Some(push.pushed_at),
+            Request::Scanned(scan) => Some(scan.scanned_at),
+            Request::Ignore(_) => None,
+        }
+    }
+
+    /// The repository the request writes to, as one key (registry, region, name):
+    /// a batch handles one repository's requests in order.
+    pub fn repository_key(&self) -> String {
+        let (registry, region, name) = match self {
+            Request::Retag(p) => (&p.registry_id, &p.region, p.repository.as_str()),
+            Request::Scanned(s) => (&s.registry_id, &s.region, s.repository.as_str()),
+            Request::Ignore(_) => return String::new(),
+        };
+        let registry = registry.as_ref().map(ToString::to_string).unwrap_or_default();
+        format!("{registry}/{}/{name}", region.as_deref().unwrap_or_default())
+    }
+}
+
 /// A pushed image to derive tags for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {

@@ -3,6 +3,7 @@
 //! Generic over the [`Catalog`] (the registry port plus listings) so tests can run it against anything; the
 //! binary wires it to [`crate::ecr::Ecr`] and the Lambda runtime.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -20,7 +21,7 @@ use crate::metrics::{self, EventMetrics};
 use crate::registry::Catalog;
 use crate::report::Report;
 use crate::repository_tags::CachedRepositoryTags;
-use crate::retag::{promote_scanned, report_of, retag, RetagError};
+use crate::retag::{self, report_of, Handled, RetagError};
 
 /// Time kept back from Lambda's deadline to log, emit metrics and post the answer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
@@ -89,35 +90,79 @@ impl<R: Catalog> Handler<R> {
         }
     }
 
-    /// An SQS batch: its messages handled concurrently (up to
-    /// `RETAG_BATCH_CONCURRENCY`), each with its own log and metric line, each
-    /// stopped at `until`. The answer names the messages that failed, so only
-    /// those come back (ReportBatchItemFailures); after the queue's
+    /// An SQS batch. Duplicate messages are answered once. One repository's
+    /// messages are handled one after another, in the batch's order, so each
+    /// sees what the one before wrote (an if-newer tag is never decided by two
+    /// at once); repositories concurrently (up to `RETAG_BATCH_CONCURRENCY`).
+    /// Then one second look at every if-newer tag the batch wrote
+    /// ([`crate::if_newer::settle`]), and a log and metric line per message.
+    /// Everything stops at `until`. The answer names the messages that failed,
+    /// so only those come back (ReportBatchItemFailures); after the queue's
     /// maxReceiveCount they move to its dead-letter queue.
     pub async fn batch(&self, messages: Vec<Message>, until: Option<Instant>) -> BatchResponse {
-        let failed: Vec<BatchItemFailure> = stream::iter(messages)
-            .map(|message| async move {
-                let now = SystemTime::now();
-                let result = match event::parse_json(&message.body).and_then(invocation::classify) {
-                    Ok(Invocation::Event(value)) => {
-                        let budget = until.map(|t| t.saturating_duration_since(Instant::now()));
-                        self.within(budget, Box::pin(self.handle_by(&value, now.into(), calls_end(budget)))).await
-                    }
-                    Ok(Invocation::Batch(_) | Invocation::Reconcile(_)) => {
-                        let e = EventError::Field {
-                            field: "body".into(),
-                            problem: "a queued message holds one event or direct request; send reconcile requests to the function itself".into(),
-                        };
-                        self.finish(Err(e.into()), None, now.into())
-                    }
-                    Err(e) => self.finish(Err(e.into()), None, now.into()),
-                };
-                result.is_err().then_some(BatchItemFailure { item_identifier: message.id })
+        let now = SystemTime::now();
+        let started = Instant::now();
+        let calls_end = until.map(|t| t.checked_sub(CALLS_MARGIN).unwrap_or(t));
+        let registry = Deadline::new(&self.registry, calls_end);
+
+        let (mut slots, groups) = sort_batch(&messages, now.into());
+        let requests: Vec<Option<Request>> = slots.iter_mut().map(Slot::take_request).collect();
+
+        // One repository's messages in order, repositories concurrently.
+        let (requests, registry_ref) = (&requests, &registry);
+        let begun: Vec<Vec<(usize, Result<Handled, RetagError>)>> = stream::iter(groups)
+            .map(|members| async move {
+                let mut out = Vec::with_capacity(members.len());
+                for index in members {
+                    let Some(request) = &requests[index] else { continue };
+                    let budget = until.map(|t| t.saturating_duration_since(Instant::now()));
+                    out.push((index, bounded(budget, Box::pin(self.begin(registry_ref, request))).await));
+                }
+                out
             })
-            .buffered(self.config.batch_concurrency.max(1))
-            .filter_map(|f| async move { f })
+            .buffer_unordered(self.config.batch_concurrency.max(1))
             .collect()
             .await;
+        for (index, result) in begun.into_iter().flatten() {
+            let pushed_at = requests[index].as_ref().and_then(Request::time);
+            slots[index] = Slot::Begun(result, pushed_at);
+        }
+
+        // One second look for the whole batch.
+        let mut handled: Vec<&mut Handled> = slots
+            .iter_mut()
+            .filter_map(|s| match s {
+                Slot::Begun(Ok(h), _) => Some(h),
+                _ => None,
+            })
+            .collect();
+        let budget = until.map(|t| t.saturating_duration_since(Instant::now()));
+        let look = Box::pin(Handled::settle_all(&registry, &self.config, &mut handled, calls_end));
+        let looked = bounded(budget, async {
+            look.await;
+            Ok(())
+        })
+        .await;
+
+        let done_at = DateTime::<Utc>::from(now) + started.elapsed();
+        let mut failed = Vec::new();
+        for (index, slot) in slots.into_iter().enumerate() {
+            let (result, pushed_at) = match slot {
+                Slot::Begun(Ok(handled), pushed_at) => match &looked {
+                    Ok(()) => (handled.conclude(), pushed_at),
+                    Err(e) => (Err(e.clone()), pushed_at),
+                },
+                Slot::Begun(Err(e), pushed_at) => (Err(e), pushed_at),
+                Slot::Done(result) => (result, None),
+                Slot::Duplicate(first) => (Ok(Report::duplicate(&messages[first].id)), None),
+                Slot::Ready(_) | Slot::Taken => {
+                    (Err(RetagError::DeadlineExceeded { waiting_for: "its turn in the batch".into() }), None)
+                }
+            };
+            if self.finish(result, pushed_at, done_at).is_err() {
+                failed.push(BatchItemFailure { item_identifier: messages[index].id.clone() });
+            }
+        }
         BatchResponse { batch_item_failures: failed }
     }
 
@@ -127,15 +172,11 @@ impl<R: Catalog> Handler<R> {
         budget: Option<Duration>,
         work: impl std::future::Future<Output = Result<T, RetagError>>,
     ) -> Result<T, RetagError> {
-        let Some(budget) = budget else { return work.await };
-        match tokio::time::timeout(budget, work).await {
-            Ok(result) => result,
-            Err(_) => {
-                let stopped = RetagError::DeadlineExceeded { waiting_for: "ECR calls".into() };
-                let _ = self.finish(Err(stopped.clone()), None, SystemTime::now().into());
-                Err(stopped)
-            }
+        let result = bounded(budget, work).await;
+        if let Err(stopped @ RetagError::DeadlineExceeded { .. }) = &result {
+            let _ = self.finish(Err(stopped.clone()), None, SystemTime::now().into());
         }
+        result
     }
 
     /// A reconcile sweep, with its log line and metric line: no new ECR work
@@ -147,7 +188,7 @@ impl<R: Catalog> Handler<R> {
         calls_end: Option<Instant>,
     ) -> Result<SweepReport, RetagError> {
         let registry = Deadline::new(&self.registry, calls_end);
-        let result = reconcile::reconcile(&registry, &self.config, request, stop_by).await;
+        let result = reconcile::reconcile(&registry, &self.config, request, stop_by, calls_end).await;
         match &result {
             Ok(report) => {
                 let problems: usize = report.repositories.iter().map(|r| r.conflicts + r.failed + usize::from(r.error.is_some())).sum();
@@ -210,7 +251,7 @@ impl<R: Catalog> Handler<R> {
         self.finish(result, pushed_at, now + started.elapsed())
     }
 
-    /// Event in, retag, result out; with the push time, for the latency metric.
+    /// Event in, retag (and the second look at if-newer tags), result out; with the push time, for the latency metric.
     async fn process(
         &self,
         payload: &Value,
@@ -218,13 +259,26 @@ impl<R: Catalog> Handler<R> {
         calls_end: Option<Instant>,
     ) -> (Result<Report, RetagError>, Option<DateTime<Utc>>) {
         let registry = Deadline::new(&self.registry, calls_end);
-        match event::parse(payload, now) {
-            Err(e) => (Err(RetagError::from(e)), None),
-            Ok(Request::Ignore(ignored)) => (Ok(Report::ignored(ignored)), None),
-            Ok(Request::Retag(push)) => (retag(&registry, &self.config, &push).await, Some(push.pushed_at)),
-            Ok(Request::Scanned(scan)) => {
-                (promote_scanned(&registry, &self.config, &scan).await, Some(scan.scanned_at))
+        let request = match event::parse(payload, now) {
+            Ok(request) => request,
+            Err(e) => return (Err(RetagError::from(e)), None),
+        };
+        let result = match self.begin(&registry, &request).await {
+            Ok(mut handled) => {
+                handled.settle(&registry, &self.config, calls_end).await;
+                handled.conclude()
             }
+            Err(e) => Err(e),
+        };
+        (result, request.time())
+    }
+
+    /// One request's writes, up to the second look.
+    async fn begin(&self, registry: &Deadline<'_, CachedRepositoryTags<R>>, request: &Request) -> Result<Handled, RetagError> {
+        match request {
+            Request::Ignore(ignored) => Ok(Handled { report: Report::ignored(ignored.clone()), claims: Vec::new() }),
+            Request::Retag(push) => retag::begin(registry, &self.config, push).await,
+            Request::Scanned(scan) => retag::begin_scanned(registry, &self.config, scan).await,
         }
     }
 
@@ -253,6 +307,84 @@ impl<R: Catalog> Handler<R> {
         };
         let line = metrics::emf_line(&EventMetrics::of(result), &labels, pushed_at, done);
         println!("{line}");
+    }
+}
+
+/// A batch message on its way through [`Handler::batch`].
+enum Slot {
+    Ready(Request),
+    /// Its request is in the batch's work.
+    Taken,
+    Begun(Result<Handled, RetagError>, Option<DateTime<Utc>>),
+    /// Answered without ECR work: unreadable, or nothing to do.
+    Done(Result<Report, RetagError>),
+    /// The same event as the message at this index.
+    Duplicate(usize),
+}
+
+impl Slot {
+    fn take_request(&mut self) -> Option<Request> {
+        match std::mem::replace(self, Slot::Taken) {
+            Slot::Ready(request) => Some(request),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+}
+
+/// Each message's request (or why it has none), duplicates pointing at their
+/// first copy, and the messages grouped by repository in the batch's order.
+fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Slot>, Vec<Vec<usize>>) {
+    let mut slots = Vec::with_capacity(messages.len());
+    let mut first_of: HashMap<String, usize> = HashMap::new();
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        let value = match event::parse_json(&message.body).and_then(invocation::classify) {
+            Ok(Invocation::Event(value)) => value,
+            Ok(Invocation::Batch(_) | Invocation::Reconcile(_)) => {
+                let e = EventError::Field {
+                    field: "body".into(),
+                    problem: "a queued message holds one event or direct request; send reconcile requests to the function itself".into(),
+                };
+                slots.push(Slot::Done(Err(e.into())));
+                continue;
+            }
+            Err(e) => {
+                slots.push(Slot::Done(Err(e.into())));
+                continue;
+            }
+        };
+        // The same event delivered twice has the same text (serde_json sorts keys).
+        let key = value.to_string();
+        if let Some(&first) = first_of.get(&key) {
+            slots.push(Slot::Duplicate(first));
+            continue;
+        }
+        first_of.insert(key, index);
+        match event::parse(&value, now) {
+            Err(e) => slots.push(Slot::Done(Err(e.into()))),
+            Ok(Request::Ignore(ignored)) => slots.push(Slot::Done(Ok(Report::ignored(ignored)))),
+            Ok(request) => {
+                let repository = request.repository_key();
+                match groups.iter_mut().find(|(k, _)| *k == repository) {
+                    Some((_, members)) => members.push(index),
+                    None => groups.push((repository, vec![index])),
+                }
+                slots.push(Slot::Ready(request));
+            }
+        }
+    }
+    (slots, groups.into_iter().map(|(_, members)| members).collect())
+}
+
+/// Runs `work`, or stops it when the budget is spent.
+async fn bounded<T>(budget: Option<Duration>, work: impl std::future::Future<Output = Result<T, RetagError>>) -> Result<T, RetagError> {
+    let Some(budget) = budget else { return work.await };
+    match tokio::time::timeout(budget, work).await {
+        Ok(result) => result,
+        Err(_) => Err(RetagError::DeadlineExceeded { waiting_for: "ECR calls".into() }),
     }
 }
 

@@ -26,6 +26,10 @@ pub struct EventMetrics {
     pub invalid: u64,
     pub failures: u64,
     pub skipped_not_newer: u64,
+    /// `if-newer` tags put back after a lower version's late write took them.
+    pub repaired: u64,
+    /// `if-newer` tags this event wrote that a newer version has taken since.
+    pub superseded: u64,
     pub deferred: u64,
     pub blocked: u64,
     /// Pushed tags removed (`remove_source`).
@@ -70,6 +74,8 @@ impl EventMetrics {
             // A full image is a failure to alarm on, like any other tag not in place.
             Outcome::Failed | Outcome::TagLimit => self.failures += 1,
             Outcome::SkippedNotNewer => self.skipped_not_newer += 1,
+            Outcome::Repaired => self.repaired += 1,
+            Outcome::Superseded => self.superseded += 1,
             Outcome::Deferred => self.deferred += 1,
             Outcome::Blocked => self.blocked += 1,
             Outcome::Removed => self.removed += 1,
@@ -98,6 +104,8 @@ pub fn emf_line(metrics: &EventMetrics, labels: &Labels<'_>, pushed_at: Option<D
         ("TagsInvalid", metrics.invalid),
         ("TagFailures", metrics.failures),
         ("TagsSkippedNotNewer", metrics.skipped_not_newer),
+        ("TagsRepaired", metrics.repaired),
+        ("TagsSuperseded", metrics.superseded),
         ("TagsDeferred", metrics.deferred),
         ("TagsBlocked", metrics.blocked),
         ("SourceTagsRemoved", metrics.removed),
@@ -191,7 +199,7 @@ mod tests {
         for def in directive["Metrics"].as_array().unwrap() {
             assert!(line[def["Name"].as_str().unwrap()].is_number(), "{def}");
         }
-        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 13);
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 15);
 
         let labels = Labels { function_name: "fn", repository: Some("team/api"), by_repository: false };
         let line: Value = serde_json::from_str(&emf_line(&m, &labels, None, now)).unwrap();

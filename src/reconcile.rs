@@ -23,7 +23,9 @@ use crate::names::{Digest, RepositoryName, Tag};
 use crate::plan::{self, Phase, Plan, Verdict};
 use crate::registry::{Catalog, Listed, Lookup, ReadError, Repository, TagState};
 use crate::report::{Outcome, TagReport};
-use crate::retag::{media_type, read_error, write, RetagError};
+use crate::if_newer::{self, Claim, Guard, Observed, Want};
+use crate::put::{self, Target};
+use crate::retag::{media_type, read_error, RetagError};
 use crate::rules::{RuleSet, Subject};
 
 /// One tag as the rules say it should be.
@@ -35,6 +37,9 @@ pub struct Desired {
     /// Where it points now (`None`: nowhere).
     pub current: Option<Digest>,
     pub rules: Vec<String>,
+    /// `"move": "if-newer"`: the winner's version; the write is then guarded
+    /// ([`crate::if_newer`]), since the listing may be older than an event's write.
+    pub version: Option<semver::Version>,
 }
 
 /// What the rules want of one repository's images.
@@ -113,6 +118,7 @@ pub fn assess(
                 digest: winner.image.digest.clone(),
                 current: holder.cloned(),
                 rules: winner.rules.clone(),
+                version: if winner.if_newer { winner.version.clone() } else { None },
                 tag,
             })
         })
@@ -218,12 +224,14 @@ enum Stop {
     Deadline,
 }
 
-/// Runs a sweep. `stop_by`: no new ECR work starts after this instant.
+/// Runs a sweep. `stop_by`: no new ECR work starts after this instant;
+/// `settle_by`: the second look at if-newer tags ends by then.
 pub async fn reconcile<R: Catalog>(
     registry: &R,
     config: &Config,
     request: &ReconcileRequest,
     stop_by: Option<Instant>,
+    settle_by: Option<Instant>,
 ) -> Result<SweepReport, RetagError> {
     let dry_run = request.dry_run || config.dry_run;
     let mut report = SweepReport {
@@ -237,6 +245,7 @@ pub async fn reconcile<R: Catalog>(
     };
     let names = repositories(registry, request).await?;
     let out_of_time = || stop_by.is_some_and(|t| Instant::now() >= t);
+    let mut claims: Vec<(usize, Claim)> = Vec::new();
     for name in names {
         // PutImage calls made, or in a dry run that would be made: what max_writes limits.
         let used = report.writes + report.would_write.unwrap_or(0);
@@ -252,6 +261,7 @@ pub async fn reconcile<R: Catalog>(
                 Some(would) => *would += sweep.writes,
                 None => report.writes += sweep.writes,
             }
+            claims.extend(sweep.claims.into_iter().map(|c| (report.repositories.len(), c)));
             report.repositories.push(sweep.summary);
             stop
         };
@@ -265,7 +275,43 @@ pub async fn reconcile<R: Catalog>(
             break;
         }
     }
+    settle(registry, config, claims, settle_by, &mut report.repositories).await;
     Ok(report)
+}
+
+/// The second look at the if-newer tags the sweep wrote (one wait for all).
+async fn settle<R: Catalog>(
+    registry: &R,
+    config: &Config,
+    claims: Vec<(usize, Claim)>,
+    settle_by: Option<Instant>,
+    repositories: &mut [RepositorySweep],
+) {
+    if claims.is_empty() {
+        return;
+    }
+    let (owners, claims): (Vec<(usize, String, String)>, Vec<Claim>) =
+        claims.into_iter().map(|(i, c)| ((i, c.want.tag.to_string(), c.image.digest.to_string()), c)).unzip();
+    let revisions = if_newer::settle(registry, &config.rules, claims, config.write_concurrency, settle_by).await;
+    for ((i, tag, digest), revision) in owners.into_iter().zip(revisions) {
+        let (Some(revision), Some(sweep)) = (revision, repositories.get_mut(i)) else { continue };
+        let change = match sweep.changes.iter_mut().position(|c| c.tag == tag && c.digest == digest) {
+            Some(at) => &mut sweep.changes[at],
+            None => {
+                // Found in place (unchanged), so not listed until now.
+                sweep.already_correct = sweep.already_correct.saturating_sub(1);
+                sweep.tags_written += 1;
+                sweep.changes.push(Change { tag, digest, rules: Vec::new(), outcome: Outcome::Unchanged, detail: None });
+                sweep.changes.last_mut().expect("just pushed")
+            }
+        };
+        if revision.outcome.is_problem() {
+            sweep.tags_written = sweep.tags_written.saturating_sub(1);
+            sweep.failed += 1;
+        }
+        change.outcome = revision.outcome;
+        change.detail = Some(revision.detail);
+    }
 }
 
 /// The repositories to sweep, sorted, from the resume point on. Literal
@@ -308,6 +354,8 @@ async fn repositories<R: Catalog>(registry: &R, request: &ReconcileRequest) -> R
 struct Swept {
     summary: RepositorySweep,
     writes: usize,
+    /// If-newer tags written, for the second look at the end of the sweep.
+    claims: Vec<Claim>,
 }
 
 async fn sweep_repository<R: Catalog>(
@@ -320,7 +368,7 @@ async fn sweep_repository<R: Catalog>(
 ) -> (Swept, Option<Stop>) {
     let name = repository.name.as_str();
     let summary = RepositorySweep { repository: name.to_owned(), would_write: dry_run.then_some(0), ..RepositorySweep::default() };
-    let mut swept = Swept { summary, writes: 0 };
+    let mut swept = Swept { summary, writes: 0, claims: Vec::new() };
     let failed = |mut swept: Swept, e: RetagError| match e {
         // Calls are being cut: the next repository would fare no better.
         RetagError::DeadlineExceeded { .. } => (swept, Some(Stop::Deadline)),
@@ -422,6 +470,7 @@ async fn apply<R: Catalog>(
         return Ok(());
     }
     let tags: Vec<Tag> = wanted.iter().map(|d| d.tag.clone()).collect();
+    let read_at = Instant::now();
     let snapshot = registry.read(repository, Lookup::Digest(digest), &tags).await.map_err(|e| read_error(repository, e))?;
     let Some(image) = snapshot.image else {
         // Deleted since the listing: the next sweep sees the repository without it.
@@ -429,32 +478,45 @@ async fn apply<R: Catalog>(
     };
     let mut reports: BTreeMap<String, TagReport> = BTreeMap::new();
     let mut to_write = Vec::new();
+    let mut wants = Vec::new();
     for d in wanted {
         let report = TagReport { tag: d.tag.to_string(), rules: d.rules.clone(), outcome: Outcome::Failed, detail: None, retryable: false };
-        match snapshot.tags.get(&d.tag) {
+        match (snapshot.tags.get(&d.tag), d.version) {
             // Someone (an event) put it there since the listing.
-            Some(TagState::At(now)) if now == digest => swept.summary.already_correct += 1,
-            Some(TagState::Unreadable(fault)) => {
+            (Some(TagState::At(now)), _) if now == digest => swept.summary.already_correct += 1,
+            (Some(TagState::Unreadable(fault)), _) => {
                 reports.insert(d.tag.to_string(), TagReport { detail: Some(fault.to_string()), retryable: fault.retryable, ..report });
             }
-            Some(TagState::At(other)) => {
+            (_, Some(version)) => {
+                reports.insert(d.tag.to_string(), report);
+                wants.push(Want { tag: d.tag, version, rules: d.rules });
+            }
+            (Some(TagState::At(other)), None) => {
                 reports.insert(d.tag.to_string(), report);
                 to_write.push((d.tag, Some(other.clone())));
             }
-            Some(TagState::Absent) | None => {
+            (Some(TagState::Absent) | None, None) => {
                 reports.insert(d.tag.to_string(), report);
                 to_write.push((d.tag, None));
             }
         }
     }
-    swept.writes += to_write.len();
-    if !to_write.is_empty() {
+    swept.writes += to_write.len() + wants.len();
+    if !to_write.is_empty() || !wants.is_empty() {
         let media_type = media_type(&image, media)?;
-        write(registry, repository, &image, &media_type, digest, to_write, config.write_concurrency, &mut reports).await?;
+        let target = Target { repository, image: &image, media_type: &media_type };
+        put::write(registry, &target, to_write, config.write_concurrency, &mut reports).await?;
+        if !wants.is_empty() {
+            let guard = Guard { registry, rules: &config.rules, target, concurrency: config.write_concurrency, dry_run: false };
+            let observed = Observed { at: read_at, tags: snapshot.tags };
+            swept.claims.extend(guard.write(wants, Some(observed), &mut reports).await?);
+        }
     }
     for r in reports.into_values() {
         match r.outcome {
             Outcome::Created | Outcome::Moved => swept.summary.tags_written += 1,
+            // A newer version took the tag since the listing.
+            Outcome::SkippedNotNewer => swept.summary.already_correct += 1,
             Outcome::Unchanged => swept.summary.already_correct += 1,
             Outcome::Conflict => swept.summary.conflicts += 1,
             _ => swept.summary.failed += 1,

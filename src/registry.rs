@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -22,6 +23,10 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
 
 /// ECR's quota of tags per image (not adjustable).
 pub const MAX_TAGS_PER_IMAGE: usize = 1000;
+
+/// How long [`Registry::put_once`] waits for its one attempt (connecting included)
+/// before it gives up on it.
+pub const ONE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A repository in a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +130,17 @@ pub trait Registry: Send + Sync {
 
     /// Points `tag` at `image` by putting its manifest back unchanged.
     fn put(
+        &self,
+        repository: &Repository,
+        image: &Image,
+        media_type: &str,
+        tag: &Tag,
+    ) -> impl Future<Output = Result<(), PutError>> + Send;
+
+    /// The same as one attempt: no retries, given up after [`ONE_ATTEMPT_TIMEOUT`].
+    /// For writes decided from a read that must still be fresh when the request goes out
+    /// (`"move": "if-newer"`): the caller re-reads before trying again.
+    fn put_once(
         &self,
         repository: &Repository,
         image: &Image,

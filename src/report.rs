@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::event::Ignored;
+use crate::names::Tag;
+use crate::registry::Fault;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Report {
@@ -75,6 +77,11 @@ pub enum Outcome {
     TagLimit,
     /// `"move": "if-newer"`: the tag stays on an image with an equal or higher version.
     SkippedNotNewer,
+    /// `"move": "if-newer"`: written, and a lower version's late write took the
+    /// tag afterwards; put back (see "Moving tags under concurrency" in the README).
+    Repaired,
+    /// `"move": "if-newer"`: written, and since moved on to a newer version, as it should.
+    Superseded,
     /// Scan-gated: written when the image's scan completes and passes.
     Deferred,
     /// Scan-gated: the scan found more than the rule allows.
@@ -109,6 +116,8 @@ impl std::fmt::Display for Outcome {
             Outcome::Failed => "failed",
             Outcome::TagLimit => "tag_limit",
             Outcome::SkippedNotNewer => "skipped_not_newer",
+            Outcome::Repaired => "repaired",
+            Outcome::Superseded => "superseded",
             Outcome::Deferred => "deferred",
             Outcome::Blocked => "blocked",
             Outcome::Removed => "removed",
@@ -125,6 +134,33 @@ impl Outcome {
     }
 }
 
+impl TagReport {
+    /// Records a final outcome.
+    pub fn mark(&mut self, outcome: Outcome, detail: Option<String>) {
+        self.outcome = outcome;
+        self.detail = detail;
+        self.retryable = false;
+    }
+
+    /// Records a failed call: retryable when the fault is.
+    pub fn fail(&mut self, fault: &Fault) {
+        self.outcome = Outcome::Failed;
+        self.detail = Some(fault.to_string());
+        self.retryable = fault.retryable;
+    }
+}
+
+/// The report entry of a planned tag (every written tag was planned; an entry is made if not).
+pub fn entry<'a>(tags: &'a mut BTreeMap<String, TagReport>, tag: &Tag) -> &'a mut TagReport {
+    tags.entry(tag.to_string()).or_insert_with(|| TagReport {
+        tag: tag.to_string(),
+        rules: Vec::new(),
+        outcome: Outcome::Failed,
+        detail: None,
+        retryable: false,
+    })
+}
+
 impl Report {
     pub fn ignored(ignored: Ignored) -> Self {
         Self {
@@ -134,6 +170,20 @@ impl Report {
             registry_id: None,
             digest: ignored.digest,
             source_tag: ignored.tag,
+            scan: None,
+            tags: Vec::new(),
+        }
+    }
+
+    /// A message of an SQS batch that repeats an earlier one: handled once, there.
+    pub fn duplicate(first: &str) -> Self {
+        Self {
+            status: Status::Ignored,
+            reason: Some(format!("a duplicate of message {first} in this batch, which is handled instead")),
+            repository: None,
+            registry_id: None,
+            digest: None,
+            source_tag: None,
             scan: None,
             tags: Vec::new(),
         }
@@ -173,7 +223,7 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&Outcome::WouldCreate).unwrap(), r#""would_create""#);
         assert_eq!(serde_json::to_string(&Status::DryRun).unwrap(), r#""dry_run""#);
-        for o in [Outcome::Created, Outcome::WouldMove, Outcome::Conflict, Outcome::SkippedNotNewer, Outcome::WouldRemove] {
+        for o in [Outcome::Created, Outcome::WouldMove, Outcome::Conflict, Outcome::SkippedNotNewer, Outcome::Repaired, Outcome::Superseded, Outcome::WouldRemove] {
             assert_eq!(serde_json::to_string(&o).unwrap(), format!("\"{o}\""), "Display matches the JSON");
         }
     }

@@ -68,6 +68,10 @@ impl<R: Registry> Registry for CachedRepositoryTags<R> {
         self.inner.put(repository, image, media_type, tag).await
     }
 
+    async fn put_once(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
+        self.inner.put_once(repository, image, media_type, tag).await
+    }
+
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
         self.inner.tags_of(repository, digest).await
     }
@@ -111,6 +115,9 @@ mod tests {
             unreachable!("not used")
         }
         async fn put(&self, _: &Repository, _: &Image, _: &str, _: &Tag) -> Result<(), PutError> {
+            unreachable!("not used")
+        }
+        async fn put_once(&self, _: &Repository, _: &Image, _: &str, _: &Tag) -> Result<(), PutError> {
             unreachable!("not used")
         }
         async fn tags_of(&self, _: &Repository, _: &Digest) -> Result<Vec<Tag>, ReadError> {

@@ -5,11 +5,10 @@
 //! not already point at the digest, concurrently within a bound. A push no
 //! rule matches costs nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use futures_util::future::join_all;
-use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 
 use crate::config::Config;
@@ -17,9 +16,11 @@ use crate::deadline::DEADLINE_REACHED;
 use crate::event::{EventError, Push, ScanResult};
 use crate::names::{Digest, Tag};
 use crate::plan::{self, Phase, Plan, Removal, Verdict};
-use crate::registry::{Fault, Image, MAX_TAGS_PER_IMAGE, Lookup, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState};
-use crate::report::{Outcome, Report, ScanReport, Status, TagReport};
-use crate::rules::{RuleSet, Subject};
+use crate::if_newer::{self, Claim, Guard, Observed, Want};
+use crate::put::{self, read_fault, registry_label, Target};
+use crate::registry::{Fault, Image, Lookup, ReadError, Registry, RemoveError, Repository, Snapshot, TagState};
+use crate::report::{entry, Outcome, Report, ScanReport, Status, TagReport};
+use crate::rules::Subject;
 
 /// Why an invocation failed. [`RetagError::retryable`] tells whether a later
 /// delivery of the same event can succeed.
@@ -102,6 +103,20 @@ fn not_applied(report: &Report) -> String {
 
 /// Retags one push. `Ok` when every derived tag is in place (or would be, in a dry run).
 pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> Result<Report, RetagError> {
+    let mut handled = begin(registry, config, push).await?;
+    handled.settle(registry, config, None).await;
+    handled.conclude()
+}
+
+/// Applies the scan-gated rules to a scanned image's tags, as if each had just been pushed.
+pub async fn promote_scanned<R: Registry>(registry: &R, config: &Config, scan: &ScanResult) -> Result<Report, RetagError> {
+    let mut handled = begin_scanned(registry, config, scan).await?;
+    handled.settle(registry, config, None).await;
+    handled.conclude()
+}
+
+/// A push's writes, up to the second look at its if-newer tags.
+pub async fn begin<R: Registry>(registry: &R, config: &Config, push: &Push) -> Result<Handled, RetagError> {
     let job = Job {
         repository: Repository { registry_id: push.registry_id.clone(), region: push.region.clone(), name: push.repository.clone() },
         digest: push.digest.clone(),
@@ -114,8 +129,8 @@ pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> R
     run(registry, config, job).await
 }
 
-/// Applies the scan-gated rules to a scanned image's tags, as if each had just been pushed.
-pub async fn promote_scanned<R: Registry>(registry: &R, config: &Config, scan: &ScanResult) -> Result<Report, RetagError> {
+/// A scan's writes, up to the second look at its if-newer tags.
+pub async fn begin_scanned<R: Registry>(registry: &R, config: &Config, scan: &ScanResult) -> Result<Handled, RetagError> {
     let job = Job {
         repository: Repository { registry_id: scan.registry_id.clone(), region: scan.region.clone(), name: scan.repository.clone() },
         digest: Some(scan.digest.clone()),
@@ -125,14 +140,56 @@ pub async fn promote_scanned<R: Registry>(registry: &R, config: &Config, scan: &
         dry_run: config.dry_run,
         phase: Phase::Scan(&scan.findings),
     };
-    let mut report = run(registry, config, job).await;
-    let summary = ScanReport { image_tags: scan.tags.iter().map(ToString::to_string).collect(), findings: scan.findings.counts.clone() };
-    match &mut report {
-        Ok(r) => r.scan = Some(summary),
-        Err(RetagError::TagsNotApplied { report, .. }) => report.scan = Some(summary),
-        Err(_) => {}
+    let mut handled = run(registry, config, job).await?;
+    handled.report.scan =
+        Some(ScanReport { image_tags: scan.tags.iter().map(ToString::to_string).collect(), findings: scan.findings.counts.clone() });
+    Ok(handled)
+}
+
+/// An event whose writes are done, but whose if-newer tags still need their
+/// second look ([`if_newer::settle`]) before the report is final.
+#[derive(Debug)]
+pub struct Handled {
+    pub report: Report,
+    pub claims: Vec<Claim>,
+}
+
+impl Handled {
+    /// The second look at this event's if-newer tags (none: no wait), no later than `stop_by`.
+    pub async fn settle<R: Registry>(&mut self, registry: &R, config: &Config, stop_by: Option<Instant>) {
+        Handled::settle_all(registry, config, &mut [self], stop_by).await;
     }
-    report
+
+    /// The second look for several events at once: one wait, one read per image.
+    pub async fn settle_all<R: Registry>(registry: &R, config: &Config, handled: &mut [&mut Handled], stop_by: Option<Instant>) {
+        let mut owners = Vec::new();
+        let mut claims = Vec::new();
+        for (i, h) in handled.iter_mut().enumerate() {
+            for claim in h.claims.drain(..) {
+                owners.push((i, claim.want.tag.to_string()));
+                claims.push(claim);
+            }
+        }
+        if claims.is_empty() {
+            return;
+        }
+        let revisions = if_newer::settle(registry, &config.rules, claims, config.write_concurrency, stop_by).await;
+        for ((i, tag), revision) in owners.into_iter().zip(revisions) {
+            if let (Some(revision), Some(entry)) = (revision, handled[i].report.tags.iter_mut().find(|t| t.tag == tag)) {
+                revision.apply(entry);
+            }
+        }
+    }
+
+    /// `Ok` when every derived tag is in place (or would be).
+    pub fn conclude(self) -> Result<Report, RetagError> {
+        let report = self.report;
+        if report.problems().next().is_some() {
+            let retryable = report.problems().any(|t| t.retryable);
+            return Err(RetagError::TagsNotApplied { report: Box::new(report), retryable });
+        }
+        Ok(report)
+    }
 }
 
 /// What to bring in place, whatever triggered it.
@@ -148,7 +205,7 @@ struct Job<'a> {
     phase: Phase<'a>,
 }
 
-async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result<Report, RetagError> {
+async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result<Handled, RetagError> {
     let rules = &config.rules;
     let name = job.repository.name.as_str();
     let mut report = Report {
@@ -174,7 +231,7 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
             Phase::Push => "no rule matches this repository and tag".to_owned(),
             Phase::Scan(_) => "no scan-gated rule matches this repository and the image's tags".to_owned(),
         });
-        return Ok(report);
+        return Ok(Handled { report, claims: Vec::new() });
     }
 
     // Only when a rule that may apply requires them; cached per instance by the handler's registry.
@@ -219,19 +276,20 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
             }
             None => "no rule derives a tag other than the pushed one".to_owned(),
         });
-        return Ok(report);
+        return Ok(Handled { report, claims: Vec::new() });
     }
 
     let mut tags: BTreeMap<String, TagReport> = BTreeMap::new();
     let mut candidates = Vec::new();
-    let mut if_newer: HashMap<String, Vec<String>> = HashMap::new();
+    let mut wants = Vec::new();
     for planned in &plan.tags {
         let entry = TagReport { tag: planned.tag.clone(), rules: planned.rules.clone(), outcome: Outcome::Invalid, detail: None, retryable: false };
         let (outcome, detail) = match &planned.verdict {
             Verdict::Write(tag) => {
-                candidates.push(tag.clone());
-                if planned.if_newer {
-                    if_newer.insert(planned.tag.clone(), planned.rules.clone());
+                // `if-newer` rules are semver rules, so the pushed version is there.
+                match planned.if_newer.then(|| rules.version_of(&planned.rules, job.sources.iter().map(Tag::as_str))).flatten() {
+                    Some(version) => wants.push(Want { tag: tag.clone(), version, rules: planned.rules.clone() }),
+                    None => candidates.push(tag.clone()),
                 }
                 (Outcome::Invalid, None)
             }
@@ -242,8 +300,11 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
         tags.insert(planned.tag.clone(), TagReport { outcome, detail, ..entry });
     }
 
-    if !candidates.is_empty() {
-        let Snapshot { image, tags: current } = read(registry, &job.repository, Lookup::Digest(&digest), &candidates).await?;
+    let mut claims = Vec::new();
+    if !candidates.is_empty() || !wants.is_empty() {
+        let asked: Vec<Tag> = candidates.iter().chain(wants.iter().map(|w| &w.tag)).cloned().collect();
+        let read_at = Instant::now();
+        let Snapshot { image, tags: current } = read(registry, &job.repository, Lookup::Digest(&digest), &asked).await?;
         let image = image.ok_or_else(|| RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() })?;
         // Escaped (Debug) so a manifest's newlines stay inside one log line.
         tracing::debug!(digest = %image.digest, media_type = ?image.media_type, manifest = ?image.manifest, "manifest read");
@@ -251,87 +312,41 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
         for tag in candidates {
             let entry = entry(&mut tags, &tag);
             match current.get(&tag) {
-                Some(TagState::At(d)) if *d == digest => settle(entry, Outcome::Unchanged, None),
+                Some(TagState::At(d)) if *d == digest => entry.mark(Outcome::Unchanged, None),
                 Some(TagState::At(other)) => to_write.push((tag, Some(other.clone()))),
                 Some(TagState::Absent) | None => to_write.push((tag, None)),
-                Some(TagState::Unreadable(fault)) => fail(entry, fault),
+                Some(TagState::Unreadable(fault)) => entry.fail(fault),
             }
         }
-        let to_write = newer_only(registry, rules, &job, &if_newer, to_write, &mut tags).await;
+        let in_place = |w: &Want| current.get(&w.tag) == Some(&TagState::At(digest.clone()));
+        let media_type = if job.dry_run || (to_write.is_empty() && wants.iter().all(in_place)) {
+            // Nothing is put: no media type needed (and an unknown one is no reason to fail).
+            String::new()
+        } else {
+            media_type(&image, job.media_type)?
+        };
+        let target = Target { repository: &job.repository, image: &image, media_type: &media_type };
         if job.dry_run {
             for (tag, previous) in to_write {
                 let entry = entry(&mut tags, &tag);
                 match previous {
-                    Some(p) => settle(entry, Outcome::WouldMove, Some(format!("was {p}"))),
-                    None => settle(entry, Outcome::WouldCreate, None),
+                    Some(p) => entry.mark(Outcome::WouldMove, Some(format!("was {p}"))),
+                    None => entry.mark(Outcome::WouldCreate, None),
                 }
             }
         } else if !to_write.is_empty() {
-            let media_type = media_type(&image, job.media_type)?;
-            write(registry, &job.repository, &image, &media_type, &digest, to_write, config.write_concurrency, &mut tags)
-                .await?;
+            put::write(registry, &target, to_write, config.write_concurrency, &mut tags).await?;
+        }
+        if !wants.is_empty() {
+            let guard = Guard { registry, rules, target, concurrency: config.write_concurrency, dry_run: job.dry_run };
+            claims = guard.write(wants, Some(Observed { at: read_at, tags: current }), &mut tags).await?;
         }
     }
 
     remove_sources(registry, &job, &digest, &plan.removals, &mut tags).await?;
 
     report.tags = tags.into_values().collect();
-    if report.problems().next().is_some() {
-        let retryable = report.problems().any(|t| t.retryable);
-        return Err(RetagError::TagsNotApplied { report: Box::new(report), retryable });
-    }
-    Ok(report)
-}
-
-/// `"move": "if-newer"`: of the tags about to move away from another image,
-/// keeps those whose holder has a version at least as high as the pushed one.
-/// Costs one DescribeImages per distinct holder, and nothing when no such tag moves.
-async fn newer_only<R: Registry>(
-    registry: &R,
-    rules: &RuleSet,
-    job: &Job<'_>,
-    if_newer: &HashMap<String, Vec<String>>,
-    to_write: Vec<(Tag, Option<Digest>)>,
-    tags: &mut BTreeMap<String, TagReport>,
-) -> Vec<(Tag, Option<Digest>)> {
-    let mut holders: Vec<Digest> = to_write
-        .iter()
-        .filter(|(tag, _)| if_newer.contains_key(tag.as_str()))
-        .filter_map(|(_, previous)| previous.clone())
-        .collect();
-    holders.sort();
-    holders.dedup();
-    if holders.is_empty() {
-        return to_write;
-    }
-    let looked_up = join_all(holders.iter().map(|d| registry.tags_of(&job.repository, d))).await;
-    let holder_tags: HashMap<Digest, Result<Vec<Tag>, ReadError>> = holders.into_iter().zip(looked_up).collect();
-
-    let mut kept = Vec::with_capacity(to_write.len());
-    for (tag, previous) in to_write {
-        let (Some(rule_names), Some(holder)) = (if_newer.get(tag.as_str()), previous.as_ref()) else {
-            kept.push((tag, previous));
-            continue;
-        };
-        let pushed = rules.version_of(rule_names, job.sources.iter().map(Tag::as_str));
-        match holder_tags.get(holder) {
-            Some(Ok(holder_tags)) => {
-                let held = rules.version_of(rule_names, holder_tags.iter().map(Tag::as_str));
-                match (pushed, held) {
-                    (Some(p), Some(h)) if p.cmp_precedence(&h) != std::cmp::Ordering::Greater => settle(
-                        entry(tags, &tag),
-                        Outcome::SkippedNotNewer,
-                        Some(format!("held by {holder} at version {h}; {p} is not newer")),
-                    ),
-                    // No parsable version on the holder: it counts as older.
-                    _ => kept.push((tag, previous)),
-                }
-            }
-            Some(Err(e)) => fail(entry(tags, &tag), &read_fault(e.clone())),
-            None => kept.push((tag, previous)),
-        }
-    }
-    kept
+    Ok(Handled { report, claims })
 }
 
 /// `remove_source`: retires each pushed tag whose removing rules' tags all
@@ -407,127 +422,42 @@ async fn remove<R: Registry>(
     let now = match registry.read(repository, Lookup::Digest(digest), &ask).await {
         Ok(now) => now,
         Err(e) => {
-            fail(entry, &read_fault(e));
+            entry.fail(&read_fault(e));
             return Ok(());
         }
     };
     match now.tags.get(source) {
         Some(TagState::At(d)) if d == digest => {}
         Some(TagState::At(other)) => {
-            settle(entry, Outcome::Kept, Some(format!("kept: the tag now points at {other}")));
+            entry.mark(Outcome::Kept, Some(format!("kept: the tag now points at {other}")));
             return Ok(());
         }
         Some(TagState::Unreadable(fault)) => {
-            fail(entry, fault);
+            entry.fail(fault);
             return Ok(());
         }
         Some(TagState::Absent) | None => {
-            settle(entry, Outcome::Removed, Some("already gone".into()));
+            entry.mark(Outcome::Removed, Some("already gone".into()));
             return Ok(());
         }
     }
     if !ask[1..].iter().any(|t| now.tags.get(t) == Some(&TagState::At(digest.clone()))) {
         let why = "kept: no derived tag points at the image any more, removing it would leave the image untagged";
-        settle(entry, Outcome::Kept, Some(why.into()));
+        entry.mark(Outcome::Kept, Some(why.into()));
         return Ok(());
     }
     match registry.remove(repository, source).await {
-        Ok(()) => settle(entry, Outcome::Removed, None),
-        Err(RemoveError::NotFound) => settle(entry, Outcome::Removed, Some("already gone".into())),
+        Ok(()) => entry.mark(Outcome::Removed, None),
+        Err(RemoveError::NotFound) => entry.mark(Outcome::Removed, Some("already gone".into())),
         Err(RemoveError::RepositoryNotFound) => {
             return Err(RetagError::RepositoryNotFound {
                 repository: repository.name.to_string(),
                 registry: registry_label(repository),
             })
         }
-        Err(RemoveError::Fault(fault)) => fail(entry, &fault),
+        Err(RemoveError::Fault(fault)) => entry.fail(&fault),
     }
     Ok(())
-}
-
-/// Runs the PutImage calls and records each tag's outcome.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn write<R: Registry>(
-    registry: &R,
-    repository: &Repository,
-    image: &Image,
-    media_type: &str,
-    digest: &Digest,
-    to_write: Vec<(Tag, Option<Digest>)>,
-    concurrency: usize,
-    tags: &mut BTreeMap<String, TagReport>,
-) -> Result<(), RetagError> {
-    let results: Vec<_> = stream::iter(to_write)
-        .map(|(tag, previous)| async move {
-            let result = registry.put(repository, image, media_type, &tag).await;
-            (tag, previous, result)
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-
-    let mut immutable = Vec::new();
-    for (tag, previous, result) in results {
-        let entry = entry(tags, &tag);
-        match (result, previous) {
-            (Ok(()), Some(p)) => settle(entry, Outcome::Moved, Some(format!("was {p}"))),
-            (Ok(()), None) => settle(entry, Outcome::Created, None),
-            // Someone (a concurrent delivery of this same event) put it there first.
-            (Err(PutError::AlreadyExists), _) => settle(entry, Outcome::Unchanged, None),
-            (Err(PutError::TagImmutable), _) => immutable.push(tag),
-            (Err(PutError::RepositoryNotFound), _) => {
-                return Err(RetagError::RepositoryNotFound {
-                    repository: repository.name.to_string(),
-                    registry: registry_label(repository),
-                })
-            }
-            (Err(PutError::LimitExceeded { message }), _) => settle(entry, Outcome::TagLimit, Some(tag_limit(&message))),
-            (Err(PutError::Fault(fault)), _) => fail(entry, &fault),
-        }
-    }
-
-    // ECR answers ImageTagAlreadyExistsException for an immutable tag wherever it
-    // points, so only a fresh look tells "already ours" from a real conflict.
-    if !immutable.is_empty() {
-        match registry.read(repository, Lookup::Digest(digest), &immutable).await {
-            Ok(now) => {
-                for tag in immutable {
-                    let entry = entry(tags, &tag);
-                    match now.tags.get(&tag) {
-                        Some(TagState::At(d)) if d == digest => settle(entry, Outcome::Unchanged, None),
-                        Some(TagState::At(other)) => settle(
-                            entry,
-                            Outcome::Conflict,
-                            Some(format!("the tag is immutable and points at {other}")),
-                        ),
-                        Some(TagState::Unreadable(fault)) => fail(entry, fault),
-                        Some(TagState::Absent) | None => fail(
-                            entry,
-                            &Fault {
-                                code: "ImageTagAlreadyExistsException".into(),
-                                message: "ECR refused the immutable tag, yet it points nowhere on a re-read".into(),
-                                retryable: true,
-                            },
-                        ),
-                    }
-                }
-            }
-            Err(e) => {
-                let fault = read_fault(e);
-                for tag in immutable {
-                    fail(entry(tags, &tag), &fault);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn tag_limit(message: &str) -> String {
-    format!(
-        "ECR refused the tag: an image holds at most {MAX_TAGS_PER_IMAGE} tags and this one is full \
-         (LimitExceededException: {message}); remove old tags from the image, or see \"Tags per image\" in the README"
-    )
 }
 
 async fn read<R: Registry>(
@@ -552,18 +482,6 @@ pub(crate) fn read_error(repository: &Repository, e: ReadError) -> RetagError {
     }
 }
 
-/// A read that failed for one tag only: its fault.
-fn read_fault(e: ReadError) -> Fault {
-    match e {
-        ReadError::Fault(f) => f,
-        ReadError::RepositoryNotFound => Fault {
-            code: "RepositoryNotFoundException".into(),
-            message: "the repository disappeared while tagging".into(),
-            retryable: false,
-        },
-    }
-}
-
 /// ECR's own answer first, then the event's, then the manifest's `mediaType`
 /// (OCI indexes and artifacts may have none, and PutImage then needs one).
 pub(crate) fn media_type(image: &Image, from_event: Option<&str>) -> Result<String, RetagError> {
@@ -580,33 +498,6 @@ pub(crate) fn media_type(image: &Image, from_event: Option<&str>) -> Result<Stri
         .ok_or_else(|| RetagError::UnknownMediaType { digest: image.digest.to_string() })
 }
 
-fn registry_label(repository: &Repository) -> String {
-    repository.registry_id.as_ref().map_or_else(|| "(the caller's own)".to_owned(), ToString::to_string)
-}
-
-/// The report entry of a planned tag (every written tag was planned; an entry is made if not).
-fn entry<'a>(tags: &'a mut BTreeMap<String, TagReport>, tag: &Tag) -> &'a mut TagReport {
-    tags.entry(tag.to_string()).or_insert_with(|| TagReport {
-        tag: tag.to_string(),
-        rules: Vec::new(),
-        outcome: Outcome::Failed,
-        detail: None,
-        retryable: false,
-    })
-}
-
-fn settle(entry: &mut TagReport, outcome: Outcome, detail: Option<String>) {
-    entry.outcome = outcome;
-    entry.detail = detail;
-    entry.retryable = false;
-}
-
-fn fail(entry: &mut TagReport, fault: &Fault) {
-    entry.outcome = Outcome::Failed;
-    entry.detail = Some(fault.to_string());
-    entry.retryable = fault.retryable;
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -614,6 +505,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::registry::PutError;
     use crate::rules::RuleSet;
 
     const RELEASE: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","v{major}.{minor}","{date:%Y%m%d}"]}]}"#;
@@ -703,6 +595,11 @@ mod tests {
                     Ok(())
                 }
             }
+        }
+
+        /// The same as `put`: an in-memory write has no attempts to speak of.
+        async fn put_once(&self, r: &Repository, image: &Image, media_type: &str, t: &Tag) -> Result<(), PutError> {
+            self.put(r, image, media_type, t).await
         }
 
         async fn tags_of(&self, _: &Repository, d: &Digest) -> Result<Vec<Tag>, ReadError> {
@@ -853,6 +750,9 @@ mod tests {
                 self.0.point(t.as_str(), &image.digest);
                 self.0.put(r, image, m, t).await
             }
+            async fn put_once(&self, r: &Repository, image: &Image, m: &str, t: &Tag) -> Result<(), PutError> {
+                self.put(r, image, m, t).await
+            }
             async fn tags_of(&self, r: &Repository, d: &Digest) -> Result<Vec<Tag>, ReadError> {
                 self.0.tags_of(r, d).await
             }
@@ -949,7 +849,8 @@ mod tests {
 
     const CAREFUL: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
 
-    #[tokio::test]
+    // Paused clock: the second look's wait passes at once.
+    #[tokio::test(start_paused = true)]
     async fn given_v1_3_0_holds_the_line_when_v1_2_9_is_pushed_then_only_v1_2_moves() {
         let (old_line, new_line, hotfix) = (digest(1), digest(2), digest(3));
         let fake = Fake::with_image(&hotfix, "{}", Some(MEDIA));
@@ -970,10 +871,15 @@ mod tests {
         assert_eq!((fake.tag_at("stable"), fake.tag_at("v1.2")), (Some(new_line.clone()), Some(hotfix)));
         let mut calls = fake.calls();
         calls.sort();
-        assert_eq!(calls, [format!("put v1.2 {MEDIA}"), "read 3".into(), "tags_of 0101".into(), "tags_of 0202".into()], "one look per holder");
+        assert_eq!(
+            calls,
+            [format!("put v1.2 {MEDIA}"), "read 1".into(), "read 3".into(), "tags_of 0101".into(), "tags_of 0202".into()],
+            "one look per holder, and a second look at the moved tag"
+        );
     }
 
-    #[tokio::test]
+    // Paused clock: the second look's wait passes at once.
+    #[tokio::test(start_paused = true)]
     async fn a_newer_version_moves_and_a_holder_without_version_counts_as_older() {
         let (held, pushed) = (digest(1), digest(2));
         let fake = Fake::with_image(&pushed, "{}", Some(MEDIA));
@@ -989,7 +895,8 @@ mod tests {
         assert_eq!(report.tags.iter().find(|t| t.tag == "stable").map(|t| t.outcome), Some(Outcome::Moved));
     }
 
-    #[tokio::test]
+    // Paused clock: the second look's wait passes at once.
+    #[tokio::test(start_paused = true)]
     async fn if_newer_costs_no_extra_read_unless_a_tag_would_move() {
         let d = digest(1);
         let fake = Fake::with_image(&d, "{}", Some(MEDIA));

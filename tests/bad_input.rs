@@ -28,6 +28,9 @@ impl Registry for Counting {
         self.0.fetch_add(1, Ordering::SeqCst);
         Err(PutError::RepositoryNotFound)
     }
+    async fn put_once(&self, r: &Repository, i: &Image, m: &str, t: &Tag) -> Result<(), PutError> {
+        self.put(r, i, m, t).await
+    }
     async fn tags_of(&self, _: &Repository, _: &Digest) -> Result<Vec<Tag>, ReadError> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Err(ReadError::RepositoryNotFound)

@@ -279,7 +279,7 @@ mod paginated_sweep {
         let Ok(Invocation::Reconcile(request)) = classify(json!({"reconcile": {"repositories": ["team/*"]}})) else {
             panic!("a reconcile request")
         };
-        let report = reconcile(&ecr, &config(), &request, None).await.unwrap();
+        let report = reconcile(&ecr, &config(), &request, None, None).await.unwrap();
 
         let swept: Vec<(&str, usize, usize)> =
             report.repositories.iter().map(|r| (r.repository.as_str(), r.images_seen, r.tags_written)).collect();

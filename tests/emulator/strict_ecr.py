@@ -43,10 +43,14 @@ Test hooks (not ECR), under /_strict/:
 - GET  /_strict/function-calls[?repository=NAME]  ->  the calls made by ecr-retag itself
   (User-Agent app/ecr-retag), all or on one repository (ListTagsForResource: the ARN's)
 - POST /_strict/faults  {"operation": "PutImage", "repository": NAME, "tag": TAG (optional),
-                         "kind": "throttle" | "500" | "503" | "reset" | "hang", "times": N}
+                         "kind": "throttle" | "500" | "503" | "reset" | "hang" | "late", "times": N,
+                         "seconds": S (for "late")}
   The next N matching calls fail that way: ThrottlingException, ServerException (500),
   a bare 503, the connection closed without an answer, or an answer (500) only after
-  HANG_SECONDS, past the client's per-attempt timeout. A faulted call changes nothing.
+  HANG_SECONDS, past the client's per-attempt timeout. A faulted call changes nothing,
+  except "late": the call is carried out normally, but only after S seconds. With S past
+  the client's attempt timeout the client has given up (and retries) while the call is
+  still to land, as a request ECR received keeps going when its caller stops waiting.
 - POST /_strict/quota  {"operation": "PutImage", "prefix": P, "per_second": N}  ->  calls of that
   operation on repositories whose names start with P share a token bucket of N per second
   (ECR's quotas are per account); calls over it answer ThrottlingException. /_strict/calls
@@ -324,7 +328,8 @@ class Counting:
             CALLS[repo][operation] += 1
             if from_function:
                 FUNCTION_CALLS[repo][operation] += 1
-            fault = self.take_fault(operation, repo, request.get("imageTag"))
+            taken = self.take_fault(operation, repo, request.get("imageTag"))
+            fault = taken["kind"] if taken else None
             if fault is None and self.over_quota(operation, repo):
                 fault = "throttle"
                 THROTTLED[repo][operation] += 1
@@ -348,6 +353,8 @@ class Counting:
         if fault == "hang":
             time.sleep(HANG_SECONDS)
             return aws_error(start_response, "500 Internal Server Error", "ServerException", "hung")
+        if fault == "late":
+            time.sleep(float(taken.get("seconds", HANG_SECONDS)))
         return self.app(environ, start_response)
 
     @staticmethod
@@ -371,7 +378,7 @@ class Counting:
             if (fault["operation"] == operation and fault.get("repository", repo) == repo
                     and fault.get("tag", tag) == tag and fault["times"] > 0):
                 fault["times"] -= 1
-                return fault["kind"]
+                return fault
         return None
 
     def hook(self, path, method, environ, start_response):

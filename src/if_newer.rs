@@ -1,0 +1,687 @@
+//! `"move": "if-newer"` under concurrency: a moving tag ends on the highest
+//! version among the pushes handled, whatever the order, duplication and
+//! concurrency of their events, and however late a retried write lands.
+//!
+//! ECR has no conditional PutImage, so the guarantee rests on two rules:
+//!
+//! 1. **Fresh decisions.** A write is decided from a read that started at most
+//!    [`FRESH`] before its one attempt is sent ([`Registry::put_once`], given up
+//!    after [`ONE_ATTEMPT_TIMEOUT`]); trying again means reading again. So every
+//!    write lands within [`SETTLE`] of the read that allowed it, provided ECR
+//!    carries out a request at most [`LANDING_SLACK`] after its caller stopped
+//!    waiting.
+//! 2. **A second look.** Whoever leaves such a tag on its image (written, or
+//!    found already there) reads it again [`SETTLE`] after ([`settle`]). Any
+//!    write decided from a read before ours landed has landed by then; a lower
+//!    version found there is put back (`repaired`), and a higher one means ours
+//!    was rightly overtaken (`superseded`).
+//!
+//! The highest version's own handler therefore always has the last word: a
+//! lower write landing after its second look would have had to read after its
+//! write, and then seen the higher version and stayed away.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
+use semver::Version;
+
+use crate::names::{Digest, Tag};
+use crate::put::{self, read_fault, Answer, Target};
+use crate::registry::{Fault, Image, Lookup, ReadError, Registry, Repository, TagState, ONE_ATTEMPT_TIMEOUT};
+use crate::report::{entry, Outcome, TagReport};
+use crate::retag::RetagError;
+use crate::rules::RuleSet;
+
+/// The longest a read may be old (from its start) when a write decided from it is sent.
+pub const FRESH: Duration = Duration::from_millis(500);
+/// How long after its caller gave up ECR is assumed to still carry out a PutImage.
+pub const LANDING_SLACK: Duration = Duration::from_secs(1);
+/// From a write (or a read that found the tag in place) to the second look:
+/// every write decided before it has landed by then.
+pub const SETTLE: Duration =
+    Duration::from_millis((FRESH.as_millis() + ONE_ATTEMPT_TIMEOUT.as_millis() + LANDING_SLACK.as_millis()) as u64);
+
+/// Attempts per tag (each after a fresh read), as many as the SDK makes for other calls.
+const ATTEMPTS: u32 = 3;
+/// Reads per call of [`Guard::write`], those re-done because a decision went stale included.
+const ROUNDS: u32 = 6;
+/// Second looks per claim; each repair needs one more.
+const LOOKS: u32 = 3;
+/// Kept free before the deadline for the second look's read.
+const LOOK_ALLOWANCE: Duration = Duration::from_secs(1);
+
+/// A tag to move only to a higher version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Want {
+    pub tag: Tag,
+    /// The pushed image's version, as the tag's rules read it.
+    pub version: Version,
+    pub rules: Vec<String>,
+}
+
+/// Where tags pointed, and when the read that said so started.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub at: Instant,
+    pub tags: HashMap<Tag, TagState>,
+}
+
+/// An if-newer tag this invocation left on its image, to look at again after [`SETTLE`].
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub repository: Repository,
+    pub image: Image,
+    pub media_type: String,
+    pub want: Want,
+    /// When the write that put it there was answered, or the read that found it there ended.
+    pub touched: Instant,
+    /// The lower version's image this invocation took the tag back from, if it did.
+    undid: Option<(Digest, Option<Version>)>,
+}
+
+/// What the second look changed about a claimed tag's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub outcome: Outcome,
+    pub detail: String,
+    pub retryable: bool,
+}
+
+impl Revision {
+    pub fn apply(&self, entry: &mut TagReport) {
+        entry.outcome = self.outcome;
+        entry.detail = Some(self.detail.clone());
+        entry.retryable = self.retryable;
+    }
+}
+
+/// Guarded writes of one image's if-newer tags.
+pub struct Guard<'a, R> {
+    pub registry: &'a R,
+    pub rules: &'a RuleSet,
+    pub target: Target<'a>,
+    pub concurrency: usize,
+    /// Decide and report, write nothing.
+    pub dry_run: bool,
+}
+
+/// A tag still to decide.
+struct Pending {
+    want: Want,
+    /// Attempts sent so far (an unanswered one may still land).
+    attempts: u32,
+    /// Where the tag pointed when last read.
+    previous: Option<Digest>,
+}
+
+impl<R: Registry> Guard<'_, R> {
+    /// Puts each tag on the image unless a holder has an equal or higher version,
+    /// deciding from `observed` while it is fresh and from new reads after. Records
+    /// each tag's outcome, and returns the claims of the tags now on the image.
+    pub async fn write(
+        &self,
+        wants: Vec<Want>,
+        mut observed: Option<Observed>,
+        tags: &mut BTreeMap<String, TagReport>,
+    ) -> Result<Vec<Claim>, RetagError> {
+        let digest = self.target.digest();
+        let mut pending: Vec<Pending> = wants.into_iter().map(|want| Pending { want, attempts: 0, previous: None }).collect();
+        let mut holders: HashMap<Digest, Result<Vec<Tag>, Fault>> = HashMap::new();
+        let mut claims = Vec::new();
+        let mut immutable = Vec::new();
+        for round in 0..ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let view = match observed.take().filter(|o| o.at.elapsed() < FRESH) {
+                Some(view) => view,
+                None => {
+                    let asked: Vec<Tag> = pending.iter().map(|p| p.want.tag.clone()).collect();
+                    let at = Instant::now();
+                    match self.registry.read(self.target.repository, Lookup::Digest(digest), &asked).await {
+                        Ok(snapshot) => Observed { at, tags: snapshot.tags },
+                        Err(ReadError::RepositoryNotFound) => return Err(self.target.repository_not_found()),
+                        Err(ReadError::Fault(fault)) => {
+                            for p in pending.drain(..) {
+                                entry(tags, &p.want.tag).fail(&fault);
+                            }
+                            break;
+                        }
+                    }
+                }
+            };
+            self.look_up_holders(&pending, &view, &mut holders).await;
+
+            let mut send = Vec::new();
+            for mut p in pending.drain(..) {
+                let entry = entry(tags, &p.want.tag);
+                match view.tags.get(&p.want.tag) {
+                    Some(TagState::At(d)) if d == digest => {
+                        match (p.attempts, &p.previous) {
+                            // An attempt that went unanswered landed after all.
+                            (1.., Some(was)) => entry.mark(Outcome::Moved, Some(format!("was {was}"))),
+                            (1.., None) => entry.mark(Outcome::Created, None),
+                            (0, _) => entry.mark(Outcome::Unchanged, None),
+                        }
+                        claims.push(self.claim(p.want, Instant::now()));
+                    }
+                    Some(TagState::At(holder)) => match holders.get(holder) {
+                        Some(Ok(held)) => match self.rules.version_of(&p.want.rules, held.iter().map(Tag::as_str)) {
+                            Some(h) if p.want.version.cmp_precedence(&h) != Ordering::Greater => entry.mark(
+                                Outcome::SkippedNotNewer,
+                                Some(format!("held by {holder} at version {h}; {} is not newer", p.want.version)),
+                            ),
+                            // No version on the holder: it counts as older.
+                            _ => {
+                                p.previous = Some(holder.clone());
+                                send.push(p);
+                            }
+                        },
+                        Some(Err(fault)) => entry.fail(fault),
+                        None => entry.fail(&not_looked_up(holder)),
+                    },
+                    Some(TagState::Absent) | None => {
+                        p.previous = None;
+                        send.push(p);
+                    }
+                    Some(TagState::Unreadable(fault)) => entry.fail(fault),
+                }
+            }
+            if self.dry_run {
+                for p in send {
+                    let entry = entry(tags, &p.want.tag);
+                    match &p.previous {
+                        Some(was) => entry.mark(Outcome::WouldMove, Some(format!("was {was}"))),
+                        None => entry.mark(Outcome::WouldCreate, None),
+                    }
+                }
+                break;
+            }
+
+            // One attempt each, sent only while the view is fresh (the concurrency bound may hold some back).
+            let target = &self.target;
+            let registry = self.registry;
+            let fresh_until = view.at + FRESH;
+            let answers: Vec<_> = stream::iter(send)
+                .map(|p| async move {
+                    if Instant::now() >= fresh_until {
+                        return (p, None);
+                    }
+                    let answer = registry.put_once(target.repository, target.image, target.media_type, &p.want.tag).await;
+                    (p, Some(answer))
+                })
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+            let mut retrying = false;
+            for (mut p, answer) in answers {
+                let Some(answer) = answer else {
+                    // Stale before it could be sent: decided again from a new read.
+                    pending.push(p);
+                    continue;
+                };
+                let failure = match &answer {
+                    Err(crate::registry::PutError::Fault(fault)) => Some(fault.clone()),
+                    _ => None,
+                };
+                let entry = entry(tags, &p.want.tag);
+                match put::record(entry, answer, p.previous.as_ref()) {
+                    Answer::Immutable => immutable.push(p.want.tag),
+                    Answer::RepositoryNotFound => return Err(self.target.repository_not_found()),
+                    Answer::Done => match failure {
+                        None if matches!(entry.outcome, Outcome::Created | Outcome::Moved | Outcome::Unchanged) => {
+                            claims.push(self.claim(p.want, Instant::now()));
+                        }
+                        Some(fault) if fault.retryable && p.attempts + 1 < ATTEMPTS => {
+                            p.attempts += 1;
+                            retrying = true;
+                            pending.push(p);
+                        }
+                        _ => {}
+                    },
+                }
+            }
+            if retrying {
+                tokio::time::sleep(backoff(round)).await;
+            }
+        }
+        for p in pending {
+            entry(tags, &p.want.tag).fail(&Fault {
+                code: "StaleRead".into(),
+                message: format!("no write could be sent within {} ms of the read that decided it", FRESH.as_millis()),
+                retryable: true,
+            });
+        }
+        put::resolve_immutable(self.registry, &self.target, immutable, tags).await;
+        Ok(claims)
+    }
+
+    /// The tags of every holder not looked up yet, one DescribeImages per holder, concurrently.
+    async fn look_up_holders(&self, pending: &[Pending], view: &Observed, holders: &mut HashMap<Digest, Result<Vec<Tag>, Fault>>) {
+        let mut unknown: Vec<&Digest> = pending
+            .iter()
+            .filter_map(|p| match view.tags.get(&p.want.tag) {
+                Some(TagState::At(d)) if d != self.target.digest() && !holders.contains_key(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        let found = join_all(unknown.iter().map(|d| self.registry.tags_of(self.target.repository, d))).await;
+        for (d, tags) in unknown.into_iter().zip(found) {
+            holders.insert(d.clone(), tags.map_err(read_fault));
+        }
+    }
+
+    fn claim(&self, want: Want, touched: Instant) -> Claim {
+        Claim {
+            repository: self.target.repository.clone(),
+            image: self.target.image.clone(),
+            media_type: self.target.media_type.to_owned(),
+            want,
+            touched,
+            undid: None,
+        }
+    }
+}
+
+fn not_looked_up(holder: &Digest) -> Fault {
+    Fault { code: "Internal".into(), message: format!("the holder {holder} was not looked up"), retryable: true }
+}
+
+/// Full jitter over 100 ms, 200 ms, 400 ms …, at most 1 s: throttling clears within
+/// PutImage's per-second quota, and each retry costs a read first.
+fn backoff(round: u32) -> Duration {
+    let ceiling = Duration::from_millis(100u64 << round.min(4)).min(Duration::from_secs(1));
+    // A fresh random seed per call: std's hasher keys are random.
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    ceiling.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// The second look at every claim, [`SETTLE`] after its write, repairing what a
+/// lower version took meanwhile. Returns, in the claims' order, what changed
+/// about each outcome (`None`: the tag is where this invocation put it). Gives up
+/// on claims it cannot look at before `stop_by` (retryable: a later delivery looks again).
+pub async fn settle<R: Registry>(
+    registry: &R,
+    rules: &RuleSet,
+    claims: Vec<Claim>,
+    concurrency: usize,
+    stop_by: Option<Instant>,
+) -> Vec<Option<Revision>> {
+    let mut revisions: Vec<Option<Revision>> = vec![None; claims.len()];
+    let mut open: Vec<(usize, Claim)> = claims.into_iter().enumerate().collect();
+    for _ in 0..LOOKS {
+        let Some(latest) = open.iter().map(|(_, c)| c.touched).max() else { break };
+        let until = latest + SETTLE;
+        if stop_by.is_some_and(|s| until + LOOK_ALLOWANCE > s) {
+            break;
+        }
+        tokio::time::sleep_until(until.into()).await;
+        let looks = join_all(group(open).into_iter().map(|claims| look(registry, rules, claims, concurrency))).await;
+        open = Vec::new();
+        for (index, result) in looks.into_iter().flatten() {
+            match result {
+                Look::Done(revision) => revisions[index] = revision,
+                Look::Again(claim) => open.push((index, *claim)),
+            }
+        }
+    }
+    for (index, claim) in open {
+        revisions[index] = Some(Revision {
+            outcome: Outcome::Failed,
+            detail: match claim.undid {
+                Some(_) => "put back after a lower version's late write, and not looked at again before the deadline; a later delivery looks again".into(),
+                None => format!(
+                    "written, but the deadline came before the second look {} ms later (for a lower version's late write); a later delivery looks again",
+                    SETTLE.as_millis()
+                ),
+            },
+            retryable: true,
+        });
+    }
+    revisions
+}
+
+/// The claims on one image of one repository: one read looks at them all.
+fn group(open: Vec<(usize, Claim)>) -> Vec<Vec<(usize, Claim)>> {
+    let mut groups: Vec<Vec<(usize, Claim)>> = Vec::new();
+    for (index, claim) in open {
+        match groups.iter_mut().find(|g| g[0].1.repository == claim.repository && g[0].1.image.digest == claim.image.digest) {
+            Some(g) => g.push((index, claim)),
+            None => groups.push(vec![(index, claim)]),
+        }
+    }
+    groups
+}
+
+enum Look {
+    Done(Option<Revision>),
+    /// Put back: to be looked at again.
+    Again(Box<Claim>),
+}
+
+async fn look<R: Registry>(registry: &R, rules: &RuleSet, claims: Vec<(usize, Claim)>, concurrency: usize) -> Vec<(usize, Look)> {
+    let first = &claims[0].1;
+    let (repository, image, media_type) = (first.repository.clone(), first.image.clone(), first.media_type.clone());
+    let asked: Vec<Tag> = claims.iter().map(|(_, c)| c.want.tag.clone()).collect();
+    let at = Instant::now();
+    let view = match registry.read(&repository, Lookup::Digest(&image.digest), &asked).await {
+        Ok(snapshot) => Observed { at, tags: snapshot.tags },
+        Err(e) => {
+            let fault = read_fault(e);
+            let failed = Revision {
+                outcome: Outcome::Failed,
+                detail: format!("written, but the second look (for a lower version's late write) failed: {fault}"),
+                retryable: fault.retryable,
+            };
+            return claims.into_iter().map(|(i, _)| (i, Look::Done(Some(failed.clone())))).collect();
+        }
+    };
+    let guard = Guard {
+        registry,
+        rules,
+        target: Target { repository: &repository, image: &image, media_type: &media_type },
+        concurrency,
+        dry_run: false,
+    };
+    let mut out = Vec::with_capacity(claims.len());
+    for (index, claim) in claims {
+        let state = view.tags.get(&claim.want.tag).cloned();
+        let result = match state {
+            Some(TagState::At(d)) if d == image.digest => Look::Done(claim.undid.as_ref().map(|(undone, version)| Revision {
+                outcome: Outcome::Repaired,
+                detail: format!("a lower version's late write moved it to {undone}{}; put back", at_version(version.as_ref())),
+                retryable: false,
+            })),
+            Some(TagState::At(holder)) => {
+                // Decided like any write: a fresh view, the holder's version.
+                let observed = Observed { at: view.at, tags: HashMap::from([(claim.want.tag.clone(), TagState::At(holder.clone()))]) };
+                let mut scratch = BTreeMap::new();
+                match guard.write(vec![claim.want.clone()], Some(observed), &mut scratch).await {
+                    Ok(mut again) if !again.is_empty() => {
+                        let held = registry.tags_of(&repository, &holder).await.ok();
+                        let version = held.and_then(|t| rules.version_of(&claim.want.rules, t.iter().map(Tag::as_str)));
+                        tracing::warn!(
+                            repository = %repository.name,
+                            tag = %claim.want.tag,
+                            digest = %image.digest,
+                            version = %claim.want.version,
+                            undone = %holder,
+                            undone_version = %version.as_ref().map(ToString::to_string).unwrap_or_default(),
+                            "if-newer tag put back after a lower version's late write"
+                        );
+                        let mut claim = again.remove(0);
+                        claim.undid = Some((holder, version));
+                        Look::Again(Box::new(claim))
+                    }
+                    Ok(_) => {
+                        let report = scratch.remove(claim.want.tag.as_str());
+                        Look::Done(Some(match report {
+                            Some(r) if r.outcome == Outcome::SkippedNotNewer => Revision {
+                                outcome: Outcome::Superseded,
+                                detail: format!("written, then taken by a newer version: {}", r.detail.unwrap_or_default()),
+                                retryable: false,
+                            },
+                            Some(r) => Revision {
+                                outcome: if r.outcome.is_problem() { r.outcome } else { Outcome::Failed },
+                                detail: format!("a lower version's late write took it, and putting it back failed: {}", r.detail.unwrap_or_default()),
+                                retryable: r.retryable || !r.outcome.is_problem(),
+                            },
+                            None => Revision { outcome: Outcome::Failed, detail: "no outcome for the repair".into(), retryable: true },
+                        }))
+                    }
+                    Err(e) => Look::Done(Some(Revision { outcome: Outcome::Failed, detail: e.to_string(), retryable: e.retryable() })),
+                }
+            }
+            // Removed by someone since: not this function's to put back.
+            Some(TagState::Absent) | None => Look::Done(None),
+            Some(TagState::Unreadable(fault)) => Look::Done(Some(Revision {
+                outcome: Outcome::Failed,
+                detail: format!("written, but the second look (for a lower version's late write) failed: {fault}"),
+                retryable: fault.retryable,
+            })),
+        };
+        out.push((index, result));
+    }
+    out
+}
+
+fn at_version(version: Option<&Version>) -> String {
+    version.map_or_else(|| " (no version)".to_owned(), |v| format!(" (version {v})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::names::RepositoryName;
+    use crate::registry::{PutError, RemoveError, Snapshot};
+
+    const CAREFUL: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable"]}]}"#;
+    const MEDIA: &str = "application/vnd.oci.image.manifest.v1+json";
+
+    fn digest(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    fn tag(t: &str) -> Tag {
+        Tag::parse(t).unwrap()
+    }
+
+    type Interference = Box<dyn FnOnce(&mut HashMap<Tag, Digest>) + Send>;
+
+    /// A registry in memory where image `n` carries `v1.n.0`, and where other
+    /// writers can be made to land right after one of this function's PutImages.
+    #[derive(Default)]
+    struct Registry {
+        tags: Mutex<HashMap<Tag, Digest>>,
+        /// Run after the next PutImage lands (or fails).
+        after_put: Mutex<Vec<Interference>>,
+        /// The next PutImages fail with these.
+        put_faults: Mutex<Vec<PutError>>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Registry {
+        fn with(images: &[u8], stable: Option<u8>) -> Self {
+            let r = Registry::default();
+            let mut tags = r.tags.lock().unwrap();
+            for n in images {
+                tags.insert(tag(&format!("v1.{n}.0")), digest(*n));
+            }
+            if let Some(n) = stable {
+                tags.insert(tag("stable"), digest(n));
+            }
+            drop(tags);
+            r
+        }
+        fn stable(&self) -> Option<Digest> {
+            self.tags.lock().unwrap().get(&tag("stable")).cloned()
+        }
+        fn then(&self, f: impl FnOnce(&mut HashMap<Tag, Digest>) + Send + 'static) {
+            self.after_put.lock().unwrap().push(Box::new(f));
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl crate::registry::Registry for Registry {
+        async fn read(&self, _: &Repository, _: Lookup<'_>, tags: &[Tag]) -> Result<Snapshot, ReadError> {
+            self.calls.lock().unwrap().push("read".into());
+            let current = self.tags.lock().unwrap();
+            let tags = tags.iter().map(|t| (t.clone(), current.get(t).map_or(TagState::Absent, |d| TagState::At(d.clone())))).collect();
+            Ok(Snapshot { image: None, tags })
+        }
+        async fn put(&self, _: &Repository, _: &Image, _: &str, _: &Tag) -> Result<(), PutError> {
+            unreachable!("if-newer writes are single attempts")
+        }
+        async fn put_once(&self, _: &Repository, image: &Image, _: &str, t: &Tag) -> Result<(), PutError> {
+            self.calls.lock().unwrap().push(format!("put {}", &image.digest.hex()[..2]));
+            let fault = self.put_faults.lock().unwrap().pop();
+            let mut tags = self.tags.lock().unwrap();
+            if fault.is_none() {
+                tags.insert(t.clone(), image.digest.clone());
+            }
+            if let Some(interfere) = self.after_put.lock().unwrap().pop() {
+                interfere(&mut tags);
+            }
+            fault.map_or(Ok(()), Err)
+        }
+        async fn tags_of(&self, _: &Repository, d: &Digest) -> Result<Vec<Tag>, ReadError> {
+            Ok(self.tags.lock().unwrap().iter().filter(|(_, at)| *at == d).map(|(t, _)| t.clone()).collect())
+        }
+        async fn remove(&self, _: &Repository, _: &Tag) -> Result<(), RemoveError> {
+            unreachable!()
+        }
+        async fn repository_tags(&self, _: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
+            unreachable!()
+        }
+    }
+
+    struct Case {
+        rules: RuleSet,
+        repository: Repository,
+        image: Image,
+    }
+
+    impl Case {
+        /// Pushing image `n` (v1.n.0).
+        fn pushing(n: u8) -> Case {
+            Case {
+                rules: RuleSet::from_json(CAREFUL).unwrap(),
+                repository: Repository { registry_id: None, region: None, name: RepositoryName::parse("app").unwrap() },
+                image: Image { digest: digest(n), manifest: "{}".into(), media_type: Some(MEDIA.into()) },
+            }
+        }
+        fn want(&self) -> Want {
+            let n = self.image.digest.hex()[..2].parse::<u8>().unwrap();
+            Want { tag: tag("stable"), version: Version::new(1, u64::from(n), 0), rules: vec!["release".into()] }
+        }
+        async fn write(&self, registry: &Registry, observed: Option<Observed>) -> (Vec<Claim>, TagReport) {
+            let guard = Guard {
+                registry,
+                rules: &self.rules,
+                target: Target { repository: &self.repository, image: &self.image, media_type: MEDIA },
+                concurrency: 4,
+                dry_run: false,
+            };
+            let mut tags = BTreeMap::new();
+            let claims = guard.write(vec![self.want()], observed, &mut tags).await.unwrap();
+            (claims, tags.remove("stable").unwrap())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lower_versions_late_write_is_put_back_at_the_second_look() {
+        let registry = Registry::with(&[1, 2, 3], Some(1));
+        // v1.2.0's write, decided when v1.1.0 held the tag, lands just after ours.
+        registry.then(|tags| {
+            tags.insert(tag("stable"), digest(2));
+        });
+        let case = Case::pushing(3);
+        let (claims, report) = case.write(&registry, None).await;
+        assert_eq!((report.outcome, claims.len()), (Outcome::Moved, 1));
+        assert_eq!(registry.stable(), Some(digest(2)), "the late write landed");
+
+        let revisions = settle(&registry, &case.rules, claims, 4, None).await;
+        assert_eq!(registry.stable(), Some(digest(3)), "put back");
+        let revision = revisions[0].clone().unwrap();
+        assert_eq!(revision.outcome, Outcome::Repaired);
+        assert_eq!(revision.detail, format!("a lower version's late write moved it to {} (version 1.2.0); put back", digest(2)));
+        assert_eq!(registry.calls(), ["read", "put 03", "read", "put 03", "read"], "one more look after the repair");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_newer_version_taking_the_tag_after_us_is_superseded_and_left_alone() {
+        let registry = Registry::with(&[1, 3, 4], Some(1));
+        registry.then(|tags| {
+            tags.insert(tag("stable"), digest(4));
+        });
+        let case = Case::pushing(3);
+        let (claims, _) = case.write(&registry, None).await;
+        let revisions = settle(&registry, &case.rules, claims, 4, None).await;
+        let revision = revisions[0].clone().unwrap();
+        assert_eq!(revision.outcome, Outcome::Superseded);
+        assert!(revision.detail.contains("version 1.4.0; 1.3.0 is not newer"), "{}", revision.detail);
+        assert_eq!(registry.stable(), Some(digest(4)));
+        assert_eq!(registry.calls(), ["read", "put 03", "read"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tag_still_in_place_at_the_second_look_keeps_its_outcome() {
+        let registry = Registry::with(&[1, 3], Some(1));
+        let case = Case::pushing(3);
+        let (claims, report) = case.write(&registry, None).await;
+        assert_eq!(report.detail, Some(format!("was {}", digest(1))));
+        let started = tokio::time::Instant::now();
+        assert_eq!(settle(&registry, &case.rules, claims, 4, None).await, [None]);
+        assert!(started.elapsed() >= SETTLE, "the look waits until every write decided before ours has landed");
+    }
+
+    #[tokio::test]
+    async fn a_failed_attempt_is_tried_again_only_after_a_new_read() {
+        let registry = Registry::with(&[1, 3, 4], Some(1));
+        registry.put_faults.lock().unwrap().push(PutError::Fault(Fault {
+            code: "TimeoutError".into(),
+            message: "no answer".into(),
+            retryable: true,
+        }));
+        // While our attempt goes unanswered, v1.4.0 moves the tag.
+        registry.then(|tags| {
+            tags.insert(tag("stable"), digest(4));
+        });
+        let (claims, report) = Case::pushing(3).write(&registry, None).await;
+        assert_eq!(report.outcome, Outcome::SkippedNotNewer);
+        assert!(claims.is_empty());
+        assert_eq!(registry.calls(), ["read", "put 03", "read"], "the retry reads first, and then does not write");
+        assert_eq!(registry.stable(), Some(digest(4)));
+    }
+
+    #[tokio::test]
+    async fn a_decision_from_a_read_older_than_fresh_is_made_again() {
+        let registry = Registry::with(&[1, 3, 4], Some(4));
+        // The caller's read said v1.1.0 holds the tag, but that read is too old to act on.
+        let observed = Observed {
+            at: Instant::now().checked_sub(FRESH * 2).unwrap(),
+            tags: HashMap::from([(tag("stable"), TagState::At(digest(1)))]),
+        };
+        let (claims, report) = Case::pushing(3).write(&registry, Some(observed)).await;
+        assert_eq!((report.outcome, claims.len()), (Outcome::SkippedNotNewer, 0));
+        assert_eq!(registry.calls(), ["read"]);
+
+        // A fresh one is acted on without reading again.
+        let registry = Registry::with(&[1, 3], Some(1));
+        let observed = Observed { at: Instant::now(), tags: HashMap::from([(tag("stable"), TagState::At(digest(1)))]) };
+        let (_, report) = Case::pushing(3).write(&registry, Some(observed)).await;
+        assert_eq!((report.outcome, registry.calls()), (Outcome::Moved, vec!["put 03".to_owned()]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_look_that_cannot_end_before_the_deadline_fails_retryably_without_waiting() {
+        let registry = Registry::with(&[1, 3], Some(1));
+        let case = Case::pushing(3);
+        let (claims, _) = case.write(&registry, None).await;
+        let started = tokio::time::Instant::now();
+        let revisions = settle(&registry, &case.rules, claims, 4, Some(Instant::now() + Duration::from_secs(2))).await;
+        let revision = revisions[0].clone().unwrap();
+        assert_eq!((revision.outcome, revision.retryable), (Outcome::Failed, true));
+        assert!(revision.detail.contains("a later delivery looks again"), "{}", revision.detail);
+        assert!(started.elapsed() < SETTLE);
+        assert_eq!(registry.calls().len(), 2, "no read after the write");
+    }
+
+    #[test]
+    fn the_settle_window_covers_a_fresh_decision_an_attempt_and_the_slack() {
+        assert_eq!(SETTLE, FRESH + ONE_ATTEMPT_TIMEOUT + LANDING_SLACK);
+        for round in 0..8 {
+            assert!(backoff(round) <= Duration::from_secs(1));
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! PutImage, tag by tag: the one write every path shares (a push, a scan, a
+//! sweep, an if-newer move), and the outcome each tag gets from ECR's answer.
+
+use std::collections::BTreeMap;
+
+use futures_util::stream::{self, StreamExt};
+
+use crate::names::{Digest, Tag};
+use crate::registry::{Fault, Image, Lookup, PutError, ReadError, Registry, Repository, TagState, MAX_TAGS_PER_IMAGE};
+use crate::report::{entry, Outcome, TagReport};
+use crate::retag::RetagError;
+
+/// An image to put tags on: where, its exact manifest, and the media type to put it with.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub repository: &'a Repository,
+    pub image: &'a Image,
+    pub media_type: &'a str,
+}
+
+impl Target<'_> {
+    pub fn digest(&self) -> &Digest {
+        &self.image.digest
+    }
+
+    /// The error for a repository that is gone.
+    pub fn repository_not_found(&self) -> RetagError {
+        RetagError::RepositoryNotFound {
+            repository: self.repository.name.to_string(),
+            registry: registry_label(self.repository),
+        }
+    }
+}
+
+/// Runs the PutImage calls (the SDK retrying each) and records each tag's
+/// outcome; `previous` is where the tag pointed when it was read.
+pub async fn write<R: Registry>(
+    registry: &R,
+    target: &Target<'_>,
+    to_write: Vec<(Tag, Option<Digest>)>,
+    concurrency: usize,
+    tags: &mut BTreeMap<String, TagReport>,
+) -> Result<(), RetagError> {
+    let results: Vec<_> = stream::iter(to_write)
+        .map(|(tag, previous)| async move {
+            let result = registry.put(target.repository, target.image, target.media_type, &tag).await;
+            (tag, previous, result)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+
+    let mut immutable = Vec::new();
+    for (tag, previous, result) in results {
+        match record(entry(tags, &tag), result, previous.as_ref()) {
+            Answer::Done => {}
+            Answer::Immutable => immutable.push(tag),
+            Answer::RepositoryNotFound => return Err(target.repository_not_found()),
+        }
+    }
+    resolve_immutable(registry, target, immutable, tags).await;
+    Ok(())
+}
+
+/// What an answer to PutImage leaves to the caller.
+pub enum Answer {
+    /// The tag's outcome is recorded.
+    Done,
+    /// ImageTagAlreadyExistsException: only a re-read tells "already ours" from a conflict.
+    Immutable,
+    RepositoryNotFound,
+}
+
+/// Records PutImage's answer for one tag.
+pub fn record(entry: &mut TagReport, result: Result<(), PutError>, previous: Option<&Digest>) -> Answer {
+    match result {
+        Ok(()) => match previous {
+            Some(p) => entry.mark(Outcome::Moved, Some(format!("was {p}"))),
+            None => entry.mark(Outcome::Created, None),
+        },
+        // Someone (a concurrent delivery of this same event) put it there first.
+        Err(PutError::AlreadyExists) => entry.mark(Outcome::Unchanged, None),
+        Err(PutError::TagImmutable) => return Answer::Immutable,
+        Err(PutError::RepositoryNotFound) => return Answer::RepositoryNotFound,
+        Err(PutError::LimitExceeded { message }) => entry.mark(Outcome::TagLimit, Some(tag_limit(&message))),
+        Err(PutError::Fault(fault)) => entry.fail(&fault),
+    }
+    Answer::Done
+}
+
+/// ECR answers ImageTagAlreadyExistsException for an immutable tag wherever it
+/// points, so only a fresh look tells "already ours" from a real conflict.
+pub async fn resolve_immutable<R: Registry>(
+    registry: &R,
+    target: &Target<'_>,
+    immutable: Vec<Tag>,
+    tags: &mut BTreeMap<String, TagReport>,
+) {
+    if immutable.is_empty() {
+        return;
+    }
+    let digest = target.digest();
+    match registry.read(target.repository, Lookup::Digest(digest), &immutable).await {
+        Ok(now) => {
+            for tag in immutable {
+                let entry = entry(tags, &tag);
+                match now.tags.get(&tag) {
+                    Some(TagState::At(d)) if d == digest => entry.mark(Outcome::Unchanged, None),
+                    Some(TagState::At(other)) => {
+                        entry.mark(Outcome::Conflict, Some(format!("the tag is immutable and points at {other}")))
+                    }
+                    Some(TagState::Unreadable(fault)) => entry.fail(fault),
+                    Some(TagState::Absent) | None => entry.fail(&Fault {
+                        code: "ImageTagAlreadyExistsException".into(),
+                        message: "ECR refused the immutable tag, yet it points nowhere on a re-read".into(),
+                        retryable: true,
+                    }),
+                }
+            }
+        }
+        Err(e) => {
+            let fault = read_fault(e);
+            for tag in immutable {
+                entry(tags, &tag).fail(&fault);
+            }
+        }
+    }
+}
+
+fn tag_limit(message: &str) -> String {
+    format!(
+        "ECR refused the tag: an image holds at most {MAX_TAGS_PER_IMAGE} tags and this one is full \
+         (LimitExceededException: {message}); remove old tags from the image, or see \"Tags per image\" in the README"
+    )
+}
+
+/// A read that failed for some tags only: its fault.
+pub fn read_fault(e: ReadError) -> Fault {
+    match e {
+        ReadError::Fault(f) => f,
+        ReadError::RepositoryNotFound => Fault {
+            code: "RepositoryNotFoundException".into(),
+            message: "the repository disappeared while tagging".into(),
+            retryable: false,
+        },
+    }
+}
+
+pub fn registry_label(repository: &Repository) -> String {
+    repository.registry_id.as_ref().map_or_else(|| "(the caller's own)".to_owned(), ToString::to_string)
+}
