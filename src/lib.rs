@@ -13,10 +13,13 @@
 //! - [`plan`]: which tags the push should get, with invalid renderings and
 //!   tags that would re-trigger the function ruled out, scan-gated tags
 //!   deferred (or, on a scan event, passed or blocked by [`scan`]). Pure.
-//! - [`retag`]: the writes. One BatchGetImage, then one PutImage per tag not
-//!   yet in place, concurrently; tags that move only to newer versions checked
-//!   against their holder; pushed tags retired where a rule says so. Each tag
-//!   gets an outcome.
+//! - [`retag`]: an event's writes. One BatchGetImage, then one PutImage per
+//!   tag not yet in place, concurrently ([`put`]); pushed tags retired where a
+//!   rule says so. Each tag gets an outcome.
+//! - [`if_newer`]: tags that move only to newer versions, whatever the
+//!   concurrency: decided from fresh reads, written in single attempts, and
+//!   looked at again once every earlier decision has landed (repaired if a
+//!   lower version took them).
 //! - [`reconcile`]: the sweep for missed events: every tagged image's tags
 //!   through the rules at its push time, one image per derived tag (pure),
 //!   then the same writes, within a write budget and the deadline.

@@ -295,22 +295,22 @@ async fn settle<R: Catalog>(
     let revisions = if_newer::settle(registry, &config.rules, claims, config.write_concurrency, settle_by).await;
     for ((i, tag, digest), revision) in owners.into_iter().zip(revisions) {
         let (Some(revision), Some(sweep)) = (revision, repositories.get_mut(i)) else { continue };
-        let change = match sweep.changes.iter_mut().position(|c| c.tag == tag && c.digest == digest) {
-            Some(at) => &mut sweep.changes[at],
+        let at = match sweep.changes.iter().position(|c| c.tag == tag && c.digest == digest) {
+            Some(at) => at,
             None => {
                 // Found in place (unchanged), so not listed until now.
                 sweep.already_correct = sweep.already_correct.saturating_sub(1);
                 sweep.tags_written += 1;
                 sweep.changes.push(Change { tag, digest, rules: Vec::new(), outcome: Outcome::Unchanged, detail: None });
-                sweep.changes.last_mut().expect("just pushed")
+                sweep.changes.len() - 1
             }
         };
         if revision.outcome.is_problem() {
             sweep.tags_written = sweep.tags_written.saturating_sub(1);
             sweep.failed += 1;
         }
-        change.outcome = revision.outcome;
-        change.detail = Some(revision.detail);
+        sweep.changes[at].outcome = revision.outcome;
+        sweep.changes[at].detail = Some(revision.detail);
     }
 }
 

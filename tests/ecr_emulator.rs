@@ -339,6 +339,32 @@ async fn a_hung_write_is_cut_by_the_attempt_timeout_and_retried() {
 }
 
 #[tokio::test]
+async fn the_emulator_carries_out_a_late_call_after_its_caller_gave_up() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "late", false).await;
+    let m = manifest("docker-v2");
+    let digest = push(&client, &repo, &m, Some("v1.4.2")).await;
+    emulator.late("PutImage", &repo, Some("stable"), 1.5, 1);
+    // One attempt, given up after 0.5 s.
+    let impatient = aws_sdk_ecr::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_ecr::config::retry::RetryConfig::disabled())
+            .timeout_config(aws_sdk_ecr::config::timeout::TimeoutConfig::builder().operation_attempt_timeout(std::time::Duration::from_millis(500)).build())
+            .build(),
+    );
+    let put = impatient.put_image().repository_name(&repo).image_manifest(&m.body).image_manifest_media_type(m.media_type).image_tag("stable");
+    let started = std::time::Instant::now();
+    assert!(put.send().await.is_err(), "the caller gives up");
+    assert!(!state(&client, &repo).await.0.contains_key("stable"), "not yet carried out");
+    tokio::time::sleep(std::time::Duration::from_millis(1500).saturating_sub(started.elapsed()) + std::time::Duration::from_millis(300)).await;
+    assert_eq!(state(&client, &repo).await.0.get("stable"), Some(&digest), "carried out after the caller left");
+    assert_eq!(emulator.writes(&repo).get("stable"), Some(&1));
+}
+
+#[tokio::test]
 async fn the_same_event_ten_times_in_a_row_writes_once() {
     let emulator = Emulator::shared();
     let client = emulator.client();
@@ -555,14 +581,6 @@ async fn a_dry_run_sweep_says_what_it_would_write_and_writes_nothing() {
 }
 
 /// An SQS event whose messages have these ids and bodies.
-fn sqs_batch(messages: &[(&str, String)]) -> String {
-    let records: Vec<_> = messages
-        .iter()
-        .map(|(id, body)| json!({"messageId": id, "receiptHandle": "r", "body": body, "eventSource": "aws:sqs", "awsRegion": REGION}))
-        .collect();
-    json!({ "Records": records }).to_string()
-}
-
 async fn batch_failures(h: &Handler<impl ecr_retag::registry::Catalog>, payload: &str) -> Vec<String> {
     match h.invoke(payload, std::time::SystemTime::UNIX_EPOCH).await {
         Ok(ecr_retag::handler::Answer::Batch(b)) => b.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),

@@ -148,6 +148,17 @@ impl Emulator {
         self.http("POST", "/_strict/faults", &fault.to_string());
     }
 
+    /// Makes the next `times` calls of `operation` on `repository` (for PutImage: of `tag`,
+    /// if given) take `seconds` before the emulator carries them out: past the caller's
+    /// attempt timeout, the caller has given up (and retries) while the call still lands.
+    pub fn late(&self, operation: &str, repository: &str, tag: Option<&str>, seconds: f64, times: u32) {
+        let mut fault = serde_json::json!({"operation": operation, "repository": repository, "kind": "late", "seconds": seconds, "times": times});
+        if let Some(tag) = tag {
+            fault["tag"] = tag.into();
+        }
+        self.http("POST", "/_strict/faults", &fault.to_string());
+    }
+
     /// Gives `operation` on every repository whose name starts with `prefix` a shared
     /// quota of `per_second` calls, as an account's; calls over it are throttled.
     pub fn quota(&self, operation: &str, prefix: &str, per_second: u32) {
@@ -384,6 +395,15 @@ pub fn numbered_manifest(n: u32) -> Manifest {
     let config = "sha256:e67d23e7820c49a8051dac2831f38290f5e72f66c8db5079eeb60d82f14894c0";
     let numbered = format!("{}{n:08x}", &config[..config.len() - 8]);
     Manifest { body: base.body.replace(config, &numbered), ..base }
+}
+
+/// An SQS event as Lambda delivers a batch: `(message id, body)` each.
+pub fn sqs_batch(messages: &[(&str, String)]) -> String {
+    let records: Vec<_> = messages
+        .iter()
+        .map(|(id, body)| serde_json::json!({"messageId": id, "receiptHandle": "r", "body": body, "eventSource": "aws:sqs", "awsRegion": REGION}))
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
 }
 
 /// The sample event file `events/NAME`.

@@ -1,0 +1,297 @@
+//! Moving tags under concurrency: `"move": "if-newer"` tags end on the highest
+//! version whatever the order, duplication and concurrency of the deliveries,
+//! with throttling, late retries and writes that land after their caller gave up.
+//!
+//! The orders are random; each test prints its seed, and `ECR_RETAG_RACE_SEED=N`
+//! replays one.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use ecr_retag::config::Config;
+use ecr_retag::ecr::Ecr;
+use ecr_retag::handler::{Answer as HandlerAnswer, Handler};
+use ecr_retag::rules::RuleSet;
+use futures_util::future::join_all;
+use serde_json::Value;
+use support::runtime_api::Answer;
+use support::*;
+
+const CAREFUL: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
+
+/// xorshift64*: small, and replayable from its printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded(test: &str) -> Rng {
+        let seed = std::env::var("ECR_RETAG_RACE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64) | 1
+        });
+        eprintln!("{test}: ECR_RETAG_RACE_SEED={seed}");
+        Rng(seed)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+fn handler() -> Handler<Ecr> {
+    Handler::new(Ecr::new(Emulator::shared().client()), Config::with_rules(RuleSet::from_json(CAREFUL).unwrap()))
+}
+
+/// Pushes one image per version (its own manifest, tagged with the version, as
+/// `docker push` does) and returns the digests in the same order.
+async fn push_versions(repo: &str, versions: &[String], first: u32) -> Vec<String> {
+    let client = Emulator::shared().client();
+    let mut digests = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        digests.push(push(&client, repo, &numbered_manifest(first + i as u32), Some(v)).await);
+    }
+    digests
+}
+
+async fn batch(h: &Handler<Ecr>, events: &[Value]) -> Vec<String> {
+    let ids: Vec<String> = (0..events.len()).map(|i| format!("m{i}")).collect();
+    let messages: Vec<(&str, String)> = ids.iter().map(String::as_str).zip(events.iter().map(Value::to_string)).collect();
+    match h.invoke(&sqs_batch(&messages), SystemTime::now() + Duration::from_secs(30)).await {
+        Ok(HandlerAnswer::Batch(b)) => b.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+        other => panic!("not a batch answer: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_one_repositorys_releases_in_any_order_ends_on_the_highest() {
+    let mut rng = Rng::seeded("batch of ten");
+    let versions: Vec<String> = (0..10).map(|i| format!("v2.{i}.0")).collect();
+    let client = Emulator::shared().client();
+    let mut runs = Vec::new();
+    for run in 0..50u32 {
+        let repo = repository(&client, "batch", false).await;
+        let digests = push_versions(&repo, &versions, run * 10).await;
+        let mut order: Vec<usize> = (0..10).collect();
+        rng.shuffle(&mut order);
+        runs.push((repo, digests, order));
+    }
+    let started = Instant::now();
+    let (versions, client) = (&versions, &client);
+    let outcomes = join_all(runs.iter().map(|(repo, digests, order)| async move {
+        let events: Vec<Value> = order.iter().map(|&i| push_event(repo, &digests[i], &versions[i], None)).collect();
+        let failed = batch(&handler(), &events).await;
+        let (tags, _) = state(client, repo).await;
+        (failed, tags)
+    }))
+    .await;
+    eprintln!("50 batches of 10 in {:?}", started.elapsed());
+    for ((repo, digests, order), (failed, tags)) in runs.iter().zip(outcomes) {
+        assert!(failed.is_empty(), "{repo}: {failed:?}");
+        let order: Vec<&str> = order.iter().map(|&i| versions[i].as_str()).collect();
+        assert_eq!((tags["stable"].as_str(), tags["v2"].as_str()), (digests[9].as_str(), digests[9].as_str()), "{repo}, batch order {order:?}");
+        for (i, d) in digests.iter().enumerate() {
+            assert_eq!(&tags[&format!("v2.{i}")], d, "{repo}: each line keeps its own image");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_release_and_its_hotfix_in_one_batch_end_right_in_both_orders() {
+    let client = Emulator::shared().client();
+    let mut runs = Vec::new();
+    for run in 0..50u32 {
+        let repo = repository(&client, "pair", false).await;
+        // stable, v1 and v1.2 on v1.2.0; then v1.3.0 and its hotfix v1.2.9 are pushed together.
+        let old = push_versions(&repo, &["v1.2.0".to_owned()], 1000 + run * 3).await.remove(0);
+        for t in ["stable", "v1", "v1.2"] {
+            push(&client, &repo, &numbered_manifest(1000 + run * 3), Some(t)).await;
+        }
+        let new = push_versions(&repo, &["v1.3.0".to_owned(), "v1.2.9".to_owned()], 1000 + run * 3 + 1).await;
+        runs.push((repo, old, new[0].clone(), new[1].clone(), run % 2 == 0));
+    }
+    let client = &client;
+    let outcomes = join_all(runs.iter().map(|(repo, _, release, hotfix, release_first)| async move {
+        let (r, h) = (push_event(repo, release, "v1.3.0", None), push_event(repo, hotfix, "v1.2.9", None));
+        let events = if *release_first { vec![r, h] } else { vec![h, r] };
+        let failed = batch(&handler(), &events).await;
+        (failed, state(client, repo).await.0)
+    }))
+    .await;
+    for ((repo, old, release, hotfix, release_first), (failed, tags)) in runs.iter().zip(outcomes) {
+        assert!(failed.is_empty(), "{repo}: {failed:?}");
+        let ends: Vec<&str> = ["stable", "v1", "v1.3", "v1.2"].iter().map(|t| tags[*t].as_str()).collect();
+        assert_eq!(ends, [release, release, release, hotfix], "{repo}, release first: {release_first} (v1.2.0 was {old})");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_duplicates_writes_each_tag_once() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "dups", false).await;
+    let digest = push_versions(&repo, &["v1.4.2".to_owned()], 5000).await.remove(0);
+    let event = push_event(&repo, &digest, "v1.4.2", None);
+    let failed = batch(&handler(), &vec![event; 8]).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let writes = emulator.writes(&repo);
+    assert_eq!(writes.len(), 4, "{writes:?}");
+    assert!(["stable", "v1", "v1.4"].iter().all(|t| writes.get(*t) == Some(&1)), "each tag written once: {writes:?}");
+    assert_eq!(emulator.calls(&repo).get("PutImage"), Some(&4), "the push, then one PutImage per tag");
+}
+
+/// One delivery: which round, which version, and the event.
+struct Delivery {
+    round: usize,
+    version: usize,
+    event: Value,
+}
+
+/// The highest version of each line (v1.0 … v1.3) and of all (stable, v1).
+fn expected(digests: &[String]) -> HashMap<String, String> {
+    let mut want = HashMap::new();
+    for line in 0..4 {
+        want.insert(format!("v1.{line}"), digests[line * 5 + 4].clone());
+    }
+    want.insert("stable".into(), digests[19].clone());
+    want.insert("v1".into(), digests[19].clone());
+    want
+}
+
+fn version(i: usize) -> String {
+    format!("v1.{}.{}", i / 5, i % 5)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_over_many_instances_never_leave_a_moving_tag_on_a_lower_version() {
+    const INSTANCES: usize = 40;
+    const ROUNDS: usize = 50;
+    const VERSIONS: usize = 20;
+    const DUPLICATES: usize = 4;
+    const DELIVERIES: usize = 3;
+    let mut rng = Rng::seeded("instances");
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+
+    let mut rounds = Vec::new();
+    for round in 0..ROUNDS {
+        let repo = repository(&client, "race", false).await;
+        let versions: Vec<String> = (0..VERSIONS).map(version).collect();
+        let digests = push_versions(&repo, &versions, 10_000 + (round * VERSIONS) as u32).await;
+        rounds.push((repo, digests));
+    }
+    // Writes that go wrong the ways a real region's do: late (after the caller's 2-s attempt
+    // timeout, within the 1-s slack the design allows), slow but in time, throttled by an
+    // account-wide quota.
+    for (repo, _) in &rounds {
+        emulator.late("PutImage", repo, Some("stable"), 2.5, 1);
+        emulator.late("PutImage", repo, Some("v1"), 0.4, 2);
+        emulator.late("BatchGetImage", repo, None, 0.3, 1);
+    }
+    emulator.quota("PutImage", "race", 20);
+
+    let mut deliveries = Vec::new();
+    for (round, (repo, digests)) in rounds.iter().enumerate() {
+        for version in (0..VERSIONS).chain((0..DUPLICATES).map(|_| rng.below(VERSIONS))) {
+            deliveries.push(Delivery { round, version, event: push_event(repo, &digests[version], &self::version(version), None) });
+        }
+    }
+    rng.shuffle(&mut deliveries);
+    let delays: Vec<u64> = (0..deliveries.len() * DELIVERIES).map(|_| rng.below(3000) as u64).collect();
+
+    let instances: Vec<Function> = join_all((0..INSTANCES).map(|_| Function::start(&[("RETAG_RULES", CAREFUL)]))).await;
+    let (free, idle) = tokio::sync::mpsc::channel::<usize>(INSTANCES);
+    for i in 0..INSTANCES {
+        free.send(i).await.unwrap();
+    }
+    let idle = Arc::new(tokio::sync::Mutex::new(idle));
+    let answers: Arc<Mutex<Vec<(usize, usize, Answer)>>> = Arc::default();
+    let retries = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    join_all(deliveries.iter().enumerate().map(|(n, d)| {
+        let (free, idle, answers, retries, instances, delays) = (free.clone(), idle.clone(), answers.clone(), retries.clone(), &instances, &delays);
+        async move {
+            for attempt in 0..DELIVERIES {
+                let instance = idle.lock().await.recv().await.unwrap();
+                let answer = instances[instance].api.invoke(&d.event).await;
+                free.send(instance).await.unwrap();
+                let failed = matches!(answer, Answer::Error { .. });
+                if !failed || attempt + 1 == DELIVERIES {
+                    answers.lock().unwrap().push((d.round, d.version, answer));
+                    return;
+                }
+                // Lambda retries a failed asynchronous invocation later, on any instance.
+                retries.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(delays[n * DELIVERIES + attempt])).await;
+            }
+        }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+
+    let answers = answers.lock().unwrap().clone();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for (_, _, answer) in &answers {
+        if let Answer::Response(r) = answer {
+            for t in r["tags"].as_array().into_iter().flatten() {
+                *counts.entry(t["outcome"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+            }
+        }
+    }
+    let errors: Vec<_> = answers.iter().filter(|(_, _, a)| matches!(a, Answer::Error { .. })).collect();
+    let mut calls: HashMap<String, u64> = HashMap::new();
+    let mut throttled = 0;
+    for (repo, _) in &rounds {
+        for (op, n) in emulator.function_calls_on(repo) {
+            *calls.entry(op).or_default() += n;
+        }
+        throttled += emulator.throttled_and_redundant(repo).0.get("PutImage").copied().unwrap_or(0);
+    }
+    eprintln!(
+        "{} deliveries ({} retried) over {INSTANCES} instances in {elapsed:?}; outcomes {counts:?}; calls {calls:?}; {throttled} PutImages throttled; {} still failing",
+        answers.len(),
+        retries.load(Ordering::SeqCst),
+        errors.len()
+    );
+
+    let mut lower = Vec::new();
+    for (round, (repo, digests)) in rounds.iter().enumerate() {
+        let (tags, _) = state(&client, repo).await;
+        let want = expected(digests);
+        let wrong: Vec<String> = want
+            .iter()
+            .filter(|(t, d)| tags.get(*t) != Some(*d))
+            .map(|(t, d)| {
+                let at = tags.get(t).and_then(|h| digests.iter().position(|x| x == h)).map(version);
+                format!("{t} on {at:?}, not {}", version(digests.iter().position(|x| x == d).unwrap_or(0)))
+            })
+            .collect();
+        if !wrong.is_empty() {
+            lower.push(format!("round {round} ({repo}): {}", wrong.join(", ")));
+        }
+    }
+    assert!(lower.is_empty(), "{} of {ROUNDS} rounds end lower:\n{}", lower.len(), lower.join("\n"));
+    assert!(errors.is_empty(), "every event succeeds within {DELIVERIES} deliveries: {errors:?}");
+
+    // The highest version's own answer never says its moving tags lost.
+    for (_, version, answer) in &answers {
+        if *version != VERSIONS - 1 {
+            continue;
+        }
+        let Answer::Response(r) = answer else { continue };
+        for t in r["tags"].as_array().into_iter().flatten().filter(|t| t["tag"] == "stable" || t["tag"] == "v1") {
+            assert!(["created", "moved", "unchanged", "repaired"].contains(&t["outcome"].as_str().unwrap_or_default()), "{r}");
+        }
+    }
+}
