@@ -137,12 +137,9 @@ impl<R: Catalog> Handler<R> {
             })
             .collect();
         let budget = until.map(|t| t.saturating_duration_since(Instant::now()));
-        let look = Box::pin(Handled::settle_all(&registry, &self.config, &mut handled, calls_end));
-        let looked = bounded(budget, async {
-            look.await;
-            Ok(())
-        })
-        .await;
+        let looked = in_time(budget, Box::pin(Handled::settle_all(&registry, &self.config, &mut handled, calls_end)))
+            .await
+            .ok_or_else(out_of_time);
 
         let done_at = DateTime::<Utc>::from(now) + started.elapsed();
         let mut failed = Vec::new();
@@ -172,11 +169,14 @@ impl<R: Catalog> Handler<R> {
         budget: Option<Duration>,
         work: impl std::future::Future<Output = Result<T, RetagError>>,
     ) -> Result<T, RetagError> {
-        let result = bounded(budget, work).await;
-        if let Err(stopped @ RetagError::DeadlineExceeded { .. }) = &result {
-            let _ = self.finish(Err(stopped.clone()), None, SystemTime::now().into());
+        match in_time(budget, work).await {
+            Some(result) => result,
+            None => {
+                let stopped = out_of_time();
+                let _ = self.finish(Err(stopped.clone()), None, SystemTime::now().into());
+                Err(stopped)
+            }
         }
-        result
     }
 
     /// A reconcile sweep, with its log line and metric line: no new ECR work
@@ -379,13 +379,21 @@ fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Slot>, Vec<Vec<u
     (slots, groups.into_iter().map(|(_, members)| members).collect())
 }
 
+/// Runs `work`; `None` when the budget ran out first (and `work` was stopped).
+async fn in_time<T>(budget: Option<Duration>, work: impl std::future::Future<Output = T>) -> Option<T> {
+    match budget {
+        Some(budget) => tokio::time::timeout(budget, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
 /// Runs `work`, or stops it when the budget is spent.
 async fn bounded<T>(budget: Option<Duration>, work: impl std::future::Future<Output = Result<T, RetagError>>) -> Result<T, RetagError> {
-    let Some(budget) = budget else { return work.await };
-    match tokio::time::timeout(budget, work).await {
-        Ok(result) => result,
-        Err(_) => Err(RetagError::DeadlineExceeded { waiting_for: "ECR calls".into() }),
-    }
+    in_time(budget, work).await.unwrap_or_else(|| Err(out_of_time()))
+}
+
+fn out_of_time() -> RetagError {
+    RetagError::DeadlineExceeded { waiting_for: "ECR calls".into() }
 }
 
 /// The time an invocation may take: up to the margin before Lambda's deadline.

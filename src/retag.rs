@@ -318,14 +318,19 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
                 Some(TagState::Unreadable(fault)) => entry.fail(fault),
             }
         }
-        let in_place = |w: &Want| current.get(&w.tag) == Some(&TagState::At(digest.clone()));
-        let media_type = if job.dry_run || (to_write.is_empty() && wants.iter().all(in_place)) {
+        // An if-newer tag found in place may still need putting back after its second look.
+        let media_type = if job.dry_run || (to_write.is_empty() && wants.is_empty()) {
             // Nothing is put: no media type needed (and an unknown one is no reason to fail).
             String::new()
         } else {
             media_type(&image, job.media_type)?
         };
         let target = Target { repository: &job.repository, image: &image, media_type: &media_type };
+        // The guarded writes first, while the read that decides them is fresh.
+        if !wants.is_empty() {
+            let guard = Guard { registry, rules, target, concurrency: config.write_concurrency, dry_run: job.dry_run };
+            claims = guard.write(wants, Some(Observed { at: read_at, tags: current }), &mut tags).await?;
+        }
         if job.dry_run {
             for (tag, previous) in to_write {
                 let entry = entry(&mut tags, &tag);
@@ -336,10 +341,6 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
             }
         } else if !to_write.is_empty() {
             put::write(registry, &target, to_write, config.write_concurrency, &mut tags).await?;
-        }
-        if !wants.is_empty() {
-            let guard = Guard { registry, rules, target, concurrency: config.write_concurrency, dry_run: job.dry_run };
-            claims = guard.write(wants, Some(Observed { at: read_at, tags: current }), &mut tags).await?;
         }
     }
 
