@@ -9,12 +9,10 @@ use std::future::Future;
 use std::time::Instant;
 
 use crate::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::error::{Fault, FaultKind};
 use crate::registry::{
-    Catalog, Fault, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
+    Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
 };
-
-/// The fault code of a call cut at the deadline.
-pub const DEADLINE_REACHED: &str = "DeadlineReached";
 
 pub struct Deadline<'r, R> {
     inner: &'r R,
@@ -31,11 +29,11 @@ impl<'r, R> Deadline<'r, R> {
         let Some(at) = self.at else { return call.await };
         match tokio::time::timeout_at(at.into(), call).await {
             Ok(result) => result,
-            Err(_) => Err(fault(Fault {
-                code: DEADLINE_REACHED.into(),
-                message: format!("{operation} was not answered before the invocation's deadline; a later delivery finishes the job"),
-                retryable: true,
-            })),
+            Err(_) => Err(fault(Fault::new(
+                FaultKind::Deadline,
+                "DeadlineReached",
+                format!("{operation} was not answered before the invocation's deadline; a later delivery finishes the job"),
+            ))),
         }
     }
 }

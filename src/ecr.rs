@@ -23,10 +23,11 @@ use aws_sdk_ecr::types::{DescribeImagesFilter, ImageFailureCode, ImageIdentifier
 use aws_sdk_ecr::Client;
 use chrono::DateTime;
 
+use crate::error::{Fault, FaultKind};
 use crate::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
-    Catalog, Fault, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
-    MANIFEST_MEDIA_TYPES, ONE_ATTEMPT_TIMEOUT,
+    Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
+    MANIFEST_MEDIA_TYPES, ONE_ATTEMPT_TIMEOUT, OPERATION_TIMEOUT,
 };
 use crate::scan::Findings;
 
@@ -34,7 +35,6 @@ use crate::scan::Findings;
 /// all fit in the function's 30-second timeout even when ECR hangs.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 const MAX_ATTEMPTS: u32 = 3;
 const APP_NAME: &str = "ecr-retag";
 
@@ -209,13 +209,13 @@ impl Registry for Ecr {
             let id = failure.image_id();
             let code = failure.failure_code();
             let not_found = matches!(code, Some(ImageFailureCode::ImageNotFound));
-            let fault = || Fault {
-                code: code.map_or("Unknown", |c| c.as_str()).to_owned(),
-                message: failure.failure_reason().unwrap_or_default().to_owned(),
-                retryable: matches!(
-                    code,
-                    Some(ImageFailureCode::UpstreamTooManyRequests | ImageFailureCode::UpstreamUnavailable)
-                ),
+            let fault = || {
+                let kind = match code {
+                    Some(ImageFailureCode::UpstreamTooManyRequests) => FaultKind::Throttled,
+                    Some(ImageFailureCode::UpstreamUnavailable) => FaultKind::Server,
+                    _ => FaultKind::Permanent,
+                };
+                Fault::new(kind, code.map_or("Unknown", |c| c.as_str()), failure.failure_reason().unwrap_or_default())
             };
             let tag = id.and_then(|i| i.image_tag());
             let is_image = match image {
@@ -295,11 +295,11 @@ impl Registry for Ecr {
         match output.failures().first() {
             None => Ok(()),
             Some(f) if matches!(f.failure_code(), Some(ImageFailureCode::ImageNotFound)) => Err(RemoveError::NotFound),
-            Some(f) => Err(RemoveError::Fault(Fault {
-                code: f.failure_code().map_or("Unknown", |c| c.as_str()).to_owned(),
-                message: f.failure_reason().unwrap_or_default().to_owned(),
-                retryable: false,
-            })),
+            Some(f) => Err(RemoveError::Fault(Fault::new(
+                FaultKind::Permanent,
+                f.failure_code().map_or("Unknown", |c| c.as_str()),
+                f.failure_reason().unwrap_or_default(),
+            ))),
         }
     }
 
@@ -442,15 +442,19 @@ where
             // An answer without ECR's JSON error (a load balancer's HTML 503, say) still has its status.
             let code = service.err().code().map_or_else(|| format!("HTTP {status}"), str::to_owned);
             let message = service.err().message().map_or_else(|| format!("an answer with status {status} and no ECR error"), str::to_owned);
-            let retryable = status >= 500
-                || status == 429
-                || matches!(code.as_str(), "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "ServerException");
-            Fault { code, message, retryable }
+            let kind = if status == 429 || matches!(code.as_str(), "ThrottlingException" | "Throttling" | "TooManyRequestsException") {
+                FaultKind::Throttled
+            } else if status >= 500 || code == "ServerException" {
+                FaultKind::Server
+            } else {
+                FaultKind::Permanent
+            };
+            Fault::new(kind, code, message)
         }
-        SdkError::TimeoutError(_) => Fault { code: "Timeout".into(), message, retryable: true },
-        SdkError::DispatchFailure(_) => Fault { code: "DispatchFailure".into(), message, retryable: true },
-        SdkError::ResponseError(_) => Fault { code: "ResponseError".into(), message, retryable: true },
-        SdkError::ConstructionFailure(_) => Fault { code: "ConstructionFailure".into(), message, retryable: false },
-        _ => Fault { code: "Unknown".into(), message, retryable: true },
+        SdkError::TimeoutError(_) => Fault::new(FaultKind::Timeout, "Timeout", message),
+        SdkError::DispatchFailure(_) => Fault::new(FaultKind::Transport, "DispatchFailure", message),
+        SdkError::ResponseError(_) => Fault::new(FaultKind::Transport, "ResponseError", message),
+        SdkError::ConstructionFailure(_) => Fault::new(FaultKind::Permanent, "ConstructionFailure", message),
+        _ => Fault::new(FaultKind::Transport, "Unknown", message),
     }
 }

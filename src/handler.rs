@@ -4,7 +4,7 @@
 //! binary wires it to [`crate::ecr::Ecr`] and the Lambda runtime.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
@@ -12,6 +12,7 @@ use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::event::{self, EventError, Request};
@@ -21,10 +22,8 @@ use crate::metrics::{self, EventMetrics};
 use crate::registry::Catalog;
 use crate::report::Report;
 use crate::repository_tags::CachedRepositoryTags;
-use crate::retag::{self, report_of, Handled, RetagError};
-
-/// Time kept back from Lambda's deadline to log, emit metrics and post the answer.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+use crate::error::{report_of, RetagError};
+use crate::retag::{self, Handled};
 
 /// What an invocation answers: one event's report, a batch's failed messages, or a sweep's summary.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -69,22 +68,18 @@ impl<R: Catalog> Handler<R> {
     /// idempotent, so the next delivery finishes whatever was cut short.
     pub async fn invoke(&self, payload: &str, deadline: SystemTime) -> Result<Answer, RetagError> {
         let now = SystemTime::now();
-        let budget = budget(deadline, now);
+        let budget = Budget::from_deadline(deadline, now, Instant::now());
         let invocation = event::parse_json(payload).and_then(invocation::classify);
         match invocation {
             Err(e) => self.finish(Err(e.into()), None, now.into()).map(Answer::Event),
             Ok(Invocation::Event(value)) => {
                 // Boxed: the nested future types otherwise exceed the compiler's layout depth limit.
-                let work = Box::pin(self.handle_by(&value, now.into(), calls_end(budget)));
+                let work = Box::pin(self.handle_by(&value, now.into(), budget.calls_end()));
                 self.within(budget, work).await.map(Answer::Event)
             }
-            Ok(Invocation::Batch(messages)) => {
-                let until = budget.map(|b| Instant::now() + b);
-                Ok(Answer::Batch(self.batch(messages, until).await))
-            }
+            Ok(Invocation::Batch(messages)) => Ok(Answer::Batch(self.batch(messages, budget).await)),
             Ok(Invocation::Reconcile(request)) => {
-                let stop_by = budget.map(|b| Instant::now() + sweep_window(b));
-                let work = Box::pin(self.reconcile(&request, stop_by, calls_end(budget)));
+                let work = Box::pin(self.reconcile(&request, budget.sweep_stop(), budget.calls_end()));
                 self.within(budget, work).await.map(Answer::Reconcile)
             }
         }
@@ -96,13 +91,13 @@ impl<R: Catalog> Handler<R> {
     /// at once); repositories concurrently (up to `RETAG_BATCH_CONCURRENCY`).
     /// Then one second look at every if-newer tag the batch wrote
     /// ([`crate::if_newer::settle`]), and a log and metric line per message.
-    /// Everything stops at `until`. The answer names the messages that failed,
+    /// Everything stops within `budget`. The answer names the messages that failed,
     /// so only those come back (ReportBatchItemFailures); after the queue's
     /// maxReceiveCount they move to its dead-letter queue.
-    pub async fn batch(&self, messages: Vec<Message>, until: Option<Instant>) -> BatchResponse {
+    pub async fn batch(&self, messages: Vec<Message>, budget: Budget) -> BatchResponse {
         let now = SystemTime::now();
         let started = Instant::now();
-        let calls_end = until.map(|t| t.checked_sub(CALLS_MARGIN).unwrap_or(t));
+        let calls_end = budget.calls_end();
         let registry = Deadline::new(&self.registry, calls_end);
 
         let (mut slots, groups) = sort_batch(&messages, now.into());
@@ -115,8 +110,8 @@ impl<R: Catalog> Handler<R> {
                 let mut out = Vec::with_capacity(members.len());
                 for index in members {
                     let Some(request) = &requests[index] else { continue };
-                    let budget = until.map(|t| t.saturating_duration_since(Instant::now()));
-                    out.push((index, bounded(budget, Box::pin(self.begin(registry_ref, request))).await));
+                    let begun = budget.run(Box::pin(self.begin(registry_ref, request))).await;
+                    out.push((index, begun.unwrap_or_else(|| Err(out_of_time()))));
                 }
                 out
             })
@@ -136,10 +131,7 @@ impl<R: Catalog> Handler<R> {
                 _ => None,
             })
             .collect();
-        let budget = until.map(|t| t.saturating_duration_since(Instant::now()));
-        let looked = in_time(budget, Box::pin(Handled::settle_all(&registry, &self.config, &mut handled, calls_end)))
-            .await
-            .ok_or_else(out_of_time);
+        let looked = budget.run(Box::pin(Handled::settle_all(&registry, &self.config, &mut handled, calls_end))).await.ok_or_else(out_of_time);
 
         let done_at = DateTime::<Utc>::from(now) + started.elapsed();
         let mut failed = Vec::new();
@@ -166,10 +158,10 @@ impl<R: Catalog> Handler<R> {
     /// Runs `work`, or stops it when the budget is spent and says so.
     async fn within<T>(
         &self,
-        budget: Option<Duration>,
+        budget: Budget,
         work: impl std::future::Future<Output = Result<T, RetagError>>,
     ) -> Result<T, RetagError> {
-        match in_time(budget, work).await {
+        match budget.run(work).await {
             Some(result) => result,
             None => {
                 let stopped = out_of_time();
@@ -379,45 +371,8 @@ fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Slot>, Vec<Vec<u
     (slots, groups.into_iter().map(|(_, members)| members).collect())
 }
 
-/// Runs `work`; `None` when the budget ran out first (and `work` was stopped).
-async fn in_time<T>(budget: Option<Duration>, work: impl std::future::Future<Output = T>) -> Option<T> {
-    match budget {
-        Some(budget) => tokio::time::timeout(budget, work).await.ok(),
-        None => Some(work.await),
-    }
-}
-
-/// Runs `work`, or stops it when the budget is spent.
-async fn bounded<T>(budget: Option<Duration>, work: impl std::future::Future<Output = Result<T, RetagError>>) -> Result<T, RetagError> {
-    in_time(budget, work).await.unwrap_or_else(|| Err(out_of_time()))
-}
-
 fn out_of_time() -> RetagError {
     RetagError::DeadlineExceeded { waiting_for: "ECR calls".into() }
-}
-
-/// The time an invocation may take: up to the margin before Lambda's deadline.
-/// A deadline that has already passed when the invocation starts is no real
-/// one (Lambda would have stopped the function): local runners such as
-/// `cargo lambda watch` send one; then only the SDK's own timeouts apply.
-fn budget(deadline: SystemTime, now: SystemTime) -> Option<Duration> {
-    let left = deadline.duration_since(now).ok().filter(|left| !left.is_zero())?;
-    Some(left.saturating_sub(DEADLINE_MARGIN))
-}
-
-/// Time kept back from an invocation's budget between cutting the ECR calls
-/// and the hard stop, to build the report that says which tags were cut.
-const CALLS_MARGIN: Duration = Duration::from_millis(250);
-
-/// When ECR calls are cut: shortly before the budget ends.
-fn calls_end(budget: Option<Duration>) -> Option<Instant> {
-    budget.map(|b| Instant::now() + b.saturating_sub(CALLS_MARGIN))
-}
-
-/// How long a sweep may start new ECR work: all but one ECR operation's
-/// timeout of the budget, so the calls under way still end in time (at least half of it).
-fn sweep_window(budget: Duration) -> Duration {
-    budget.saturating_sub(crate::ecr::OPERATION_TIMEOUT).max(budget / 2)
 }
 
 /// One structured line per event. Names in the report are validated (their
@@ -470,25 +425,5 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 impl From<RetagError> for Diagnostic {
     fn from(e: RetagError) -> Self {
         Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_budget_keeps_a_margin_before_the_deadline() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        assert_eq!(budget(now + Duration::from_secs(30), now), Some(Duration::from_millis(29_500)));
-        assert_eq!(budget(now + Duration::from_millis(300), now), Some(Duration::ZERO), "nearly out of time: stop now");
-    }
-
-    #[test]
-    fn a_deadline_already_past_is_no_deadline() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        assert_eq!(budget(now, now), None);
-        assert_eq!(budget(now - Duration::from_secs(5), now), None);
-        assert_eq!(budget(SystemTime::UNIX_EPOCH, now), None, "no deadline header at all");
     }
 }

@@ -31,9 +31,9 @@ use semver::Version;
 
 use crate::names::{Digest, Tag};
 use crate::put::{self, read_fault, Answer, Target};
-use crate::registry::{Fault, Image, Lookup, ReadError, Registry, Repository, TagState, ONE_ATTEMPT_TIMEOUT};
+use crate::error::{Fault, FaultKind, RetagError};
+use crate::registry::{Image, Lookup, ReadError, Registry, Repository, TagState, ONE_ATTEMPT_TIMEOUT};
 use crate::report::{entry, Outcome, TagReport};
-use crate::retag::RetagError;
 use crate::rules::RuleSet;
 
 /// The longest a read may be old (from its start) when a write decided from it is sent.
@@ -236,7 +236,7 @@ impl<R: Registry> Guard<'_, R> {
                         None if matches!(entry.outcome, Outcome::Created | Outcome::Moved | Outcome::Unchanged) => {
                             claims.push(self.claim(p.want, Instant::now()));
                         }
-                        Some(fault) if fault.retryable && p.attempts + 1 < ATTEMPTS => {
+                        Some(fault) if fault.retryable() && p.attempts + 1 < ATTEMPTS => {
                             p.attempts += 1;
                             retrying = true;
                             pending.push(p);
@@ -250,11 +250,11 @@ impl<R: Registry> Guard<'_, R> {
             }
         }
         for p in pending {
-            entry(tags, &p.want.tag).fail(&Fault {
-                code: "StaleRead".into(),
-                message: format!("no write could be sent within {} ms of the read that decided it", FRESH.as_millis()),
-                retryable: true,
-            });
+            entry(tags, &p.want.tag).fail(&Fault::new(
+                FaultKind::Timeout,
+                "StaleRead",
+                format!("no write could be sent within {} ms of the read that decided it", FRESH.as_millis()),
+            ));
         }
         put::resolve_immutable(self.registry, &self.target, immutable, tags).await;
         Ok(claims)
@@ -290,7 +290,7 @@ impl<R: Registry> Guard<'_, R> {
 }
 
 fn not_looked_up(holder: &Digest) -> Fault {
-    Fault { code: "Internal".into(), message: format!("the holder {holder} was not looked up"), retryable: true }
+    Fault::new(FaultKind::Transport, "Internal", format!("the holder {holder} was not looked up"))
 }
 
 /// Full jitter over 100 ms, 200 ms, 400 ms …, at most 1 s: throttling clears within
@@ -377,7 +377,7 @@ async fn look<R: Registry>(registry: &R, rules: &RuleSet, claims: Vec<(usize, Cl
             let failed = Revision {
                 outcome: Outcome::Failed,
                 detail: format!("written, but the second look (for a lower version's late write) failed: {fault}"),
-                retryable: fault.retryable,
+                retryable: fault.retryable(),
             };
             return claims.into_iter().map(|(i, _)| (i, Look::Done(Some(failed.clone())))).collect();
         }
@@ -443,7 +443,7 @@ async fn look<R: Registry>(registry: &R, rules: &RuleSet, claims: Vec<(usize, Cl
             Some(TagState::Unreadable(fault)) => Look::Done(Some(Revision {
                 outcome: Outcome::Failed,
                 detail: format!("written, but the second look (for a lower version's late write) failed: {fault}"),
-                retryable: fault.retryable,
+                retryable: fault.retryable(),
             })),
         };
         out.push((index, result));
@@ -628,11 +628,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_attempt_is_tried_again_only_after_a_new_read() {
         let registry = Registry::with(&[1, 3, 4], Some(1));
-        registry.put_faults.lock().unwrap().push(PutError::Fault(Fault {
-            code: "TimeoutError".into(),
-            message: "no answer".into(),
-            retryable: true,
-        }));
+        registry.put_faults.lock().unwrap().push(PutError::Fault(Fault::new(FaultKind::Timeout, "TimeoutError", "no answer")));
         // While our attempt goes unanswered, v1.4.0 moves the tag.
         registry.then(|tags| {
             tags.insert(tag("stable"), digest(4));

@@ -31,6 +31,9 @@
 //! - [`handler`]: wires event, retag and report (or a batch's failed
 //!   messages, or a sweep's summary); one log line and one [`metrics`] line
 //!   (CloudWatch Embedded Metric Format) per event.
+//! - [`error`]: what can fail, in one place: faults typed by kind, and the
+//!   invocation's error with whether a retry can help; [`budget`]: the
+//!   invocation's time, from Lambda's deadline, asked by everything that waits.
 //! - [`config`]: the environment, read and validated once at start-up;
 //!   [`logging`]: the log subscriber (Lambda's format and level, one line per event).
 //! - [`names`]: validated digests, tags, repository names and registry ids.
@@ -43,9 +46,11 @@
 //! and the handler, and hands the handler to the Lambda runtime (or, given
 //! arguments, runs [`cli`]).
 
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod deadline;
+pub mod error;
 pub mod ecr;
 pub mod event;
 pub mod handler;

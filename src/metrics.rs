@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::reconcile::SweepReport;
 use crate::report::{Outcome, Report, Status};
-use crate::retag::{report_of, RetagError};
+use crate::error::{report_of, RetagError};
 
 pub const NAMESPACE: &str = "ecr-retag";
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use futures_util::stream::{self, StreamExt};
 
 use crate::names::{Digest, Tag};
-use crate::registry::{Fault, Image, Lookup, PutError, ReadError, Registry, Repository, TagState, MAX_TAGS_PER_IMAGE};
+use crate::error::{Fault, FaultKind, RetagError};
+use crate::registry::{Image, Lookup, PutError, ReadError, Registry, Repository, TagState, MAX_TAGS_PER_IMAGE};
 use crate::report::{entry, Outcome, TagReport};
-use crate::retag::RetagError;
 
 /// An image to put tags on: where, its exact manifest, and the media type to put it with.
 #[derive(Debug, Clone, Copy)]
@@ -110,11 +110,11 @@ pub async fn resolve_immutable<R: Registry>(
                         entry.mark(Outcome::Conflict, Some(format!("the tag is immutable and points at {other}")))
                     }
                     Some(TagState::Unreadable(fault)) => entry.fail(fault),
-                    Some(TagState::Absent) | None => entry.fail(&Fault {
-                        code: "ImageTagAlreadyExistsException".into(),
-                        message: "ECR refused the immutable tag, yet it points nowhere on a re-read".into(),
-                        retryable: true,
-                    }),
+                    Some(TagState::Absent) | None => entry.fail(&Fault::new(
+                        FaultKind::Server,
+                        "ImageTagAlreadyExistsException",
+                        "ECR refused the immutable tag, yet it points nowhere on a re-read",
+                    )),
                 }
             }
         }
@@ -138,11 +138,9 @@ fn tag_limit(message: &str) -> String {
 pub fn read_fault(e: ReadError) -> Fault {
     match e {
         ReadError::Fault(f) => f,
-        ReadError::RepositoryNotFound => Fault {
-            code: "RepositoryNotFoundException".into(),
-            message: "the repository disappeared while tagging".into(),
-            retryable: false,
-        },
+        ReadError::RepositoryNotFound => {
+            Fault::new(FaultKind::Permanent, "RepositoryNotFoundException", "the repository disappeared while tagging")
+        }
     }
 }
 

@@ -25,7 +25,8 @@ use crate::registry::{Catalog, Listed, Lookup, ReadError, Repository, TagState};
 use crate::report::{Outcome, TagReport};
 use crate::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::put::{self, Target};
-use crate::retag::{media_type, read_error, RetagError};
+use crate::error::{Fault, FaultKind, RetagError};
+use crate::retag::media_type;
 use crate::rules::{RuleSet, Subject};
 
 /// One tag as the rules say it should be.
@@ -326,13 +327,10 @@ async fn repositories<R: Catalog>(registry: &R, request: &ReconcileRequest) -> R
                 let listed = registry.repositories(request.registry_id.as_ref(), page.as_deref()).await.map_err(|e| {
                     let fault = match e {
                         ReadError::Fault(f) => f,
-                        ReadError::RepositoryNotFound => crate::registry::Fault {
-                            code: "RepositoryNotFoundException".into(),
-                            message: "no registry to list".into(),
-                            retryable: false,
-                        },
+                        ReadError::RepositoryNotFound => Fault::new(FaultKind::Permanent, "RepositoryNotFoundException", "no registry to list"),
                     };
-                    RetagError::Read { repository: "(listing repositories)".into(), fault }
+                    let registry = request.registry_id.as_ref().map_or_else(|| "(the caller's own)".to_owned(), ToString::to_string);
+                    RetagError::Listing { registry, fault }
                 })?;
                 names.extend(listed.items.into_iter().filter(|n| request.covers(n.as_str())));
                 match listed.next {
@@ -392,7 +390,7 @@ async fn sweep_repository<R: Catalog>(
                     None => break,
                 }
             }
-            Err(e) => return failed(swept, read_error(repository, e)),
+            Err(e) => return failed(swept, RetagError::reading(repository, e)),
         }
     }
     swept.summary.images_seen = images.len();
@@ -402,7 +400,7 @@ async fn sweep_repository<R: Catalog>(
     let repository_tags = if needs_tags {
         match registry.repository_tags(repository).await {
             Ok(tags) => Some(tags),
-            Err(e) => return failed(swept, read_error(repository, e)),
+            Err(e) => return failed(swept, RetagError::reading(repository, e)),
         }
     } else {
         None
@@ -471,7 +469,7 @@ async fn apply<R: Catalog>(
     }
     let tags: Vec<Tag> = wanted.iter().map(|d| d.tag.clone()).collect();
     let read_at = Instant::now();
-    let snapshot = registry.read(repository, Lookup::Digest(digest), &tags).await.map_err(|e| read_error(repository, e))?;
+    let snapshot = registry.read(repository, Lookup::Digest(digest), &tags).await.map_err(|e| RetagError::reading(repository, e))?;
     let Some(image) = snapshot.image else {
         // Deleted since the listing: the next sweep sees the repository without it.
         return Ok(());
@@ -485,7 +483,7 @@ async fn apply<R: Catalog>(
             // Someone (an event) put it there since the listing.
             (Some(TagState::At(now)), _) if now == digest => swept.summary.already_correct += 1,
             (Some(TagState::Unreadable(fault)), _) => {
-                reports.insert(d.tag.to_string(), TagReport { detail: Some(fault.to_string()), retryable: fault.retryable, ..report });
+                reports.insert(d.tag.to_string(), TagReport { detail: Some(fault.to_string()), retryable: fault.retryable(), ..report });
             }
             (_, Some(version)) => {
                 reports.insert(d.tag.to_string(), report);

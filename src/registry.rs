@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::error::Fault;
 use crate::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::scan::Findings;
 
@@ -23,6 +24,9 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
 
 /// ECR's quota of tags per image (not adjustable).
 pub const MAX_TAGS_PER_IMAGE: usize = 1000;
+
+/// Every call is answered, or given up on, within this (the SDK's retries included).
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// How long [`Registry::put_once`] waits for its one attempt (connecting included)
 /// before it gives up on it.
@@ -68,17 +72,6 @@ pub enum TagState {
     Absent,
     /// ECR could not say for this tag.
     Unreadable(Fault),
-}
-
-/// A failed call, as far as the caller needs to know it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct Fault {
-    /// ECR's error code, or the kind of transport failure.
-    pub code: String,
-    pub message: String,
-    /// Whether trying again later can help (throttling, 5xx, timeouts, connection failures).
-    pub retryable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

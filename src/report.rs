@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::event::Ignored;
 use crate::names::Tag;
-use crate::registry::Fault;
+use crate::error::Fault;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Report {
@@ -146,7 +146,7 @@ impl TagReport {
     pub fn fail(&mut self, fault: &Fault) {
         self.outcome = Outcome::Failed;
         self.detail = Some(fault.to_string());
-        self.retryable = fault.retryable;
+        self.retryable = fault.retryable();
     }
 }
 

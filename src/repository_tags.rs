@@ -101,7 +101,7 @@ mod tests {
 
     use super::*;
     use crate::names::RepositoryName;
-    use crate::registry::Fault;
+    use crate::error::{Fault, FaultKind};
 
     /// Answers `retag=enabled` for every repository, or fails when told to; counts lookups.
     #[derive(Default)]
@@ -129,7 +129,7 @@ mod tests {
         async fn repository_tags(&self, r: &Repository) -> Result<Tags, ReadError> {
             self.lookups.fetch_add(1, Ordering::SeqCst);
             if self.failing.load(Ordering::SeqCst) {
-                return Err(ReadError::Fault(Fault { code: "ThrottlingException".into(), message: "slow down".into(), retryable: true }));
+                return Err(ReadError::Fault(Fault::new(FaultKind::Throttled, "ThrottlingException", "slow down")));
             }
             Ok([("retag".to_owned(), "enabled".to_owned()), ("name".to_owned(), r.name.to_string())].into())
         }

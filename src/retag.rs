@@ -12,94 +12,15 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::deadline::DEADLINE_REACHED;
+use crate::error::RetagError;
 use crate::event::{EventError, Push, ScanResult};
 use crate::names::{Digest, Tag};
 use crate::plan::{self, Phase, Plan, Removal, Verdict};
 use crate::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::put::{self, read_fault, registry_label, Target};
-use crate::registry::{Fault, Image, Lookup, ReadError, Registry, RemoveError, Repository, Snapshot, TagState};
+use crate::registry::{Image, Lookup, Registry, RemoveError, Repository, Snapshot, TagState};
 use crate::report::{entry, Outcome, Report, ScanReport, Status, TagReport};
 use crate::rules::Subject;
-
-/// Why an invocation failed. [`RetagError::retryable`] tells whether a later
-/// delivery of the same event can succeed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RetagError {
-    #[error("invalid event: {0}")]
-    InvalidEvent(#[from] EventError),
-    #[error("repository {repository:?} not found in registry {registry}")]
-    RepositoryNotFound { repository: String, registry: String },
-    #[error("image {reference} not found in repository {repository:?} (deleted after the push?)")]
-    ImageNotFound { repository: String, reference: String },
-    #[error("cannot tell the manifest media type of {digest}: neither ECR's answer, the event nor the manifest names one")]
-    UnknownMediaType { digest: String },
-    #[error("reading repository {repository:?} from ECR failed: {fault}")]
-    Read { repository: String, fault: Fault },
-    #[error("{}", not_applied(.report))]
-    TagsNotApplied { report: Box<Report>, retryable: bool },
-    #[error("stopped before Lambda's timeout with {waiting_for} still unanswered; a later delivery finishes the job")]
-    DeadlineExceeded { waiting_for: String },
-}
-
-impl RetagError {
-    pub fn retryable(&self) -> bool {
-        match self {
-            RetagError::Read { fault, .. } => fault.retryable,
-            RetagError::TagsNotApplied { retryable, .. } => *retryable,
-            RetagError::DeadlineExceeded { .. } => true,
-            _ => false,
-        }
-    }
-
-    /// `Retryable.<Kind>` or `Permanent.<Kind>`: the Lambda error type.
-    pub fn error_type(&self) -> String {
-        let kind = match self {
-            RetagError::InvalidEvent(_) => "InvalidEvent",
-            RetagError::RepositoryNotFound { .. } => "RepositoryNotFound",
-            RetagError::ImageNotFound { .. } => "ImageNotFound",
-            RetagError::UnknownMediaType { .. } => "UnknownMediaType",
-            RetagError::Read { .. } => "ReadFailed",
-            RetagError::TagsNotApplied { .. } => "TagsNotApplied",
-            RetagError::DeadlineExceeded { .. } => "DeadlineExceeded",
-        };
-        format!("{}.{kind}", if self.retryable() { "Retryable" } else { "Permanent" })
-    }
-
-    /// The per-tag report, when the failure happened after planning.
-    pub fn report(&self) -> Option<&Report> {
-        match self {
-            RetagError::TagsNotApplied { report, .. } => Some(report),
-            _ => None,
-        }
-    }
-}
-
-/// The per-tag report of an invocation's result, when there is one.
-pub fn report_of(result: &Result<Report, RetagError>) -> Option<&Report> {
-    match result {
-        Ok(report) => Some(report),
-        Err(e) => e.report(),
-    }
-}
-
-fn not_applied(report: &Report) -> String {
-    let problems: Vec<String> = report
-        .problems()
-        .map(|t| match &t.detail {
-            Some(d) => format!("`{}` {} ({d})", t.tag, t.outcome),
-            None => format!("`{}` {}", t.tag, t.outcome),
-        })
-        .collect();
-    format!(
-        "{} of {} tags not in place for {}@{}: {}",
-        problems.len(),
-        report.tags.len(),
-        report.repository.as_deref().unwrap_or("?"),
-        report.digest.as_deref().unwrap_or("?"),
-        problems.join("; ")
-    )
-}
 
 /// Retags one push. `Ok` when every derived tag is in place (or would be, in a dry run).
 pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> Result<Report, RetagError> {
@@ -236,7 +157,7 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
 
     // Only when a rule that may apply requires them; cached per instance by the handler's registry.
     let repository_tags = if job.sources.iter().any(|t| rules.needs_repository_tags(name, t.as_str())) {
-        Some(registry.repository_tags(&job.repository).await.map_err(|e| read_error(&job.repository, e))?)
+        Some(registry.repository_tags(&job.repository).await.map_err(|e| RetagError::reading(&job.repository, e))?)
     } else {
         None
     };
@@ -467,20 +388,7 @@ async fn read<R: Registry>(
     image: Lookup<'_>,
     tags: &[Tag],
 ) -> Result<Snapshot, RetagError> {
-    registry.read(repository, image, tags).await.map_err(|e| read_error(repository, e))
-}
-
-pub(crate) fn read_error(repository: &Repository, e: ReadError) -> RetagError {
-    match e {
-        ReadError::Fault(fault) if fault.code == DEADLINE_REACHED => {
-            RetagError::DeadlineExceeded { waiting_for: format!("a read of {:?}", repository.name.as_str()) }
-        }
-        ReadError::RepositoryNotFound => RetagError::RepositoryNotFound {
-            repository: repository.name.to_string(),
-            registry: registry_label(repository),
-        },
-        ReadError::Fault(fault) => RetagError::Read { repository: repository.name.to_string(), fault },
-    }
+    registry.read(repository, image, tags).await.map_err(|e| RetagError::reading(repository, e))
 }
 
 /// ECR's own answer first, then the event's, then the manifest's `mediaType`
@@ -506,7 +414,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::registry::PutError;
+    use crate::error::{Fault, FaultKind};
+    use crate::registry::{PutError, ReadError};
     use crate::rules::RuleSet;
 
     const RELEASE: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","v{major}.{minor}","{date:%Y%m%d}"]}]}"#;
@@ -778,7 +687,7 @@ mod tests {
         let mut fake = Fake::with_image(&d, "{}", Some(MEDIA));
         fake.put_faults.insert(
             tag("v1"),
-            Fault { code: "ThrottlingException".into(), message: "Rate exceeded".into(), retryable: true },
+            Fault::new(FaultKind::Throttled, "ThrottlingException", "Rate exceeded"),
         );
         let err = run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap_err();
         assert_eq!(err.error_type(), "Retryable.TagsNotApplied");
@@ -977,7 +886,7 @@ mod tests {
         let d = digest(1);
         let mut fake = Fake::with_image(&d, "{}", Some(MEDIA));
         fake.point("latest", &d);
-        fake.put_faults.insert(tag("main"), Fault { code: "ThrottlingException".into(), message: "slow".into(), retryable: true });
+        fake.put_faults.insert(tag("main"), Fault::new(FaultKind::Throttled, "ThrottlingException", "slow"));
         let err = run(&fake, RETIRE, &push("latest", Some(&d))).await.unwrap_err();
         let latest = err.report().unwrap().tags.iter().find(|t| t.tag == "latest").unwrap().clone();
         assert_eq!(latest.outcome, Outcome::Kept);

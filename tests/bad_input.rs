@@ -8,8 +8,9 @@ use ecr_retag::handler::{Answer, Handler};
 use std::collections::BTreeMap;
 
 use ecr_retag::names::{Digest, RegistryId, RepositoryName, Tag};
+use ecr_retag::error::{Fault, FaultKind};
 use ecr_retag::registry::{
-    Catalog, Fault, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
+    Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
 };
 use ecr_retag::report::Status;
 use ecr_retag::rules::{RuleSet, RulesError};
@@ -22,7 +23,7 @@ struct Counting(AtomicUsize);
 impl Registry for Counting {
     async fn read(&self, _: &Repository, _: Lookup<'_>, _: &[Tag]) -> Result<Snapshot, ReadError> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        Err(ReadError::Fault(Fault { code: "Test".into(), message: "no registry here".into(), retryable: true }))
+        Err(ReadError::Fault(Fault::new(FaultKind::Server, "Test", "no registry here")))
     }
     async fn put(&self, _: &Repository, _: &Image, _: &str, _: &Tag) -> Result<(), PutError> {
         self.0.fetch_add(1, Ordering::SeqCst);

@@ -7,7 +7,7 @@ use ecr_retag::config::Config;
 use ecr_retag::ecr::Ecr;
 use ecr_retag::handler::Handler;
 use ecr_retag::report::{Outcome, Report, Status};
-use ecr_retag::retag::RetagError;
+use ecr_retag::error::RetagError;
 use ecr_retag::rules::RuleSet;
 use serde_json::json;
 use support::*;

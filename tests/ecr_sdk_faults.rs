@@ -11,7 +11,8 @@ use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use ecr_retag::config::Config;
 use ecr_retag::ecr::{retry_config, Ecr};
 use ecr_retag::report::Outcome;
-use ecr_retag::retag::{retag, RetagError};
+use ecr_retag::error::RetagError;
+use ecr_retag::retag::retag;
 use ecr_retag::rules::RuleSet;
 
 const MINE: &str = "sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445";

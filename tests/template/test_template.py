@@ -236,7 +236,7 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertEqual(permission["SourceArn"], "<PushRule.Arn>")
 
     def test_the_timeout_covers_the_worst_case_of_the_sdk_settings(self):
-        with open(os.path.join(ROOT, "src/ecr.rs")) as f:
+        with open(os.path.join(ROOT, "src/registry.rs")) as f:
             operation = int(re.search(r"OPERATION_TIMEOUT: Duration = Duration::from_secs\((\d+)\)", f.read()).group(1))
         function = Resolver(self.template).resource("RetagFunction")["Properties"]
         # Read, writes, re-read of immutable tags: three operations in sequence at most.

@@ -1,0 +1,142 @@
+//! What can fail, in one place: [`Fault`], a failed call typed by its kind
+//! (retrying helps for all but [`FaultKind::Permanent`]), and [`RetagError`],
+//! why an invocation failed and whether a later delivery can succeed.
+
+use crate::event::EventError;
+use crate::put::registry_label;
+use crate::registry::{ReadError, Repository};
+use crate::report::Report;
+
+/// What kind of failure a call met; it decides whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Throttling (ThrottlingException, 429, an upstream's too-many-requests).
+    Throttled,
+    /// The service failed (5xx, ServerException).
+    Server,
+    /// No answer: connection refused or closed, a response that could not be read.
+    Transport,
+    /// The SDK's attempt or operation timeout.
+    Timeout,
+    /// Cut at the invocation's deadline ([`crate::deadline`]).
+    Deadline,
+    /// Retrying cannot help (access denied, invalid parameters, …).
+    Permanent,
+}
+
+/// A failed call, as far as the caller needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// ECR's error code, or the kind of transport failure.
+    pub code: String,
+    pub message: String,
+}
+
+impl Fault {
+    pub fn new(kind: FaultKind, code: impl Into<String>, message: impl Into<String>) -> Fault {
+        Fault { kind, code: code.into(), message: message.into() }
+    }
+
+    /// Whether trying again later can help.
+    pub fn retryable(&self) -> bool {
+        self.kind != FaultKind::Permanent
+    }
+}
+
+/// Why an invocation failed. [`RetagError::retryable`] tells whether a later
+/// delivery of the same event can succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RetagError {
+    #[error("invalid event: {0}")]
+    InvalidEvent(#[from] EventError),
+    #[error("repository {repository:?} not found in registry {registry}")]
+    RepositoryNotFound { repository: String, registry: String },
+    #[error("image {reference} not found in repository {repository:?} (deleted after the push?)")]
+    ImageNotFound { repository: String, reference: String },
+    #[error("cannot tell the manifest media type of {digest}: neither ECR's answer, the event nor the manifest names one")]
+    UnknownMediaType { digest: String },
+    #[error("reading repository {repository:?} from ECR failed: {fault}")]
+    Read { repository: String, fault: Fault },
+    #[error("listing the repositories of registry {registry} failed: {fault}")]
+    Listing { registry: String, fault: Fault },
+    #[error("{}", not_applied(.report))]
+    TagsNotApplied { report: Box<Report>, retryable: bool },
+    #[error("stopped before Lambda's timeout with {waiting_for} still unanswered; a later delivery finishes the job")]
+    DeadlineExceeded { waiting_for: String },
+}
+
+impl RetagError {
+    pub fn retryable(&self) -> bool {
+        match self {
+            RetagError::Read { fault, .. } | RetagError::Listing { fault, .. } => fault.retryable(),
+            RetagError::TagsNotApplied { retryable, .. } => *retryable,
+            RetagError::DeadlineExceeded { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// `Retryable.<Kind>` or `Permanent.<Kind>`: the Lambda error type.
+    pub fn error_type(&self) -> String {
+        let kind = match self {
+            RetagError::InvalidEvent(_) => "InvalidEvent",
+            RetagError::RepositoryNotFound { .. } => "RepositoryNotFound",
+            RetagError::ImageNotFound { .. } => "ImageNotFound",
+            RetagError::UnknownMediaType { .. } => "UnknownMediaType",
+            RetagError::Read { .. } | RetagError::Listing { .. } => "ReadFailed",
+            RetagError::TagsNotApplied { .. } => "TagsNotApplied",
+            RetagError::DeadlineExceeded { .. } => "DeadlineExceeded",
+        };
+        format!("{}.{kind}", if self.retryable() { "Retryable" } else { "Permanent" })
+    }
+
+    /// A failed read of `repository`, as the invocation's error.
+    pub fn reading(repository: &Repository, e: ReadError) -> RetagError {
+        match e {
+            ReadError::Fault(fault) if fault.kind == FaultKind::Deadline => {
+                RetagError::DeadlineExceeded { waiting_for: format!("a read of {:?}", repository.name.as_str()) }
+            }
+            ReadError::RepositoryNotFound => RetagError::RepositoryNotFound {
+                repository: repository.name.to_string(),
+                registry: registry_label(repository),
+            },
+            ReadError::Fault(fault) => RetagError::Read { repository: repository.name.to_string(), fault },
+        }
+    }
+
+    /// The per-tag report, when the failure happened after planning.
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            RetagError::TagsNotApplied { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+}
+
+/// The per-tag report of an invocation's result, when there is one.
+pub fn report_of(result: &Result<Report, RetagError>) -> Option<&Report> {
+    match result {
+        Ok(report) => Some(report),
+        Err(e) => e.report(),
+    }
+}
+
+fn not_applied(report: &Report) -> String {
+    let problems: Vec<String> = report
+        .problems()
+        .map(|t| match &t.detail {
+            Some(d) => format!("`{}` {} ({d})", t.tag, t.outcome),
+            None => format!("`{}` {}", t.tag, t.outcome),
+        })
+        .collect();
+    format!(
+        "{} of {} tags not in place for {}@{}: {}",
+        problems.len(),
+        report.tags.len(),
+        report.repository.as_deref().unwrap_or("?"),
+        report.digest.as_deref().unwrap_or("?"),
+        problems.join("; ")
+    )
+}
+
