@@ -38,7 +38,7 @@ impl Budget {
         self.end.map(|end| end.saturating_duration_since(Instant::now()))
     }
 
-    /// When ECR calls still unanswered are cut ([`crate::deadline::Deadline`]).
+    /// When ECR calls still unanswered are cut ([`crate::registry::deadline::Deadline`]).
     pub fn calls_end(&self) -> Option<Instant> {
         self.end.map(|end| end.checked_sub(CALLS_MARGIN).unwrap_or(end))
     }

@@ -3,7 +3,7 @@
 //! why an invocation failed and whether a later delivery can succeed.
 
 use crate::event::EventError;
-use crate::put::registry_label;
+use crate::apply::put::registry_label;
 use crate::registry::{ReadError, Repository};
 use crate::report::Report;
 
@@ -18,7 +18,7 @@ pub enum FaultKind {
     Transport,
     /// The SDK's attempt or operation timeout.
     Timeout,
-    /// Cut at the invocation's deadline ([`crate::deadline`]).
+    /// Cut at the invocation's deadline ([`crate::registry::deadline`]).
     Deadline,
     /// Retrying cannot help (access denied, invalid parameters, …).
     Permanent,

@@ -1,7 +1,7 @@
 //! The handler: event in, retag, result out; one log line and one metric line per event.
 //!
 //! Generic over the [`Catalog`] (the registry port plus listings) so tests can run it against anything; the
-//! binary wires it to [`crate::ecr::Ecr`] and the Lambda runtime.
+//! binary wires it to [`crate::registry::ecr::Ecr`] and the Lambda runtime.
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
@@ -14,16 +14,16 @@ use tracing::{error, info, warn};
 
 use crate::budget::Budget;
 use crate::config::Config;
-use crate::deadline::Deadline;
+use crate::registry::deadline::Deadline;
 use crate::event::{self, EventError, Request};
 use crate::invocation::{self, Invocation, Message, ReconcileRequest};
-use crate::reconcile::{self, SweepReport};
+use crate::apply::sweep::{self, SweepReport};
 use crate::metrics::{self, EventMetrics};
 use crate::registry::Catalog;
 use crate::report::Report;
-use crate::repository_tags::CachedRepositoryTags;
+use crate::registry::cache::CachedRepositoryTags;
 use crate::error::{report_of, RetagError};
-use crate::retag::{self, Handled};
+use crate::apply::retag::{self, Handled};
 
 /// What an invocation answers: one event's report, a batch's failed messages, or a sweep's summary.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -90,7 +90,7 @@ impl<R: Catalog> Handler<R> {
     /// sees what the one before wrote (an if-newer tag is never decided by two
     /// at once); repositories concurrently (up to `RETAG_BATCH_CONCURRENCY`).
     /// Then one second look at every if-newer tag the batch wrote
-    /// ([`crate::if_newer::settle`]), and a log and metric line per message.
+    /// ([`crate::apply::if_newer::settle`]), and a log and metric line per message.
     /// Everything stops within `budget`. The answer names the messages that failed,
     /// so only those come back (ReportBatchItemFailures); after the queue's
     /// maxReceiveCount they move to its dead-letter queue.
@@ -180,7 +180,7 @@ impl<R: Catalog> Handler<R> {
         calls_end: Option<Instant>,
     ) -> Result<SweepReport, RetagError> {
         let registry = Deadline::new(&self.registry, calls_end);
-        let result = reconcile::reconcile(&registry, &self.config, request, stop_by, calls_end).await;
+        let result = sweep::reconcile(&registry, &self.config, request, stop_by, calls_end).await;
         match &result {
             Ok(report) => {
                 let problems: usize = report.repositories.iter().map(|r| r.conflicts + r.failed + usize::from(r.error.is_some())).sum();

@@ -13,20 +13,22 @@
 //! - [`plan`]: which tags the push should get, with invalid renderings and
 //!   tags that would re-trigger the function ruled out, scan-gated tags
 //!   deferred (or, on a scan event, passed or blocked by [`scan`]). Pure.
-//! - [`retag`]: an event's writes. One BatchGetImage, then one PutImage per
-//!   tag not yet in place, concurrently ([`put`]); pushed tags retired where a
-//!   rule says so. Each tag gets an outcome.
-//! - [`if_newer`]: tags that move only to newer versions, whatever the
+//! - [`apply`]: the use cases over the registry port.
+//!   [`apply::retag`]: an event's writes. One BatchGetImage, then one PutImage
+//!   per tag not yet in place, concurrently ([`apply::put`]); pushed tags
+//!   retired where a rule says so. Each tag gets an outcome.
+//!   [`apply::if_newer`]: tags that move only to newer versions, whatever the
 //!   concurrency: decided from fresh reads, written in single attempts, and
 //!   looked at again once every earlier decision has landed (repaired if a
 //!   lower version took them).
-//! - [`reconcile`]: the sweep for missed events: every tagged image's tags
-//!   through the rules at its push time, one image per derived tag (pure),
-//!   then the same writes, within a write budget and the deadline.
+//!   [`apply::sweep`]: the reconcile sweep for missed events: every tagged
+//!   image's tags through the rules at its push time, one image per derived
+//!   tag (pure), then the same writes, within a write budget and the deadline.
 //! - [`registry`]: the narrow ports those writes and listings go through, and
-//!   [`ecr`], their one implementation, the only code that talks to Amazon ECR;
-//!   [`repository_tags`] caches the one lookup that can be cached, and
-//!   [`deadline`] cuts any call still unanswered at the invocation's deadline.
+//!   [`registry::ecr`], their one implementation, the only code that talks to
+//!   Amazon ECR; [`registry::cache`] caches the one lookup that can be cached,
+//!   and [`registry::deadline`] cuts any call still unanswered at the
+//!   invocation's deadline.
 //! - [`report`]: the result out, the JSON the function returns.
 //! - [`handler`]: wires event, retag and report (or a batch's failed
 //!   messages, or a sweep's summary); one log line and one [`metrics`] line
@@ -46,26 +48,20 @@
 //! and the handler, and hands the handler to the Lambda runtime (or, given
 //! arguments, runs [`cli`]).
 
+pub mod apply;
 pub mod budget;
 pub mod cli;
 pub mod config;
-pub mod deadline;
 pub mod error;
-pub mod ecr;
 pub mod event;
 pub mod handler;
-pub mod if_newer;
 pub mod invocation;
 pub mod lint;
 pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod plan;
-pub mod put;
-pub mod reconcile;
 pub mod registry;
 pub mod report;
-pub mod repository_tags;
-pub mod retag;
 pub mod rules;
 pub mod scan;

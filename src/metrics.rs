@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::reconcile::SweepReport;
+use crate::apply::sweep::SweepReport;
 use crate::report::{Outcome, Report, Status};
 use crate::error::{report_of, RetagError};
 

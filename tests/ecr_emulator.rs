@@ -4,7 +4,7 @@ mod support;
 
 use chrono::{DateTime, Utc};
 use ecr_retag::config::Config;
-use ecr_retag::ecr::Ecr;
+use ecr_retag::registry::ecr::Ecr;
 use ecr_retag::handler::Handler;
 use ecr_retag::report::{Outcome, Report, Status};
 use ecr_retag::error::RetagError;
@@ -470,7 +470,7 @@ async fn an_image_at_the_tag_limit_gets_a_permanent_outcome_naming_the_limit_wit
 const IF_NEWER: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
 
 /// Sends a reconcile request the way Lambda would (no deadline) and returns the sweep's answer.
-async fn sweep(h: &Handler<Ecr>, request: serde_json::Value) -> ecr_retag::reconcile::SweepReport {
+async fn sweep(h: &Handler<Ecr>, request: serde_json::Value) -> ecr_retag::apply::sweep::SweepReport {
     match h.invoke(&json!({ "reconcile": request }).to_string(), std::time::SystemTime::UNIX_EPOCH).await {
         Ok(ecr_retag::handler::Answer::Reconcile(report)) => report,
         other => panic!("not a sweep's answer: {other:?}"),
@@ -500,7 +500,7 @@ async fn a_sweep_puts_missed_tags_on_the_highest_version_and_a_second_sweep_writ
     .map(|(t, d)| (t.to_owned(), d.clone()))
     .collect();
     assert_eq!(tags, expect);
-    assert_eq!(report.status, ecr_retag::reconcile::SweepStatus::Complete);
+    assert_eq!(report.status, ecr_retag::apply::sweep::SweepStatus::Complete);
     assert_eq!(report.writes, 4);
     let r = &report.repositories[0];
     assert_eq!((r.images_seen, r.tags_written, r.already_correct, r.conflicts, r.failed), (2, 4, 0, 0, 0), "{r:?}");
@@ -554,7 +554,7 @@ async fn a_sweep_stops_at_its_write_budget_and_the_continuation_finishes_the_job
     assert_eq!(answers[0].continuation.as_deref(), Some(format!("resume-at:{first}").as_str()), "the first stopped inside {first}");
     assert_eq!(answers[1].continuation.as_deref(), Some(format!("resume-at:{second}").as_str()));
     assert!(answers[0].reason.as_deref().unwrap().starts_with("stopped at max_writes (3)"));
-    assert_eq!(answers[2].status, ecr_retag::reconcile::SweepStatus::Complete);
+    assert_eq!(answers[2].status, ecr_retag::apply::sweep::SweepStatus::Complete);
     for repo in [&first, &second] {
         assert_eq!(state(&client, repo).await.0.len(), 5, "{repo}: the pushed tag and four derived");
         assert!(emulator.writes(repo).values().all(|n| *n == 1), "no tag written twice: {:?}", emulator.writes(repo));
@@ -723,7 +723,7 @@ async fn a_sweep_out_of_time_stops_before_its_next_repository_and_says_where_to_
     };
     // The time for new work is already up.
     let report = handler(RELEASE).reconcile(&request, Some(std::time::Instant::now()), None).await.unwrap();
-    assert_eq!(report.status, ecr_retag::reconcile::SweepStatus::Stopped);
+    assert_eq!(report.status, ecr_retag::apply::sweep::SweepStatus::Stopped);
     assert_eq!(report.continuation, Some(format!("resume-at:{repo}")));
     assert!(report.reason.as_deref().unwrap().starts_with("stopped before the function's deadline"));
     assert_eq!((report.writes, emulator.calls(&repo).get("DescribeImages")), (0, None), "no ECR call started");

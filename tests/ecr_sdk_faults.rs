@@ -9,10 +9,10 @@ use aws_sdk_ecr::types::{Image, ImageFailure, ImageFailureCode, ImageIdentifier}
 use aws_sdk_ecr::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use ecr_retag::config::Config;
-use ecr_retag::ecr::{retry_config, Ecr};
+use ecr_retag::registry::ecr::{retry_config, Ecr};
 use ecr_retag::report::Outcome;
 use ecr_retag::error::RetagError;
-use ecr_retag::retag::retag;
+use ecr_retag::apply::retag::retag;
 use ecr_retag::rules::RuleSet;
 
 const MINE: &str = "sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445";
@@ -218,7 +218,7 @@ mod paginated_sweep {
     use aws_sdk_ecr::primitives::DateTime;
     use aws_sdk_ecr::types::{ImageDetail, Repository as EcrRepository};
     use ecr_retag::invocation::{classify, Invocation};
-    use ecr_retag::reconcile::reconcile;
+    use ecr_retag::apply::sweep::reconcile;
     use serde_json::json;
 
     const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";

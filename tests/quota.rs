@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant, SystemTime};
 
 use ecr_retag::config::Config;
-use ecr_retag::ecr::Ecr;
+use ecr_retag::registry::ecr::Ecr;
 use ecr_retag::handler::{Answer, Handler};
 use ecr_retag::rules::RuleSet;
 use futures_util::stream::{self, StreamExt};

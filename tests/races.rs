@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ecr_retag::config::Config;
-use ecr_retag::ecr::Ecr;
+use ecr_retag::registry::ecr::Ecr;
 use ecr_retag::handler::{Answer as HandlerAnswer, Handler};
 use ecr_retag::rules::RuleSet;
 use futures_util::future::join_all;

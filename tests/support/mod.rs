@@ -196,8 +196,8 @@ pub fn client_for(endpoint: &str) -> Client {
 pub fn client_in(endpoint: &str, region: &str) -> Client {
     let config = aws_sdk_ecr::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .retry_config(ecr_retag::ecr::retry_config())
-        .timeout_config(ecr_retag::ecr::timeout_config())
+        .retry_config(ecr_retag::registry::ecr::retry_config())
+        .timeout_config(ecr_retag::registry::ecr::timeout_config())
         .region(Region::new(region.to_owned()))
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(endpoint)

@@ -96,8 +96,8 @@ class Resolver:
 
 
 def ecr_operations_called_by_the_code():
-    """The ECR operations src/ecr.rs calls, as IAM actions: `.batch_get_image()` is ecr:BatchGetImage."""
-    with open(os.path.join(ROOT, "src/ecr.rs")) as f:
+    """The ECR operations src/registry/ecr.rs calls, as IAM actions: `.batch_get_image()` is ecr:BatchGetImage."""
+    with open(os.path.join(ROOT, "src/registry/ecr.rs")) as f:
         source = f.read()
     calls = set(re.findall(r"\.client\s*\.\s*([a-z_]+)\(\)", source)) - {"config"}  # config() is no call to ECR
     return {"ecr:" + "".join(part.capitalize() for part in call.split("_")) for call in calls}
@@ -236,7 +236,7 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertEqual(permission["SourceArn"], "<PushRule.Arn>")
 
     def test_the_timeout_covers_the_worst_case_of_the_sdk_settings(self):
-        with open(os.path.join(ROOT, "src/registry.rs")) as f:
+        with open(os.path.join(ROOT, "src/registry/mod.rs")) as f:
             operation = int(re.search(r"OPERATION_TIMEOUT: Duration = Duration::from_secs\((\d+)\)", f.read()).group(1))
         function = Resolver(self.template).resource("RetagFunction")["Properties"]
         # Read, writes, re-read of immutable tags: three operations in sequence at most.

@@ -5,7 +5,7 @@
 //! For each repository: list its tagged images (DescribeImages, page by page),
 //! apply the rules to every tag as if it had just been pushed at the image's
 //! `imagePushedAt` ([`assess`], pure), and write what is missing through the
-//! same writes as a push ([`crate::retag`]). A tag several images derive ends
+//! same writes as a push ([`crate::apply::retag`]). A tag several images derive ends
 //! on one: for `"move": "if-newer"` rules the highest version, for the others
 //! the most recent push. The sweep stops cleanly at its write budget or
 //! before the deadline and says where to resume.
@@ -23,10 +23,10 @@ use crate::names::{Digest, RepositoryName, Tag};
 use crate::plan::{self, Phase, Plan, Verdict};
 use crate::registry::{Catalog, Listed, Lookup, ReadError, Repository, TagState};
 use crate::report::{Outcome, TagReport};
-use crate::if_newer::{self, Claim, Guard, Observed, Want};
-use crate::put::{self, Target};
+use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
+use crate::apply::put::{self, Target};
 use crate::error::{Fault, FaultKind, RetagError};
-use crate::retag::media_type;
+use crate::apply::retag::media_type;
 use crate::rules::{RuleSet, Subject};
 
 /// One tag as the rules say it should be.
@@ -39,7 +39,7 @@ pub struct Desired {
     pub current: Option<Digest>,
     pub rules: Vec<String>,
     /// `"move": "if-newer"`: the winner's version; the write is then guarded
-    /// ([`crate::if_newer`]), since the listing may be older than an event's write.
+    /// ([`crate::apply::if_newer`]), since the listing may be older than an event's write.
     pub version: Option<semver::Version>,
 }
 

@@ -30,7 +30,7 @@ use futures_util::stream::{self, StreamExt};
 use semver::Version;
 
 use crate::names::{Digest, Tag};
-use crate::put::{self, read_fault, Answer, Target};
+use crate::apply::put::{self, read_fault, Answer, Target};
 use crate::error::{Fault, FaultKind, RetagError};
 use crate::registry::{Image, Lookup, ReadError, Registry, Repository, TagState, ONE_ATTEMPT_TIMEOUT};
 use crate::report::{entry, Outcome, TagReport};

@@ -1,8 +1,13 @@
 //! The narrow port to the registry: the reads and writes retagging needs.
 //!
-//! [`crate::ecr::Ecr`] implements it with aws-sdk-ecr; tests can implement it
+//! [`crate::registry::ecr::Ecr`] implements it with aws-sdk-ecr; tests can implement it
 //! in memory. Everything here is what the retagging logic needs to know, with
 //! the SDK's types left behind.
+
+
+pub mod cache;
+pub mod deadline;
+pub mod ecr;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
