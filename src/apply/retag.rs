@@ -5,7 +5,7 @@
 //! not already point at the digest, concurrently within a bound. A push no
 //! rule matches costs nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -15,10 +15,11 @@ use crate::config::Config;
 use crate::error::RetagError;
 use crate::event::{EventError, Push, ScanResult};
 use crate::names::{Digest, Tag};
-use crate::plan::{self, Phase, Plan, Removal, Verdict};
+use crate::plan::{self, Phase, Plan, Verdict};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
-use crate::apply::put::{self, read_fault, registry_label, Target};
-use crate::registry::{Image, Lookup, Registry, RemoveError, Repository, Snapshot, TagState};
+use crate::apply::put::{self, Target};
+use crate::apply::removal::{self, Sources};
+use crate::registry::{Image, Lookup, Registry, Repository, Snapshot, TagState};
 use crate::report::{entry, Outcome, Report, ScanReport, Status, TagReport};
 use crate::rules::Subject;
 
@@ -265,121 +266,11 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
         }
     }
 
-    remove_sources(registry, &job, &digest, &plan.removals, &mut tags).await?;
+    let sources = Sources { repository: &job.repository, digest: &digest, dry_run: job.dry_run };
+    removal::remove_sources(registry, &sources, &plan.removals, &mut tags).await?;
 
     report.tags = tags.into_values().collect();
     Ok(Handled { report, claims })
-}
-
-/// `remove_source`: retires each pushed tag whose removing rules' tags all
-/// landed, unless that would leave the image untagged or the tag moved on.
-async fn remove_sources<R: Registry>(
-    registry: &R,
-    job: &Job<'_>,
-    digest: &Digest,
-    removals: &[Removal],
-    tags: &mut BTreeMap<String, TagReport>,
-) -> Result<(), RetagError> {
-    let mut by_source: BTreeMap<&str, Vec<&Removal>> = BTreeMap::new();
-    for r in removals {
-        by_source.entry(r.source.as_str()).or_default().push(r);
-    }
-    for (source, removals) in by_source {
-        if tags.contains_key(source) {
-            // Another pushed tag derives this one: it stays (a scan event listing both).
-            continue;
-        }
-        let rules: Vec<String> = removals.iter().map(|r| r.rule.clone()).collect();
-        let derived: BTreeSet<&str> = removals.iter().flat_map(|r| r.tags.iter().map(String::as_str)).collect();
-        let decision = removal_decision(&derived, tags, job.dry_run);
-        let mut entry = TagReport { tag: source.to_owned(), rules, outcome: Outcome::Kept, detail: None, retryable: false };
-        match (decision, Tag::parse(source)) {
-            (Err(why), _) => entry.detail = Some(why),
-            (Ok(()), _) if job.dry_run => entry.outcome = Outcome::WouldRemove,
-            (Ok(()), Ok(source)) => remove(registry, &job.repository, digest, &source, &derived, &mut entry).await?,
-            (Ok(()), Err(e)) => entry.detail = Some(format!("kept: not a tag: {e}")),
-        }
-        tags.insert(source.to_owned(), entry);
-    }
-    Ok(())
-}
-
-/// Whether every tag the removing rules derived is in place.
-fn removal_decision(derived: &BTreeSet<&str>, tags: &BTreeMap<String, TagReport>, dry_run: bool) -> Result<(), String> {
-    if derived.is_empty() {
-        return Err("kept: the rule derives no other tag, so removing it would leave nothing in its place".into());
-    }
-    let missing: Vec<String> = derived
-        .iter()
-        .filter_map(|t| {
-            let outcome = tags.get(*t).map(|r| r.outcome);
-            let landed = match outcome {
-                Some(Outcome::Created | Outcome::Moved | Outcome::Unchanged) => true,
-                Some(Outcome::WouldCreate | Outcome::WouldMove) => dry_run,
-                _ => false,
-            };
-            (!landed).then(|| format!("`{t}` {}", outcome.map_or("missing".to_owned(), |o| o.to_string())))
-        })
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("kept: not every derived tag is in place ({})", missing.join(", ")))
-    }
-}
-
-/// Re-reads right before BatchDeleteImage (which deletes by tag whatever it
-/// points at), so a tag pushed again meanwhile, or an image that would be left
-/// without its derived tags, is never removed.
-async fn remove<R: Registry>(
-    registry: &R,
-    repository: &Repository,
-    digest: &Digest,
-    source: &Tag,
-    derived: &BTreeSet<&str>,
-    entry: &mut TagReport,
-) -> Result<(), RetagError> {
-    let mut ask = vec![source.clone()];
-    ask.extend(derived.iter().filter_map(|t| Tag::parse(t).ok()));
-    let now = match registry.read(repository, Lookup::Digest(digest), &ask).await {
-        Ok(now) => now,
-        Err(e) => {
-            entry.fail(&read_fault(e));
-            return Ok(());
-        }
-    };
-    match now.tags.get(source) {
-        Some(TagState::At(d)) if d == digest => {}
-        Some(TagState::At(other)) => {
-            entry.mark(Outcome::Kept, Some(format!("kept: the tag now points at {other}")));
-            return Ok(());
-        }
-        Some(TagState::Unreadable(fault)) => {
-            entry.fail(fault);
-            return Ok(());
-        }
-        Some(TagState::Absent) | None => {
-            entry.mark(Outcome::Removed, Some("already gone".into()));
-            return Ok(());
-        }
-    }
-    if !ask[1..].iter().any(|t| now.tags.get(t) == Some(&TagState::At(digest.clone()))) {
-        let why = "kept: no derived tag points at the image any more, removing it would leave the image untagged";
-        entry.mark(Outcome::Kept, Some(why.into()));
-        return Ok(());
-    }
-    match registry.remove(repository, source).await {
-        Ok(()) => entry.mark(Outcome::Removed, None),
-        Err(RemoveError::NotFound) => entry.mark(Outcome::Removed, Some("already gone".into())),
-        Err(RemoveError::RepositoryNotFound) => {
-            return Err(RetagError::RepositoryNotFound {
-                repository: repository.name.to_string(),
-                registry: registry_label(repository),
-            })
-        }
-        Err(RemoveError::Fault(fault)) => entry.fail(&fault),
-    }
-    Ok(())
 }
 
 async fn read<R: Registry>(
@@ -415,7 +306,7 @@ mod tests {
 
     use super::*;
     use crate::error::{Fault, FaultKind};
-    use crate::registry::{PutError, ReadError};
+    use crate::registry::{PutError, ReadError, RemoveError};
     use crate::rules::RuleSet;
 
     const RELEASE: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","v{major}.{minor}","{date:%Y%m%d}"]}]}"#;
