@@ -5,9 +5,9 @@
 //! (that, deduplicated, plus the loop-safety check of every derived tag).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ecr_retag::names::Digest;
-use ecr_retag::plan::{plan, Phase};
-use ecr_retag::rules::{RuleSet, Subject};
+use ecr_retag::domain::names::Digest;
+use ecr_retag::domain::plan::{plan, Phase};
+use ecr_retag::domain::rules::{RuleSet, Subject};
 use std::hint::black_box;
 
 fn hundred_rules() -> String {

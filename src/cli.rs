@@ -13,10 +13,10 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use crate::names::{Digest, RepositoryName, Tag};
+use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::lint::PLACEHOLDER_DIGEST;
-use crate::plan::{plan, Phase, Verdict};
-use crate::rules::{RuleSet, RulesError, Subject};
+use crate::domain::plan::{plan, Phase, Verdict};
+use crate::domain::rules::{RuleSet, RulesError, Subject};
 
 pub const USAGE: &str = "usage:
   ecr-retag check-rules FILE

@@ -20,7 +20,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::rules::{RuleSet, RulesError};
+use crate::domain::rules::{RuleSet, RulesError};
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -8,8 +8,8 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::names::{Digest, InvalidName, RegistryId, RepositoryName, Tag};
-use crate::scan::Findings;
+use crate::domain::names::{Digest, InvalidName, RegistryId, RepositoryName, Tag};
+use crate::domain::scan::Findings;
 
 /// What the payload asks for.
 #[derive(Debug, Clone, PartialEq)]

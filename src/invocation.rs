@@ -5,8 +5,8 @@
 use serde_json::{Map, Value};
 
 use crate::event::{field_error, json_kind, opt_bool, opt_typed_str, EventError};
-use crate::names::{RegistryId, RepositoryName};
-use crate::rules::glob::Glob;
+use crate::domain::names::{RegistryId, RepositoryName};
+use crate::domain::rules::glob::Glob;
 
 /// The writes a sweep makes when the request does not say.
 pub const DEFAULT_MAX_WRITES: usize = 200;

@@ -8,11 +8,14 @@
 //!   them, or a reconcile request.
 //! - [`event`]: event in. One event (an EventBridge ECR event or a direct
 //!   request) becomes a [`event::Request`], or a clear error.
-//! - [`rules`]: the configuration contract, parsed and validated once at
-//!   start-up, then evaluated purely against a pushed tag.
-//! - [`plan`]: which tags the push should get, with invalid renderings and
-//!   tags that would re-trigger the function ruled out, scan-gated tags
-//!   deferred (or, on a scan event, passed or blocked by [`scan`]). Pure.
+//! - [`domain`]: the pure core. [`domain::rules`]: the configuration
+//!   contract, parsed and validated once at start-up, then evaluated purely
+//!   against a pushed tag. [`domain::plan`]: which tags the push should get,
+//!   with invalid renderings and tags that would re-trigger the function ruled
+//!   out, scan-gated tags deferred (or, on a scan event, passed or blocked by
+//!   [`domain::scan`]). [`domain::assess`]: the sweep's choice of one image per
+//!   derived tag. [`domain::names`]: validated digests, tags, repository names
+//!   and registry ids.
 //! - [`apply`]: the use cases over the registry port.
 //!   [`apply::retag`]: an event's writes. One BatchGetImage, then one PutImage
 //!   per tag not yet in place, concurrently ([`apply::put`]); pushed tags
@@ -23,7 +26,8 @@
 //!   lower version took them).
 //!   [`apply::sweep`]: the reconcile sweep for missed events: every tagged
 //!   image's tags through the rules at its push time, one image per derived
-//!   tag (pure), then the same writes, within a write budget and the deadline.
+//!   tag ([`domain::assess`], pure), then the same writes, within a write budget
+//!   and the deadline.
 //! - [`registry`]: the narrow ports those writes and listings go through, and
 //!   [`registry::ecr`], their one implementation, the only code that talks to
 //!   Amazon ECR; [`registry::cache`] caches the one lookup that can be cached,
@@ -38,7 +42,6 @@
 //!   invocation's time, from Lambda's deadline, asked by everything that waits.
 //! - [`config`]: the environment, read and validated once at start-up;
 //!   [`logging`]: the log subscriber (Lambda's format and level, one line per event).
-//! - [`names`]: validated digests, tags, repository names and registry ids.
 //!
 //! - [`cli`]: the same rules offline, for people writing them
 //!   (`ecr-retag check-rules FILE`, `ecr-retag plan …`), with [`lint`]'s
@@ -52,6 +55,7 @@ pub mod apply;
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod event;
 pub mod handler;
@@ -59,9 +63,5 @@ pub mod invocation;
 pub mod lint;
 pub mod logging;
 pub mod metrics;
-pub mod names;
-pub mod plan;
 pub mod registry;
 pub mod report;
-pub mod rules;
-pub mod scan;

@@ -1,13 +1,13 @@
 //! Checks beyond validity, for people writing rules (`ecr-retag check-rules`):
 //! rules whose tags would loop. The function refuses such tags when they come
-//! up (loop safety, in [`crate::plan`]); here they are found before
+//! up (loop safety, in [`crate::domain::plan`]); here they are found before
 //! deployment, by planning example pushes of each rule.
 
 use chrono::{DateTime, Utc};
 
-use crate::names::Digest;
-use crate::plan::{plan, Phase, Verdict};
-use crate::rules::{RuleSet, Subject};
+use crate::domain::names::Digest;
+use crate::domain::plan::{plan, Phase, Verdict};
+use crate::domain::rules::{RuleSet, Subject};
 
 /// A rule some or all of whose pushes derive only tags loop safety refuses.
 #[derive(Debug, Clone, PartialEq, Eq)]

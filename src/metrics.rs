@@ -10,8 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::apply::sweep::SweepReport;
-use crate::report::{Outcome, Report, Status};
+use crate::report::{Outcome, Report, Status, SweepReport};
 use crate::error::{report_of, RetagError};
 
 pub const NAMESPACE: &str = "ecr-retag";

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::event::Ignored;
-use crate::names::Tag;
+use crate::domain::names::Tag;
 use crate::error::Fault;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -192,6 +192,72 @@ impl Report {
     /// The tags that did not end in place, as `tag: outcome (detail)`.
     pub fn problems(&self) -> impl Iterator<Item = &TagReport> {
         self.tags.iter().filter(|t| t.outcome.is_problem())
+    }
+}
+
+/// The answer to a reconcile request.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SweepReport {
+    /// `complete`: every matching repository was swept; `stopped`: resume with `continuation`.
+    pub status: SweepStatus,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation: Option<String>,
+    /// PutImage calls made (0 in a dry run).
+    pub writes: usize,
+    /// A dry run: the PutImage calls a real sweep would make (they count against `max_writes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_write: Option<usize>,
+    pub repositories: Vec<RepositorySweep>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepStatus {
+    Complete,
+    Stopped,
+}
+
+/// What a sweep found and did in one repository.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct RepositorySweep {
+    pub repository: String,
+    pub images_seen: usize,
+    /// Created or moved (0 in a dry run).
+    pub tags_written: usize,
+    /// A dry run: tags a real sweep would create or move.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_write: Option<usize>,
+    pub already_correct: usize,
+    /// Immutable tags on another image.
+    pub conflicts: usize,
+    /// Failed writes, including full images (`tag_limit`).
+    pub failed: usize,
+    /// Derived but not to be written now: invalid, loop risk, or scan-gated without a passing scan.
+    pub held_back: usize,
+    /// Why this repository could not be swept (then the counts are what was done before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every tag written or not written for a reason worth reading.
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    pub tag: String,
+    pub digest: String,
+    pub rules: Vec<String>,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl SweepReport {
+    pub fn outcomes(&self) -> impl Iterator<Item = Outcome> + '_ {
+        self.repositories.iter().flat_map(|r| r.changes.iter().map(|c| c.outcome))
     }
 }
 

@@ -7,13 +7,13 @@ use ecr_retag::config::Config;
 use ecr_retag::handler::{Answer, Handler};
 use std::collections::BTreeMap;
 
-use ecr_retag::names::{Digest, RegistryId, RepositoryName, Tag};
+use ecr_retag::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use ecr_retag::error::{Fault, FaultKind};
 use ecr_retag::registry::{
     Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
 };
 use ecr_retag::report::Status;
-use ecr_retag::rules::{RuleSet, RulesError};
+use ecr_retag::domain::rules::{RuleSet, RulesError};
 use serde_json::{json, Value};
 
 /// A registry that counts calls and answers none of them.

@@ -8,7 +8,7 @@ use ecr_retag::registry::ecr::Ecr;
 use ecr_retag::handler::Handler;
 use ecr_retag::report::{Outcome, Report, Status};
 use ecr_retag::error::RetagError;
-use ecr_retag::rules::RuleSet;
+use ecr_retag::domain::rules::RuleSet;
 use serde_json::json;
 use support::*;
 
@@ -470,7 +470,7 @@ async fn an_image_at_the_tag_limit_gets_a_permanent_outcome_naming_the_limit_wit
 const IF_NEWER: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
 
 /// Sends a reconcile request the way Lambda would (no deadline) and returns the sweep's answer.
-async fn sweep(h: &Handler<Ecr>, request: serde_json::Value) -> ecr_retag::apply::sweep::SweepReport {
+async fn sweep(h: &Handler<Ecr>, request: serde_json::Value) -> ecr_retag::report::SweepReport {
     match h.invoke(&json!({ "reconcile": request }).to_string(), std::time::SystemTime::UNIX_EPOCH).await {
         Ok(ecr_retag::handler::Answer::Reconcile(report)) => report,
         other => panic!("not a sweep's answer: {other:?}"),
@@ -500,7 +500,7 @@ async fn a_sweep_puts_missed_tags_on_the_highest_version_and_a_second_sweep_writ
     .map(|(t, d)| (t.to_owned(), d.clone()))
     .collect();
     assert_eq!(tags, expect);
-    assert_eq!(report.status, ecr_retag::apply::sweep::SweepStatus::Complete);
+    assert_eq!(report.status, ecr_retag::report::SweepStatus::Complete);
     assert_eq!(report.writes, 4);
     let r = &report.repositories[0];
     assert_eq!((r.images_seen, r.tags_written, r.already_correct, r.conflicts, r.failed), (2, 4, 0, 0, 0), "{r:?}");
@@ -554,7 +554,7 @@ async fn a_sweep_stops_at_its_write_budget_and_the_continuation_finishes_the_job
     assert_eq!(answers[0].continuation.as_deref(), Some(format!("resume-at:{first}").as_str()), "the first stopped inside {first}");
     assert_eq!(answers[1].continuation.as_deref(), Some(format!("resume-at:{second}").as_str()));
     assert!(answers[0].reason.as_deref().unwrap().starts_with("stopped at max_writes (3)"));
-    assert_eq!(answers[2].status, ecr_retag::apply::sweep::SweepStatus::Complete);
+    assert_eq!(answers[2].status, ecr_retag::report::SweepStatus::Complete);
     for repo in [&first, &second] {
         assert_eq!(state(&client, repo).await.0.len(), 5, "{repo}: the pushed tag and four derived");
         assert!(emulator.writes(repo).values().all(|n| *n == 1), "no tag written twice: {:?}", emulator.writes(repo));
@@ -630,7 +630,7 @@ struct InFlight<R> {
 }
 
 impl<R: ecr_retag::registry::Registry> ecr_retag::registry::Registry for InFlight<R> {
-    async fn read(&self, repository: &ecr_retag::registry::Repository, image: ecr_retag::registry::Lookup<'_>, tags: &[ecr_retag::names::Tag]) -> Result<ecr_retag::registry::Snapshot, ecr_retag::registry::ReadError> {
+    async fn read(&self, repository: &ecr_retag::registry::Repository, image: ecr_retag::registry::Lookup<'_>, tags: &[ecr_retag::domain::names::Tag]) -> Result<ecr_retag::registry::Snapshot, ecr_retag::registry::ReadError> {
         use std::sync::atomic::Ordering::SeqCst;
         let now = self.now.fetch_add(1, SeqCst) + 1;
         self.max.fetch_max(now, SeqCst);
@@ -639,16 +639,16 @@ impl<R: ecr_retag::registry::Registry> ecr_retag::registry::Registry for InFligh
         self.now.fetch_sub(1, SeqCst);
         result
     }
-    async fn put(&self, repository: &ecr_retag::registry::Repository, image: &ecr_retag::registry::Image, media_type: &str, tag: &ecr_retag::names::Tag) -> Result<(), ecr_retag::registry::PutError> {
+    async fn put(&self, repository: &ecr_retag::registry::Repository, image: &ecr_retag::registry::Image, media_type: &str, tag: &ecr_retag::domain::names::Tag) -> Result<(), ecr_retag::registry::PutError> {
         self.inner.put(repository, image, media_type, tag).await
     }
-    async fn put_once(&self, repository: &ecr_retag::registry::Repository, image: &ecr_retag::registry::Image, media_type: &str, tag: &ecr_retag::names::Tag) -> Result<(), ecr_retag::registry::PutError> {
+    async fn put_once(&self, repository: &ecr_retag::registry::Repository, image: &ecr_retag::registry::Image, media_type: &str, tag: &ecr_retag::domain::names::Tag) -> Result<(), ecr_retag::registry::PutError> {
         self.inner.put_once(repository, image, media_type, tag).await
     }
-    async fn tags_of(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::names::Digest) -> Result<Vec<ecr_retag::names::Tag>, ecr_retag::registry::ReadError> {
+    async fn tags_of(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest) -> Result<Vec<ecr_retag::domain::names::Tag>, ecr_retag::registry::ReadError> {
         self.inner.tags_of(repository, digest).await
     }
-    async fn remove(&self, repository: &ecr_retag::registry::Repository, tag: &ecr_retag::names::Tag) -> Result<(), ecr_retag::registry::RemoveError> {
+    async fn remove(&self, repository: &ecr_retag::registry::Repository, tag: &ecr_retag::domain::names::Tag) -> Result<(), ecr_retag::registry::RemoveError> {
         self.inner.remove(repository, tag).await
     }
     async fn repository_tags(&self, repository: &ecr_retag::registry::Repository) -> Result<std::collections::BTreeMap<String, String>, ecr_retag::registry::ReadError> {
@@ -657,7 +657,7 @@ impl<R: ecr_retag::registry::Registry> ecr_retag::registry::Registry for InFligh
 }
 
 impl<R: ecr_retag::registry::Catalog> ecr_retag::registry::Catalog for InFlight<R> {
-    async fn repositories(&self, registry_id: Option<&ecr_retag::names::RegistryId>, page: Option<&str>) -> Result<ecr_retag::registry::Page<ecr_retag::names::RepositoryName>, ecr_retag::registry::ReadError> {
+    async fn repositories(&self, registry_id: Option<&ecr_retag::domain::names::RegistryId>, page: Option<&str>) -> Result<ecr_retag::registry::Page<ecr_retag::domain::names::RepositoryName>, ecr_retag::registry::ReadError> {
         self.inner.repositories(registry_id, page).await
     }
     async fn images(&self, repository: &ecr_retag::registry::Repository, page: Option<&str>) -> Result<ecr_retag::registry::Page<ecr_retag::registry::Listed>, ecr_retag::registry::ReadError> {
@@ -723,7 +723,7 @@ async fn a_sweep_out_of_time_stops_before_its_next_repository_and_says_where_to_
     };
     // The time for new work is already up.
     let report = handler(RELEASE).reconcile(&request, Some(std::time::Instant::now()), None).await.unwrap();
-    assert_eq!(report.status, ecr_retag::apply::sweep::SweepStatus::Stopped);
+    assert_eq!(report.status, ecr_retag::report::SweepStatus::Stopped);
     assert_eq!(report.continuation, Some(format!("resume-at:{repo}")));
     assert!(report.reason.as_deref().unwrap().starts_with("stopped before the function's deadline"));
     assert_eq!((report.writes, emulator.calls(&repo).get("DescribeImages")), (0, None), "no ECR call started");

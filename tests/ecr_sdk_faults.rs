@@ -13,7 +13,7 @@ use ecr_retag::registry::ecr::{retry_config, Ecr};
 use ecr_retag::report::Outcome;
 use ecr_retag::error::RetagError;
 use ecr_retag::apply::retag::retag;
-use ecr_retag::rules::RuleSet;
+use ecr_retag::domain::rules::RuleSet;
 
 const MINE: &str = "sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445";
 const OTHER: &str = "sha256:47dc8b00b01a9c21a1ca5ae22f7f972b802ee83769bad4c5bfabf43ab6efb341";
@@ -27,9 +27,9 @@ fn push() -> ecr_retag::event::Push {
     ecr_retag::event::Push {
         registry_id: None,
         region: None,
-        repository: ecr_retag::names::RepositoryName::parse("app").unwrap(),
-        tag: ecr_retag::names::Tag::parse("v1.4.2").unwrap(),
-        digest: Some(ecr_retag::names::Digest::parse(MINE).unwrap()),
+        repository: ecr_retag::domain::names::RepositoryName::parse("app").unwrap(),
+        tag: ecr_retag::domain::names::Tag::parse("v1.4.2").unwrap(),
+        digest: Some(ecr_retag::domain::names::Digest::parse(MINE).unwrap()),
         pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(),
         media_type: None,
         dry_run: false,

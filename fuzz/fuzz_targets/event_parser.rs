@@ -9,8 +9,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(value) = parse_json(text) else { return };
     let now = chrono::DateTime::UNIX_EPOCH;
     if let Ok(Request::Retag(push)) = parse(&value, now) {
-        assert!(ecr_retag::names::Tag::parse(push.tag.as_str()).is_ok());
-        assert!(ecr_retag::names::RepositoryName::parse(push.repository.as_str()).is_ok());
+        assert!(ecr_retag::domain::names::Tag::parse(push.tag.as_str()).is_ok());
+        assert!(ecr_retag::domain::names::RepositoryName::parse(push.repository.as_str()).is_ok());
         if let Some(d) = push.digest {
             assert_eq!(d.hex().len(), 64);
         }

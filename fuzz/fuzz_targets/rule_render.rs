@@ -2,9 +2,9 @@
 //! and planning may not panic, and every tag planned for writing is a valid tag,
 //! never the pushed one.
 #![no_main]
-use ecr_retag::names::{Digest, Tag};
-use ecr_retag::plan::{plan, Phase, Verdict};
-use ecr_retag::rules::{RuleSet, Subject};
+use ecr_retag::domain::names::{Digest, Tag};
+use ecr_retag::domain::plan::{plan, Phase, Verdict};
+use ecr_retag::domain::rules::{RuleSet, Subject};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

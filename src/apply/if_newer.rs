@@ -29,12 +29,12 @@ use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
 use semver::Version;
 
-use crate::names::{Digest, Tag};
+use crate::domain::names::{Digest, Tag};
 use crate::apply::put::{self, read_fault, Answer, Target};
 use crate::error::{Fault, FaultKind, RetagError};
 use crate::registry::{Image, Lookup, ReadError, Registry, Repository, TagState, ONE_ATTEMPT_TIMEOUT};
 use crate::report::{entry, Outcome, TagReport};
-use crate::rules::RuleSet;
+use crate::domain::rules::RuleSet;
 
 /// The longest a read may be old (from its start) when a write decided from it is sent.
 pub const FRESH: Duration = Duration::from_millis(500);
@@ -460,7 +460,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::names::RepositoryName;
+    use crate::domain::names::RepositoryName;
     use crate::registry::{PutError, RemoveError, Snapshot};
 
     const CAREFUL: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable"]}]}"#;

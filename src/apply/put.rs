@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::names::{Digest, Tag};
+use crate::domain::names::{Digest, Tag};
 use crate::error::{Fault, FaultKind, RetagError};
 use crate::registry::{Image, Lookup, PutError, ReadError, Registry, Repository, TagState, MAX_TAGS_PER_IMAGE};
 use crate::report::{entry, Outcome, TagReport};

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apply::put::{read_fault, registry_label};
 use crate::error::RetagError;
-use crate::names::{Digest, Tag};
-use crate::plan::Removal;
+use crate::domain::names::{Digest, Tag};
+use crate::domain::plan::Removal;
 use crate::registry::{Lookup, Registry, RemoveError, Repository, TagState};
 use crate::report::{Outcome, TagReport};
 

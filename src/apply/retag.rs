@@ -14,14 +14,14 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::error::RetagError;
 use crate::event::{EventError, Push, ScanResult};
-use crate::names::{Digest, Tag};
-use crate::plan::{self, Phase, Plan, Verdict};
+use crate::domain::names::{Digest, Tag};
+use crate::domain::plan::{self, Phase, Plan, Verdict};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::apply::put::{self, Target};
 use crate::apply::removal::{self, Sources};
 use crate::registry::{Image, Lookup, Registry, Repository, Snapshot, TagState};
 use crate::report::{entry, Outcome, Report, ScanReport, Status, TagReport};
-use crate::rules::Subject;
+use crate::domain::rules::Subject;
 
 /// Retags one push. `Ok` when every derived tag is in place (or would be, in a dry run).
 pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> Result<Report, RetagError> {
@@ -307,7 +307,7 @@ mod tests {
     use super::*;
     use crate::error::{Fault, FaultKind};
     use crate::registry::{PutError, ReadError, RemoveError};
-    use crate::rules::RuleSet;
+    use crate::domain::rules::RuleSet;
 
     const RELEASE: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","v{major}.{minor}","{date:%Y%m%d}"]}]}"#;
     const MEDIA: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -430,7 +430,7 @@ mod tests {
         Push {
             registry_id: None,
             region: None,
-            repository: crate::names::RepositoryName::parse("app").unwrap(),
+            repository: crate::domain::names::RepositoryName::parse("app").unwrap(),
             tag: tag(t),
             digest: d.cloned(),
             pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(),
@@ -714,11 +714,11 @@ mod tests {
         ScanResult {
             registry_id: None,
             region: None,
-            repository: crate::names::RepositoryName::parse("app").unwrap(),
+            repository: crate::domain::names::RepositoryName::parse("app").unwrap(),
             digest: d.clone(),
             tags: tags.iter().map(|t| tag(t)).collect(),
             scanned_at: "2026-11-24T10:20:00Z".parse().unwrap(),
-            findings: crate::scan::Findings { counts: findings.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect() },
+            findings: crate::domain::scan::Findings { counts: findings.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect() },
         }
     }
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
     Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
 };
@@ -100,7 +100,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::names::RepositoryName;
+    use crate::domain::names::RepositoryName;
     use crate::error::{Fault, FaultKind};
 
     /// Answers `retag=enabled` for every repository, or fails when told to; counts lookups.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
 
-use crate::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::error::{Fault, FaultKind};
 use crate::registry::{
     Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,

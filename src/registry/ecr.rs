@@ -24,12 +24,12 @@ use aws_sdk_ecr::Client;
 use chrono::DateTime;
 
 use crate::error::{Fault, FaultKind};
-use crate::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
     Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
     MANIFEST_MEDIA_TYPES, ONE_ATTEMPT_TIMEOUT, OPERATION_TIMEOUT,
 };
-use crate::scan::Findings;
+use crate::domain::scan::Findings;
 
 /// Timeouts sized so that a read, the writes and a re-read of conflicting tags
 /// all fit in the function's 30-second timeout even when ECR hangs.

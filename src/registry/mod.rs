@@ -16,8 +16,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::Fault;
-use crate::names::{Digest, RegistryId, RepositoryName, Tag};
-use crate::scan::Findings;
+use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::domain::scan::Findings;
 
 /// The four manifest media types ECR stores and this function re-puts.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [

@@ -16,8 +16,8 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::names::{Digest, Tag};
-use crate::scan::Severity;
+use crate::domain::names::{Digest, Tag};
+use crate::domain::scan::Severity;
 pub use glob::Glob;
 use template::{Matched, Scope, Template, Vars};
 

@@ -7,9 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::names::Tag;
-use crate::rules::{Policy, RuleSet, Subject};
-use crate::scan::{Findings, Severity};
+use crate::domain::names::Tag;
+use crate::domain::rules::{Policy, RuleSet, Subject};
+use crate::domain::scan::{Findings, Severity};
 
 /// What triggered the planning.
 #[derive(Debug, Clone, Copy)]
@@ -219,7 +219,7 @@ fn scan_gate(policies: &[Policy]) -> Option<Severity> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::Digest;
+    use crate::domain::names::Digest;
 
     fn digest() -> Digest {
         Digest::parse("sha256:16eb06ced985216bb14744c43dad833c58f56296d152e580542d0e8630f63316").unwrap()

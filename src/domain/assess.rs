@@ -1,0 +1,242 @@
+//! The sweep's pure part: what the rules want of one repository's tagged
+//! images, each tag applied as if just pushed at the image's push time, and
+//! which image each derived tag should end on. No I/O.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::names::{Digest, Tag};
+use crate::domain::plan::{self, Phase, Plan, Verdict};
+use crate::registry::Listed;
+use crate::domain::rules::{RuleSet, Subject};
+
+/// One tag as the rules say it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub tag: Tag,
+    /// The image it should point at.
+    pub digest: Digest,
+    /// Where it points now (`None`: nowhere).
+    pub current: Option<Digest>,
+    pub rules: Vec<String>,
+    /// `"move": "if-newer"`: the winner's version; the write is then guarded
+    /// ([`crate::apply::if_newer`]), since the listing may be older than an event's write.
+    pub version: Option<semver::Version>,
+}
+
+/// What the rules want of one repository's images.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assessment {
+    /// Sorted by tag.
+    pub desired: Vec<Desired>,
+    /// Tags the rules derive but that cannot or may not be written now
+    /// (invalid renderings, loop risks, scan-gated without a passing scan).
+    pub held_back: usize,
+}
+
+/// A candidate image for one derived tag.
+struct Candidate<'a> {
+    image: &'a Listed,
+    rules: Vec<String>,
+    if_newer: bool,
+    version: Option<semver::Version>,
+}
+
+/// Applies the rules to every tag of every image, each as if just pushed at
+/// the image's push time, and picks one image per derived tag. Pure.
+pub fn assess(
+    rules: &RuleSet,
+    repository: &str,
+    images: &[Listed],
+    repository_tags: Option<&BTreeMap<String, String>>,
+) -> Assessment {
+    let mut candidates: BTreeMap<Tag, Vec<Candidate<'_>>> = BTreeMap::new();
+    let mut held: BTreeSet<(String, &Digest)> = BTreeSet::new();
+    let mut current: HashMap<&Tag, &Digest> = HashMap::new();
+    for image in images {
+        for t in &image.tags {
+            current.insert(t, &image.digest);
+        }
+    }
+    for image in images {
+        let at = image.pushed_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let plan_for = |phase| {
+            Plan::merge(image.tags.iter().map(|t| {
+                let subject = Subject { repository, tag: t.as_str(), digest: &image.digest, pushed_at: at, repository_tags };
+                plan::plan(rules, &subject, phase)
+            }))
+        };
+        let mut planned = plan_for(Phase::Push);
+        // A completed scan lets the gated tags through (or blocks them), as its event would have;
+        // planned again only when some tag waits for it.
+        let waiting = planned.tags.iter().any(|p| matches!(p.verdict, Verdict::Deferred(_)));
+        if let (true, Some(findings)) = (waiting, &image.findings) {
+            let scanned = plan_for(Phase::Scan(findings));
+            for p in planned.tags.iter_mut().filter(|p| matches!(p.verdict, Verdict::Deferred(_))) {
+                if let Some(s) = scanned.tags.iter().find(|s| s.tag == p.tag) {
+                    p.verdict = s.verdict.clone();
+                }
+            }
+        }
+        for p in planned.tags {
+            match p.verdict {
+                // A tag the image carries itself is never planned against it; another image may still want it.
+                Verdict::Write(tag) => {
+                    let version = p.if_newer.then(|| rules.version_of(&p.rules, image.tags.iter().map(Tag::as_str))).flatten();
+                    candidates.entry(tag).or_default().push(Candidate { image, rules: p.rules, if_newer: p.if_newer, version });
+                }
+                Verdict::Invalid(_) | Verdict::Loops(_) | Verdict::Deferred(_) | Verdict::Blocked(_) => {
+                    held.insert((p.tag, &image.digest));
+                }
+            }
+        }
+    }
+    let desired = candidates
+        .into_iter()
+        .filter_map(|(tag, cands)| {
+            let holder = current.get(&tag).copied();
+            let winner = winner(&cands, holder)?;
+            Some(Desired {
+                digest: winner.image.digest.clone(),
+                current: holder.cloned(),
+                rules: winner.rules.clone(),
+                version: if winner.if_newer { winner.version.clone() } else { None },
+                tag,
+            })
+        })
+        .collect();
+    Assessment { desired, held_back: held.len() }
+}
+
+/// The image a tag should end on. `if-newer` (every candidate's rules say
+/// so): the highest version, an equal version staying where it is. Otherwise
+/// the most recent push. Ties go to the current holder, then to the larger
+/// digest, so every sweep picks the same.
+fn winner<'c, 'a>(cands: &'c [Candidate<'a>], holder: Option<&Digest>) -> Option<&'c Candidate<'a>> {
+    let by_version = cands.iter().all(|c| c.if_newer);
+    let pushed = |c: &Candidate<'_>| c.image.pushed_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let holds = |c: &Candidate<'_>| Some(&c.image.digest) == holder;
+    cands.iter().max_by(|a, b| {
+        let version = if by_version {
+            match (&a.version, &b.version) {
+                (Some(x), Some(y)) => x.cmp_precedence(y),
+                (x, y) => x.is_some().cmp(&y.is_some()),
+            }
+        } else {
+            Ordering::Equal
+        };
+        let rest = if by_version {
+            holds(a).cmp(&holds(b)).then_with(|| pushed(a).cmp(&pushed(b)))
+        } else {
+            pushed(a).cmp(&pushed(b)).then_with(|| holds(a).cmp(&holds(b)))
+        };
+        version.then(rest).then_with(|| a.image.digest.cmp(&b.image.digest))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::scan::Findings;
+
+    const IF_NEWER: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
+    const ALWAYS: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
+
+    fn digest(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    /// Image `n` with these tags, pushed on day `day` of November 2026.
+    fn image(n: u8, tags: &[&str], day: u32) -> Listed {
+        Listed {
+            digest: digest(n),
+            tags: tags.iter().map(|t| Tag::parse(t).unwrap()).collect(),
+            pushed_at: Some(format!("2026-11-{day:02}T10:00:00Z").parse().unwrap()),
+            media_type: None,
+            findings: None,
+        }
+    }
+
+    /// tag -> (image it should end on, image it is on now)
+    fn wanted(rules: &str, images: &[Listed]) -> BTreeMap<String, (u8, Option<u8>)> {
+        let rules = RuleSet::from_json(rules).unwrap();
+        let n = |d: &Digest| (1..=9).find(|i| digest(*i) == *d).unwrap();
+        assess(&rules, "app", images, None)
+            .desired
+            .iter()
+            .map(|d| (d.tag.to_string(), (n(&d.digest), d.current.as_ref().map(n))))
+            .collect()
+    }
+
+    #[test]
+    fn if_newer_tags_end_on_the_highest_version_whatever_the_push_order() {
+        // Given v1.3.0 pushed before the hotfix v1.2.9, listed in either order
+        let older_first = [image(1, &["v1.3.0"], 1), image(2, &["v1.2.9"], 2)];
+        let newer_first = [image(2, &["v1.2.9"], 2), image(1, &["v1.3.0"], 1)];
+        for images in [&older_first, &newer_first] {
+            // Then stable and v1 belong to 1.3.0, v1.2 to the hotfix
+            let expect: BTreeMap<String, (u8, Option<u8>)> =
+                [("stable", (1, None)), ("v1", (1, None)), ("v1.2", (2, None)), ("v1.3", (1, None))]
+                    .into_iter()
+                    .map(|(t, w)| (t.to_owned(), w))
+                    .collect();
+            assert_eq!(wanted(IF_NEWER, images), expect);
+        }
+    }
+
+    #[test]
+    fn always_tags_end_on_the_most_recent_push() {
+        let images = [image(1, &["v1.3.0", "stable", "v1"], 1), image(2, &["v1.2.9"], 2)];
+        let w = wanted(ALWAYS, &images);
+        assert_eq!(w["stable"], (2, Some(1)), "the hotfix was pushed last: stable moves to it");
+        assert_eq!(w["v1"], (2, Some(1)));
+        assert_eq!(w["v1.3"], (1, None));
+    }
+
+    #[test]
+    fn tags_already_in_place_are_reported_as_such() {
+        let images = [image(1, &["v1.3.0", "stable", "v1", "v1.3"], 1)];
+        let w = wanted(IF_NEWER, &images);
+        assert!(w.values().all(|(want, now)| Some(*want) == *now), "{w:?}");
+    }
+
+    #[test]
+    fn an_equal_version_stays_where_it_is_and_ties_are_decided_the_same_way_every_time() {
+        // Two builds of 1.3.0 (tagged `v1.3.0` and `1.3.0`): equal precedence.
+        let images = [image(1, &["v1.3.0", "stable"], 1), image(2, &["1.3.0"], 2)];
+        assert_eq!(wanted(IF_NEWER, &images)["stable"], (1, Some(1)), "the holder keeps an equal version");
+        let images = [image(3, &["latest"], 5), image(2, &["latest-b"], 5)];
+        let rules = r#"{"rules":[{"name":"any","match":"latest.*","tags":["edge"]}]}"#;
+        assert_eq!(wanted(rules, &images)["edge"], (3, None), "same push time, no holder: the larger digest");
+    }
+
+    #[test]
+    fn scan_gated_tags_need_a_passing_completed_scan() {
+        let rules = RuleSet::from_json(
+            r#"{"rules":[{"name":"safe","semver":true,"when":{"scan":"MEDIUM"},"tags":["stable"]},{"name":"rel","semver":true,"tags":["v{major}"]}]}"#,
+        )
+        .unwrap();
+        let mut unscanned = image(1, &["v1.0.0"], 1);
+        let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
+        assert_eq!((a.desired.len(), a.held_back), (1, 1), "v1 written, stable waits for a scan");
+
+        unscanned.findings = Some(Findings { counts: [("LOW".to_owned(), 3)].into() });
+        let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
+        assert_eq!(a.desired.iter().map(|d| d.tag.as_str()).collect::<Vec<_>>(), ["stable", "v1"]);
+
+        unscanned.findings = Some(Findings { counts: [("HIGH".to_owned(), 1)].into() });
+        let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
+        assert_eq!((a.desired.len(), a.held_back), (1, 1), "blocked by the HIGH finding");
+    }
+
+    #[test]
+    fn date_stamps_come_from_each_image_push_time() {
+        let rules = r#"{"rules":[{"name":"nightly","match":"main-.*","tags":["main-{date:%Y%m%d}"]}]}"#;
+        let images = [image(1, &["main-abc"], 3), image(2, &["main-def"], 4), image(3, &["main-0f0"], 4)];
+        let w = wanted(rules, &images);
+        assert_eq!(w.keys().collect::<Vec<_>>(), ["main-20261103", "main-20261104"]);
+        assert_eq!(w["main-20261104"].0, 3, "same day: the same push time, so the larger digest");
+    }
+}
