@@ -34,9 +34,11 @@
 //!   and [`registry::deadline`] cuts any call still unanswered at the
 //!   invocation's deadline.
 //! - [`report`]: the result out, the JSON the function returns.
-//! - [`handler`]: wires event, retag and report (or a batch's failed
-//!   messages, or a sweep's summary); one log line and one [`metrics`] line
-//!   (CloudWatch Embedded Metric Format) per event.
+//! - [`lambda`]: the edge. `Handler::invoke` takes the payload and Lambda's
+//!   deadline and wires event, retag and report (or a batch's failed
+//!   messages, or a sweep's summary); errors become Lambda diagnostics.
+//! - [`telemetry`]: one log line and one [`telemetry::metrics`] line
+//!   (CloudWatch Embedded Metric Format) per event or sweep, fed the results.
 //! - [`error`]: what can fail, in one place: faults typed by kind, and the
 //!   invocation's error with whether a retry can help; [`budget`]: the
 //!   invocation's time, from Lambda's deadline, asked by everything that waits.
@@ -58,10 +60,10 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod event;
-pub mod handler;
 pub mod invocation;
+pub mod lambda;
 pub mod lint;
 pub mod logging;
-pub mod metrics;
 pub mod registry;
 pub mod report;
+pub mod telemetry;

@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use ecr_retag::{cli, config::Config, handler::Handler, logging, registry::ecr::Ecr};
+use ecr_retag::{cli, config::Config, lambda::Handler, logging, registry::ecr::Ecr};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::value::RawValue;
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ecr_retag::config::Config;
-use ecr_retag::handler::{Answer, Handler};
+use ecr_retag::lambda::{Answer, Handler};
 use std::collections::BTreeMap;
 
 use ecr_retag::domain::names::{Digest, RegistryId, RepositoryName, Tag};

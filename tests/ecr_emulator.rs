@@ -5,7 +5,7 @@ mod support;
 use chrono::{DateTime, Utc};
 use ecr_retag::config::Config;
 use ecr_retag::registry::ecr::Ecr;
-use ecr_retag::handler::Handler;
+use ecr_retag::lambda::Handler;
 use ecr_retag::report::{Outcome, Report, Status};
 use ecr_retag::error::RetagError;
 use ecr_retag::domain::rules::RuleSet;
@@ -472,7 +472,7 @@ const IF_NEWER: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-n
 /// Sends a reconcile request the way Lambda would (no deadline) and returns the sweep's answer.
 async fn sweep(h: &Handler<Ecr>, request: serde_json::Value) -> ecr_retag::report::SweepReport {
     match h.invoke(&json!({ "reconcile": request }).to_string(), std::time::SystemTime::UNIX_EPOCH).await {
-        Ok(ecr_retag::handler::Answer::Reconcile(report)) => report,
+        Ok(ecr_retag::lambda::Answer::Reconcile(report)) => report,
         other => panic!("not a sweep's answer: {other:?}"),
     }
 }
@@ -583,7 +583,7 @@ async fn a_dry_run_sweep_says_what_it_would_write_and_writes_nothing() {
 /// An SQS event whose messages have these ids and bodies.
 async fn batch_failures(h: &Handler<impl ecr_retag::registry::Catalog>, payload: &str) -> Vec<String> {
     match h.invoke(payload, std::time::SystemTime::UNIX_EPOCH).await {
-        Ok(ecr_retag::handler::Answer::Batch(b)) => b.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+        Ok(ecr_retag::lambda::Answer::Batch(b)) => b.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
         other => panic!("not a batch answer: {other:?}"),
     }
 }

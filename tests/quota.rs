@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ecr_retag::config::Config;
 use ecr_retag::registry::ecr::Ecr;
-use ecr_retag::handler::{Answer, Handler};
+use ecr_retag::lambda::{Answer, Handler};
 use ecr_retag::domain::rules::RuleSet;
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ecr_retag::config::Config;
 use ecr_retag::registry::ecr::Ecr;
-use ecr_retag::handler::{Answer as HandlerAnswer, Handler};
+use ecr_retag::lambda::{Answer as HandlerAnswer, Handler};
 use ecr_retag::domain::rules::RuleSet;
 use futures_util::future::join_all;
 use serde_json::Value;

@@ -237,11 +237,6 @@ impl RuleSet {
         self.rules.iter().any(|r| feature(&r.policy))
     }
 
-    /// Whether any rule requires repository resource tags.
-    pub fn uses_repository_tags(&self) -> bool {
-        self.rules.iter().any(|r| !r.repository_tags.is_empty())
-    }
-
     /// The names of the rules that require resource tags this repository lacks.
     pub fn unmet_repository_tags(&self, repository: &str, tag: &str, have: &BTreeMap<String, String>) -> Vec<String> {
         self.candidates(repository, tag)

@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
-use tracing::{error, info, warn};
 
 use crate::budget::Budget;
 use crate::config::Config;
@@ -18,11 +17,11 @@ use crate::registry::deadline::Deadline;
 use crate::event::{self, EventError, Request};
 use crate::invocation::{self, Invocation, Message, ReconcileRequest};
 use crate::apply::sweep;
-use crate::metrics::{self, EventMetrics};
 use crate::registry::Catalog;
 use crate::report::{Report, SweepReport};
 use crate::registry::cache::CachedRepositoryTags;
-use crate::error::{report_of, RetagError};
+use crate::error::RetagError;
+use crate::telemetry;
 use crate::apply::retag::{self, Handled};
 
 /// What an invocation answers: one event's report, a batch's failed messages, or a sweep's summary.
@@ -182,53 +181,12 @@ impl<R: Catalog> Handler<R> {
         let registry = Deadline::new(&self.registry, calls_end);
         let result = sweep::reconcile(&registry, &self.config, request, stop_by, calls_end).await;
         match &result {
-            Ok(report) => {
-                let problems: usize = report.repositories.iter().map(|r| r.conflicts + r.failed + usize::from(r.error.is_some())).sum();
-                let summary: Vec<_> = report
-                    .repositories
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({"repository": r.repository, "images_seen": r.images_seen, "tags_written": r.tags_written, "would_write": r.would_write,
-                            "already_correct": r.already_correct, "conflicts": r.conflicts, "failed": r.failed, "error": r.error})
-                    })
-                    .collect();
-                let status = serde_json::to_value(report.status).unwrap_or_default();
-                macro_rules! swept {
-                    ($level:ident) => {
-                        $level!(
-                            status = %status.as_str().unwrap_or_default(),
-                            writes = report.writes,
-                            continuation = %report.continuation.clone().unwrap_or_default(),
-                            repositories = %json(&summary),
-                            "reconcile sweep"
-                        )
-                    };
-                }
-                if problems > 0 {
-                    swept!(warn);
-                } else {
-                    swept!(info);
-                }
-                if self.config.metrics.enabled {
-                    let labels = metrics::Labels { function_name: &self.config.metrics.function_name, repository: None, by_repository: false };
-                    println!("{}", metrics::emf_line(&EventMetrics::of_sweep(report), &labels, None, Utc::now()));
-                }
-            }
+            Ok(report) => telemetry::sweep(report, &self.config.metrics, Utc::now()),
             Err(e) => {
                 let _ = self.finish(Err(e.clone()), None, Utc::now());
             }
         }
         result
-    }
-
-    /// Handles one raw invocation payload (JSON text); `now` is the push time of a direct request.
-    pub async fn handle_json(&self, payload: &str, now: DateTime<Utc>) -> Result<Report, RetagError> {
-        let started = Instant::now();
-        let (result, pushed_at) = match event::parse_json(payload) {
-            Ok(value) => self.process(&value, now, None).await,
-            Err(e) => (Err(RetagError::from(e)), None),
-        };
-        self.finish(result, pushed_at, now + started.elapsed())
     }
 
     /// Handles one parsed invocation payload; `now` is the push time of a direct request.
@@ -281,24 +239,8 @@ impl<R: Catalog> Handler<R> {
         pushed_at: Option<DateTime<Utc>>,
         done: DateTime<Utc>,
     ) -> Result<Report, RetagError> {
-        log(&result);
-        self.emit_metrics(&result, pushed_at, done);
+        telemetry::event(&result, &self.config.metrics, pushed_at, done);
         result
-    }
-
-    /// One EMF line on stdout, where Lambda hands it to CloudWatch Logs.
-    fn emit_metrics(&self, result: &Result<Report, RetagError>, pushed_at: Option<DateTime<Utc>>, done: DateTime<Utc>) {
-        let settings = &self.config.metrics;
-        if !settings.enabled {
-            return;
-        }
-        let labels = metrics::Labels {
-            function_name: &settings.function_name,
-            repository: report_of(result).and_then(|r| r.repository.as_deref()),
-            by_repository: settings.by_repository,
-        };
-        let line = metrics::emf_line(&EventMetrics::of(result), &labels, pushed_at, done);
-        println!("{line}");
     }
 }
 
@@ -373,53 +315,6 @@ fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Slot>, Vec<Vec<u
 
 fn out_of_time() -> RetagError {
     RetagError::DeadlineExceeded { waiting_for: "ECR calls".into() }
-}
-
-/// One structured line per event. Names in the report are validated (their
-/// character sets cannot forge log structure), reasons quote event text
-/// escaped, and the per-tag outcomes are one JSON-encoded field.
-fn log(result: &Result<Report, RetagError>) {
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    match result {
-        Ok(report) => info!(
-            status = %report.status,
-            repository = %text(&report.repository),
-            digest = %text(&report.digest),
-            source_tag = %text(&report.source_tag),
-            reason = %text(&report.reason),
-            tags = %json(&report.tags),
-            "event handled"
-        ),
-        Err(e) => {
-            let (repository, digest, source_tag, tags) = e
-                .report()
-                .map(|r| (text(&r.repository), text(&r.digest), text(&r.source_tag), json(&r.tags)))
-                .unwrap_or_default();
-            let error_type = e.error_type();
-            macro_rules! failed {
-                ($level:ident) => {
-                    $level!(
-                        error_type = %error_type,
-                        error = %e,
-                        repository = %repository,
-                        digest = %digest,
-                        source_tag = %source_tag,
-                        tags = %tags,
-                        "event failed"
-                    )
-                };
-            }
-            if e.retryable() {
-                failed!(warn);
-            } else {
-                failed!(error);
-            }
-        }
-    }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 impl From<RetagError> for Diagnostic {
