@@ -43,9 +43,14 @@ pub enum Status {
     Ignored,
 }
 
+/// What became of one tag: in an event's answer (the image is the report's),
+/// and in a sweep's `changes` (each names its image).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TagReport {
     pub tag: String,
+    /// The image the tag should point at; in sweeps only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     pub rules: Vec<String>,
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,8 +60,7 @@ pub struct TagReport {
     pub retryable: bool,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
     /// The tag did not exist and now points at the image.
     Created,
@@ -103,9 +107,10 @@ impl std::fmt::Display for Status {
     }
 }
 
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Outcome {
+    /// Its name in answers, logs and the docs: the one place it is spelled.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Outcome::Created => "created",
             Outcome::Moved => "moved",
             Outcome::Unchanged => "unchanged",
@@ -123,7 +128,19 @@ impl std::fmt::Display for Outcome {
             Outcome::Removed => "removed",
             Outcome::WouldRemove => "would_remove",
             Outcome::Kept => "kept",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -135,6 +152,10 @@ impl Outcome {
 }
 
 impl TagReport {
+    pub fn new(tag: impl Into<String>, rules: Vec<String>, outcome: Outcome) -> TagReport {
+        TagReport { tag: tag.into(), digest: None, rules, outcome, detail: None, retryable: false }
+    }
+
     /// Records a final outcome.
     pub fn mark(&mut self, outcome: Outcome, detail: Option<String>) {
         self.outcome = outcome;
@@ -152,13 +173,7 @@ impl TagReport {
 
 /// The report entry of a planned tag (every written tag was planned; an entry is made if not).
 pub fn entry<'a>(tags: &'a mut BTreeMap<String, TagReport>, tag: &Tag) -> &'a mut TagReport {
-    tags.entry(tag.to_string()).or_insert_with(|| TagReport {
-        tag: tag.to_string(),
-        rules: Vec::new(),
-        outcome: Outcome::Failed,
-        detail: None,
-        retryable: false,
-    })
+    tags.entry(tag.to_string()).or_insert_with(|| TagReport::new(tag.as_str(), Vec::new(), Outcome::Failed))
 }
 
 impl Report {
@@ -242,17 +257,7 @@ pub struct RepositorySweep {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Every tag written or not written for a reason worth reading.
-    pub changes: Vec<Change>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Change {
-    pub tag: String,
-    pub digest: String,
-    pub rules: Vec<String>,
-    pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
+    pub changes: Vec<TagReport>,
 }
 
 impl SweepReport {
@@ -277,6 +282,7 @@ mod tests {
             scan: None,
             tags: vec![TagReport {
                 tag: "stable".into(),
+                digest: None,
                 rules: vec!["release".into()],
                 outcome: Outcome::Moved,
                 detail: Some("was sha256:def".into()),

@@ -36,7 +36,7 @@ pub async fn remove_sources<R: Registry>(
         let rules: Vec<String> = removals.iter().map(|r| r.rule.clone()).collect();
         let derived: BTreeSet<&str> = removals.iter().flat_map(|r| r.tags.iter().map(String::as_str)).collect();
         let decision = removal_decision(&derived, tags, sources.dry_run);
-        let mut entry = TagReport { tag: source.to_owned(), rules, outcome: Outcome::Kept, detail: None, retryable: false };
+        let mut entry = TagReport::new(source, rules, Outcome::Kept);
         match (decision, Tag::parse(source)) {
             (Err(why), _) => entry.detail = Some(why),
             (Ok(()), _) if sources.dry_run => entry.outcome = Outcome::WouldRemove,

@@ -205,7 +205,7 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
     let mut candidates = Vec::new();
     let mut wants = Vec::new();
     for planned in &plan.tags {
-        let entry = TagReport { tag: planned.tag.clone(), rules: planned.rules.clone(), outcome: Outcome::Invalid, detail: None, retryable: false };
+        let entry = TagReport::new(planned.tag.as_str(), planned.rules.clone(), Outcome::Invalid);
         let (outcome, detail) = match &planned.verdict {
             Verdict::Write(tag) => {
                 // `if-newer` rules are semver rules, so the pushed version is there.

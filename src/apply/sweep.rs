@@ -18,7 +18,7 @@ use crate::invocation::{continuation_token, ReconcileRequest};
 use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::assess::{assess, Desired};
 use crate::registry::{Catalog, Lookup, ReadError, Repository, TagState};
-use crate::report::{Change, Outcome, RepositorySweep, SweepReport, SweepStatus, TagReport};
+use crate::report::{Outcome, RepositorySweep, SweepReport, SweepStatus, TagReport};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::apply::put::{self, Target};
 use crate::error::{Fault, FaultKind, RetagError};
@@ -101,13 +101,13 @@ async fn settle<R: Catalog>(
     let revisions = if_newer::settle(registry, &config.rules, claims, config.write_concurrency, settle_by).await;
     for ((i, tag, digest), revision) in owners.into_iter().zip(revisions) {
         let (Some(revision), Some(sweep)) = (revision, repositories.get_mut(i)) else { continue };
-        let at = match sweep.changes.iter().position(|c| c.tag == tag && c.digest == digest) {
+        let at = match sweep.changes.iter().position(|c| c.tag == tag && c.digest.as_deref() == Some(digest.as_str())) {
             Some(at) => at,
             None => {
                 // Found in place (unchanged), so not listed until now.
                 sweep.already_correct = sweep.already_correct.saturating_sub(1);
                 sweep.tags_written += 1;
-                sweep.changes.push(Change { tag, digest, rules: Vec::new(), outcome: Outcome::Unchanged, detail: None });
+                sweep.changes.push(TagReport { digest: Some(digest), ..TagReport::new(tag, Vec::new(), Outcome::Unchanged) });
                 sweep.changes.len() - 1
             }
         };
@@ -268,7 +268,7 @@ async fn apply<R: Catalog>(
                 Some(p) => (Outcome::WouldMove, Some(format!("was {p}"))),
                 None => (Outcome::WouldCreate, None),
             };
-            swept.summary.changes.push(Change { tag: d.tag.to_string(), digest: digest.to_string(), rules: d.rules, outcome, detail });
+            swept.summary.changes.push(TagReport { digest: Some(digest.to_string()), detail, ..TagReport::new(d.tag.as_str(), d.rules, outcome) });
         }
         return Ok(());
     }
@@ -283,7 +283,7 @@ async fn apply<R: Catalog>(
     let mut to_write = Vec::new();
     let mut wants = Vec::new();
     for d in wanted {
-        let report = TagReport { tag: d.tag.to_string(), rules: d.rules.clone(), outcome: Outcome::Failed, detail: None, retryable: false };
+        let report = TagReport::new(d.tag.as_str(), d.rules.clone(), Outcome::Failed);
         match (snapshot.tags.get(&d.tag), d.version) {
             // Someone (an event) put it there since the listing.
             (Some(TagState::At(now)), _) if now == digest => swept.summary.already_correct += 1,
@@ -325,13 +325,7 @@ async fn apply<R: Catalog>(
             _ => swept.summary.failed += 1,
         }
         if r.outcome != Outcome::Unchanged {
-            swept.summary.changes.push(Change {
-                tag: r.tag,
-                digest: digest.to_string(),
-                rules: r.rules,
-                outcome: r.outcome,
-                detail: r.detail,
-            });
+            swept.summary.changes.push(TagReport { digest: Some(digest.to_string()), ..r });
         }
     }
     Ok(())

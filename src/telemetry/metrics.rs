@@ -148,7 +148,7 @@ mod tests {
     use crate::report::TagReport;
 
     fn tag(outcome: Outcome) -> TagReport {
-        TagReport { tag: "t".into(), rules: vec![], outcome, detail: None, retryable: false }
+        TagReport::new("t", vec![], outcome)
     }
 
     fn report(status: Status, outcomes: &[Outcome]) -> Report {
