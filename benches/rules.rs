@@ -4,6 +4,8 @@
 //! (every rule matched, every template of the matching ones rendered), `plan`
 //! (that, deduplicated, plus the loop-safety check of every derived tag).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use ecr_retag::domain::names::Digest;
 use ecr_retag::domain::plan::{plan, Phase};

@@ -1,6 +1,8 @@
 //! The catalogue of bad and odd inputs: each has one exact expected outcome,
 //! and none that is not actionable may cost an AWS call.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ecr_retag::config::Config;

@@ -1,5 +1,7 @@
 //! The handler with the real ECR adapter against the strict local ECR.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
+
 mod support;
 
 use chrono::{DateTime, Utc};

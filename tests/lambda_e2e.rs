@@ -1,6 +1,8 @@
 //! End to end: the bootstrap binary, driven through the Lambda Runtime API,
 //! against the strict local ECR, with the sample events of `events/`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
+
 mod support;
 
 use serde_json::{json, Value};

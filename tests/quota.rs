@@ -3,6 +3,8 @@
 //! deadline, failed messages redelivered until none is left. A test binary of
 //! its own, so its load does not slow the other tests' emulator.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
+
 mod support;
 
 use std::time::{Duration, Instant, SystemTime};

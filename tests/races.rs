@@ -5,6 +5,8 @@
 //! The orders are random; each test prints its seed, and `ECR_RETAG_RACE_SEED=N`
 //! replays one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
+
 mod support;
 
 use std::collections::HashMap;
