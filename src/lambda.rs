@@ -98,54 +98,46 @@ impl<R: Catalog> Handler<R> {
         let started = Instant::now();
         let calls_end = budget.calls_end();
         let registry = Deadline::new(&self.registry, calls_end);
-
-        let (mut slots, groups) = sort_batch(&messages, now.into());
-        let requests: Vec<Option<Request>> = slots.iter_mut().map(Slot::take_request).collect();
+        let (sorted, groups) = sort_batch(&messages, now.into());
 
         // One repository's messages in order, repositories concurrently.
-        let (requests, registry_ref) = (&requests, &registry);
-        let begun: Vec<Vec<(usize, Result<Handled, RetagError>)>> = stream::iter(groups)
+        let (sorted_ref, registry_ref) = (&sorted, &registry);
+        let mut begun: HashMap<usize, Result<Handled, RetagError>> = stream::iter(groups)
             .map(|members| async move {
                 let mut out = Vec::with_capacity(members.len());
                 for index in members {
-                    let Some(request) = &requests[index] else { continue };
-                    let begun = budget.run(Box::pin(self.begin(registry_ref, request))).await;
-                    out.push((index, begun.unwrap_or_else(|| Err(out_of_time()))));
+                    let Sorted::Request(request) = &sorted_ref[index] else { continue };
+                    let result = budget.run(Box::pin(self.begin(registry_ref, request))).await;
+                    out.push((index, result.unwrap_or_else(|| Err(out_of_time()))));
                 }
                 out
             })
             .buffer_unordered(self.config.batch_concurrency.max(1))
-            .collect()
-            .await;
-        for (index, result) in begun.into_iter().flatten() {
-            let pushed_at = requests[index].as_ref().and_then(Request::time);
-            slots[index] = Slot::Begun(result, pushed_at);
-        }
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
 
         // One second look for the whole batch.
-        let mut handled: Vec<&mut Handled> = slots
-            .iter_mut()
-            .filter_map(|s| match s {
-                Slot::Begun(Ok(h), _) => Some(h),
-                _ => None,
-            })
-            .collect();
+        let mut handled: Vec<&mut Handled> = begun.values_mut().filter_map(|r| r.as_mut().ok()).collect();
         let looked = budget.run(Box::pin(Handled::settle_all(&registry, &self.config, &mut handled, calls_end))).await.ok_or_else(out_of_time);
 
         let done_at = DateTime::<Utc>::from(now) + started.elapsed();
         let mut failed = Vec::new();
-        for (index, slot) in slots.into_iter().enumerate() {
-            let (result, pushed_at) = match slot {
-                Slot::Begun(Ok(handled), pushed_at) => match &looked {
-                    Ok(()) => (handled.conclude(), pushed_at),
-                    Err(e) => (Err(e.clone()), pushed_at),
-                },
-                Slot::Begun(Err(e), pushed_at) => (Err(e), pushed_at),
-                Slot::Done(result) => (result, None),
-                Slot::Duplicate(first) => (Ok(Report::duplicate(&messages[first].id)), None),
-                Slot::Ready(_) | Slot::Taken => {
-                    (Err(RetagError::DeadlineExceeded { waiting_for: "its turn in the batch".into() }), None)
+        for (index, entry) in sorted.into_iter().enumerate() {
+            let (result, pushed_at) = match entry {
+                Sorted::Request(request) => {
+                    let result = match (begun.remove(&index), &looked) {
+                        (Some(Ok(handled)), Ok(())) => handled.conclude(),
+                        (Some(Ok(_)), Err(e)) => Err(e.clone()),
+                        (Some(Err(e)), _) => Err(e),
+                        (None, _) => Err(RetagError::DeadlineExceeded { waiting_for: "its turn in the batch".into() }),
+                    };
+                    (result, request.time())
                 }
+                Sorted::Done(result) => (result, None),
+                Sorted::Duplicate(first) => (Ok(Report::duplicate(&messages[first].id)), None),
             };
             if self.finish(result, pushed_at, done_at).is_err() {
                 failed.push(BatchItemFailure { item_identifier: messages[index].id.clone() });
@@ -244,34 +236,19 @@ impl<R: Catalog> Handler<R> {
     }
 }
 
-/// A batch message on its way through [`Handler::batch`].
-enum Slot {
-    Ready(Request),
-    /// Its request is in the batch's work.
-    Taken,
-    Begun(Result<Handled, RetagError>, Option<DateTime<Utc>>),
+/// A batch message, sorted: a request to handle, an answer already, or a repeat.
+enum Sorted {
+    Request(Request),
     /// Answered without ECR work: unreadable, or nothing to do.
     Done(Result<Report, RetagError>),
     /// The same event as the message at this index.
     Duplicate(usize),
 }
 
-impl Slot {
-    fn take_request(&mut self) -> Option<Request> {
-        match std::mem::replace(self, Slot::Taken) {
-            Slot::Ready(request) => Some(request),
-            other => {
-                *self = other;
-                None
-            }
-        }
-    }
-}
-
 /// Each message's request (or why it has none), duplicates pointing at their
 /// first copy, and the messages grouped by repository in the batch's order.
-fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Slot>, Vec<Vec<usize>>) {
-    let mut slots = Vec::with_capacity(messages.len());
+fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Sorted>, Vec<Vec<usize>>) {
+    let mut sorted = Vec::with_capacity(messages.len());
     let mut first_of: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
@@ -282,35 +259,35 @@ fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Slot>, Vec<Vec<u
                     field: "body".into(),
                     problem: "a queued message holds one event or direct request; send reconcile requests to the function itself".into(),
                 };
-                slots.push(Slot::Done(Err(e.into())));
+                sorted.push(Sorted::Done(Err(e.into())));
                 continue;
             }
             Err(e) => {
-                slots.push(Slot::Done(Err(e.into())));
+                sorted.push(Sorted::Done(Err(e.into())));
                 continue;
             }
         };
-        // The same event delivered twice has the same text (serde_json sorts keys).
+        // The same event delivered twice is the same text, so the same value (keys in their order).
         let key = value.to_string();
         if let Some(&first) = first_of.get(&key) {
-            slots.push(Slot::Duplicate(first));
+            sorted.push(Sorted::Duplicate(first));
             continue;
         }
         first_of.insert(key, index);
         match event::parse(&value, now) {
-            Err(e) => slots.push(Slot::Done(Err(e.into()))),
-            Ok(Request::Ignore(ignored)) => slots.push(Slot::Done(Ok(Report::ignored(ignored)))),
+            Err(e) => sorted.push(Sorted::Done(Err(e.into()))),
+            Ok(Request::Ignore(ignored)) => sorted.push(Sorted::Done(Ok(Report::ignored(ignored)))),
             Ok(request) => {
                 let repository = request.repository_key();
                 match groups.iter_mut().find(|(k, _)| *k == repository) {
                     Some((_, members)) => members.push(index),
                     None => groups.push((repository, vec![index])),
                 }
-                slots.push(Slot::Ready(request));
+                sorted.push(Sorted::Request(request));
             }
         }
     }
-    (slots, groups.into_iter().map(|(_, members)| members).collect())
+    (sorted, groups.into_iter().map(|(_, members)| members).collect())
 }
 
 fn out_of_time() -> RetagError {

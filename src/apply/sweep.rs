@@ -104,17 +104,24 @@ async fn settle<R: Catalog>(
         let at = match sweep.changes.iter().position(|c| c.tag == tag && c.digest.as_deref() == Some(digest.as_str())) {
             Some(at) => at,
             None => {
-                // Found in place (unchanged), so not listed until now.
-                sweep.already_correct = sweep.already_correct.saturating_sub(1);
-                sweep.tags_written += 1;
+                // Found in place (counted already correct), so not listed until now.
                 sweep.changes.push(TagReport { digest: Some(digest), ..TagReport::new(tag, Vec::new(), Outcome::Unchanged) });
                 sweep.changes.len() - 1
             }
         };
-        if revision.outcome.is_problem() {
-            sweep.tags_written = sweep.tags_written.saturating_sub(1);
-            sweep.failed += 1;
-        }
+        // Move the tag from the count it was in to the one its revised outcome belongs to.
+        let was_written = matches!(sweep.changes[at].outcome, Outcome::Created | Outcome::Moved);
+        let before = if was_written { &mut sweep.tags_written } else { &mut sweep.already_correct };
+        *before = before.saturating_sub(1);
+        let after = if revision.outcome.is_problem() {
+            &mut sweep.failed
+        } else if was_written || revision.outcome == Outcome::Repaired {
+            &mut sweep.tags_written
+        } else {
+            // Superseded: a newer version holds the tag, as it should.
+            &mut sweep.already_correct
+        };
+        *after += 1;
         sweep.changes[at].outcome = revision.outcome;
         sweep.changes[at].detail = Some(revision.detail);
     }

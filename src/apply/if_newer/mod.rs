@@ -32,7 +32,7 @@ use semver::Version;
 use crate::domain::names::{Digest, Tag};
 use crate::apply::put::{self, read_fault, Answer, Target};
 use crate::error::{Fault, FaultKind, RetagError};
-use crate::registry::{Image, Lookup, ReadError, Registry, Repository, TagState, ONE_ATTEMPT_TIMEOUT};
+use crate::registry::{Image, Lookup, PutError, ReadError, Registry, Repository, TagState, ONE_ATTEMPT_TIMEOUT};
 use crate::report::{entry, Outcome, TagReport};
 use crate::domain::rules::RuleSet;
 
@@ -207,25 +207,23 @@ impl<R: Registry> Guard<'_, R> {
                     pending.push(p);
                     continue;
                 };
-                let failure = match &answer {
-                    Err(crate::registry::PutError::Fault(fault)) => Some(fault.clone()),
-                    _ => None,
-                };
+                if let Err(PutError::Fault(fault)) = &answer {
+                    if fault.retryable() && p.attempts + 1 < ATTEMPTS {
+                        // Tried again after a new read; the attempt may still land, so it counts.
+                        p.attempts += 1;
+                        retrying = true;
+                        pending.push(p);
+                        continue;
+                    }
+                }
                 let entry = entry(tags, &p.want.tag);
                 match put::record(entry, answer, p.previous.as_ref()) {
                     Answer::Immutable => immutable.push(p.want.tag),
                     Answer::RepositoryNotFound => return Err(self.target.repository_not_found()),
-                    Answer::Done => match failure {
-                        None if matches!(entry.outcome, Outcome::Created | Outcome::Moved | Outcome::Unchanged) => {
-                            claims.push(self.claim(p.want, Instant::now()));
-                        }
-                        Some(fault) if fault.retryable() && p.attempts + 1 < ATTEMPTS => {
-                            p.attempts += 1;
-                            retrying = true;
-                            pending.push(p);
-                        }
-                        _ => {}
-                    },
+                    Answer::Done if matches!(entry.outcome, Outcome::Created | Outcome::Moved | Outcome::Unchanged) => {
+                        claims.push(self.claim(p.want, Instant::now()));
+                    }
+                    Answer::Done => {}
                 }
             }
             if retrying {
