@@ -3,7 +3,7 @@
 //! why an invocation failed and whether a later delivery can succeed.
 
 use crate::event::EventError;
-use crate::apply::put::registry_label;
+use crate::domain::names::RegistryId;
 use crate::registry::{ReadError, Repository};
 use crate::report::Report;
 
@@ -91,16 +91,26 @@ impl RetagError {
         format!("{}.{kind}", if self.retryable() { "Retryable" } else { "Permanent" })
     }
 
+    /// `repository` is gone.
+    pub fn repository_not_found(repository: &Repository) -> RetagError {
+        RetagError::RepositoryNotFound {
+            repository: repository.name.to_string(),
+            registry: registry_label(repository.registry_id.as_ref()),
+        }
+    }
+
+    /// A failed listing of a registry's repositories.
+    pub fn listing(registry_id: Option<&RegistryId>, fault: Fault) -> RetagError {
+        RetagError::Listing { registry: registry_label(registry_id), fault }
+    }
+
     /// A failed read of `repository`, as the invocation's error.
     pub fn reading(repository: &Repository, e: ReadError) -> RetagError {
         match e {
             ReadError::Fault(fault) if fault.kind == FaultKind::Deadline => {
                 RetagError::DeadlineExceeded { waiting_for: format!("a read of {:?}", repository.name.as_str()) }
             }
-            ReadError::RepositoryNotFound => RetagError::RepositoryNotFound {
-                repository: repository.name.to_string(),
-                registry: registry_label(repository),
-            },
+            ReadError::RepositoryNotFound => RetagError::repository_not_found(repository),
             ReadError::Fault(fault) => RetagError::Read { repository: repository.name.to_string(), fault },
         }
     }
@@ -140,3 +150,7 @@ fn not_applied(report: &Report) -> String {
     )
 }
 
+/// A registry as messages name it.
+fn registry_label(registry_id: Option<&RegistryId>) -> String {
+    registry_id.map_or_else(|| "(the caller's own)".to_owned(), ToString::to_string)
+}

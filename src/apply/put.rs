@@ -23,13 +23,6 @@ impl Target<'_> {
         &self.image.digest
     }
 
-    /// The error for a repository that is gone.
-    pub fn repository_not_found(&self) -> RetagError {
-        RetagError::RepositoryNotFound {
-            repository: self.repository.name.to_string(),
-            registry: registry_label(self.repository),
-        }
-    }
 }
 
 /// Runs the PutImage calls (the SDK retrying each) and records each tag's
@@ -55,7 +48,7 @@ pub async fn write<R: Registry>(
         match record(entry(tags, &tag), result, previous.as_ref()) {
             Answer::Done => {}
             Answer::Immutable => immutable.push(tag),
-            Answer::RepositoryNotFound => return Err(target.repository_not_found()),
+            Answer::RepositoryNotFound => return Err(RetagError::repository_not_found(target.repository)),
         }
     }
     resolve_immutable(registry, target, immutable, tags).await;
@@ -142,8 +135,4 @@ pub fn read_fault(e: ReadError) -> Fault {
             Fault::new(FaultKind::Permanent, "RepositoryNotFoundException", "the repository disappeared while tagging")
         }
     }
-}
-
-pub fn registry_label(repository: &Repository) -> String {
-    repository.registry_id.as_ref().map_or_else(|| "(the caller's own)".to_owned(), ToString::to_string)
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::apply::put::{read_fault, registry_label};
+use crate::apply::put::read_fault;
 use crate::error::RetagError;
 use crate::domain::names::{Digest, Tag};
 use crate::domain::plan::Removal;
@@ -115,12 +115,7 @@ async fn remove<R: Registry>(
     match registry.remove(repository, source).await {
         Ok(()) => entry.mark(Outcome::Removed, None),
         Err(RemoveError::NotFound) => entry.mark(Outcome::Removed, Some("already gone".into())),
-        Err(RemoveError::RepositoryNotFound) => {
-            return Err(RetagError::RepositoryNotFound {
-                repository: repository.name.to_string(),
-                registry: registry_label(repository),
-            })
-        }
+        Err(RemoveError::RepositoryNotFound) => return Err(RetagError::repository_not_found(repository)),
         Err(RemoveError::Fault(fault)) => entry.fail(&fault),
     }
     Ok(())

@@ -141,8 +141,7 @@ async fn repositories<R: Catalog>(registry: &R, request: &ReconcileRequest) -> R
                         ReadError::Fault(f) => f,
                         ReadError::RepositoryNotFound => Fault::new(FaultKind::Permanent, "RepositoryNotFoundException", "no registry to list"),
                     };
-                    let registry = request.registry_id.as_ref().map_or_else(|| "(the caller's own)".to_owned(), ToString::to_string);
-                    RetagError::Listing { registry, fault }
+                    RetagError::listing(request.registry_id.as_ref(), fault)
                 })?;
                 names.extend(listed.items.into_iter().filter(|n| request.covers(n.as_str())));
                 match listed.next {

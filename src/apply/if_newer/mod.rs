@@ -127,7 +127,7 @@ impl<R: Registry> Guard<'_, R> {
                     let at = Instant::now();
                     match self.registry.read(self.target.repository, Lookup::Digest(digest), &asked).await {
                         Ok(snapshot) => Observed { at, tags: snapshot.tags },
-                        Err(ReadError::RepositoryNotFound) => return Err(self.target.repository_not_found()),
+                        Err(ReadError::RepositoryNotFound) => return Err(RetagError::repository_not_found(self.target.repository)),
                         Err(ReadError::Fault(fault)) => {
                             for p in pending.drain(..) {
                                 entry(tags, &p.want.tag).fail(&fault);
@@ -219,7 +219,7 @@ impl<R: Registry> Guard<'_, R> {
                 let entry = entry(tags, &p.want.tag);
                 match put::record(entry, answer, p.previous.as_ref()) {
                     Answer::Immutable => immutable.push(p.want.tag),
-                    Answer::RepositoryNotFound => return Err(self.target.repository_not_found()),
+                    Answer::RepositoryNotFound => return Err(RetagError::repository_not_found(self.target.repository)),
                     Answer::Done if matches!(entry.outcome, Outcome::Created | Outcome::Moved | Outcome::Unchanged) => {
                         claims.push(self.claim(p.want, Instant::now()));
                     }
