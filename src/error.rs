@@ -2,7 +2,7 @@
 //! (retrying helps for all but [`FaultKind::Permanent`]), and [`RetagError`],
 //! why an invocation failed and whether a later delivery can succeed.
 
-use crate::event::EventError;
+use crate::input::InputError;
 use crate::domain::names::RegistryId;
 use crate::registry::{ReadError, Repository};
 use crate::report::Report;
@@ -50,7 +50,7 @@ impl Fault {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RetagError {
     #[error("invalid event: {0}")]
-    InvalidEvent(#[from] EventError),
+    InvalidEvent(#[from] InputError),
     #[error("repository {repository:?} not found in registry {registry}")]
     RepositoryNotFound { repository: String, registry: String },
     #[error("image {reference} not found in repository {repository:?} (deleted after the push?)")]

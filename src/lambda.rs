@@ -9,13 +9,13 @@ use std::time::{Instant, SystemTime};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
-use serde_json::Value;
 
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::registry::deadline::Deadline;
-use crate::event::{self, EventError, Request};
-use crate::invocation::{self, Invocation, Message, ReconcileRequest};
+use crate::domain::names::Repository;
+use crate::domain::request::{ReconcileRequest, Request};
+use crate::input::{self, Invocation, Message, Queued};
 use crate::apply::sweep;
 use crate::registry::Catalog;
 use crate::report::{Report, SweepReport};
@@ -66,14 +66,17 @@ impl<R: Catalog> Handler<R> {
     /// function always answers, even when ECR hangs. Every write is
     /// idempotent, so the next delivery finishes whatever was cut short.
     pub async fn invoke(&self, payload: &str, deadline: SystemTime) -> Result<Answer, RetagError> {
-        let now = SystemTime::now();
+        self.invoke_at(payload, deadline, SystemTime::now()).await
+    }
+
+    /// The same at `now`: the push time of a direct request (tests pass the clock).
+    pub async fn invoke_at(&self, payload: &str, deadline: SystemTime, now: SystemTime) -> Result<Answer, RetagError> {
         let budget = Budget::from_deadline(deadline, now, Instant::now());
-        let invocation = event::parse_json(payload).and_then(invocation::classify);
-        match invocation {
+        match input::parse(payload, now.into()) {
             Err(e) => self.finish(Err(e.into()), None, now.into()).map(Answer::Event),
-            Ok(Invocation::Event(value)) => {
+            Ok(Invocation::Event(request)) => {
                 // Boxed: the nested future types otherwise exceed the compiler's layout depth limit.
-                let work = Box::pin(self.handle_by(&value, now.into(), budget.calls_end()));
+                let work = Box::pin(self.event(&request, now.into(), budget.calls_end()));
                 self.within(budget, work).await.map(Answer::Event)
             }
             Ok(Invocation::Batch(messages)) => Ok(Answer::Batch(self.batch(messages, budget).await)),
@@ -181,38 +184,20 @@ impl<R: Catalog> Handler<R> {
         result
     }
 
-    /// Handles one parsed invocation payload; `now` is the push time of a direct request.
-    pub async fn handle(&self, payload: &Value, now: DateTime<Utc>) -> Result<Report, RetagError> {
-        self.handle_by(payload, now, None).await
-    }
-
-    /// The same, with every ECR call cut at `calls_end` (a tag not written by then ends `failed`, retryable).
-    pub async fn handle_by(&self, payload: &Value, now: DateTime<Utc>, calls_end: Option<Instant>) -> Result<Report, RetagError> {
+    /// One event: its writes and the second look at its if-newer tags, every
+    /// ECR call cut at `calls_end` (a tag not written by then ends `failed`,
+    /// retryable); then its log and metric line. `now`: when it began.
+    pub async fn event(&self, request: &Request, now: DateTime<Utc>, calls_end: Option<Instant>) -> Result<Report, RetagError> {
         let started = Instant::now();
-        let (result, pushed_at) = self.process(payload, now, calls_end).await;
-        self.finish(result, pushed_at, now + started.elapsed())
-    }
-
-    /// Event in, retag (and the second look at if-newer tags), result out; with the push time, for the latency metric.
-    async fn process(
-        &self,
-        payload: &Value,
-        now: DateTime<Utc>,
-        calls_end: Option<Instant>,
-    ) -> (Result<Report, RetagError>, Option<DateTime<Utc>>) {
         let registry = Deadline::new(&self.registry, calls_end);
-        let request = match event::parse(payload, now) {
-            Ok(request) => request,
-            Err(e) => return (Err(RetagError::from(e)), None),
-        };
-        let result = match self.begin(&registry, &request).await {
+        let result = match self.begin(&registry, request).await {
             Ok(mut handled) => {
                 handled.settle(&registry, &self.config, calls_end).await;
                 handled.conclude()
             }
             Err(e) => Err(e),
         };
-        (result, request.time())
+        self.finish(result, request.time(), now + started.elapsed())
     }
 
     /// One request's writes, up to the second look.
@@ -250,36 +235,25 @@ enum Sorted {
 fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Sorted>, Vec<Vec<usize>>) {
     let mut sorted = Vec::with_capacity(messages.len());
     let mut first_of: HashMap<String, usize> = HashMap::new();
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<(Option<Repository>, Vec<usize>)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
-        let value = match event::parse_json(&message.body).and_then(invocation::classify) {
-            Ok(Invocation::Event(value)) => value,
-            Ok(Invocation::Batch(_) | Invocation::Reconcile(_)) => {
-                let e = EventError::Field {
-                    field: "body".into(),
-                    problem: "a queued message holds one event or direct request; send reconcile requests to the function itself".into(),
-                };
-                sorted.push(Sorted::Done(Err(e.into())));
-                continue;
-            }
+        let Queued { key, request } = match message.event(now) {
+            Ok(queued) => queued,
             Err(e) => {
                 sorted.push(Sorted::Done(Err(e.into())));
                 continue;
             }
         };
-        // The same event delivered twice is the same text, so the same value (keys in their order).
-        let key = value.to_string();
         if let Some(&first) = first_of.get(&key) {
             sorted.push(Sorted::Duplicate(first));
             continue;
         }
         first_of.insert(key, index);
-        match event::parse(&value, now) {
-            Err(e) => sorted.push(Sorted::Done(Err(e.into()))),
-            Ok(Request::Ignore(ignored)) => sorted.push(Sorted::Done(Ok(Report::ignored(ignored)))),
-            Ok(request) => {
-                let repository = request.repository_key();
-                match groups.iter_mut().find(|(k, _)| *k == repository) {
+        match request {
+            Request::Ignore(ignored) => sorted.push(Sorted::Done(Ok(Report::ignored(ignored)))),
+            request => {
+                let repository = request.repository().cloned();
+                match groups.iter_mut().find(|(r, _)| *r == repository) {
                     Some((_, members)) => members.push(index),
                     None => groups.push((repository, vec![index])),
                 }

@@ -4,10 +4,11 @@
 //!
 //! The crate reads in the order an event flows through it:
 //!
-//! - [`invocation`]: what an invocation carries: one event, an SQS batch of
-//!   them, or a reconcile request.
-//! - [`event`]: event in. One event (an EventBridge ECR event or a direct
-//!   request) becomes a [`event::Request`], or a clear error.
+//! - [`input`]: the only code that knows payload JSON. The payload's text
+//!   becomes an [`input::Invocation`]: one event (an EventBridge ECR event or
+//!   a direct request) as a [`domain::request::Request`], an SQS batch of
+//!   them, or a sweep's [`domain::request::ReconcileRequest`]; or an error
+//!   naming the field.
 //! - [`domain`]: the pure core. [`domain::rules`]: the configuration
 //!   contract, parsed and validated once at start-up, then evaluated purely
 //!   against a pushed tag. [`domain::plan`]: which tags the push should get,
@@ -15,7 +16,7 @@
 //!   out, scan-gated tags deferred (or, on a scan event, passed or blocked by
 //!   [`domain::scan`]). [`domain::assess`]: the sweep's choice of one image per
 //!   derived tag. [`domain::names`]: validated digests, tags, repository names
-//!   and registry ids.
+//!   and registry ids; [`domain::request`]: what an invocation asks for.
 //! - [`apply`]: the use cases over the registry port.
 //!   [`apply::retag`]: an event's writes. One BatchGetImage, then one PutImage
 //!   per tag not yet in place, concurrently ([`apply::put`]); pushed tags
@@ -59,8 +60,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod event;
-pub mod invocation;
+pub mod input;
 pub mod lambda;
 pub mod lint;
 pub mod logging;

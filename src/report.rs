@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::event::Ignored;
+use crate::domain::request::Ignored;
 use crate::domain::names::Tag;
 use crate::error::Fault;
 

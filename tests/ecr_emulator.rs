@@ -718,8 +718,8 @@ async fn a_sweep_out_of_time_stops_before_its_next_repository_and_says_where_to_
     let client = emulator.client();
     let repo = repository(&client, "late", false).await;
     push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
-    let Ok(ecr_retag::invocation::Invocation::Reconcile(request)) =
-        ecr_retag::invocation::classify(json!({"reconcile": {"repositories": [repo]}}))
+    let Ok(ecr_retag::input::Invocation::Reconcile(request)) =
+        ecr_retag::input::parse(&json!({"reconcile": {"repositories": [repo]}}).to_string(), now())
     else {
         panic!("a reconcile request")
     };

@@ -25,11 +25,9 @@ fn client(rules: &[&Rule]) -> Client {
     mock_client!(aws_sdk_ecr, RuleMode::MatchAny, rules, |c| c.retry_config(retry_config()))
 }
 
-fn push() -> ecr_retag::event::Push {
-    ecr_retag::event::Push {
-        registry_id: None,
-        region: None,
-        repository: ecr_retag::domain::names::RepositoryName::parse("app").unwrap(),
+fn push() -> ecr_retag::domain::request::Push {
+    ecr_retag::domain::request::Push {
+        repository: ecr_retag::domain::names::Repository::own(ecr_retag::domain::names::RepositoryName::parse("app").unwrap()),
         tag: ecr_retag::domain::names::Tag::parse("v1.4.2").unwrap(),
         digest: Some(ecr_retag::domain::names::Digest::parse(MINE).unwrap()),
         pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(),
@@ -219,7 +217,7 @@ mod paginated_sweep {
     use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
     use aws_sdk_ecr::primitives::DateTime;
     use aws_sdk_ecr::types::{ImageDetail, Repository as EcrRepository};
-    use ecr_retag::invocation::{classify, Invocation};
+    use ecr_retag::input::{parse, Invocation};
     use ecr_retag::apply::sweep::reconcile;
     use serde_json::json;
 
@@ -279,7 +277,7 @@ mod paginated_sweep {
             .then_output(|| PutImageOutput::builder().build());
         let ecr = Ecr::new(client(&[&repos_1, &repos_2, &a_1, &a_2, &b, &read_b, &read_c, &put_b, &put_c]));
 
-        let Ok(Invocation::Reconcile(request)) = classify(json!({"reconcile": {"repositories": ["team/*"]}})) else {
+        let Ok(Invocation::Reconcile(request)) = parse(&json!({"reconcile": {"repositories": ["team/*"]}}).to_string(), chrono::DateTime::UNIX_EPOCH) else {
             panic!("a reconcile request")
         };
         let report = reconcile(&ecr, &config(), &request, None, None).await.unwrap();

@@ -9,8 +9,8 @@ use crate::domain::plan::Removal;
 use crate::registry::{Lookup, Registry, RemoveError, Repository, TagState};
 use crate::report::{Outcome, TagReport};
 
-/// The image whose pushed tags may be retired, and whether this is a dry run.
-pub struct Sources<'a> {
+/// The pushed image whose source tags may be retired, and whether this is a dry run.
+pub struct Pushed<'a> {
     pub repository: &'a Repository,
     pub digest: &'a Digest,
     pub dry_run: bool,
@@ -20,7 +20,7 @@ pub struct Sources<'a> {
 /// landed, unless that would leave the image untagged or the tag moved on.
 pub async fn remove_sources<R: Registry>(
     registry: &R,
-    sources: &Sources<'_>,
+    sources: &Pushed<'_>,
     removals: &[Removal],
     tags: &mut BTreeMap<String, TagReport>,
 ) -> Result<(), RetagError> {
@@ -77,7 +77,7 @@ fn removal_decision(derived: &BTreeSet<&str>, tags: &BTreeMap<String, TagReport>
 /// without its derived tags, is never removed.
 async fn remove<R: Registry>(
     registry: &R,
-    sources: &Sources<'_>,
+    sources: &Pushed<'_>,
     source: &Tag,
     derived: &BTreeSet<&str>,
     entry: &mut TagReport,

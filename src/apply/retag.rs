@@ -13,12 +13,12 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use crate::error::RetagError;
-use crate::event::{EventError, Push, ScanResult};
+use crate::domain::request::{Push, ScanResult, Sources};
 use crate::domain::names::{Digest, Tag};
 use crate::domain::plan::{self, Phase, Plan, Verdict};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::apply::put::{self, Target};
-use crate::apply::removal::{self, Sources};
+use crate::apply::removal::{self, Pushed};
 use crate::registry::{Image, Lookup, Registry, Repository, Snapshot, TagState};
 use crate::report::{entry, Outcome, Report, ScanReport, Status, TagReport};
 use crate::domain::rules::Subject;
@@ -40,9 +40,9 @@ pub async fn promote_scanned<R: Registry>(registry: &R, config: &Config, scan: &
 /// A push's writes, up to the second look at its if-newer tags.
 pub async fn begin<R: Registry>(registry: &R, config: &Config, push: &Push) -> Result<Handled, RetagError> {
     let job = Job {
-        repository: Repository { registry_id: push.registry_id.clone(), region: push.region.clone(), name: push.repository.clone() },
+        repository: push.repository.clone(),
         digest: push.digest.clone(),
-        sources: std::slice::from_ref(&push.tag),
+        sources: Sources::one(push.tag.clone()),
         at: push.pushed_at,
         media_type: push.media_type.as_deref(),
         dry_run: push.dry_run || config.dry_run,
@@ -54,9 +54,9 @@ pub async fn begin<R: Registry>(registry: &R, config: &Config, push: &Push) -> R
 /// A scan's writes, up to the second look at its if-newer tags.
 pub async fn begin_scanned<R: Registry>(registry: &R, config: &Config, scan: &ScanResult) -> Result<Handled, RetagError> {
     let job = Job {
-        repository: Repository { registry_id: scan.registry_id.clone(), region: scan.region.clone(), name: scan.repository.clone() },
+        repository: scan.repository.clone(),
         digest: Some(scan.digest.clone()),
-        sources: &scan.tags,
+        sources: scan.tags.clone(),
         at: scan.scanned_at,
         media_type: None,
         dry_run: config.dry_run,
@@ -120,7 +120,7 @@ struct Job<'a> {
     /// `None`: a direct request naming only a tag; resolved with one read.
     digest: Option<Digest>,
     /// The tags the rules are applied to, each as if just pushed.
-    sources: &'a [Tag],
+    sources: Sources,
     at: DateTime<Utc>,
     media_type: Option<&'a str>,
     dry_run: bool,
@@ -137,7 +137,7 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
         registry_id: job.repository.registry_id.as_ref().map(ToString::to_string),
         digest: job.digest.as_ref().map(ToString::to_string),
         source_tag: match job.phase {
-            Phase::Push => job.sources.first().map(ToString::to_string),
+            Phase::Push => Some(job.sources.first().to_string()),
             Phase::Scan(_) => None,
         },
         scan: None,
@@ -167,7 +167,7 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
     let digest = match &job.digest {
         Some(d) => d.clone(),
         None => {
-            let source = job.sources.first().ok_or(RetagError::InvalidEvent(EventError::UnknownShape))?;
+            let source = job.sources.first();
             let found = read(registry, &job.repository, Lookup::Tag(source), &[]).await?;
             let image = found.image.ok_or_else(|| RetagError::ImageNotFound {
                 repository: name.to_owned(),
@@ -266,7 +266,7 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
         }
     }
 
-    let sources = Sources { repository: &job.repository, digest: &digest, dry_run: job.dry_run };
+    let sources = Pushed { repository: &job.repository, digest: &digest, dry_run: job.dry_run };
     removal::remove_sources(registry, &sources, &plan.removals, &mut tags).await?;
 
     report.tags = tags.into_values().collect();
@@ -428,9 +428,7 @@ mod tests {
 
     fn push(t: &str, d: Option<&Digest>) -> Push {
         Push {
-            registry_id: None,
-            region: None,
-            repository: crate::domain::names::RepositoryName::parse("app").unwrap(),
+            repository: Repository::own(crate::domain::names::RepositoryName::parse("app").unwrap()),
             tag: tag(t),
             digest: d.cloned(),
             pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(),
@@ -712,11 +710,9 @@ mod tests {
 
     fn scan(d: &Digest, tags: &[&str], findings: &[(&str, u64)]) -> ScanResult {
         ScanResult {
-            registry_id: None,
-            region: None,
-            repository: crate::domain::names::RepositoryName::parse("app").unwrap(),
+            repository: Repository::own(crate::domain::names::RepositoryName::parse("app").unwrap()),
             digest: d.clone(),
-            tags: tags.iter().map(|t| tag(t)).collect(),
+            tags: Sources::new(tags.iter().map(|t| tag(t)).collect()).unwrap(),
             scanned_at: "2026-11-24T10:20:00Z".parse().unwrap(),
             findings: crate::domain::scan::Findings { counts: findings.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect() },
         }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::invocation::{continuation_token, ReconcileRequest};
+use crate::domain::request::{continuation_token, ReconcileRequest};
 use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::assess::{assess, Desired};
 use crate::registry::{Catalog, Lookup, ReadError, Repository, TagState};
@@ -60,7 +60,7 @@ pub async fn reconcile<R: Catalog>(
         } else if out_of_time() {
             Some(Stop::Deadline)
         } else {
-            let repository = Repository { registry_id: request.registry_id.clone(), region: None, name: name.clone() };
+            let repository = request.repository(name.clone());
             let budget = request.max_writes - used;
             let (sweep, stop) = sweep_repository(registry, config, &repository, budget, dry_run, &out_of_time).await;
             match &mut report.would_write {

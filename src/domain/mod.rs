@@ -5,5 +5,6 @@
 pub mod assess;
 pub mod names;
 pub mod plan;
+pub mod request;
 pub mod rules;
 pub mod scan;

@@ -178,6 +178,23 @@ macro_rules! display_as_str {
 }
 display_as_str!(Digest, Tag, RepositoryName, RegistryId);
 
+/// A repository in a registry: what every read and write names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Repository {
+    /// `None`: the caller's own registry.
+    pub registry_id: Option<RegistryId>,
+    /// `None`: the function's own region.
+    pub region: Option<String>,
+    pub name: RepositoryName,
+}
+
+impl Repository {
+    /// The named repository in the caller's own registry and region.
+    pub fn own(name: RepositoryName) -> Repository {
+        Repository { registry_id: None, region: None, name }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

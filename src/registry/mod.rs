@@ -37,15 +37,7 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 /// before it gives up on it.
 pub const ONE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A repository in a registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repository {
-    /// `None`: the caller's own registry.
-    pub registry_id: Option<RegistryId>,
-    /// `None`: the function's own region.
-    pub region: Option<String>,
-    pub name: RepositoryName,
-}
+pub use crate::domain::names::Repository;
 
 /// How to find the image to re-tag.
 #[derive(Debug, Clone, Copy)]

@@ -411,3 +411,21 @@ pub fn sample_event(name: &str) -> serde_json::Value {
     let path = root().join("events").join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
 }
+
+/// Tests hand one event to the handler the way Lambda does: as payload text,
+/// through `Handler::invoke_at` (the entry point `invoke` wraps), with a
+/// deadline far enough away not to matter.
+pub trait Invoke {
+    /// One event's answer; `now` is the push time of a direct request.
+    async fn handle(&self, payload: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> Result<ecr_retag::report::Report, ecr_retag::error::RetagError>;
+}
+
+impl<R: ecr_retag::registry::Catalog> Invoke for ecr_retag::lambda::Handler<R> {
+    async fn handle(&self, payload: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> Result<ecr_retag::report::Report, ecr_retag::error::RetagError> {
+        let now = std::time::SystemTime::from(now);
+        match self.invoke_at(&payload.to_string(), now + std::time::Duration::from_secs(600), now).await? {
+            ecr_retag::lambda::Answer::Event(report) => Ok(report),
+            other => panic!("expected one event's answer, got {other:?}"),
+        }
+    }
+}

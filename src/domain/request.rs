@@ -1,0 +1,162 @@
+//! What an invocation asks for, once [`crate::input`] has read it: a push to
+//! retag, a scan result to promote, an event to ignore, or a sweep.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::names::{Digest, RegistryId, Repository, RepositoryName, Tag};
+use crate::domain::rules::glob::Glob;
+use crate::domain::scan::Findings;
+
+/// What one event asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// A tagged image was pushed (or a person asks to treat it as pushed).
+    Retag(Push),
+    /// A basic scan of a tagged image completed: scan-gated rules may promote it.
+    Scanned(ScanResult),
+    /// A well-formed event that this function has nothing to do for.
+    Ignore(Ignored),
+}
+
+impl Request {
+    /// When the image was pushed or scanned (for the event-to-done latency).
+    pub fn time(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Request::Retag(push) => Some(push.pushed_at),
+            Request::Scanned(scan) => Some(scan.scanned_at),
+            Request::Ignore(_) => None,
+        }
+    }
+
+    /// The repository the request writes to (a batch handles one repository's requests in order).
+    pub fn repository(&self) -> Option<&Repository> {
+        match self {
+            Request::Retag(push) => Some(&push.repository),
+            Request::Scanned(scan) => Some(&scan.repository),
+            Request::Ignore(_) => None,
+        }
+    }
+}
+
+/// A pushed image to derive tags for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    pub repository: Repository,
+    pub tag: Tag,
+    /// `None` only for a direct request without a digest: the tag's current digest is used.
+    pub digest: Option<Digest>,
+    pub pushed_at: DateTime<Utc>,
+    /// `manifest-media-type` from the event, used if ECR's answer lacks one.
+    pub media_type: Option<String>,
+    pub dry_run: bool,
+}
+
+/// A completed basic scan (`"detail-type": "ECR Image Scan"`) of a tagged image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanResult {
+    pub repository: Repository,
+    pub digest: Digest,
+    /// The image's tags when it was scanned; each is treated as just pushed.
+    pub tags: Sources,
+    pub scanned_at: DateTime<Utc>,
+    pub findings: Findings,
+}
+
+/// The tags rules are applied to: at least one, by construction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources(Vec<Tag>);
+
+impl Sources {
+    /// `None` for no tag: a scan of an untagged image has nothing to apply rules to.
+    pub fn new(tags: Vec<Tag>) -> Option<Sources> {
+        (!tags.is_empty()).then_some(Sources(tags))
+    }
+
+    pub fn one(tag: Tag) -> Sources {
+        Sources(vec![tag])
+    }
+
+    pub fn first(&self) -> &Tag {
+        &self.0[0]
+    }
+
+    pub fn as_slice(&self) -> &[Tag] {
+        &self.0
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Tag> {
+        self.0.iter()
+    }
+}
+
+/// Why an event needs no action, with what it was about where known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ignored {
+    pub reason: String,
+    pub repository: Option<String>,
+    pub digest: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// The writes a sweep makes when the request does not say.
+pub const DEFAULT_MAX_WRITES: usize = 200;
+/// Above this, one invocation would spend minutes of PutImage quota (10 per second by default).
+pub const MAX_WRITES_LIMIT: usize = 10_000;
+const TOKEN_PREFIX: &str = "resume-at:";
+
+/// A sweep: `{"reconcile": {"repositories": ["app", "team/*"], "max_writes": 200}}`.
+#[derive(Debug, Clone)]
+pub struct ReconcileRequest {
+    pub repositories: Vec<Glob>,
+    pub max_writes: usize,
+    /// From a previous answer's `continuation`: the repository to resume at.
+    pub resume_at: Option<RepositoryName>,
+    pub registry_id: Option<RegistryId>,
+    pub dry_run: bool,
+}
+
+impl ReconcileRequest {
+    /// Whether every pattern names one repository (no listing needed).
+    pub fn literal_names(&self) -> Option<Vec<RepositoryName>> {
+        self.repositories.iter().map(|g| RepositoryName::parse(g.source()).ok()).collect()
+    }
+
+    pub fn covers(&self, repository: &str) -> bool {
+        self.repositories.iter().any(|g| g.matches(repository))
+    }
+
+    /// The repository in the registry the sweep walks.
+    pub fn repository(&self, name: RepositoryName) -> Repository {
+        Repository { registry_id: self.registry_id.clone(), region: None, name }
+    }
+}
+
+/// The token an answer carries when a sweep stopped before `repository`'s end.
+pub fn continuation_token(repository: &RepositoryName) -> String {
+    format!("{TOKEN_PREFIX}{repository}")
+}
+
+/// The repository a [`continuation_token`] resumes at; `None` if `token` is none.
+pub fn resume_point(token: &str) -> Option<RepositoryName> {
+    token.strip_prefix(TOKEN_PREFIX).and_then(|name| RepositoryName::parse(name).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_continuation_token_names_the_repository_to_resume_at() {
+        let name = RepositoryName::parse("team/web").unwrap();
+        assert_eq!(resume_point(&continuation_token(&name)), Some(name));
+        assert_eq!(resume_point("team/web"), None);
+        assert_eq!(resume_point("resume-at:Team"), None);
+    }
+
+    #[test]
+    fn sources_are_never_empty() {
+        assert_eq!(Sources::new(Vec::new()), None);
+        let tag = Tag::parse("v1").unwrap();
+        assert_eq!(Sources::new(vec![tag.clone()]).unwrap().first(), &tag);
+    }
+}
