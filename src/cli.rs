@@ -182,7 +182,7 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
     let mut invalid = 0;
     for p in &planned.tags {
         let rules = p.rules.join(", ");
-        let newer = if p.if_newer { "; moves only to a newer version" } else { "" };
+        let newer = if p.if_newer.is_some() { "; moves only to a newer version" } else { "" };
         match &p.verdict {
             Verdict::Write(t) => {
                 let _ = write!(out, "\n  write    {t}  (rules: {rules}{newer})");

@@ -208,8 +208,7 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
         let entry = TagReport::new(planned.tag.as_str(), planned.rules.clone(), Outcome::Invalid);
         let (outcome, detail) = match &planned.verdict {
             Verdict::Write(tag) => {
-                // `if-newer` rules are semver rules, so the pushed version is there.
-                match planned.if_newer.then(|| rules.version_of(&planned.rules, job.sources.iter().map(Tag::as_str))).flatten() {
+                match planned.if_newer.clone() {
                     Some(version) => wants.push(Want { tag: tag.clone(), version, rules: planned.rules.clone() }),
                     None => candidates.push(tag.clone()),
                 }

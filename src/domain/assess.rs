@@ -84,8 +84,8 @@ pub fn assess(
             match p.verdict {
                 // A tag the image carries itself is never planned against it; another image may still want it.
                 Verdict::Write(tag) => {
-                    let version = p.if_newer.then(|| rules.version_of(&p.rules, image.tags.iter().map(Tag::as_str))).flatten();
-                    candidates.entry(tag).or_default().push(Candidate { image, rules: p.rules, if_newer: p.if_newer, version });
+                    let if_newer = p.if_newer.is_some();
+                    candidates.entry(tag).or_default().push(Candidate { image, rules: p.rules, if_newer, version: p.if_newer });
                 }
                 Verdict::Invalid(_) | Verdict::Loops(_) | Verdict::Deferred(_) | Verdict::Blocked(_) => {
                     held.insert((p.tag, &image.digest));

@@ -35,8 +35,9 @@ pub struct PlannedTag {
     /// The rules that derived it, in rule-set order.
     pub rules: Vec<String>,
     pub verdict: Verdict,
-    /// Every rule deriving it says `"move": "if-newer"`.
-    pub if_newer: bool,
+    /// `Some`: every rule deriving it says `"move": "if-newer"`; the version
+    /// they read from the pushed tag (the highest, across merged pushes).
+    pub if_newer: Option<semver::Version>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,11 @@ impl Plan {
                         tags.insert(planned.tag.clone(), planned);
                     }
                     Some(existing) => {
+                        if let (Some(have), Some(new)) = (&existing.if_newer, planned.if_newer) {
+                            if new.cmp_precedence(have).is_gt() {
+                                existing.if_newer = Some(new);
+                            }
+                        }
                         for rule in planned.rules {
                             if !existing.rules.contains(&rule) {
                                 existing.rules.push(rule);
@@ -111,6 +117,7 @@ impl Plan {
 pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
     let mut planned: BTreeMap<String, PlannedTag> = BTreeMap::new();
     let mut policies: BTreeMap<String, Vec<Policy>> = BTreeMap::new();
+    let mut versions: BTreeMap<String, semver::Version> = BTreeMap::new();
     let mut removing: Vec<(String, Policy)> = Vec::new();
     for derived in rules.derive(subject) {
         if derived.policy.remove_source && !removing.iter().any(|(r, _)| r == derived.rule) {
@@ -125,9 +132,15 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
         }
         let entry = planned
             .entry(key.clone())
-            .or_insert_with(|| PlannedTag { tag: key.clone(), rules: Vec::new(), verdict, if_newer: false });
+            .or_insert_with(|| PlannedTag { tag: key.clone(), rules: Vec::new(), verdict, if_newer: None });
         if !entry.rules.iter().any(|r| r == derived.rule) {
             entry.rules.push(derived.rule.to_owned());
+        }
+        if let Some(v) = derived.version {
+            let highest = versions.entry(key.clone()).or_insert_with(|| v.clone());
+            if v.cmp_precedence(highest).is_gt() {
+                *highest = v;
+            }
         }
         policies.entry(key).or_default().push(derived.policy);
     }
@@ -174,7 +187,8 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
     let mut tags = Vec::with_capacity(planned.len());
     for (key, mut p) in planned {
         let policies = policies.get(&key).map(Vec::as_slice).unwrap_or_default();
-        p.if_newer = !policies.is_empty() && policies.iter().all(|x| x.if_newer);
+        let if_newer = !policies.is_empty() && policies.iter().all(|x| x.if_newer);
+        p.if_newer = if if_newer { versions.remove(&key) } else { None };
         let gate = scan_gate(policies);
         match (phase, gate) {
             // Written on the push; a scan event has nothing to add.
@@ -368,8 +382,9 @@ mod tests {
             {"name":"eager","semver":true,"tags":["v{major}"]}
         ]}"#;
         let plan = phased(rules, "v1.2.9", Phase::Push);
-        let newer: Vec<(&str, bool)> = plan.tags.iter().map(|p| (p.tag.as_str(), p.if_newer)).collect();
-        assert_eq!(newer, [("stable", true), ("v1", false)]);
+        let newer: Vec<(&str, Option<String>)> =
+            plan.tags.iter().map(|p| (p.tag.as_str(), p.if_newer.as_ref().map(ToString::to_string))).collect();
+        assert_eq!(newer, [("stable", Some("1.2.9".to_owned())), ("v1", None)], "the version read from the pushed tag");
     }
 
     #[test]

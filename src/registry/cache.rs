@@ -19,7 +19,7 @@ type Tags = BTreeMap<String, String>;
 pub struct CachedRepositoryTags<R> {
     inner: R,
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, Tags)>>,
+    entries: Mutex<HashMap<Repository, (Instant, Tags)>>,
 }
 
 impl<R: Registry> CachedRepositoryTags<R> {
@@ -34,13 +34,7 @@ impl<R: Registry> CachedRepositoryTags<R> {
 
     /// The lookup as of `now` (tests pass the clock).
     pub async fn repository_tags_at(&self, repository: &Repository, now: Instant) -> Result<Tags, ReadError> {
-        let key = format!(
-            "{}/{}/{}",
-            repository.registry_id.as_ref().map(ToString::to_string).unwrap_or_default(),
-            repository.region.as_deref().unwrap_or_default(),
-            repository.name
-        );
-        if let Some((at, tags)) = self.lock().get(&key) {
+        if let Some((at, tags)) = self.lock().get(repository) {
             if now.saturating_duration_since(*at) < self.ttl {
                 return Ok(tags.clone());
             }
@@ -48,12 +42,12 @@ impl<R: Registry> CachedRepositoryTags<R> {
         // Failures are not kept: the next event asks again.
         let tags = self.inner.repository_tags(repository).await?;
         if !self.ttl.is_zero() {
-            self.lock().insert(key, (now, tags.clone()));
+            self.lock().insert(repository.clone(), (now, tags.clone()));
         }
         Ok(tags)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Tags)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Repository, (Instant, Tags)>> {
         // A panic while holding the lock leaves a map that is still consistent.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -83,6 +83,8 @@ pub struct Derived<'r> {
     pub rule: &'r str,
     pub policy: Policy,
     pub result: Result<Tag, Unrenderable>,
+    /// The version a semver rule read from the pushed tag (what `"move": "if-newer"` compares).
+    pub version: Option<semver::Version>,
 }
 
 /// A rendering that is not a valid tag, even after sanitising.
@@ -249,7 +251,7 @@ impl RuleSet {
     }
 
     /// The highest version that any of the named rules reads from `tags`.
-    /// For `"move": "if-newer"`: the pushed version, and a holder's version.
+    /// For `"move": "if-newer"`: the version of the image holding a tag now.
     pub fn version_of<'t>(&self, rules: &[String], tags: impl IntoIterator<Item = &'t str>) -> Option<semver::Version> {
         let matchers: Vec<&Matcher> =
             self.rules.iter().filter(|r| rules.contains(&r.name)).map(|r| &r.matcher).collect();
@@ -280,6 +282,10 @@ impl RuleSet {
                 pushed_at: subject.pushed_at,
                 matched: &matched,
             };
+            let version = match &matched {
+                Matched::Semver(v) => Some(v.clone()),
+                Matched::Regex(_) => None,
+            };
             for template in &rule.tags {
                 let result = match template.render(&vars) {
                     Ok(rendered) => Tag::sanitize(&rendered).map_err(|e| Unrenderable {
@@ -291,7 +297,7 @@ impl RuleSet {
                         reason: format!("template `{}` could not be formatted for this push time", template.source()),
                     }),
                 };
-                out.push(Derived { rule: &rule.name, policy: rule.policy, result });
+                out.push(Derived { rule: &rule.name, policy: rule.policy, result, version: version.clone() });
             }
         }
         out
