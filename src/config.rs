@@ -20,13 +20,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::apply::Settings;
 use crate::domain::rules::{RuleSet, RulesError};
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub rules: RuleSet,
-    pub dry_run: bool,
-    pub write_concurrency: usize,
+    /// The rules, dry run and write concurrency: what the use cases read.
+    pub apply: Settings,
     /// SQS messages of one batch handled at once.
     pub batch_concurrency: usize,
     pub metrics: Metrics,
@@ -69,7 +69,7 @@ pub enum ConfigError {
 }
 
 impl Config {
-    pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
+    pub const DEFAULT_WRITE_CONCURRENCY: usize = Settings::DEFAULT_WRITE_CONCURRENCY;
     /// With 16 writes per event, 4 events at once already exceed PutImage's
     /// default 10 per second in a burst; more only adds throttling.
     pub const DEFAULT_BATCH_CONCURRENCY: usize = 4;
@@ -78,9 +78,7 @@ impl Config {
     /// These rules with every other setting at its default (metrics off).
     pub fn with_rules(rules: RuleSet) -> Self {
         Self {
-            rules,
-            dry_run: false,
-            write_concurrency: Self::DEFAULT_WRITE_CONCURRENCY,
+            apply: Settings::new(rules),
             batch_concurrency: Self::DEFAULT_BATCH_CONCURRENCY,
             metrics: Metrics::default(),
             repository_tags_ttl: Self::DEFAULT_REPOSITORY_TAGS_TTL,
@@ -159,7 +157,7 @@ impl Config {
                 remedy: "the function's role may not call ecr:BatchDeleteImage; deploy with RemoveSourceTags=true",
             });
         }
-        Ok(Self { rules, dry_run, write_concurrency, batch_concurrency, metrics, repository_tags_ttl })
+        Ok(Self { apply: Settings { rules, dry_run, write_concurrency }, batch_concurrency, metrics, repository_tags_ttl })
     }
 }
 
@@ -189,9 +187,9 @@ mod tests {
     #[test]
     fn rules_from_text_with_defaults() {
         let c = load(&[("RETAG_RULES", RULES)]).unwrap();
-        assert_eq!(c.rules.len(), 1);
-        assert!(!c.dry_run);
-        assert_eq!((c.write_concurrency, c.batch_concurrency), (16, 4));
+        assert_eq!(c.apply.rules.len(), 1);
+        assert!(!c.apply.dry_run);
+        assert_eq!((c.apply.write_concurrency, c.batch_concurrency), (16, 4));
         assert_eq!(c.metrics, Metrics { enabled: true, by_repository: false, function_name: "ecr-retag".into() });
     }
 
@@ -214,8 +212,8 @@ mod tests {
         std::fs::write(&path, RULES).unwrap();
         let c = load(&[("RETAG_RULES_FILE", path.to_str().unwrap()), ("RETAG_DRY_RUN", "TRUE")]).unwrap();
         std::fs::remove_file(&path).ok();
-        assert_eq!(c.rules.len(), 1);
-        assert!(c.dry_run);
+        assert_eq!(c.apply.rules.len(), 1);
+        assert!(c.apply.dry_run);
     }
 
     #[test]
@@ -225,7 +223,7 @@ mod tests {
         std::fs::write(root.join("rules.json"), RULES).unwrap();
         let c = load(&[("RETAG_RULES_FILE", "rules.json"), ("LAMBDA_TASK_ROOT", root.to_str().unwrap())]);
         std::fs::remove_dir_all(&root).ok();
-        assert_eq!(c.unwrap().rules.len(), 1);
+        assert_eq!(c.unwrap().apply.rules.len(), 1);
         assert_eq!(rules_path("/etc/rules.json", Some("/var/task".into())), PathBuf::from("/etc/rules.json"));
         assert_eq!(rules_path("rules.json", None), PathBuf::from("rules.json"), "outside Lambda: the working directory");
         let err = load(&[("RETAG_RULES_FILE", "missing.json"), ("LAMBDA_TASK_ROOT", "/var/task")]).unwrap_err();

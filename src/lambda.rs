@@ -124,7 +124,7 @@ impl<R: Catalog> Handler<R> {
 
         // One second look for the whole batch.
         let mut handled: Vec<&mut Handled> = begun.values_mut().filter_map(|r| r.as_mut().ok()).collect();
-        let looked = budget.run(Box::pin(Handled::settle_all(&registry, &self.config, &mut handled, calls_end))).await.ok_or_else(out_of_time);
+        let looked = budget.run(Box::pin(Handled::settle_all(&registry, &self.config.apply, &mut handled, calls_end))).await.ok_or_else(out_of_time);
 
         let done_at = DateTime::<Utc>::from(now) + started.elapsed();
         let mut failed = Vec::new();
@@ -174,7 +174,7 @@ impl<R: Catalog> Handler<R> {
         calls_end: Option<Instant>,
     ) -> Result<SweepReport, RetagError> {
         let registry = Deadline::new(&self.registry, calls_end);
-        let result = sweep::reconcile(&registry, &self.config, request, stop_by, calls_end).await;
+        let result = sweep::reconcile(&registry, &self.config.apply, request, stop_by, calls_end).await;
         match &result {
             Ok(report) => telemetry::sweep(report, &self.config.metrics, Utc::now()),
             Err(e) => {
@@ -192,7 +192,7 @@ impl<R: Catalog> Handler<R> {
         let registry = Deadline::new(&self.registry, calls_end);
         let result = match self.begin(&registry, request).await {
             Ok(mut handled) => {
-                handled.settle(&registry, &self.config, calls_end).await;
+                handled.settle(&registry, &self.config.apply, calls_end).await;
                 handled.conclude()
             }
             Err(e) => Err(e),
@@ -204,8 +204,8 @@ impl<R: Catalog> Handler<R> {
     async fn begin(&self, registry: &Deadline<'_, CachedRepositoryTags<R>>, request: &Request) -> Result<Handled, RetagError> {
         match request {
             Request::Ignore(ignored) => Ok(Handled { report: Report::ignored(ignored.clone()), claims: Vec::new() }),
-            Request::Retag(push) => retag::begin(registry, &self.config, push).await,
-            Request::Scanned(scan) => retag::begin_scanned(registry, &self.config, scan).await,
+            Request::Retag(push) => retag::begin(registry, &self.config.apply, push).await,
+            Request::Scanned(scan) => retag::begin_scanned(registry, &self.config.apply, scan).await,
         }
     }
 

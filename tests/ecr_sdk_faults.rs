@@ -10,7 +10,7 @@ use aws_sdk_ecr::types::error::ImageTagAlreadyExistsException;
 use aws_sdk_ecr::types::{Image, ImageFailure, ImageFailureCode, ImageIdentifier};
 use aws_sdk_ecr::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
-use ecr_retag::config::Config;
+use ecr_retag::apply::Settings;
 use ecr_retag::registry::ecr::{retry_config, Ecr};
 use ecr_retag::report::Outcome;
 use ecr_retag::error::RetagError;
@@ -36,8 +36,8 @@ fn push() -> ecr_retag::domain::request::Push {
     }
 }
 
-fn config() -> Config {
-    Config::with_rules(RuleSet::from_json(r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#).unwrap())
+fn config() -> Settings {
+    Settings::new(RuleSet::from_json(r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#).unwrap())
 }
 
 fn image(digest: &str, tag: Option<&str>) -> Image {

@@ -3,8 +3,29 @@
 //! versions ([`if_newer`]), pushed tags retired ([`removal`]), and the
 //! reconcile sweep ([`sweep`]).
 
+use crate::domain::rules::RuleSet;
+
 pub mod if_newer;
 pub mod put;
 pub mod removal;
 pub mod retag;
 pub mod sweep;
+
+/// What the use cases need of the configuration, and no more.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub rules: RuleSet,
+    /// `RETAG_DRY_RUN`: nothing is written, whatever a request says.
+    pub dry_run: bool,
+    /// PutImage calls in flight at once for one event or sweep (`RETAG_WRITE_CONCURRENCY`).
+    pub write_concurrency: usize,
+}
+
+impl Settings {
+    pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
+
+    /// These rules, writing, at the default concurrency.
+    pub fn new(rules: RuleSet) -> Settings {
+        Settings { rules, dry_run: false, write_concurrency: Self::DEFAULT_WRITE_CONCURRENCY }
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::config::Config;
+use crate::apply::Settings;
 use crate::error::RetagError;
 use crate::domain::request::{Push, ScanResult, Sources};
 use crate::domain::names::{Digest, Tag};
@@ -24,45 +24,45 @@ use crate::report::{entry, Outcome, Report, ScanReport, Status, TagReport};
 use crate::domain::rules::Subject;
 
 /// Retags one push. `Ok` when every derived tag is in place (or would be, in a dry run).
-pub async fn retag<R: Registry>(registry: &R, config: &Config, push: &Push) -> Result<Report, RetagError> {
-    let mut handled = begin(registry, config, push).await?;
-    handled.settle(registry, config, None).await;
+pub async fn retag<R: Registry>(registry: &R, settings: &Settings, push: &Push) -> Result<Report, RetagError> {
+    let mut handled = begin(registry, settings, push).await?;
+    handled.settle(registry, settings, None).await;
     handled.conclude()
 }
 
 /// Applies the scan-gated rules to a scanned image's tags, as if each had just been pushed.
-pub async fn promote_scanned<R: Registry>(registry: &R, config: &Config, scan: &ScanResult) -> Result<Report, RetagError> {
-    let mut handled = begin_scanned(registry, config, scan).await?;
-    handled.settle(registry, config, None).await;
+pub async fn promote_scanned<R: Registry>(registry: &R, settings: &Settings, scan: &ScanResult) -> Result<Report, RetagError> {
+    let mut handled = begin_scanned(registry, settings, scan).await?;
+    handled.settle(registry, settings, None).await;
     handled.conclude()
 }
 
 /// A push's writes, up to the second look at its if-newer tags.
-pub async fn begin<R: Registry>(registry: &R, config: &Config, push: &Push) -> Result<Handled, RetagError> {
+pub async fn begin<R: Registry>(registry: &R, settings: &Settings, push: &Push) -> Result<Handled, RetagError> {
     let job = Job {
         repository: push.repository.clone(),
         digest: push.digest.clone(),
         sources: Sources::one(push.tag.clone()),
         at: push.pushed_at,
         media_type: push.media_type.as_deref(),
-        dry_run: push.dry_run || config.dry_run,
+        dry_run: push.dry_run || settings.dry_run,
         phase: Phase::Push,
     };
-    run(registry, config, job).await
+    run(registry, settings, job).await
 }
 
 /// A scan's writes, up to the second look at its if-newer tags.
-pub async fn begin_scanned<R: Registry>(registry: &R, config: &Config, scan: &ScanResult) -> Result<Handled, RetagError> {
+pub async fn begin_scanned<R: Registry>(registry: &R, settings: &Settings, scan: &ScanResult) -> Result<Handled, RetagError> {
     let job = Job {
         repository: scan.repository.clone(),
         digest: Some(scan.digest.clone()),
         sources: scan.tags.clone(),
         at: scan.scanned_at,
         media_type: None,
-        dry_run: config.dry_run,
+        dry_run: settings.dry_run,
         phase: Phase::Scan(&scan.findings),
     };
-    let mut handled = run(registry, config, job).await?;
+    let mut handled = run(registry, settings, job).await?;
     handled.report.scan =
         Some(ScanReport { image_tags: scan.tags.iter().map(ToString::to_string).collect(), findings: scan.findings.counts.clone() });
     Ok(handled)
@@ -78,12 +78,12 @@ pub struct Handled {
 
 impl Handled {
     /// The second look at this event's if-newer tags (none: no wait), no later than `stop_by`.
-    pub async fn settle<R: Registry>(&mut self, registry: &R, config: &Config, stop_by: Option<Instant>) {
-        Handled::settle_all(registry, config, &mut [self], stop_by).await;
+    pub async fn settle<R: Registry>(&mut self, registry: &R, settings: &Settings, stop_by: Option<Instant>) {
+        Handled::settle_all(registry, settings, &mut [self], stop_by).await;
     }
 
     /// The second look for several events at once: one wait, one read per image.
-    pub async fn settle_all<R: Registry>(registry: &R, config: &Config, handled: &mut [&mut Handled], stop_by: Option<Instant>) {
+    pub async fn settle_all<R: Registry>(registry: &R, settings: &Settings, handled: &mut [&mut Handled], stop_by: Option<Instant>) {
         let mut owners = Vec::new();
         let mut claims = Vec::new();
         for (i, h) in handled.iter_mut().enumerate() {
@@ -95,7 +95,7 @@ impl Handled {
         if claims.is_empty() {
             return;
         }
-        let revisions = if_newer::settle(registry, &config.rules, claims, config.write_concurrency, stop_by).await;
+        let revisions = if_newer::settle(registry, &settings.rules, claims, settings.write_concurrency, stop_by).await;
         for ((i, tag), revision) in owners.into_iter().zip(revisions) {
             if let (Some(revision), Some(entry)) = (revision, handled[i].report.tags.iter_mut().find(|t| t.tag == tag)) {
                 revision.apply(entry);
@@ -127,8 +127,8 @@ struct Job<'a> {
     phase: Phase<'a>,
 }
 
-async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result<Handled, RetagError> {
-    let rules = &config.rules;
+async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Result<Handled, RetagError> {
+    let rules = &settings.rules;
     let name = job.repository.name.as_str();
     let mut report = Report {
         status: if job.dry_run { Status::DryRun } else { Status::Applied },
@@ -249,7 +249,7 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
         let target = Target { repository: &job.repository, image: &image, media_type: &media_type };
         // The guarded writes first, while the read that decides them is fresh.
         if !wants.is_empty() {
-            let guard = Guard { registry, rules, target, concurrency: config.write_concurrency, dry_run: job.dry_run };
+            let guard = Guard { registry, rules, target, concurrency: settings.write_concurrency, dry_run: job.dry_run };
             claims = guard.write(wants, Some(Observed { at: read_at, tags: current }), &mut tags).await?;
         }
         if job.dry_run {
@@ -261,7 +261,7 @@ async fn run<R: Registry>(registry: &R, config: &Config, job: Job<'_>) -> Result
                 }
             }
         } else if !to_write.is_empty() {
-            put::write(registry, &target, to_write, config.write_concurrency, &mut tags).await?;
+            put::write(registry, &target, to_write, settings.write_concurrency, &mut tags).await?;
         }
     }
 
@@ -421,8 +421,8 @@ mod tests {
         }
     }
 
-    fn config(rules: &str) -> Config {
-        Config::with_rules(RuleSet::from_json(rules).unwrap())
+    fn config(rules: &str) -> Settings {
+        Settings::new(RuleSet::from_json(rules).unwrap())
     }
 
     fn push(t: &str, d: Option<&Digest>) -> Push {

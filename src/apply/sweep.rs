@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::apply::Settings;
 use crate::domain::request::{continuation_token, ReconcileRequest};
 use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::assess::{assess, Desired};
@@ -34,12 +34,12 @@ enum Stop {
 /// `settle_by`: the second look at if-newer tags ends by then.
 pub async fn reconcile<R: Catalog>(
     registry: &R,
-    config: &Config,
+    settings: &Settings,
     request: &ReconcileRequest,
     stop_by: Option<Instant>,
     settle_by: Option<Instant>,
 ) -> Result<SweepReport, RetagError> {
-    let dry_run = request.dry_run || config.dry_run;
+    let dry_run = request.dry_run || settings.dry_run;
     let mut report = SweepReport {
         status: SweepStatus::Complete,
         dry_run,
@@ -62,7 +62,7 @@ pub async fn reconcile<R: Catalog>(
         } else {
             let repository = request.repository(name.clone());
             let budget = request.max_writes - used;
-            let (sweep, stop) = sweep_repository(registry, config, &repository, budget, dry_run, &out_of_time).await;
+            let (sweep, stop) = sweep_repository(registry, settings, &repository, budget, dry_run, &out_of_time).await;
             match &mut report.would_write {
                 Some(would) => *would += sweep.writes,
                 None => report.writes += sweep.writes,
@@ -81,14 +81,14 @@ pub async fn reconcile<R: Catalog>(
             break;
         }
     }
-    settle(registry, config, claims, settle_by, &mut report.repositories).await;
+    settle(registry, settings, claims, settle_by, &mut report.repositories).await;
     Ok(report)
 }
 
 /// The second look at the if-newer tags the sweep wrote (one wait for all).
 async fn settle<R: Catalog>(
     registry: &R,
-    config: &Config,
+    settings: &Settings,
     claims: Vec<(usize, Claim)>,
     settle_by: Option<Instant>,
     repositories: &mut [RepositorySweep],
@@ -98,7 +98,7 @@ async fn settle<R: Catalog>(
     }
     let (owners, claims): (Vec<(usize, String, String)>, Vec<Claim>) =
         claims.into_iter().map(|(i, c)| ((i, c.want.tag.to_string(), c.image.digest.to_string()), c)).unzip();
-    let revisions = if_newer::settle(registry, &config.rules, claims, config.write_concurrency, settle_by).await;
+    let revisions = if_newer::settle(registry, &settings.rules, claims, settings.write_concurrency, settle_by).await;
     for ((i, tag, digest), revision) in owners.into_iter().zip(revisions) {
         let (Some(revision), Some(sweep)) = (revision, repositories.get_mut(i)) else { continue };
         let at = match sweep.changes.iter().position(|c| c.tag == tag && c.digest.as_deref() == Some(digest.as_str())) {
@@ -169,7 +169,7 @@ struct Swept {
 
 async fn sweep_repository<R: Catalog>(
     registry: &R,
-    config: &Config,
+    settings: &Settings,
     repository: &Repository,
     budget: usize,
     dry_run: bool,
@@ -206,7 +206,7 @@ async fn sweep_repository<R: Catalog>(
     }
     swept.summary.images_seen = images.len();
 
-    let rules = &config.rules;
+    let rules = &settings.rules;
     let needs_tags = images.iter().flat_map(|i| &i.tags).any(|t| rules.needs_repository_tags(name, t.as_str()));
     let repository_tags = if needs_tags {
         match registry.repository_tags(repository).await {
@@ -241,7 +241,7 @@ async fn sweep_repository<R: Catalog>(
         let cut = wanted.len() > left;
         wanted.truncate(left);
         let media = media_types.get(&digest).copied().flatten();
-        match apply(registry, config, repository, &digest, media, wanted, dry_run, &mut swept).await {
+        match apply(registry, settings, repository, &digest, media, wanted, dry_run, &mut swept).await {
             Ok(()) => {}
             Err(e) => return failed(swept, e),
         }
@@ -257,7 +257,7 @@ async fn sweep_repository<R: Catalog>(
 #[allow(clippy::too_many_arguments)]
 async fn apply<R: Catalog>(
     registry: &R,
-    config: &Config,
+    settings: &Settings,
     repository: &Repository,
     digest: &Digest,
     media: Option<&str>,
@@ -314,9 +314,9 @@ async fn apply<R: Catalog>(
     if !to_write.is_empty() || !wants.is_empty() {
         let media_type = media_type(&image, media)?;
         let target = Target { repository, image: &image, media_type: &media_type };
-        put::write(registry, &target, to_write, config.write_concurrency, &mut reports).await?;
+        put::write(registry, &target, to_write, settings.write_concurrency, &mut reports).await?;
         if !wants.is_empty() {
-            let guard = Guard { registry, rules: &config.rules, target, concurrency: config.write_concurrency, dry_run: false };
+            let guard = Guard { registry, rules: &settings.rules, target, concurrency: settings.write_concurrency, dry_run: false };
             let observed = Observed { at: read_at, tags: snapshot.tags };
             swept.claims.extend(guard.write(wants, Some(observed), &mut reports).await?);
         }
