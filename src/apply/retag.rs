@@ -299,13 +299,10 @@ pub(crate) fn media_type(image: &Image, from_event: Option<&str>) -> Result<Stri
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-
     use super::*;
     use crate::error::{Fault, FaultKind};
-    use crate::registry::{PutError, ReadError, RemoveError};
+    use crate::registry::memory::{Call, Failure, Memory};
+    use crate::registry::PutError;
     use crate::domain::rules::RuleSet;
 
     const RELEASE: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","v{major}.{minor}","{date:%Y%m%d}"]}]}"#;
@@ -319,106 +316,38 @@ mod tests {
         Tag::parse(t).unwrap()
     }
 
-    /// An in-memory registry that behaves like ECR for these two calls and records them.
-    #[derive(Default)]
-    struct Fake {
-        images: HashMap<Digest, Image>,
-        tags: Mutex<HashMap<Tag, Digest>>,
-        immutable: bool,
-        repository_missing: bool,
-        put_faults: HashMap<Tag, Fault>,
-        repository_tags: BTreeMap<String, String>,
-        calls: Mutex<Vec<String>>,
-        in_flight: AtomicUsize,
-        max_in_flight: AtomicUsize,
+    /// Repository "app" holding image `d`.
+    fn app_with(d: &Digest, manifest: &str, media_type: Option<&str>) -> Memory {
+        let memory = Memory::with_repositories(&["app"]);
+        memory.add_image("app", Image { digest: d.clone(), manifest: manifest.into(), media_type: media_type.map(Into::into) }, None);
+        memory
     }
 
-    impl Fake {
-        fn with_image(d: &Digest, manifest: &str, media_type: Option<&str>) -> Self {
-            let mut fake = Fake::default();
-            fake.add_image(d, manifest, media_type);
-            fake
-        }
-        fn add_image(&mut self, d: &Digest, manifest: &str, media_type: Option<&str>) {
-            let image = Image { digest: d.clone(), manifest: manifest.into(), media_type: media_type.map(Into::into) };
-            self.images.insert(d.clone(), image);
-        }
-        fn point(&self, t: &str, d: &Digest) {
-            self.tags.lock().unwrap().insert(tag(t), d.clone());
-        }
-        fn calls(&self) -> Vec<String> {
-            self.calls.lock().unwrap().clone()
-        }
-        fn tag_at(&self, t: &str) -> Option<Digest> {
-            self.tags.lock().unwrap().get(&tag(t)).cloned()
-        }
+    fn point(memory: &Memory, t: &str, d: &Digest) {
+        memory.point("app", &tag(t), d);
     }
 
-    impl Registry for Fake {
-        async fn read(&self, _: &Repository, image: Lookup<'_>, tags: &[Tag]) -> Result<Snapshot, ReadError> {
-            self.calls.lock().unwrap().push(format!("read {}", tags.len()));
-            if self.repository_missing {
-                return Err(ReadError::RepositoryNotFound);
-            }
-            let current = self.tags.lock().unwrap().clone();
-            let wanted = match image {
-                Lookup::Digest(d) => Some(d.clone()),
-                Lookup::Tag(t) => current.get(t).cloned(),
-            };
-            Ok(Snapshot {
-                image: wanted.and_then(|d| self.images.get(&d).cloned()),
-                tags: tags
-                    .iter()
-                    .map(|t| (t.clone(), current.get(t).map_or(TagState::Absent, |d| TagState::At(d.clone()))))
-                    .collect(),
+    fn tag_at(memory: &Memory, t: &str) -> Option<Digest> {
+        memory.tag("app", &tag(t))
+    }
+
+    /// The calls in short: `read N`, `put TAG MEDIA-TYPE`, `tags_of HHHH`, `remove TAG`, `repository_tags`.
+    fn log(memory: &Memory) -> Vec<String> {
+        memory
+            .calls()
+            .into_iter()
+            .map(|c| match c {
+                Call::Read { tags } => format!("read {tags}"),
+                Call::Put { tag, media_type, .. } => format!("put {tag} {media_type}"),
+                Call::TagsOf(d) => format!("tags_of {}", &d.hex()[..4]),
+                Call::Remove(t) => format!("remove {t}"),
+                other => other.kind().to_owned(),
             })
-        }
+            .collect()
+    }
 
-        async fn put(&self, _: &Repository, image: &Image, media_type: &str, t: &Tag) -> Result<(), PutError> {
-            self.calls.lock().unwrap().push(format!("put {t} {media_type}"));
-            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-            tokio::task::yield_now().await;
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            if self.repository_missing {
-                return Err(PutError::RepositoryNotFound);
-            }
-            if let Some(f) = self.put_faults.get(t) {
-                return Err(PutError::Fault(f.clone()));
-            }
-            let mut tags = self.tags.lock().unwrap();
-            match tags.get(t) {
-                Some(_) if self.immutable => Err(PutError::TagImmutable),
-                Some(d) if *d == image.digest => Err(PutError::AlreadyExists),
-                _ => {
-                    tags.insert(t.clone(), image.digest.clone());
-                    Ok(())
-                }
-            }
-        }
-
-        /// The same as `put`: an in-memory write has no attempts to speak of.
-        async fn put_once(&self, r: &Repository, image: &Image, media_type: &str, t: &Tag) -> Result<(), PutError> {
-            self.put(r, image, media_type, t).await
-        }
-
-        async fn tags_of(&self, _: &Repository, d: &Digest) -> Result<Vec<Tag>, ReadError> {
-            self.calls.lock().unwrap().push(format!("tags_of {}", &d.hex()[..4]));
-            let mut found: Vec<Tag> =
-                self.tags.lock().unwrap().iter().filter(|(_, at)| *at == d).map(|(t, _)| t.clone()).collect();
-            found.sort();
-            Ok(found)
-        }
-
-        async fn remove(&self, _: &Repository, t: &Tag) -> Result<(), RemoveError> {
-            self.calls.lock().unwrap().push(format!("remove {t}"));
-            self.tags.lock().unwrap().remove(t).map(|_| ()).ok_or(RemoveError::NotFound)
-        }
-
-        async fn repository_tags(&self, _: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
-            self.calls.lock().unwrap().push("repository_tags".into());
-            Ok(self.repository_tags.clone())
-        }
+    fn throttled(t: &str, message: &str) -> Failure {
+        Failure::Put(Some(tag(t)), PutError::Fault(Fault::new(FaultKind::Throttled, "ThrottlingException", message)))
     }
 
     fn config(rules: &str) -> Settings {
@@ -440,22 +369,22 @@ mod tests {
         report.tags.iter().map(|t| (t.tag.as_str(), t.outcome)).collect()
     }
 
-    async fn run(fake: &Fake, rules: &str, p: &Push) -> Result<Report, RetagError> {
+    async fn run(fake: &Memory, rules: &str, p: &Push) -> Result<Report, RetagError> {
         retag(fake, &config(rules), p).await
     }
 
     #[tokio::test]
     async fn given_a_release_push_then_each_derived_tag_is_created_with_one_read() {
         let d = digest(1);
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
-        fake.point("v1.4.2", &d);
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        point(&fake, "v1.4.2", &d);
         let report = run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap();
         assert_eq!(report.status, Status::Applied);
         assert_eq!(
             outcomes(&report),
             [("20261124", Outcome::Created), ("stable", Outcome::Created), ("v1", Outcome::Created), ("v1.4", Outcome::Created)]
         );
-        let mut calls = fake.calls();
+        let mut calls = log(&fake);
         calls.sort();
         assert_eq!(
             calls,
@@ -468,64 +397,64 @@ mod tests {
             ]
         );
         for t in ["stable", "v1", "v1.4", "20261124"] {
-            assert_eq!(fake.tag_at(t), Some(d.clone()));
+            assert_eq!(tag_at(&fake, t), Some(d.clone()));
         }
-        assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 4, "independent writes run concurrently");
+        assert_eq!(fake.max_in_flight(), 4, "independent writes run concurrently");
     }
 
     #[tokio::test]
     async fn given_the_tags_are_in_place_when_the_event_comes_again_then_nothing_is_written() {
         let d = digest(1);
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        let fake = app_with(&d, "{}", Some(MEDIA));
         run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap();
-        fake.calls.lock().unwrap().clear();
+        fake.clear_calls();
         let report = run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap();
         assert!(report.tags.iter().all(|t| t.outcome == Outcome::Unchanged), "{report:?}");
-        assert_eq!(fake.calls(), ["read 4"]);
+        assert_eq!(log(&fake), ["read 4"]);
     }
 
     #[tokio::test]
     async fn given_no_rule_matches_then_no_call_is_made() {
-        let fake = Fake::default();
+        let fake = Memory::with_repositories(&["app"]);
         let report = run(&fake, RELEASE, &push("latest", Some(&digest(1)))).await.unwrap();
         assert_eq!(report.status, Status::Ignored);
         assert!(report.reason.unwrap().contains("no rule matches"));
-        assert!(fake.calls().is_empty());
+        assert!(log(&fake).is_empty());
     }
 
     #[tokio::test]
     async fn given_stable_on_another_image_then_it_moves_and_says_from_where() {
         let (old, new) = (digest(1), digest(2));
-        let fake = Fake::with_image(&new, "{}", Some(MEDIA));
-        fake.point("stable", &old);
+        let fake = app_with(&new, "{}", Some(MEDIA));
+        point(&fake, "stable", &old);
         let report = run(&fake, r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#, &push("v2.0.0", Some(&new)))
             .await
             .unwrap();
         assert_eq!(report.tags[0].outcome, Outcome::Moved);
         assert_eq!(report.tags[0].detail.as_deref(), Some(format!("was {old}").as_str()));
-        assert_eq!(fake.tag_at("stable"), Some(new));
+        assert_eq!(tag_at(&fake, "stable"), Some(new));
     }
 
     #[tokio::test]
     async fn a_dry_run_reads_but_never_writes() {
         let (old, new) = (digest(1), digest(2));
-        let fake = Fake::with_image(&new, "{}", Some(MEDIA));
-        fake.point("stable", &old);
+        let fake = app_with(&new, "{}", Some(MEDIA));
+        point(&fake, "stable", &old);
         let mut p = push("v2.0.0", Some(&new));
         p.dry_run = true;
         let report = run(&fake, r#"{"rules":[{"name":"r","semver":true,"tags":["stable","v{major}"]}]}"#, &p).await.unwrap();
         assert_eq!(report.status, Status::DryRun);
         assert_eq!(outcomes(&report), [("stable", Outcome::WouldMove), ("v2", Outcome::WouldCreate)]);
-        assert_eq!(fake.calls(), ["read 2"]);
-        assert_eq!(fake.tag_at("stable"), Some(old));
+        assert_eq!(log(&fake), ["read 2"]);
+        assert_eq!(tag_at(&fake, "stable"), Some(old));
     }
 
     #[tokio::test]
     async fn an_immutable_tag_already_on_this_image_is_unchanged_and_elsewhere_a_conflict() {
         let (mine, other) = (digest(1), digest(2));
-        let mut fake = Fake::with_image(&mine, "{}", Some(MEDIA));
-        fake.immutable = true;
-        fake.point("stable", &other);
+        let fake = app_with(&mine, "{}", Some(MEDIA));
+        fake.set_immutable("app");
+        point(&fake, "stable", &other);
         let err = run(&fake, r#"{"rules":[{"name":"r","semver":true,"tags":["stable","v{major}"]}]}"#, &push("v1.0.0", Some(&mine)))
             .await
             .unwrap_err();
@@ -533,50 +462,30 @@ mod tests {
         let report = err.report().unwrap();
         assert_eq!(outcomes(report), [("stable", Outcome::Conflict), ("v1", Outcome::Created)]);
         assert!(err.to_string().contains("`stable` conflict (the tag is immutable and points at"), "{err}");
-        assert_eq!(fake.calls().iter().filter(|c| c.starts_with("read")).count(), 2, "conflicts are re-read once");
+        assert_eq!(log(&fake).iter().filter(|c| c.starts_with("read")).count(), 2, "conflicts are re-read once");
     }
 
     #[tokio::test]
     async fn an_immutable_tag_written_by_a_concurrent_delivery_is_unchanged() {
-        // The read says absent, but by the time of PutImage another delivery wrote it.
-        struct Racing(Fake);
-        impl Registry for Racing {
-            async fn read(&self, r: &Repository, i: Lookup<'_>, t: &[Tag]) -> Result<Snapshot, ReadError> {
-                self.0.read(r, i, t).await
-            }
-            async fn put(&self, r: &Repository, image: &Image, m: &str, t: &Tag) -> Result<(), PutError> {
-                self.0.point(t.as_str(), &image.digest);
-                self.0.put(r, image, m, t).await
-            }
-            async fn put_once(&self, r: &Repository, image: &Image, m: &str, t: &Tag) -> Result<(), PutError> {
-                self.put(r, image, m, t).await
-            }
-            async fn tags_of(&self, r: &Repository, d: &Digest) -> Result<Vec<Tag>, ReadError> {
-                self.0.tags_of(r, d).await
-            }
-            async fn remove(&self, r: &Repository, t: &Tag) -> Result<(), RemoveError> {
-                self.0.remove(r, t).await
-            }
-            async fn repository_tags(&self, r: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
-                self.0.repository_tags(r).await
-            }
-        }
+        // The read says absent, but by the time of PutImage another delivery wrote them all.
         let d = digest(1);
-        let mut fake = Fake::with_image(&d, "{}", Some(MEDIA));
-        fake.immutable = true;
-        let racing = Racing(fake);
-        let report = retag(&racing, &config(RELEASE), &push("v1.4.2", Some(&d))).await.unwrap();
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        fake.set_immutable("app");
+        let theirs = d.clone();
+        fake.before_put(move |tags| {
+            for t in ["20261124", "stable", "v1", "v1.4"] {
+                tags.insert(tag(t), theirs.clone());
+            }
+        });
+        let report = retag(&fake, &config(RELEASE), &push("v1.4.2", Some(&d))).await.unwrap();
         assert!(report.tags.iter().all(|t| t.outcome == Outcome::Unchanged), "{report:?}");
     }
 
     #[tokio::test]
     async fn a_retryable_write_failure_fails_the_invocation_as_retryable_and_keeps_the_rest() {
         let d = digest(1);
-        let mut fake = Fake::with_image(&d, "{}", Some(MEDIA));
-        fake.put_faults.insert(
-            tag("v1"),
-            Fault::new(FaultKind::Throttled, "ThrottlingException", "Rate exceeded"),
-        );
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        fake.fail(throttled("v1", "Rate exceeded"), None);
         let err = run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap_err();
         assert_eq!(err.error_type(), "Retryable.TagsNotApplied");
         let report = err.report().unwrap();
@@ -587,28 +496,28 @@ mod tests {
 
     #[tokio::test]
     async fn a_deleted_image_or_repository_is_a_permanent_error() {
-        let fake = Fake::default();
+        let fake = Memory::with_repositories(&["app"]);
         let err = run(&fake, RELEASE, &push("v1.4.2", Some(&digest(9)))).await.unwrap_err();
         assert_eq!(err.error_type(), "Permanent.ImageNotFound");
         assert!(err.to_string().contains(&digest(9).to_string()));
 
-        let fake = Fake { repository_missing: true, ..Fake::default() };
+        let fake = Memory::default();
         let err = run(&fake, RELEASE, &push("v1.4.2", Some(&digest(9)))).await.unwrap_err();
         assert_eq!(err.error_type(), "Permanent.RepositoryNotFound");
-        assert_eq!(fake.calls().len(), 1, "no retry storm: one read, then stop");
+        assert_eq!(log(&fake).len(), 1, "no retry storm: one read, then stop");
     }
 
     #[tokio::test]
     async fn a_direct_request_without_digest_uses_the_tags_current_image() {
         let d = digest(3);
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
-        fake.point("v1.4.2", &d);
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        point(&fake, "v1.4.2", &d);
         let report = run(&fake, r#"{"rules":[{"name":"r","semver":true,"tags":["sha-{digest:6}"]}]}"#, &push("v1.4.2", None))
             .await
             .unwrap();
         assert_eq!(report.digest.as_deref(), Some(d.as_str()));
         assert_eq!(outcomes(&report), [("sha-030303", Outcome::Created)]);
-        assert_eq!(fake.calls()[0], "read 0", "first the tag is resolved");
+        assert_eq!(log(&fake)[0], "read 0", "first the tag is resolved");
 
         let err = run(&fake, RELEASE, &push("v9.9.9", None)).await.unwrap_err();
         assert_eq!(err.error_type(), "Permanent.ImageNotFound");
@@ -617,7 +526,7 @@ mod tests {
     #[tokio::test]
     async fn an_invalid_rendering_fails_permanently_but_valid_tags_are_written() {
         let d = digest(1);
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        let fake = app_with(&d, "{}", Some(MEDIA));
         let err = run(&fake, r#"{"rules":[{"name":"r","match":"x(.*)","tags":["{1}","ok"]}]}"#, &push("x", Some(&d)))
             .await
             .unwrap_err();
@@ -629,20 +538,20 @@ mod tests {
     async fn the_media_type_falls_back_to_the_event_then_the_manifest() {
         let d = digest(1);
         let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
-        let fake = Fake::with_image(&d, index, None);
+        let fake = app_with(&d, index, None);
         run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap();
-        assert!(fake.calls().iter().any(|c| c == "put stable application/vnd.oci.image.index.v1+json"));
+        assert!(log(&fake).iter().any(|c| c == "put stable application/vnd.oci.image.index.v1+json"));
 
-        let fake = Fake::with_image(&d, r#"{"schemaVersion":2,"manifests":[]}"#, None);
+        let fake = app_with(&d, r#"{"schemaVersion":2,"manifests":[]}"#, None);
         let mut p = push("v1.4.2", Some(&d));
         p.media_type = Some("application/vnd.oci.image.index.v1+json".into());
         run(&fake, RELEASE, &p).await.unwrap();
-        assert!(fake.calls().iter().any(|c| c == "put stable application/vnd.oci.image.index.v1+json"));
+        assert!(log(&fake).iter().any(|c| c == "put stable application/vnd.oci.image.index.v1+json"));
 
-        let fake = Fake::with_image(&d, r#"{"schemaVersion":2,"manifests":[]}"#, None);
+        let fake = app_with(&d, r#"{"schemaVersion":2,"manifests":[]}"#, None);
         let err = run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap_err();
         assert_eq!(err.error_type(), "Permanent.UnknownMediaType");
-        assert!(fake.calls().iter().all(|c| c.starts_with("read")), "nothing is written without a media type");
+        assert!(log(&fake).iter().all(|c| c.starts_with("read")), "nothing is written without a media type");
     }
 
     const CAREFUL: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
@@ -651,12 +560,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn given_v1_3_0_holds_the_line_when_v1_2_9_is_pushed_then_only_v1_2_moves() {
         let (old_line, new_line, hotfix) = (digest(1), digest(2), digest(3));
-        let fake = Fake::with_image(&hotfix, "{}", Some(MEDIA));
+        let fake = app_with(&hotfix, "{}", Some(MEDIA));
         for t in ["v1.3.0", "v1.3", "v1", "stable"] {
-            fake.point(t, &new_line);
+            point(&fake, t, &new_line);
         }
-        fake.point("v1.2", &old_line);
-        fake.point("v1.2.8", &old_line);
+        point(&fake, "v1.2", &old_line);
+        point(&fake, "v1.2.8", &old_line);
         let report = run(&fake, CAREFUL, &push("v1.2.9", Some(&hotfix))).await.unwrap();
         assert_eq!(
             outcomes(&report),
@@ -666,8 +575,8 @@ mod tests {
             report.tags[0].detail.as_deref(),
             Some(format!("held by {new_line} at version 1.3.0; 1.2.9 is not newer").as_str())
         );
-        assert_eq!((fake.tag_at("stable"), fake.tag_at("v1.2")), (Some(new_line.clone()), Some(hotfix)));
-        let mut calls = fake.calls();
+        assert_eq!((tag_at(&fake, "stable"), tag_at(&fake, "v1.2")), (Some(new_line.clone()), Some(hotfix)));
+        let mut calls = log(&fake);
         calls.sort();
         assert_eq!(
             calls,
@@ -680,15 +589,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_newer_version_moves_and_a_holder_without_version_counts_as_older() {
         let (held, pushed) = (digest(1), digest(2));
-        let fake = Fake::with_image(&pushed, "{}", Some(MEDIA));
-        fake.point("v1.3.0", &held);
-        fake.point("stable", &held);
+        let fake = app_with(&pushed, "{}", Some(MEDIA));
+        point(&fake, "v1.3.0", &held);
+        point(&fake, "stable", &held);
         let report = run(&fake, CAREFUL, &push("v1.10.0", Some(&pushed))).await.unwrap();
         assert_eq!(outcomes(&report), [("stable", Outcome::Moved), ("v1", Outcome::Created), ("v1.10", Outcome::Created)], "1.10 > 1.3 by precedence, not by text");
 
-        let fake = Fake::with_image(&pushed, "{}", Some(MEDIA));
-        fake.point("stable", &held);
-        fake.point("latest", &held);
+        let fake = app_with(&pushed, "{}", Some(MEDIA));
+        point(&fake, "stable", &held);
+        point(&fake, "latest", &held);
         let report = run(&fake, CAREFUL, &push("v0.1.0", Some(&pushed))).await.unwrap();
         assert_eq!(report.tags.iter().find(|t| t.tag == "stable").map(|t| t.outcome), Some(Outcome::Moved));
     }
@@ -697,9 +606,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn if_newer_costs_no_extra_read_unless_a_tag_would_move() {
         let d = digest(1);
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        let fake = app_with(&d, "{}", Some(MEDIA));
         run(&fake, CAREFUL, &push("v1.4.2", Some(&d))).await.unwrap();
-        assert!(fake.calls().iter().all(|c| !c.starts_with("tags_of")), "{:?}", fake.calls());
+        assert!(log(&fake).iter().all(|c| !c.starts_with("tags_of")), "{:?}", log(&fake));
     }
 
     const GATED: &str = r#"{"rules":[
@@ -720,14 +629,14 @@ mod tests {
     #[tokio::test]
     async fn a_scan_gated_tag_is_deferred_on_push_and_written_when_the_scan_passes() {
         let d = digest(1);
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        let fake = app_with(&d, "{}", Some(MEDIA));
         let report = run(&fake, GATED, &push("v1.4.2", Some(&d))).await.unwrap();
         assert_eq!(outcomes(&report), [("stable", Outcome::Deferred), ("v1", Outcome::Created)]);
-        assert_eq!(fake.tag_at("stable"), None);
+        assert_eq!(tag_at(&fake, "stable"), None);
 
         let report = promote_scanned(&fake, &config(GATED), &scan(&d, &["v1.4.2", "v1"], &[("MEDIUM", 4), ("LOW", 7)])).await.unwrap();
         assert_eq!(outcomes(&report), [("stable", Outcome::Created)], "the ungated v1 is not touched again");
-        assert_eq!(fake.tag_at("stable"), Some(d));
+        assert_eq!(tag_at(&fake, "stable"), Some(d));
         let scanned = report.scan.unwrap();
         assert_eq!((scanned.image_tags.len(), scanned.findings.get("MEDIUM")), (2, Some(&4)));
     }
@@ -735,16 +644,16 @@ mod tests {
     #[tokio::test]
     async fn a_scan_with_findings_above_the_gate_blocks_without_writing() {
         let d = digest(1);
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        let fake = app_with(&d, "{}", Some(MEDIA));
         let report = promote_scanned(&fake, &config(GATED), &scan(&d, &["v1.4.2"], &[("HIGH", 1), ("MEDIUM", 4)])).await.unwrap();
         assert_eq!(report.status, Status::Applied, "a policy decision, not an error to retry");
         assert_eq!(outcomes(&report), [("stable", Outcome::Blocked)]);
         assert_eq!(report.tags[0].detail.as_deref(), Some("the scan found HIGH 1, MEDIUM 4; the rule allows findings up to MEDIUM"));
-        assert!(fake.calls().is_empty(), "nothing to write, nothing read");
+        assert!(log(&fake).is_empty(), "nothing to write, nothing read");
 
         let all_deferred = r#"{"rules":[{"name":"g","semver":true,"when":{"scan":"LOW"},"tags":["stable"]}]}"#;
         run(&fake, all_deferred, &push("v1.4.2", Some(&d))).await.unwrap();
-        assert!(fake.calls().is_empty(), "a push whose tags all wait costs no call");
+        assert!(log(&fake).is_empty(), "a push whose tags all wait costs no call");
         let ungated = promote_scanned(&fake, &config(RELEASE), &scan(&d, &["v1.4.2"], &[])).await.unwrap();
         assert_eq!(ungated.status, Status::Ignored);
     }
@@ -754,13 +663,13 @@ mod tests {
     #[tokio::test]
     async fn the_source_tag_is_removed_once_every_derived_tag_is_in_place() {
         let d = digest(1);
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
-        fake.point("latest", &d);
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        point(&fake, "latest", &d);
         let report = run(&fake, RETIRE, &push("latest", Some(&d))).await.unwrap();
         assert_eq!(outcomes(&report), [("edge", Outcome::Created), ("latest", Outcome::Removed), ("main", Outcome::Created)]);
-        assert_eq!((fake.tag_at("latest"), fake.tag_at("edge")), (None, Some(d.clone())));
-        assert_eq!(fake.calls().last().map(String::as_str), Some("remove latest"));
-        assert_eq!(fake.calls().iter().filter(|c| c.starts_with("read")).count(), 2, "a re-read right before removing");
+        assert_eq!((tag_at(&fake, "latest"), tag_at(&fake, "edge")), (None, Some(d.clone())));
+        assert_eq!(log(&fake).last().map(String::as_str), Some("remove latest"));
+        assert_eq!(log(&fake).iter().filter(|c| c.starts_with("read")).count(), 2, "a re-read right before removing");
 
         // The event comes again: nothing left to do.
         let report = run(&fake, RETIRE, &push("latest", Some(&d))).await.unwrap();
@@ -770,60 +679,60 @@ mod tests {
     #[tokio::test]
     async fn the_source_tag_stays_when_a_derived_tag_did_not_land_or_it_moved_on() {
         let d = digest(1);
-        let mut fake = Fake::with_image(&d, "{}", Some(MEDIA));
-        fake.point("latest", &d);
-        fake.put_faults.insert(tag("main"), Fault::new(FaultKind::Throttled, "ThrottlingException", "slow"));
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        point(&fake, "latest", &d);
+        fake.fail(throttled("main", "slow"), None);
         let err = run(&fake, RETIRE, &push("latest", Some(&d))).await.unwrap_err();
         let latest = err.report().unwrap().tags.iter().find(|t| t.tag == "latest").unwrap().clone();
         assert_eq!(latest.outcome, Outcome::Kept);
         assert_eq!(latest.detail.as_deref(), Some("kept: not every derived tag is in place (`main` failed)"));
-        assert!(fake.calls().iter().all(|c| !c.starts_with("remove")));
-        assert_eq!(fake.tag_at("latest"), Some(d.clone()));
+        assert!(log(&fake).iter().all(|c| !c.starts_with("remove")));
+        assert_eq!(tag_at(&fake, "latest"), Some(d.clone()));
 
         // The pipeline pushed `latest` again (another image) before this event was handled.
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
-        fake.point("latest", &digest(2));
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        point(&fake, "latest", &digest(2));
         let report = run(&fake, RETIRE, &push("latest", Some(&d))).await.unwrap();
         let latest = report.tags.iter().find(|t| t.tag == "latest").unwrap();
         assert_eq!(latest.outcome, Outcome::Kept);
         assert!(latest.detail.as_deref().unwrap().contains("now points at sha256:0202"), "{latest:?}");
-        assert_eq!(fake.tag_at("latest"), Some(digest(2)));
+        assert_eq!(tag_at(&fake, "latest"), Some(digest(2)));
 
         // A rule deriving nothing but the source itself never removes it.
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
-        fake.point("latest", &d);
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        point(&fake, "latest", &d);
         let own = r#"{"rules":[{"name":"self","match":"latest","remove_source":true,"tags":["{tag}"]}]}"#;
         let report = run(&fake, own, &push("latest", Some(&d))).await.unwrap();
         assert_eq!(outcomes(&report), [("latest", Outcome::Kept)]);
-        assert_eq!(fake.tag_at("latest"), Some(d));
+        assert_eq!(tag_at(&fake, "latest"), Some(d));
     }
 
     #[tokio::test]
     async fn rules_with_repository_tags_apply_only_to_repositories_that_carry_them() {
         let opt_in = r#"{"rules":[{"name":"opt-in","semver":true,"repository_tags":{"retag":"enabled"},"tags":["stable"]}]}"#;
         let d = digest(1);
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        let fake = app_with(&d, "{}", Some(MEDIA));
         let report = run(&fake, opt_in, &push("v1.0.0", Some(&d))).await.unwrap();
         assert_eq!(report.status, Status::Ignored);
         assert_eq!(report.reason.as_deref(), Some("no rule applies: rule \"opt-in\" needs repository tag retag=enabled"));
-        assert_eq!(fake.calls(), ["repository_tags"]);
+        assert_eq!(log(&fake), ["repository_tags"]);
 
-        let mut fake = Fake::with_image(&d, "{}", Some(MEDIA));
-        fake.repository_tags.insert("retag".into(), "enabled".into());
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        fake.set_resource_tags("app", &[("retag", "enabled")]);
         let report = run(&fake, opt_in, &push("v1.0.0", Some(&d))).await.unwrap();
         assert_eq!(outcomes(&report), [("stable", Outcome::Created)]);
         assert!(run(&fake, RELEASE, &push("v1.0.0", Some(&d))).await.is_ok());
-        assert_eq!(fake.calls().iter().filter(|c| *c == "repository_tags").count(), 1, "rules without the field never look");
+        assert_eq!(log(&fake).iter().filter(|c| *c == "repository_tags").count(), 1, "rules without the field never look");
     }
 
     #[tokio::test]
     async fn writes_stay_within_the_concurrency_bound() {
         let d = digest(1);
-        let fake = Fake::with_image(&d, "{}", Some(MEDIA));
+        let fake = app_with(&d, "{}", Some(MEDIA));
         let mut c = config(r#"{"rules":[{"name":"r","semver":true,"tags":["a","b","c","d","e"]}]}"#);
         c.write_concurrency = 2;
         retag(&fake, &c, &push("v1.0.0", Some(&d))).await.unwrap();
-        assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 2);
-        assert_eq!(fake.calls().len(), 6);
+        assert_eq!(fake.max_in_flight(), 2);
+        assert_eq!(log(&fake).len(), 6);
     }
 }

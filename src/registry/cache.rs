@@ -91,42 +91,22 @@ impl<R: Catalog> Catalog for CachedRepositoryTags<R> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
     use crate::domain::names::RepositoryName;
     use crate::error::{Fault, FaultKind};
+    use crate::registry::memory::{Failure, Memory};
 
-    /// Answers `retag=enabled` for every repository, or fails when told to; counts lookups.
-    #[derive(Default)]
-    struct Counting {
-        lookups: AtomicUsize,
-        failing: std::sync::atomic::AtomicBool,
+    /// Repositories `app` and `team/api`, each tagged `retag=enabled` and its own name.
+    fn registry() -> Memory {
+        let memory = Memory::with_repositories(&["app", "team/api"]);
+        for name in ["app", "team/api"] {
+            memory.set_resource_tags(name, &[("retag", "enabled"), ("name", name)]);
+        }
+        memory
     }
 
-    impl Registry for Counting {
-        async fn read(&self, _: &Repository, _: Lookup<'_>, _: &[Tag]) -> Result<Snapshot, ReadError> {
-            unreachable!("not used")
-        }
-        async fn put(&self, _: &Repository, _: &Image, _: &str, _: &Tag) -> Result<(), PutError> {
-            unreachable!("not used")
-        }
-        async fn put_once(&self, _: &Repository, _: &Image, _: &str, _: &Tag) -> Result<(), PutError> {
-            unreachable!("not used")
-        }
-        async fn tags_of(&self, _: &Repository, _: &Digest) -> Result<Vec<Tag>, ReadError> {
-            unreachable!("not used")
-        }
-        async fn remove(&self, _: &Repository, _: &Tag) -> Result<(), RemoveError> {
-            unreachable!("not used")
-        }
-        async fn repository_tags(&self, r: &Repository) -> Result<Tags, ReadError> {
-            self.lookups.fetch_add(1, Ordering::SeqCst);
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(ReadError::Fault(Fault::new(FaultKind::Throttled, "ThrottlingException", "slow down")));
-            }
-            Ok([("retag".to_owned(), "enabled".to_owned()), ("name".to_owned(), r.name.to_string())].into())
-        }
+    fn lookups(cache: &CachedRepositoryTags<Memory>) -> usize {
+        cache.inner().kinds().iter().filter(|k| **k == "repository_tags").count()
     }
 
     fn repo(name: &str) -> Repository {
@@ -135,34 +115,35 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_of_pushes_costs_one_lookup_per_repository_until_the_ttl_passes() {
-        let cache = CachedRepositoryTags::new(Counting::default(), Duration::from_secs(300));
+        let cache = CachedRepositoryTags::new(registry(), Duration::from_secs(300));
         let t0 = Instant::now();
         for i in 0..50 {
             let tags = cache.repository_tags_at(&repo("app"), t0 + Duration::from_secs(i)).await.unwrap();
             assert_eq!(tags.get("retag").map(String::as_str), Some("enabled"));
         }
-        assert_eq!(cache.inner().lookups.load(Ordering::SeqCst), 1);
+        assert_eq!(lookups(&cache), 1);
         let other = cache.repository_tags_at(&repo("team/api"), t0).await.unwrap();
         assert_eq!(other.get("name").map(String::as_str), Some("team/api"), "entries are per repository");
-        assert_eq!(cache.inner().lookups.load(Ordering::SeqCst), 2);
+        assert_eq!(lookups(&cache), 2);
         cache.repository_tags_at(&repo("app"), t0 + Duration::from_secs(300)).await.unwrap();
-        assert_eq!(cache.inner().lookups.load(Ordering::SeqCst), 3, "looked up again once the TTL has passed");
+        assert_eq!(lookups(&cache), 3, "looked up again once the TTL has passed");
     }
 
     #[tokio::test]
     async fn failures_are_not_cached_and_a_zero_ttl_never_caches() {
-        let cache = CachedRepositoryTags::new(Counting::default(), Duration::from_secs(300));
-        cache.inner().failing.store(true, Ordering::SeqCst);
+        let cache = CachedRepositoryTags::new(registry(), Duration::from_secs(300));
+        let throttled = ReadError::Fault(Fault::new(FaultKind::Throttled, "ThrottlingException", "slow down"));
+        cache.inner().fail(Failure::RepositoryTags(throttled), None);
         let t0 = Instant::now();
         assert!(cache.repository_tags_at(&repo("app"), t0).await.is_err());
-        cache.inner().failing.store(false, Ordering::SeqCst);
+        cache.inner().clear_failures();
         assert!(cache.repository_tags_at(&repo("app"), t0).await.is_ok());
-        assert_eq!(cache.inner().lookups.load(Ordering::SeqCst), 2);
+        assert_eq!(lookups(&cache), 2);
 
-        let uncached = CachedRepositoryTags::new(Counting::default(), Duration::ZERO);
+        let uncached = CachedRepositoryTags::new(registry(), Duration::ZERO);
         for _ in 0..3 {
             uncached.repository_tags_at(&repo("app"), t0).await.unwrap();
         }
-        assert_eq!(uncached.inner().lookups.load(Ordering::SeqCst), 3);
+        assert_eq!(lookups(&uncached), 3);
     }
 }

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod deadline;
 pub mod ecr;
+pub mod memory;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

@@ -285,11 +285,10 @@ fn backoff(round: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
     use crate::domain::names::RepositoryName;
-    use crate::registry::{PutError, RemoveError, Snapshot};
+    use crate::registry::memory::{Call, Failure, Memory};
+    use crate::registry::PutError;
 
     const CAREFUL: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable"]}]}"#;
     const MEDIA: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -302,75 +301,35 @@ mod tests {
         Tag::parse(t).unwrap()
     }
 
-    type Interference = Box<dyn FnOnce(&mut HashMap<Tag, Digest>) + Send>;
-
-    /// A registry in memory where image `n` carries `v1.n.0`, and where other
-    /// writers can be made to land right after one of this function's PutImages.
-    #[derive(Default)]
-    struct Registry {
-        tags: Mutex<HashMap<Tag, Digest>>,
-        /// Run after the next PutImage lands (or fails).
-        after_put: Mutex<Vec<Interference>>,
-        /// The next PutImages fail with these.
-        put_faults: Mutex<Vec<PutError>>,
-        calls: Mutex<Vec<String>>,
+    /// Repository "app", where image `n` carries `v1.n.0`, and `stable` is on image `stable`.
+    fn registry_with(images: &[u8], stable: Option<u8>) -> Memory {
+        let memory = Memory::with_repositories(&["app"]);
+        for n in images {
+            memory.point("app", &tag(&format!("v1.{n}.0")), &digest(*n));
+        }
+        if let Some(n) = stable {
+            memory.point("app", &tag("stable"), &digest(n));
+        }
+        memory
     }
 
-    impl Registry {
-        fn with(images: &[u8], stable: Option<u8>) -> Self {
-            let r = Registry::default();
-            let mut tags = r.tags.lock().unwrap();
-            for n in images {
-                tags.insert(tag(&format!("v1.{n}.0")), digest(*n));
-            }
-            if let Some(n) = stable {
-                tags.insert(tag("stable"), digest(n));
-            }
-            drop(tags);
-            r
-        }
-        fn stable(&self) -> Option<Digest> {
-            self.tags.lock().unwrap().get(&tag("stable")).cloned()
-        }
-        fn then(&self, f: impl FnOnce(&mut HashMap<Tag, Digest>) + Send + 'static) {
-            self.after_put.lock().unwrap().push(Box::new(f));
-        }
-        fn calls(&self) -> Vec<String> {
-            self.calls.lock().unwrap().clone()
-        }
+    fn stable(memory: &Memory) -> Option<Digest> {
+        memory.tag("app", &tag("stable"))
     }
 
-    impl crate::registry::Registry for Registry {
-        async fn read(&self, _: &Repository, _: Lookup<'_>, tags: &[Tag]) -> Result<Snapshot, ReadError> {
-            self.calls.lock().unwrap().push("read".into());
-            let current = self.tags.lock().unwrap();
-            let tags = tags.iter().map(|t| (t.clone(), current.get(t).map_or(TagState::Absent, |d| TagState::At(d.clone())))).collect();
-            Ok(Snapshot { image: None, tags })
-        }
-        async fn put(&self, _: &Repository, _: &Image, _: &str, _: &Tag) -> Result<(), PutError> {
-            unreachable!("if-newer writes are single attempts")
-        }
-        async fn put_once(&self, _: &Repository, image: &Image, _: &str, t: &Tag) -> Result<(), PutError> {
-            self.calls.lock().unwrap().push(format!("put {}", &image.digest.hex()[..2]));
-            let fault = self.put_faults.lock().unwrap().pop();
-            let mut tags = self.tags.lock().unwrap();
-            if fault.is_none() {
-                tags.insert(t.clone(), image.digest.clone());
-            }
-            if let Some(interfere) = self.after_put.lock().unwrap().pop() {
-                interfere(&mut tags);
-            }
-            fault.map_or(Ok(()), Err)
-        }
-        async fn tags_of(&self, _: &Repository, d: &Digest) -> Result<Vec<Tag>, ReadError> {
-            Ok(self.tags.lock().unwrap().iter().filter(|(_, at)| *at == d).map(|(t, _)| t.clone()).collect())
-        }
-        async fn remove(&self, _: &Repository, _: &Tag) -> Result<(), RemoveError> {
-            unreachable!()
-        }
-        async fn repository_tags(&self, _: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
-            unreachable!()
-        }
+    /// The reads and writes in short: `read`, and `put NN` for image NN; every
+    /// write a single attempt. (Holders' tag lookups are not what these tests count.)
+    fn log(memory: &Memory) -> Vec<String> {
+        memory
+            .calls()
+            .into_iter()
+            .filter(|c| !matches!(c, Call::TagsOf(_)))
+            .map(|c| match c {
+                Call::Put { once: false, .. } => panic!("if-newer writes are single attempts"),
+                Call::Put { digest, .. } => format!("put {}", &digest.hex()[..2]),
+                other => other.kind().to_owned(),
+            })
+            .collect()
     }
 
     struct Case {
@@ -392,7 +351,7 @@ mod tests {
             let n = self.image.digest.hex()[..2].parse::<u8>().unwrap();
             Want { tag: tag("stable"), version: Version::new(1, u64::from(n), 0), rules: vec!["release".into()] }
         }
-        async fn write(&self, registry: &Registry, observed: Option<Observed>) -> (Vec<Claim>, TagReport) {
+        async fn write(&self, registry: &Memory, observed: Option<Observed>) -> (Vec<Claim>, TagReport) {
             let guard = Guard {
                 registry,
                 rules: &self.rules,
@@ -408,28 +367,28 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_lower_versions_late_write_is_put_back_at_the_second_look() {
-        let registry = Registry::with(&[1, 2, 3], Some(1));
+        let registry = registry_with(&[1, 2, 3], Some(1));
         // v1.2.0's write, decided when v1.1.0 held the tag, lands just after ours.
-        registry.then(|tags| {
+        registry.after_put(|tags| {
             tags.insert(tag("stable"), digest(2));
         });
         let case = Case::pushing(3);
         let (claims, report) = case.write(&registry, None).await;
         assert_eq!((report.outcome, claims.len()), (Outcome::Moved, 1));
-        assert_eq!(registry.stable(), Some(digest(2)), "the late write landed");
+        assert_eq!(stable(&registry), Some(digest(2)), "the late write landed");
 
         let revisions = settle(&registry, &case.rules, claims, 4, None).await;
-        assert_eq!(registry.stable(), Some(digest(3)), "put back");
+        assert_eq!(stable(&registry), Some(digest(3)), "put back");
         let revision = revisions[0].clone().unwrap();
         assert_eq!(revision.outcome, Outcome::Repaired);
         assert_eq!(revision.detail, format!("a lower version's late write moved it to {} (version 1.2.0); put back", digest(2)));
-        assert_eq!(registry.calls(), ["read", "put 03", "read", "put 03", "read"], "one more look after the repair");
+        assert_eq!(log(&registry), ["read", "put 03", "read", "put 03", "read"], "one more look after the repair");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_newer_version_taking_the_tag_after_us_is_superseded_and_left_alone() {
-        let registry = Registry::with(&[1, 3, 4], Some(1));
-        registry.then(|tags| {
+        let registry = registry_with(&[1, 3, 4], Some(1));
+        registry.after_put(|tags| {
             tags.insert(tag("stable"), digest(4));
         });
         let case = Case::pushing(3);
@@ -438,13 +397,13 @@ mod tests {
         let revision = revisions[0].clone().unwrap();
         assert_eq!(revision.outcome, Outcome::Superseded);
         assert!(revision.detail.contains("version 1.4.0; 1.3.0 is not newer"), "{}", revision.detail);
-        assert_eq!(registry.stable(), Some(digest(4)));
-        assert_eq!(registry.calls(), ["read", "put 03", "read"]);
+        assert_eq!(stable(&registry), Some(digest(4)));
+        assert_eq!(log(&registry), ["read", "put 03", "read"]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_tag_still_in_place_at_the_second_look_keeps_its_outcome() {
-        let registry = Registry::with(&[1, 3], Some(1));
+        let registry = registry_with(&[1, 3], Some(1));
         let case = Case::pushing(3);
         let (claims, report) = case.write(&registry, None).await;
         assert_eq!(report.detail, Some(format!("was {}", digest(1))));
@@ -455,22 +414,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_attempt_is_tried_again_only_after_a_new_read() {
-        let registry = Registry::with(&[1, 3, 4], Some(1));
-        registry.put_faults.lock().unwrap().push(PutError::Fault(Fault::new(FaultKind::Timeout, "TimeoutError", "no answer")));
+        let registry = registry_with(&[1, 3, 4], Some(1));
+        registry.fail(Failure::Put(None, PutError::Fault(Fault::new(FaultKind::Timeout, "TimeoutError", "no answer"))), Some(1));
         // While our attempt goes unanswered, v1.4.0 moves the tag.
-        registry.then(|tags| {
+        registry.after_put(|tags| {
             tags.insert(tag("stable"), digest(4));
         });
         let (claims, report) = Case::pushing(3).write(&registry, None).await;
         assert_eq!(report.outcome, Outcome::SkippedNotNewer);
         assert!(claims.is_empty());
-        assert_eq!(registry.calls(), ["read", "put 03", "read"], "the retry reads first, and then does not write");
-        assert_eq!(registry.stable(), Some(digest(4)));
+        assert_eq!(log(&registry), ["read", "put 03", "read"], "the retry reads first, and then does not write");
+        assert_eq!(stable(&registry), Some(digest(4)));
     }
 
     #[tokio::test]
     async fn a_decision_from_a_read_older_than_fresh_is_made_again() {
-        let registry = Registry::with(&[1, 3, 4], Some(4));
+        let registry = registry_with(&[1, 3, 4], Some(4));
         // The caller's read said v1.1.0 holds the tag, but that read is too old to act on.
         let observed = Observed {
             at: Instant::now().checked_sub(FRESH * 2).unwrap(),
@@ -478,18 +437,18 @@ mod tests {
         };
         let (claims, report) = Case::pushing(3).write(&registry, Some(observed)).await;
         assert_eq!((report.outcome, claims.len()), (Outcome::SkippedNotNewer, 0));
-        assert_eq!(registry.calls(), ["read"]);
+        assert_eq!(log(&registry), ["read"]);
 
         // A fresh one is acted on without reading again.
-        let registry = Registry::with(&[1, 3], Some(1));
+        let registry = registry_with(&[1, 3], Some(1));
         let observed = Observed { at: Instant::now(), tags: HashMap::from([(tag("stable"), TagState::At(digest(1)))]) };
         let (_, report) = Case::pushing(3).write(&registry, Some(observed)).await;
-        assert_eq!((report.outcome, registry.calls()), (Outcome::Moved, vec!["put 03".to_owned()]));
+        assert_eq!((report.outcome, log(&registry)), (Outcome::Moved, vec!["put 03".to_owned()]));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_second_look_that_cannot_end_before_the_deadline_fails_retryably_without_waiting() {
-        let registry = Registry::with(&[1, 3], Some(1));
+        let registry = registry_with(&[1, 3], Some(1));
         let case = Case::pushing(3);
         let (claims, _) = case.write(&registry, None).await;
         let started = tokio::time::Instant::now();
@@ -498,7 +457,7 @@ mod tests {
         assert_eq!((revision.outcome, revision.retryable), (Outcome::Failed, true));
         assert!(revision.detail.contains("a later delivery looks again"), "{}", revision.detail);
         assert!(started.elapsed() < SETTLE);
-        assert_eq!(registry.calls().len(), 2, "no read after the write");
+        assert_eq!(log(&registry).len(), 2, "no read after the write");
     }
 
     #[test]

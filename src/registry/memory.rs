@@ -1,0 +1,384 @@
+//! A registry in memory, for tests: repositories holding images, tags
+//! (mutable or immutable, as ECR keeps them) and resource tags; failures and
+//! other writers' interference injected on request; every call logged.
+//!
+//! It answers the way ECR does where the function relies on it: a tag put on
+//! the image it already points at is `AlreadyExists`, an existing immutable
+//! tag `TagImmutable` (even on the same image), a repository that is not
+//! there `RepositoryNotFound`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::registry::{
+    Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
+};
+
+/// One call the function made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// BatchGetImage, asking where this many tags point.
+    Read { tags: usize },
+    /// PutImage; `once`: as a single attempt ([`Registry::put_once`]).
+    Put { tag: Tag, digest: Digest, media_type: String, once: bool },
+    TagsOf(Digest),
+    Remove(Tag),
+    RepositoryTags(RepositoryName),
+    Repositories,
+    Images(RepositoryName),
+}
+
+impl Call {
+    /// The operation, without its arguments.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Call::Read { .. } => "read",
+            Call::Put { .. } => "put",
+            Call::TagsOf(_) => "tags_of",
+            Call::Remove(_) => "remove",
+            Call::RepositoryTags(_) => "repository_tags",
+            Call::Repositories => "repositories",
+            Call::Images(_) => "images",
+        }
+    }
+}
+
+/// A failure to answer a call with, instead of carrying it out.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    Read(ReadError),
+    /// For the PutImage of one tag, or of any tag (`None`).
+    Put(Option<Tag>, PutError),
+    Remove(RemoveError),
+    RepositoryTags(ReadError),
+}
+
+/// What another writer does to a repository's tags while a PutImage is under way.
+pub type Interference = Box<dyn FnOnce(&mut HashMap<Tag, Digest>) + Send>;
+
+#[derive(Default)]
+struct Stored {
+    images: HashMap<Digest, (Image, Option<DateTime<Utc>>)>,
+    tags: HashMap<Tag, Digest>,
+    immutable: bool,
+    resource_tags: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct State {
+    repositories: BTreeMap<RepositoryName, Stored>,
+    /// Each with how many more calls it answers (`None`: all of them).
+    failures: Vec<(Failure, Option<usize>)>,
+    before_put: Vec<Interference>,
+    after_put: Vec<Interference>,
+    calls: Vec<Call>,
+}
+
+#[derive(Default)]
+pub struct Memory {
+    state: Mutex<State>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+impl Memory {
+    /// A registry with these (empty, mutable) repositories.
+    pub fn with_repositories(names: &[&str]) -> Memory {
+        let memory = Memory::default();
+        for name in names {
+            memory.add_repository(name);
+        }
+        memory
+    }
+
+    pub fn add_repository(&self, name: &str) {
+        self.lock().repositories.entry(repository_name(name)).or_default();
+    }
+
+    pub fn set_immutable(&self, repository: &str) {
+        self.with(repository, |r| r.immutable = true);
+    }
+
+    pub fn set_resource_tags(&self, repository: &str, tags: &[(&str, &str)]) {
+        self.with(repository, |r| r.resource_tags = tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+    }
+
+    /// Stores an image (as pushed at `pushed_at`, for listings) without tagging it.
+    pub fn add_image(&self, repository: &str, image: Image, pushed_at: Option<DateTime<Utc>>) {
+        self.with(repository, |r| {
+            r.images.insert(image.digest.clone(), (image, pushed_at));
+        });
+    }
+
+    /// Points `tag` at `digest`, as a push (or another writer) would.
+    pub fn point(&self, repository: &str, tag: &Tag, digest: &Digest) {
+        self.with(repository, |r| {
+            r.tags.insert(tag.clone(), digest.clone());
+        });
+    }
+
+    pub fn tag(&self, repository: &str, tag: &Tag) -> Option<Digest> {
+        self.lock().repositories.get(&repository_name(repository)).and_then(|r| r.tags.get(tag).cloned())
+    }
+
+    /// Answers the next `times` matching calls (`None`: every one) with `failure`.
+    pub fn fail(&self, failure: Failure, times: Option<usize>) {
+        self.lock().failures.push((failure, times));
+    }
+
+    pub fn clear_failures(&self) {
+        self.lock().failures.clear();
+    }
+
+    /// Runs `f` on the tags right before the next PutImage is carried out (the last pushed first).
+    pub fn before_put(&self, f: impl FnOnce(&mut HashMap<Tag, Digest>) + Send + 'static) {
+        self.lock().before_put.push(Box::new(f));
+    }
+
+    /// Runs `f` on the tags right after the next PutImage landed or failed (the last pushed first).
+    pub fn after_put(&self, f: impl FnOnce(&mut HashMap<Tag, Digest>) + Send + 'static) {
+        self.lock().after_put.push(Box::new(f));
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// The operations called, in order.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.lock().calls.iter().map(Call::kind).collect()
+    }
+
+    /// The most PutImage calls that were under way at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A test's panic while holding the lock leaves a state still worth reading.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with(&self, repository: &str, f: impl FnOnce(&mut Stored)) {
+        f(self.lock().repositories.entry(repository_name(repository)).or_default());
+    }
+
+    async fn write(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag, once: bool) -> Result<(), PutError> {
+        let call = Call::Put { tag: tag.clone(), digest: image.digest.clone(), media_type: media_type.to_owned(), once };
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        // Other writes may start meanwhile, as they would over the network.
+        tokio::task::yield_now().await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut state = self.lock();
+        state.calls.push(call);
+        let failure = state.take_failure(|f| match f {
+            Failure::Put(None, e) => Some(e.clone()),
+            Failure::Put(Some(t), e) if t == tag => Some(e.clone()),
+            _ => None,
+        });
+        let before = state.before_put.pop();
+        let after = state.after_put.pop();
+        let Some(stored) = state.repositories.get_mut(&repository.name) else { return Err(PutError::RepositoryNotFound) };
+        if let Some(interfere) = before {
+            interfere(&mut stored.tags);
+        }
+        let result = match (failure, stored.tags.get(tag)) {
+            (Some(e), _) => Err(e),
+            // ECR refuses an existing immutable tag even when it already points at the image.
+            (None, Some(_)) if stored.immutable => Err(PutError::TagImmutable),
+            (None, Some(d)) if *d == image.digest => Err(PutError::AlreadyExists),
+            (None, _) => {
+                stored.tags.insert(tag.clone(), image.digest.clone());
+                stored.images.entry(image.digest.clone()).or_insert_with(|| (image.clone(), None));
+                Ok(())
+            }
+        };
+        if let Some(interfere) = after {
+            interfere(&mut stored.tags);
+        }
+        result
+    }
+}
+
+impl State {
+    /// The first failure `pick` answers for, counted down.
+    fn take_failure<E>(&mut self, pick: impl Fn(&Failure) -> Option<E>) -> Option<E> {
+        let index = self.failures.iter().position(|(f, times)| times != &Some(0) && pick(f).is_some())?;
+        let (failure, times) = &mut self.failures[index];
+        let error = pick(failure);
+        if let Some(n) = times {
+            *n -= 1;
+        }
+        error
+    }
+
+    fn stored(&self, repository: &Repository) -> Result<&Stored, ReadError> {
+        self.repositories.get(&repository.name).ok_or(ReadError::RepositoryNotFound)
+    }
+}
+
+fn repository_name(name: &str) -> RepositoryName {
+    // Test set-up names its repositories; a bad one is the test's own mistake.
+    RepositoryName::parse(name).unwrap_or_else(|e| panic!("a test repository name: {e}"))
+}
+
+impl Registry for Memory {
+    async fn read(&self, repository: &Repository, image: Lookup<'_>, tags: &[Tag]) -> Result<Snapshot, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Read { tags: tags.len() });
+        if let Some(e) = state.take_failure(|f| if let Failure::Read(e) = f { Some(e.clone()) } else { None }) {
+            return Err(e);
+        }
+        let stored = state.stored(repository)?;
+        let digest = match image {
+            Lookup::Digest(d) => Some(d.clone()),
+            Lookup::Tag(t) => stored.tags.get(t).cloned(),
+        };
+        Ok(Snapshot {
+            image: digest.and_then(|d| stored.images.get(&d)).map(|(image, _)| image.clone()),
+            tags: tags.iter().map(|t| (t.clone(), stored.tags.get(t).map_or(TagState::Absent, |d| TagState::At(d.clone())))).collect(),
+        })
+    }
+
+    async fn put(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
+        self.write(repository, image, media_type, tag, false).await
+    }
+
+    async fn put_once(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
+        self.write(repository, image, media_type, tag, true).await
+    }
+
+    async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::TagsOf(digest.clone()));
+        let stored = state.stored(repository)?;
+        let mut found: Vec<Tag> = stored.tags.iter().filter(|(_, d)| *d == digest).map(|(t, _)| t.clone()).collect();
+        found.sort();
+        Ok(found)
+    }
+
+    async fn remove(&self, repository: &Repository, tag: &Tag) -> Result<(), RemoveError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Remove(tag.clone()));
+        if let Some(e) = state.take_failure(|f| if let Failure::Remove(e) = f { Some(e.clone()) } else { None }) {
+            return Err(e);
+        }
+        let stored = state.repositories.get_mut(&repository.name).ok_or(RemoveError::RepositoryNotFound)?;
+        stored.tags.remove(tag).map(|_| ()).ok_or(RemoveError::NotFound)
+    }
+
+    async fn repository_tags(&self, repository: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::RepositoryTags(repository.name.clone()));
+        if let Some(e) = state.take_failure(|f| if let Failure::RepositoryTags(e) = f { Some(e.clone()) } else { None }) {
+            return Err(e);
+        }
+        Ok(state.stored(repository)?.resource_tags.clone())
+    }
+}
+
+impl Catalog for Memory {
+    /// One page with every repository.
+    async fn repositories(&self, _: Option<&RegistryId>, _: Option<&str>) -> Result<Page<RepositoryName>, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Repositories);
+        Ok(Page { items: state.repositories.keys().cloned().collect(), next: None })
+    }
+
+    /// One page with every tagged image.
+    async fn images(&self, repository: &Repository, _: Option<&str>) -> Result<Page<Listed>, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Images(repository.name.clone()));
+        let stored = state.stored(repository)?;
+        let mut items: Vec<Listed> = stored
+            .images
+            .values()
+            .filter_map(|(image, pushed_at)| {
+                let mut tags: Vec<Tag> = stored.tags.iter().filter(|(_, d)| **d == image.digest).map(|(t, _)| t.clone()).collect();
+                tags.sort();
+                (!tags.is_empty()).then(|| Listed {
+                    digest: image.digest.clone(),
+                    tags,
+                    pushed_at: *pushed_at,
+                    media_type: image.media_type.clone(),
+                    findings: None,
+                })
+            })
+            .collect();
+        items.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(Page { items, next: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Fault, FaultKind};
+
+    fn digest(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    fn image(n: u8) -> Image {
+        Image { digest: digest(n), manifest: format!("{{\"n\":{n}}}"), media_type: None }
+    }
+
+    fn app() -> Repository {
+        Repository::own(RepositoryName::parse("app").unwrap())
+    }
+
+    #[tokio::test]
+    async fn it_answers_puts_the_way_ecr_does() {
+        let memory = Memory::with_repositories(&["app"]);
+        let stable = Tag::parse("stable").unwrap();
+        assert_eq!(memory.put(&app(), &image(1), "m", &stable).await, Ok(()));
+        assert_eq!(memory.put(&app(), &image(1), "m", &stable).await, Err(PutError::AlreadyExists));
+        assert_eq!(memory.put(&app(), &image(2), "m", &stable).await, Ok(()), "a mutable tag moves");
+        memory.set_immutable("app");
+        assert_eq!(memory.put(&app(), &image(3), "m", &stable).await, Err(PutError::TagImmutable));
+        assert_eq!(memory.tag("app", &stable), Some(digest(2)));
+        let gone = Repository::own(RepositoryName::parse("gone").unwrap());
+        assert_eq!(memory.put(&gone, &image(1), "m", &stable).await, Err(PutError::RepositoryNotFound));
+        assert!(matches!(memory.read(&gone, Lookup::Digest(&digest(1)), &[]).await, Err(ReadError::RepositoryNotFound)));
+        assert_eq!(memory.kinds(), ["put", "put", "put", "put", "put", "read"]);
+    }
+
+    #[tokio::test]
+    async fn failures_answer_as_many_calls_as_told_and_interference_lands_around_a_put() {
+        let memory = Memory::with_repositories(&["app"]);
+        let (v1, v2) = (Tag::parse("v1").unwrap(), Tag::parse("v2").unwrap());
+        let throttled = PutError::Fault(Fault::new(FaultKind::Throttled, "ThrottlingException", "slow down"));
+        memory.fail(Failure::Put(Some(v1.clone()), throttled.clone()), Some(1));
+        assert_eq!(memory.put(&app(), &image(1), "m", &v2).await, Ok(()), "another tag is not affected");
+        assert_eq!(memory.put(&app(), &image(1), "m", &v1).await, Err(throttled));
+        assert_eq!(memory.put(&app(), &image(1), "m", &v1).await, Ok(()), "once only");
+        let moved = v2.clone();
+        memory.after_put(move |tags| {
+            tags.insert(moved, digest(9));
+        });
+        assert_eq!(memory.put_once(&app(), &image(2), "m", &v1).await, Ok(()));
+        assert_eq!(memory.tag("app", &v2), Some(digest(9)), "another writer landed right after");
+        assert!(matches!(memory.calls().last(), Some(Call::Put { once: true, .. })));
+    }
+
+    #[tokio::test]
+    async fn listings_show_the_tagged_images() {
+        let memory = Memory::with_repositories(&["app", "web"]);
+        memory.add_image("app", image(1), None);
+        memory.add_image("app", image(2), None);
+        memory.point("app", &Tag::parse("v1").unwrap(), &digest(2));
+        let names = memory.repositories(None, None).await.unwrap().items;
+        assert_eq!(names.iter().map(RepositoryName::as_str).collect::<Vec<_>>(), ["app", "web"]);
+        let listed = memory.images(&app(), None).await.unwrap().items;
+        assert_eq!(listed.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(), [digest(2)], "untagged images are not listed");
+    }
+}
