@@ -57,17 +57,11 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// sha256 via the system's `sha256sum`, to keep a hash crate out of the dependencies.
+/// `sha256:` and the hex digest of `bytes`: what ECR names a manifest by.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sha256sum (coreutils) is needed by the tests");
-    child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let hex = String::from_utf8(out.stdout).unwrap();
-    format!("sha256:{}", &hex[..64])
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(bytes);
+    format!("sha256:{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// The strict local ECR, one per test binary, killed when the test binary exits.
