@@ -641,11 +641,8 @@ impl<R: ecr_retag::registry::Registry> ecr_retag::registry::Registry for InFligh
         self.now.fetch_sub(1, SeqCst);
         result
     }
-    async fn put(&self, repository: &ecr_retag::registry::Repository, image: &ecr_retag::registry::Image, media_type: &str, tag: &ecr_retag::domain::names::Tag) -> Result<(), ecr_retag::registry::PutError> {
-        self.inner.put(repository, image, media_type, tag).await
-    }
-    async fn put_once(&self, repository: &ecr_retag::registry::Repository, image: &ecr_retag::registry::Image, media_type: &str, tag: &ecr_retag::domain::names::Tag) -> Result<(), ecr_retag::registry::PutError> {
-        self.inner.put_once(repository, image, media_type, tag).await
+    async fn put(&self, target: &ecr_retag::registry::Target<'_>, tag: &ecr_retag::domain::names::Tag, attempts: ecr_retag::registry::Attempts) -> Result<(), ecr_retag::registry::PutError> {
+        self.inner.put(target, tag, attempts).await
     }
     async fn tags_of(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest) -> Result<Vec<ecr_retag::domain::names::Tag>, ecr_retag::registry::ReadError> {
         self.inner.tags_of(repository, digest).await

@@ -7,23 +7,9 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::domain::names::{Digest, Tag};
 use crate::error::{Fault, FaultKind, RetagError};
-use crate::registry::{Image, Lookup, PutError, ReadError, Registry, Repository, TagState, MAX_TAGS_PER_IMAGE};
+use crate::registry::{Attempts, Lookup, PutError, ReadError, Registry, TagState, MAX_TAGS_PER_IMAGE};
+pub use crate::registry::Target;
 use crate::report::{entry, Outcome, TagReport};
-
-/// An image to put tags on: where, its exact manifest, and the media type to put it with.
-#[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
-    pub repository: &'a Repository,
-    pub image: &'a Image,
-    pub media_type: &'a str,
-}
-
-impl Target<'_> {
-    pub fn digest(&self) -> &Digest {
-        &self.image.digest
-    }
-
-}
 
 /// Runs the PutImage calls (the SDK retrying each) and records each tag's
 /// outcome; `previous` is where the tag pointed when it was read.
@@ -36,7 +22,7 @@ pub async fn write<R: Registry>(
 ) -> Result<(), RetagError> {
     let results: Vec<_> = stream::iter(to_write)
         .map(|(tag, previous)| async move {
-            let result = registry.put(target.repository, target.image, target.media_type, &tag).await;
+            let result = registry.put(target, &tag, Attempts::Retried).await;
             (tag, previous, result)
         })
         .buffer_unordered(concurrency.max(1))

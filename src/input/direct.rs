@@ -36,21 +36,8 @@ pub(crate) fn parse(object: &Fields<'_>, now: DateTime<Utc>) -> Result<Request, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::event_of;
-    use serde_json::{json, Value};
-
-    const DIGEST: &str = "sha256:16eb06ced985216bb14744c43dad833c58f56296d152e580542d0e8630f63316";
-
-    fn now() -> DateTime<Utc> {
-        "2026-11-24T12:00:00Z".parse().unwrap()
-    }
-
-    fn field_of(payload: &Value) -> String {
-        match event_of(payload, now()) {
-            Err(InputError::Field { field, .. }) => field,
-            other => panic!("expected a field error, got {other:?}"),
-        }
-    }
+    use crate::input::testing::{event_of, field_of, now, DIGEST};
+    use serde_json::json;
 
     #[test]
     fn a_direct_request_uses_the_invocation_time() {

@@ -138,15 +138,9 @@ impl Envelope<'_> {
 mod tests {
     use super::*;
     use crate::domain::names::Tag;
-    use crate::input::event_of;
+    use crate::input::testing::{event_of, field_of, now, DIGEST};
     use chrono::{DateTime, Utc};
     use serde_json::json;
-
-    const DIGEST: &str = "sha256:16eb06ced985216bb14744c43dad833c58f56296d152e580542d0e8630f63316";
-
-    fn now() -> DateTime<Utc> {
-        "2026-11-24T12:00:00Z".parse().unwrap()
-    }
 
     fn push_event() -> Value {
         json!({
@@ -175,14 +169,6 @@ mod tests {
             other => panic!("expected ignored, got {other:?}"),
         }
     }
-
-    fn field_of(payload: &Value) -> String {
-        match event_of(payload, now()) {
-            Err(InputError::Field { field, .. }) => field,
-            other => panic!("expected a field error, got {other:?}"),
-        }
-    }
-
 
     #[test]
     fn a_tagged_push_becomes_a_retag_request_with_account_region_and_time() {
@@ -300,26 +286,23 @@ mod tests {
         assert_eq!(field_of(&with_detail("image-tag", json!("bad tag"))), "detail.image-tag");
         assert_eq!(field_of(&with_detail("image-tag", json!(["v1"]))), "detail.image-tag");
         assert_eq!(field_of(&with_detail("action-type", Value::Null)), "detail.action-type");
-        let mut e = push_event();
-        e["time"] = json!("yesterday");
-        assert_eq!(field_of(&e), "time");
-        let mut e = push_event();
-        e["account"] = json!("12");
-        assert_eq!(field_of(&e), "account");
-        let mut e = push_event();
-        e.as_object_mut().unwrap().remove("account");
-        assert_eq!(field_of(&e), "account");
-        let mut e = push_event();
-        e["source"] = json!("aws.s3");
-        assert_eq!(field_of(&e), "source");
-        let mut e = push_event();
-        e["detail"] = json!("x");
-        assert_eq!(field_of(&e), "detail");
-        let mut e = push_event();
-        e.as_object_mut().unwrap().remove("detail-type");
-        assert_eq!(field_of(&e), "(event)");
+        let envelope: [(&str, Option<Value>, &str); 6] = [
+            ("time", Some(json!("yesterday")), "time"),
+            ("account", Some(json!("12")), "account"),
+            ("account", None, "account"),
+            ("source", Some(json!("aws.s3")), "source"),
+            ("detail", Some(json!("x")), "detail"),
+            ("detail-type", None, "(event)"),
+        ];
+        for (key, value, field) in envelope {
+            let mut e = push_event();
+            match value.clone() {
+                Some(v) => e[key] = v,
+                None => drop(e.as_object_mut().unwrap().remove(key)),
+            }
+            assert_eq!(field_of(&e), field, "{key}: {value:?}");
+        }
     }
-
 
     #[test]
     fn error_messages_say_what_was_expected() {

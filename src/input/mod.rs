@@ -94,12 +94,31 @@ fn read(value: &Value, now: DateTime<Utc>) -> Result<Invocation, InputError> {
     }
 }
 
-/// One event's request, from a JSON value (unit tests).
+/// What the readers' unit tests share.
 #[cfg(test)]
-pub(crate) fn event_of(value: &Value, now: DateTime<Utc>) -> Result<Request, InputError> {
-    match parse(&value.to_string(), now)? {
-        Invocation::Event(request) => Ok(request),
-        other => panic!("not one event: {other:?}"),
+pub(crate) mod testing {
+    use super::*;
+
+    pub const DIGEST: &str = "sha256:16eb06ced985216bb14744c43dad833c58f56296d152e580542d0e8630f63316";
+
+    pub fn now() -> DateTime<Utc> {
+        "2026-11-24T12:00:00Z".parse().unwrap()
+    }
+
+    /// One event's request, from a JSON value.
+    pub fn event_of(value: &Value, now: DateTime<Utc>) -> Result<Request, InputError> {
+        match parse(&value.to_string(), now)? {
+            Invocation::Event(request) => Ok(request),
+            other => panic!("not one event: {other:?}"),
+        }
+    }
+
+    /// The field a payload's error names.
+    pub fn field_of(payload: &Value) -> String {
+        match event_of(payload, now()) {
+            Err(InputError::Field { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
     }
 }
 

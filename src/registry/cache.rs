@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
-    Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
+    Attempts, Catalog, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, Target,
 };
 
 type Tags = BTreeMap<String, String>;
@@ -58,12 +58,8 @@ impl<R: Registry> Registry for CachedRepositoryTags<R> {
         self.inner.read(repository, image, tags).await
     }
 
-    async fn put(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
-        self.inner.put(repository, image, media_type, tag).await
-    }
-
-    async fn put_once(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
-        self.inner.put_once(repository, image, media_type, tag).await
+    async fn put(&self, target: &Target<'_>, tag: &Tag, attempts: Attempts) -> Result<(), PutError> {
+        self.inner.put(target, tag, attempts).await
     }
 
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {

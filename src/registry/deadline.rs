@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::error::{Fault, FaultKind};
 use crate::registry::{
-    Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
+    Attempts, Catalog, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, Target,
 };
 
 pub struct Deadline<'r, R> {
@@ -43,12 +43,8 @@ impl<R: Registry> Registry for Deadline<'_, R> {
         self.cut("BatchGetImage", self.inner.read(repository, image, tags), ReadError::Fault).await
     }
 
-    async fn put(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
-        self.cut("PutImage", self.inner.put(repository, image, media_type, tag), PutError::Fault).await
-    }
-
-    async fn put_once(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
-        self.cut("PutImage", self.inner.put_once(repository, image, media_type, tag), PutError::Fault).await
+    async fn put(&self, target: &Target<'_>, tag: &Tag, attempts: Attempts) -> Result<(), PutError> {
+        self.cut("PutImage", self.inner.put(target, tag, attempts), PutError::Fault).await
     }
 
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {

@@ -26,7 +26,7 @@ use chrono::DateTime;
 use crate::error::{Fault, FaultKind};
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
-    Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
+    Attempts, Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState, Target,
     MANIFEST_MEDIA_TYPES, ONE_ATTEMPT_TIMEOUT, OPERATION_TIMEOUT,
 };
 use crate::domain::scan::Findings;
@@ -119,14 +119,8 @@ impl Ecr {
     }
 
     /// PutImage of the manifest's exact bytes under `tag`, with the given config override.
-    async fn put_image(
-        &self,
-        repository: &Repository,
-        image: &Image,
-        media_type: &str,
-        tag: &Tag,
-        config: Option<aws_sdk_ecr::config::Builder>,
-    ) -> Result<(), PutError> {
+    async fn put_image(&self, target: &Target<'_>, tag: &Tag, config: Option<aws_sdk_ecr::config::Builder>) -> Result<(), PutError> {
+        let Target { repository, image, media_type } = *target;
         let request = self
             .client
             .put_image()
@@ -238,23 +232,23 @@ impl Registry for Ecr {
         Ok(snapshot)
     }
 
-    async fn put(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
-        self.put_image(repository, image, media_type, tag, self.region_override(repository)).await
-    }
-
-    async fn put_once(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
-        let once = self
-            .region_override(repository)
-            .unwrap_or_default()
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT.min(ONE_ATTEMPT_TIMEOUT))
-                    .operation_attempt_timeout(ONE_ATTEMPT_TIMEOUT)
-                    .operation_timeout(ONE_ATTEMPT_TIMEOUT)
-                    .build(),
-            );
-        self.put_image(repository, image, media_type, tag, Some(once)).await
+    async fn put(&self, target: &Target<'_>, tag: &Tag, attempts: Attempts) -> Result<(), PutError> {
+        let overrides = match attempts {
+            Attempts::Retried => self.region_override(target.repository),
+            Attempts::Once => Some(
+                self.region_override(target.repository)
+                    .unwrap_or_default()
+                    .retry_config(RetryConfig::disabled())
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(CONNECT_TIMEOUT.min(ONE_ATTEMPT_TIMEOUT))
+                            .operation_attempt_timeout(ONE_ATTEMPT_TIMEOUT)
+                            .operation_timeout(ONE_ATTEMPT_TIMEOUT)
+                            .build(),
+                    ),
+            ),
+        };
+        self.put_image(target, tag, overrides).await
     }
 
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {

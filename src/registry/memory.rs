@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
-    Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
+    Attempts, Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
+    Target,
 };
 
 /// One call the function made.
@@ -23,7 +24,7 @@ use crate::registry::{
 pub enum Call {
     /// BatchGetImage, asking where this many tags point.
     Read { tags: usize },
-    /// PutImage; `once`: as a single attempt ([`Registry::put_once`]).
+    /// PutImage; `once`: as a single attempt ([`Attempts::Once`]).
     Put { tag: Tag, digest: Digest, media_type: String, once: bool },
     TagsOf(Digest),
     Remove(Tag),
@@ -170,43 +171,6 @@ impl Memory {
     fn with(&self, repository: &str, f: impl FnOnce(&mut Stored)) {
         f(self.lock().repositories.entry(repository_name(repository)).or_default());
     }
-
-    async fn write(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag, once: bool) -> Result<(), PutError> {
-        let call = Call::Put { tag: tag.clone(), digest: image.digest.clone(), media_type: media_type.to_owned(), once };
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        // Other writes may start meanwhile, as they would over the network.
-        tokio::task::yield_now().await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let mut state = self.lock();
-        state.calls.push(call);
-        let failure = state.take_failure(|f| match f {
-            Failure::Put(None, e) => Some(e.clone()),
-            Failure::Put(Some(t), e) if t == tag => Some(e.clone()),
-            _ => None,
-        });
-        let before = state.before_put.pop();
-        let after = state.after_put.pop();
-        let Some(stored) = state.repositories.get_mut(&repository.name) else { return Err(PutError::RepositoryNotFound) };
-        if let Some(interfere) = before {
-            interfere(&mut stored.tags);
-        }
-        let result = match (failure, stored.tags.get(tag)) {
-            (Some(e), _) => Err(e),
-            // ECR refuses an existing immutable tag even when it already points at the image.
-            (None, Some(_)) if stored.immutable => Err(PutError::TagImmutable),
-            (None, Some(d)) if *d == image.digest => Err(PutError::AlreadyExists),
-            (None, _) => {
-                stored.tags.insert(tag.clone(), image.digest.clone());
-                stored.images.entry(image.digest.clone()).or_insert_with(|| (image.clone(), None));
-                Ok(())
-            }
-        };
-        if let Some(interfere) = after {
-            interfere(&mut stored.tags);
-        }
-        result
-    }
 }
 
 impl State {
@@ -249,12 +213,42 @@ impl Registry for Memory {
         })
     }
 
-    async fn put(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
-        self.write(repository, image, media_type, tag, false).await
-    }
-
-    async fn put_once(&self, repository: &Repository, image: &Image, media_type: &str, tag: &Tag) -> Result<(), PutError> {
-        self.write(repository, image, media_type, tag, true).await
+    async fn put(&self, target: &Target<'_>, tag: &Tag, attempts: Attempts) -> Result<(), PutError> {
+        let (repository, image) = (target.repository, target.image);
+        let call = Call::Put { tag: tag.clone(), digest: image.digest.clone(), media_type: target.media_type.to_owned(), once: attempts == Attempts::Once };
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        // Other writes may start meanwhile, as they would over the network.
+        tokio::task::yield_now().await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut state = self.lock();
+        state.calls.push(call);
+        let failure = state.take_failure(|f| match f {
+            Failure::Put(None, e) => Some(e.clone()),
+            Failure::Put(Some(t), e) if t == tag => Some(e.clone()),
+            _ => None,
+        });
+        let before = state.before_put.pop();
+        let after = state.after_put.pop();
+        let Some(stored) = state.repositories.get_mut(&repository.name) else { return Err(PutError::RepositoryNotFound) };
+        if let Some(interfere) = before {
+            interfere(&mut stored.tags);
+        }
+        let result = match (failure, stored.tags.get(tag)) {
+            (Some(e), _) => Err(e),
+            // ECR refuses an existing immutable tag even when it already points at the image.
+            (None, Some(_)) if stored.immutable => Err(PutError::TagImmutable),
+            (None, Some(d)) if *d == image.digest => Err(PutError::AlreadyExists),
+            (None, _) => {
+                stored.tags.insert(tag.clone(), image.digest.clone());
+                stored.images.entry(image.digest.clone()).or_insert_with(|| (image.clone(), None));
+                Ok(())
+            }
+        };
+        if let Some(interfere) = after {
+            interfere(&mut stored.tags);
+        }
+        result
     }
 
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
@@ -332,6 +326,10 @@ mod tests {
         Image { digest: digest(n), manifest: format!("{{\"n\":{n}}}"), media_type: None }
     }
 
+    async fn put(memory: &Memory, repository: &Repository, n: u8, tag: &Tag, attempts: Attempts) -> Result<(), PutError> {
+        memory.put(&Target { repository, image: &image(n), media_type: "m" }, tag, attempts).await
+    }
+
     fn app() -> Repository {
         Repository::own(RepositoryName::parse("app").unwrap())
     }
@@ -340,14 +338,14 @@ mod tests {
     async fn it_answers_puts_the_way_ecr_does() {
         let memory = Memory::with_repositories(&["app"]);
         let stable = Tag::parse("stable").unwrap();
-        assert_eq!(memory.put(&app(), &image(1), "m", &stable).await, Ok(()));
-        assert_eq!(memory.put(&app(), &image(1), "m", &stable).await, Err(PutError::AlreadyExists));
-        assert_eq!(memory.put(&app(), &image(2), "m", &stable).await, Ok(()), "a mutable tag moves");
+        assert_eq!(put(&memory, &app(), 1, &stable, Attempts::Retried).await, Ok(()));
+        assert_eq!(put(&memory, &app(), 1, &stable, Attempts::Retried).await, Err(PutError::AlreadyExists));
+        assert_eq!(put(&memory, &app(), 2, &stable, Attempts::Retried).await, Ok(()), "a mutable tag moves");
         memory.set_immutable("app");
-        assert_eq!(memory.put(&app(), &image(3), "m", &stable).await, Err(PutError::TagImmutable));
+        assert_eq!(put(&memory, &app(), 3, &stable, Attempts::Retried).await, Err(PutError::TagImmutable));
         assert_eq!(memory.tag("app", &stable), Some(digest(2)));
         let gone = Repository::own(RepositoryName::parse("gone").unwrap());
-        assert_eq!(memory.put(&gone, &image(1), "m", &stable).await, Err(PutError::RepositoryNotFound));
+        assert_eq!(put(&memory, &gone, 1, &stable, Attempts::Retried).await, Err(PutError::RepositoryNotFound));
         assert!(matches!(memory.read(&gone, Lookup::Digest(&digest(1)), &[]).await, Err(ReadError::RepositoryNotFound)));
         assert_eq!(memory.kinds(), ["put", "put", "put", "put", "put", "read"]);
     }
@@ -358,14 +356,14 @@ mod tests {
         let (v1, v2) = (Tag::parse("v1").unwrap(), Tag::parse("v2").unwrap());
         let throttled = PutError::Fault(Fault::new(FaultKind::Throttled, "ThrottlingException", "slow down"));
         memory.fail(Failure::Put(Some(v1.clone()), throttled.clone()), Some(1));
-        assert_eq!(memory.put(&app(), &image(1), "m", &v2).await, Ok(()), "another tag is not affected");
-        assert_eq!(memory.put(&app(), &image(1), "m", &v1).await, Err(throttled));
-        assert_eq!(memory.put(&app(), &image(1), "m", &v1).await, Ok(()), "once only");
+        assert_eq!(put(&memory, &app(), 1, &v2, Attempts::Retried).await, Ok(()), "another tag is not affected");
+        assert_eq!(put(&memory, &app(), 1, &v1, Attempts::Retried).await, Err(throttled));
+        assert_eq!(put(&memory, &app(), 1, &v1, Attempts::Retried).await, Ok(()), "once only");
         let moved = v2.clone();
         memory.after_put(move |tags| {
             tags.insert(moved, digest(9));
         });
-        assert_eq!(memory.put_once(&app(), &image(2), "m", &v1).await, Ok(()));
+        assert_eq!(put(&memory, &app(), 2, &v1, Attempts::Once).await, Ok(()));
         assert_eq!(memory.tag("app", &v2), Some(digest(9)), "another writer landed right after");
         assert!(matches!(memory.calls().last(), Some(Call::Put { once: true, .. })));
     }

@@ -34,11 +34,36 @@ pub const MAX_TAGS_PER_IMAGE: usize = 1000;
 /// Every call is answered, or given up on, within this (the SDK's retries included).
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// How long [`Registry::put_once`] waits for its one attempt (connecting included)
+/// How long a put of [`Attempts::Once`] waits for its one attempt (connecting included)
 /// before it gives up on it.
 pub const ONE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub use crate::domain::names::Repository;
+
+/// An image to put tags on: where, its exact manifest, and the media type to put it with.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub repository: &'a Repository,
+    pub image: &'a Image,
+    pub media_type: &'a str,
+}
+
+impl Target<'_> {
+    pub fn digest(&self) -> &Digest {
+        &self.image.digest
+    }
+}
+
+/// How hard one PutImage tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempts {
+    /// The SDK's retries, within [`OPERATION_TIMEOUT`].
+    Retried,
+    /// One attempt, given up after [`ONE_ATTEMPT_TIMEOUT`]: for writes decided
+    /// from a read that must still be fresh when the request goes out
+    /// (`"move": "if-newer"`); the caller re-reads before trying again.
+    Once,
+}
 
 /// How to find the image to re-tag.
 #[derive(Debug, Clone, Copy)]
@@ -119,25 +144,8 @@ pub trait Registry: Send + Sync {
         tags: &[Tag],
     ) -> impl Future<Output = Result<Snapshot, ReadError>> + Send;
 
-    /// Points `tag` at `image` by putting its manifest back unchanged.
-    fn put(
-        &self,
-        repository: &Repository,
-        image: &Image,
-        media_type: &str,
-        tag: &Tag,
-    ) -> impl Future<Output = Result<(), PutError>> + Send;
-
-    /// The same as one attempt: no retries, given up after [`ONE_ATTEMPT_TIMEOUT`].
-    /// For writes decided from a read that must still be fresh when the request goes out
-    /// (`"move": "if-newer"`): the caller re-reads before trying again.
-    fn put_once(
-        &self,
-        repository: &Repository,
-        image: &Image,
-        media_type: &str,
-        tag: &Tag,
-    ) -> impl Future<Output = Result<(), PutError>> + Send;
+    /// Points `tag` at the target's image by putting its manifest back unchanged.
+    fn put(&self, target: &Target<'_>, tag: &Tag, attempts: Attempts) -> impl Future<Output = Result<(), PutError>> + Send;
 
     /// Every tag of the image `digest` (for `"move": "if-newer"`: a holder's
     /// version). Empty when the image no longer exists.

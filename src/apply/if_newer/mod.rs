@@ -5,7 +5,7 @@
 //! ECR has no conditional PutImage, so the guarantee rests on two rules:
 //!
 //! 1. **Fresh decisions.** A write is decided from a read that started at most
-//!    [`FRESH`] before its one attempt is sent ([`Registry::put_once`], given up
+//!    [`FRESH`] before its one attempt is sent ([`Attempts::Once`](crate::registry::Attempts), given up
 //!    after [`ONE_ATTEMPT_TIMEOUT`]); trying again means reading again. So every
 //!    write lands within [`SETTLE`] of the read that allowed it, provided ECR
 //!    carries out a request at most [`LANDING_SLACK`] after its caller stopped
@@ -32,7 +32,7 @@ use semver::Version;
 use crate::domain::names::{Digest, Tag};
 use crate::apply::put::{self, read_fault, Answer, Target};
 use crate::error::{Fault, FaultKind, RetagError};
-use crate::registry::{Image, Lookup, PutError, ReadError, Registry, Repository, TagState, ONE_ATTEMPT_TIMEOUT};
+use crate::registry::{Attempts, Image, Lookup, PutError, ReadError, Registry, Repository, TagState, ONE_ATTEMPT_TIMEOUT};
 use crate::report::{entry, Outcome, TagReport};
 use crate::domain::rules::RuleSet;
 
@@ -194,7 +194,7 @@ impl<R: Registry> Guard<'_, R> {
                     if Instant::now() >= fresh_until {
                         return (p, None);
                     }
-                    let answer = registry.put_once(target.repository, target.image, target.media_type, &p.want.tag).await;
+                    let answer = registry.put(target, &p.want.tag, Attempts::Once).await;
                     (p, Some(answer))
                 })
                 .buffer_unordered(self.concurrency.max(1))
