@@ -65,9 +65,7 @@ async fn every_manifest_kind_gets_its_tags_with_the_same_digest_and_bytes() {
 
 #[tokio::test]
 async fn a_push_costs_one_read_and_one_write_per_tag_and_a_redelivery_one_read() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "economy", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("economy", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     let event = push_event(&repo, &digest, "v1.4.2", Some(manifest("docker-v2").media_type));
 
@@ -85,9 +83,7 @@ async fn a_push_costs_one_read_and_one_write_per_tag_and_a_redelivery_one_read()
 
 #[tokio::test]
 async fn a_tag_no_rule_matches_makes_no_call() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "nomatch", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("nomatch", false).await;
     let digest = push(&client, &repo, &manifest("oci-manifest"), Some("latest")).await;
     let before = emulator.calls(&repo);
     let report = handler(RELEASE).handle(&push_event(&repo, &digest, "latest", None), now()).await.unwrap();
@@ -97,8 +93,7 @@ async fn a_tag_no_rule_matches_makes_no_call() {
 
 #[tokio::test]
 async fn a_newer_release_moves_the_moving_tags_and_leaves_the_old_image_its_own() {
-    let client = Emulator::shared().client();
-    let repo = repository(&client, "move", false).await;
+    let Scenario { client, repo, .. } = Scenario::new("move", false).await;
     let old = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     handler(RELEASE).handle(&push_event(&repo, &old, "v1.4.2", None), now()).await.unwrap();
     let new = push(&client, &repo, &manifest("oci-manifest"), Some("v1.5.0")).await;
@@ -127,9 +122,7 @@ async fn a_newer_release_moves_the_moving_tags_and_leaves_the_old_image_its_own(
 
 #[tokio::test]
 async fn in_an_immutable_repository_existing_tags_are_unchanged_or_a_named_conflict() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "immutable", true).await;
+    let Scenario { client, repo, .. } = Scenario::new("immutable", true).await;
     let first = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     let event = push_event(&repo, &first, "v1.4.2", None);
     handler(RELEASE).handle(&event, now()).await.unwrap();
@@ -183,9 +176,7 @@ async fn the_same_event_delivered_ten_times_at_once_ends_in_the_same_tags_withou
 
 #[tokio::test]
 async fn a_dry_run_reports_and_writes_nothing() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "dry", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("dry", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     let request = json!({"repository": repo, "tag": "v1.4.2", "digest": digest, "dry_run": true});
     let report = handler(RELEASE).handle(&request, now()).await.unwrap();
@@ -196,8 +187,7 @@ async fn a_dry_run_reports_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_direct_request_without_digest_retags_the_tags_current_image() {
-    let client = Emulator::shared().client();
-    let repo = repository(&client, "direct", false).await;
+    let Scenario { client, repo, .. } = Scenario::new("direct", false).await;
     let digest = push(&client, &repo, &manifest("oci-index-no-mediatype"), Some("v1.4.2")).await;
     let report = handler(RELEASE)
         .handle(&json!({"repository": repo, "tag": "v1.4.2", "registry_id": ACCOUNT}), now())
@@ -232,9 +222,7 @@ async fn a_missing_repository_or_image_is_a_permanent_error() {
 
 #[tokio::test]
 async fn an_event_from_another_region_is_served_in_that_region() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "region", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("region", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     // The function's own client is in us-east-1; the event says eu-west-1, where the image is.
     let config = Config::with_rules(RuleSet::from_json(RELEASE).unwrap());
@@ -245,9 +233,7 @@ async fn an_event_from_another_region_is_served_in_that_region() {
 
 #[tokio::test]
 async fn a_rule_set_that_would_trigger_itself_forever_writes_nothing() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "loop", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("loop", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1")).await;
     let rules = r#"{"rules":[{"name":"grow","match":".*","tags":["{tag}-x","fixed"]}]}"#;
     let err = handler(rules).handle(&push_event(&repo, &digest, "v1", None), now()).await.unwrap_err();
@@ -314,9 +300,7 @@ async fn faults_that_outlast_the_retries_fail_those_tags_and_the_next_delivery_f
 
 #[tokio::test]
 async fn a_read_that_keeps_failing_writes_nothing_and_the_next_delivery_finishes_the_job() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "readfail", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("readfail", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     let event = push_event(&repo, &digest, "v1.4.2", None);
     emulator.fault("BatchGetImage", &repo, None, "503", 3);
@@ -329,9 +313,7 @@ async fn a_read_that_keeps_failing_writes_nothing_and_the_next_delivery_finishes
 
 #[tokio::test]
 async fn a_hung_write_is_cut_by_the_attempt_timeout_and_retried() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "hang", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("hang", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     emulator.fault("PutImage", &repo, Some("v1.4"), "hang", 1);
     let started = std::time::Instant::now();
@@ -342,9 +324,7 @@ async fn a_hung_write_is_cut_by_the_attempt_timeout_and_retried() {
 
 #[tokio::test]
 async fn the_emulator_carries_out_a_late_call_after_its_caller_gave_up() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "late", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("late", false).await;
     let m = manifest("docker-v2");
     let digest = push(&client, &repo, &m, Some("v1.4.2")).await;
     emulator.late("PutImage", &repo, Some("stable"), 1.5, 1);
@@ -368,9 +348,7 @@ async fn the_emulator_carries_out_a_late_call_after_its_caller_gave_up() {
 
 #[tokio::test]
 async fn the_same_event_ten_times_in_a_row_writes_once() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "row", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("row", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     let event = push_event(&repo, &digest, "v1.4.2", None);
     for delivery in 0..10 {
@@ -413,9 +391,7 @@ async fn two_images_racing_for_stable_end_with_one_of_them_and_both_say_what_the
 
 #[tokio::test]
 async fn a_direct_request_finds_the_repository_arn_for_its_opt_in_tag_and_removes_only_the_source() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "optin", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("optin", false).await;
     let arn = format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{repo}");
     client
         .tag_resource()
@@ -448,9 +424,7 @@ async fn a_direct_request_finds_the_repository_arn_for_its_opt_in_tag_and_remove
 
 #[tokio::test]
 async fn an_image_at_the_tag_limit_gets_a_permanent_outcome_naming_the_limit_without_retries() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "full", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("full", false).await;
     // Three tags per image here stand in for ECR's 1,000: the image has one, the rules derive four.
     emulator.limit_tags(&repo, 3);
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
@@ -567,9 +541,7 @@ async fn a_sweep_stops_at_its_write_budget_and_the_continuation_finishes_the_job
 
 #[tokio::test]
 async fn a_dry_run_sweep_says_what_it_would_write_and_writes_nothing() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "drysweep", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("drysweep", false).await;
     push(&client, &repo, &manifest("docker-v2"), Some("v2.0.0")).await;
     let report = sweep(&handler(IF_NEWER), json!({"repositories": [repo], "dry_run": true})).await;
     assert!(report.dry_run);
@@ -685,9 +657,7 @@ async fn the_messages_of_a_batch_are_handled_concurrently_within_the_bound() {
 
 #[tokio::test]
 async fn a_write_still_unanswered_at_the_deadline_is_cut_and_only_its_tag_fails_retryably() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "cut", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("cut", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     // The PutImage of `v1` hangs past the per-attempt timeout, and is retried: longer than the invocation has.
     emulator.fault("PutImage", &repo, Some("v1"), "hang", 3);
@@ -711,9 +681,7 @@ async fn a_write_still_unanswered_at_the_deadline_is_cut_and_only_its_tag_fails_
 
 #[tokio::test]
 async fn a_sweep_out_of_time_stops_before_its_next_repository_and_says_where_to_resume() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "late", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("late", false).await;
     push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     let Ok(ecr_retag::input::Invocation::Reconcile(request)) =
         ecr_retag::input::parse(&json!({"reconcile": {"repositories": [repo]}}).to_string(), now())

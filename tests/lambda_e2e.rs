@@ -153,9 +153,7 @@ async fn the_sample_events_do_what_their_names_say() {
 
 #[tokio::test]
 async fn bad_payloads_get_a_clear_permanent_error_and_make_no_call() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "bad", false).await;
+    let Scenario { emulator, repo, .. } = Scenario::new("bad", false).await;
     let function = Function::start(&[("RETAG_RULES", &rules())]).await;
     let cases = [
         (json!([1, 2]), "expected a JSON object"),
@@ -179,8 +177,7 @@ async fn bad_payloads_get_a_clear_permanent_error_and_make_no_call() {
 
 #[tokio::test]
 async fn a_conflict_is_an_invocation_error_that_names_the_tag() {
-    let client = Emulator::shared().client();
-    let repo = repository(&client, "conflict", true).await;
+    let Scenario { client, repo, .. } = Scenario::new("conflict", true).await;
     let old = push(&client, &repo, &manifest("docker-v2"), Some("stable")).await;
     let new = push(&client, &repo, &manifest("oci-manifest"), Some("v3.0.0")).await;
     let function = Function::start(&[("RETAG_RULES", r#"{"rules":[{"name":"r","semver":true,"tags":["stable","v{major}"]}]}"#)]).await;
@@ -271,9 +268,7 @@ async fn with_a_short_function_timeout_the_answer_still_comes_before_the_deadlin
 
 #[tokio::test]
 async fn a_storm_of_two_hundred_pushes_is_answered_event_by_event_in_bounded_memory() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "storm", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("storm", false).await;
     let mut digests = Vec::new();
     for n in 0..200 {
         digests.push(push(&client, &repo, &numbered_manifest(n), Some(&format!("v1.0.{n}"))).await);
@@ -328,8 +323,7 @@ async fn nothing_from_an_event_can_forge_a_log_line() {
 
 #[tokio::test]
 async fn credentials_never_reach_the_log_and_manifests_only_at_debug() {
-    let client = Emulator::shared().client();
-    let repo = repository(&client, "secrets", false).await;
+    let Scenario { client, repo, .. } = Scenario::new("secrets", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
     let rules = r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#;
@@ -352,8 +346,7 @@ async fn credentials_never_reach_the_log_and_manifests_only_at_debug() {
 #[tokio::test]
 async fn a_runner_that_sends_a_deadline_already_past_still_gets_the_work_done() {
     // `cargo lambda watch` does: the deadline is then no reason to stop at once.
-    let client = Emulator::shared().client();
-    let repo = repository(&client, "pastdeadline", false).await;
+    let Scenario { client, repo, .. } = Scenario::new("pastdeadline", false).await;
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     let function = Function::start(&[("RETAG_RULES", r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#)]).await;
     let event = push_event(&repo, &digest, "v1.4.2", None).to_string();

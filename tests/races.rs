@@ -140,9 +140,7 @@ async fn a_release_and_its_hotfix_in_one_batch_end_right_in_both_orders() {
 
 #[tokio::test]
 async fn a_batch_of_duplicates_writes_each_tag_once() {
-    let emulator = Emulator::shared();
-    let client = emulator.client();
-    let repo = repository(&client, "dups", false).await;
+    let Scenario { emulator, repo, .. } = Scenario::new("dups", false).await;
     let digest = push_versions(&repo, &["v1.4.2".to_owned()], 5000).await.remove(0);
     let event = push_event(&repo, &digest, "v1.4.2", None);
     let failed = batch(&handler(), &vec![event; 8]).await;

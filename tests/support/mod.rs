@@ -423,3 +423,21 @@ impl<R: ecr_retag::registry::Catalog> Invoke for ecr_retag::lambda::Handler<R> {
         }
     }
 }
+
+/// One test's fresh repository on the shared emulator, and a client for it.
+/// `let Scenario { emulator, client, repo } = Scenario::new("economy", false).await;`
+pub struct Scenario {
+    pub emulator: &'static Emulator,
+    pub client: Client,
+    pub repo: String,
+}
+
+impl Scenario {
+    /// A fresh repository whose name starts with `prefix` (tag-immutable or not).
+    pub async fn new(prefix: &str, immutable: bool) -> Scenario {
+        let emulator = Emulator::shared();
+        let client = emulator.client();
+        let repo = repository(&client, prefix, immutable).await;
+        Scenario { emulator, client, repo }
+    }
+}
