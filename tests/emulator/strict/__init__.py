@@ -1,0 +1,13 @@
+"""The strict local ECR as a package: moto's server, made to behave like ECR.
+
+- state.py    everything the emulator remembers beyond moto (counts, faults, quotas,
+              limits), behind one lock, with one reset
+- errors.py   ECR's errors that moto lacks, and the raw answers the gateway sends
+- patches.py  moto's ECR backend and responses, patched where moto is not ECR
+- gateway.py  the WSGI front: counts calls, injects faults and quotas, limits the
+              function to its IAM policy's operations, routes the hooks
+- hooks.py    the /_strict/ test hooks
+- server.py   the command line and the HTTP server
+
+tests/emulator/strict_ecr.py is the entry point, and lists what is emulated.
+"""

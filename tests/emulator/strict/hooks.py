@@ -1,0 +1,49 @@
+"""The /_strict/ test hooks (not ECR): counts, faults, quotas, limits, reset.
+strict_ecr.py's docstring says what each takes and answers."""
+
+import json
+from collections import Counter
+from urllib.parse import parse_qs
+
+from .errors import respond
+from .state import STATE
+
+
+def serve(path, method, environ, start_response):
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if path == "/_strict/calls":
+        repo = query.get("repository", [""])[0]
+        with STATE.lock:
+            body = dict(STATE.calls.get(repo, Counter()), writes=dict(STATE.writes.get(repo, Counter())),
+                        deletes=dict(STATE.deletes.get(repo, Counter())),
+                        throttled=dict(STATE.throttled.get(repo, Counter())),
+                        redundant=dict(STATE.redundant.get(repo, Counter())))
+        return respond(start_response, "200 OK", body)
+    if path == "/_strict/function-calls":
+        repo = query.get("repository", [None])[0]
+        with STATE.lock:
+            if repo is not None:
+                return respond(start_response, "200 OK", dict(STATE.function_calls.get(repo, Counter())))
+            return respond(start_response, "200 OK", dict(sum(STATE.function_calls.values(), Counter())))
+    if method == "POST" and path in SETTERS:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length))
+        with STATE.lock:
+            SETTERS[path](body)
+        return respond(start_response, "200 OK", {})
+    if path == "/_strict/reset" and method == "POST":
+        STATE.forget_all()
+        return respond(start_response, "200 OK", {})
+    return respond(start_response, "404 Not Found", {})
+
+
+def set_limit(body):
+    STATE.tag_limits[body["repository"]] = int(body["tags_per_image"])
+
+
+# Looked up at each call: a reset replaces the lists.
+SETTERS = {
+    "/_strict/faults": lambda body: STATE.faults.append(body),
+    "/_strict/quota": lambda body: STATE.quotas.append(body),
+    "/_strict/limits": set_limit,
+}

@@ -1,0 +1,174 @@
+"""moto's ECR backend and responses, patched where moto is not ECR.
+
+Each patched call holds the state's lock, so PutImage, BatchGetImage and
+BatchDeleteImage are atomic with respect to each other, as ECR's are.
+"""
+
+import hashlib
+import json
+import time
+
+from moto.ecr.exceptions import (
+    ImageAlreadyExistsException,
+    InvalidParameterException,
+    RepositoryNotFoundException,
+)
+from moto.ecr.models import ECRBackend, Image
+from moto.ecr.responses import ECRResponse
+
+from .errors import ImageDigestDoesNotMatchException, ImageTagAlreadyExistsException, LimitExceededException
+from .state import STATE
+
+
+def sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def strict_put_image(self, repository_name, image_manifest, image_tag,
+                     image_manifest_mediatype=None, digest=None):
+    with STATE.lock:
+        repo = self.repositories.get(repository_name)
+        if repo is None:
+            raise RepositoryNotFoundException(repository_name, self.account_id)
+        try:
+            parsed = json.loads(image_manifest)
+        except ValueError:
+            raise InvalidParameterException("Invalid parameter at 'ImageManifest': invalid JSON syntax")
+        media_type = image_manifest_mediatype or parsed.get("mediaType")
+        if not media_type:
+            raise InvalidParameterException(
+                "image manifest media type not provided in manifest or parameter")
+        actual = sha256(image_manifest)
+        if digest and digest != actual:
+            raise ImageDigestDoesNotMatchException(digest, actual)
+        holder = next((i for i in repo.images if image_tag and image_tag in i.image_tags), None)
+        if holder is not None and repo.is_tag_immutable():
+            raise ImageTagAlreadyExistsException(repository_name, repo.registry_id, image_tag)
+        existing = next((i for i in repo.images if i.get_image_digest() == actual), None)
+        if existing is not None and holder is existing:
+            if image_tag:
+                STATE.redundant[repository_name][image_tag] += 1
+            raise ImageAlreadyExistsException(
+                repository_name=repository_name, registry_id=repo.registry_id,
+                digest=actual, image_tag=image_tag)
+        limit = STATE.tags_per_image(repository_name)
+        if (existing is not None and image_tag and image_tag not in existing.image_tags
+                and len(existing.image_tags) >= limit):
+            raise LimitExceededException(limit)
+        if image_tag:
+            STATE.writes[repository_name][image_tag] += 1
+        if holder is not None:
+            holder.image_tags.remove(image_tag)
+            holder.image_tag = holder.image_tags[-1] if holder.image_tags else None
+        if existing is not None:
+            if image_tag:
+                existing.update_tag(image_tag)
+            return existing
+        image = Image(self.account_id, image_tag, image_manifest, repository_name,
+                      media_type, actual, registry_id=repo.registry_id)
+        image.image_pushed_at = round(time.time(), 3)
+        repo.images.append(image)
+        return image
+
+
+def strict_batch_get_image(self, repository_name, registry_id=None, image_ids=None,
+                           accepted_media_types=None):
+    with STATE.lock:
+        repo = self.repositories.get(repository_name)
+        if repo is None:
+            raise RepositoryNotFoundException(repository_name, registry_id or self.account_id)
+        images, failures = [], []
+
+        def fail(image_id, code, reason):
+            failures.append({"imageId": dict(image_id), "failureCode": code, "failureReason": reason})
+
+        for image_id in image_ids or []:
+            digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
+            if not digest and not tag:
+                fail(image_id, "MissingDigestAndTag", "Neither digest nor tag was given")
+                continue
+            if digest and not (digest.startswith("sha256:") and len(digest) == 71):
+                fail(image_id, "InvalidImageDigest", "Invalid image digest")
+                continue
+            by_digest = next((i for i in repo.images if digest and i.get_image_digest() == digest), None)
+            by_tag = next((i for i in repo.images if tag and tag in i.image_tags), None)
+            if digest and tag and by_digest is not None and by_tag is not by_digest:
+                fail(image_id, "ImageTagDoesNotMatchDigest", "Tag does not match digest")
+                continue
+            image = by_digest if digest else by_tag
+            if image is None:
+                fail(image_id, "ImageNotFound", "Requested image not found")
+                continue
+            manifest = image.image_manifest
+            media_type = image.image_manifest_media_type
+            if not accepted_media_types or media_type not in accepted_media_types:
+                # Stands in for ECR's conversion: not the stored bytes.
+                manifest = json.dumps(json.loads(manifest), indent=7)
+            answered_id = {"imageDigest": image.get_image_digest()}
+            if tag:
+                answered_id["imageTag"] = tag
+            images.append({
+                "registryId": repo.registry_id,
+                "repositoryName": repository_name,
+                "imageId": answered_id,
+                "imageManifest": manifest,
+                "imageManifestMediaType": media_type,
+            })
+        return {"images": images, "failures": failures}
+
+
+def batch_get_image_response(self):
+    from moto.core.responses import ActionResult
+    return ActionResult(self.ecr_backend.batch_get_image(
+        self._get_param("repositoryName"),
+        self._get_param("registryId"),
+        self._get_param("imageIds"),
+        self._get_param("acceptedMediaTypes"),
+    ))
+
+
+moto_batch_delete_image = ECRBackend.batch_delete_image
+
+
+def strict_batch_delete_image(self, repository_name, registry_id=None, image_ids=None):
+    with STATE.lock:
+        response = moto_batch_delete_image(self, repository_name, registry_id, image_ids)
+        for image_id in image_ids or []:
+            if "imageTag" in image_id and not any(f["imageId"].get("imageTag") == image_id["imageTag"]
+                                                  for f in response["failures"]):
+                STATE.deletes[repository_name][image_id["imageTag"]] += 1
+        return response
+
+
+def describe_images_response(self):
+    from moto.core.responses import ActionResult
+    with STATE.lock:
+        images = list(self.ecr_backend.describe_images(
+            self._get_param("repositoryName"), self._get_param("registryId"), self._get_param("imageIds")))
+        status = (self._get_param("filter") or {}).get("tagStatus", "ANY")
+        if status == "TAGGED":
+            images = [i for i in images if i.image_tags]
+        elif status == "UNTAGGED":
+            images = [i for i in images if not i.image_tags]
+        details = []
+        for image in images:
+            detail = {
+                "registryId": image.registry_id,
+                "repositoryName": image.repository_name,
+                "imageDigest": image.get_image_digest(),
+                "imagePushedAt": image.image_pushed_at,
+                "imageManifestMediaType": image.image_manifest_media_type,
+            }
+            if image.image_tags:
+                detail["imageTags"] = list(image.image_tags)
+            details.append(detail)
+    return ActionResult({"imageDetails": details})
+
+
+def install():
+    """Patches moto's ECR where it is not ECR (see strict_ecr.py for the list)."""
+    ECRBackend.put_image = strict_put_image
+    ECRResponse.describe_images = describe_images_response
+    ECRBackend.batch_delete_image = strict_batch_delete_image
+    ECRBackend.batch_get_image = strict_batch_get_image
+    ECRResponse.batch_get_image = batch_get_image_response
