@@ -162,6 +162,8 @@ async fn repositories<R: Catalog>(registry: &R, request: &ReconcileRequest) -> R
 
 struct Swept {
     summary: RepositorySweep,
+    /// Only report what would be written.
+    dry_run: bool,
     writes: usize,
     /// If-newer tags written, for the second look at the end of the sweep.
     claims: Vec<Claim>,
@@ -177,7 +179,7 @@ async fn sweep_repository<R: Catalog>(
 ) -> (Swept, Option<Stop>) {
     let name = repository.name.as_str();
     let summary = RepositorySweep { repository: name.to_owned(), would_write: dry_run.then_some(0), ..RepositorySweep::default() };
-    let mut swept = Swept { summary, writes: 0, claims: Vec::new() };
+    let mut swept = Swept { summary, dry_run, writes: 0, claims: Vec::new() };
     let failed = |mut swept: Swept, e: RetagError| match e {
         // Calls are being cut: the next repository would fare no better.
         RetagError::DeadlineExceeded { .. } => (swept, Some(Stop::Deadline)),
@@ -240,8 +242,8 @@ async fn sweep_repository<R: Catalog>(
         }
         let cut = wanted.len() > left;
         wanted.truncate(left);
-        let media = media_types.get(&digest).copied().flatten();
-        match apply(registry, settings, repository, &digest, media, wanted, dry_run, &mut swept).await {
+        let ending = Ending { digest: &digest, media_type: media_types.get(&digest).copied().flatten() };
+        match apply(registry, settings, repository, ending, wanted, &mut swept).await {
             Ok(()) => {}
             Err(e) => return failed(swept, e),
         }
@@ -252,20 +254,25 @@ async fn sweep_repository<R: Catalog>(
     (swept, None)
 }
 
-/// Brings `wanted` (all to end on `digest`) in place: one read for the
+/// The image a group of tags should end on, as the listing shows it.
+#[derive(Clone, Copy)]
+struct Ending<'a> {
+    digest: &'a Digest,
+    media_type: Option<&'a str>,
+}
+
+/// Brings `wanted` (all to end on one image) in place: one read for the
 /// manifest and where the tags point now, then the writes. A dry run only reports.
-#[allow(clippy::too_many_arguments)]
 async fn apply<R: Catalog>(
     registry: &R,
     settings: &Settings,
     repository: &Repository,
-    digest: &Digest,
-    media: Option<&str>,
+    ending: Ending<'_>,
     wanted: Vec<Desired>,
-    dry_run: bool,
     swept: &mut Swept,
 ) -> Result<(), RetagError> {
-    if dry_run {
+    let Ending { digest, media_type: media } = ending;
+    if swept.dry_run {
         // From the listing alone: a dry run reads no manifest.
         swept.writes += wanted.len();
         *swept.summary.would_write.get_or_insert(0) += wanted.len();
