@@ -17,7 +17,8 @@
 //!   [`domain::scan`]). [`domain::assess`]: the sweep's choice of one image per
 //!   derived tag. [`domain::names`]: validated digests, tags, repository names
 //!   and registry ids; [`domain::request`]: what an invocation asks for.
-//! - [`apply`]: the use cases over the registry port.
+//! - [`apply`]: the use cases over the registry port, given only the
+//!   [`apply::Settings`] they need (rules, dry run, write concurrency).
 //!   [`apply::retag`]: an event's writes. One BatchGetImage, then one PutImage
 //!   per tag not yet in place, concurrently ([`apply::put`]); pushed tags
 //!   retired where a rule says so. Each tag gets an outcome.
@@ -30,13 +31,13 @@
 //!   tag ([`domain::assess`], pure), then the same writes, within a write budget
 //!   and the deadline.
 //! - [`registry`]: the narrow ports those writes and listings go through, and
-//!   [`registry::ecr`], their one implementation, the only code that talks to
+//!   [`registry::ecr`], their implementation, the only code that talks to
 //!   Amazon ECR; [`registry::cache`] caches the one lookup that can be cached,
 //!   and [`registry::deadline`] cuts any call still unanswered at the
-//!   invocation's deadline.
+//!   invocation's deadline. [`registry::memory`]: a registry in memory, for tests.
 //! - [`report`]: the result out, the JSON the function returns.
-//! - [`lambda`]: the edge. `Handler::invoke` takes the payload and Lambda's
-//!   deadline and wires event, retag and report (or a batch's failed
+//! - [`lambda`]: the edge. `Handler::invoke` takes the payload's text and
+//!   Lambda's deadline and wires input, retag and report (or a batch's failed
 //!   messages, or a sweep's summary); errors become Lambda diagnostics.
 //! - [`telemetry`]: one log line and one [`telemetry::metrics`] line
 //!   (CloudWatch Embedded Metric Format) per event or sweep, fed the results.
