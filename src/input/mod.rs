@@ -5,7 +5,7 @@
 //!
 //! [`strict_json`] reads the text (duplicate keys refused); [`parse`] tells
 //! the shape once and hands it to [`eventbridge`], [`direct`], [`sqs`] or
-//! [`sweep`], which read their fields through [`fields`].
+//! [`sweep`], which read their fields through one field reader (`fields.rs`).
 
 pub mod direct;
 pub mod eventbridge;
