@@ -9,10 +9,24 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::names::{Digest, Tag};
 use crate::domain::plan::{self, Phase, Plan, Verdict};
-use crate::registry::Listed;
 use crate::domain::rules::{RuleSet, Subject};
+use crate::domain::scan::Findings;
 
 /// One tag as the rules say it should be.
+
+/// A tagged image as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub digest: Digest,
+    /// Its tags (any that are no valid reference left out).
+    pub tags: Vec<Tag>,
+    /// `imagePushedAt`; `None` if ECR gave none.
+    pub pushed_at: Option<DateTime<Utc>>,
+    pub media_type: Option<String>,
+    /// The counts of a completed basic scan, if one completed.
+    pub findings: Option<Findings>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     pub tag: Tag,

@@ -14,11 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 
 use crate::error::Fault;
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
-use crate::domain::scan::Findings;
 
 /// The four manifest media types ECR stores and this function re-puts.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
@@ -168,18 +166,7 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
-/// A tagged image as a listing shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    pub digest: Digest,
-    /// Its tags (any that are no valid reference left out).
-    pub tags: Vec<Tag>,
-    /// `imagePushedAt`; `None` if ECR gave none.
-    pub pushed_at: Option<DateTime<Utc>>,
-    pub media_type: Option<String>,
-    /// The counts of a completed basic scan, if one completed.
-    pub findings: Option<Findings>,
-}
+pub use crate::domain::assess::Listed;
 
 /// The listings a reconcile sweep walks (DescribeRepositories, DescribeImages),
 /// one page per call so that the sweep can stop between pages.
