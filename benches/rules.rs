@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ecr_retag::domain::names::Digest;
-use ecr_retag::domain::plan::{plan, Phase};
+use ecr_retag::domain::names::{Digest, Tag};
+use ecr_retag::domain::plan::{plan, Phase, Verdict};
 use ecr_retag::domain::rules::{RuleSet, Subject};
 use std::hint::black_box;
 
@@ -28,17 +28,18 @@ fn bench(c: &mut Criterion) {
     let rules = RuleSet::from_json(&hundred_rules()).expect("the benchmark's rule set is valid");
     let digest = Digest::parse("sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445").unwrap();
     let pushed_at = "2026-11-24T10:15:02Z".parse().unwrap();
-    let subject = Subject { repository: "app", tag: "v1.4.2", digest: &digest, pushed_at, repository_tags: None };
+    let (pushed, other) = (Tag::parse("v1.4.2").unwrap(), Tag::parse("latest").unwrap());
+    let subject = Subject { repository: "app", tag: &pushed, digest: &digest, pushed_at, repository_tags: None };
     let planned = plan(&rules, &subject, Phase::Push);
-    assert_eq!(planned.writable().count(), 100, "25 semver rules x 4 tags match v1.4.2 in app");
+    assert_eq!(planned.tags.iter().filter(|t| matches!(t.verdict, Verdict::Write(_))).count(), 100, "25 semver rules x 4 tags match v1.4.2 in app");
 
     c.bench_function("derive: 100 rules against one tag", |b| b.iter(|| rules.derive(black_box(&subject))));
     c.bench_function("plan: 100 rules against one tag (100 tags derived, loop-checked)", |b| {
         b.iter(|| plan(black_box(&rules), black_box(&subject), Phase::Push))
     });
-    let miss = Subject { tag: "latest", ..subject };
+    let miss = Subject { tag: &other, ..subject };
     c.bench_function("any_match: 100 rules, no rule matches", |b| {
-        b.iter(|| rules.any_match(black_box(miss.repository), black_box(miss.tag)))
+        b.iter(|| rules.any_match(black_box(miss.repository), black_box(miss.tag.as_str())))
     });
     c.bench_function("load: parse and compile 100 rules (INIT)", |b| {
         let text = hundred_rules();

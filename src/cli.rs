@@ -164,7 +164,7 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
     };
     let subject = Subject {
         repository: repository.as_str(),
-        tag: tag.as_str(),
+        tag: &tag,
         digest: &digest,
         pushed_at,
         repository_tags: Some(&repository_tags),

@@ -57,7 +57,7 @@ pub fn looping(rules: &RuleSet) -> Vec<Looping> {
             found.push(Looping {
                 rule: example.rule.to_owned(),
                 always: writing == 0,
-                example: tag,
+                example: tag.to_string(),
                 refused,
                 tried: example.tags.len(),
             });

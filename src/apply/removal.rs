@@ -24,26 +24,25 @@ pub async fn remove_sources<R: Registry>(
     removals: &[Removal],
     tags: &mut BTreeMap<String, TagReport>,
 ) -> Result<(), RetagError> {
-    let mut by_source: BTreeMap<&str, Vec<&Removal>> = BTreeMap::new();
+    let mut by_source: BTreeMap<&Tag, Vec<&Removal>> = BTreeMap::new();
     for r in removals {
-        by_source.entry(r.source.as_str()).or_default().push(r);
+        by_source.entry(&r.source).or_default().push(r);
     }
     for (source, removals) in by_source {
-        if tags.contains_key(source) {
+        if tags.contains_key(source.as_str()) {
             // Another pushed tag derives this one: it stays (a scan event listing both).
             continue;
         }
         let rules: Vec<String> = removals.iter().map(|r| r.rule.clone()).collect();
         let derived: BTreeSet<&str> = removals.iter().flat_map(|r| r.tags.iter().map(String::as_str)).collect();
         let decision = removal_decision(&derived, tags, sources.dry_run);
-        let mut entry = TagReport::new(source, rules, Outcome::Kept);
-        match (decision, Tag::parse(source)) {
-            (Err(why), _) => entry.detail = Some(why),
-            (Ok(()), _) if sources.dry_run => entry.outcome = Outcome::WouldRemove,
-            (Ok(()), Ok(source)) => remove(registry, sources, &source, &derived, &mut entry).await?,
-            (Ok(()), Err(e)) => entry.detail = Some(format!("kept: not a tag: {e}")),
+        let mut entry = TagReport::new(source.as_str(), rules, Outcome::Kept);
+        match decision {
+            Err(why) => entry.detail = Some(why),
+            Ok(()) if sources.dry_run => entry.outcome = Outcome::WouldRemove,
+            Ok(()) => remove(registry, sources, source, &derived, &mut entry).await?,
         }
-        tags.insert(source.to_owned(), entry);
+        tags.insert(source.to_string(), entry);
     }
     Ok(())
 }

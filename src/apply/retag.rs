@@ -181,7 +181,7 @@ async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Re
     let plan = Plan::merge(job.sources.iter().map(|source| {
         let subject = Subject {
             repository: name,
-            tag: source.as_str(),
+            tag: source,
             digest: &digest,
             pushed_at: job.at,
             repository_tags: repository_tags.as_ref(),

@@ -12,8 +12,6 @@ use crate::domain::plan::{self, Phase, Plan, Verdict};
 use crate::domain::rules::{RuleSet, Subject};
 use crate::domain::scan::Findings;
 
-/// One tag as the rules say it should be.
-
 /// A tagged image as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -27,6 +25,7 @@ pub struct Listed {
     pub findings: Option<Findings>,
 }
 
+/// One tag as the rules say it should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     pub tag: Tag,
@@ -78,7 +77,7 @@ pub fn assess(
         let at = image.pushed_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let plan_for = |phase| {
             Plan::merge(image.tags.iter().map(|t| {
-                let subject = Subject { repository, tag: t.as_str(), digest: &image.digest, pushed_at: at, repository_tags };
+                let subject = Subject { repository, tag: t, digest: &image.digest, pushed_at: at, repository_tags };
                 plan::plan(rules, &subject, phase)
             }))
         };

@@ -56,21 +56,13 @@ pub enum Verdict {
 /// The pushed tag a `remove_source` rule retires once all of `tags` landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removal {
-    pub source: String,
+    pub source: Tag,
     pub rule: String,
     /// The keys of the tags the rule derived (invalid renderings included: they never land).
     pub tags: Vec<String>,
 }
 
 impl Plan {
-    /// The tags that should be written.
-    pub fn writable(&self) -> impl Iterator<Item = &Tag> {
-        self.tags.iter().filter_map(|t| match &t.verdict {
-            Verdict::Write(tag) => Some(tag),
-            _ => None,
-        })
-    }
-
     /// The plans of several pushed tags of one image (a scan event lists them
     /// all) as one: tags derived from several are planned once.
     pub fn merge(plans: impl IntoIterator<Item = Plan>) -> Plan {
@@ -127,7 +119,7 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
             Ok(tag) => (tag.as_str().to_owned(), Verdict::Write(tag)),
             Err(u) => (u.rendered, Verdict::Invalid(u.reason)),
         };
-        if key == subject.tag {
+        if key == subject.tag.as_str() {
             continue;
         }
         let entry = planned
@@ -146,15 +138,13 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
     }
 
     loop {
-        let allowed: BTreeSet<&str> = std::iter::once(subject.tag)
+        let allowed: BTreeSet<&str> = std::iter::once(subject.tag.as_str())
             .chain(planned.values().filter(|p| matches!(p.verdict, Verdict::Write(_))).map(|p| p.tag.as_str()))
             .collect();
         let mut offenders = Vec::new();
         for p in planned.values() {
-            if !matches!(p.verdict, Verdict::Write(_)) {
-                continue;
-            }
-            let echo = Subject { tag: &p.tag, ..*subject };
+            let Verdict::Write(tag) = &p.verdict else { continue };
+            let echo = Subject { tag, ..*subject };
             let escapes: Vec<_> = rules
                 .derive(&echo)
                 .into_iter()
@@ -217,7 +207,7 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
         // A gated rule's removal is decided on the scan event, an ungated one's on the push.
         .filter(|(_, policy)| matches!(phase, Phase::Push) || policy.scan_gate.is_some())
         .map(|(rule, _)| Removal {
-            source: subject.tag.to_owned(),
+            source: subject.tag.clone(),
             tags: tags.iter().filter(|t| t.rules.contains(&rule)).map(|t| t.tag.clone()).collect(),
             rule,
         })
@@ -239,9 +229,18 @@ mod tests {
         Digest::parse("sha256:16eb06ced985216bb14744c43dad833c58f56296d152e580542d0e8630f63316").unwrap()
     }
 
+    /// The tags the plan writes.
+    fn writable(plan: &Plan) -> impl Iterator<Item = &Tag> {
+        plan.tags.iter().filter_map(|t| match &t.verdict {
+            Verdict::Write(tag) => Some(tag),
+            _ => None,
+        })
+    }
+
     fn plan_for(rules_json: &str, repository: &str, tag: &str) -> Plan {
         let rules = RuleSet::from_json(rules_json).unwrap();
         let d = digest();
+        let tag = &Tag::parse(tag).unwrap();
         let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None };
         plan(&rules, &subject, Phase::Push)
     }
@@ -260,7 +259,7 @@ mod tests {
             "app",
             "v1.4.2",
         );
-        let tags: Vec<&str> = plan.writable().map(Tag::as_str).collect();
+        let tags: Vec<&str> = writable(&plan).map(Tag::as_str).collect();
         assert_eq!(tags, ["20261124", "stable", "v1", "v1.4"]);
     }
 
@@ -287,13 +286,13 @@ mod tests {
         assert_eq!(plan.tags.len(), 2);
         assert_eq!(plan.tags[0].tag, "");
         assert!(matches!(&plan.tags[0].verdict, Verdict::Invalid(r) if r.contains("rendered \"\"")));
-        assert_eq!(plan.writable().map(Tag::as_str).collect::<Vec<_>>(), ["ok"]);
+        assert_eq!(writable(&plan).map(Tag::as_str).collect::<Vec<_>>(), ["ok"]);
     }
 
     #[test]
     fn a_rule_that_would_retrigger_itself_forever_writes_nothing() {
         let plan = plan_for(r#"{"rules":[{"name":"grow","match":".*","tags":["{tag}-x"]}]}"#, "app", "v1");
-        assert_eq!(plan.writable().count(), 0);
+        assert_eq!(writable(&plan).count(), 0);
         let Verdict::Loops(reason) = &plan.tags[0].verdict else { panic!() };
         assert!(reason.contains("rule \"grow\" would derive `v1-x-x`"), "{reason}");
     }
@@ -302,7 +301,7 @@ mod tests {
     fn a_stable_fixpoint_is_allowed() {
         // latest -> stable -> stable: writing `stable` re-derives only itself.
         let plan = plan_for(r#"{"rules":[{"name":"s","match":"latest|stable","tags":["stable"]}]}"#, "app", "latest");
-        assert_eq!(plan.writable().map(Tag::as_str).collect::<Vec<_>>(), ["stable"]);
+        assert_eq!(writable(&plan).map(Tag::as_str).collect::<Vec<_>>(), ["stable"]);
     }
 
     #[test]
@@ -323,6 +322,7 @@ mod tests {
     fn phased(rules_json: &str, tag: &str, phase: Phase<'_>) -> Plan {
         let rules = RuleSet::from_json(rules_json).unwrap();
         let d = digest();
+        let tag = &Tag::parse(tag).unwrap();
         let subject = Subject { repository: "app", tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None };
         plan(&rules, &subject, phase)
     }
@@ -396,7 +396,7 @@ mod tests {
         let plan = phased(rules, "latest", Phase::Push);
         assert_eq!(
             plan.removals,
-            [Removal { source: "latest".into(), rule: "retire".into(), tags: vec!["20261124".into(), "edge".into()] }]
+            [Removal { source: Tag::parse("latest").unwrap(), rule: "retire".into(), tags: vec!["20261124".into(), "edge".into()] }]
         );
         let gated = r#"{"rules":[{"name":"g","match":"latest","remove_source":true,"when":{"scan":"HIGH"},"tags":["edge"]}]}"#;
         assert_eq!(phased(gated, "latest", Phase::Push).removals.len(), 1, "decided on the push: kept, waiting");

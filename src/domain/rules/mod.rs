@@ -59,7 +59,7 @@ enum Matcher {
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     pub repository: &'a str,
-    pub tag: &'a str,
+    pub tag: &'a Tag,
     pub digest: &'a Digest,
     pub pushed_at: DateTime<Utc>,
     /// The repository's resource tags; `None` when not looked up, and then
@@ -73,7 +73,7 @@ pub struct Example<'r> {
     pub rule: &'r str,
     pub repository: String,
     pub repository_tags: &'r BTreeMap<String, String>,
-    pub tags: Vec<String>,
+    pub tags: Vec<Tag>,
 }
 
 /// One template of one matching rule, rendered.
@@ -153,9 +153,9 @@ impl RuleSet {
             if !rule.applies_to(subject.repository) || !rule.repository_tags_met(subject.repository_tags) {
                 continue;
             }
-            let Some(matched) = rule.matcher.matches(subject.tag) else { continue };
+            let Some(matched) = rule.matcher.matches(subject.tag.as_str()) else { continue };
             let vars = Vars {
-                tag: subject.tag,
+                tag: subject.tag.as_str(),
                 repository: subject.repository,
                 digest_hex: subject.digest.hex(),
                 pushed_at: subject.pushed_at,
@@ -195,7 +195,7 @@ impl RuleSet {
                     Matcher::Regex(re) => examples::from_pattern(re.as_str()),
                     Matcher::Semver { prerelease } => examples::semver(*prerelease),
                 };
-                let tags = candidates.into_iter().filter(|t| Tag::parse(t).is_ok() && rule.matcher.matches(t).is_some()).collect();
+                let tags = candidates.iter().filter_map(|t| Tag::parse(t).ok()).filter(|t| rule.matcher.matches(t.as_str()).is_some()).collect();
                 Example { rule: &rule.name, repository, repository_tags: &rule.repository_tags, tags }
             })
             .collect()
@@ -252,6 +252,7 @@ mod tests {
 
     fn derive(rules: &RuleSet, repository: &str, tag: &str) -> Vec<(String, String)> {
         let d = digest();
+        let tag = &Tag::parse(tag).unwrap();
         let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None };
         rules
             .derive(&subject)
@@ -302,8 +303,9 @@ mod tests {
             r#"{"rules":[{"name":"pre","semver":true,"prerelease":true,"tags":["next","{version}"]}]}"#,
         )
         .unwrap();
-        let got = derive(&pre, "app", "v2.0.0-rc.1+b5");
-        assert_eq!(got[1].1, "2.0.0-rc.1-b5", "build metadata + becomes -");
+        // A pushed tag cannot carry SemVer build metadata: `+` is no tag character.
+        let got = derive(&pre, "app", "v2.0.0-rc.1");
+        assert_eq!(got[1].1, "2.0.0-rc.1");
         assert!(derive(&pre, "app", "v01.2.3").is_empty(), "leading zeros are not SemVer");
         assert!(derive(&pre, "app", "v1.2").is_empty());
     }
@@ -311,8 +313,8 @@ mod tests {
     #[test]
     fn a_rendering_that_is_no_tag_is_reported_not_dropped() {
         let rules =
-            RuleSet::from_json(r#"{"rules":[{"name":"r","match":"(?<x>.*)-(.*)","tags":["{x}", "{2}{x}"]}]}"#).unwrap();
-        let got = derive(&rules, "app", "-v1");
+            RuleSet::from_json(r#"{"rules":[{"name":"r","match":"(?<x>.*)-(.*)","tags":["{2}", "{2}{x}"]}]}"#).unwrap();
+        let got = derive(&rules, "app", "v1-");
         assert_eq!(got, vec![("r".into(), "!".into()), ("r".into(), "v1".into())]);
     }
 
@@ -400,7 +402,7 @@ mod tests {
         .unwrap();
         let d = digest();
         let derive_with = |tags: Option<&BTreeMap<String, String>>| {
-            let subject = Subject { repository: "app", tag: "v1.0.0", digest: &d, pushed_at: Utc::now(), repository_tags: tags };
+            let subject = Subject { repository: "app", tag: &Tag::parse("v1.0.0").unwrap(), digest: &d, pushed_at: Utc::now(), repository_tags: tags };
             rules.derive(&subject).len()
         };
         let both: BTreeMap<String, String> = [("retag".into(), "enabled".into()), ("team".into(), "core".into()), ("x".into(), "y".into())].into();
