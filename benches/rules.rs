@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
     let digest = Digest::parse("sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445").unwrap();
     let pushed_at = "2026-11-24T10:15:02Z".parse().unwrap();
     let (pushed, other) = (Tag::parse("v1.4.2").unwrap(), Tag::parse("latest").unwrap());
-    let subject = Subject { repository: "app", tag: &pushed, digest: &digest, pushed_at, repository_tags: None };
+    let subject = Subject { repository: "app", tag: &pushed, digest: &digest, pushed_at, repository_tags: None, artifact: false };
     let planned = plan(&rules, &subject, Phase::Push);
     assert_eq!(planned.tags.iter().filter(|t| matches!(t.verdict, Verdict::Write(_))).count(), 100, "25 semver rules x 4 tags match v1.4.2 in app");
 

@@ -168,6 +168,8 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
         digest: &digest,
         pushed_at,
         repository_tags: Some(&repository_tags),
+        // A tag of a signature's shape plans as the function would: nothing, unless a rule opts in.
+        artifact: crate::domain::artifact::Artifact::of_tag(tag.as_str()).is_some(),
     };
     let planned = plan(&rules, &subject, Phase::Push);
     let mut out = format!("{repository}:{tag} pushed at {}", pushed_at.to_rfc3339());

@@ -41,6 +41,7 @@ pub fn looping(rules: &RuleSet) -> Vec<Looping> {
                 digest: &digest,
                 pushed_at,
                 repository_tags: Some(example.repository_tags),
+                artifact: false,
             };
             let planned = plan(rules, &subject, Phase::Push);
             let ours: Vec<_> = planned.tags.iter().filter(|p| p.rules.iter().any(|r| r == example.rule)).collect();

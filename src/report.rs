@@ -253,6 +253,8 @@ pub struct RepositorySweep {
     pub failed: usize,
     /// Derived but not to be written now: invalid, loop risk, or scan-gated without a passing scan.
     pub held_back: usize,
+    /// Signatures, attestations and SBOMs listed: only rules with `"artifacts": true` apply to them.
+    pub artifacts: usize,
     /// Why this repository could not be swept (then the counts are what was done before).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

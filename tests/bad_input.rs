@@ -265,6 +265,7 @@ fn every_invalid_rule_set_names_the_rule_and_field() {
         (rule(r#""semver":true,"repositories":[],"tags":["x"]"#), "rule \"r\", field `repositories`", "empty list"),
         (rule(r#""semver":true,"repositories":["ok","Bad"],"tags":["x"]"#), "rule \"r\", field `repositories[1]`", "'B'"),
         (rule(r#""semver":"yes","tags":["x"]"#), "rule \"r\", field `semver`", "invalid type"),
+        (rule(r#""semver":true,"artifacts":"yes","tags":["x"]"#), "rule \"r\", field `artifacts`", "invalid type"),
         (rule(r#""semver":true,"tag":["x"]"#), "rule \"r\", field `tag`", "did you mean `tags`?"),
         (r#"{"rules":[{"semver":true,"tags":["x"]}]}"#.into(), "rule #1 (unnamed), field `name`", "required"),
         (r#"{"rules":[{"name":" ","semver":true,"tags":["x"]}]}"#.into(), "rule \" \", field `name`", "empty"),

@@ -695,3 +695,82 @@ async fn a_sweep_out_of_time_stops_before_its_next_repository_and_says_where_to_
     assert!(report.reason.as_deref().unwrap().starts_with("stopped before the function's deadline"));
     assert_eq!((report.writes, emulator.calls(&repo).get("DescribeImages")), (0, None), "no ECR call started");
 }
+
+/// The calls made on `repo` since `before` (the test's own seeding aside).
+fn calls_since(emulator: &Emulator, repo: &str, before: &std::collections::HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut diff: Vec<(String, u64)> = emulator
+        .calls(repo)
+        .into_iter()
+        .map(|(op, n)| {
+            let since = n - before.get(&op).copied().unwrap_or(0);
+            (op, since)
+        })
+        .filter(|(_, since)| *since > 0)
+        .collect();
+    diff.sort();
+    diff
+}
+
+#[tokio::test]
+async fn the_emulator_lists_a_referrers_subject_and_every_images_artifact_type_as_ecr_does() {
+    let Scenario { client, repo, .. } = Scenario::new("listing", false).await;
+    let image = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let signature = push(&client, &repo, &manifest("notation-signature"), Some("signed")).await;
+    let listed = client.describe_images().repository_name(&repo).send().await.unwrap();
+    let of = |digest: &str| listed.image_details().iter().find(|d| d.image_digest() == Some(digest)).unwrap().clone();
+    assert_eq!(of(&signature).subject_manifest_digest(), Some(image.as_str()), "the referrer names its subject");
+    assert_eq!(of(&signature).artifact_media_type(), Some("application/vnd.cncf.notary.signature"));
+    assert_eq!(of(&image).subject_manifest_digest(), None);
+    assert_eq!(of(&image).artifact_media_type(), Some("application/vnd.docker.container.image.v1+json"), "an image's config type");
+}
+
+#[tokio::test]
+async fn signatures_attestations_and_sboms_are_never_promoted_by_a_catch_all_rule() {
+    let Scenario { emulator, client, repo } = Scenario::new("artifacts", false).await;
+    let catch_all = r#"{"rules":[{"name":"all","match":".*","tags":["latest"]}]}"#;
+    let image = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let hex = image.trim_start_matches("sha256:");
+    let (cosign, fallback) = (format!("sha256-{hex}.sig"), format!("sha256-{hex}"));
+    // (manifest, tag, the event's artifact-media-type, the ECR calls handling it may cost)
+    let cases = [
+        ("cosign-signature", cosign.as_str(), Some("application/vnd.oci.image.config.v1+json"), vec![]),
+        ("notation-signature", fallback.as_str(), None, vec![]),
+        ("notation-signature", "signed-v1.4.2", None, vec![("BatchGetImage".to_owned(), 1)]),
+        ("spdx-sbom", "sbom-v1.4.2", Some("application/spdx+json"), vec![]),
+        ("spdx-sbom", "sbom-latest", None, vec![("BatchGetImage".to_owned(), 1)]),
+    ];
+    for (name, tag, artifact_type, costs) in cases {
+        let digest = push(&client, &repo, &manifest(name), Some(tag)).await;
+        let mut event = push_event(&repo, &digest, tag, Some(manifest(name).media_type));
+        if let Some(t) = artifact_type {
+            event["detail"]["artifact-media-type"] = json!(t);
+        }
+        let before = emulator.calls(&repo);
+        let report = handler(catch_all).handle(&event, now()).await.unwrap();
+        assert_eq!(report.status, Status::Ignored, "{name} {tag}");
+        assert!(report.reason.as_deref().unwrap().contains("an artifact, not an image"), "{name} {tag}: {report:?}");
+        assert_eq!(calls_since(emulator, &repo, &before), costs, "{name} {tag}: told by the event, or by the one read");
+    }
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags.get("latest"), None, "nothing was promoted");
+
+    // The image itself is: and a sweep skips the artifacts too.
+    let report = sweep(&handler(catch_all), json!({"repositories": [repo]})).await;
+    let r = &report.repositories[0];
+    assert_eq!((r.images_seen, r.artifacts, r.tags_written), (4, 3, 1), "{r:?}");
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["latest"], image, "latest is on the image, not on an artifact");
+}
+
+#[tokio::test]
+async fn a_rule_that_opts_in_to_artifacts_tags_the_signature() {
+    let Scenario { client, repo, .. } = Scenario::new("optsig", false).await;
+    let rules = r#"{"rules":[{"name":"signatures","match":"sha256-.*","artifacts":true,"tags":["signature"]}]}"#;
+    let image = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let tag = format!("sha256-{}.sig", image.trim_start_matches("sha256:"));
+    let signature = push(&client, &repo, &manifest("cosign-signature"), Some(&tag)).await;
+    let report = handler(rules).handle(&push_event(&repo, &signature, &tag, None), now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&["signature"], Outcome::Created));
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["signature"], signature);
+}

@@ -32,6 +32,7 @@ fn push() -> ecr_retag::domain::request::Push {
         digest: Some(ecr_retag::domain::names::Digest::parse(MINE).unwrap()),
         pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(),
         media_type: None,
+        artifact_media_type: None,
         dry_run: false,
     }
 }

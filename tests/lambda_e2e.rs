@@ -176,6 +176,23 @@ async fn bad_payloads_get_a_clear_permanent_error_and_make_no_call() {
 }
 
 #[tokio::test]
+async fn a_signature_pushed_next_to_an_image_is_left_alone_by_a_catch_all_rule() {
+    let Scenario { emulator, client, repo } = Scenario::new("signed", false).await;
+    let function = Function::start(&[("RETAG_RULES", r#"{"rules":[{"name":"all","match":".*","tags":["latest"]}]}"#)]).await;
+    let image = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let tag = format!("sha256-{}.sig", image.trim_start_matches("sha256:"));
+    let signature = push(&client, &repo, &manifest("cosign-signature"), Some(&tag)).await;
+    let answer = response(function.api.invoke(&push_event(&repo, &signature, &tag, None)).await);
+    assert_eq!(answer["status"], "ignored", "{answer}");
+    assert!(answer["reason"].as_str().unwrap().starts_with(&format!("a cosign signature (its tag `{tag}`")), "{answer}");
+    assert_eq!(emulator.function_calls_on(&repo), std::collections::HashMap::new(), "told by the tag: no call");
+    let answer = response(function.api.invoke(&push_event(&repo, &image, "v1.4.2", None)).await);
+    assert_eq!(outcomes(&answer), pairs(&[("latest", "created")]), "the image itself is promoted");
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["latest"], image);
+}
+
+#[tokio::test]
 async fn a_conflict_is_an_invocation_error_that_names_the_tag() {
     let Scenario { client, repo, .. } = Scenario::new("conflict", true).await;
     let old = push(&client, &repo, &manifest("docker-v2"), Some("stable")).await;

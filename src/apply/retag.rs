@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::apply::Settings;
 use crate::error::RetagError;
+use crate::domain::artifact::Artifact;
 use crate::domain::request::{Push, ScanResult, Sources};
 use crate::domain::names::{Digest, Tag};
 use crate::domain::plan::{self, Phase, Plan, Verdict};
@@ -42,6 +43,7 @@ pub async fn begin<R: Registry>(registry: &R, settings: &Settings, push: &Push) 
     let job = Job {
         repository: push.repository.clone(),
         digest: push.digest.clone(),
+        artifact: Artifact::of_tag(push.tag.as_str()).or_else(|| push.artifact_media_type.as_deref().and_then(Artifact::of_media_type)),
         sources: Sources::one(push.tag.clone()),
         at: push.pushed_at,
         media_type: push.media_type.as_deref(),
@@ -56,6 +58,7 @@ pub async fn begin_scanned<R: Registry>(registry: &R, settings: &Settings, scan:
     let job = Job {
         repository: scan.repository.clone(),
         digest: Some(scan.digest.clone()),
+        artifact: scan.tags.iter().find_map(|t| Artifact::of_tag(t.as_str())),
         sources: scan.tags.clone(),
         at: scan.scanned_at,
         media_type: None,
@@ -121,6 +124,8 @@ struct Job<'a> {
     digest: Option<Digest>,
     /// The tags the rules are applied to, each as if just pushed.
     sources: Sources,
+    /// A signature, attestation or SBOM, as told so far (its tag, the event, then its manifest).
+    artifact: Option<Artifact>,
     at: DateTime<Utc>,
     media_type: Option<&'a str>,
     dry_run: bool,
@@ -155,6 +160,13 @@ async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Re
         });
         return Ok(Handled { report, claims: Vec::new() });
     }
+    if let Some(artifact) = &job.artifact {
+        if !job.sources.iter().any(|t| rules.any_artifact_match(name, t.as_str())) {
+            report.status = Status::Ignored;
+            report.reason = Some(artifact_reason(artifact));
+            return Ok(Handled { report, claims: Vec::new() });
+        }
+    }
 
     // Only when a rule that may apply requires them; cached per instance by the handler's registry.
     let repository_tags = if job.sources.iter().any(|t| rules.needs_repository_tags(name, t.as_str())) {
@@ -185,6 +197,7 @@ async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Re
             digest: &digest,
             pushed_at: job.at,
             repository_tags: repository_tags.as_ref(),
+            artifact: job.artifact.is_some(),
         };
         plan::plan(rules, &subject, job.phase)
     }));
@@ -227,6 +240,13 @@ async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Re
         let read_at = Instant::now();
         let Snapshot { image, tags: current } = read(registry, &job.repository, Lookup::Digest(&digest), &asked).await?;
         let image = image.ok_or_else(|| RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() })?;
+        if job.artifact.is_none() {
+            if let Some(artifact) = Artifact::of_manifest(&image.manifest) {
+                // Told only now: planned again as an artifact, where only rules that opt in apply.
+                let job = Job { artifact: Some(artifact), digest: Some(digest), ..job };
+                return Box::pin(run(registry, settings, job)).await;
+            }
+        }
         // Escaped (Debug) so a manifest's newlines stay inside one log line.
         tracing::debug!(digest = %image.digest, media_type = ?image.media_type, manifest = ?image.manifest, "manifest read");
         let mut to_write = Vec::new();
@@ -279,6 +299,10 @@ async fn read<R: Registry>(
     tags: &[Tag],
 ) -> Result<Snapshot, RetagError> {
     registry.read(repository, image, tags).await.map_err(|e| RetagError::reading(repository, e))
+}
+
+fn artifact_reason(artifact: &Artifact) -> String {
+    format!("{}: an artifact, not an image; no rule that matches opts in to artifacts (\"artifacts\": true)", artifact.describe())
 }
 
 /// ECR's own answer first, then the event's, then the manifest's `mediaType`
@@ -361,6 +385,7 @@ mod tests {
             digest: d.cloned(),
             pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(),
             media_type: None,
+            artifact_media_type: None,
             dry_run: false,
         }
     }
@@ -735,4 +760,56 @@ mod tests {
         assert_eq!(fake.max_in_flight(), 2);
         assert_eq!(log(&fake).len(), 6);
     }
+
+    const CATCH_ALL: &str = r#"{"rules":[{"name":"all","match":".*","tags":["latest"]}]}"#;
+
+    #[tokio::test]
+    async fn a_signature_tag_is_ignored_as_an_artifact_without_a_call() {
+        let d = digest(2);
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        for tag in [format!("sha256-{}.sig", digest(1).hex()), format!("sha256-{}", digest(1).hex())] {
+            let report = run(&fake, CATCH_ALL, &push(&tag, Some(&d))).await.unwrap();
+            assert_eq!(report.status, Status::Ignored, "{tag}");
+            let reason = report.reason.unwrap();
+            assert!(reason.contains("an artifact, not an image") && reason.contains(&tag), "{reason}");
+        }
+        assert!(log(&fake).is_empty(), "told by the tag: no call");
+        assert_eq!(tag_at(&fake, "latest"), None);
+    }
+
+    #[tokio::test]
+    async fn an_event_naming_an_sbom_type_costs_no_call() {
+        let d = digest(2);
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        let mut p = push("v1.4.2", Some(&d));
+        p.artifact_media_type = Some("application/spdx+json".into());
+        let report = run(&fake, CATCH_ALL, &p).await.unwrap();
+        assert_eq!(report.reason.as_deref().map(|r| r.starts_with("an SPDX SBOM (media type application/spdx+json)")), Some(true));
+        assert!(log(&fake).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_referrer_told_only_by_its_manifest_is_read_once_and_never_written() {
+        let d = digest(2);
+        let referrer = format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.empty.v1+json"}},"layers":[],"subject":{{"digest":"{}"}}}}"#, digest(1));
+        let fake = app_with(&d, &referrer, Some(MEDIA));
+        let report = run(&fake, CATCH_ALL, &push("signed", Some(&d))).await.unwrap();
+        assert_eq!(report.status, Status::Ignored);
+        assert!(report.reason.unwrap().starts_with(&format!("a referrer of {}", digest(1))));
+        assert_eq!(log(&fake), ["read 1"], "the read that shows the manifest, and no write");
+    }
+
+    #[tokio::test]
+    async fn only_a_rule_that_opts_in_tags_an_artifact() {
+        let rules = r#"{"rules":[
+            {"name":"all","match":".*","tags":["latest"]},
+            {"name":"signatures","match":"sha256-.*","artifacts":true,"tags":["signature"]}
+        ]}"#;
+        let d = digest(2);
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        let report = run(&fake, rules, &push(&format!("sha256-{}.sig", digest(1).hex()), Some(&d))).await.unwrap();
+        assert_eq!(outcomes(&report), [("signature", Outcome::Created)], "not latest: that rule does not opt in");
+        assert_eq!(tag_at(&fake, "latest"), None);
+    }
+
 }

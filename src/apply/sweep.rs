@@ -207,6 +207,7 @@ async fn sweep_repository<R: Catalog>(
         }
     }
     swept.summary.images_seen = images.len();
+    swept.summary.artifacts = images.iter().filter(|i| i.artifact.is_some()).count();
 
     let rules = &settings.rules;
     let needs_tags = images.iter().flat_map(|i| &i.tags).any(|t| rules.needs_repository_tags(name, t.as_str()));

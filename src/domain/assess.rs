@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::artifact::Artifact;
 use crate::domain::names::{Digest, Tag};
 use crate::domain::plan::{self, Phase, Plan, Verdict};
 use crate::domain::rules::{RuleSet, Subject};
@@ -23,6 +24,8 @@ pub struct Listed {
     pub media_type: Option<String>,
     /// The counts of a completed basic scan, if one completed.
     pub findings: Option<Findings>,
+    /// A signature, attestation or SBOM, as the listing tells it.
+    pub artifact: Option<Artifact>,
 }
 
 /// One tag as the rules say it should be.
@@ -77,7 +80,7 @@ pub fn assess(
         let at = image.pushed_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let plan_for = |phase| {
             Plan::merge(image.tags.iter().map(|t| {
-                let subject = Subject { repository, tag: t, digest: &image.digest, pushed_at: at, repository_tags };
+                let subject = Subject { repository, tag: t, digest: &image.digest, pushed_at: at, repository_tags, artifact: image.artifact.is_some() };
                 plan::plan(rules, &subject, phase)
             }))
         };
@@ -169,6 +172,7 @@ mod tests {
             pushed_at: Some(format!("2026-11-{day:02}T10:00:00Z").parse().unwrap()),
             media_type: None,
             findings: None,
+            artifact: None,
         }
     }
 
@@ -181,6 +185,17 @@ mod tests {
             .iter()
             .map(|d| (d.tag.to_string(), (n(&d.digest), d.current.as_ref().map(n))))
             .collect()
+    }
+
+    #[test]
+    fn an_artifact_in_the_listing_derives_only_for_rules_that_opt_in() {
+        let catch_all = r#"{"rules":[{"name":"all","match":".*","tags":["latest"]}]}"#;
+        let mut signature = image(2, &["signed-v1"], 2);
+        signature.artifact = Some(crate::domain::artifact::Artifact::Referrer { subject: digest(1).to_string() });
+        let images = [image(1, &["v1.3.0"], 1), signature];
+        assert_eq!(wanted(catch_all, &images), BTreeMap::from([("latest".to_owned(), (1, None))]), "the later push is a signature");
+        let opted = r#"{"rules":[{"name":"all","match":".*","artifacts":true,"tags":["latest"]}]}"#;
+        assert_eq!(wanted(opted, &images)["latest"], (2, None));
     }
 
     #[test]

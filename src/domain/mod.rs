@@ -2,6 +2,7 @@
 //! [`rules`] and what they derive, the [`plan`] for one push (loop safety, scan
 //! gates via [`scan`]), and the sweep's [`assess`]ment of a repository.
 
+pub mod artifact;
 pub mod assess;
 pub mod names;
 pub mod plan;

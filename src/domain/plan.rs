@@ -241,7 +241,7 @@ mod tests {
         let rules = RuleSet::from_json(rules_json).unwrap();
         let d = digest();
         let tag = &Tag::parse(tag).unwrap();
-        let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None };
+        let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None, artifact: false };
         plan(&rules, &subject, Phase::Push)
     }
 
@@ -323,7 +323,7 @@ mod tests {
         let rules = RuleSet::from_json(rules_json).unwrap();
         let d = digest();
         let tag = &Tag::parse(tag).unwrap();
-        let subject = Subject { repository: "app", tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None };
+        let subject = Subject { repository: "app", tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None, artifact: false };
         plan(&rules, &subject, phase)
     }
 

@@ -48,6 +48,8 @@ pub struct Push {
     pub pushed_at: DateTime<Utc>,
     /// `manifest-media-type` from the event, used if ECR's answer lacks one.
     pub media_type: Option<String>,
+    /// `artifact-media-type` from the event (the config's or artifact's type), where it says.
+    pub artifact_media_type: Option<String>,
     pub dry_run: bool,
 }
 

@@ -29,6 +29,7 @@ pub(crate) fn parse(object: &Fields<'_>, now: DateTime<Utc>) -> Result<Request, 
         digest,
         pushed_at: now,
         media_type: None,
+        artifact_media_type: None,
         dry_run,
     }))
 }

@@ -60,6 +60,7 @@ impl Envelope<'_> {
         // A multi-arch push's per-platform children come with no tag, or an empty one.
         let tag = detail.optional_name("image-tag", |s| (!s.is_empty()).then(|| Tag::parse(s)).transpose())?.flatten();
         let media_type = detail.optional_text("manifest-media-type")?.map(str::to_owned);
+        let artifact_media_type = detail.optional_text("artifact-media-type")?.map(str::to_owned);
         let Some(tag) = tag else {
             return Ok(self.ignore("untagged push (a per-platform child of a multi-arch image, or a push by digest)".to_owned()));
         };
@@ -69,6 +70,7 @@ impl Envelope<'_> {
             digest: Some(digest),
             pushed_at: self.time("the push time")?,
             media_type,
+            artifact_media_type,
             dry_run: false,
         }))
     }

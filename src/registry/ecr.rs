@@ -26,6 +26,7 @@ use crate::registry::{
     Attempts, Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState, Target,
     MANIFEST_MEDIA_TYPES,
 };
+use crate::domain::artifact::Artifact;
 use crate::domain::scan::Findings;
 
 const APP_NAME: &str = "ecr-retag";
@@ -314,12 +315,15 @@ impl Catalog for Ecr {
                             .map(|(severity, n)| (severity.as_str().to_owned(), u64::try_from(*n).unwrap_or(0)))
                             .collect(),
                     });
+                let tags: Vec<Tag> = d.image_tags().iter().filter_map(|t| Tag::parse(t).ok()).collect();
+                let artifact = Artifact::of_listing(tags.iter().map(Tag::as_str), d.subject_manifest_digest(), d.artifact_media_type());
                 Some(Listed {
                     digest,
-                    tags: d.image_tags().iter().filter_map(|t| Tag::parse(t).ok()).collect(),
+                    tags,
                     pushed_at: d.image_pushed_at().and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
                     media_type: d.image_manifest_media_type().map(str::to_owned),
                     findings,
+                    artifact,
                 })
             })
             .collect();

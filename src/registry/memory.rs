@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::artifact::Artifact;
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
     Attempts, Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
@@ -299,12 +300,14 @@ impl Catalog for Memory {
             .filter_map(|(image, pushed_at)| {
                 let mut tags: Vec<Tag> = stored.tags.iter().filter(|(_, d)| **d == image.digest).map(|(t, _)| t.clone()).collect();
                 tags.sort();
+                let artifact = Artifact::of_manifest(&image.manifest).or_else(|| tags.iter().find_map(|t| Artifact::of_tag(t.as_str())));
                 (!tags.is_empty()).then(|| Listed {
                     digest: image.digest.clone(),
                     tags,
                     pushed_at: *pushed_at,
                     media_type: image.media_type.clone(),
                     findings: None,
+                    artifact,
                 })
             })
             .collect();

@@ -29,7 +29,9 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   test need not write a thousand tags first.
 - DescribeImages honours `filter.tagStatus` (moto lists every image), and push
   times have ECR's millisecond precision (moto: whole seconds), so the order of
-  two pushes in one second is known.
+  two pushes in one second is known. It reports `subjectManifestDigest` for a
+  referrer (a manifest with a `subject`) and `artifactMediaType` (the manifest's
+  `artifactType`, else its config's media type), as ECR does; moto reports neither.
 - PutImage, BatchGetImage and BatchDeleteImage are atomic with respect to each
   other, as ECR's are.
 

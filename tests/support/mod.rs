@@ -43,6 +43,9 @@ pub fn manifest(name: &'static str) -> Manifest {
         "oci-manifest" => ("application/vnd.oci.image.manifest.v1+json", true),
         "oci-index-no-mediatype" => ("application/vnd.oci.image.index.v1+json", false),
         "helm-chart-oci-artifact" => ("application/vnd.oci.image.manifest.v1+json", false),
+        // Artifacts next to an image: a cosign signature (legacy tag scheme), a Notation
+        // signature (a referrer of docker-v2, with `subject`), an SPDX SBOM (a non-image config).
+        "cosign-signature" | "notation-signature" | "spdx-sbom" => ("application/vnd.oci.image.manifest.v1+json", true),
         other => panic!("no fixture {other}"),
     };
     let path = root().join("tests/fixtures/manifests").join(format!("{name}.json"));

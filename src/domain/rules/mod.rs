@@ -46,6 +46,9 @@ pub struct Policy {
     pub scan_gate: Option<Severity>,
     /// `"remove_source": true`: the pushed tag is removed once every derived tag is in place.
     pub remove_source: bool,
+    /// `"artifacts": true`: the rule applies to signatures, attestations and SBOMs too
+    /// ([`crate::domain::artifact`]); other rules never do.
+    pub artifacts: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +68,8 @@ pub struct Subject<'a> {
     /// The repository's resource tags; `None` when not looked up, and then
     /// rules with `repository_tags` do not apply.
     pub repository_tags: Option<&'a BTreeMap<String, String>>,
+    /// The pushed manifest is a signature, attestation or SBOM: only rules with `"artifacts": true` apply.
+    pub artifact: bool,
 }
 
 /// Example pushes one rule matches ([`RuleSet::examples`]).
@@ -105,6 +110,11 @@ impl RuleSet {
     /// Whether a rule with a scan gate may apply: what a scan event can promote.
     pub fn any_scan_gated_match(&self, repository: &str, tag: &str) -> bool {
         self.candidates(repository, tag).any(|r| r.policy.scan_gate.is_some())
+    }
+
+    /// Whether a rule that opts in to artifacts (`"artifacts": true`) may apply.
+    pub fn any_artifact_match(&self, repository: &str, tag: &str) -> bool {
+        self.candidates(repository, tag).any(|r| r.policy.artifacts)
     }
 
     /// Whether deciding needs the repository's resource tags (one lookup).
@@ -150,7 +160,10 @@ impl RuleSet {
     pub fn derive(&self, subject: &Subject<'_>) -> Vec<Derived<'_>> {
         let mut out = Vec::new();
         for rule in &self.rules {
-            if !rule.applies_to(subject.repository) || !rule.repository_tags_met(subject.repository_tags) {
+            if !rule.applies_to(subject.repository)
+                || !rule.repository_tags_met(subject.repository_tags)
+                || (subject.artifact && !rule.policy.artifacts)
+            {
                 continue;
             }
             let Some(matched) = rule.matcher.matches(subject.tag.as_str()) else { continue };
@@ -253,7 +266,7 @@ mod tests {
     fn derive(rules: &RuleSet, repository: &str, tag: &str) -> Vec<(String, String)> {
         let d = digest();
         let tag = &Tag::parse(tag).unwrap();
-        let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None };
+        let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None, artifact: false };
         rules
             .derive(&subject)
             .into_iter()
@@ -402,7 +415,7 @@ mod tests {
         .unwrap();
         let d = digest();
         let derive_with = |tags: Option<&BTreeMap<String, String>>| {
-            let subject = Subject { repository: "app", tag: &Tag::parse("v1.0.0").unwrap(), digest: &d, pushed_at: Utc::now(), repository_tags: tags };
+            let subject = Subject { repository: "app", tag: &Tag::parse("v1.0.0").unwrap(), digest: &d, pushed_at: Utc::now(), repository_tags: tags, artifact: false };
             rules.derive(&subject).len()
         };
         let both: BTreeMap<String, String> = [("retag".into(), "enabled".into()), ("team".into(), "core".into()), ("x".into(), "y".into())].into();

@@ -61,8 +61,9 @@ struct RawRuleSet {
 }
 
 /// The fields a rule may have, as [`RawRule`] names them.
-const RULE_FIELDS: [&str; 10] =
-    ["name", "repositories", "match", "semver", "prerelease", "tags", "move", "when", "remove_source", "repository_tags"];
+const RULE_FIELDS: [&str; 11] = [
+    "name", "repositories", "match", "semver", "prerelease", "tags", "move", "when", "remove_source", "repository_tags", "artifacts",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +79,7 @@ struct RawRule {
     movement: Option<String>,
     when: Option<Value>,
     remove_source: Option<bool>,
+    artifacts: Option<bool>,
     repository_tags: Option<BTreeMap<String, String>>,
 }
 
@@ -313,7 +315,12 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
     if let Some((key, _)) = repository_tags.iter().find(|(k, _)| k.is_empty() || k.chars().count() > 128) {
         fail("repository_tags", format!("key {key:?} is not a resource tag key (1 to 128 characters)"));
     }
-    let policy = Policy { if_newer, scan_gate, remove_source: raw.remove_source.unwrap_or(false) };
+    let policy = Policy {
+        if_newer,
+        scan_gate,
+        remove_source: raw.remove_source.unwrap_or(false),
+        artifacts: raw.artifacts.unwrap_or(false),
+    };
     match (ok, matcher) {
         (true, Some(matcher)) => Some(Rule { name, repositories, repository_tags, matcher, tags, policy }),
         _ => None,

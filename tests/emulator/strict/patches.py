@@ -140,6 +140,23 @@ def strict_batch_delete_image(self, repository_name, registry_id=None, image_ids
         return response
 
 
+def artifact_fields(manifest):
+    """What DescribeImages tells of an artifact: `subjectManifestDigest` when the manifest
+    refers to another image, and `artifactMediaType` (the artifact's type, else its config's)."""
+    try:
+        parsed = json.loads(manifest)
+    except ValueError:
+        return {}
+    fields = {}
+    subject = (parsed.get("subject") or {}).get("digest")
+    if subject:
+        fields["subjectManifestDigest"] = subject
+    media_type = parsed.get("artifactType") or (parsed.get("config") or {}).get("mediaType")
+    if media_type:
+        fields["artifactMediaType"] = media_type
+    return fields
+
+
 def describe_images_response(self):
     from moto.core.responses import ActionResult
     with STATE.lock:
@@ -161,6 +178,7 @@ def describe_images_response(self):
             }
             if image.image_tags:
                 detail["imageTags"] = list(image.image_tags)
+            detail.update(artifact_fields(image.image_manifest))
             details.append(detail)
     return ActionResult({"imageDetails": details})
 
