@@ -17,7 +17,8 @@ def serve(path, method, environ, start_response):
             body = dict(STATE.calls.get(repo, Counter()), writes=dict(STATE.writes.get(repo, Counter())),
                         deletes=dict(STATE.deletes.get(repo, Counter())),
                         throttled=dict(STATE.throttled.get(repo, Counter())),
-                        redundant=dict(STATE.redundant.get(repo, Counter())))
+                        redundant=dict(STATE.redundant.get(repo, Counter())),
+                        restores=dict(STATE.restores.get(repo, Counter())))
         return respond(start_response, "200 OK", body)
     if path == "/_strict/function-calls":
         repo = query.get("repository", [None])[0]

@@ -10,6 +10,7 @@ import time
 
 from moto.ecr.exceptions import (
     ImageAlreadyExistsException,
+    ImageNotFoundException,
     InvalidParameterException,
     RepositoryNotFoundException,
 )
@@ -61,6 +62,10 @@ def strict_put_image(self, repository_name, image_manifest, image_tag,
             holder.image_tags.remove(image_tag)
             holder.image_tag = holder.image_tags[-1] if holder.image_tags else None
         if existing is not None:
+            if status(existing) != "ACTIVE":
+                # ECR restores an archived image that is pushed again (90-day minimum charge).
+                existing.strict_status = "ACTIVATING"
+                STATE.restores[repository_name][actual] += 1
             if image_tag:
                 existing.update_tag(image_tag)
             return existing
@@ -98,6 +103,9 @@ def strict_batch_get_image(self, repository_name, registry_id=None, image_ids=No
             image = by_digest if digest else by_tag
             if image is None:
                 fail(image_id, "ImageNotFound", "Requested image not found")
+                continue
+            if status(image) != "ACTIVE":
+                fail(image_id, "ImageInaccessible", "The image is archived and cannot be pulled")
                 continue
             manifest = image.image_manifest
             media_type = image.image_manifest_media_type
@@ -162,11 +170,16 @@ def describe_images_response(self):
     with STATE.lock:
         images = list(self.ecr_backend.describe_images(
             self._get_param("repositoryName"), self._get_param("registryId"), self._get_param("imageIds")))
-        status = (self._get_param("filter") or {}).get("tagStatus", "ANY")
-        if status == "TAGGED":
+        wanted = self._get_param("filter") or {}
+        tag_status = wanted.get("tagStatus", "ANY")
+        if tag_status == "TAGGED":
             images = [i for i in images if i.image_tags]
-        elif status == "UNTAGGED":
+        elif tag_status == "UNTAGGED":
             images = [i for i in images if not i.image_tags]
+        # ECR lists ACTIVE images only, unless the filter asks for others.
+        image_status = wanted.get("imageStatus", "ACTIVE")
+        if image_status != "ANY":
+            images = [i for i in images if status(i) == image_status]
         details = []
         for image in images:
             detail = {
@@ -175,12 +188,45 @@ def describe_images_response(self):
                 "imageDigest": image.get_image_digest(),
                 "imagePushedAt": image.image_pushed_at,
                 "imageManifestMediaType": image.image_manifest_media_type,
+                "imageStatus": status(image),
             }
             if image.image_tags:
                 detail["imageTags"] = list(image.image_tags)
             detail.update(artifact_fields(image.image_manifest))
             details.append(detail)
     return ActionResult({"imageDetails": details})
+
+
+def status(image):
+    """ACTIVE, ARCHIVED or ACTIVATING (moto has no storage classes)."""
+    return getattr(image, "strict_status", "ACTIVE")
+
+
+def update_image_storage_class_response(self):
+    """UpdateImageStorageClass, which moto lacks: ARCHIVE archives the image; STANDARD starts
+    its restore (ACTIVATING; ECR takes up to 20 minutes, here it stays so until pushed)."""
+    from moto.core.responses import ActionResult
+    with STATE.lock:
+        backend = self.ecr_backend
+        name = self._get_param("repositoryName")
+        repo = backend.repositories.get(name)
+        if repo is None:
+            raise RepositoryNotFoundException(name, self._get_param("registryId") or backend.account_id)
+        image_id = self._get_param("imageId") or {}
+        digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
+        image = next((i for i in repo.images
+                      if (digest and i.get_image_digest() == digest) or (not digest and tag in i.image_tags)), None)
+        if image is None:
+            raise ImageNotFoundException(json.dumps(image_id), name, repo.registry_id)
+        target = self._get_param("targetStorageClass")
+        if target == "ARCHIVE":
+            image.strict_status = "ARCHIVED"
+        elif target == "STANDARD" and status(image) == "ARCHIVED":
+            image.strict_status = "ACTIVATING"
+        elif target not in ("ARCHIVE", "STANDARD"):
+            raise InvalidParameterException(f"Invalid parameter at 'targetStorageClass': {target}")
+        return ActionResult({"registryId": repo.registry_id, "repositoryName": name,
+                             "imageId": {"imageDigest": image.get_image_digest()}, "imageStatus": status(image)})
 
 
 def install():
@@ -190,3 +236,4 @@ def install():
     ECRBackend.batch_delete_image = strict_batch_delete_image
     ECRBackend.batch_get_image = strict_batch_get_image
     ECRResponse.batch_get_image = batch_get_image_response
+    ECRResponse.update_image_storage_class = update_image_storage_class_response

@@ -26,6 +26,7 @@ class State:
             self.function_calls = defaultdict(Counter)  # the same as calls, ecr-retag's own only
             self.throttled = defaultdict(Counter)       # repository -> operation -> calls over a quota
             self.redundant = defaultdict(Counter)       # repository -> tag -> PutImages of a tag already there
+            self.restores = defaultdict(Counter)        # repository -> digest -> restores of an archived image by PutImage
             self.faults = []                            # {"operation", "repository"?, "tag"?, "kind", "times", "seconds"?}
             self.quotas = []                            # {"operation", "prefix", "per_second", "tokens"?, "at"?}
             self.tag_limits = {}                        # repository -> tags per image
