@@ -90,6 +90,8 @@ pub enum Outcome {
     Deferred,
     /// Scan-gated: the scan found more than the rule allows.
     Blocked,
+    /// Not written: the image is archived, and putting it again would restore it.
+    Archived,
     /// `remove_source`: the pushed tag was removed, its derived tags being in place.
     Removed,
     WouldRemove,
@@ -125,6 +127,7 @@ impl Outcome {
             Outcome::Superseded => "superseded",
             Outcome::Deferred => "deferred",
             Outcome::Blocked => "blocked",
+            Outcome::Archived => "archived",
             Outcome::Removed => "removed",
             Outcome::WouldRemove => "would_remove",
             Outcome::Kept => "kept",
@@ -255,6 +258,8 @@ pub struct RepositorySweep {
     pub held_back: usize,
     /// Signatures, attestations and SBOMs listed: only rules with `"artifacts": true` apply to them.
     pub artifacts: usize,
+    /// Archived images passed over: no tag is moved onto one (that would restore it).
+    pub archived: usize,
     /// Why this repository could not be swept (then the counts are what was done before).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

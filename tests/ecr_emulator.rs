@@ -774,3 +774,58 @@ async fn a_rule_that_opts_in_to_artifacts_tags_the_signature() {
     let (tags, _) = state(&client, &repo).await;
     assert_eq!(tags["signature"], signature);
 }
+
+async fn archive(client: &aws_sdk_ecr::Client, repo: &str, digest: &str) {
+    let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(digest).build();
+    client
+        .update_image_storage_class()
+        .repository_name(repo)
+        .image_id(id)
+        .target_storage_class(aws_sdk_ecr::types::TargetStorageClass::Archive)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_emulator_archives_as_ecr_does_unreadable_unlisted_and_restored_by_a_push() {
+    let Scenario { emulator, client, repo } = Scenario::new("archive", false).await;
+    let m = manifest("docker-v2");
+    let digest = push(&client, &repo, &m, Some("v1.4.2")).await;
+    archive(&client, &repo, &digest).await;
+    let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(&digest).build();
+    let got = client.batch_get_image().repository_name(&repo).image_ids(id).accepted_media_types(m.media_type).send().await.unwrap();
+    assert!(got.images().is_empty());
+    assert_eq!(got.failures()[0].failure_code().map(|c| c.as_str()), Some("ImageInaccessible"));
+    let listed = client.describe_images().repository_name(&repo).send().await.unwrap();
+    assert!(listed.image_details().is_empty(), "DescribeImages lists ACTIVE images by default");
+    let any = aws_sdk_ecr::types::DescribeImagesFilter::builder().image_status(aws_sdk_ecr::types::ImageStatusFilter::Any).build();
+    let listed = client.describe_images().repository_name(&repo).filter(any).send().await.unwrap();
+    assert_eq!(listed.image_details()[0].image_status(), Some(&aws_sdk_ecr::types::ImageStatus::Archived));
+    assert_eq!(emulator.restores(&repo), json!({}));
+    push(&client, &repo, &m, Some("again")).await;
+    assert_eq!(emulator.restores(&repo), json!({ digest.clone(): 1 }), "pushing it again restores it");
+}
+
+#[tokio::test]
+async fn no_tag_is_moved_onto_an_archived_image_by_an_event_or_a_sweep() {
+    let Scenario { emulator, client, repo } = Scenario::new("archived", false).await;
+    let careful = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable"]}]}"#;
+    let older = push(&client, &repo, &manifest("docker-v2"), Some("v1.3.0")).await;
+    let newest = push(&client, &repo, &manifest("oci-manifest"), Some("v1.4.0")).await;
+    archive(&client, &repo, &newest).await;
+
+    // A late event (or a person) asks to promote the archived image: nothing is written.
+    let writes = emulator.writes(&repo).len();
+    let report = handler(careful).handle(&push_event(&repo, &newest, "v1.4.0", None), now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&["stable"], Outcome::Archived));
+    assert_eq!(emulator.writes(&repo).len(), writes, "no PutImage");
+
+    // A sweep passes over it: if-newer tags go to the highest ACTIVE version.
+    let report = sweep(&handler(careful), json!({"repositories": [repo]})).await;
+    let r = &report.repositories[0];
+    assert_eq!((r.images_seen, r.archived, r.tags_written), (2, 1, 1), "{r:?}");
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["stable"], older);
+    assert_eq!(emulator.restores(&repo), json!({}), "nothing was restored");
+}

@@ -11,12 +11,37 @@ use crate::registry::{Attempts, Lookup, PutError, ReadError, Registry, TagState,
 pub use crate::registry::Target;
 use crate::report::{entry, Outcome, TagReport};
 
+/// Where a tag pointed when it was read: what its write is reported against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Was {
+    Nowhere,
+    At(Digest),
+    /// On an archived image (ECR does not say which).
+    Archived,
+}
+
+impl Was {
+    pub fn of(previous: Option<&Digest>) -> Was {
+        previous.map_or(Was::Nowhere, |d| Was::At(d.clone()))
+    }
+
+    /// The outcome of writing the tag (or, in a dry run, of what would be written), and its detail.
+    pub fn outcome(&self, dry_run: bool) -> (Outcome, Option<String>) {
+        let moved = if dry_run { Outcome::WouldMove } else { Outcome::Moved };
+        match self {
+            Was::Nowhere => (if dry_run { Outcome::WouldCreate } else { Outcome::Created }, None),
+            Was::At(d) => (moved, Some(format!("was {d}"))),
+            Was::Archived => (moved, Some("was on an archived image".to_owned())),
+        }
+    }
+}
+
 /// Runs the PutImage calls (the SDK retrying each) and records each tag's
-/// outcome; `previous` is where the tag pointed when it was read.
+/// outcome against where it was when read.
 pub async fn write<R: Registry>(
     registry: &R,
     target: &Target<'_>,
-    to_write: Vec<(Tag, Option<Digest>)>,
+    to_write: Vec<(Tag, Was)>,
     concurrency: usize,
     tags: &mut BTreeMap<String, TagReport>,
 ) -> Result<(), RetagError> {
@@ -31,7 +56,7 @@ pub async fn write<R: Registry>(
 
     let mut immutable = Vec::new();
     for (tag, previous, result) in results {
-        match record(entry(tags, &tag), result, previous.as_ref()) {
+        match record(entry(tags, &tag), result, &previous) {
             Answer::Done => {}
             Answer::Immutable => immutable.push(tag),
             Answer::RepositoryNotFound => return Err(RetagError::repository_not_found(target.repository)),
@@ -51,12 +76,12 @@ pub enum Answer {
 }
 
 /// Records PutImage's answer for one tag.
-pub fn record(entry: &mut TagReport, result: Result<(), PutError>, previous: Option<&Digest>) -> Answer {
+pub fn record(entry: &mut TagReport, result: Result<(), PutError>, previous: &Was) -> Answer {
     match result {
-        Ok(()) => match previous {
-            Some(p) => entry.mark(Outcome::Moved, Some(format!("was {p}"))),
-            None => entry.mark(Outcome::Created, None),
-        },
+        Ok(()) => {
+            let (outcome, detail) = previous.outcome(false);
+            entry.mark(outcome, detail);
+        }
         // Someone (a concurrent delivery of this same event) put it there first.
         Err(PutError::AlreadyExists) => entry.mark(Outcome::Unchanged, None),
         Err(PutError::TagImmutable) => return Answer::Immutable,
@@ -87,6 +112,9 @@ pub async fn resolve_immutable<R: Registry>(
                     Some(TagState::At(d)) if d == digest => entry.mark(Outcome::Unchanged, None),
                     Some(TagState::At(other)) => {
                         entry.mark(Outcome::Conflict, Some(format!("the tag is immutable and points at {other}")))
+                    }
+                    Some(TagState::Archived) => {
+                        entry.mark(Outcome::Conflict, Some("the tag is immutable and points at an archived image".to_owned()))
                     }
                     Some(TagState::Unreadable(fault)) => entry.fail(fault),
                     Some(TagState::Absent) | None => entry.fail(&Fault::new(

@@ -97,6 +97,10 @@ async fn remove<R: Registry>(
             entry.mark(Outcome::Kept, Some(format!("kept: the tag now points at {other}")));
             return Ok(());
         }
+        Some(TagState::Archived) => {
+            entry.mark(Outcome::Kept, Some("kept: the tag now points at an archived image".into()));
+            return Ok(());
+        }
         Some(TagState::Unreadable(fault)) => {
             entry.fail(fault);
             return Ok(());

@@ -18,7 +18,7 @@ use crate::domain::request::{Push, ScanResult, Sources};
 use crate::domain::names::{Digest, Tag};
 use crate::domain::plan::{self, Phase, Plan, Verdict};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
-use crate::apply::put::{self, Target};
+use crate::apply::put::{self, Target, Was};
 use crate::apply::removal::{self, Pushed};
 use crate::registry::{Image, Lookup, Registry, Repository, Snapshot, TagState};
 use crate::report::{entry, Outcome, Report, ScanReport, Status, TagReport};
@@ -234,56 +234,14 @@ async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Re
         tags.insert(planned.tag.clone(), TagReport { outcome, detail, ..entry });
     }
 
-    let mut claims = Vec::new();
-    if !candidates.is_empty() || !wants.is_empty() {
-        let asked: Vec<Tag> = candidates.iter().chain(wants.iter().map(|w| &w.tag)).cloned().collect();
-        let read_at = Instant::now();
-        let Snapshot { image, tags: current } = read(registry, &job.repository, Lookup::Digest(&digest), &asked).await?;
-        let image = image.ok_or_else(|| RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() })?;
-        if job.artifact.is_none() {
-            if let Some(artifact) = Artifact::of_manifest(&image.manifest) {
-                // Told only now: planned again as an artifact, where only rules that opt in apply.
-                let job = Job { artifact: Some(artifact), digest: Some(digest), ..job };
-                return Box::pin(run(registry, settings, job)).await;
-            }
+    let claims = match write_planned(registry, settings, &job, &digest, candidates, wants, &mut tags).await? {
+        Written::Claims(claims) => claims,
+        Written::Artifact(artifact) => {
+            // Told only by the manifest: planned again as an artifact, where only rules that opt in apply.
+            let job = Job { artifact: Some(artifact), digest: Some(digest), ..job };
+            return Box::pin(run(registry, settings, job)).await;
         }
-        // Escaped (Debug) so a manifest's newlines stay inside one log line.
-        tracing::debug!(digest = %image.digest, media_type = ?image.media_type, manifest = ?image.manifest, "manifest read");
-        let mut to_write = Vec::new();
-        for tag in candidates {
-            let entry = entry(&mut tags, &tag);
-            match current.get(&tag) {
-                Some(TagState::At(d)) if *d == digest => entry.mark(Outcome::Unchanged, None),
-                Some(TagState::At(other)) => to_write.push((tag, Some(other.clone()))),
-                Some(TagState::Absent) | None => to_write.push((tag, None)),
-                Some(TagState::Unreadable(fault)) => entry.fail(fault),
-            }
-        }
-        // An if-newer tag found in place may still need putting back after its second look.
-        let media_type = if job.dry_run || (to_write.is_empty() && wants.is_empty()) {
-            // Nothing is put: no media type needed (and an unknown one is no reason to fail).
-            String::new()
-        } else {
-            media_type(&image, job.media_type)?
-        };
-        let target = Target { repository: &job.repository, image: &image, media_type: &media_type };
-        // The guarded writes first, while the read that decides them is fresh.
-        if !wants.is_empty() {
-            let guard = Guard { registry, rules, target, concurrency: settings.write_concurrency, dry_run: job.dry_run };
-            claims = guard.write(wants, Some(Observed { at: read_at, tags: current }), &mut tags).await?;
-        }
-        if job.dry_run {
-            for (tag, previous) in to_write {
-                let entry = entry(&mut tags, &tag);
-                match previous {
-                    Some(p) => entry.mark(Outcome::WouldMove, Some(format!("was {p}"))),
-                    None => entry.mark(Outcome::WouldCreate, None),
-                }
-            }
-        } else if !to_write.is_empty() {
-            put::write(registry, &target, to_write, settings.write_concurrency, &mut tags).await?;
-        }
-    }
+    };
 
     let sources = Pushed { repository: &job.repository, digest: &digest, dry_run: job.dry_run };
     removal::remove_sources(registry, &sources, &plan.removals, &mut tags).await?;
@@ -291,6 +249,83 @@ async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Re
     report.tags = tags.into_values().collect();
     Ok(Handled { report, claims })
 }
+
+/// What bringing the planned tags in place came to.
+enum Written {
+    /// Done; the if-newer tags written or found in place, for their second look.
+    Claims(Vec<Claim>),
+    /// Nothing written: the manifest shows an artifact, which the plan did not know.
+    Artifact(Artifact),
+}
+
+/// One read (the manifest, and where each tag points now), then the writes:
+/// guarded ones first while that read is fresh, then the rest. An archived
+/// image gets no write: putting its manifest again would restore it.
+async fn write_planned<R: Registry>(
+    registry: &R,
+    settings: &Settings,
+    job: &Job<'_>,
+    digest: &Digest,
+    candidates: Vec<Tag>,
+    wants: Vec<Want>,
+    tags: &mut BTreeMap<String, TagReport>,
+) -> Result<Written, RetagError> {
+    if candidates.is_empty() && wants.is_empty() {
+        return Ok(Written::Claims(Vec::new()));
+    }
+    let (rules, name) = (&settings.rules, job.repository.name.as_str());
+    let asked: Vec<Tag> = candidates.iter().chain(wants.iter().map(|w| &w.tag)).cloned().collect();
+    let read_at = Instant::now();
+    let Snapshot { image, tags: current, archived } = read(registry, &job.repository, Lookup::Digest(digest), &asked).await?;
+    if archived {
+        for tag in &asked {
+            entry(tags, tag).mark(Outcome::Archived, Some(ARCHIVED.to_owned()));
+        }
+        return Ok(Written::Claims(Vec::new()));
+    }
+    let image = image.ok_or_else(|| RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() })?;
+    if let (None, Some(artifact)) = (&job.artifact, Artifact::of_manifest(&image.manifest)) {
+        return Ok(Written::Artifact(artifact));
+    }
+    // Escaped (Debug) so a manifest's newlines stay inside one log line.
+    tracing::debug!(digest = %image.digest, media_type = ?image.media_type, manifest = ?image.manifest, "manifest read");
+    let mut to_write = Vec::new();
+    for tag in candidates {
+        let entry = entry(tags, &tag);
+        match current.get(&tag) {
+            Some(TagState::At(d)) if d == digest => entry.mark(Outcome::Unchanged, None),
+            Some(TagState::At(other)) => to_write.push((tag, Was::At(other.clone()))),
+            Some(TagState::Archived) => to_write.push((tag, Was::Archived)),
+            Some(TagState::Absent) | None => to_write.push((tag, Was::Nowhere)),
+            Some(TagState::Unreadable(fault)) => entry.fail(fault),
+        }
+    }
+    // An if-newer tag found in place may still need putting back after its second look.
+    let media_type = if job.dry_run || (to_write.is_empty() && wants.is_empty()) {
+        // Nothing is put: no media type needed (and an unknown one is no reason to fail).
+        String::new()
+    } else {
+        media_type(&image, job.media_type)?
+    };
+    let target = Target { repository: &job.repository, image: &image, media_type: &media_type };
+    let mut claims = Vec::new();
+    if !wants.is_empty() {
+        let guard = Guard { registry, rules, target, concurrency: settings.write_concurrency, dry_run: job.dry_run };
+        claims = guard.write(wants, Some(Observed { at: read_at, tags: current }), tags).await?;
+    }
+    if job.dry_run {
+        for (tag, previous) in to_write {
+            let (outcome, detail) = previous.outcome(true);
+            entry(tags, &tag).mark(outcome, detail);
+        }
+    } else if !to_write.is_empty() {
+        put::write(registry, &target, to_write, settings.write_concurrency, tags).await?;
+    }
+    Ok(Written::Claims(claims))
+}
+
+/// Why a tag is not put on an archived image.
+const ARCHIVED: &str = "the image is archived: putting it again would restore it (a 90-day minimum storage charge, up to 20 minutes), so it is not written; restore it first (aws ecr update-image-storage-class --target-storage-class STANDARD), and a redelivery or the next sweep writes the tag";
 
 async fn read<R: Registry>(
     registry: &R,
@@ -810,6 +845,30 @@ mod tests {
         let report = run(&fake, rules, &push(&format!("sha256-{}.sig", digest(1).hex()), Some(&d))).await.unwrap();
         assert_eq!(outcomes(&report), [("signature", Outcome::Created)], "not latest: that rule does not opt in");
         assert_eq!(tag_at(&fake, "latest"), None);
+    }
+
+
+    #[tokio::test]
+    async fn an_archived_image_gets_no_tag_and_says_why_without_failing() {
+        let d = digest(1);
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        fake.archive("app", &d);
+        let report = run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap();
+        assert!(report.tags.iter().all(|t| t.outcome == Outcome::Archived), "{report:?}");
+        assert!(report.tags[0].detail.as_deref().unwrap().starts_with("the image is archived: putting it again would restore it"));
+        assert_eq!(log(&fake), ["read 4"], "one read, no write");
+    }
+
+    #[tokio::test]
+    async fn a_tag_held_by_an_archived_image_moves_off_it() {
+        let (old, new) = (digest(1), digest(2));
+        let fake = app_with(&new, "{}", Some(MEDIA));
+        point(&fake, "stable", &old);
+        fake.archive("app", &old);
+        let report = run(&fake, r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#, &push("v2.0.0", Some(&new))).await.unwrap();
+        assert_eq!(outcomes(&report), [("stable", Outcome::Moved)]);
+        assert_eq!(report.tags[0].detail.as_deref(), Some("was on an archived image"));
+        assert_eq!(tag_at(&fake, "stable"), Some(new));
     }
 
 }

@@ -20,7 +20,7 @@ use crate::domain::assess::{assess, Desired};
 use crate::registry::{Catalog, Lookup, ReadError, Repository, TagState};
 use crate::report::{Outcome, RepositorySweep, SweepReport, SweepStatus, TagReport};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
-use crate::apply::put::{self, Target};
+use crate::apply::put::{self, Target, Was};
 use crate::error::{Fault, FaultKind, RetagError};
 use crate::apply::retag::media_type;
 
@@ -208,6 +208,7 @@ async fn sweep_repository<R: Catalog>(
     }
     swept.summary.images_seen = images.len();
     swept.summary.artifacts = images.iter().filter(|i| i.artifact.is_some()).count();
+    swept.summary.archived = images.iter().filter(|i| i.archived).count();
 
     let rules = &settings.rules;
     let needs_tags = images.iter().flat_map(|i| &i.tags).any(|t| rules.needs_repository_tags(name, t.as_str()));
@@ -310,11 +311,15 @@ async fn apply<R: Catalog>(
             }
             (Some(TagState::At(other)), None) => {
                 reports.insert(d.tag.to_string(), report);
-                to_write.push((d.tag, Some(other.clone())));
+                to_write.push((d.tag, Was::At(other.clone())));
+            }
+            (Some(TagState::Archived), None) => {
+                reports.insert(d.tag.to_string(), report);
+                to_write.push((d.tag, Was::Archived));
             }
             (Some(TagState::Absent) | None, None) => {
                 reports.insert(d.tag.to_string(), report);
-                to_write.push((d.tag, None));
+                to_write.push((d.tag, Was::Nowhere));
             }
         }
     }

@@ -26,6 +26,9 @@ pub struct Listed {
     pub findings: Option<Findings>,
     /// A signature, attestation or SBOM, as the listing tells it.
     pub artifact: Option<Artifact>,
+    /// In the archive storage class (or being restored from it): no tag is put on it,
+    /// since a PutImage would restore it; the tags it holds still count as held.
+    pub archived: bool,
 }
 
 /// One tag as the rules say it should be.
@@ -76,7 +79,7 @@ pub fn assess(
             current.insert(t, &image.digest);
         }
     }
-    for image in images {
+    for image in images.iter().filter(|i| !i.archived) {
         let at = image.pushed_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let plan_for = |phase| {
             Plan::merge(image.tags.iter().map(|t| {
@@ -173,6 +176,7 @@ mod tests {
             media_type: None,
             findings: None,
             artifact: None,
+            archived: false,
         }
     }
 
@@ -185,6 +189,16 @@ mod tests {
             .iter()
             .map(|d| (d.tag.to_string(), (n(&d.digest), d.current.as_ref().map(n))))
             .collect()
+    }
+
+    #[test]
+    fn an_archived_image_is_passed_over_and_if_newer_tags_go_to_the_highest_active_version() {
+        let mut archived = image(2, &["v1.4.0"], 2);
+        archived.archived = true;
+        let images = [image(1, &["v1.3.0"], 1), archived];
+        let got = wanted(IF_NEWER, &images);
+        assert_eq!(got["stable"], (1, None), "1.4.0 is archived: 1.3.0 is the highest active");
+        assert!(!got.contains_key("v1.4"), "nothing is derived for the archived image");
     }
 
     #[test]

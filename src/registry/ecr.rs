@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use aws_config::{AppName, BehaviorVersion};
 use aws_sdk_ecr::config::Region;
 use aws_sdk_ecr::operation::put_image::PutImageError;
-use aws_sdk_ecr::types::{DescribeImagesFilter, ImageFailureCode, ImageIdentifier, ScanStatus, TagStatus};
+use aws_sdk_ecr::types::{
+    DescribeImagesFilter, ImageFailureCode, ImageIdentifier, ImageStatus, ImageStatusFilter, ScanStatus, TagStatus,
+};
 use aws_sdk_ecr::Client;
 use chrono::DateTime;
 
@@ -152,6 +154,7 @@ impl Registry for Ecr {
             let id = failure.image_id();
             let code = failure.failure_code();
             let not_found = matches!(code, Some(ImageFailureCode::ImageNotFound));
+            let archived = matches!(code, Some(ImageFailureCode::ImageInaccessible));
             let fault = || {
                 let kind = match code {
                     Some(ImageFailureCode::UpstreamTooManyRequests) => FaultKind::Throttled,
@@ -165,11 +168,17 @@ impl Registry for Ecr {
                 Lookup::Digest(d) => id.and_then(|i| i.image_digest()) == Some(d.as_str()) && tag.is_none(),
                 Lookup::Tag(t) => tag == Some(t.as_str()),
             };
-            if is_image && !not_found && snapshot.image.is_none() {
+            if is_image && archived {
+                snapshot.archived = true;
+            } else if is_image && !not_found && snapshot.image.is_none() {
                 return Err(ReadError::Fault(fault()));
             }
             if let Some(t) = tag.and_then(|t| tags.iter().find(|w| w.as_str() == t)) {
-                let state = if not_found { TagState::Absent } else { TagState::Unreadable(fault()) };
+                let state = match (not_found, archived) {
+                    (true, _) => TagState::Absent,
+                    (_, true) => TagState::Archived,
+                    _ => TagState::Unreadable(fault()),
+                };
                 snapshot.tags.entry(t.clone()).or_insert(state);
             }
         }
@@ -292,7 +301,8 @@ impl Catalog for Ecr {
             .repository_name(repository.name.as_str())
             .set_registry_id(registry_id(repository))
             // Untagged images (multi-arch children, superseded pushes) derive nothing.
-            .filter(DescribeImagesFilter::builder().tag_status(TagStatus::Tagged).build())
+            // Archived images too (ECR lists ACTIVE ones by default): their tags are held, and the sweep counts them.
+            .filter(DescribeImagesFilter::builder().tag_status(TagStatus::Tagged).image_status(ImageStatusFilter::Any).build())
             .max_results(PAGE_SIZE)
             .set_next_token(page.map(str::to_owned));
         let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
@@ -324,6 +334,7 @@ impl Catalog for Ecr {
                     media_type: d.image_manifest_media_type().map(str::to_owned),
                     findings,
                     artifact,
+                    archived: d.image_status().is_some_and(|s| *s != ImageStatus::Active),
                 })
             })
             .collect();

@@ -68,6 +68,8 @@ struct Stored {
     tags: HashMap<Tag, Digest>,
     immutable: bool,
     resource_tags: BTreeMap<String, String>,
+    /// Archived images: not readable, not listed.
+    archived: std::collections::HashSet<Digest>,
 }
 
 #[derive(Default)]
@@ -120,6 +122,13 @@ impl Memory {
     pub fn point(&self, repository: &str, tag: &Tag, digest: &Digest) {
         self.with(repository, |r| {
             r.tags.insert(tag.clone(), digest.clone());
+        });
+    }
+
+    /// Moves an image to the archive storage class, as UpdateImageStorageClass does.
+    pub fn archive(&self, repository: &str, digest: &Digest) {
+        self.with(repository, |r| {
+            r.archived.insert(digest.clone());
         });
     }
 
@@ -208,9 +217,21 @@ impl Registry for Memory {
             Lookup::Digest(d) => Some(d.clone()),
             Lookup::Tag(t) => stored.tags.get(t).cloned(),
         };
+        let archived = digest.as_ref().is_some_and(|d| stored.archived.contains(d));
         Ok(Snapshot {
-            image: digest.and_then(|d| stored.images.get(&d)).map(|(image, _)| image.clone()),
-            tags: tags.iter().map(|t| (t.clone(), stored.tags.get(t).map_or(TagState::Absent, |d| TagState::At(d.clone())))).collect(),
+            archived,
+            image: digest.filter(|_| !archived).and_then(|d| stored.images.get(&d)).map(|(image, _)| image.clone()),
+            tags: tags
+                .iter()
+                .map(|t| {
+                    let state = match stored.tags.get(t) {
+                        None => TagState::Absent,
+                        Some(d) if stored.archived.contains(d) => TagState::Archived,
+                        Some(d) => TagState::At(d.clone()),
+                    };
+                    (t.clone(), state)
+                })
+                .collect(),
         })
     }
 
@@ -308,6 +329,7 @@ impl Catalog for Memory {
                     media_type: image.media_type.clone(),
                     findings: None,
                     artifact,
+                    archived: stored.archived.contains(&image.digest),
                 })
             })
             .collect();

@@ -82,14 +82,19 @@ pub struct Image {
 /// What one read tells: the image, and where each asked-for tag points now.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// `None` when the image does not exist (any more).
+    /// `None` when the image does not exist (any more), or is archived.
     pub image: Option<Image>,
+    /// The image exists but is archived (BatchGetImage: `ImageInaccessible`): its manifest
+    /// cannot be read, and a PutImage of it would restore it (a 90-day minimum charge).
+    pub archived: bool,
     pub tags: HashMap<Tag, TagState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TagState {
     At(Digest),
+    /// On an image that is archived (which one ECR does not say).
+    Archived,
     Absent,
     /// ECR could not say for this tag.
     Unreadable(Fault),

@@ -31,6 +31,7 @@ pub struct EventMetrics {
     pub superseded: u64,
     pub deferred: u64,
     pub blocked: u64,
+    pub archived: u64,
     /// Pushed tags removed (`remove_source`).
     pub removed: u64,
     /// The event needed no action (not a push, untagged, or no rule matched).
@@ -77,6 +78,7 @@ impl EventMetrics {
             Outcome::Superseded => self.superseded += 1,
             Outcome::Deferred => self.deferred += 1,
             Outcome::Blocked => self.blocked += 1,
+            Outcome::Archived => self.archived += 1,
             Outcome::Removed => self.removed += 1,
             Outcome::WouldCreate | Outcome::WouldMove | Outcome::WouldRemove | Outcome::Kept => {}
         }
@@ -107,6 +109,7 @@ pub fn emf_line(metrics: &EventMetrics, labels: &Labels<'_>, pushed_at: Option<D
         ("TagsSuperseded", metrics.superseded),
         ("TagsDeferred", metrics.deferred),
         ("TagsBlocked", metrics.blocked),
+        ("TagsOnArchivedImages", metrics.archived),
         ("SourceTagsRemoved", metrics.removed),
         ("EventsIgnored", metrics.ignored),
         ("EventErrors", metrics.errors),
@@ -198,7 +201,7 @@ mod tests {
         for def in directive["Metrics"].as_array().unwrap() {
             assert!(line[def["Name"].as_str().unwrap()].is_number(), "{def}");
         }
-        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 15);
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 16);
 
         let labels = Labels { function_name: "fn", repository: Some("team/api"), by_repository: false };
         let line: Value = serde_json::from_str(&emf_line(&m, &labels, None, now)).unwrap();

@@ -34,7 +34,7 @@ pub fn sweep(report: &SweepReport, settings: &Metrics, now: DateTime<Utc>) {
         .iter()
         .map(|r| {
             serde_json::json!({"repository": r.repository, "images_seen": r.images_seen, "tags_written": r.tags_written, "would_write": r.would_write,
-                "already_correct": r.already_correct, "conflicts": r.conflicts, "failed": r.failed, "artifacts": r.artifacts, "error": r.error})
+                "already_correct": r.already_correct, "conflicts": r.conflicts, "failed": r.failed, "artifacts": r.artifacts, "archived": r.archived, "error": r.error})
         })
         .collect();
     let status = serde_json::to_value(report.status).unwrap_or_default();

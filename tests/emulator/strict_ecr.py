@@ -32,6 +32,12 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   two pushes in one second is known. It reports `subjectManifestDigest` for a
   referrer (a manifest with a `subject`) and `artifactMediaType` (the manifest's
   `artifactType`, else its config's media type), as ECR does; moto reports neither.
+- Archive storage class (moto has none): UpdateImageStorageClass ARCHIVE archives an
+  image, STANDARD starts its restore (ACTIVATING; it stays so here). A BatchGetImage of
+  an archived image, by digest or by a tag on it, fails with ImageInaccessible;
+  DescribeImages lists ACTIVE images unless `filter.imageStatus` asks for others, and
+  reports `imageStatus`; a PutImage of an archived image's manifest restores it, as ECR
+  does (counted under "restores" in /_strict/calls).
 - PutImage, BatchGetImage and BatchDeleteImage are atomic with respect to each
   other, as ECR's are.
 

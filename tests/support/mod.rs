@@ -124,6 +124,12 @@ impl Emulator {
         serde_json::from_value(body["writes"].clone()).unwrap()
     }
 
+    /// Archived images of `repository` that a PutImage restored, by digest.
+    pub fn restores(&self, repository: &str) -> serde_json::Value {
+        let body: serde_json::Value = serde_json::from_str(&self.http("GET", &format!("/_strict/calls?repository={repository}"), "")).unwrap();
+        body["restores"].clone()
+    }
+
     /// Tags of `repository` removed by BatchDeleteImage, by tag.
     pub fn deletes(&self, repository: &str) -> HashMap<String, u64> {
         let body: serde_json::Value = serde_json::from_str(&self.http("GET", &format!("/_strict/calls?repository={repository}"), "")).unwrap();

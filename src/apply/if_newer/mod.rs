@@ -167,7 +167,8 @@ impl<R: Registry> Guard<'_, R> {
                         Some(Err(fault)) => entry.fail(fault),
                         None => entry.fail(&not_looked_up(holder)),
                     },
-                    Some(TagState::Absent) | None => {
+                    // On an archived image: its version cannot be read, so it counts as older.
+                    Some(TagState::Absent | TagState::Archived) | None => {
                         p.previous = None;
                         send.push(p);
                     }
@@ -217,7 +218,7 @@ impl<R: Registry> Guard<'_, R> {
                     }
                 }
                 let entry = entry(tags, &p.want.tag);
-                match put::record(entry, answer, p.previous.as_ref()) {
+                match put::record(entry, answer, &put::Was::of(p.previous.as_ref())) {
                     Answer::Immutable => immutable.push(p.want.tag),
                     Answer::RepositoryNotFound => return Err(RetagError::repository_not_found(self.target.repository)),
                     Answer::Done if matches!(entry.outcome, Outcome::Created | Outcome::Moved | Outcome::Unchanged) => {

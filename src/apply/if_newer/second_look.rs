@@ -172,8 +172,9 @@ async fn look<R: Registry>(registry: &R, rules: &RuleSet, claims: Vec<(usize, Cl
                     Err(e) => Look::Done(Some(Revision { outcome: Outcome::Failed, detail: e.to_string(), retryable: e.retryable() })),
                 }
             }
-            // Removed by someone since: not this function's to put back.
-            Some(TagState::Absent) | None => Look::Done(None),
+            // Removed by someone since, or moved onto an image since archived (whose version
+            // cannot be read): not this function's to put back.
+            Some(TagState::Absent | TagState::Archived) | None => Look::Done(None),
             Some(TagState::Unreadable(fault)) => Look::Done(Some(Revision {
                 outcome: Outcome::Failed,
                 detail: format!("written, but the second look (for a lower version's late write) failed: {fault}"),
