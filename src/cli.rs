@@ -3,7 +3,8 @@
 //! ```text
 //! ecr-retag check-rules FILE
 //! ecr-retag plan --rules FILE --repository NAME --tag TAG [--time RFC3339] [--digest sha256:…]
-//!                [--repository-tag KEY=VALUE]…
+//!                [--repository-tag KEY=VALUE]… [--mutability MODE [--exclusion FILTER]…]
+//! ecr-retag filters --rules FILE
 //! ```
 //!
 //! Without arguments the binary is the Lambda function.
@@ -13,6 +14,9 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
+mod filters;
+
+use crate::domain::mutability::{Filter, Mode, TagMutability};
 use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::lint::PLACEHOLDER_DIGEST;
 use crate::domain::plan::{plan, Phase, Verdict};
@@ -21,7 +25,8 @@ use crate::domain::rules::{RuleSet, RulesError, Subject};
 pub const USAGE: &str = "usage:
   ecr-retag check-rules FILE
   ecr-retag plan --rules FILE --repository NAME --tag TAG [--time RFC3339] [--digest sha256:HEX]
-                 [--repository-tag KEY=VALUE]...
+                 [--repository-tag KEY=VALUE]... [--mutability MODE [--exclusion FILTER]...]
+  ecr-retag filters --rules FILE
 Without arguments, ecr-retag runs as the Lambda function.";
 
 const OUTSIDE_LAMBDA: &str = "ecr-retag is the bootstrap of an AWS Lambda function (it needs the Lambda Runtime API, \
@@ -49,6 +54,13 @@ pub fn run(args: &[String], now: DateTime<Utc>, in_lambda: bool) -> Option<Outco
             _ => usage("check-rules takes exactly one FILE"),
         },
         "plan" => plan_command(rest, now),
+        "filters" => match rest {
+            [flag, file] if flag == "--rules" => match load(file) {
+                Ok(rules) => filters::run(file, &rules),
+                Err(outcome) => outcome,
+            },
+            _ => usage("filters takes --rules FILE"),
+        },
         "help" | "--help" | "-h" => Outcome { code: 0, output: USAGE.to_owned() },
         other => usage(&format!("unknown command {other:?}")),
     })
@@ -115,8 +127,18 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
     let mut time = None;
     let mut digest = None;
     let mut repository_tags = BTreeMap::new();
+    let mut mutability = None;
+    let mut exclusions = Vec::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--exclusion" {
+            match it.next().map(|v| Filter::parse(v)) {
+                Some(Ok(filter)) => exclusions.push(filter),
+                Some(Err(e)) => return usage(&format!("plan: --exclusion: {e}")),
+                None => return usage("plan: --exclusion needs a FILTER"),
+            }
+            continue;
+        }
         if flag == "--repository-tag" {
             match it.next().and_then(|v| v.split_once('=')) {
                 Some((k, v)) => repository_tags.insert(k.to_owned(), v.to_owned()),
@@ -130,6 +152,7 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
             "--tag" => &mut tag,
             "--time" => &mut time,
             "--digest" => &mut digest,
+            "--mutability" => &mut mutability,
             other => return usage(&format!("plan: unknown option {other:?}")),
         };
         match it.next() {
@@ -139,6 +162,13 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
     }
     let (Some(file), Some(repository), Some(tag)) = (rules, repository, tag) else {
         return usage("plan needs --rules, --repository and --tag");
+    };
+    let names = Mode::ALL.map(Mode::as_str).join(", ");
+    let mutability = match mutability.as_deref().map(|m| Mode::parse(m).ok_or(m)) {
+        None if exclusions.is_empty() => None,
+        None => return usage("plan: --exclusion needs --mutability IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION"),
+        Some(Err(other)) => return usage(&format!("plan: --mutability {other:?}: expected one of {names}")),
+        Some(Ok(mode)) => Some(TagMutability { mode, filters: exclusions }),
     };
     let rules = match load(&file) {
         Ok(r) => r,
@@ -188,6 +218,10 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
         match &p.verdict {
             Verdict::Write(t) => {
                 let _ = write!(out, "\n  write    {t}  (rules: {rules}{newer})");
+                if let Some(m) = mutability.as_ref().filter(|m| p.moves && m.is_immutable(t.as_str())) {
+                    invalid += 1;
+                    let _ = write!(out, "\n           conflicts on its second move: it moves, and {}", m.advice(repository.as_str(), t.as_str()));
+                }
             }
             Verdict::Deferred(why) => {
                 let _ = write!(out, "\n  defer    {}  (rules: {rules}{newer}): {why}", p.tag);
@@ -316,4 +350,57 @@ mod tests {
         assert_eq!(out.code, 1);
         assert!(out.output.starts_with("--repository: expected an ECR repository name"), "{}", out.output);
     }
+
+    #[test]
+    fn filters_proposes_exclusions_for_the_moving_tags_or_says_why_it_cannot() {
+        let bad = file("filters-bad", RULES);
+        let out = run_args(&["filters", "--rules", &bad]);
+        assert_eq!(out.code, 1);
+        assert_eq!(
+            out.output,
+            format!(
+                "{bad}: 3 moving tags (at most 5 filters)
+  filter stable  covers `stable` (rule \"release\")
+  cannot: rule \"release\", `v{{major}}`: the filter `v*` would also match `v1.2.3`, which must stay immutable; name it e.g. `v{{major}}-latest` (filter `v*-latest`)
+  cannot: rule \"release\", `{{date:%Y%m%d}}`: the filter `*` would also match `1.2.3`, which must stay immutable; name it e.g. `{{date:%Y%m%d}}-latest` (filter `*-latest`)
+aws ecr put-image-tag-mutability --repository-name REPO --image-tag-mutability IMMUTABLE_WITH_EXCLUSION --image-tag-mutability-exclusion-filters filterType=WILDCARD,filter=stable
+{bad}: not every moving tag can be covered"
+            )
+        );
+        let good = file("filters-good", r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}.{minor}-latest","v{major}-latest","{version}"]}]}"#);
+        let out = run_args(&["filters", "--rules", &good]);
+        assert_eq!(out.code, 0, "{}", out.output);
+        assert_eq!(
+            out.output,
+            format!(
+                "{good}: 3 moving tags (at most 5 filters)
+  filter stable  covers `stable` (rule \"release\")
+  filter v*-latest  covers `v{{major}}.{{minor}}-latest` (rule \"release\"), `v{{major}}-latest` (rule \"release\")
+aws ecr put-image-tag-mutability --repository-name REPO --image-tag-mutability IMMUTABLE_WITH_EXCLUSION --image-tag-mutability-exclusion-filters filterType=WILDCARD,filter=stable filterType=WILDCARD,filter=v*-latest
+{good}: these filters cover every moving tag"
+            )
+        );
+        let fixed = file("filters-none", r#"{"rules":[{"name":"r","semver":true,"tags":["{version}","sha-{digest:12}"]}]}"#);
+        assert_eq!(run_args(&["filters", "--rules", &fixed]).code, 0);
+        assert_eq!(run_args(&["filters", &fixed]).code, 2, "usage");
+    }
+
+    #[test]
+    fn plan_marks_moving_tags_an_immutable_repository_would_refuse_to_move() {
+        let rules = file("plan-mutability", RULES);
+        let args = ["plan", "--rules", &rules, "--repository", "app", "--tag", "v1.4.2", "--time", "2026-11-24T10:00:00Z"];
+        let mut with = args.to_vec();
+        with.extend(["--mutability", "IMMUTABLE_WITH_EXCLUSION", "--exclusion", "stable", "--exclusion", "v*"]);
+        let out = run_args(&with);
+        assert_eq!(out.code, 1);
+        let marked: Vec<&str> = out.output.lines().filter(|l| l.contains("conflicts on its second move")).collect();
+        assert_eq!(marked.len(), 1, "only the date stamp: stable and v1 are excluded\n{}", out.output);
+        assert!(marked[0].contains("none covering `20261124`; to let it move: aws ecr put-image-tag-mutability --repository-name app"), "{}", marked[0]);
+        assert_eq!(run_args(&args).code, 0, "without --mutability nothing is marked");
+        let mutable = [args.as_slice(), &["--mutability", "MUTABLE"]].concat();
+        assert_eq!(run_args(&mutable).code, 0);
+        assert_eq!(run_args(&[args.as_slice(), &["--mutability", "FROZEN"]].concat()).code, 2);
+        assert_eq!(run_args(&[args.as_slice(), &["--exclusion", "stable"]].concat()).code, 2, "an exclusion needs a mode");
+    }
+
 }

@@ -19,7 +19,7 @@ use crate::input::{self, Invocation, Message, Queued};
 use crate::apply::sweep;
 use crate::registry::Catalog;
 use crate::report::{Report, SweepReport};
-use crate::registry::cache::CachedRepositoryTags;
+use crate::registry::cache::Cached;
 use crate::error::RetagError;
 use crate::telemetry;
 use crate::apply::retag::{self, Handled};
@@ -48,13 +48,13 @@ pub struct BatchItemFailure {
 
 pub struct Handler<R> {
     /// Repository resource tags are cached for the life of the instance.
-    registry: CachedRepositoryTags<R>,
+    registry: Cached<R>,
     config: Config,
 }
 
 impl<R: Catalog> Handler<R> {
     pub fn new(registry: R, config: Config) -> Self {
-        Self { registry: CachedRepositoryTags::new(registry, config.repository_tags_ttl), config }
+        Self { registry: Cached::new(registry, config.repository_tags_ttl), config }
     }
 
     pub fn registry(&self) -> &R {
@@ -201,7 +201,7 @@ impl<R: Catalog> Handler<R> {
     }
 
     /// One request's writes, up to the second look.
-    async fn begin(&self, registry: &Deadline<'_, CachedRepositoryTags<R>>, request: &Request) -> Result<Handled, RetagError> {
+    async fn begin(&self, registry: &Deadline<'_, Cached<R>>, request: &Request) -> Result<Handled, RetagError> {
         match request {
             Request::Ignore(ignored) => Ok(Handled { report: Report::ignored(ignored.clone()), claims: Vec::new() }),
             Request::Retag(push) => retag::begin(registry, &self.config.apply, push).await,

@@ -16,7 +16,9 @@
 //!   out, scan-gated tags deferred (or, on a scan event, passed or blocked by
 //!   [`domain::scan`]). [`domain::assess`]: the sweep's choice of one image per
 //!   derived tag. [`domain::names`]: validated digests, tags, repository names
-//!   and registry ids; [`domain::request`]: what an invocation asks for.
+//!   and registry ids; [`domain::request`]: what an invocation asks for;
+//!   [`domain::artifact`]: signatures, attestations and SBOMs, told apart from
+//!   images; [`domain::mutability`]: tag mutability with exclusion filters.
 //! - [`apply`]: the use cases over the registry port, given only the
 //!   [`apply::Settings`] they need (rules, dry run, write concurrency).
 //!   [`apply::retag`]: an event's writes. One BatchGetImage, then one PutImage

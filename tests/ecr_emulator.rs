@@ -143,7 +143,10 @@ async fn in_an_immutable_repository_existing_tags_are_unchanged_or_a_named_confl
         ]
     );
     let message = err.to_string();
-    assert!(message.contains(&format!("`stable` conflict (the tag is immutable and points at {first})")), "{message}");
+    assert!(
+        message.contains(&format!("`stable` conflict (the tag is immutable and points at {first}; the repository is IMMUTABLE; to let `stable` move: ")),
+        "{message}"
+    );
     let (tags, _) = state(&client, &repo).await;
     assert_eq!(tags["stable"], first, "an immutable tag is never moved");
     assert_eq!(tags["v1.5"], second);
@@ -625,6 +628,9 @@ impl<R: ecr_retag::registry::Registry> ecr_retag::registry::Registry for InFligh
     async fn repository_tags(&self, repository: &ecr_retag::registry::Repository) -> Result<std::collections::BTreeMap<String, String>, ecr_retag::registry::ReadError> {
         self.inner.repository_tags(repository).await
     }
+    async fn tag_mutability(&self, repository: &ecr_retag::registry::Repository) -> Result<ecr_retag::domain::mutability::TagMutability, ecr_retag::registry::ReadError> {
+        self.inner.tag_mutability(repository).await
+    }
 }
 
 impl<R: ecr_retag::registry::Catalog> ecr_retag::registry::Catalog for InFlight<R> {
@@ -828,4 +834,75 @@ async fn no_tag_is_moved_onto_an_archived_image_by_an_event_or_a_sweep() {
     let (tags, _) = state(&client, &repo).await;
     assert_eq!(tags["stable"], older);
     assert_eq!(emulator.restores(&repo), json!({}), "nothing was restored");
+}
+
+#[tokio::test]
+async fn the_emulator_keeps_tags_immutable_except_those_its_exclusion_filters_match_as_ecr_does() {
+    use aws_sdk_ecr::types::ImageTagMutability::{ImmutableWithExclusion, MutableWithExclusion};
+    let client = Emulator::shared().client();
+    let repo = repository_with(&client, "except", ImmutableWithExclusion, &["stable", "v*-latest"]).await.unwrap();
+    let (a, b) = (manifest("docker-v2"), manifest("oci-manifest"));
+    push(&client, &repo, &a, Some("v1.4.2")).await;
+    push(&client, &repo, &a, Some("stable")).await;
+    push(&client, &repo, &a, Some("v1-latest")).await;
+    push(&client, &repo, &b, Some("v1.5.0")).await;
+    let put = |tag: &'static str| {
+        let (client, repo, body) = (client.clone(), repo.clone(), b.body.clone());
+        async move { client.put_image().repository_name(repo).image_manifest(body).image_tag(tag).send().await }
+    };
+    assert!(put("stable").await.is_ok(), "a filter covers stable: it moves");
+    assert!(put("v1-latest").await.is_ok());
+    let refused = put("v1.4.2").await.unwrap_err();
+    assert!(refused.as_service_error().is_some_and(|e| e.is_image_tag_already_exists_exception()), "{refused:?}");
+    let found = client.describe_repositories().repository_names(&repo).send().await.unwrap();
+    let filters: Vec<&str> = found.repositories()[0].image_tag_mutability_exclusion_filters().iter().map(|f| f.filter()).collect();
+    assert_eq!((found.repositories()[0].image_tag_mutability(), filters), (Some(&ImmutableWithExclusion), vec!["stable", "v*-latest"]));
+
+    // The other way round: mutable, except the version tags.
+    let pinned = repository_with(&client, "pinned", MutableWithExclusion, &["v*.*.*"]).await.unwrap();
+    push(&client, &pinned, &a, Some("v1.4.2")).await;
+    push(&client, &pinned, &a, Some("stable")).await;
+    let moved = client.put_image().repository_name(&pinned).image_manifest(&b.body).image_tag("stable").send().await;
+    assert!(moved.is_ok());
+    let kept = client.put_image().repository_name(&pinned).image_manifest(&b.body).image_tag("v1.4.2").send().await;
+    assert!(kept.unwrap_err().as_service_error().is_some_and(|e| e.is_image_tag_already_exists_exception()));
+
+    // ECR refuses what it refuses.
+    let six = ["a", "b", "c", "d", "e", "f"];
+    assert!(repository_with(&client, "six", ImmutableWithExclusion, &six).await.unwrap_err().contains("1 to 5 filters"));
+    assert!(repository_with(&client, "space", ImmutableWithExclusion, &["a b"]).await.unwrap_err().contains("regular expression"));
+    assert!(repository_with(&client, "none", ImmutableWithExclusion, &[]).await.is_err(), "an exclusion mode needs filters");
+}
+
+#[tokio::test]
+async fn in_a_repository_immutable_but_for_some_tags_those_move_and_the_others_conflict_saying_what_would_help() {
+    use aws_sdk_ecr::types::ImageTagMutability::ImmutableWithExclusion;
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository_with(&client, "lines", ImmutableWithExclusion, &["stable"]).await.unwrap();
+    let rules = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}"]}]}"#;
+    let h = handler(rules);
+    let old = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    h.handle(&push_event(&repo, &old, "v1.4.2", None), now()).await.unwrap();
+    let new = push(&client, &repo, &manifest("oci-manifest"), Some("v1.5.0")).await;
+    let before = emulator.calls(&repo).get("DescribeRepositories").copied().unwrap_or(0);
+    let err = h.handle(&push_event(&repo, &new, "v1.5.0", None), now()).await.unwrap_err();
+    let report = err.report().unwrap();
+    assert_eq!(outcomes(report), vec![("stable".into(), Outcome::Moved), ("v1".into(), Outcome::Conflict)]);
+    let detail = report.tags[1].detail.as_deref().unwrap();
+    assert!(
+        detail.starts_with(&format!(
+            "the tag is immutable and points at {old}; the repository is IMMUTABLE_WITH_EXCLUSION with exclusion filters `stable`, none covering `v1`; \
+             to let it move: aws ecr put-image-tag-mutability --repository-name {repo} --image-tag-mutability IMMUTABLE_WITH_EXCLUSION"
+        )),
+        "{detail}"
+    );
+    assert!(detail.ends_with("filterType=WILDCARD,filter=stable filterType=WILDCARD,filter=v1"), "{detail}");
+    let looked = emulator.calls(&repo).get("DescribeRepositories").copied().unwrap_or(0) - before;
+    assert_eq!(looked, 1, "one DescribeRepositories, for the conflict");
+    // A redelivery conflicts again and asks no more: the answer is kept per instance.
+    h.handle(&push_event(&repo, &new, "v1.5.0", None), now()).await.unwrap_err();
+    assert_eq!(emulator.calls(&repo).get("DescribeRepositories").copied().unwrap_or(0) - before, 1);
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!((tags["stable"].as_str(), tags["v1"].as_str()), (new.as_str(), old.as_str()));
 }

@@ -202,7 +202,10 @@ async fn a_conflict_is_an_invocation_error_that_names_the_tag() {
         Answer::Error { error_type, error_message } => {
             assert_eq!(error_type, "Permanent.TagsNotApplied");
             assert!(
-                error_message.contains(&format!("`stable` conflict (the tag is immutable and points at {old})")),
+                error_message.contains(&format!(
+                    "`stable` conflict (the tag is immutable and points at {old}; the repository is IMMUTABLE; to let `stable` move: \
+                     aws ecr put-image-tag-mutability --repository-name {repo} --image-tag-mutability IMMUTABLE_WITH_EXCLUSION"
+                )),
                 "{error_message}"
             );
         }

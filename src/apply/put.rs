@@ -106,8 +106,12 @@ pub async fn resolve_immutable<R: Registry>(
     let digest = target.digest();
     match registry.read(target.repository, Lookup::Digest(digest), &immutable).await {
         Ok(now) => {
+            let mut conflicts = Vec::new();
             for tag in immutable {
                 let entry = entry(tags, &tag);
+                if matches!(now.tags.get(&tag), Some(TagState::At(d)) if d != digest) || now.tags.get(&tag) == Some(&TagState::Archived) {
+                    conflicts.push(tag.clone());
+                }
                 match now.tags.get(&tag) {
                     Some(TagState::At(d)) if d == digest => entry.mark(Outcome::Unchanged, None),
                     Some(TagState::At(other)) => {
@@ -124,6 +128,7 @@ pub async fn resolve_immutable<R: Registry>(
                     )),
                 }
             }
+            explain_conflicts(registry, target, &conflicts, tags).await;
         }
         Err(e) => {
             let fault = read_fault(e);
@@ -131,6 +136,24 @@ pub async fn resolve_immutable<R: Registry>(
                 entry(tags, &tag).fail(&fault);
             }
         }
+    }
+}
+
+/// A conflict's detail also names the repository's mutability and exclusion filters, and
+/// the change that would let the tag move: one DescribeRepositories, only now (cached per
+/// instance). Without it the detail stays as it is.
+async fn explain_conflicts<R: Registry>(registry: &R, target: &Target<'_>, conflicts: &[Tag], tags: &mut BTreeMap<String, TagReport>) {
+    if conflicts.is_empty() {
+        return;
+    }
+    let Ok(mutability) = registry.tag_mutability(target.repository).await else { return };
+    for tag in conflicts {
+        let entry = entry(tags, tag);
+        let advice = mutability.advice(target.repository.name.as_str(), tag.as_str());
+        entry.detail = Some(match entry.detail.take() {
+            Some(detail) => format!("{detail}; {advice}"),
+            None => advice,
+        });
     }
 }
 

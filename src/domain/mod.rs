@@ -1,9 +1,12 @@
-//! The pure core: no I/O, no async, no payload JSON. Validated [`names`], the
-//! [`rules`] and what they derive, the [`plan`] for one push (loop safety, scan
-//! gates via [`scan`]), and the sweep's [`assess`]ment of a repository.
+//! The pure core: no I/O, no async, no payload JSON. Validated [`names`], what
+//! an invocation asks for ([`request`]), the [`rules`] and what they derive, the
+//! [`plan`] for one push (loop safety, scan gates via [`scan`]), the sweep's
+//! [`assess`]ment of a repository, the [`artifact`]s that are not images, and
+//! tag [`mutability`] with exclusion filters.
 
 pub mod artifact;
 pub mod assess;
+pub mod mutability;
 pub mod names;
 pub mod plan;
 pub mod request;

@@ -38,6 +38,9 @@ pub struct PlannedTag {
     /// `Some`: every rule deriving it says `"move": "if-newer"`; the version
     /// they read from the pushed tag (the highest, across merged pushes).
     pub if_newer: Option<semver::Version>,
+    /// A template that derives it moves from image to image (`stable`, `v{major}`, a date
+    /// stamp): in an immutable repository its second move conflicts unless a filter excludes it.
+    pub moves: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +78,7 @@ impl Plan {
                         tags.insert(planned.tag.clone(), planned);
                     }
                     Some(existing) => {
+                        existing.moves |= planned.moves;
                         if let (Some(have), Some(new)) = (&existing.if_newer, planned.if_newer) {
                             if new.cmp_precedence(have).is_gt() {
                                 existing.if_newer = Some(new);
@@ -124,7 +128,8 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
         }
         let entry = planned
             .entry(key.clone())
-            .or_insert_with(|| PlannedTag { tag: key.clone(), rules: Vec::new(), verdict, if_newer: None });
+            .or_insert_with(|| PlannedTag { tag: key.clone(), rules: Vec::new(), verdict, if_newer: None, moves: false });
+        entry.moves |= derived.moves;
         if !entry.rules.iter().any(|r| r == derived.rule) {
             entry.rules.push(derived.rule.to_owned());
         }

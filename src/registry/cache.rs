@@ -1,14 +1,17 @@
-//! Opt-in repositories: rules with `repository_tags` need the repository's
-//! resource tags, looked up once and kept per warm instance for a short time,
-//! so a burst of pushes costs one ListTagsForResource, not one per event.
+//! The two lookups that can be kept per warm instance for a short time: a
+//! repository's resource tags (rules with `repository_tags`: a burst of pushes
+//! costs one ListTagsForResource, not one per event) and its tag mutability
+//! (one DescribeRepositories for the detail of a `conflict`).
 //!
 //! A [`Registry`] decorator: the handler wraps whatever registry it is given,
-//! and everything but this lookup passes straight through.
+//! and everything but these lookups passes straight through.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::domain::mutability::TagMutability;
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
     Attempts, Catalog, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, Target,
@@ -16,44 +19,61 @@ use crate::registry::{
 
 type Tags = BTreeMap<String, String>;
 
-pub struct CachedRepositoryTags<R> {
+pub struct Cached<R> {
     inner: R,
-    ttl: Duration,
-    entries: Mutex<HashMap<Repository, (Instant, Tags)>>,
+    tags: Kept<Tags>,
+    mutability: Kept<TagMutability>,
 }
 
-impl<R: Registry> CachedRepositoryTags<R> {
+impl<R: Registry> Cached<R> {
     /// `ttl` zero: every lookup asks ECR.
     pub fn new(inner: R, ttl: Duration) -> Self {
-        Self { inner, ttl, entries: Mutex::new(HashMap::new()) }
+        Self { inner, tags: Kept::new(ttl), mutability: Kept::new(ttl) }
     }
 
     pub fn inner(&self) -> &R {
         &self.inner
     }
 
-    /// The lookup as of `now` (tests pass the clock).
+    /// The resource-tag lookup as of `now` (tests pass the clock).
     pub async fn repository_tags_at(&self, repository: &Repository, now: Instant) -> Result<Tags, ReadError> {
-        if let Some((at, tags)) = self.lock().get(repository) {
+        self.tags.get(repository, now, self.inner.repository_tags(repository)).await
+    }
+}
+
+/// Answers per repository, each kept for `ttl`.
+struct Kept<V> {
+    ttl: Duration,
+    entries: Mutex<HashMap<Repository, (Instant, V)>>,
+}
+
+impl<V: Clone> Kept<V> {
+    fn new(ttl: Duration) -> Self {
+        Kept { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The kept answer if it is younger than the TTL at `now`, else `fetch`'s (kept if it succeeded).
+    async fn get(&self, repository: &Repository, now: Instant, fetch: impl Future<Output = Result<V, ReadError>>) -> Result<V, ReadError> {
+        if let Some((at, value)) = self.lock().get(repository) {
             if now.saturating_duration_since(*at) < self.ttl {
-                return Ok(tags.clone());
+                return Ok(value.clone());
             }
         }
         // Failures are not kept: the next event asks again.
-        let tags = self.inner.repository_tags(repository).await?;
+        let value = fetch.await?;
         if !self.ttl.is_zero() {
-            self.lock().insert(repository.clone(), (now, tags.clone()));
+            self.lock().insert(repository.clone(), (now, value.clone()));
         }
-        Ok(tags)
+        Ok(value)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Repository, (Instant, Tags)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Repository, (Instant, V)>> {
         // A panic while holding the lock leaves a map that is still consistent.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-impl<R: Registry> Registry for CachedRepositoryTags<R> {
+impl<R: Registry> Registry for Cached<R> {
     async fn read(&self, repository: &Repository, image: Lookup<'_>, tags: &[Tag]) -> Result<Snapshot, ReadError> {
         self.inner.read(repository, image, tags).await
     }
@@ -73,9 +93,13 @@ impl<R: Registry> Registry for CachedRepositoryTags<R> {
     async fn repository_tags(&self, repository: &Repository) -> Result<Tags, ReadError> {
         self.repository_tags_at(repository, Instant::now()).await
     }
+
+    async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {
+        self.mutability.get(repository, Instant::now(), self.inner.tag_mutability(repository)).await
+    }
 }
 
-impl<R: Catalog> Catalog for CachedRepositoryTags<R> {
+impl<R: Catalog> Catalog for Cached<R> {
     async fn repositories(&self, registry_id: Option<&RegistryId>, page: Option<&str>) -> Result<Page<RepositoryName>, ReadError> {
         self.inner.repositories(registry_id, page).await
     }
@@ -101,7 +125,7 @@ mod tests {
         memory
     }
 
-    fn lookups(cache: &CachedRepositoryTags<Memory>) -> usize {
+    fn lookups(cache: &Cached<Memory>) -> usize {
         cache.inner().kinds().iter().filter(|k| **k == "repository_tags").count()
     }
 
@@ -111,7 +135,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_of_pushes_costs_one_lookup_per_repository_until_the_ttl_passes() {
-        let cache = CachedRepositoryTags::new(registry(), Duration::from_secs(300));
+        let cache = Cached::new(registry(), Duration::from_secs(300));
         let t0 = Instant::now();
         for i in 0..50 {
             let tags = cache.repository_tags_at(&repo("app"), t0 + Duration::from_secs(i)).await.unwrap();
@@ -127,7 +151,7 @@ mod tests {
 
     #[tokio::test]
     async fn failures_are_not_cached_and_a_zero_ttl_never_caches() {
-        let cache = CachedRepositoryTags::new(registry(), Duration::from_secs(300));
+        let cache = Cached::new(registry(), Duration::from_secs(300));
         let throttled = ReadError::Fault(Fault::new(FaultKind::Throttled, "ThrottlingException", "slow down"));
         cache.inner().fail(Failure::RepositoryTags(throttled), None);
         let t0 = Instant::now();
@@ -136,7 +160,7 @@ mod tests {
         assert!(cache.repository_tags_at(&repo("app"), t0).await.is_ok());
         assert_eq!(lookups(&cache), 2);
 
-        let uncached = CachedRepositoryTags::new(registry(), Duration::ZERO);
+        let uncached = Cached::new(registry(), Duration::ZERO);
         for _ in 0..3 {
             uncached.repository_tags_at(&repo("app"), t0).await.unwrap();
         }

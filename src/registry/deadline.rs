@@ -9,6 +9,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::domain::mutability::TagMutability;
 use crate::error::{Fault, FaultKind};
 use crate::registry::{
     Attempts, Catalog, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, Target,
@@ -57,6 +58,10 @@ impl<R: Registry> Registry for Deadline<'_, R> {
 
     async fn repository_tags(&self, repository: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
         self.cut("ListTagsForResource", self.inner.repository_tags(repository), ReadError::Fault).await
+    }
+
+    async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {
+        self.cut("DescribeRepositories", self.inner.tag_mutability(repository), ReadError::Fault).await
     }
 }
 

@@ -29,6 +29,7 @@ use crate::registry::{
     MANIFEST_MEDIA_TYPES,
 };
 use crate::domain::artifact::Artifact;
+use crate::domain::mutability::{Filter, Mode, TagMutability};
 use crate::domain::scan::Findings;
 
 const APP_NAME: &str = "ecr-retag";
@@ -242,6 +243,19 @@ impl Registry for Ecr {
                 f.failure_reason().unwrap_or_default(),
             ))),
         }
+    }
+
+    async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {
+        let request = self.client.describe_repositories().set_registry_id(registry_id(repository)).repository_names(repository.name.as_str());
+        let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
+            _ => ReadError::Fault(fault(&e)),
+        })?;
+        let found = output.repositories().first().ok_or(ReadError::RepositoryNotFound)?;
+        Ok(TagMutability {
+            mode: found.image_tag_mutability().and_then(|m| Mode::parse(m.as_str())).unwrap_or(Mode::Mutable),
+            filters: found.image_tag_mutability_exclusion_filters().iter().filter_map(|f| Filter::parse(f.filter()).ok()).collect(),
+        })
     }
 
     async fn repository_tags(&self, repository: &Repository) -> Result<BTreeMap<String, String>, ReadError> {

@@ -14,6 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 use crate::domain::artifact::Artifact;
+use crate::domain::mutability::{Mode, TagMutability};
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
     Attempts, Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
@@ -30,6 +31,7 @@ pub enum Call {
     TagsOf(Digest),
     Remove(Tag),
     RepositoryTags(RepositoryName),
+    TagMutability(RepositoryName),
     Repositories,
     Images(RepositoryName),
 }
@@ -43,6 +45,7 @@ impl Call {
             Call::TagsOf(_) => "tags_of",
             Call::Remove(_) => "remove",
             Call::RepositoryTags(_) => "repository_tags",
+            Call::TagMutability(_) => "tag_mutability",
             Call::Repositories => "repositories",
             Call::Images(_) => "images",
         }
@@ -66,7 +69,7 @@ pub type Interference = Box<dyn FnOnce(&mut HashMap<Tag, Digest>) + Send>;
 struct Stored {
     images: HashMap<Digest, (Image, Option<DateTime<Utc>>)>,
     tags: HashMap<Tag, Digest>,
-    immutable: bool,
+    mutability: Option<TagMutability>,
     resource_tags: BTreeMap<String, String>,
     /// Archived images: not readable, not listed.
     archived: std::collections::HashSet<Digest>,
@@ -104,7 +107,11 @@ impl Memory {
     }
 
     pub fn set_immutable(&self, repository: &str) {
-        self.with(repository, |r| r.immutable = true);
+        self.set_mutability(repository, TagMutability { mode: Mode::Immutable, filters: Vec::new() });
+    }
+
+    pub fn set_mutability(&self, repository: &str, mutability: TagMutability) {
+        self.with(repository, |r| r.mutability = Some(mutability));
     }
 
     pub fn set_resource_tags(&self, repository: &str, tags: &[(&str, &str)]) {
@@ -259,7 +266,7 @@ impl Registry for Memory {
         let result = match (failure, stored.tags.get(tag)) {
             (Some(e), _) => Err(e),
             // ECR refuses an existing immutable tag even when it already points at the image.
-            (None, Some(_)) if stored.immutable => Err(PutError::TagImmutable),
+            (None, Some(_)) if stored.mutability.as_ref().is_some_and(|m| m.is_immutable(tag.as_str())) => Err(PutError::TagImmutable),
             (None, Some(d)) if *d == image.digest => Err(PutError::AlreadyExists),
             (None, _) => {
                 stored.tags.insert(tag.clone(), image.digest.clone());
@@ -290,6 +297,13 @@ impl Registry for Memory {
         }
         let stored = state.repositories.get_mut(&repository.name).ok_or(RemoveError::RepositoryNotFound)?;
         stored.tags.remove(tag).map(|_| ()).ok_or(RemoveError::NotFound)
+    }
+
+    async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::TagMutability(repository.name.clone()));
+        let mutable = TagMutability { mode: Mode::Mutable, filters: Vec::new() };
+        Ok(state.stored(repository)?.mutability.clone().unwrap_or(mutable))
     }
 
     async fn repository_tags(&self, repository: &Repository) -> Result<BTreeMap<String, String>, ReadError> {

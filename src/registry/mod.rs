@@ -15,6 +15,7 @@ use std::future::Future;
 use std::time::Duration;
 
 
+use crate::domain::mutability::TagMutability;
 use crate::error::Fault;
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 
@@ -156,6 +157,10 @@ pub trait Registry: Send + Sync {
 
     /// Removes `tag` (for `remove_source`). ECR deletes the image with its last tag.
     fn remove(&self, repository: &Repository, tag: &Tag) -> impl Future<Output = Result<(), RemoveError>> + Send;
+
+    /// The repository's tag mutability and exclusion filters (DescribeRepositories),
+    /// for the detail of a `conflict`: what change would let the tag move.
+    fn tag_mutability(&self, repository: &Repository) -> impl Future<Output = Result<TagMutability, ReadError>> + Send;
 
     /// The repository's resource tags (for rules with `repository_tags`).
     fn repository_tags(

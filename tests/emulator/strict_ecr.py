@@ -41,8 +41,15 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
 - PutImage, BatchGetImage and BatchDeleteImage are atomic with respect to each
   other, as ECR's are.
 
-Not emulated: layer and referenced-image existence checks, tag-mutability
-exclusion filters, pagination; quotas only on request (below).
+- Tag mutability with exclusions: an existing tag is immutable in an IMMUTABLE
+  repository, in an IMMUTABLE_WITH_EXCLUSION one unless a filter matches it, and in a
+  MUTABLE_WITH_EXCLUSION one if a filter matches it (`*` the only metacharacter); moto
+  treats every tag of both exclusion modes as immutable or mutable alike. 1 to 5
+  filters, each `^[0-9a-zA-Z._*-]{1,128}$`, as ECR requires (moto leaves that to
+  botocore, which the Rust SDK does not have).
+
+Not emulated: layer and referenced-image existence checks, pagination, the
+restore's 20 minutes; quotas only on request (below).
 
 The code is the package beside this file, strict/ (its __init__ maps it).
 

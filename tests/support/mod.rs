@@ -222,6 +222,25 @@ pub async fn repository(client: &Client, prefix: &str, immutable: bool) -> Strin
     name
 }
 
+/// A fresh repository with this tag mutability and these exclusion filters (`*_WITH_EXCLUSION`).
+pub async fn repository_with(client: &Client, prefix: &str, mode: ImageTagMutability, filters: &[&str]) -> Result<String, String> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("{prefix}-x{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    let filters: Vec<_> = filters
+        .iter()
+        .map(|f| {
+            aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+                .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+                .filter(*f)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let request = client.create_repository().repository_name(&name).image_tag_mutability(mode);
+    let request = if filters.is_empty() { request } else { request.set_image_tag_mutability_exclusion_filters(Some(filters)) };
+    request.send().await.map(|_| name).map_err(|e| aws_sdk_ecr::error::DisplayErrorContext(e).to_string())
+}
+
 /// Pushes a manifest under a tag (as `docker push` would, via PutImage) and returns its digest.
 pub async fn push(client: &Client, repository: &str, manifest: &Manifest, tag: Option<&str>) -> String {
     let out = client

@@ -89,6 +89,8 @@ pub struct Derived<'r> {
     pub result: Result<Tag, Unrenderable>,
     /// The version a semver rule read from the pushed tag (what `"move": "if-newer"` compares).
     pub version: Option<semver::Version>,
+    /// A later push may derive the same tag for another image ([`Template::moves`]).
+    pub moves: bool,
 }
 
 /// A rendering that is not a valid tag, even after sanitising.
@@ -189,7 +191,7 @@ impl RuleSet {
                         reason: format!("template `{}` could not be formatted for this push time", template.source()),
                     }),
                 };
-                out.push(Derived { rule: &rule.name, policy: rule.policy, result, version: version.clone() });
+                out.push(Derived { rule: &rule.name, policy: rule.policy, result, version: version.clone(), moves: template.moves() });
             }
         }
         out
@@ -211,6 +213,15 @@ impl RuleSet {
                 let tags = candidates.iter().filter_map(|t| Tag::parse(t).ok()).filter(|t| rule.matcher.matches(t.as_str()).is_some()).collect();
                 Example { rule: &rule.name, repository, repository_tags: &rule.repository_tags, tags }
             })
+            .collect()
+    }
+
+    /// Every template whose tag moves from image to image ([`Template::moves`]), with its rule.
+    pub fn moving_tags(&self) -> Vec<crate::domain::mutability::Moving> {
+        self.rules
+            .iter()
+            .flat_map(|r| r.tags.iter().filter(|t| t.moves()).map(move |t| (r, t)))
+            .map(|(r, t)| crate::domain::mutability::Moving { rule: r.name.clone(), template: t.source().to_owned(), shape: t.wildcard() })
             .collect()
     }
 

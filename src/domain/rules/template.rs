@@ -125,6 +125,28 @@ impl Template {
         &self.source
     }
 
+    /// Whether a later push may derive this tag again for another image, so the tag
+    /// moves (`stable`, `v{major}`, `v{major}.{minor}`, a date stamp): nothing in it
+    /// names one push (the tag, a capture of it, the full version, the digest).
+    pub fn moves(&self) -> bool {
+        !self.segments.iter().any(|s| {
+            matches!(s, Segment::Tag | Segment::Capture(_) | Segment::Version | Segment::Patch | Segment::Prerelease | Segment::Digest(_))
+        })
+    }
+
+    /// The tags it renders, as an ECR wildcard filter: the fixed text, `*` for each placeholder.
+    pub fn wildcard(&self) -> String {
+        let mut out = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(s) => out.extend(s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })),
+                _ if out.ends_with('*') => {}
+                _ => out.push('*'),
+            }
+        }
+        out
+    }
+
     /// Renders the template; the result still has to be sanitised into a tag.
     pub fn render(&self, vars: &Vars<'_>) -> Result<String, std::fmt::Error> {
         let mut out = String::with_capacity(32);
@@ -335,4 +357,26 @@ mod tests {
         let msg = Template::parse("{shaa}", &Scope::Regex(&re)).unwrap_err().to_string();
         assert!(msg.contains("{sha}") && msg.contains("{date:FORMAT}") && msg.contains("{1}"), "{msg}");
     }
+
+    #[test]
+    fn a_template_moves_unless_it_names_the_push_and_its_shape_is_a_wildcard() {
+        let semver = |t: &str| Template::parse(t, &Scope::Semver).unwrap();
+        for (template, moves, shape) in [
+            ("stable", true, "stable"),
+            ("v{major}", true, "v*"),
+            ("v{major}.{minor}-latest", true, "v*.*-latest"),
+            ("{date:%Y%m%d}", true, "*"),
+            ("{repository}-edge", true, "*-edge"),
+            ("{version}", false, "*"),
+            ("v{major}.{minor}.{patch}", false, "v*.*.*"),
+            ("{tag}-copy", false, "*-copy"),
+            ("sha-{digest:12}", false, "sha-*"),
+        ] {
+            let t = semver(template);
+            assert_eq!((t.moves(), t.wildcard().as_str()), (moves, shape), "{template}");
+        }
+        let re = Regex::new("^(?:main-(?<sha>.*))$").unwrap();
+        assert!(!Template::parse("sha-{sha}", &Scope::Regex(&re)).unwrap().moves(), "a capture names the push");
+    }
+
 }

@@ -6,6 +6,7 @@ BatchDeleteImage are atomic with respect to each other, as ECR's are.
 
 import hashlib
 import json
+import re
 import time
 
 from moto.ecr.exceptions import (
@@ -43,7 +44,7 @@ def strict_put_image(self, repository_name, image_manifest, image_tag,
         if digest and digest != actual:
             raise ImageDigestDoesNotMatchException(digest, actual)
         holder = next((i for i in repo.images if image_tag and image_tag in i.image_tags), None)
-        if holder is not None and repo.is_tag_immutable():
+        if holder is not None and tag_is_immutable(repo, image_tag):
             raise ImageTagAlreadyExistsException(repository_name, repo.registry_id, image_tag)
         existing = next((i for i in repo.images if i.get_image_digest() == actual), None)
         if existing is not None and holder is existing:
@@ -197,6 +198,38 @@ def describe_images_response(self):
     return ActionResult({"imageDetails": details})
 
 
+FILTER = re.compile(r"^[0-9a-zA-Z._*-]{1,128}$")
+
+
+def wildcard(filter_text):
+    """An exclusion filter as a regex: `*` (the only metacharacter) is any run of characters."""
+    return re.compile("^" + ".*".join(re.escape(part) for part in filter_text.split("*")) + "$")
+
+
+def tag_is_immutable(repo, tag):
+    """ECR's rule: IMMUTABLE, or IMMUTABLE_WITH_EXCLUSION and no filter matches the tag, or
+    MUTABLE_WITH_EXCLUSION and a filter matches it (moto ignores the filters)."""
+    mode = repo.image_tag_mutability
+    filters = [f.get("filter", "") for f in (repo.image_tag_mutability_exclusion_filters or [])]
+    excluded = any(wildcard(f).match(tag) for f in filters)
+    return (mode == "IMMUTABLE" or (mode == "IMMUTABLE_WITH_EXCLUSION" and not excluded)
+            or (mode == "MUTABLE_WITH_EXCLUSION" and excluded))
+
+
+moto_validate_filters = ECRBackend._validate_mutability_exclusion_filters
+
+
+def strict_validate_filters(self, filters):
+    """1 to 5 filters, each `^[0-9a-zA-Z._*-]{1,128}$` (moto leaves both to botocore)."""
+    if filters is not None:
+        if not 1 <= len(filters) <= 5:
+            return f"the list must hold 1 to 5 filters, got {len(filters)}"
+        for f in filters:
+            if not FILTER.match(f.get("filter", "")):
+                return f"filter {f.get('filter')!r} must satisfy regular expression '^[0-9a-zA-Z._*-]{{1,128}}$'"
+    return moto_validate_filters(self, filters)
+
+
 def status(image):
     """ACTIVE, ARCHIVED or ACTIVATING (moto has no storage classes)."""
     return getattr(image, "strict_status", "ACTIVE")
@@ -232,6 +265,7 @@ def update_image_storage_class_response(self):
 def install():
     """Patches moto's ECR where it is not ECR (see strict_ecr.py for the list)."""
     ECRBackend.put_image = strict_put_image
+    ECRBackend._validate_mutability_exclusion_filters = strict_validate_filters
     ECRResponse.describe_images = describe_images_response
     ECRBackend.batch_delete_image = strict_batch_delete_image
     ECRBackend.batch_get_image = strict_batch_get_image
