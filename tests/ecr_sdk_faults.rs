@@ -103,10 +103,43 @@ async fn image_tag_already_exists_on_another_digest_is_a_permanent_conflict() {
         .build();
     let put = mock!(Client::put_image)
         .then_error(|| PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build()));
-    let err = run(&[&reads, &put]).await.unwrap_err();
+    let filter = aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+        .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+        .filter("edge")
+        .build()
+        .unwrap();
+    let described = mock!(Client::describe_repositories).then_output(move || {
+        let repository = aws_sdk_ecr::types::Repository::builder()
+            .repository_name("app")
+            .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::ImmutableWithExclusion)
+            .image_tag_mutability_exclusion_filters(filter.clone())
+            .build();
+        aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput::builder().repositories(repository).build()
+    });
+    let err = run(&[&reads, &put, &described]).await.unwrap_err();
     assert_eq!(err.error_type(), "Permanent.TagsNotApplied");
     assert_eq!(err.report().unwrap().tags[0].outcome, Outcome::Conflict);
     assert!(err.to_string().contains(OTHER), "{err}");
+    let detail = err.report().unwrap().tags[0].detail.clone().unwrap();
+    assert!(
+        detail.contains("; the repository is IMMUTABLE_WITH_EXCLUSION with exclusion filters `edge`, none covering `stable`; to let it move: "),
+        "the adapter reads the mode and the filters: {detail}"
+    );
+    assert_eq!(described.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_conflict_whose_repository_cannot_be_described_keeps_its_plain_detail() {
+    let reads = mock!(Client::batch_get_image)
+        .sequence()
+        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).failures(not_found("stable")).build())
+        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).images(image(OTHER, Some("stable"))).build())
+        .build();
+    let put = mock!(Client::put_image)
+        .then_error(|| PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build()));
+    let denied = mock!(Client::describe_repositories).then_http_response(|| json_error(400, "AccessDeniedException"));
+    let err = run(&[&reads, &put, &denied]).await.unwrap_err();
+    assert_eq!(err.report().unwrap().tags[0].detail.as_deref(), Some(format!("the tag is immutable and points at {OTHER}").as_str()));
 }
 
 #[tokio::test]
