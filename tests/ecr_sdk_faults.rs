@@ -94,8 +94,8 @@ async fn image_tag_already_exists_on_this_digest_is_unchanged() {
     assert_eq!(put.num_calls(), 1, "ECR's refusal is final; no retry");
 }
 
-#[tokio::test]
-async fn image_tag_already_exists_on_another_digest_is_a_permanent_conflict() {
+/// `stable` read as absent, then refused as immutable, then found on OTHER.
+fn immutable_elsewhere() -> (Rule, Rule) {
     let reads = mock!(Client::batch_get_image)
         .sequence()
         .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).failures(not_found("stable")).build())
@@ -103,6 +103,12 @@ async fn image_tag_already_exists_on_another_digest_is_a_permanent_conflict() {
         .build();
     let put = mock!(Client::put_image)
         .then_error(|| PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build()));
+    (reads, put)
+}
+
+#[tokio::test]
+async fn image_tag_already_exists_on_another_digest_is_a_permanent_conflict() {
+    let (reads, put) = immutable_elsewhere();
     let filter = aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
         .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
         .filter("edge")
@@ -130,13 +136,7 @@ async fn image_tag_already_exists_on_another_digest_is_a_permanent_conflict() {
 
 #[tokio::test]
 async fn a_conflict_whose_repository_cannot_be_described_keeps_its_plain_detail() {
-    let reads = mock!(Client::batch_get_image)
-        .sequence()
-        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).failures(not_found("stable")).build())
-        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).images(image(OTHER, Some("stable"))).build())
-        .build();
-    let put = mock!(Client::put_image)
-        .then_error(|| PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build()));
+    let (reads, put) = immutable_elsewhere();
     let denied = mock!(Client::describe_repositories).then_http_response(|| json_error(400, "AccessDeniedException"));
     let err = run(&[&reads, &put, &denied]).await.unwrap_err();
     assert_eq!(err.report().unwrap().tags[0].detail.as_deref(), Some(format!("the tag is immutable and points at {OTHER}").as_str()));
