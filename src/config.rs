@@ -12,8 +12,9 @@
 //! | `RETAG_REPOSITORY_TAGS_TTL` | seconds a repository's resource tags are kept per instance, 0 to 3600 (default 300) |
 //! | `RETAG_SCAN_EVENTS` | set by the template: `false` when scan events are not routed here |
 //! | `RETAG_REMOVE_SOURCE` | set by the template: `false` when the role may not call `ecr:BatchDeleteImage` |
+//! | `RETAG_RESTORE_ARCHIVED` | set by the template: `false` when the role may not call `ecr:UpdateImageStorageClass` |
 //!
-//! The last two let a rule set that needs wiring the stack lacks fail at
+//! The last three let a rule set that needs wiring the stack lacks fail at
 //! start-up, with the parameter to change, instead of deferring or failing
 //! tags silently. Unset (outside the template), nothing is checked.
 
@@ -157,6 +158,13 @@ impl Config {
                 remedy: "the function's role may not call ecr:BatchDeleteImage; deploy with RemoveSourceTags=true",
             });
         }
+        if rules.uses(|p| p.restore_archived) && !flag("RETAG_RESTORE_ARCHIVED", true)? {
+            return Err(ConfigError::Wiring {
+                feature: "a rule has \"restore_archived\": true".into(),
+                var: "RETAG_RESTORE_ARCHIVED",
+                remedy: "the function's role may not call ecr:UpdateImageStorageClass; deploy with RestoreArchivedImages=true",
+            });
+        }
         Ok(Self { apply: Settings { rules, dry_run, write_concurrency }, batch_concurrency, metrics, repository_tags_ttl })
     }
 }
@@ -269,6 +277,11 @@ mod tests {
         let removing = r#"{"rules":[{"name":"x","match":"latest","remove_source":true,"tags":["edge"]}]}"#;
         let err = load(&[("RETAG_RULES", removing), ("RETAG_REMOVE_SOURCE", "false")]).unwrap_err();
         assert!(err.to_string().contains("ecr:BatchDeleteImage") && err.to_string().contains("RemoveSourceTags=true"), "{err}");
+
+        let restoring = r#"{"rules":[{"name":"x","semver":true,"restore_archived":true,"tags":["stable"]}]}"#;
+        let err = load(&[("RETAG_RULES", restoring), ("RETAG_RESTORE_ARCHIVED", "false")]).unwrap_err();
+        assert!(err.to_string().contains("ecr:UpdateImageStorageClass") && err.to_string().contains("RestoreArchivedImages=true"), "{err}");
+        assert!(load(&[("RETAG_RULES", restoring), ("RETAG_RESTORE_ARCHIVED", "true")]).is_ok());
         assert!(load(&[("RETAG_RULES", RULES), ("RETAG_REMOVE_SOURCE", "false"), ("RETAG_SCAN_EVENTS", "false")]).is_ok());
     }
 }

@@ -92,6 +92,9 @@ pub enum Outcome {
     Blocked,
     /// Not written: the image is archived, and putting it again would restore it.
     Archived,
+    /// `"restore_archived": true`: the archived image's restore was started; the tag follows
+    /// on a redelivery or the next sweep, once the image is active.
+    Restoring,
     /// `remove_source`: the pushed tag was removed, its derived tags being in place.
     Removed,
     WouldRemove,
@@ -128,6 +131,7 @@ impl Outcome {
             Outcome::Deferred => "deferred",
             Outcome::Blocked => "blocked",
             Outcome::Archived => "archived",
+            Outcome::Restoring => "restoring",
             Outcome::Removed => "removed",
             Outcome::WouldRemove => "would_remove",
             Outcome::Kept => "kept",

@@ -631,6 +631,9 @@ impl<R: ecr_retag::registry::Registry> ecr_retag::registry::Registry for InFligh
     async fn tag_mutability(&self, repository: &ecr_retag::registry::Repository) -> Result<ecr_retag::domain::mutability::TagMutability, ecr_retag::registry::ReadError> {
         self.inner.tag_mutability(repository).await
     }
+    async fn restore(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest) -> Result<(), ecr_retag::registry::ReadError> {
+        self.inner.restore(repository, digest).await
+    }
 }
 
 impl<R: ecr_retag::registry::Catalog> ecr_retag::registry::Catalog for InFlight<R> {
@@ -905,4 +908,22 @@ async fn in_a_repository_immutable_but_for_some_tags_those_move_and_the_others_c
     assert_eq!(emulator.calls(&repo).get("DescribeRepositories").copied().unwrap_or(0) - before, 1);
     let (tags, _) = state(&client, &repo).await;
     assert_eq!((tags["stable"].as_str(), tags["v1"].as_str()), (new.as_str(), old.as_str()));
+}
+
+#[tokio::test]
+async fn a_rule_that_says_restore_archived_starts_the_restore_and_writes_once_the_image_is_active() {
+    let Scenario { emulator, client, repo } = Scenario::new("restore", false).await;
+    let rules = r#"{"rules":[{"name":"release","semver":true,"restore_archived":true,"tags":["stable"]}]}"#;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    archive(&client, &repo, &digest).await;
+    let event = push_event(&repo, &digest, "v1.4.2", None);
+    let writes = emulator.writes(&repo).len();
+    let report = handler(rules).handle(&event, now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&["stable"], Outcome::Restoring));
+    assert_eq!(emulator.calls(&repo).get("UpdateImageStorageClass"), Some(&2), "the test's archive, and one restore");
+    assert_eq!(emulator.writes(&repo).len(), writes, "no PutImage onto the archived image");
+    let any = aws_sdk_ecr::types::DescribeImagesFilter::builder().image_status(aws_sdk_ecr::types::ImageStatusFilter::Any).build();
+    let listed = client.describe_images().repository_name(&repo).filter(any).send().await.unwrap();
+    assert_eq!(listed.image_details()[0].image_status(), Some(&aws_sdk_ecr::types::ImageStatus::Activating));
+    assert_eq!(emulator.restores(&repo), json!({}), "restored by the storage-class call, not by a push");
 }

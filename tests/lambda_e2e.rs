@@ -193,6 +193,34 @@ async fn a_signature_pushed_next_to_an_image_is_left_alone_by_a_catch_all_rule()
 }
 
 #[tokio::test]
+async fn an_archived_image_is_left_archived_and_an_exclusion_filtered_repository_says_what_would_let_a_tag_move() {
+    let Scenario { emulator, client, repo } = Scenario::new("archived-e2e", false).await;
+    let function = Function::start(&[("RETAG_RULES", r#"{"rules":[{"name":"r","semver":true,"tags":["stable","v{major}"]}]}"#)]).await;
+    let archived = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(&archived).build();
+    let to_archive = aws_sdk_ecr::types::TargetStorageClass::Archive;
+    client.update_image_storage_class().repository_name(&repo).image_id(id).target_storage_class(to_archive).send().await.unwrap();
+    let answer = response(function.api.invoke(&push_event(&repo, &archived, "v1.4.2", None)).await);
+    assert_eq!(outcomes(&answer), pairs(&[("stable", "archived"), ("v1", "archived")]), "{answer}");
+    assert_eq!(emulator.function_calls_on(&repo).get("PutImage"), None, "nothing put on the archived image");
+
+    let lines = repository_with(&client, "lines-e2e", aws_sdk_ecr::types::ImageTagMutability::ImmutableWithExclusion, &["stable"]).await.unwrap();
+    let old = push(&client, &lines, &manifest("docker-v2"), Some("v1.4.2")).await;
+    response(function.api.invoke(&push_event(&lines, &old, "v1.4.2", None)).await);
+    let new = push(&client, &lines, &manifest("oci-manifest"), Some("v1.5.0")).await;
+    match function.api.invoke(&push_event(&lines, &new, "v1.5.0", None)).await {
+        Answer::Error { error_type, error_message } => {
+            assert_eq!(error_type, "Permanent.TagsNotApplied");
+            assert!(error_message.contains("`v1` conflict (the tag is immutable and points at"), "{error_message}");
+            assert!(error_message.contains("IMMUTABLE_WITH_EXCLUSION with exclusion filters `stable`, none covering `v1`"), "{error_message}");
+        }
+        other => panic!("expected the conflict, got {other:?}"),
+    }
+    let (tags, _) = state(&client, &lines).await;
+    assert_eq!(tags["stable"], new, "the excluded tag moved");
+}
+
+#[tokio::test]
 async fn a_conflict_is_an_invocation_error_that_names_the_tag() {
     let Scenario { client, repo, .. } = Scenario::new("conflict", true).await;
     let old = push(&client, &repo, &manifest("docker-v2"), Some("stable")).await;

@@ -278,9 +278,7 @@ async fn write_planned<R: Registry>(
     let read_at = Instant::now();
     let Snapshot { image, tags: current, archived } = read(registry, &job.repository, Lookup::Digest(digest), &asked).await?;
     if archived {
-        for tag in &asked {
-            entry(tags, tag).mark(Outcome::Archived, Some(ARCHIVED.to_owned()));
-        }
+        archived_image(registry, settings, job, digest, &asked, tags).await;
         return Ok(Written::Claims(Vec::new()));
     }
     let image = image.ok_or_else(|| RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() })?;
@@ -324,8 +322,40 @@ async fn write_planned<R: Registry>(
     Ok(Written::Claims(claims))
 }
 
+/// An archived image gets no tag: putting it again would restore it. Tags of a rule
+/// that says `"restore_archived": true` start its restore instead (one call), and follow
+/// once it is active (a redelivery, or the next sweep).
+async fn archived_image<R: Registry>(
+    registry: &R,
+    settings: &Settings,
+    job: &Job<'_>,
+    digest: &Digest,
+    asked: &[Tag],
+    tags: &mut BTreeMap<String, TagReport>,
+) {
+    let restoring: Vec<&Tag> =
+        asked.iter().filter(|t| tags.get(t.as_str()).is_some_and(|r| settings.rules.restores_archived(&r.rules))).collect();
+    let started = match (restoring.is_empty(), job.dry_run) {
+        (true, _) => None,
+        (false, true) => Some(Ok("would start its restore (\"restore_archived\": true); a dry run writes nothing")),
+        (false, false) => Some(registry.restore(&job.repository, digest).await.map(|()| RESTORING)),
+    };
+    for tag in asked {
+        let entry = entry(tags, tag);
+        match (&started, restoring.contains(&tag)) {
+            (Some(Ok(detail)), true) if job.dry_run => entry.mark(Outcome::Archived, Some((*detail).to_owned())),
+            (Some(Ok(detail)), true) => entry.mark(Outcome::Restoring, Some((*detail).to_owned())),
+            (Some(Err(e)), true) => entry.fail(&crate::apply::put::read_fault(e.clone())),
+            _ => entry.mark(Outcome::Archived, Some(ARCHIVED.to_owned())),
+        }
+    }
+}
+
+/// What a tag says once its archived image's restore has started.
+const RESTORING: &str = "the image was archived: its restore has started (up to 20 minutes; a 90-day minimum storage charge), and a redelivery or the next sweep writes the tag once it is active";
+
 /// Why a tag is not put on an archived image.
-const ARCHIVED: &str = "the image is archived: putting it again would restore it (a 90-day minimum storage charge, up to 20 minutes), so it is not written; restore it first (aws ecr update-image-storage-class --target-storage-class STANDARD), and a redelivery or the next sweep writes the tag";
+const ARCHIVED: &str = "the image is archived: putting it again would restore it (a 90-day minimum storage charge, up to 20 minutes), so it is not written; restore it first (aws ecr update-image-storage-class --target-storage-class STANDARD) or let a rule do it (\"restore_archived\": true), and a redelivery or the next sweep writes the tag";
 
 async fn read<R: Registry>(
     registry: &R,
@@ -869,6 +899,26 @@ mod tests {
         assert_eq!(outcomes(&report), [("stable", Outcome::Moved)]);
         assert_eq!(report.tags[0].detail.as_deref(), Some("was on an archived image"));
         assert_eq!(tag_at(&fake, "stable"), Some(new));
+    }
+
+
+    #[tokio::test]
+    async fn a_rule_that_says_restore_archived_starts_the_restore_once_and_writes_nothing_yet() {
+        let rules = r#"{"rules":[{"name":"r","semver":true,"restore_archived":true,"tags":["stable","v{major}"]}]}"#;
+        let d = digest(1);
+        let fake = app_with(&d, "{}", Some(MEDIA));
+        fake.archive("app", &d);
+        let report = run(&fake, rules, &push("v1.4.2", Some(&d))).await.unwrap();
+        assert_eq!(outcomes(&report), [("stable", Outcome::Restoring), ("v1", Outcome::Restoring)]);
+        assert!(report.tags[0].detail.as_deref().unwrap().starts_with("the image was archived: its restore has started"));
+        assert_eq!(log(&fake), ["read 2", "restore"], "one restore for the image, no write");
+
+        let mut p = push("v1.4.2", Some(&d));
+        p.dry_run = true;
+        fake.clear_calls();
+        let report = run(&fake, rules, &p).await.unwrap();
+        assert!(report.tags.iter().all(|t| t.outcome == Outcome::Archived && t.detail.as_deref().unwrap().starts_with("would start its restore")));
+        assert_eq!(log(&fake), ["read 2"], "a dry run starts nothing");
     }
 
 }

@@ -94,6 +94,10 @@ impl<R: Registry> Registry for Cached<R> {
         self.repository_tags_at(repository, Instant::now()).await
     }
 
+    async fn restore(&self, repository: &Repository, digest: &Digest) -> Result<(), ReadError> {
+        self.inner.restore(repository, digest).await
+    }
+
     async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {
         self.mutability.get(repository, Instant::now(), self.inner.tag_mutability(repository)).await
     }

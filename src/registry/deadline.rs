@@ -60,6 +60,10 @@ impl<R: Registry> Registry for Deadline<'_, R> {
         self.cut("ListTagsForResource", self.inner.repository_tags(repository), ReadError::Fault).await
     }
 
+    async fn restore(&self, repository: &Repository, digest: &Digest) -> Result<(), ReadError> {
+        self.cut("UpdateImageStorageClass", self.inner.restore(repository, digest), ReadError::Fault).await
+    }
+
     async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {
         self.cut("DescribeRepositories", self.inner.tag_mutability(repository), ReadError::Fault).await
     }

@@ -14,6 +14,7 @@ use aws_sdk_ecr::config::Region;
 use aws_sdk_ecr::operation::put_image::PutImageError;
 use aws_sdk_ecr::types::{
     DescribeImagesFilter, ImageFailureCode, ImageIdentifier, ImageStatus, ImageStatusFilter, ScanStatus, TagStatus,
+    TargetStorageClass,
 };
 use aws_sdk_ecr::Client;
 use chrono::DateTime;
@@ -243,6 +244,20 @@ impl Registry for Ecr {
                 f.failure_reason().unwrap_or_default(),
             ))),
         }
+    }
+
+    async fn restore(&self, repository: &Repository, digest: &Digest) -> Result<(), ReadError> {
+        let request = self
+            .client
+            .update_image_storage_class()
+            .repository_name(repository.name.as_str())
+            .set_registry_id(registry_id(repository))
+            .image_id(ImageIdentifier::builder().image_digest(digest.as_str()).build())
+            .target_storage_class(TargetStorageClass::Standard);
+        send!(self, repository, request).map(|_| ()).map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
+            _ => ReadError::Fault(fault(&e)),
+        })
     }
 
     async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {

@@ -32,6 +32,7 @@ pub enum Call {
     Remove(Tag),
     RepositoryTags(RepositoryName),
     TagMutability(RepositoryName),
+    Restore(Digest),
     Repositories,
     Images(RepositoryName),
 }
@@ -46,6 +47,7 @@ impl Call {
             Call::Remove(_) => "remove",
             Call::RepositoryTags(_) => "repository_tags",
             Call::TagMutability(_) => "tag_mutability",
+            Call::Restore(_) => "restore",
             Call::Repositories => "repositories",
             Call::Images(_) => "images",
         }
@@ -297,6 +299,13 @@ impl Registry for Memory {
         }
         let stored = state.repositories.get_mut(&repository.name).ok_or(RemoveError::RepositoryNotFound)?;
         stored.tags.remove(tag).map(|_| ()).ok_or(RemoveError::NotFound)
+    }
+
+    async fn restore(&self, repository: &Repository, digest: &Digest) -> Result<(), ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Restore(digest.clone()));
+        // ECR takes up to 20 minutes: the image stays unreadable here.
+        state.stored(repository).map(|_| ())
     }
 
     async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {

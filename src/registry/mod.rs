@@ -162,6 +162,10 @@ pub trait Registry: Send + Sync {
     /// for the detail of a `conflict`: what change would let the tag move.
     fn tag_mutability(&self, repository: &Repository) -> impl Future<Output = Result<TagMutability, ReadError>> + Send;
 
+    /// Starts restoring an archived image (UpdateImageStorageClass to STANDARD; ECR takes
+    /// up to 20 minutes), for rules with `"restore_archived": true`.
+    fn restore(&self, repository: &Repository, digest: &Digest) -> impl Future<Output = Result<(), ReadError>> + Send;
+
     /// The repository's resource tags (for rules with `repository_tags`).
     fn repository_tags(
         &self,

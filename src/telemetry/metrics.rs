@@ -78,7 +78,7 @@ impl EventMetrics {
             Outcome::Superseded => self.superseded += 1,
             Outcome::Deferred => self.deferred += 1,
             Outcome::Blocked => self.blocked += 1,
-            Outcome::Archived => self.archived += 1,
+            Outcome::Archived | Outcome::Restoring => self.archived += 1,
             Outcome::Removed => self.removed += 1,
             Outcome::WouldCreate | Outcome::WouldMove | Outcome::WouldRemove | Outcome::Kept => {}
         }

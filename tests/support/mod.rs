@@ -17,9 +17,17 @@ pub const REGION: &str = "eu-west-1";
 pub const ACCOUNT: &str = "123456789012";
 
 /// The ECR operations the function may call: those the template's policy grants
-/// (BatchDeleteImage only with RemoveSourceTags=true).
-pub const FUNCTION_OPERATIONS: [&str; 6] =
-    ["BatchGetImage", "PutImage", "DescribeImages", "ListTagsForResource", "DescribeRepositories", "BatchDeleteImage"];
+/// (BatchDeleteImage only with RemoveSourceTags=true, UpdateImageStorageClass only with
+/// RestoreArchivedImages=true).
+pub const FUNCTION_OPERATIONS: [&str; 7] = [
+    "BatchGetImage",
+    "PutImage",
+    "DescribeImages",
+    "ListTagsForResource",
+    "DescribeRepositories",
+    "BatchDeleteImage",
+    "UpdateImageStorageClass",
+];
 
 /// One reference manifest: the exact bytes and the media type ECR records for it.
 pub struct Manifest {

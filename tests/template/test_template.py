@@ -126,12 +126,14 @@ class TemplateMatchesTheCode(unittest.TestCase):
     def test_the_policy_grants_exactly_the_ecr_calls_the_code_makes(self):
         called = ecr_operations_called_by_the_code()
         self.assertEqual(called, {"ecr:BatchGetImage", "ecr:PutImage", "ecr:DescribeImages", "ecr:ListTagsForResource",
-                                  "ecr:DescribeRepositories", "ecr:BatchDeleteImage"})
-        self.assertEqual(self.granted(RemoveSourceTags="true"), called)
-        self.assertEqual(self.granted(), called - {"ecr:BatchDeleteImage"}, "deleting only when a rule needs it")
-        env = Resolver(self.template, RemoveSourceTags="true", ScanEvents="true").resource("RetagFunction")[
-            "Properties"]["Environment"]["Variables"]
-        self.assertEqual((env["RETAG_REMOVE_SOURCE"], env["RETAG_SCAN_EVENTS"]), ("true", "true"))
+                                  "ecr:DescribeRepositories", "ecr:BatchDeleteImage", "ecr:UpdateImageStorageClass"})
+        self.assertEqual(self.granted(RemoveSourceTags="true", RestoreArchivedImages="true"), called)
+        self.assertEqual(self.granted(), called - {"ecr:BatchDeleteImage", "ecr:UpdateImageStorageClass"},
+                         "deleting and restoring only when a rule needs it")
+        env = Resolver(self.template, RemoveSourceTags="true", ScanEvents="true", RestoreArchivedImages="true").resource(
+            "RetagFunction")["Properties"]["Environment"]["Variables"]
+        self.assertEqual((env["RETAG_REMOVE_SOURCE"], env["RETAG_SCAN_EVENTS"], env["RETAG_RESTORE_ARCHIVED"]),
+                         ("true", "true", "true"))
 
     def test_scan_events_are_routed_only_when_asked_for(self):
         conditions = self.template["Resources"]
@@ -151,7 +153,8 @@ class TemplateMatchesTheCode(unittest.TestCase):
     def test_the_policy_is_limited_to_the_allowed_repositories(self):
         arn = "arn:aws:ecr:eu-west-1:123456789012:repository/"
         for repositories, expected in [("*", [arn + "*"]), ("app,team/*", [arn + "app", arn + "team/*"])]:
-            function = Resolver(self.template, Repositories=repositories, RemoveSourceTags="true").resource(
+            function = Resolver(self.template, Repositories=repositories, RemoveSourceTags="true",
+                                RestoreArchivedImages="true").resource(
                 "RetagFunction")["Properties"]
             statements = [s for p in function["Policies"] for s in p["Statement"]]
             for s in statements:

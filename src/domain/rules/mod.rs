@@ -49,6 +49,9 @@ pub struct Policy {
     /// `"artifacts": true`: the rule applies to signatures, attestations and SBOMs too
     /// ([`crate::domain::artifact`]); other rules never do.
     pub artifacts: bool,
+    /// `"restore_archived": true`: a tag of the rule due on an archived image starts its
+    /// restore (UpdateImageStorageClass) instead of waiting for a person to.
+    pub restore_archived: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +120,11 @@ impl RuleSet {
     /// Whether a rule that opts in to artifacts (`"artifacts": true`) may apply.
     pub fn any_artifact_match(&self, repository: &str, tag: &str) -> bool {
         self.candidates(repository, tag).any(|r| r.policy.artifacts)
+    }
+
+    /// Whether any of the named rules says `"restore_archived": true`.
+    pub fn restores_archived(&self, rules: &[String]) -> bool {
+        self.rules.iter().any(|r| r.policy.restore_archived && rules.contains(&r.name))
     }
 
     /// Whether deciding needs the repository's resource tags (one lookup).

@@ -61,8 +61,19 @@ struct RawRuleSet {
 }
 
 /// The fields a rule may have, as [`RawRule`] names them.
-const RULE_FIELDS: [&str; 11] = [
-    "name", "repositories", "match", "semver", "prerelease", "tags", "move", "when", "remove_source", "repository_tags", "artifacts",
+const RULE_FIELDS: [&str; 12] = [
+    "name",
+    "repositories",
+    "match",
+    "semver",
+    "prerelease",
+    "tags",
+    "move",
+    "when",
+    "remove_source",
+    "repository_tags",
+    "artifacts",
+    "restore_archived",
 ];
 
 #[derive(Deserialize)]
@@ -80,6 +91,7 @@ struct RawRule {
     when: Option<Value>,
     remove_source: Option<bool>,
     artifacts: Option<bool>,
+    restore_archived: Option<bool>,
     repository_tags: Option<BTreeMap<String, String>>,
 }
 
@@ -320,6 +332,7 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
         scan_gate,
         remove_source: raw.remove_source.unwrap_or(false),
         artifacts: raw.artifacts.unwrap_or(false),
+        restore_archived: raw.restore_archived.unwrap_or(false),
     };
     match (ok, matcher) {
         (true, Some(matcher)) => Some(Rule { name, repositories, repository_tags, matcher, tags, policy }),
