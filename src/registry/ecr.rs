@@ -46,6 +46,16 @@ macro_rules! send {
     };
 }
 
+/// The same, for a read whose one telling error is RepositoryNotFoundException: anything else is a fault.
+macro_rules! send_read {
+    ($ecr:expr, $repository:expr, $request:expr) => {
+        send!($ecr, $repository, $request).map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
+            _ => ReadError::Fault(fault(&e)),
+        })
+    };
+}
+
 /// aws-sdk-ecr behind the [`Registry`] port.
 #[derive(Debug, Clone)]
 pub struct Ecr {
@@ -127,10 +137,7 @@ impl Registry for Ecr {
             .set_image_ids(Some(ids))
             // All four types: ECR then returns the stored bytes and never converts.
             .set_accepted_media_types(Some(MANIFEST_MEDIA_TYPES.iter().map(|s| s.to_string()).collect()));
-        let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
-            _ => ReadError::Fault(fault(&e)),
-        })?;
+        let output = send_read!(self, repository, request)?;
 
         let mut snapshot = Snapshot::default();
         for found in output.images() {
@@ -254,18 +261,12 @@ impl Registry for Ecr {
             .set_registry_id(registry_id(repository))
             .image_id(ImageIdentifier::builder().image_digest(digest.as_str()).build())
             .target_storage_class(TargetStorageClass::Standard);
-        send!(self, repository, request).map(|_| ()).map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
-            _ => ReadError::Fault(fault(&e)),
-        })
+        send_read!(self, repository, request).map(|_| ())
     }
 
     async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {
         let request = self.client.describe_repositories().set_registry_id(registry_id(repository)).repository_names(repository.name.as_str());
-        let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
-            _ => ReadError::Fault(fault(&e)),
-        })?;
+        let output = send_read!(self, repository, request)?;
         let found = output.repositories().first().ok_or(ReadError::RepositoryNotFound)?;
         Ok(TagMutability {
             mode: found.image_tag_mutability().and_then(|m| Mode::parse(m.as_str())).unwrap_or(Mode::Mutable),
@@ -282,10 +283,7 @@ impl Registry for Ecr {
                     .describe_repositories()
                     .repository_names(repository.name.as_str())
                     .set_registry_id(registry_id(repository));
-                let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
-                    Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
-                    _ => ReadError::Fault(fault(&e)),
-                })?;
+                let output = send_read!(self, repository, request)?;
                 output
                     .repositories()
                     .iter()
@@ -295,10 +293,7 @@ impl Registry for Ecr {
             }
         };
         let request = self.client.list_tags_for_resource().resource_arn(arn);
-        let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
-            _ => ReadError::Fault(fault(&e)),
-        })?;
+        let output = send_read!(self, repository, request)?;
         Ok(output.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
     }
 }
@@ -334,10 +329,7 @@ impl Catalog for Ecr {
             .filter(DescribeImagesFilter::builder().tag_status(TagStatus::Tagged).image_status(ImageStatusFilter::Any).build())
             .max_results(PAGE_SIZE)
             .set_next_token(page.map(str::to_owned));
-        let output = send!(self, repository, request).map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_repository_not_found_exception() => ReadError::RepositoryNotFound,
-            _ => ReadError::Fault(fault(&e)),
-        })?;
+        let output = send_read!(self, repository, request)?;
         let items = output
             .image_details()
             .iter()

@@ -7,6 +7,8 @@
 //! billed custom metric). The repository is always a plain property of the
 //! line, so Logs Insights can group by it at no metric cost.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
@@ -15,37 +17,64 @@ use crate::error::{report_of, RetagError};
 
 pub const NAMESPACE: &str = "ecr-retag";
 
-/// The counters of one event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventMetrics {
-    pub created: u64,
-    pub moved: u64,
-    pub unchanged: u64,
-    pub conflicts: u64,
-    pub invalid: u64,
-    pub failures: u64,
-    pub skipped_not_newer: u64,
-    /// `if-newer` tags put back after a lower version's late write took them.
-    pub repaired: u64,
-    /// `if-newer` tags this event wrote that a newer version has taken since.
-    pub superseded: u64,
-    pub deferred: u64,
-    pub blocked: u64,
-    pub archived: u64,
-    /// Pushed tags removed (`remove_source`).
-    pub removed: u64,
-    /// The event needed no action (not a push, untagged, or no rule matched).
-    pub ignored: u64,
-    /// The invocation returned an error.
-    pub errors: u64,
+/// The counters of a line, in the order it lists them.
+pub const COUNTERS: [&str; 15] = [
+    "TagsCreated",
+    "TagsMoved",
+    "TagsUnchanged",
+    "TagConflicts",
+    "TagsInvalid",
+    "TagFailures",
+    "TagsSkippedNotNewer",
+    // `if-newer` tags put back after a lower version's late write took them.
+    "TagsRepaired",
+    // `if-newer` tags this event wrote that a newer version has taken since.
+    "TagsSuperseded",
+    "TagsDeferred",
+    "TagsBlocked",
+    "TagsOnArchivedImages",
+    // Pushed tags removed (`remove_source`).
+    "SourceTagsRemoved",
+    // The event needed no action (not a push, untagged, or no rule matched).
+    "EventsIgnored",
+    // The invocation returned an error.
+    "EventErrors",
+];
+
+/// The counter a tag's outcome adds to; dry runs and kept source tags count nowhere.
+fn counter_of(outcome: Outcome) -> Option<&'static str> {
+    Some(match outcome {
+        Outcome::Created => "TagsCreated",
+        Outcome::Moved => "TagsMoved",
+        Outcome::Unchanged => "TagsUnchanged",
+        Outcome::Conflict => "TagConflicts",
+        Outcome::Invalid => "TagsInvalid",
+        // A full image is a failure to alarm on, like any other tag not in place.
+        Outcome::Failed | Outcome::TagLimit => "TagFailures",
+        Outcome::SkippedNotNewer => "TagsSkippedNotNewer",
+        Outcome::Repaired => "TagsRepaired",
+        Outcome::Superseded => "TagsSuperseded",
+        Outcome::Deferred => "TagsDeferred",
+        Outcome::Blocked => "TagsBlocked",
+        Outcome::Archived | Outcome::Restoring => "TagsOnArchivedImages",
+        Outcome::Removed => "SourceTagsRemoved",
+        Outcome::WouldCreate | Outcome::WouldMove | Outcome::WouldRemove | Outcome::Kept => return None,
+    })
 }
+
+/// The counters of one event (or sweep), by name; absent is zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventMetrics(BTreeMap<&'static str, u64>);
 
 impl EventMetrics {
     pub fn of(result: &Result<Report, RetagError>) -> Self {
-        let mut m = EventMetrics { errors: u64::from(result.is_err()), ..EventMetrics::default() };
+        let mut m = EventMetrics::default();
+        if result.is_err() {
+            m.add("EventErrors");
+        }
         if let Some(report) = report_of(result) {
             if report.status == Status::Ignored {
-                m.ignored = 1;
+                m.add("EventsIgnored");
             }
             for tag in &report.tags {
                 m.count(tag.outcome);
@@ -64,24 +93,19 @@ impl EventMetrics {
         m
     }
 
+    /// A counter's value.
+    pub fn get(&self, counter: &str) -> u64 {
+        self.0.get(counter).copied().unwrap_or(0)
+    }
+
     fn count(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::Created => self.created += 1,
-            Outcome::Moved => self.moved += 1,
-            Outcome::Unchanged => self.unchanged += 1,
-            Outcome::Conflict => self.conflicts += 1,
-            Outcome::Invalid => self.invalid += 1,
-            // A full image is a failure to alarm on, like any other tag not in place.
-            Outcome::Failed | Outcome::TagLimit => self.failures += 1,
-            Outcome::SkippedNotNewer => self.skipped_not_newer += 1,
-            Outcome::Repaired => self.repaired += 1,
-            Outcome::Superseded => self.superseded += 1,
-            Outcome::Deferred => self.deferred += 1,
-            Outcome::Blocked => self.blocked += 1,
-            Outcome::Archived | Outcome::Restoring => self.archived += 1,
-            Outcome::Removed => self.removed += 1,
-            Outcome::WouldCreate | Outcome::WouldMove | Outcome::WouldRemove | Outcome::Kept => {}
+        if let Some(counter) = counter_of(outcome) {
+            self.add(counter);
         }
+    }
+
+    fn add(&mut self, counter: &'static str) {
+        *self.0.entry(counter).or_default() += 1;
     }
 }
 
@@ -97,28 +121,10 @@ pub struct Labels<'a> {
 /// One EMF line. `pushed_at` is when the image was pushed (the event's time),
 /// for the event-to-done latency.
 pub fn emf_line(metrics: &EventMetrics, labels: &Labels<'_>, pushed_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
-    let counters = [
-        ("TagsCreated", metrics.created),
-        ("TagsMoved", metrics.moved),
-        ("TagsUnchanged", metrics.unchanged),
-        ("TagConflicts", metrics.conflicts),
-        ("TagsInvalid", metrics.invalid),
-        ("TagFailures", metrics.failures),
-        ("TagsSkippedNotNewer", metrics.skipped_not_newer),
-        ("TagsRepaired", metrics.repaired),
-        ("TagsSuperseded", metrics.superseded),
-        ("TagsDeferred", metrics.deferred),
-        ("TagsBlocked", metrics.blocked),
-        ("TagsOnArchivedImages", metrics.archived),
-        ("SourceTagsRemoved", metrics.removed),
-        ("EventsIgnored", metrics.ignored),
-        ("EventErrors", metrics.errors),
-    ];
-    let mut definitions: Vec<Value> =
-        counters.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect();
+    let mut definitions: Vec<Value> = COUNTERS.iter().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
     let mut line = Map::new();
-    for (name, value) in counters {
-        line.insert(name.to_owned(), value.into());
+    for name in COUNTERS {
+        line.insert(name.to_owned(), metrics.get(name).into());
     }
     if let Some(pushed_at) = pushed_at {
         // Clock skew can make it slightly negative; a latency is never below zero.
@@ -150,6 +156,11 @@ mod tests {
     use super::*;
     use crate::report::TagReport;
 
+    /// The counters that are not zero, in the line's order.
+    fn nonzero(m: &EventMetrics) -> Vec<(&'static str, u64)> {
+        COUNTERS.iter().map(|c| (*c, m.get(c))).filter(|(_, n)| *n > 0).collect()
+    }
+
     fn tag(outcome: Outcome) -> TagReport {
         TagReport::new("t", vec![], outcome)
     }
@@ -171,21 +182,24 @@ mod tests {
     fn counts_each_outcome_once() {
         let r = report(Status::Applied, &[Outcome::Created, Outcome::Created, Outcome::Moved, Outcome::Unchanged]);
         let m = EventMetrics::of(&Ok(r));
-        assert_eq!(m, EventMetrics { created: 2, moved: 1, unchanged: 1, ..Default::default() });
+        assert_eq!(nonzero(&m), [("TagsCreated", 2), ("TagsMoved", 1), ("TagsUnchanged", 1)]);
         let m = EventMetrics::of(&Ok(report(Status::Ignored, &[])));
-        assert_eq!(m, EventMetrics { ignored: 1, ..Default::default() });
+        assert_eq!(nonzero(&m), [("EventsIgnored", 1)]);
     }
 
     #[test]
     fn a_failed_event_counts_its_problem_tags_and_one_error() {
         let r = report(Status::Applied, &[Outcome::Conflict, Outcome::Failed, Outcome::Invalid, Outcome::Created]);
         let m = EventMetrics::of(&Err(RetagError::TagsNotApplied { report: Box::new(r), retryable: true }));
-        assert_eq!(m, EventMetrics { created: 1, conflicts: 1, failures: 1, invalid: 1, errors: 1, ..Default::default() });
+        assert_eq!(nonzero(&m), [("TagsCreated", 1), ("TagConflicts", 1), ("TagsInvalid", 1), ("TagFailures", 1), ("EventErrors", 1)]);
     }
 
     #[test]
     fn the_line_follows_the_emf_specification() {
-        let m = EventMetrics { created: 3, ..Default::default() };
+        let mut m = EventMetrics::default();
+        for _ in 0..3 {
+            m.add("TagsCreated");
+        }
         let now: DateTime<Utc> = "2026-11-24T10:15:03.250Z".parse().unwrap();
         let pushed: DateTime<Utc> = "2026-11-24T10:15:02Z".parse().unwrap();
         let labels = Labels { function_name: "fn", repository: Some("team/api"), by_repository: true };
