@@ -81,25 +81,19 @@ async fn run(rules: &[&Rule]) -> Result<ecr_retag::report::Report, RetagError> {
 #[tokio::test]
 async fn image_tag_already_exists_on_this_digest_is_unchanged() {
     // The first read says absent (a concurrent delivery is about to write it); the re-read finds it ours.
-    let reads = mock!(Client::batch_get_image)
-        .sequence()
-        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).failures(not_found("stable")).build())
-        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).images(image(MINE, Some("stable"))).build())
-        .build();
-    let put = mock!(Client::put_image)
-        .then_error(|| PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build()));
+    let (reads, put) = immutable_then_on(MINE);
     let report = run(&[&reads, &put]).await.unwrap();
     assert_eq!(report.tags[0].outcome, Outcome::Unchanged);
     assert_eq!(reads.num_calls(), 2);
     assert_eq!(put.num_calls(), 1, "ECR's refusal is final; no retry");
 }
 
-/// `stable` read as absent, then refused as immutable, then found on OTHER.
-fn immutable_elsewhere() -> (Rule, Rule) {
+/// `stable` read as absent, then refused as immutable, then found on `holder`.
+fn immutable_then_on(holder: &'static str) -> (Rule, Rule) {
     let reads = mock!(Client::batch_get_image)
         .sequence()
         .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).failures(not_found("stable")).build())
-        .output(|| BatchGetImageOutput::builder().images(image(MINE, None)).images(image(OTHER, Some("stable"))).build())
+        .output(move || BatchGetImageOutput::builder().images(image(MINE, None)).images(image(holder, Some("stable"))).build())
         .build();
     let put = mock!(Client::put_image)
         .then_error(|| PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build()));
@@ -108,7 +102,7 @@ fn immutable_elsewhere() -> (Rule, Rule) {
 
 #[tokio::test]
 async fn image_tag_already_exists_on_another_digest_is_a_permanent_conflict() {
-    let (reads, put) = immutable_elsewhere();
+    let (reads, put) = immutable_then_on(OTHER);
     let filter = aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
         .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
         .filter("edge")
@@ -136,7 +130,7 @@ async fn image_tag_already_exists_on_another_digest_is_a_permanent_conflict() {
 
 #[tokio::test]
 async fn a_conflict_whose_repository_cannot_be_described_keeps_its_plain_detail() {
-    let (reads, put) = immutable_elsewhere();
+    let (reads, put) = immutable_then_on(OTHER);
     let denied = mock!(Client::describe_repositories).then_http_response(|| json_error(400, "AccessDeniedException"));
     let err = run(&[&reads, &put, &denied]).await.unwrap_err();
     assert_eq!(err.report().unwrap().tags[0].detail.as_deref(), Some(format!("the tag is immutable and points at {OTHER}").as_str()));

@@ -17,28 +17,14 @@ use crate::error::{report_of, RetagError};
 
 pub const NAMESPACE: &str = "ecr-retag";
 
-/// The counters of a line, in the order it lists them.
+/// The counters of a line, in the order it lists them: the tags by outcome (`counter_of`;
+/// `TagsRepaired`: `if-newer` tags put back after a lower version's late write,
+/// `TagsSuperseded`: taken by a newer version since, `SourceTagsRemoved`: `remove_source`),
+/// events that needed no action, and invocations that returned an error.
 pub const COUNTERS: [&str; 15] = [
-    "TagsCreated",
-    "TagsMoved",
-    "TagsUnchanged",
-    "TagConflicts",
-    "TagsInvalid",
-    "TagFailures",
-    "TagsSkippedNotNewer",
-    // `if-newer` tags put back after a lower version's late write took them.
-    "TagsRepaired",
-    // `if-newer` tags this event wrote that a newer version has taken since.
-    "TagsSuperseded",
-    "TagsDeferred",
-    "TagsBlocked",
-    "TagsOnArchivedImages",
-    // Pushed tags removed (`remove_source`).
-    "SourceTagsRemoved",
-    // The event needed no action (not a push, untagged, or no rule matched).
-    "EventsIgnored",
-    // The invocation returned an error.
-    "EventErrors",
+    "TagsCreated", "TagsMoved", "TagsUnchanged", "TagConflicts", "TagsInvalid", "TagFailures", "TagsSkippedNotNewer",
+    "TagsRepaired", "TagsSuperseded", "TagsDeferred", "TagsBlocked", "TagsOnArchivedImages", "SourceTagsRemoved",
+    "EventsIgnored", "EventErrors",
 ];
 
 /// The counter a tag's outcome adds to; dry runs and kept source tags count nowhere.

@@ -92,7 +92,7 @@ pub struct Derived<'r> {
     pub result: Result<Tag, Unrenderable>,
     /// The version a semver rule read from the pushed tag (what `"move": "if-newer"` compares).
     pub version: Option<semver::Version>,
-    /// A later push may derive the same tag for another image ([`Template::moves`]).
+    /// A later push may derive the same tag for another image (`Template::moves`).
     pub moves: bool,
 }
 
@@ -224,7 +224,7 @@ impl RuleSet {
             .collect()
     }
 
-    /// Every template whose tag moves from image to image ([`Template::moves`]), with its rule.
+    /// Every template whose tag moves from image to image (`Template::moves`), with its rule.
     pub fn moving_tags(&self) -> Vec<crate::domain::mutability::Moving> {
         self.rules
             .iter()
