@@ -58,6 +58,15 @@ fn without(path: &[&str]) -> String {
     e.to_string()
 }
 
+/// An Amazon Inspector event of this kind with this detail.
+fn inspector(detail_type: &str, detail: Value) -> String {
+    let mut e = event();
+    e["source"] = json!("aws.inspector2");
+    e["detail-type"] = json!(detail_type);
+    e["detail"] = detail;
+    e.to_string()
+}
+
 fn kind(detail_type: &str) -> String {
     with(&["detail-type"], json!(detail_type))
 }
@@ -112,6 +121,8 @@ fn catalogue() -> Vec<(&'static str, String, Expect)> {
         ("scan, fractional count", scan(json!({"HIGH": 1.5})), Error("expected a count")),
         ("scan, tags not a list", scan_with("image-tags", json!("v1.4.2")), Error("field `detail.image-tags`: expected an array")),
         ("replication", kind("ECR Replication Action"), Ignored("\"ECR Replication Action\" events are not handled")),
+        ("inspector finding", inspector("Inspector2 Finding", json!({"scan-status": "INITIAL_SCAN_COMPLETE"})), Ignored("\"Inspector2 Finding\" events are not handled")),
+        ("inspector scan naming the repository", inspector("Inspector2 Scan", json!({"scan-status": "INITIAL_SCAN_COMPLETE", "repository-name": "team/api"})), Error("field `detail.repository-name`: expected the repository's ARN")),
         ("pull through cache", kind("ECR Pull Through Cache Action"), Ignored("\"ECR Pull Through Cache Action\"")),
         ("referrer action", kind("ECR Referrer Action"), Ignored("\"ECR Referrer Action\"")),
         ("unknown future kind", kind("ECR Something New"), Ignored("\"ECR Something New\" events are not handled")),

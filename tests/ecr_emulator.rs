@@ -927,3 +927,47 @@ async fn a_rule_that_says_restore_archived_starts_the_restore_and_writes_once_th
     assert_eq!(listed.image_details()[0].image_status(), Some(&aws_sdk_ecr::types::ImageStatus::Activating));
     assert_eq!(emulator.restores(&repo), json!({}), "restored by the storage-class call, not by a push");
 }
+
+/// Amazon Inspector's first result for an image (enhanced scanning), as EventBridge delivers it.
+fn inspector_scan(repo: &str, digest: &str, tags: &[&str], counts: serde_json::Value) -> serde_json::Value {
+    json!({
+        "version": "0", "id": "9a2c1f3e-5b7d-4e8f-a0b1-c2d3e4f5a6b7",
+        "detail-type": "Inspector2 Scan", "source": "aws.inspector2",
+        "account": ACCOUNT, "time": "2026-11-24T10:17:40Z", "region": REGION,
+        "resources": [format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{repo}")],
+        "detail": {
+            "scan-status": "INITIAL_SCAN_COMPLETE",
+            "repository-name": format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{repo}"),
+            "finding-severity-counts": counts, "image-digest": digest, "image-tags": tags
+        }
+    })
+}
+
+#[tokio::test]
+async fn an_enhanced_scan_from_inspector_passes_or_blocks_the_gate_and_fails_closed_where_it_cannot_tell() {
+    let Scenario { client, repo, .. } = Scenario::new("inspector", false).await;
+    let gated = |at: &str| format!(r#"{{"rules":[{{"name":"g","semver":true,"when":{{"scan":"{at}"}},"tags":["stable"]}}]}}"#);
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let report = handler(&gated("MEDIUM")).handle(&push_event(&repo, &digest, "v1.4.2", None), now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&["stable"], Outcome::Deferred));
+
+    let high = inspector_scan(&repo, &digest, &["v1.4.2"], json!({"CRITICAL": 0, "HIGH": 1, "MEDIUM": 0, "TOTAL": 4}));
+    let report = handler(&gated("MEDIUM")).handle(&high, now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&["stable"], Outcome::Blocked));
+    assert!(report.tags[0].detail.as_deref().unwrap().starts_with("the scan found HIGH 1, 3 below MEDIUM"), "{report:?}");
+
+    // Nothing at MEDIUM or above, but LOW-or-below findings the event does not split.
+    let some_low = inspector_scan(&repo, &digest, &["v1.4.2"], json!({"CRITICAL": 0, "HIGH": 0, "MEDIUM": 0, "TOTAL": 3}));
+    let report = handler(&gated("LOW")).handle(&some_low, now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&["stable"], Outcome::Blocked));
+    assert!(report.tags[0].detail.as_deref().unwrap().contains("a gate at LOW cannot be decided from it"), "{report:?}");
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags.get("stable"), None);
+
+    let report = handler(&gated("MEDIUM")).handle(&some_low, now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&["stable"], Outcome::Created), "a MEDIUM gate is decided by the named counts");
+    let again = handler(&gated("MEDIUM")).handle(&some_low, now()).await.unwrap();
+    assert_eq!(outcomes(&again), all(&["stable"], Outcome::Unchanged), "a redelivery writes nothing more");
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["stable"], digest);
+}

@@ -712,7 +712,7 @@ mod tests {
             digest: d.clone(),
             tags: Sources::new(tags.iter().map(|t| tag(t)).collect()).unwrap(),
             scanned_at: "2026-11-24T10:20:00Z".parse().unwrap(),
-            findings: crate::domain::scan::Findings { counts: findings.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect() },
+            findings: crate::domain::scan::Findings { unsplit: None, counts: findings.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect() },
         }
     }
 

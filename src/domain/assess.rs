@@ -264,11 +264,11 @@ mod tests {
         let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
         assert_eq!((a.desired.len(), a.held_back), (1, 1), "v1 written, stable waits for a scan");
 
-        unscanned.findings = Some(Findings { counts: [("LOW".to_owned(), 3)].into() });
+        unscanned.findings = Some(Findings { unsplit: None, counts: [("LOW".to_owned(), 3)].into() });
         let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
         assert_eq!(a.desired.iter().map(|d| d.tag.as_str()).collect::<Vec<_>>(), ["stable", "v1"]);
 
-        unscanned.findings = Some(Findings { counts: [("HIGH".to_owned(), 1)].into() });
+        unscanned.findings = Some(Findings { unsplit: None, counts: [("HIGH".to_owned(), 1)].into() });
         let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
         assert_eq!((a.desired.len(), a.held_back), (1, 1), "blocked by the HIGH finding");
     }

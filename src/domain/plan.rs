@@ -196,7 +196,13 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
                 }
             }
             (Phase::Scan(findings), Some(allowed)) => {
-                if matches!(p.verdict, Verdict::Write(_)) && !findings.passes(allowed) {
+                if matches!(p.verdict, Verdict::Write(_)) && findings.undecided(allowed) {
+                    p.verdict = Verdict::Blocked(format!(
+                        "the scan found {}: Amazon Inspector's event counts CRITICAL, HIGH and MEDIUM only, so a gate at \
+                         {allowed} cannot be decided from it, and the tag is not written (fail closed)",
+                        findings.summary()
+                    ));
+                } else if matches!(p.verdict, Verdict::Write(_)) && !findings.passes(allowed) {
                     p.verdict = Verdict::Blocked(format!(
                         "the scan found {}; the rule allows findings up to {allowed}",
                         findings.summary()
@@ -363,13 +369,13 @@ mod tests {
 
     #[test]
     fn on_a_scan_only_gated_tags_are_planned_and_the_findings_decide() {
-        let high = Findings { counts: [("HIGH".to_owned(), 1), ("LOW".to_owned(), 7)].into() };
+        let high = Findings { unsplit: None, counts: [("HIGH".to_owned(), 1), ("LOW".to_owned(), 7)].into() };
         let plan = phased(GATED, "v1.4.2", Phase::Scan(&high));
         assert_eq!(verdicts(&plan), [("stable", "blocked")]);
         let Verdict::Blocked(why) = &plan.tags[0].verdict else { panic!() };
         assert_eq!(why, "the scan found HIGH 1, LOW 7; the rule allows findings up to MEDIUM");
 
-        let medium = Findings { counts: [("MEDIUM".to_owned(), 4)].into() };
+        let medium = Findings { unsplit: None, counts: [("MEDIUM".to_owned(), 4)].into() };
         assert_eq!(verdicts(&phased(GATED, "v1.4.2", Phase::Scan(&medium))), [("stable", "write")]);
 
         // Two gated rules derive `next`: the more lenient gate lets it through.

@@ -1,5 +1,6 @@
-//! Image scan results: severities, the counts a basic scan reports, and the
-//! gate a rule's `"when": {"scan": "…"}` sets.
+//! Image scan results: severities, the counts a basic scan (ECR) or an
+//! enhanced scan (Amazon Inspector) reports, and the gate a rule's
+//! `"when": {"scan": "…"}` sets.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -54,12 +55,23 @@ impl fmt::Display for Severity {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Findings {
     pub counts: BTreeMap<String, u64>,
+    /// Findings an Inspector event counts only in its `TOTAL`: below MEDIUM (LOW,
+    /// INFORMATIONAL, UNTRIAGED), not split by severity. `None` for a basic scan.
+    pub unsplit: Option<u64>,
 }
 
 impl Findings {
-    /// Whether a rule gated at `allowed` may promote: no finding above it.
+    /// Whether a rule gated at `allowed` may promote: no finding above it. An undecided
+    /// gate ([`Findings::undecided`]) does not pass: fail closed.
     pub fn passes(&self, allowed: Severity) -> bool {
-        self.counts.iter().filter(|(_, n)| **n > 0).all(|(name, _)| Severity::parse(name).is_some_and(|s| s <= allowed))
+        !self.undecided(allowed)
+            && self.counts.iter().filter(|(_, n)| **n > 0).all(|(name, _)| Severity::parse(name).is_some_and(|s| s <= allowed))
+    }
+
+    /// A gate at LOW or below, and findings below MEDIUM that the event does not split:
+    /// whether any is above the gate cannot be told from these counts.
+    pub fn undecided(&self, allowed: Severity) -> bool {
+        allowed < Severity::Medium && self.unsplit.unwrap_or(0) > 0
     }
 
     /// `HIGH 1, MEDIUM 4`, most severe first (unknown names last); `none` when clean.
@@ -76,6 +88,9 @@ impl Findings {
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => a.1.cmp(&b.1),
         });
+        if let Some(n) = self.unsplit.filter(|n| *n > 0) {
+            parts.push((None, format!("{n} below MEDIUM (not split by severity)")));
+        }
         if parts.is_empty() {
             "none".to_owned()
         } else {
@@ -89,7 +104,7 @@ mod tests {
     use super::*;
 
     fn findings(pairs: &[(&str, u64)]) -> Findings {
-        Findings { counts: pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect() }
+        Findings { unsplit: None, counts: pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect() }
     }
 
     #[test]
@@ -102,6 +117,17 @@ mod tests {
         assert!(findings(&[("CRITICAL", 0), ("LOW", 2)]).passes(Severity::Low), "zero counts are no findings");
         assert!(findings(&[("UNDEFINED", 1)]).passes(Severity::Undefined), "at the gate is not above it");
         assert!(!findings(&[("SEVERE", 1)]).passes(Severity::Critical), "an unknown severity fails closed");
+    }
+
+    #[test]
+    fn unsplit_findings_below_medium_decide_gates_at_medium_and_above_only() {
+        let inspector = Findings { unsplit: Some(7), ..findings(&[("CRITICAL", 0), ("HIGH", 0), ("MEDIUM", 2)]) };
+        assert!(inspector.passes(Severity::Medium) && inspector.passes(Severity::High));
+        assert!(!inspector.passes(Severity::Low) && inspector.undecided(Severity::Low), "LOW 7 or INFORMATIONAL 7?");
+        assert!(!inspector.undecided(Severity::Medium));
+        let clean = Findings { unsplit: Some(0), ..findings(&[("MEDIUM", 0)]) };
+        assert!(clean.passes(Severity::Undefined), "nothing below MEDIUM either: every gate decides");
+        assert_eq!(inspector.summary(), "MEDIUM 2, 7 below MEDIUM (not split by severity)");
     }
 
     #[test]

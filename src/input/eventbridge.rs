@@ -25,11 +25,14 @@ pub(crate) fn parse(payload: &Value) -> Result<Request, InputError> {
         let path = e.path().to_string().escape_debug().to_string();
         field_error(if path == "." { "(event)" } else { &path }, e.into_inner().to_string())
     })?;
-    if event.source != "aws.ecr" {
-        return Err(field_error("source", format!("expected \"aws.ecr\", got {:?}", event.source)));
+    if event.source != "aws.ecr" && event.source != INSPECTOR {
+        return Err(field_error("source", format!("expected \"aws.ecr\" or \"{INSPECTOR}\", got {:?}", event.source)));
     }
     let detail = Fields::object(&event.detail, "detail", "detail.")?;
     let event = Envelope { event: &event, detail };
+    if event.event.source == INSPECTOR {
+        return event.inspector();
+    }
     match event.event.detail_type.as_str() {
         IMAGE_ACTION => event.push(),
         IMAGE_SCAN => event.scan(),
@@ -39,9 +42,12 @@ pub(crate) fn parse(payload: &Value) -> Result<Request, InputError> {
     }
 }
 
-struct Envelope<'a> {
-    event: &'a EventBridgeEvent<Value>,
-    detail: Fields<'a>,
+/// Amazon Inspector, which sends enhanced scanning's results ([`crate::input::inspector`]).
+const INSPECTOR: &str = "aws.inspector2";
+
+pub(crate) struct Envelope<'a> {
+    pub(crate) event: &'a EventBridgeEvent<Value>,
+    pub(crate) detail: Fields<'a>,
 }
 
 impl Envelope<'_> {
@@ -83,13 +89,7 @@ impl Envelope<'_> {
         }
         let name = detail.name("repository-name", RepositoryName::parse)?;
         let digest = detail.name("image-digest", Digest::parse)?;
-        let tags = match detail.optional_array("image-tags")? {
-            Some(items) => detail.items("image-tags", items, |item, path| {
-                Tag::parse(item_text(item, path)?).map_err(|e| field_error(path, e.to_string()))
-            })?,
-            None => Vec::new(),
-        };
-        let Some(tags) = Sources::new(tags) else {
+        let Some(tags) = self.image_tags()? else {
             return Ok(self.ignore("the scanned image has no tag: no rule can apply".to_owned()));
         };
         let findings = self.findings()?;
@@ -102,8 +102,20 @@ impl Envelope<'_> {
         }))
     }
 
+    /// A scanned image's `image-tags`; `None` when it has none.
+    pub(crate) fn image_tags(&self) -> Result<Option<Sources>, InputError> {
+        let detail = &self.detail;
+        let tags = match detail.optional_array("image-tags")? {
+            Some(items) => detail.items("image-tags", items, |item, path| {
+                Tag::parse(item_text(item, path)?).map_err(|e| field_error(path, e.to_string()))
+            })?,
+            None => Vec::new(),
+        };
+        Ok(Sources::new(tags))
+    }
+
     /// `finding-severity-counts`; ECR leaves them out or empty when there are none.
-    fn findings(&self) -> Result<Findings, InputError> {
+    pub(crate) fn findings(&self) -> Result<Findings, InputError> {
         let mut findings = Findings::default();
         let Some(counts) = self.detail.get("finding-severity-counts") else { return Ok(findings) };
         let counts = Fields::object(counts, "detail.finding-severity-counts", "detail.finding-severity-counts.")?;
@@ -120,12 +132,12 @@ impl Envelope<'_> {
         Ok(Repository { registry_id: Some(registry_id), region: self.event.region.clone().filter(|r| !r.is_empty()), name })
     }
 
-    fn time(&self, what: &str) -> Result<chrono::DateTime<chrono::Utc>, InputError> {
+    pub(crate) fn time(&self, what: &str) -> Result<chrono::DateTime<chrono::Utc>, InputError> {
         self.event.time.ok_or_else(|| field_error("time", format!("required: {what} (RFC 3339)")))
     }
 
     /// Only well-formed names are echoed back, so nothing unescaped reaches a log line.
-    fn ignore(&self, reason: String) -> Request {
+    pub(crate) fn ignore(&self, reason: String) -> Request {
         let detail = &self.detail;
         Request::Ignore(Ignored {
             reason,

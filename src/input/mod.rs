@@ -9,6 +9,7 @@
 
 pub mod direct;
 pub mod eventbridge;
+pub mod inspector;
 pub(crate) mod fields;
 pub mod sqs;
 pub mod strict_json;

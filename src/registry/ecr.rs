@@ -339,6 +339,7 @@ impl Catalog for Ecr {
                     .then(|| d.image_scan_findings_summary())
                     .flatten()
                     .map(|summary| Findings {
+                        unsplit: None,
                         counts: summary
                             .finding_severity_counts()
                             .into_iter()
