@@ -148,7 +148,7 @@ impl Config {
             return Err(ConfigError::Wiring {
                 feature: "a rule has a scan gate (\"when\": {\"scan\": …})".into(),
                 var: "RETAG_SCAN_EVENTS",
-                remedy: "its tags would wait forever for scan events that never arrive; deploy with ScanEvents=true (and scan on push enabled)",
+                remedy: "its tags would wait forever for scan events that never arrive; deploy with ScanEvents=basic (scan on push) or ScanEvents=enhanced (Amazon Inspector), or both",
             });
         }
         if rules.uses(|p| p.remove_source) && !flag("RETAG_REMOVE_SOURCE", true)? {
@@ -270,7 +270,7 @@ mod tests {
     fn rules_needing_wiring_the_stack_lacks_fail_at_start_up() {
         let gated = r#"{"rules":[{"name":"g","semver":true,"when":{"scan":"HIGH"},"tags":["stable"]}]}"#;
         let err = load(&[("RETAG_RULES", gated), ("RETAG_SCAN_EVENTS", "false")]).unwrap_err();
-        assert!(err.to_string().contains("RETAG_SCAN_EVENTS=false") && err.to_string().contains("ScanEvents=true"), "{err}");
+        assert!(err.to_string().contains("RETAG_SCAN_EVENTS=false") && err.to_string().contains("ScanEvents=basic"), "{err}");
         assert!(load(&[("RETAG_RULES", gated), ("RETAG_SCAN_EVENTS", "true")]).is_ok());
         assert!(load(&[("RETAG_RULES", gated)]).is_ok(), "unset: outside the template nothing is known");
 

@@ -86,6 +86,7 @@ async fn the_sample_events_do_what_their_names_say() {
         ("push-failure.json", "not SUCCESS"),
         ("delete.json", "not a push"),
         ("scan-complete.json", "no scan-gated rule matches"),
+        ("inspector-scan.json", "no scan-gated rule matches"),
     ] {
         let r = response(function.api.invoke(&sample_event(event)).await);
         assert_eq!(r["status"], "ignored", "{event}");
@@ -218,6 +219,22 @@ async fn an_archived_image_is_left_archived_and_an_exclusion_filtered_repository
     }
     let (tags, _) = state(&client, &lines).await;
     assert_eq!(tags["stable"], new, "the excluded tag moved");
+}
+
+#[tokio::test]
+async fn an_inspector_scan_promotes_what_the_push_deferred() {
+    let Scenario { client, repo, .. } = Scenario::new("enhanced-e2e", false).await;
+    let function = Function::start(&[("RETAG_RULES", r#"{"rules":[{"name":"g","semver":true,"when":{"scan":"HIGH"},"tags":["stable"]}]}"#)]).await;
+    let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
+    let r = response(function.api.invoke(&push_event(&repo, &digest, "v1.4.2", None)).await);
+    assert_eq!(outcomes(&r), pairs(&[("stable", "deferred")]));
+    let mut scan = sample_event("inspector-scan.json");
+    scan["detail"]["repository-name"] = json!(format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{repo}"));
+    scan["detail"]["image-digest"] = json!(digest);
+    let r = response(function.api.invoke(&scan).await);
+    assert_eq!(outcomes(&r), pairs(&[("stable", "created")]), "HIGH 1 is within a HIGH gate: {r}");
+    let (tags, _) = state(&client, &repo).await;
+    assert_eq!(tags["stable"], digest);
 }
 
 #[tokio::test]

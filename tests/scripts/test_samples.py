@@ -32,7 +32,7 @@ def outcomes(answer):
 class Samples(unittest.TestCase):
     def test_the_samples_for_rules_json(self):
         names = ["push.json", "push-multi-arch-index.json", "push-untagged-child.json", "push-main-build.json",
-                 "push-failure.json", "delete.json", "scan-complete.json", "direct-request-dry-run.json",
+                 "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json", "direct-request-dry-run.json",
                  "direct-request.json", "sqs-batch.json", "reconcile-dry-run.json", "reconcile.json"]
         self.assertEqual(sorted(n for n in os.listdir(os.path.join(ROOT, "events")) if not n.startswith("platform-")),
                          sorted(names), "every sample is checked here or below")
@@ -43,7 +43,7 @@ class Samples(unittest.TestCase):
         self.assertEqual(outcomes(got["push-multi-arch-index.json"]),
                          {"20261124": "moved", "stable": "moved", "v2": "created", "v2.0": "created"})
         self.assertEqual(outcomes(got["push-main-build.json"]), {"edge": "created", "main-20261124-101502": "created"})
-        for name in ["push-untagged-child.json", "push-failure.json", "delete.json", "scan-complete.json"]:
+        for name in ["push-untagged-child.json", "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json"]:
             self.assertEqual(got[name]["status"], "ignored", name)
         self.assertEqual(got["direct-request-dry-run.json"]["status"], "dry_run")
         self.assertEqual(got["direct-request.json"]["status"], "applied")

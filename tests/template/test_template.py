@@ -58,8 +58,9 @@ class Resolver:
             target = arg if isinstance(arg, list) else arg.split(".", 1)
             return f"<{target[0]}.{target[1]}>"
         if key == "Fn::Join":
-            sep, items = self.resolve(arg[0]), self.resolve(arg[1])
-            return sep.join(items)
+            # CloudFormation takes no function in a Join's delimiter; a resolver that did would hide it.
+            assert isinstance(arg[0], str), f"a Join's delimiter must be a string, got {arg[0]}"
+            return arg[0].join(self.resolve(arg[1]))
         if key == "Fn::Split":
             return self.resolve(arg[1]).split(self.resolve(arg[0]))
         if key == "Fn::Sub":
@@ -83,6 +84,8 @@ class Resolver:
             return not self.resolve(arg[0])
         if key == "Fn::And":
             return all(self.resolve(a) for a in arg)
+        if key == "Fn::Or":
+            return any(self.resolve(a) for a in arg)
         if key == "Condition":
             return self.conditions[arg]
         if key == "Fn::ToJsonString":
@@ -137,7 +140,7 @@ class TemplateMatchesTheCode(unittest.TestCase):
 
     def test_scan_events_are_routed_only_when_asked_for(self):
         conditions = self.template["Resources"]
-        self.assertEqual(conditions["ScanRule"]["Condition"], "RouteScanEvents")
+        self.assertEqual(conditions["ScanRule"]["Condition"], "RouteBasicScans")
         self.assertEqual(conditions["ScanRulePermission"]["Condition"], "ScanRulePermitted")
         self.assertFalse(Resolver(self.template).conditions["RouteScanEvents"])
         r = Resolver(self.template, ScanEvents="true", Repositories="app,team/*")
@@ -151,8 +154,10 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertEqual(r.resource("ScanRulePermission")["Properties"]["SourceArn"], "<ScanRule.Arn>")
 
     def test_the_policy_is_limited_to_the_allowed_repositories(self):
-        arn = "arn:aws:ecr:eu-west-1:123456789012:repository/"
-        for repositories, expected in [("*", [arn + "*"]), ("app,team/*", [arn + "app", arn + "team/*"])]:
+        own = "arn:aws:ecr:eu-west-1:123456789012:repository/"
+        named = "arn:*:ecr:*:*:repository/"
+        scope = {"StringEquals": {"aws:ResourceAccount": "123456789012", "aws:RequestedRegion": "eu-west-1"}}
+        for repositories, expected in [("*", [named + "*"]), ("app,team/*", [named + "app", named + "team/*"])]:
             function = Resolver(self.template, Repositories=repositories, RemoveSourceTags="true",
                                 RestoreArchivedImages="true").resource(
                 "RetagFunction")["Properties"]
@@ -160,9 +165,26 @@ class TemplateMatchesTheCode(unittest.TestCase):
             for s in statements:
                 if s["Action"] == ["ecr:DescribeRepositories"]:
                     # Listing is authorised against repository/*; it reads names, never images.
-                    self.assertEqual(s["Resource"], [arn + "*"])
+                    self.assertEqual(s["Resource"], [own + "*"])
                 else:
                     self.assertEqual(s["Resource"], expected, (repositories, s["Sid"]))
+                    self.assertEqual(s["Condition"], scope, "this account and region only")
+
+    def test_no_join_takes_a_function_as_its_delimiter(self):
+        """CloudFormation refuses it at deploy time; cfn-lint does not look inside SAM policies."""
+        def joins(node):
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "Fn::Join":
+                        yield value
+                    yield from joins(value)
+            elif isinstance(node, list):
+                for item in node:
+                    yield from joins(item)
+        found = list(joins(self.template))
+        self.assertGreater(len(found), 5)
+        for join in found:
+            self.assertIsInstance(join[0], str, join)
 
     def test_a_scheduled_sweep_is_off_by_default_and_covers_the_allowed_repositories(self):
         self.assertFalse(Resolver(self.template).conditions["ScheduleReconcile"])
@@ -306,7 +328,7 @@ class ThePatternRoutesTheSamplesItShould(unittest.TestCase):
 
     def samples(self):
         names = ["push.json", "push-multi-arch-index.json", "push-main-build.json", "push-untagged-child.json",
-                 "push-failure.json", "delete.json", "scan-complete.json"]
+                 "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json"]
         events = [(n, sample(n)) for n in names]
         empty_tag = sample("push.json")
         empty_tag["detail"]["image-tag"] = ""
@@ -317,6 +339,30 @@ class ThePatternRoutesTheSamplesItShould(unittest.TestCase):
             self.routed("*", self.samples()),
             ["push-main-build.json", "push-multi-arch-index.json", "push.json"],
         )
+
+    def test_enhanced_scans_route_inspectors_completed_scans_of_the_allowed_repositories(self):
+        self.assertEqual(self.template["Resources"]["InspectorScanRule"]["Condition"], "RouteEnhancedScans")
+        for value, basic, enhanced in [("none", False, False), ("false", False, False), ("true", True, False),
+                                       ("basic", True, False), ("enhanced", False, True), ("both", True, True)]:
+            r = Resolver(self.template, ScanEvents=value)
+            self.assertEqual((r.conditions["RouteBasicScans"], r.conditions["RouteEnhancedScans"]), (basic, enhanced), value)
+            env = r.resource("RetagFunction")["Properties"]["Environment"]["Variables"]
+            self.assertEqual(env["RETAG_SCAN_EVENTS"], "true" if basic or enhanced else "false", value)
+        scan = {"version": "0", "id": "1", "detail-type": "Inspector2 Scan", "source": "aws.inspector2", "account": "123456789012",
+                "time": "2026-11-24T10:17:40Z", "region": "eu-west-1", "resources": [],
+                "detail": {"scan-status": "INITIAL_SCAN_COMPLETE", "repository-name": "arn:aws:ecr:eu-west-1:123456789012:repository/team/api",
+                           "finding-severity-counts": {"CRITICAL": 0, "HIGH": 0, "MEDIUM": 0, "TOTAL": 0},
+                           "image-digest": "sha256:" + "c" * 64, "image-tags": ["v1.4.2"]}}
+        pending = json.loads(json.dumps(scan))
+        pending["detail"]["scan-status"] = "PENDING_INITIAL_SCAN"
+        elsewhere = json.loads(json.dumps(scan))
+        elsewhere["detail"]["repository-name"] = "arn:aws:ecr:eu-west-1:123456789012:repository/other/api"
+        events = [("scan", scan), ("pending", pending), ("elsewhere", elsewhere), ("basic", sample("scan-complete.json"))]
+        for repositories, routed in [("*", ["elsewhere", "scan"]), ("app,team/*", ["scan"])]:
+            rule = Resolver(self.template, ScanEvents="enhanced", Repositories=repositories).resource("InspectorScanRule")
+            pattern = json.loads(json.dumps(rule["Properties"]["EventPattern"]))
+            pattern = json.loads(pattern) if isinstance(pattern, str) else pattern
+            self.assertEqual(self.routed_by(pattern, "inspector" + repositories, events), routed, repositories)
 
     def test_the_scan_rule_routes_completed_scans_only(self):
         failed = sample("scan-complete.json")
