@@ -119,25 +119,25 @@ async fn the_sample_events_do_what_their_names_say() {
     assert_eq!(manifests[&index.digest()], index.body, "bytes unchanged");
 
     // One structured JSON log line per event.
-    let lines = function.lines_when(9, |l| l.contains("event handled")).await;
+    let lines = function.lines_when(10, |l| l.contains("event handled")).await;
     let handled: Vec<Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["fields"]["message"] == "event handled")
         .collect();
-    assert_eq!(handled.len(), 9, "{lines:#?}");
+    assert_eq!(handled.len(), 10, "{lines:#?}");
     assert_eq!(handled[0]["fields"]["repository"], "team/api");
     assert_eq!(handled[0]["level"], "INFO");
     assert!(lines.iter().all(|l| !l.contains("schemaVersion")), "no manifest at INFO");
 
     // One CloudWatch EMF line per event, counting the outcomes.
-    let lines = function.lines_when(9, |l| l.contains("\"_aws\"")).await;
+    let lines = function.lines_when(10, |l| l.contains("\"_aws\"")).await;
     let emf: Vec<Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("_aws").is_some())
         .collect();
-    assert_eq!(emf.len(), 9, "{lines:#?}");
+    assert_eq!(emf.len(), 10, "{lines:#?}");
     assert_eq!(emf[0]["TagsCreated"], 4);
     assert_eq!(emf[0]["FunctionName"], "ecr-retag");
     assert!(emf[0]["EventToDoneLatency"].is_number(), "{:?}", emf[0]);
