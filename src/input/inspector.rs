@@ -61,22 +61,12 @@ fn repository_of_arn(arn: &str) -> Option<Repository> {
 mod tests {
     use super::*;
     use crate::domain::scan::Severity;
-    use crate::input::testing::{event_of, field_of, now, DIGEST};
+    use crate::input::testing::{event_of, field_of, now};
     use serde_json::{json, Value};
 
+    /// The sample in `events/`: HIGH 1, MEDIUM 4, TOTAL 12.
     fn inspector_scan() -> Value {
-        json!({
-            "version": "0", "id": "9a2c1f3e-5b7d-4e8f-a0b1-c2d3e4f5a6b7",
-            "detail-type": "Inspector2 Scan", "source": "aws.inspector2",
-            "account": "123456789012", "time": "2026-11-24T10:17:40Z", "region": "eu-west-1",
-            "resources": ["arn:aws:ecr:eu-west-1:123456789012:repository/team/api"],
-            "detail": {
-                "scan-status": "INITIAL_SCAN_COMPLETE",
-                "repository-name": "arn:aws:ecr:eu-west-1:123456789012:repository/team/api",
-                "finding-severity-counts": {"CRITICAL": 0, "HIGH": 0, "MEDIUM": 2, "TOTAL": 9},
-                "image-digest": DIGEST, "image-tags": ["v1.4.2"]
-            }
-        })
+        serde_json::from_str(include_str!("../../events/inspector-scan.json")).unwrap()
     }
 
     #[test]
@@ -85,9 +75,10 @@ mod tests {
         assert_eq!(scan.repository.name.as_str(), "team/api");
         assert_eq!(scan.repository.region.as_deref(), Some("eu-west-1"));
         assert_eq!(scan.repository.registry_id.map(|r| r.to_string()).as_deref(), Some("123456789012"));
-        assert_eq!(scan.findings.unsplit, Some(7), "TOTAL 9 less the 2 named");
+        assert_eq!(scan.findings.unsplit, Some(7), "TOTAL 12 less the 5 named");
         assert!(!scan.findings.counts.contains_key("TOTAL"), "a sum, not a severity");
-        assert!(scan.findings.passes(Severity::Medium) && !scan.findings.passes(Severity::Low), "LOW cannot be told from TOTAL");
+        assert!(scan.findings.passes(Severity::High) && !scan.findings.passes(Severity::Medium), "HIGH 1");
+        assert!(scan.findings.undecided(Severity::Low), "LOW cannot be told from TOTAL");
     }
 
     #[test]
