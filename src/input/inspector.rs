@@ -39,7 +39,8 @@ impl Envelope<'_> {
             .counts
             .remove("TOTAL")
             .ok_or_else(|| field_error("detail.finding-severity-counts.TOTAL", "required: Inspector's count of every finding"))?;
-        let named: u64 = findings.counts.values().sum();
+        // Saturating: the counts come from outside, and no sum of them may overflow.
+        let named = findings.counts.values().fold(0u64, |sum, n| sum.saturating_add(*n));
         findings.unsplit = Some(total.saturating_sub(named));
         Ok(Request::Scanned(ScanResult { repository, digest, tags, scanned_at: self.time("the scan time")?, findings }))
     }
@@ -97,6 +98,11 @@ mod tests {
         assert_eq!(with("repository-name", json!("team/api")), "detail.repository-name", "an ARN, not a name");
         assert_eq!(with("repository-name", json!("arn:aws:s3:::bucket")), "detail.repository-name");
         assert_eq!(with("finding-severity-counts", json!({"HIGH": 1})), "detail.finding-severity-counts.TOTAL");
+        let mut huge = inspector_scan();
+        huge["detail"]["finding-severity-counts"] = json!({"CRITICAL": u64::MAX, "HIGH": u64::MAX, "TOTAL": 1});
+        let Ok(Request::Scanned(scan)) = event_of(&huge, now()) else { panic!("a scan") };
+        assert_eq!(scan.findings.unsplit, Some(0), "the named counts saturate instead of overflowing");
+        assert!(!scan.findings.passes(Severity::High), "the CRITICAL findings block a HIGH gate");
         let mut clean = inspector_scan();
         clean["detail"].as_object_mut().unwrap().remove("finding-severity-counts");
         assert_eq!(field_of(&clean), "detail.finding-severity-counts", "fail closed");
