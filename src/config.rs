@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::apply::Settings;
-use crate::domain::rules::{RuleSet, RulesError};
+use crate::domain::rules::{Policy, RuleSet, RulesError};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -143,31 +143,44 @@ impl Config {
                 }
             },
         };
-        let gated = rules.uses(|p| p.scan_gate.is_some());
-        if gated && !flag("RETAG_SCAN_EVENTS", true)? {
-            return Err(ConfigError::Wiring {
-                feature: "a rule has a scan gate (\"when\": {\"scan\": …})".into(),
-                var: "RETAG_SCAN_EVENTS",
-                remedy: "its tags would wait forever for scan events that never arrive; deploy with ScanEvents=basic (scan on push) or ScanEvents=enhanced (Amazon Inspector), or both",
-            });
-        }
-        if rules.uses(|p| p.remove_source) && !flag("RETAG_REMOVE_SOURCE", true)? {
-            return Err(ConfigError::Wiring {
-                feature: "a rule has \"remove_source\": true".into(),
-                var: "RETAG_REMOVE_SOURCE",
-                remedy: "the function's role may not call ecr:BatchDeleteImage; deploy with RemoveSourceTags=true",
-            });
-        }
-        if rules.uses(|p| p.restore_archived) && !flag("RETAG_RESTORE_ARCHIVED", true)? {
-            return Err(ConfigError::Wiring {
-                feature: "a rule has \"restore_archived\": true".into(),
-                var: "RETAG_RESTORE_ARCHIVED",
-                remedy: "the function's role may not call ecr:UpdateImageStorageClass; deploy with RestoreArchivedImages=true",
-            });
+        for wiring in WIRING {
+            if rules.uses(wiring.needed) && !flag(wiring.var, true)? {
+                return Err(ConfigError::Wiring { feature: wiring.feature.into(), var: wiring.var, remedy: wiring.remedy });
+            }
         }
         Ok(Self { apply: Settings { rules, dry_run, write_concurrency }, batch_concurrency, metrics, repository_tags_ttl })
     }
 }
+
+/// Rule features that need wiring the template adds only when asked: each stops the
+/// function at start-up when its variable says the stack lacks it.
+struct Wiring {
+    needed: fn(&Policy) -> bool,
+    var: &'static str,
+    feature: &'static str,
+    remedy: &'static str,
+}
+
+const WIRING: [Wiring; 3] = [
+    Wiring {
+        needed: |p| p.scan_gate.is_some(),
+        var: "RETAG_SCAN_EVENTS",
+        feature: "a rule has a scan gate (\"when\": {\"scan\": …})",
+        remedy: "its tags would wait forever for scan events that never arrive; deploy with ScanEvents=basic (scan on push) or ScanEvents=enhanced (Amazon Inspector), or both",
+    },
+    Wiring {
+        needed: |p| p.remove_source,
+        var: "RETAG_REMOVE_SOURCE",
+        feature: "a rule has \"remove_source\": true",
+        remedy: "the function's role may not call ecr:BatchDeleteImage; deploy with RemoveSourceTags=true",
+    },
+    Wiring {
+        needed: |p| p.restore_archived,
+        var: "RETAG_RESTORE_ARCHIVED",
+        feature: "a rule has \"restore_archived\": true",
+        remedy: "the function's role may not call ecr:UpdateImageStorageClass; deploy with RestoreArchivedImages=true",
+    },
+];
 
 /// Where a rule file is: a relative path is taken in the deployment package
 /// (Lambda's `LAMBDA_TASK_ROOT`, where `sam build` and `cargo lambda build

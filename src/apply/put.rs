@@ -109,23 +109,27 @@ pub async fn resolve_immutable<R: Registry>(
             let mut conflicts = Vec::new();
             for tag in immutable {
                 let entry = entry(tags, &tag);
-                if matches!(now.tags.get(&tag), Some(TagState::At(d)) if d != digest) || now.tags.get(&tag) == Some(&TagState::Archived) {
-                    conflicts.push(tag.clone());
-                }
-                match now.tags.get(&tag) {
-                    Some(TagState::At(d)) if d == digest => entry.mark(Outcome::Unchanged, None),
-                    Some(TagState::At(other)) => {
-                        entry.mark(Outcome::Conflict, Some(format!("the tag is immutable and points at {other}")))
+                let conflict = |holder: String| (Outcome::Conflict, Some(format!("the tag is immutable and points at {holder}")));
+                let (outcome, detail) = match now.tags.get(&tag) {
+                    Some(TagState::At(d)) if d == digest => (Outcome::Unchanged, None),
+                    Some(TagState::At(other)) => conflict(other.to_string()),
+                    Some(TagState::Archived) => conflict("an archived image".to_owned()),
+                    Some(TagState::Unreadable(fault)) => {
+                        entry.fail(fault);
+                        continue;
                     }
-                    Some(TagState::Archived) => {
-                        entry.mark(Outcome::Conflict, Some("the tag is immutable and points at an archived image".to_owned()))
+                    Some(TagState::Absent) | None => {
+                        entry.fail(&Fault::new(
+                            FaultKind::Server,
+                            "ImageTagAlreadyExistsException",
+                            "ECR refused the immutable tag, yet it points nowhere on a re-read",
+                        ));
+                        continue;
                     }
-                    Some(TagState::Unreadable(fault)) => entry.fail(fault),
-                    Some(TagState::Absent) | None => entry.fail(&Fault::new(
-                        FaultKind::Server,
-                        "ImageTagAlreadyExistsException",
-                        "ECR refused the immutable tag, yet it points nowhere on a re-read",
-                    )),
+                };
+                entry.mark(outcome, detail);
+                if outcome == Outcome::Conflict {
+                    conflicts.push(tag);
                 }
             }
             explain_conflicts(registry, target, &conflicts, tags).await;

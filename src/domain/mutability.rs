@@ -121,7 +121,7 @@ impl TagMutability {
         match self.mode {
             Mode::Mutable => format!("{setting}; it was immutable when written"),
             Mode::MutableWithExclusion => {
-                kept.retain(|f| !Filter(f.clone()).matches(tag));
+                let kept: Vec<String> = self.filters.iter().filter(|f| !f.matches(tag)).map(ToString::to_string).collect();
                 if kept.is_empty() {
                     format!("{setting}, one of which covers `{tag}`; to let it move: aws ecr put-image-tag-mutability --repository-name {repository} --image-tag-mutability MUTABLE")
                 } else {
