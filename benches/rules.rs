@@ -30,12 +30,12 @@ fn bench(c: &mut Criterion) {
     let pushed_at = "2026-11-24T10:15:02Z".parse().unwrap();
     let (pushed, other) = (Tag::parse("v1.4.2").unwrap(), Tag::parse("latest").unwrap());
     let subject = Subject { repository: "app", tag: &pushed, digest: &digest, pushed_at, repository_tags: None, artifact: false };
-    let planned = plan(&rules, &subject, Phase::Push);
+    let planned = plan(&rules, &subject, Phase::PUSH);
     assert_eq!(planned.tags.iter().filter(|t| matches!(t.verdict, Verdict::Write(_))).count(), 100, "25 semver rules x 4 tags match v1.4.2 in app");
 
     c.bench_function("derive: 100 rules against one tag", |b| b.iter(|| rules.derive(black_box(&subject))));
     c.bench_function("plan: 100 rules against one tag (100 tags derived, loop-checked)", |b| {
-        b.iter(|| plan(black_box(&rules), black_box(&subject), Phase::Push))
+        b.iter(|| plan(black_box(&rules), black_box(&subject), Phase::PUSH))
     });
     let miss = Subject { tag: &other, ..subject };
     c.bench_function("any_match: 100 rules, no rule matches", |b| {

@@ -201,7 +201,7 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
         // A tag of a signature's shape plans as the function would: nothing, unless a rule opts in.
         artifact: crate::domain::artifact::Artifact::of_tag(tag.as_str()).is_some(),
     };
-    let planned = plan(&rules, &subject, Phase::Push);
+    let planned = plan(&rules, &subject, Phase::PUSH);
     let mut out = format!("{repository}:{tag} pushed at {}", pushed_at.to_rfc3339());
     let unmet = rules.unmet_repository_tags(repository.as_str(), tag.as_str(), &repository_tags);
     for note in &unmet {

@@ -16,7 +16,7 @@ use crate::registry::deadline::Deadline;
 use crate::domain::names::Repository;
 use crate::domain::request::{ReconcileRequest, Request};
 use crate::input::{self, Invocation, Message, Queued};
-use crate::apply::sweep;
+use crate::apply::{signed, sweep};
 use crate::registry::Catalog;
 use crate::report::{Report, SweepReport};
 use crate::registry::cache::Cached;
@@ -206,6 +206,7 @@ impl<R: Catalog> Handler<R> {
             Request::Ignore(ignored) => Ok(Handled { report: Report::ignored(ignored.clone()), claims: Vec::new() }),
             Request::Retag(push) => retag::begin(registry, &self.config.apply, push).await,
             Request::Scanned(scan) => retag::begin_scanned(registry, &self.config.apply, scan).await,
+            Request::Signed(signature) => signed::begin_signed(registry, &self.config.apply, signature).await,
         }
     }
 

@@ -43,7 +43,7 @@ pub fn looping(rules: &RuleSet) -> Vec<Looping> {
                 repository_tags: Some(example.repository_tags),
                 artifact: false,
             };
-            let planned = plan(rules, &subject, Phase::Push);
+            let planned = plan(rules, &subject, Phase::PUSH);
             let ours: Vec<_> = planned.tags.iter().filter(|p| p.rules.iter().any(|r| r == example.rule)).collect();
             let refused: Vec<String> =
                 ours.iter().filter(|p| matches!(p.verdict, Verdict::Loops(_))).map(|p| p.tag.clone()).collect();

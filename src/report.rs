@@ -24,7 +24,21 @@ pub struct Report {
     /// For a scan event: what was scanned and found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan: Option<ScanReport>,
+    /// For a signature's push: the signature, and the signed image's tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureReport>,
     pub tags: Vec<TagReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SignatureReport {
+    /// The signature manifest's digest, where the event named it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `notation`, `sigstore` or `cosign`.
+    pub kind: String,
+    /// The signed image's tags, each treated as just pushed.
+    pub image_tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -193,6 +207,7 @@ impl Report {
             digest: ignored.digest,
             source_tag: ignored.tag,
             scan: None,
+            signature: None,
             tags: Vec::new(),
         }
     }
@@ -207,6 +222,7 @@ impl Report {
             digest: None,
             source_tag: None,
             scan: None,
+            signature: None,
             tags: Vec::new(),
         }
     }
@@ -258,8 +274,11 @@ pub struct RepositorySweep {
     pub conflicts: usize,
     /// Failed writes, including full images (`tag_limit`).
     pub failed: usize,
-    /// Derived but not to be written now: invalid, loop risk, or scan-gated without a passing scan.
+    /// Derived but not to be written now: invalid, loop risk, or gated without a passing scan or a signature.
     pub held_back: usize,
+    /// The first [`MAX_HELD_LISTED`] of those, each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldReport>,
     /// Signatures, attestations and SBOMs listed: only rules with `"artifacts": true` apply to them.
     pub artifacts: usize,
     /// Archived images passed over: no tag is moved onto one (that would restore it).
@@ -269,6 +288,17 @@ pub struct RepositorySweep {
     pub error: Option<String>,
     /// Every tag written or not written for a reason worth reading.
     pub changes: Vec<TagReport>,
+}
+
+/// How many held-back tags a repository's summary lists (all are counted).
+pub const MAX_HELD_LISTED: usize = 50;
+
+/// A derived tag a sweep held back from an image.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HeldReport {
+    pub tag: String,
+    pub digest: String,
+    pub reason: String,
 }
 
 impl SweepReport {
@@ -291,6 +321,7 @@ mod tests {
             digest: Some("sha256:abc".into()),
             source_tag: Some("v1.4.2".into()),
             scan: None,
+            signature: None,
             tags: vec![TagReport {
                 tag: "stable".into(),
                 digest: None,

@@ -634,6 +634,12 @@ impl<R: ecr_retag::registry::Registry> ecr_retag::registry::Registry for InFligh
     async fn restore(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest) -> Result<(), ecr_retag::registry::ReadError> {
         self.inner.restore(repository, digest).await
     }
+    async fn signatures(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest, kinds: ecr_retag::domain::signature::Kinds) -> Result<ecr_retag::domain::signature::Signatures, ecr_retag::registry::ReadError> {
+        self.inner.signatures(repository, digest, kinds).await
+    }
+    async fn describe(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest) -> Result<Option<ecr_retag::registry::Listed>, ecr_retag::registry::ReadError> {
+        self.inner.describe(repository, digest).await
+    }
 }
 
 impl<R: ecr_retag::registry::Catalog> ecr_retag::registry::Catalog for InFlight<R> {

@@ -1,7 +1,7 @@
 //! The use cases over the registry port: an event's writes ([`retag`]), the
 //! PutImage step they all share ([`put`]), tags that move only to newer
-//! versions ([`if_newer`]), pushed tags retired ([`removal`]), and the
-//! reconcile sweep ([`sweep`]).
+//! versions ([`if_newer`]), pushed tags retired ([`removal`]), a signature's
+//! push bringing the tags it gates ([`signed`]), and the reconcile sweep ([`sweep`]).
 
 use crate::domain::rules::RuleSet;
 
@@ -9,6 +9,7 @@ pub mod if_newer;
 pub mod put;
 pub mod removal;
 pub mod retag;
+pub mod signed;
 pub mod sweep;
 
 /// What the use cases need of the configuration, and no more.

@@ -14,9 +14,11 @@ use serde::Deserialize;
 use crate::apply::Settings;
 use crate::error::RetagError;
 use crate::domain::artifact::Artifact;
-use crate::domain::request::{Push, ScanResult, Sources};
+use crate::domain::request::{Push, ScanResult, SignaturePush, Sources};
+use crate::domain::signature::{self, Kind};
+use crate::apply::signed;
 use crate::domain::names::{Digest, Tag};
-use crate::domain::plan::{self, Phase, Plan, Verdict};
+use crate::domain::plan::{self, Phase, Plan, Trigger, Verdict};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::apply::put::{self, Target, Was};
 use crate::apply::removal::{self, Pushed};
@@ -38,8 +40,22 @@ pub async fn promote_scanned<R: Registry>(registry: &R, settings: &Settings, sca
     handled.conclude()
 }
 
-/// A push's writes, up to the second look at its if-newer tags.
+/// A push's writes, up to the second look at its if-newer tags. A cosign signature
+/// tag (`sha256-<hex>.sig`) where a signature-gated rule accepts cosign is a signature's push.
 pub async fn begin<R: Registry>(registry: &R, settings: &Settings, push: &Push) -> Result<Handled, RetagError> {
+    if let Some(subject) = signature::cosign_subject(&push.tag) {
+        if settings.rules.signed_kinds(push.repository.name.as_str()).contains(Kind::Cosign) {
+            let signature = SignaturePush {
+                repository: push.repository.clone(),
+                digest: push.digest.clone(),
+                subject: Some(subject),
+                kind: Some(Kind::Cosign),
+                pushed_at: push.pushed_at,
+                dry_run: push.dry_run,
+            };
+            return Box::pin(signed::begin_signed(registry, settings, &signature)).await;
+        }
+    }
     let job = Job {
         repository: push.repository.clone(),
         digest: push.digest.clone(),
@@ -48,7 +64,7 @@ pub async fn begin<R: Registry>(registry: &R, settings: &Settings, push: &Push) 
         at: push.pushed_at,
         media_type: push.media_type.as_deref(),
         dry_run: push.dry_run || settings.dry_run,
-        phase: Phase::Push,
+        phase: Phase::PUSH,
     };
     run(registry, settings, job).await
 }
@@ -63,7 +79,7 @@ pub async fn begin_scanned<R: Registry>(registry: &R, settings: &Settings, scan:
         at: scan.scanned_at,
         media_type: None,
         dry_run: settings.dry_run,
-        phase: Phase::Scan(&scan.findings),
+        phase: Phase::scan(&scan.findings),
     };
     let mut handled = run(registry, settings, job).await?;
     handled.report.scan =
@@ -118,21 +134,21 @@ impl Handled {
 }
 
 /// What to bring in place, whatever triggered it.
-struct Job<'a> {
-    repository: Repository,
+pub(crate) struct Job<'a> {
+    pub(crate) repository: Repository,
     /// `None`: a direct request naming only a tag; resolved with one read.
-    digest: Option<Digest>,
+    pub(crate) digest: Option<Digest>,
     /// The tags the rules are applied to, each as if just pushed.
-    sources: Sources,
+    pub(crate) sources: Sources,
     /// A signature, attestation or SBOM, as told so far (its tag, the event, then its manifest).
-    artifact: Option<Artifact>,
-    at: DateTime<Utc>,
-    media_type: Option<&'a str>,
-    dry_run: bool,
-    phase: Phase<'a>,
+    pub(crate) artifact: Option<Artifact>,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) media_type: Option<&'a str>,
+    pub(crate) dry_run: bool,
+    pub(crate) phase: Phase<'a>,
 }
 
-async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Result<Handled, RetagError> {
+pub(crate) async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Result<Handled, RetagError> {
     let rules = &settings.rules;
     let name = job.repository.name.as_str();
     let mut report = Report {
@@ -141,22 +157,22 @@ async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Re
         repository: Some(name.to_owned()),
         registry_id: job.repository.registry_id.as_ref().map(ToString::to_string),
         digest: job.digest.as_ref().map(ToString::to_string),
-        source_tag: match job.phase {
-            Phase::Push => Some(job.sources.first().to_string()),
-            Phase::Scan(_) => None,
-        },
+        source_tag: (job.phase.trigger == Trigger::Push).then(|| job.sources.first().to_string()),
         scan: None,
+        signature: None,
         tags: Vec::new(),
     };
-    let relevant = |t: &Tag| match job.phase {
-        Phase::Push => rules.any_match(name, t.as_str()),
-        Phase::Scan(_) => rules.any_scan_gated_match(name, t.as_str()),
+    let relevant = |t: &Tag| match job.phase.trigger {
+        Trigger::Push => rules.any_match(name, t.as_str()),
+        Trigger::Scan => rules.any_scan_gated_match(name, t.as_str()),
+        Trigger::Signature => rules.any_signed_gated_match(name, t.as_str()),
     };
     if !job.sources.iter().any(relevant) {
         report.status = Status::Ignored;
-        report.reason = Some(match job.phase {
-            Phase::Push => "no rule matches this repository and tag".to_owned(),
-            Phase::Scan(_) => "no scan-gated rule matches this repository and the image's tags".to_owned(),
+        report.reason = Some(match job.phase.trigger {
+            Trigger::Push => "no rule matches this repository and tag".to_owned(),
+            Trigger::Scan => "no scan-gated rule matches this repository and the image's tags".to_owned(),
+            Trigger::Signature => "no signature-gated rule matches this repository and the signed image's tags".to_owned(),
         });
         return Ok(Handled { report, claims: Vec::new() });
     }
@@ -190,17 +206,26 @@ async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Re
     };
     report.digest = Some(digest.to_string());
 
-    let plan = Plan::merge(job.sources.iter().map(|source| {
-        let subject = Subject {
-            repository: name,
-            tag: source,
-            digest: &digest,
-            pushed_at: job.at,
-            repository_tags: repository_tags.as_ref(),
-            artifact: job.artifact.is_some(),
-        };
-        plan::plan(rules, &subject, job.phase)
-    }));
+    let plan_with = |phase| {
+        Plan::merge(job.sources.iter().map(|source| {
+            let subject = Subject {
+                repository: name,
+                tag: source,
+                digest: &digest,
+                pushed_at: job.at,
+                repository_tags: repository_tags.as_ref(),
+                artifact: job.artifact.is_some(),
+            };
+            plan::plan(rules, &subject, phase)
+        }))
+    };
+    let mut plan = plan_with(job.phase);
+    // Signature-gated tags whose other conditions hold: one look decides them, before any write.
+    let look_for = plan.signatures_to_look_for();
+    if !look_for.is_empty() {
+        let seen = registry.signatures(&job.repository, &digest, look_for).await.map_err(|e| RetagError::reading(&job.repository, e))?;
+        plan = plan_with(job.phase.with_signatures(seen));
+    }
     if plan.tags.is_empty() && plan.removals.is_empty() {
         report.status = Status::Ignored;
         report.reason = Some(match &repository_tags {

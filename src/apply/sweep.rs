@@ -18,11 +18,15 @@ use crate::domain::request::{continuation_token, ReconcileRequest};
 use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::assess::{assess, Desired};
 use crate::registry::{Catalog, Lookup, ReadError, Repository, TagState};
-use crate::report::{Outcome, RepositorySweep, SweepReport, SweepStatus, TagReport};
+use crate::report::{HeldReport, Outcome, RepositorySweep, SweepReport, SweepStatus, TagReport, MAX_HELD_LISTED};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::apply::put::{self, Target, Was};
 use crate::error::{Fault, FaultKind, RetagError};
 use crate::apply::retag::media_type;
+
+/// Images per repository and sweep whose signatures are looked for (one read each); the
+/// rest are looked at by the next sweep (their tags stay held back meanwhile).
+const MAX_SIGNATURE_LOOKS: usize = 100;
 
 /// Why a sweep stops early.
 enum Stop {
@@ -221,8 +225,28 @@ async fn sweep_repository<R: Catalog>(
         None
     };
 
-    let assessment = assess(rules, name, &images, repository_tags.as_ref());
-    swept.summary.held_back = assessment.held_back;
+    let mut assessment = assess(rules, name, &images, repository_tags.as_ref());
+    if !assessment.signature_looks.is_empty() {
+        // Signed-gated tags the listing cannot decide (referrers and managed signing are not
+        // listed): one look per image, then the rules again with what was found.
+        for (digest, kinds) in assessment.signature_looks.iter().take(MAX_SIGNATURE_LOOKS) {
+            if out_of_time() {
+                return (swept, Some(Stop::Deadline));
+            }
+            match registry.signatures(repository, digest, *kinds).await {
+                Ok(seen) => images.iter_mut().filter(|i| i.digest == *digest).for_each(|i| i.signatures = seen),
+                Err(e) => return failed(swept, RetagError::reading(repository, e)),
+            }
+        }
+        assessment = assess(rules, name, &images, repository_tags.as_ref());
+    }
+    swept.summary.held_back = assessment.held.len();
+    swept.summary.held = assessment
+        .held
+        .iter()
+        .take(MAX_HELD_LISTED)
+        .map(|h| HeldReport { tag: h.tag.clone(), digest: h.digest.to_string(), reason: h.reason.clone() })
+        .collect();
     // Grouped by the image each tag should end on: one read per image, then its writes.
     let mut by_image: BTreeMap<Digest, Vec<Desired>> = BTreeMap::new();
     for d in assessment.desired {

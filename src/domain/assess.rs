@@ -3,15 +3,16 @@
 //! which image each derived tag should end on. No I/O.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::artifact::Artifact;
 use crate::domain::names::{Digest, Tag};
-use crate::domain::plan::{self, Phase, Plan, Verdict};
+use crate::domain::plan::{self, Phase, Plan, Scan, Verdict};
 use crate::domain::rules::{RuleSet, Subject};
 use crate::domain::scan::Findings;
+use crate::domain::signature::{self, Kind, Kinds, Signatures};
 
 /// A tagged image as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,13 +23,35 @@ pub struct Listed {
     /// `imagePushedAt`; `None` if ECR gave none.
     pub pushed_at: Option<DateTime<Utc>>,
     pub media_type: Option<String>,
-    /// The counts of a completed basic scan, if one completed.
-    pub findings: Option<Findings>,
+    /// Its scan: the counts of a completed one (basic or enhanced), or ECR's scan status.
+    pub scan: Scanned,
     /// A signature, attestation or SBOM, as the listing tells it.
     pub artifact: Option<Artifact>,
     /// In the archive storage class (or being restored from it): no tag is put on it,
     /// since a PutImage would restore it; the tags it holds still count as held.
     pub archived: bool,
+    /// Signatures looked for since the listing (a listing itself shows none but cosign's tags).
+    pub signatures: Signatures,
+}
+
+/// An image's scan as a listing tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scanned {
+    /// A basic scan `COMPLETE`, or an enhanced scan `ACTIVE` (Inspector scans continuously): its counts.
+    Done(Findings),
+    /// ECR's scan status otherwise (`PENDING`, `IN_PROGRESS`, `FAILED`, `UNSUPPORTED_IMAGE`, …);
+    /// `None`: never scanned.
+    NotDone(Option<String>),
+}
+
+impl Scanned {
+    /// What the plan knows of the scan.
+    pub fn phase(&self) -> Scan<'_> {
+        match self {
+            Scanned::Done(findings) => Scan::Done(findings),
+            Scanned::NotDone(status) => Scan::NotYet(status.as_deref()),
+        }
+    }
 }
 
 /// One tag as the rules say it should be.
@@ -50,9 +73,20 @@ pub struct Desired {
 pub struct Assessment {
     /// Sorted by tag.
     pub desired: Vec<Desired>,
-    /// Tags the rules derive but that cannot or may not be written now
-    /// (invalid renderings, loop risks, scan-gated without a passing scan).
-    pub held_back: usize,
+    /// Tags the rules derive but that cannot or may not be written now (invalid
+    /// renderings, loop risks, gated without a passing scan or a signature), and why.
+    pub held: Vec<Held>,
+    /// Images whose deferred tags a look for signatures of these kinds would decide
+    /// (the listing shows cosign's tags, not referrers or managed signing).
+    pub signature_looks: Vec<(Digest, Kinds)>,
+}
+
+/// A derived tag held back from one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub tag: String,
+    pub digest: Digest,
+    pub reason: String,
 }
 
 /// A candidate image for one derived tag.
@@ -72,7 +106,9 @@ pub fn assess(
     repository_tags: Option<&BTreeMap<String, String>>,
 ) -> Assessment {
     let mut candidates: BTreeMap<Tag, Vec<Candidate<'_>>> = BTreeMap::new();
-    let mut held: BTreeSet<(String, &Digest)> = BTreeSet::new();
+    let mut held: BTreeMap<(String, &Digest), String> = BTreeMap::new();
+    let mut signature_looks = Vec::new();
+    let signed_by_cosign: HashSet<Digest> = images.iter().flat_map(|i| &i.tags).filter_map(signature::cosign_subject).collect();
     let mut current: HashMap<&Tag, &Digest> = HashMap::new();
     for image in images {
         for t in &image.tags {
@@ -81,23 +117,18 @@ pub fn assess(
     }
     for image in images.iter().filter(|i| !i.archived) {
         let at = image.pushed_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        let plan_for = |phase| {
-            Plan::merge(image.tags.iter().map(|t| {
-                let subject = Subject { repository, tag: t, digest: &image.digest, pushed_at: at, repository_tags, artifact: image.artifact.is_some() };
-                plan::plan(rules, &subject, phase)
-            }))
-        };
-        let mut planned = plan_for(Phase::Push);
-        // A completed scan lets the gated tags through (or blocks them), as its event would have;
-        // planned again only when some tag waits for it.
-        let waiting = planned.tags.iter().any(|p| matches!(p.verdict, Verdict::Deferred(_)));
-        if let (true, Some(findings)) = (waiting, &image.findings) {
-            let scanned = plan_for(Phase::Scan(findings));
-            for p in planned.tags.iter_mut().filter(|p| matches!(p.verdict, Verdict::Deferred(_))) {
-                if let Some(s) = scanned.tags.iter().find(|s| s.tag == p.tag) {
-                    p.verdict = s.verdict.clone();
-                }
-            }
+        // The listing shows every tag: cosign's `.sig` tags are looked for, for free.
+        let cosign = Signatures { looked: Kinds::of([Kind::Cosign]), found: Kinds::NONE };
+        let cosign = if signed_by_cosign.contains(&image.digest) { Signatures { found: cosign.looked, ..cosign } } else { cosign };
+        // As on a push, with what the listing (and any look since) tells of the scan and signatures.
+        let phase = Phase { scan: image.scan.phase(), ..Phase::PUSH }.with_signatures(cosign).with_signatures(image.signatures);
+        let planned = Plan::merge(image.tags.iter().map(|t| {
+            let subject = Subject { repository, tag: t, digest: &image.digest, pushed_at: at, repository_tags, artifact: image.artifact.is_some() };
+            plan::plan(rules, &subject, phase)
+        }));
+        let look_for = planned.signatures_to_look_for();
+        if !look_for.is_empty() {
+            signature_looks.push((image.digest.clone(), look_for));
         }
         for p in planned.tags {
             match p.verdict {
@@ -106,8 +137,8 @@ pub fn assess(
                     let if_newer = p.if_newer.is_some();
                     candidates.entry(tag).or_default().push(Candidate { image, rules: p.rules, if_newer, version: p.if_newer });
                 }
-                Verdict::Invalid(_) | Verdict::Loops(_) | Verdict::Deferred(_) | Verdict::Blocked(_) => {
-                    held.insert((p.tag, &image.digest));
+                Verdict::Invalid(reason) | Verdict::Loops(reason) | Verdict::Deferred(reason) | Verdict::Blocked(reason) => {
+                    held.insert((p.tag, &image.digest), reason);
                 }
             }
         }
@@ -126,7 +157,8 @@ pub fn assess(
             })
         })
         .collect();
-    Assessment { desired, held_back: held.len() }
+    let held = held.into_iter().map(|((tag, digest), reason)| Held { tag, digest: digest.clone(), reason }).collect();
+    Assessment { desired, held, signature_looks }
 }
 
 /// The image a tag should end on. `if-newer` (every candidate's rules say
@@ -174,9 +206,10 @@ mod tests {
             tags: tags.iter().map(|t| Tag::parse(t).unwrap()).collect(),
             pushed_at: Some(format!("2026-11-{day:02}T10:00:00Z").parse().unwrap()),
             media_type: None,
-            findings: None,
+            scan: Scanned::NotDone(None),
             artifact: None,
             archived: false,
+            signatures: Signatures::default(),
         }
     }
 
@@ -261,16 +294,41 @@ mod tests {
         )
         .unwrap();
         let mut unscanned = image(1, &["v1.0.0"], 1);
+        unscanned.scan = Scanned::NotDone(Some("PENDING".into()));
         let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
-        assert_eq!((a.desired.len(), a.held_back), (1, 1), "v1 written, stable waits for a scan");
+        assert_eq!(a.desired.len(), 1, "v1 written");
+        assert_eq!(a.held.len(), 1, "stable waits for a scan");
+        assert_eq!(a.held[0].reason, "waits for the image scan: written then if no finding is above MEDIUM (ECR's scan status: PENDING)");
 
-        unscanned.findings = Some(Findings { unsplit: None, counts: [("LOW".to_owned(), 3)].into() });
+        unscanned.scan = Scanned::Done(Findings { unsplit: None, counts: [("LOW".to_owned(), 3)].into() });
         let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
         assert_eq!(a.desired.iter().map(|d| d.tag.as_str()).collect::<Vec<_>>(), ["stable", "v1"]);
 
-        unscanned.findings = Some(Findings { unsplit: None, counts: [("HIGH".to_owned(), 1)].into() });
+        unscanned.scan = Scanned::Done(Findings { unsplit: None, counts: [("HIGH".to_owned(), 1)].into() });
         let a = assess(&rules, "app", std::slice::from_ref(&unscanned), None);
-        assert_eq!((a.desired.len(), a.held_back), (1, 1), "blocked by the HIGH finding");
+        assert_eq!(a.desired.len(), 1);
+        assert_eq!((a.held[0].tag.as_str(), a.held[0].reason.as_str()), ("stable", "the scan found HIGH 1; the rule allows findings up to MEDIUM"));
+    }
+
+    #[test]
+    fn signed_tags_follow_a_cosign_tag_in_the_listing_and_ask_for_a_look_otherwise() {
+        let rules = RuleSet::from_json(r#"{"rules":[{"name":"signed","semver":true,"when":{"signed":true},"tags":["stable"]}]}"#).unwrap();
+        let (signed, unsigned) = (image(1, &["v1.0.0"], 1), image(2, &["v1.1.0"], 2));
+        let cosign = image(3, &[signature::cosign_tag(&digest(1)).unwrap().as_str()], 2);
+        let a = assess(&rules, "app", &[signed.clone(), unsigned.clone(), cosign.clone()], None);
+        assert_eq!(a.desired.iter().map(|d| (d.tag.as_str(), d.digest.clone())).collect::<Vec<_>>(), [("stable", digest(1))]);
+        assert_eq!(a.signature_looks, [(digest(2), Kinds::of([Kind::Notation, Kind::Sigstore]))], "cosign is seen in the listing");
+
+        let mut looked = unsigned;
+        looked.signatures = Signatures { looked: Kinds::of([Kind::Notation, Kind::Sigstore]), found: Kinds::of([Kind::Notation]) };
+        let a = assess(&rules, "app", &[signed, looked.clone(), cosign], None);
+        assert_eq!(a.desired.iter().map(|d| (d.tag.as_str(), d.digest.clone())).collect::<Vec<_>>(), [("stable", digest(2))], "the newer push");
+        assert!(a.signature_looks.is_empty());
+
+        looked.signatures.found = Kinds::NONE;
+        let a = assess(&rules, "app", &[looked], None);
+        assert!(a.desired.is_empty() && a.signature_looks.is_empty(), "looked, none: waits for the signature's push");
+        assert!(a.held[0].reason.starts_with("waits for a signature"), "{:?}", a.held);
     }
 
     #[test]

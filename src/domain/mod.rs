@@ -12,3 +12,4 @@ pub mod plan;
 pub mod request;
 pub mod rules;
 pub mod scan;
+pub mod signature;

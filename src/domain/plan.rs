@@ -9,15 +9,54 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::names::Tag;
 use crate::domain::rules::{Policy, RuleSet, Subject};
-use crate::domain::scan::{Findings, Severity};
+use crate::domain::scan::Findings;
+use crate::domain::signature::{Kind, Kinds, Signatures};
 
-/// What triggered the planning.
+/// What the planning knows: what triggered it, and what is known of the
+/// image's scan and signatures. Gated tags are written once every condition of
+/// one of their rules holds, on whichever event completes the last one.
 #[derive(Debug, Clone, Copy)]
-pub enum Phase<'a> {
-    /// A push (or a direct request): every rule without a scan gate writes.
+pub struct Phase<'a> {
+    pub trigger: Trigger,
+    pub scan: Scan<'a>,
+    pub signatures: Signatures,
+}
+
+/// The event being handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A push (or a direct request): every tag is planned.
     Push,
-    /// A completed scan of the image: only the scan-gated rules write, if the findings allow.
-    Scan(&'a Findings),
+    /// A completed scan: only tags of rules with a scan gate (and only gates) are planned.
+    Scan,
+    /// A signature's push: only tags of rules with a signature gate (and only gates).
+    Signature,
+}
+
+/// The image's scan, as far as known.
+#[derive(Debug, Clone, Copy)]
+pub enum Scan<'a> {
+    /// No completed scan known; ECR's scan status where a listing told it.
+    NotYet(Option<&'a str>),
+    Done(&'a Findings),
+}
+
+impl Phase<'_> {
+    /// A push: no scan yet, no signature looked for.
+    pub const PUSH: Phase<'static> = Phase { trigger: Trigger::Push, scan: Scan::NotYet(None), signatures: Signatures { looked: Kinds::NONE, found: Kinds::NONE } };
+}
+
+impl<'a> Phase<'a> {
+    /// A completed scan's event.
+    pub fn scan(findings: &'a Findings) -> Phase<'a> {
+        Phase { trigger: Trigger::Scan, scan: Scan::Done(findings), ..Phase::PUSH }
+    }
+
+    /// The same event, once more signatures were looked for.
+    pub fn with_signatures(self, seen: Signatures) -> Phase<'a> {
+        let signatures = Signatures { looked: self.signatures.looked.union(seen.looked), found: self.signatures.found.union(seen.found) };
+        Phase { signatures, ..self }
+    }
 }
 
 /// The tags to bring in place, sorted by tag.
@@ -41,6 +80,9 @@ pub struct PlannedTag {
     /// A template that derives it moves from image to image (`stable`, `v{major}`, a date
     /// stamp): in an immutable repository its second move conflicts unless a filter excludes it.
     pub moves: bool,
+    /// Deferred, and a look for a signature of one of these kinds would decide it
+    /// ([`Plan::signatures_to_look_for`]).
+    pub look_for: Option<Kinds>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +92,7 @@ pub enum Verdict {
     Invalid(String),
     /// A valid tag loop safety refuses: its own push event would derive more tags.
     Loops(String),
-    /// Scan-gated, on a push: waits for the scan event.
+    /// Gated, and a condition is not met yet: waits for the scan's or the signature's event.
     Deferred(String),
     /// Scan-gated, and the scan found more than the rule allows.
     Blocked(String),
@@ -79,6 +121,10 @@ impl Plan {
                     }
                     Some(existing) => {
                         existing.moves |= planned.moves;
+                        existing.look_for = match (existing.look_for, planned.look_for) {
+                            (Some(a), Some(b)) => Some(a.union(b)),
+                            (a, b) => a.or(b),
+                        };
                         if let (Some(have), Some(new)) = (&existing.if_newer, planned.if_newer) {
                             if new.cmp_precedence(have).is_gt() {
                                 existing.if_newer = Some(new);
@@ -95,6 +141,12 @@ impl Plan {
             removals.extend(plan.removals);
         }
         Plan { tags: tags.into_values().collect(), removals }
+    }
+
+    /// The signature kinds whose presence would let a deferred tag through: one look
+    /// (before any write) decides them, and the plan is made again with what it found.
+    pub fn signatures_to_look_for(&self) -> Kinds {
+        self.tags.iter().filter_map(|t| t.look_for).fold(Kinds::NONE, Kinds::union)
     }
 }
 
@@ -128,7 +180,7 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
         }
         let entry = planned
             .entry(key.clone())
-            .or_insert_with(|| PlannedTag { tag: key.clone(), rules: Vec::new(), verdict, if_newer: None, moves: false });
+            .or_insert_with(|| PlannedTag { tag: key.clone(), rules: Vec::new(), verdict, if_newer: None, moves: false, look_for: None });
         entry.moves |= derived.moves;
         if !entry.rules.iter().any(|r| r == derived.rule) {
             entry.rules.push(derived.rule.to_owned());
@@ -184,39 +236,37 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
         let policies = policies.get(&key).map(Vec::as_slice).unwrap_or_default();
         let if_newer = !policies.is_empty() && policies.iter().all(|x| x.if_newer);
         p.if_newer = if if_newer { versions.remove(&key) } else { None };
-        let gate = scan_gate(policies);
-        match (phase, gate) {
-            // Written on the push; a scan event has nothing to add.
-            (Phase::Scan(_), None) => continue,
-            (Phase::Push, Some(allowed)) => {
-                if matches!(p.verdict, Verdict::Write(_)) {
-                    p.verdict = Verdict::Deferred(format!(
-                        "waits for the image scan: written then if no finding is above {allowed}"
-                    ));
+        let gated = !policies.is_empty() && policies.iter().all(Policy::gated);
+        let concerned = match phase.trigger {
+            Trigger::Push => true,
+            // Ungated tags were written on the push; this event has nothing to add.
+            Trigger::Scan => gated && policies.iter().any(|x| x.scan_gate.is_some()),
+            Trigger::Signature => gated && policies.iter().any(|x| x.signed.is_some()),
+        };
+        if !concerned {
+            continue;
+        }
+        if gated && matches!(p.verdict, Verdict::Write(_)) {
+            match policies.iter().map(|x| condition(x, &phase)).reduce(Condition::best).unwrap_or(Condition::Holds) {
+                Condition::Holds => {}
+                Condition::Unchecked(kinds) => {
+                    p.verdict = Verdict::Deferred(waiting_for_signature(kinds));
+                    p.look_for = Some(kinds);
                 }
+                Condition::Waits(why) => p.verdict = Verdict::Deferred(why),
+                Condition::Fails(why) => p.verdict = Verdict::Blocked(why),
             }
-            (Phase::Scan(findings), Some(allowed)) => {
-                if matches!(p.verdict, Verdict::Write(_)) && findings.undecided(allowed) {
-                    p.verdict = Verdict::Blocked(format!(
-                        "the scan found {}: Amazon Inspector's event counts CRITICAL, HIGH and MEDIUM only, so a gate at \
-                         {allowed} cannot be decided from it, and the tag is not written (fail closed)",
-                        findings.summary()
-                    ));
-                } else if matches!(p.verdict, Verdict::Write(_)) && !findings.passes(allowed) {
-                    p.verdict = Verdict::Blocked(format!(
-                        "the scan found {}; the rule allows findings up to {allowed}",
-                        findings.summary()
-                    ));
-                }
-            }
-            (Phase::Push, None) => {}
         }
         tags.push(p);
     }
     let removals = removing
         .into_iter()
-        // A gated rule's removal is decided on the scan event, an ungated one's on the push.
-        .filter(|(_, policy)| matches!(phase, Phase::Push) || policy.scan_gate.is_some())
+        // A gated rule's removal is decided on the event of its gate, an ungated one's on the push.
+        .filter(|(_, policy)| match phase.trigger {
+            Trigger::Push => true,
+            Trigger::Scan => policy.scan_gate.is_some(),
+            Trigger::Signature => policy.signed.is_some(),
+        })
         .map(|(rule, _)| Removal {
             source: subject.tag.clone(),
             tags: tags.iter().filter(|t| t.rules.contains(&rule)).map(|t| t.tag.clone()).collect(),
@@ -226,15 +276,64 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
     Plan { tags, removals }
 }
 
-/// The most permissive gate of the deriving rules, when every one has a gate.
-fn scan_gate(policies: &[Policy]) -> Option<Severity> {
-    policies.iter().map(|p| p.scan_gate).collect::<Option<Vec<_>>>()?.into_iter().max()
+/// Where one rule's conditions stand, best first: a tag is decided by the best of its
+/// rules (one rule whose conditions all hold writes it), a rule by its worst condition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Condition {
+    Holds,
+    /// Only a signature is missing, and these kinds were not looked for yet.
+    Unchecked(Kinds),
+    Waits(String),
+    Fails(String),
+}
+
+impl Condition {
+    /// The better of two rules' standings; two unchecked ones look for either's kinds.
+    fn best(self, other: Condition) -> Condition {
+        match (self, other) {
+            (Condition::Unchecked(a), Condition::Unchecked(b)) => Condition::Unchecked(a.union(b)),
+            (a, b) => a.min(b),
+        }
+    }
+}
+
+fn condition(policy: &Policy, phase: &Phase<'_>) -> Condition {
+    let scan = match (policy.scan_gate, phase.scan) {
+        (None, _) => Condition::Holds,
+        (Some(allowed), Scan::NotYet(status)) => Condition::Waits(format!(
+            "waits for the image scan: written then if no finding is above {allowed}{}",
+            status.map(|s| format!(" (ECR's scan status: {s})")).unwrap_or_default()
+        )),
+        (Some(allowed), Scan::Done(findings)) if findings.undecided(allowed) => Condition::Fails(format!(
+            "the scan found {}: Amazon Inspector's event counts CRITICAL, HIGH and MEDIUM only, so a gate at \
+             {allowed} cannot be decided from it, and the tag is not written (fail closed)",
+            findings.summary()
+        )),
+        (Some(allowed), Scan::Done(findings)) if !findings.passes(allowed) => {
+            Condition::Fails(format!("the scan found {}; the rule allows findings up to {allowed}", findings.summary()))
+        }
+        (Some(_), Scan::Done(_)) => Condition::Holds,
+    };
+    let signed = match policy.signed {
+        None => Condition::Holds,
+        Some(kinds) if phase.signatures.found.intersects(kinds) => Condition::Holds,
+        Some(kinds) if kinds.without(phase.signatures.looked).is_empty() => Condition::Waits(waiting_for_signature(kinds)),
+        // Only the kinds not looked for yet.
+        Some(kinds) => Condition::Unchecked(kinds.without(phase.signatures.looked)),
+    };
+    scan.max(signed)
+}
+
+fn waiting_for_signature(kinds: Kinds) -> String {
+    let managed = if kinds.contains(Kind::Managed) { "; a completed managed signing sends no event: the next sweep writes it" } else { "" };
+    format!("waits for a signature ({}): written when one is pushed{managed}", kinds.describe())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::names::Digest;
+    use crate::domain::signature::{Kind, Kinds, Signatures};
 
     fn digest() -> Digest {
         Digest::parse("sha256:16eb06ced985216bb14744c43dad833c58f56296d152e580542d0e8630f63316").unwrap()
@@ -253,7 +352,7 @@ mod tests {
         let d = digest();
         let tag = &Tag::parse(tag).unwrap();
         let subject = Subject { repository, tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None, artifact: false };
-        plan(&rules, &subject, Phase::Push)
+        plan(&rules, &subject, Phase::PUSH)
     }
 
     fn summary(plan: &Plan) -> Vec<(String, Vec<String>, bool)> {
@@ -359,9 +458,65 @@ mod tests {
         {"name":"plain","semver":true,"tags":["v{major}.{minor}","v{major}"]}
     ]}"#;
 
+    const SIGNED: &str = r#"{"rules":[
+        {"name":"signed","semver":true,"when":{"signed":true},"tags":["stable"]},
+        {"name":"both","semver":true,"when":{"signed":["notation"],"scan":"MEDIUM"},"tags":["prod"]},
+        {"name":"plain","semver":true,"tags":["v{major}"]}
+    ]}"#;
+
+    fn seen(looked: &[Kind], found: &[Kind]) -> Signatures {
+        Signatures { looked: Kinds::of(looked.iter().copied()), found: Kinds::of(found.iter().copied()) }
+    }
+
+    #[test]
+    fn on_a_push_a_signed_tag_asks_for_one_look_and_a_scan_gated_one_waits_for_the_scan_first() {
+        let plan = phased(SIGNED, "v1.4.2", Phase::PUSH);
+        assert_eq!(verdicts(&plan), [("prod", "deferred"), ("stable", "deferred"), ("v1", "write")]);
+        assert_eq!(plan.signatures_to_look_for(), Kinds::DEFAULT, "prod waits for its scan: no look for it");
+        let none = Phase::PUSH.with_signatures(seen(&Kind::ALL, &[]));
+        let plan = phased(SIGNED, "v1.4.2", none);
+        assert_eq!(verdicts(&plan), [("prod", "deferred"), ("stable", "deferred"), ("v1", "write")]);
+        assert!(plan.signatures_to_look_for().is_empty(), "looked: nothing more to look for");
+        assert!(matches!(&plan.tags[1].verdict, Verdict::Deferred(why) if why.starts_with("waits for a signature (a Notation")));
+        let cosign = Phase::PUSH.with_signatures(seen(&[Kind::Cosign], &[Kind::Cosign]));
+        assert_eq!(verdicts(&phased(SIGNED, "v1.4.2", cosign)), [("prod", "deferred"), ("stable", "write"), ("v1", "write")]);
+    }
+
+    #[test]
+    fn a_signature_or_a_scan_completes_the_other_condition_and_only_gated_tags_are_planned() {
+        let clean = Findings::default();
+        let high = Findings { unsplit: None, counts: [("HIGH".to_owned(), 1)].into() };
+        let notation = seen(&[Kind::Notation], &[Kind::Notation]);
+        let signature = |scan| Phase { trigger: Trigger::Signature, scan, ..Phase::PUSH }.with_signatures(notation);
+        assert_eq!(verdicts(&phased(SIGNED, "v1.4.2", signature(Scan::NotYet(Some("PENDING"))))), [("prod", "deferred"), ("stable", "write")]);
+        assert_eq!(verdicts(&phased(SIGNED, "v1.4.2", signature(Scan::Done(&clean)))), [("prod", "write"), ("stable", "write")]);
+        assert_eq!(verdicts(&phased(SIGNED, "v1.4.2", signature(Scan::Done(&high)))), [("prod", "blocked"), ("stable", "write")]);
+        // The scan's event: only `prod` has a scan gate; its signature is looked for once.
+        let plan = phased(SIGNED, "v1.4.2", Phase::scan(&clean));
+        assert_eq!((verdicts(&plan), plan.signatures_to_look_for()), (vec![("prod", "deferred")], Kinds::of([Kind::Notation])));
+        let looked = Phase::scan(&clean).with_signatures(notation);
+        assert_eq!(verdicts(&phased(SIGNED, "v1.4.2", looked)), [("prod", "write")]);
+        let cosign_only = Phase::scan(&clean).with_signatures(seen(&[Kind::Notation, Kind::Cosign], &[Kind::Cosign]));
+        assert_eq!(verdicts(&phased(SIGNED, "v1.4.2", cosign_only)), [("prod", "deferred")], "prod accepts Notation only");
+    }
+
+    #[test]
+    fn a_tag_is_written_when_any_one_of_its_rules_holds() {
+        let either = r#"{"rules":[
+            {"name":"signed","semver":true,"when":{"signed":["cosign"]},"tags":["stable"]},
+            {"name":"scanned","semver":true,"when":{"scan":"HIGH"},"tags":["stable"]}
+        ]}"#;
+        let clean = Findings::default();
+        let plan = phased(either, "v1.4.2", Phase::scan(&clean));
+        assert_eq!(verdicts(&plan), [("stable", "write")], "the scanned rule holds; no look needed");
+        assert!(plan.signatures_to_look_for().is_empty());
+        let signature = Phase { trigger: Trigger::Signature, ..Phase::PUSH }.with_signatures(seen(&[Kind::Cosign], &[Kind::Cosign]));
+        assert_eq!(verdicts(&phased(either, "v1.4.2", signature)), [("stable", "write")], "the signed rule holds before any scan");
+    }
+
     #[test]
     fn on_a_push_gated_tags_wait_and_the_rest_are_written() {
-        let plan = phased(GATED, "v1.4.2", Phase::Push);
+        let plan = phased(GATED, "v1.4.2", Phase::PUSH);
         assert_eq!(verdicts(&plan), [("stable", "deferred"), ("v1", "write"), ("v1.4", "write")], "v1 has an ungated rule too");
         let Verdict::Deferred(why) = &plan.tags[0].verdict else { panic!() };
         assert!(why.contains("no finding is above MEDIUM"), "{why}");
@@ -370,20 +525,20 @@ mod tests {
     #[test]
     fn on_a_scan_only_gated_tags_are_planned_and_the_findings_decide() {
         let high = Findings { unsplit: None, counts: [("HIGH".to_owned(), 1), ("LOW".to_owned(), 7)].into() };
-        let plan = phased(GATED, "v1.4.2", Phase::Scan(&high));
+        let plan = phased(GATED, "v1.4.2", Phase::scan(&high));
         assert_eq!(verdicts(&plan), [("stable", "blocked")]);
         let Verdict::Blocked(why) = &plan.tags[0].verdict else { panic!() };
         assert_eq!(why, "the scan found HIGH 1, LOW 7; the rule allows findings up to MEDIUM");
 
         let medium = Findings { unsplit: None, counts: [("MEDIUM".to_owned(), 4)].into() };
-        assert_eq!(verdicts(&phased(GATED, "v1.4.2", Phase::Scan(&medium))), [("stable", "write")]);
+        assert_eq!(verdicts(&phased(GATED, "v1.4.2", Phase::scan(&medium))), [("stable", "write")]);
 
         // Two gated rules derive `next`: the more lenient gate lets it through.
         let both = r#"{"rules":[
             {"name":"a","semver":true,"when":{"scan":"LOW"},"tags":["next"]},
             {"name":"b","semver":true,"when":{"scan":"HIGH"},"tags":["next"]}
         ]}"#;
-        assert_eq!(verdicts(&phased(both, "v1.4.2", Phase::Scan(&high))), [("next", "write")]);
+        assert_eq!(verdicts(&phased(both, "v1.4.2", Phase::scan(&high))), [("next", "write")]);
     }
 
     #[test]
@@ -392,7 +547,7 @@ mod tests {
             {"name":"careful","semver":true,"move":"if-newer","tags":["stable","v{major}"]},
             {"name":"eager","semver":true,"tags":["v{major}"]}
         ]}"#;
-        let plan = phased(rules, "v1.2.9", Phase::Push);
+        let plan = phased(rules, "v1.2.9", Phase::PUSH);
         let newer: Vec<(&str, Option<String>)> =
             plan.tags.iter().map(|p| (p.tag.as_str(), p.if_newer.as_ref().map(ToString::to_string))).collect();
         assert_eq!(newer, [("stable", Some("1.2.9".to_owned())), ("v1", None)], "the version read from the pushed tag");
@@ -404,16 +559,16 @@ mod tests {
             {"name":"retire","match":"latest","remove_source":true,"tags":["edge","{date:%Y%m%d}"]},
             {"name":"other","match":"latest","tags":["also"]}
         ]}"#;
-        let plan = phased(rules, "latest", Phase::Push);
+        let plan = phased(rules, "latest", Phase::PUSH);
         assert_eq!(
             plan.removals,
             [Removal { source: Tag::parse("latest").unwrap(), rule: "retire".into(), tags: vec!["20261124".into(), "edge".into()] }]
         );
         let gated = r#"{"rules":[{"name":"g","match":"latest","remove_source":true,"when":{"scan":"HIGH"},"tags":["edge"]}]}"#;
-        assert_eq!(phased(gated, "latest", Phase::Push).removals.len(), 1, "decided on the push: kept, waiting");
+        assert_eq!(phased(gated, "latest", Phase::PUSH).removals.len(), 1, "decided on the push: kept, waiting");
         let clean = Findings::default();
-        assert_eq!(phased(gated, "latest", Phase::Scan(&clean)).removals.len(), 1);
-        assert!(phased(rules, "latest", Phase::Scan(&clean)).removals.is_empty(), "an ungated removal is the push's business");
+        assert_eq!(phased(gated, "latest", Phase::scan(&clean)).removals.len(), 1);
+        assert!(phased(rules, "latest", Phase::scan(&clean)).removals.is_empty(), "an ungated removal is the push's business");
     }
 
     #[test]

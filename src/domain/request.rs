@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::names::{Digest, RegistryId, Repository, RepositoryName, Tag};
 use crate::domain::rules::glob::Glob;
 use crate::domain::scan::Findings;
+use crate::domain::signature::Kind;
 
 /// What one event asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +15,8 @@ pub enum Request {
     Retag(Push),
     /// A basic scan of a tagged image completed: scan-gated rules may promote it.
     Scanned(ScanResult),
+    /// A signature may have been pushed: signature-gated rules may promote the image it signs.
+    Signed(SignaturePush),
     /// A well-formed event that this function has nothing to do for.
     Ignore(Ignored),
 }
@@ -24,6 +27,7 @@ impl Request {
         match self {
             Request::Retag(push) => Some(push.pushed_at),
             Request::Scanned(scan) => Some(scan.scanned_at),
+            Request::Signed(signature) => Some(signature.pushed_at),
             Request::Ignore(_) => None,
         }
     }
@@ -33,6 +37,7 @@ impl Request {
         match self {
             Request::Retag(push) => Some(&push.repository),
             Request::Scanned(scan) => Some(&scan.repository),
+            Request::Signed(signature) => Some(&signature.repository),
             Request::Ignore(_) => None,
         }
     }
@@ -62,6 +67,22 @@ pub struct ScanResult {
     pub tags: Sources,
     pub scanned_at: DateTime<Utc>,
     pub findings: Findings,
+}
+
+/// The push of what may be a signature: an untagged manifest whose event names a
+/// signature's artifact type (Notation, a Sigstore bundle) or an OCI artifact's empty
+/// config, or cosign's `sha256-<hex>.sig` tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignaturePush {
+    pub repository: Repository,
+    /// The pushed manifest's digest (`None`: a direct request for a cosign tag without one).
+    pub digest: Option<Digest>,
+    /// The signed image, when known without a read (cosign's tag names it).
+    pub subject: Option<Digest>,
+    /// The kind, when the event tells it.
+    pub kind: Option<Kind>,
+    pub pushed_at: DateTime<Utc>,
+    pub dry_run: bool,
 }
 
 /// The tags rules are applied to: at least one, by construction.

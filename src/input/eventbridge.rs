@@ -1,12 +1,14 @@
 //! EventBridge events from `aws.ecr`: an image push (`ECR Image Action`) or a
 //! completed basic scan (`ECR Image Scan`). Other kinds, other actions and
-//! untagged pushes are [`Request::Ignore`], not errors.
+//! untagged pushes are [`Request::Ignore`], not errors; an untagged push whose
+//! event names a signature's type is [`Request::Signed`].
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::Value;
 
 use crate::domain::names::{Digest, RegistryId, Repository, RepositoryName, Tag};
-use crate::domain::request::{Ignored, Push, Request, ScanResult, Sources};
+use crate::domain::request::{Ignored, Push, Request, ScanResult, SignaturePush, Sources};
+use crate::domain::signature::Untagged;
 use crate::domain::scan::Findings;
 use crate::input::fields::{expected, field_error, item_text, Fields};
 use crate::input::InputError;
@@ -68,7 +70,22 @@ impl Envelope<'_> {
         let media_type = detail.optional_text("manifest-media-type")?.map(str::to_owned);
         let artifact_media_type = detail.optional_text("artifact-media-type")?.map(str::to_owned);
         let Some(tag) = tag else {
-            return Ok(self.ignore("untagged push (a per-platform child of a multi-arch image, or a push by digest)".to_owned()));
+            // Only what can be a signature costs a read; a multi-arch image's children stay free.
+            let kind = match Untagged::of_event(artifact_media_type.as_deref()) {
+                Untagged::Signature(kind) => Some(kind),
+                Untagged::MaybeSignature => None,
+                Untagged::NotASignature => {
+                    return Ok(self.ignore("untagged push (a per-platform child of a multi-arch image, or a push by digest)".to_owned()))
+                }
+            };
+            return Ok(Request::Signed(SignaturePush {
+                repository: self.repository(name)?,
+                digest: Some(digest),
+                subject: None,
+                kind,
+                pushed_at: self.time("the push time")?,
+                dry_run: false,
+            }));
         };
         Ok(Request::Retag(Push {
             repository: self.repository(name)?,
@@ -151,6 +168,7 @@ impl Envelope<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::signature::Kind;
     use crate::domain::names::Tag;
     use crate::input::testing::{event_of, field_of, now, DIGEST};
     use chrono::{DateTime, Utc};
@@ -195,6 +213,23 @@ mod tests {
         assert_eq!(push.pushed_at.to_rfc3339(), "2026-11-24T10:15:02+00:00");
         assert_eq!(push.media_type.as_deref(), Some("application/vnd.docker.distribution.manifest.v2+json"));
         assert!(!push.dry_run);
+    }
+
+    #[test]
+    fn an_untagged_push_of_a_signature_type_is_a_signature_push_and_no_other_is() {
+        let untagged = |artifact: &str| {
+            let mut e = with_detail("artifact-media-type", json!(artifact));
+            e["detail"].as_object_mut().unwrap().remove("image-tag");
+            event_of(&e, now()).unwrap()
+        };
+        let Request::Signed(s) = untagged("application/vnd.cncf.notary.signature") else { panic!("a signature") };
+        assert_eq!((s.kind, s.subject, s.digest.map(|d| d.to_string())), (Some(Kind::Notation), None, Some(DIGEST.to_owned())));
+        let Request::Signed(s) = untagged("application/vnd.oci.empty.v1+json") else { panic!("maybe a signature") };
+        assert_eq!(s.kind, None, "told by its manifest");
+        assert!(matches!(untagged("application/vnd.oci.image.config.v1+json"), Request::Ignore(_)), "a multi-arch child");
+        let mut tagged = with_detail("artifact-media-type", json!("application/vnd.cncf.notary.signature"));
+        tagged["detail"]["image-tag"] = json!("sig");
+        assert!(matches!(event_of(&tagged, now()).unwrap(), Request::Retag(_)), "a tagged push is a push");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::domain::mutability::TagMutability;
+use crate::domain::signature::{Kinds, Signatures};
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
     Attempts, Catalog, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, Target,
@@ -100,6 +101,15 @@ impl<R: Registry> Registry for Cached<R> {
 
     async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {
         self.mutability.get(repository, Instant::now(), self.inner.tag_mutability(repository)).await
+    }
+
+    // Not cached: a signature may be pushed any moment, and its absence is what a deferral waits on.
+    async fn signatures(&self, repository: &Repository, digest: &Digest, kinds: Kinds) -> Result<Signatures, ReadError> {
+        self.inner.signatures(repository, digest, kinds).await
+    }
+
+    async fn describe(&self, repository: &Repository, digest: &Digest) -> Result<Option<Listed>, ReadError> {
+        self.inner.describe(repository, digest).await
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::domain::mutability::TagMutability;
+use crate::domain::signature::{Kinds, Signatures};
 use crate::error::{Fault, FaultKind};
 use crate::registry::{
     Attempts, Catalog, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, Target,
@@ -66,6 +67,14 @@ impl<R: Registry> Registry for Deadline<'_, R> {
 
     async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {
         self.cut("DescribeRepositories", self.inner.tag_mutability(repository), ReadError::Fault).await
+    }
+
+    async fn signatures(&self, repository: &Repository, digest: &Digest, kinds: Kinds) -> Result<Signatures, ReadError> {
+        self.cut("ListImageReferrers", self.inner.signatures(repository, digest, kinds), ReadError::Fault).await
+    }
+
+    async fn describe(&self, repository: &Repository, digest: &Digest) -> Result<Option<Listed>, ReadError> {
+        self.cut("DescribeImages", self.inner.describe(repository, digest), ReadError::Fault).await
     }
 }
 

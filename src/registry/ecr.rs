@@ -1,7 +1,8 @@
 //! The one place that talks to Amazon ECR: BatchGetImage and PutImage, and
 //! for the optional rule features DescribeImages (`"move": "if-newer"`),
 //! BatchDeleteImage (`remove_source`) and ListTagsForResource (plus
-//! DescribeRepositories for an ARN it cannot build; `repository_tags`).
+//! DescribeRepositories for an ARN it cannot build; `repository_tags`);
+//! [`images`]: listings, scans and signatures (`"when": {"signed": …}`).
 //!
 //! Implements [`Registry`] with aws-sdk-ecr. The SDK retries throttling, 5xx
 //! and transport failures with backoff (standard mode) before an error gets
@@ -13,11 +14,10 @@ use aws_config::{AppName, BehaviorVersion};
 use aws_sdk_ecr::config::Region;
 use aws_sdk_ecr::operation::put_image::PutImageError;
 use aws_sdk_ecr::types::{
-    DescribeImagesFilter, ImageFailureCode, ImageIdentifier, ImageStatus, ImageStatusFilter, ScanStatus, TagStatus,
+    DescribeImagesFilter, ImageFailureCode, ImageIdentifier, ImageStatusFilter, TagStatus,
     TargetStorageClass,
 };
 use aws_sdk_ecr::Client;
-use chrono::DateTime;
 
 mod calls;
 
@@ -29,9 +29,8 @@ use crate::registry::{
     Attempts, Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState, Target,
     MANIFEST_MEDIA_TYPES,
 };
-use crate::domain::artifact::Artifact;
 use crate::domain::mutability::{Filter, Mode, TagMutability};
-use crate::domain::scan::Findings;
+use crate::domain::signature::{Kinds, Signatures};
 
 const APP_NAME: &str = "ecr-retag";
 
@@ -55,6 +54,8 @@ macro_rules! send_read {
         })
     };
 }
+
+mod images;
 
 /// aws-sdk-ecr behind the [`Registry`] port.
 #[derive(Debug, Clone)]
@@ -296,6 +297,14 @@ impl Registry for Ecr {
         let output = send_read!(self, repository, request)?;
         Ok(output.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
     }
+
+    async fn signatures(&self, repository: &Repository, digest: &Digest, kinds: Kinds) -> Result<Signatures, ReadError> {
+        self.find_signatures(repository, digest, kinds).await
+    }
+
+    async fn describe(&self, repository: &Repository, digest: &Digest) -> Result<Option<Listed>, ReadError> {
+        self.describe_one(repository, digest).await
+    }
 }
 
 /// DescribeRepositories and DescribeImages answer at most 1,000 items a page.
@@ -330,36 +339,7 @@ impl Catalog for Ecr {
             .max_results(PAGE_SIZE)
             .set_next_token(page.map(str::to_owned));
         let output = send_read!(self, repository, request)?;
-        let items = output
-            .image_details()
-            .iter()
-            .filter_map(|d| {
-                let digest = Digest::parse(d.image_digest()?).ok()?;
-                let findings = (d.image_scan_status().and_then(|s| s.status()) == Some(&ScanStatus::Complete))
-                    .then(|| d.image_scan_findings_summary())
-                    .flatten()
-                    .map(|summary| Findings {
-                        unsplit: None,
-                        counts: summary
-                            .finding_severity_counts()
-                            .into_iter()
-                            .flatten()
-                            .map(|(severity, n)| (severity.as_str().to_owned(), u64::try_from(*n).unwrap_or(0)))
-                            .collect(),
-                    });
-                let tags: Vec<Tag> = d.image_tags().iter().filter_map(|t| Tag::parse(t).ok()).collect();
-                let artifact = Artifact::of_listing(tags.iter().map(Tag::as_str), d.subject_manifest_digest(), d.artifact_media_type());
-                Some(Listed {
-                    digest,
-                    tags,
-                    pushed_at: d.image_pushed_at().and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
-                    media_type: d.image_manifest_media_type().map(str::to_owned),
-                    findings,
-                    artifact,
-                    archived: d.image_status().is_some_and(|s| *s != ImageStatus::Active),
-                })
-            })
-            .collect();
+        let items = output.image_details().iter().filter_map(images::listed).collect();
         Ok(Page { items, next: output.next_token().map(str::to_owned) })
     }
 }

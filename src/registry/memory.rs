@@ -15,7 +15,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::artifact::Artifact;
 use crate::domain::mutability::{Mode, TagMutability};
+use crate::domain::assess::Scanned;
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::domain::signature::{self, Kind, Kinds, Referrer, Signatures};
 use crate::registry::{
     Attempts, Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
     Target,
@@ -35,6 +37,9 @@ pub enum Call {
     Restore(Digest),
     Repositories,
     Images(RepositoryName),
+    /// A look for the image's signatures (ListImageReferrers and the rest), of these kinds.
+    Signatures(Digest, Kinds),
+    Describe(Digest),
 }
 
 impl Call {
@@ -50,6 +55,8 @@ impl Call {
             Call::Restore(_) => "restore",
             Call::Repositories => "repositories",
             Call::Images(_) => "images",
+            Call::Signatures(..) => "signatures",
+            Call::Describe(_) => "describe",
         }
     }
 }
@@ -62,6 +69,7 @@ pub enum Failure {
     Put(Option<Tag>, PutError),
     Remove(RemoveError),
     RepositoryTags(ReadError),
+    Signatures(ReadError),
 }
 
 /// What another writer does to a repository's tags while a PutImage is under way.
@@ -75,6 +83,10 @@ struct Stored {
     resource_tags: BTreeMap<String, String>,
     /// Archived images: not readable, not listed.
     archived: std::collections::HashSet<Digest>,
+    /// Scan states other than "no scan".
+    scans: HashMap<Digest, Scanned>,
+    /// Images ECR managed signing has signed (status `COMPLETE`).
+    signed_by_ecr: std::collections::HashSet<Digest>,
 }
 
 #[derive(Default)]
@@ -138,6 +150,20 @@ impl Memory {
     pub fn archive(&self, repository: &str, digest: &Digest) {
         self.with(repository, |r| {
             r.archived.insert(digest.clone());
+        });
+    }
+
+    /// What the image's scan says from now on (listings, [`Registry::describe`]).
+    pub fn set_scan(&self, repository: &str, digest: &Digest, scan: Scanned) {
+        self.with(repository, |r| {
+            r.scans.insert(digest.clone(), scan);
+        });
+    }
+
+    /// ECR managed signing completes for the image.
+    pub fn sign_by_ecr(&self, repository: &str, digest: &Digest) {
+        self.with(repository, |r| {
+            r.signed_by_ecr.insert(digest.clone());
         });
     }
 
@@ -323,6 +349,50 @@ impl Registry for Memory {
         }
         Ok(state.stored(repository)?.resource_tags.clone())
     }
+
+    /// Every kind looked for at once (ECR's order and early stop are [`crate::registry::ecr`]'s).
+    async fn signatures(&self, repository: &Repository, digest: &Digest, kinds: Kinds) -> Result<Signatures, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Signatures(digest.clone(), kinds));
+        if let Some(e) = state.take_failure(|f| if let Failure::Signatures(e) = f { Some(e.clone()) } else { None }) {
+            return Err(e);
+        }
+        let stored = state.stored(repository)?;
+        let referrers = stored.images.values().filter_map(|(image, _)| Referrer::of_manifest(&image.manifest)).filter(|r| r.subject == *digest);
+        let mut found = Kinds::of(referrers.map(|r| r.kind));
+        if signature::cosign_tag(digest).is_some_and(|t| stored.tags.contains_key(&t)) {
+            found = found.with(Kind::Cosign);
+        }
+        if stored.signed_by_ecr.contains(digest) {
+            found = found.with(Kind::Managed);
+        }
+        Ok(Signatures { looked: kinds, found: Kinds::of(found.iter().filter(|k| kinds.contains(*k))) })
+    }
+
+    async fn describe(&self, repository: &Repository, digest: &Digest) -> Result<Option<Listed>, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Describe(digest.clone()));
+        let stored = state.stored(repository)?;
+        Ok(stored.images.get(digest).map(|(image, pushed_at)| stored.listed(image, *pushed_at)))
+    }
+}
+
+impl Stored {
+    fn listed(&self, image: &Image, pushed_at: Option<DateTime<Utc>>) -> Listed {
+        let mut tags: Vec<Tag> = self.tags.iter().filter(|(_, d)| **d == image.digest).map(|(t, _)| t.clone()).collect();
+        tags.sort();
+        let artifact = Artifact::of_manifest(&image.manifest).or_else(|| tags.iter().find_map(|t| Artifact::of_tag(t.as_str())));
+        Listed {
+            digest: image.digest.clone(),
+            tags,
+            pushed_at,
+            media_type: image.media_type.clone(),
+            scan: self.scans.get(&image.digest).cloned().unwrap_or(Scanned::NotDone(None)),
+            artifact,
+            archived: self.archived.contains(&image.digest),
+            signatures: Signatures::default(),
+        }
+    }
 }
 
 impl Catalog for Memory {
@@ -341,20 +411,8 @@ impl Catalog for Memory {
         let mut items: Vec<Listed> = stored
             .images
             .values()
-            .filter_map(|(image, pushed_at)| {
-                let mut tags: Vec<Tag> = stored.tags.iter().filter(|(_, d)| **d == image.digest).map(|(t, _)| t.clone()).collect();
-                tags.sort();
-                let artifact = Artifact::of_manifest(&image.manifest).or_else(|| tags.iter().find_map(|t| Artifact::of_tag(t.as_str())));
-                (!tags.is_empty()).then(|| Listed {
-                    digest: image.digest.clone(),
-                    tags,
-                    pushed_at: *pushed_at,
-                    media_type: image.media_type.clone(),
-                    findings: None,
-                    artifact,
-                    archived: stored.archived.contains(&image.digest),
-                })
-            })
+            .map(|(image, pushed_at)| stored.listed(image, *pushed_at))
+            .filter(|listed| !listed.tags.is_empty())
             .collect();
         items.sort_by(|a, b| a.digest.cmp(&b.digest));
         Ok(Page { items, next: None })

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 
 use crate::domain::mutability::TagMutability;
+use crate::domain::signature::{Kinds, Signatures};
 use crate::error::Fault;
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 
@@ -171,6 +172,21 @@ pub trait Registry: Send + Sync {
         &self,
         repository: &Repository,
     ) -> impl Future<Output = Result<BTreeMap<String, String>, ReadError>> + Send;
+
+    /// Whether the image `digest` has a signature of one of `kinds` (for `"when": {"signed": …}`),
+    /// looked for in the cheapest order and no further than the first found: referrers of the
+    /// signature artifact types (ListImageReferrers), then cosign's `.sig` tag (BatchGetImage),
+    /// then managed signing's status (DescribeImageSigningStatus).
+    fn signatures(
+        &self,
+        repository: &Repository,
+        digest: &Digest,
+        kinds: Kinds,
+    ) -> impl Future<Output = Result<Signatures, ReadError>> + Send;
+
+    /// One image as a listing shows it (DescribeImages by digest): its tags, push time and
+    /// scan, for a signature's push, which names only the signed digest. `None`: no such image.
+    fn describe(&self, repository: &Repository, digest: &Digest) -> impl Future<Output = Result<Option<Listed>, ReadError>> + Send;
 }
 
 /// One page of a listing, and the token of the next one (`None`: this was the last).

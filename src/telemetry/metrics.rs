@@ -160,6 +160,7 @@ mod tests {
             digest: None,
             source_tag: None,
             scan: None,
+            signature: None,
             tags: outcomes.iter().map(|o| tag(*o)).collect(),
         }
     }

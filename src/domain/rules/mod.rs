@@ -16,6 +16,7 @@ use regex::Regex;
 
 use crate::domain::names::{Digest, Tag};
 use crate::domain::scan::Severity;
+use crate::domain::signature::Kinds;
 pub use glob::Glob;
 pub use parse::{RuleProblem, RulesError};
 use template::{Matched, Template, Vars};
@@ -44,6 +45,8 @@ pub struct Policy {
     pub if_newer: bool,
     /// `"when": {"scan": S}`: written only after a scan with no finding above S.
     pub scan_gate: Option<Severity>,
+    /// `"when": {"signed": …}`: written only once a signature of one of these kinds exists.
+    pub signed: Option<Kinds>,
     /// `"remove_source": true`: the pushed tag is removed once every derived tag is in place.
     pub remove_source: bool,
     /// `"artifacts": true`: the rule applies to signatures, attestations and SBOMs too
@@ -52,6 +55,13 @@ pub struct Policy {
     /// `"restore_archived": true`: a tag of the rule due on an archived image starts its
     /// restore (UpdateImageStorageClass) instead of waiting for a person to.
     pub restore_archived: bool,
+}
+
+impl Policy {
+    /// Written only once its conditions hold (`"when"`).
+    pub fn gated(&self) -> bool {
+        self.scan_gate.is_some() || self.signed.is_some()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +125,22 @@ impl RuleSet {
     /// Whether a rule with a scan gate may apply: what a scan event can promote.
     pub fn any_scan_gated_match(&self, repository: &str, tag: &str) -> bool {
         self.candidates(repository, tag).any(|r| r.policy.scan_gate.is_some())
+    }
+
+    /// Whether a signature-gated rule may apply: what a signature's push can promote.
+    pub fn any_signed_gated_match(&self, repository: &str, tag: &str) -> bool {
+        self.candidates(repository, tag).any(|r| r.policy.signed.is_some())
+    }
+
+    /// The signature kinds the signature-gated rules of this repository accept (tags not
+    /// yet known): a signature's push of another kind, or in a repository no such rule
+    /// covers, costs no call.
+    pub fn signed_kinds(&self, repository: &str) -> Kinds {
+        self.rules
+            .iter()
+            .filter(|r| r.applies_to(repository))
+            .filter_map(|r| r.policy.signed)
+            .fold(Kinds::NONE, Kinds::union)
     }
 
     /// Whether a rule that opts in to artifacts (`"artifacts": true`) may apply.
@@ -268,6 +294,7 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::signature::Kind;
 
     const EXAMPLE: &str = r#"{
       "rules": [
@@ -405,7 +432,11 @@ mod tests {
             (r#"{"name":"r","semver":true,"move":"sometimes","tags":["x"]}"#, "move", "\"if-newer\""),
             (r#"{"name":"r","semver":true,"when":{"scan":"medium"},"tags":["x"]}"#, "when", "CRITICAL, HIGH, MEDIUM"),
             (r#"{"name":"r","semver":true,"when":{"scan":3},"tags":["x"]}"#, "when", "scan must be one of"),
-            (r#"{"name":"r","semver":true,"when":{"signed":true},"tags":["x"]}"#, "when", "unknown condition \"signed\""),
+            (r#"{"name":"r","semver":true,"when":{"signed":false},"tags":["x"]}"#, "when", "leave the condition out"),
+            (r#"{"name":"r","semver":true,"when":{"signed":[]},"tags":["x"]}"#, "when", "non-empty list of notation"),
+            (r#"{"name":"r","semver":true,"when":{"signed":["gpg"]},"tags":["x"]}"#, "when", "\"gpg\", which is not one of"),
+            (r#"{"name":"r","semver":true,"when":{"signed":"yes"},"tags":["x"]}"#, "when", "signed must be true"),
+            (r#"{"name":"r","semver":true,"when":{"verified":true},"tags":["x"]}"#, "when", "unknown condition \"verified\""),
             (r#"{"name":"r","semver":true,"when":{},"tags":["x"]}"#, "when", "is empty"),
             (r#"{"name":"r","semver":true,"when":"scan","tags":["x"]}"#, "when", "must be an object"),
             (r#"{"name":"r","semver":true,"remove_source":"yes","tags":["x"]}"#, "remove_source", "invalid type"),
@@ -423,6 +454,14 @@ mod tests {
         .unwrap();
         assert!(rules.uses(|p| p.if_newer) && rules.uses(|p| p.remove_source));
         assert!(rules.uses(|p| p.scan_gate == Some(Severity::High)));
+        let signed = RuleSet::from_json(
+            r#"{"rules":[{"name":"a","semver":true,"repositories":["prod/*"],"when":{"signed":["notation","managed"],"scan":"HIGH"},"tags":["x"]},
+                         {"name":"b","semver":true,"when":{"signed":true},"tags":["y"]}]}"#,
+        )
+        .unwrap();
+        assert!(signed.uses(|p| p.signed == Some(Kinds::of([Kind::Notation, Kind::Managed])) && p.scan_gate == Some(Severity::High)));
+        assert_eq!(signed.signed_kinds("prod/api"), Kinds::DEFAULT.with(Kind::Managed));
+        assert_eq!(signed.signed_kinds("dev/api"), Kinds::DEFAULT, "rule a covers prod/* only");
         assert!(!RuleSet::from_json(EXAMPLE).unwrap().uses(|p| p.if_newer || p.remove_source || p.scan_gate.is_some()));
     }
 

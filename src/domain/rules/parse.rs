@@ -13,6 +13,7 @@ use super::glob::Glob;
 use super::template::{Scope, Template};
 use super::{Matcher, Policy, Rule, RuleSet};
 use crate::domain::scan::Severity;
+use crate::domain::signature::{Kind, Kinds};
 
 /// Why a rule set was refused.
 #[derive(Debug, thiserror::Error)]
@@ -150,19 +151,49 @@ impl RuleSet {
     }
 }
 
-/// `"when": {"scan": "MEDIUM"}`: the one condition there is.
-fn scan_gate(when: &Value) -> Result<Severity, String> {
+/// `"when": {"scan": "MEDIUM", "signed": true}`: the conditions, each optional, at least one.
+fn conditions(when: &Value) -> Result<(Option<Severity>, Option<Kinds>), String> {
+    let object = when
+        .as_object()
+        .ok_or_else(|| format!("must be an object like {{\"scan\": \"MEDIUM\"}} or {{\"signed\": true}}, got {when}"))?;
+    if let Some(other) = object.keys().find(|k| *k != "scan" && *k != "signed") {
+        return Err(format!("unknown condition {other:?}; the conditions are \"scan\" and \"signed\""));
+    }
+    if object.is_empty() {
+        return Err("is empty; give {\"scan\": SEVERITY}, {\"signed\": true}, or both".into());
+    }
+    let scan = object.get("scan").map(scan_gate).transpose()?;
+    let signed = object.get("signed").map(signed_gate).transpose()?;
+    Ok((scan, signed))
+}
+
+/// `"scan": "MEDIUM"`: the highest severity still allowed.
+fn scan_gate(value: &Value) -> Result<Severity, String> {
     let names = Severity::ALL.map(Severity::as_str).join(", ");
-    let object = when.as_object().ok_or_else(|| format!("must be an object like {{\"scan\": \"MEDIUM\"}}, got {when}"))?;
-    if let Some(other) = object.keys().find(|k| *k != "scan") {
-        return Err(format!("unknown condition {other:?}; the only one is \"scan\""));
-    }
-    match object.get("scan") {
-        None => Err("is empty; give {\"scan\": SEVERITY}".into()),
-        Some(Value::String(s)) => Severity::parse(s)
+    match value {
+        Value::String(s) => Severity::parse(s)
             .ok_or_else(|| format!("scan severity {s:?} is not one of {names} (the highest severity still allowed)")),
-        Some(other) => Err(format!("scan must be one of {names}, got {other}")),
+        other => Err(format!("scan must be one of {names}, got {other}")),
     }
+}
+
+/// `"signed": true` (any signature pushed with the image), or the kinds that count.
+fn signed_gate(value: &Value) -> Result<Kinds, String> {
+    let names = Kind::ALL.map(Kind::as_str).join(", ");
+    let kinds = match value {
+        Value::Bool(true) => return Ok(Kinds::DEFAULT),
+        Value::Bool(false) => return Err("signed is false: leave the condition out instead".into()),
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .and_then(Kind::parse)
+                    .ok_or_else(|| format!("signed lists {item}, which is not one of {names}"))
+            })
+            .collect::<Result<Vec<Kind>, String>>()?,
+        other => return Err(format!("signed must be true or a non-empty list of {names}, got {other}")),
+    };
+    Ok(Kinds::of(kinds))
 }
 
 /// Why valid JSON is not a rule set, said the way a person fixes it; the JSON
@@ -322,7 +353,7 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
             false
         }
     };
-    let scan_gate = raw.when.and_then(|when| scan_gate(&when).map_err(|e| fail("when", e)).ok());
+    let (scan_gate, signed) = raw.when.and_then(|when| conditions(&when).map_err(|e| fail("when", e)).ok()).unwrap_or_default();
     let repository_tags = raw.repository_tags.unwrap_or_default();
     if let Some((key, _)) = repository_tags.iter().find(|(k, _)| k.is_empty() || k.chars().count() > 128) {
         fail("repository_tags", format!("key {key:?} is not a resource tag key (1 to 128 characters)"));
@@ -330,6 +361,7 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
     let policy = Policy {
         if_newer,
         scan_gate,
+        signed,
         remove_source: raw.remove_source.unwrap_or(false),
         artifacts: raw.artifacts.unwrap_or(false),
         restore_archived: raw.restore_archived.unwrap_or(false),
