@@ -12,12 +12,14 @@ import boto3
 from local_lambda import short  # digests shortened one way in every script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Repository -> (resource tags, [(fixture, media type, tag the sample events push)]), in push order.
+# Repository -> (resource tags, [(fixture, media type, tag the sample events push)]), in push order;
+# no tag: pushed by digest (a signature, which refers to the docker-v2 image).
 SAMPLES = {
     "team/api": ({}, [
         ("docker-v2", "application/vnd.docker.distribution.manifest.v2+json", "v1.4.2"),
         ("oci-index-no-mediatype", "application/vnd.oci.image.index.v1+json", "v2.0.0"),
         ("oci-manifest", "application/vnd.oci.image.manifest.v1+json", "main-3f9c2a1"),
+        ("notation-signature", "application/vnd.oci.image.manifest.v1+json", None),
     ]),
     # events/sqs-batch.json: a push here; its third message names team/gone, which does not exist.
     "team/web": ({}, [("docker-v2", "application/vnd.docker.distribution.manifest.v2+json", "v1.4.2")]),
@@ -26,6 +28,7 @@ SAMPLES = {
         ("docker-v2", "application/vnd.docker.distribution.manifest.v2+json", "v1.3.0"),
         ("docker-manifest-list", "application/vnd.docker.distribution.manifest.list.v2+json", "v1.2.9"),
         ("oci-manifest", "application/vnd.oci.image.manifest.v1+json", "latest"),
+        ("notation-signature", "application/vnd.oci.image.manifest.v1+json", None),
     ]),
 }
 
@@ -41,9 +44,10 @@ def seed():
         for name, media_type, tag in images:
             with open(os.path.join(ROOT, "tests/fixtures/manifests", name + ".json"), "rb") as f:
                 body = f.read()
-            ecr.put_image(repositoryName=repository, imageManifest=body.decode(),
-                          imageManifestMediaType=media_type, imageTag=tag)
-            print(f"    pushed {repository + ':' + tag:<26} {short('sha256:' + hashlib.sha256(body).hexdigest())}  ({name})")
+            ecr.put_image(repositoryName=repository, imageManifest=body.decode(), imageManifestMediaType=media_type,
+                          **({"imageTag": tag} if tag else {}))
+            print(f"    pushed {repository + ':' + (tag or '(untagged)'):<26} "
+                  f"{short('sha256:' + hashlib.sha256(body).hexdigest())}  ({name})")
 
 
 def show(repositories):

@@ -13,8 +13,10 @@
 //! | `RETAG_SCAN_EVENTS` | set by the template: `false` when scan events are not routed here |
 //! | `RETAG_REMOVE_SOURCE` | set by the template: `false` when the role may not call `ecr:BatchDeleteImage` |
 //! | `RETAG_RESTORE_ARCHIVED` | set by the template: `false` when the role may not call `ecr:UpdateImageStorageClass` |
+//! | `RETAG_SIGNATURE_EVENTS` | set by the template: `false` when untagged signature pushes are not routed here |
+//! | `RETAG_MANAGED_SIGNING` | set by the template: `false` when the role may not call `ecr:DescribeImageSigningStatus` |
 //!
-//! The last three let a rule set that needs wiring the stack lacks fail at
+//! The last five let a rule set that needs wiring the stack lacks fail at
 //! start-up, with the parameter to change, instead of deferring or failing
 //! tags silently. Unset (outside the template), nothing is checked.
 
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 use crate::apply::Settings;
 use crate::domain::rules::{Policy, RuleSet, RulesError};
+use crate::domain::signature::Kind;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -161,7 +164,7 @@ struct Wiring {
     remedy: &'static str,
 }
 
-const WIRING: [Wiring; 3] = [
+const WIRING: [Wiring; 5] = [
     Wiring {
         needed: |p| p.scan_gate.is_some(),
         var: "RETAG_SCAN_EVENTS",
@@ -179,6 +182,18 @@ const WIRING: [Wiring; 3] = [
         var: "RETAG_RESTORE_ARCHIVED",
         feature: "a rule has \"restore_archived\": true",
         remedy: "the function's role may not call ecr:UpdateImageStorageClass; deploy with RestoreArchivedImages=true",
+    },
+    Wiring {
+        needed: |p| p.signed.is_some(),
+        var: "RETAG_SIGNATURE_EVENTS",
+        feature: "a rule has a signature gate (\"when\": {\"signed\": …})",
+        remedy: "the untagged pushes of Notation and Sigstore signatures, which bring its tags, never reach the function; deploy with SignatureEvents=pushed (or managed)",
+    },
+    Wiring {
+        needed: |p| p.signed.is_some_and(|kinds| kinds.contains(Kind::Managed)),
+        var: "RETAG_MANAGED_SIGNING",
+        feature: "a rule accepts ECR managed signing (\"signed\": [\"managed\", …])",
+        remedy: "the function's role may not call ecr:DescribeImageSigningStatus; deploy with SignatureEvents=managed",
     },
 ];
 
@@ -296,5 +311,14 @@ mod tests {
         assert!(err.to_string().contains("ecr:UpdateImageStorageClass") && err.to_string().contains("RestoreArchivedImages=true"), "{err}");
         assert!(load(&[("RETAG_RULES", restoring), ("RETAG_RESTORE_ARCHIVED", "true")]).is_ok());
         assert!(load(&[("RETAG_RULES", RULES), ("RETAG_REMOVE_SOURCE", "false"), ("RETAG_SCAN_EVENTS", "false")]).is_ok());
+
+        let signed = r#"{"rules":[{"name":"s","semver":true,"when":{"signed":true},"tags":["stable"]}]}"#;
+        let err = load(&[("RETAG_RULES", signed), ("RETAG_SIGNATURE_EVENTS", "false")]).unwrap_err();
+        assert!(err.to_string().contains("SignatureEvents=pushed"), "{err}");
+        let on = [("RETAG_SIGNATURE_EVENTS", "true"), ("RETAG_MANAGED_SIGNING", "false")];
+        assert!(load(&[[("RETAG_RULES", signed)].as_slice(), &on].concat()).is_ok(), "managed signing not asked for");
+        let managed = r#"{"rules":[{"name":"m","semver":true,"when":{"signed":["managed"]},"tags":["stable"]}]}"#;
+        let err = load(&[[("RETAG_RULES", managed)].as_slice(), &on].concat()).unwrap_err();
+        assert!(err.to_string().contains("ecr:DescribeImageSigningStatus") && err.to_string().contains("SignatureEvents=managed"), "{err}");
     }
 }

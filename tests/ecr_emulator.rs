@@ -448,13 +448,6 @@ async fn an_image_at_the_tag_limit_gets_a_permanent_outcome_naming_the_limit_wit
 
 const IF_NEWER: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
 
-/// Sends a reconcile request the way Lambda would (no deadline) and returns the sweep's answer.
-async fn sweep(h: &Handler<Ecr>, request: serde_json::Value) -> ecr_retag::report::SweepReport {
-    match h.invoke(&json!({ "reconcile": request }).to_string(), std::time::SystemTime::UNIX_EPOCH).await {
-        Ok(ecr_retag::lambda::Answer::Reconcile(report)) => report,
-        other => panic!("not a sweep's answer: {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn a_sweep_puts_missed_tags_on_the_highest_version_and_a_second_sweep_writes_nothing() {
@@ -712,19 +705,6 @@ async fn a_sweep_out_of_time_stops_before_its_next_repository_and_says_where_to_
 }
 
 /// The calls made on `repo` since `before` (the test's own seeding aside).
-fn calls_since(emulator: &Emulator, repo: &str, before: &std::collections::HashMap<String, u64>) -> Vec<(String, u64)> {
-    let mut diff: Vec<(String, u64)> = emulator
-        .calls(repo)
-        .into_iter()
-        .map(|(op, n)| {
-            let since = n - before.get(&op).copied().unwrap_or(0);
-            (op, since)
-        })
-        .filter(|(_, since)| *since > 0)
-        .collect();
-    diff.sort();
-    diff
-}
 
 #[tokio::test]
 async fn the_emulator_lists_a_referrers_subject_and_every_images_artifact_type_as_ecr_does() {
@@ -764,7 +744,7 @@ async fn signatures_attestations_and_sboms_are_never_promoted_by_a_catch_all_rul
         let report = handler(catch_all).handle(&event, now()).await.unwrap();
         assert_eq!(report.status, Status::Ignored, "{name} {tag}");
         assert!(report.reason.as_deref().unwrap().contains("an artifact, not an image"), "{name} {tag}: {report:?}");
-        assert_eq!(calls_since(emulator, &repo, &before), costs, "{name} {tag}: told by the event, or by the one read");
+        assert_eq!(emulator.calls_since(&repo, &before), costs, "{name} {tag}: told by the event, or by the one read");
     }
     let (tags, _) = state(&client, &repo).await;
     assert_eq!(tags.get("latest"), None, "nothing was promoted");

@@ -87,6 +87,7 @@ async fn the_sample_events_do_what_their_names_say() {
         ("delete.json", "not a push"),
         ("scan-complete.json", "no scan-gated rule matches"),
         ("inspector-scan.json", "no scan-gated rule matches"),
+        ("push-signature.json", "no signature-gated rule covers this repository"),
     ] {
         let r = response(function.api.invoke(&sample_event(event)).await);
         assert_eq!(r["status"], "ignored", "{event}");
@@ -119,25 +120,25 @@ async fn the_sample_events_do_what_their_names_say() {
     assert_eq!(manifests[&index.digest()], index.body, "bytes unchanged");
 
     // One structured JSON log line per event.
-    let lines = function.lines_when(10, |l| l.contains("event handled")).await;
+    let lines = function.lines_when(11, |l| l.contains("event handled")).await;
     let handled: Vec<Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["fields"]["message"] == "event handled")
         .collect();
-    assert_eq!(handled.len(), 10, "{lines:#?}");
+    assert_eq!(handled.len(), 11, "{lines:#?}");
     assert_eq!(handled[0]["fields"]["repository"], "team/api");
     assert_eq!(handled[0]["level"], "INFO");
     assert!(lines.iter().all(|l| !l.contains("schemaVersion")), "no manifest at INFO");
 
     // One CloudWatch EMF line per event, counting the outcomes.
-    let lines = function.lines_when(10, |l| l.contains("\"_aws\"")).await;
+    let lines = function.lines_when(11, |l| l.contains("\"_aws\"")).await;
     let emf: Vec<Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("_aws").is_some())
         .collect();
-    assert_eq!(emf.len(), 10, "{lines:#?}");
+    assert_eq!(emf.len(), 11, "{lines:#?}");
     assert_eq!(emf[0]["TagsCreated"], 4);
     assert_eq!(emf[0]["FunctionName"], "ecr-retag");
     assert!(emf[0]["EventToDoneLatency"].is_number(), "{:?}", emf[0]);
@@ -449,7 +450,7 @@ async fn the_same_binary_checks_and_plans_rules_offline() {
 /// samples of `events/` and `examples/promotion-rules.json`; the only test that
 /// uses `platform/web` and `platform/other`.
 #[tokio::test]
-async fn promotion_rules_hold_moving_tags_gate_on_scans_retire_latest_and_need_the_opt_in_tag() {
+async fn promotion_rules_hold_moving_tags_gate_on_scans_and_signatures_retire_latest_and_need_the_opt_in_tag() {
     let emulator = Emulator::shared();
     let client = emulator.client();
     for (name, opted_in) in [("platform/web", true), ("platform/other", false)] {
@@ -464,19 +465,27 @@ async fn promotion_rules_hold_moving_tags_gate_on_scans_retire_latest_and_need_t
     push(&client, "platform/web", &hotfix, Some("v1.2.9")).await;
     push(&client, "platform/web", &nightly, Some("latest")).await;
     push(&client, "platform/other", &release, Some("v1.3.0")).await;
+    // v1.3.0's Notation signature (the fixture's subject is docker-v2), pushed by digest.
+    let signature = manifest("notation-signature");
+    push(&client, "platform/web", &signature, None).await;
 
     let rules = std::fs::read_to_string(root().join("examples/promotion-rules.json")).unwrap();
-    let function = Function::start(&[("RETAG_RULES", &rules), ("RETAG_SCAN_EVENTS", "true"), ("RETAG_REMOVE_SOURCE", "true")]).await;
+    let wiring = [("RETAG_SCAN_EVENTS", "true"), ("RETAG_REMOVE_SOURCE", "true"), ("RETAG_SIGNATURE_EVENTS", "true")];
+    let function = Function::start(&[[("RETAG_RULES", rules.as_str())].as_slice(), &wiring].concat()).await;
     let invoke = |name: &'static str| {
         let api = &function.api;
         async move { response(api.invoke(&sample_event(name)).await) }
     };
 
-    // v1.3.0: its lines now, `stable` after the scan.
+    // v1.3.0: its lines now, `stable` once both signed and scanned.
     let r = invoke("platform-push-v1.3.0.json").await;
     assert_eq!(outcomes(&r), pairs(&[("stable", "deferred"), ("v1", "created"), ("v1.3", "created")]));
+    let r = invoke("platform-signature-v1.3.0.json").await;
+    assert_eq!(outcomes(&r), pairs(&[("stable", "deferred")]), "signed, not yet scanned");
+    assert_eq!(r["digest"], release.digest(), "the answer is about the signed image");
+    assert_eq!(r["signature"], json!({"digest": signature.digest(), "kind": "notation", "image_tags": ["v1", "v1.3", "v1.3.0"]}));
     let r = invoke("platform-scan-passed.json").await;
-    assert_eq!(outcomes(&r), pairs(&[("stable", "created")]));
+    assert_eq!(outcomes(&r), pairs(&[("stable", "created")]), "scanned, and the signature found with one look");
     assert_eq!(r["scan"]["findings"], json!({"MEDIUM": 2, "LOW": 5}));
 
     // The hotfix v1.2.9 gets its own line, but neither `v1` nor (after its failed scan) `stable`.
@@ -508,12 +517,14 @@ async fn promotion_rules_hold_moving_tags_gate_on_scans_retire_latest_and_need_t
     let (tags, _) = state(&client, "platform/other").await;
     assert_eq!(tags.keys().collect::<Vec<_>>(), ["v1.3.0"]);
 
-    // Six events, two repositories: one resource-tag lookup each (cached); one
-    // DescribeImages, for the one tag that would have moved backwards.
+    // Seven events, two repositories: one resource-tag lookup each (cached); two
+    // DescribeImages: the signed image's tags, and the one tag that would have moved backwards;
+    // one look for a signature, on the scan that passed.
     let (web, other) = (emulator.function_calls_on("platform/web"), emulator.function_calls_on("platform/other"));
     assert_eq!((web.get("ListTagsForResource"), other.get("ListTagsForResource")), (Some(&1), Some(&1)), "{web:?} {other:?}");
     assert_eq!(web.get("DescribeRepositories"), None, "events name the account: the ARN is built");
-    assert_eq!(web.get("DescribeImages"), Some(&1), "{web:?}");
+    assert_eq!(web.get("DescribeImages"), Some(&2), "{web:?}");
+    assert_eq!(web.get("ListImageReferrers"), Some(&1), "{web:?}");
     assert_eq!(web.get("BatchDeleteImage"), Some(&1), "{web:?}");
     assert_eq!(other.keys().collect::<Vec<_>>(), ["ListTagsForResource"], "{other:?}");
 }

@@ -253,6 +253,9 @@ pub(crate) async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job
                 (Outcome::Invalid, None)
             }
             Verdict::Invalid(reason) | Verdict::Loops(reason) => (Outcome::Invalid, Some(reason.clone())),
+            // A scan's or a signature's sources are the image's own tags: one of them is in place
+            // (an earlier event wrote it), whatever this event cannot decide.
+            Verdict::Deferred(_) if job.sources.iter().any(|t| t.as_str() == planned.tag) => (Outcome::Unchanged, None),
             Verdict::Deferred(why) => (Outcome::Deferred, Some(why.clone())),
             Verdict::Blocked(why) => (Outcome::Blocked, Some(why.clone())),
         };

@@ -36,7 +36,10 @@ pub async fn begin_signed<R: Registry>(registry: &R, settings: &Settings, signat
         (Some(subject), _) => Referrer { subject: subject.clone(), kind: Kind::Cosign },
         (None, Some(digest)) => {
             let snapshot = registry.read(repository, Lookup::Digest(digest), &[]).await.map_err(|e| RetagError::reading(repository, e))?;
-            match snapshot.image.as_ref().and_then(|image| Referrer::of_manifest(&image.manifest)) {
+            let Some(image) = snapshot.image else {
+                return ignored(format!("the pushed manifest {digest} is no longer readable in the repository (deleted or archived since)"));
+            };
+            match Referrer::of_manifest(&image.manifest) {
                 Some(referrer) => referrer,
                 None => {
                     return ignored(
@@ -74,7 +77,11 @@ pub async fn begin_signed<R: Registry>(registry: &R, settings: &Settings, signat
     handled.report.signature = Some(SignatureReport {
         digest: signature.digest.as_ref().map(Digest::to_string),
         kind: referrer.kind.to_string(),
-        image_tags: image.tags.iter().map(ToString::to_string).collect(),
+        image_tags: {
+            let mut tags: Vec<String> = image.tags.iter().map(ToString::to_string).collect();
+            tags.sort();
+            tags
+        },
     });
     Ok(handled)
 }

@@ -126,12 +126,20 @@ pub fn assess(
             let subject = Subject { repository, tag: t, digest: &image.digest, pushed_at: at, repository_tags, artifact: image.artifact.is_some() };
             plan::plan(rules, &subject, phase)
         }));
-        let look_for = planned.signatures_to_look_for();
-        if !look_for.is_empty() {
-            signature_looks.push((image.digest.clone(), look_for));
-        }
+        let mut look_for = Kinds::NONE;
         for p in planned.tags {
-            match p.verdict {
+            let carried = image.tags.iter().find(|t| t.as_str() == p.tag);
+            let verdict = match (p.look_for, carried) {
+                // On the image already, and only a look could say more: it was written when its
+                // gate held, and a look per image and sweep would be spent for nothing.
+                (Some(_), Some(tag)) => Verdict::Write(tag.clone()),
+                (Some(kinds), None) => {
+                    look_for = look_for.union(kinds);
+                    p.verdict
+                }
+                (None, _) => p.verdict,
+            };
+            match verdict {
                 // A tag the image carries itself is never planned against it; another image may still want it.
                 Verdict::Write(tag) => {
                     let if_newer = p.if_newer.is_some();
@@ -141,6 +149,9 @@ pub fn assess(
                     held.insert((p.tag, &image.digest), reason);
                 }
             }
+        }
+        if !look_for.is_empty() {
+            signature_looks.push((image.digest.clone(), look_for));
         }
     }
     let desired = candidates

@@ -48,8 +48,19 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   filters, each `^[0-9a-zA-Z._*-]{1,128}$`, as ECR requires (moto leaves that to
   botocore, which the Rust SDK does not have).
 
+- ListImageReferrers (moto has none): the stored manifests whose `subject` is the asked
+  digest, filtered by `artifactTypes` (1 to 5) and `artifactStatus` (ACTIVE unless asked),
+  each with digest, media type, artifact type, size, annotations and status.
+- DescribeImageSigningStatus (moto has none): the managed-signing status per signing profile
+  that POST /_strict/signing set (none: pushed without managed signing); an unknown image is
+  ImageNotFoundException.
+- DescribeImages reports `imageScanStatus` and `imageScanFindingsSummary` as POST
+  /_strict/scan set them (basic scans COMPLETE, enhanced ones ACTIVE; counts as ECR names
+  them, UNTRIAGED included).
+
 Not emulated: layer and referenced-image existence checks, pagination, the
-restore's 20 minutes; quotas only on request (below).
+restore's 20 minutes, scans and signing themselves (hooks set their results); quotas
+only on request (below).
 
 The code is the package beside this file, strict/ (its __init__ maps it).
 
@@ -75,6 +86,10 @@ Test hooks (not ECR), under /_strict/:
   the image, answered ImageAlreadyExistsException).
 - POST /_strict/limits  {"repository": NAME, "tags_per_image": N}  ->  that repository's images
   hold at most N tags (default 1,000, ECR's)
+- POST /_strict/scan  {"repository": NAME, "digest": D, "status": "ACTIVE" | "COMPLETE" | "PENDING" | ...,
+                       "counts": {"HIGH": 1, ...} (optional)}  ->  what DescribeImages says of the image's scan
+- POST /_strict/signing  {"repository": NAME, "digest": D, "status": "COMPLETE" | "IN_PROGRESS" | "FAILED",
+                          "profile": ARN (optional)}  ->  that profile's managed-signing status of the image
 - POST /_strict/reset                  ->  forget every repository, count and fault
 
 With --latency-ms N every ECR call takes N ms more, outside the emulator's lock, as the

@@ -32,7 +32,7 @@ def outcomes(answer):
 class Samples(unittest.TestCase):
     def test_the_samples_for_rules_json(self):
         names = ["push.json", "push-multi-arch-index.json", "push-untagged-child.json", "push-main-build.json",
-                 "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json", "direct-request-dry-run.json",
+                 "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json", "push-signature.json", "direct-request-dry-run.json",
                  "direct-request.json", "sqs-batch.json", "reconcile-dry-run.json", "reconcile.json"]
         self.assertEqual(sorted(n for n in os.listdir(os.path.join(ROOT, "events")) if not n.startswith("platform-")),
                          sorted(names), "every sample is checked here or below")
@@ -43,7 +43,8 @@ class Samples(unittest.TestCase):
         self.assertEqual(outcomes(got["push-multi-arch-index.json"]),
                          {"20261124": "moved", "stable": "moved", "v2": "created", "v2.0": "created"})
         self.assertEqual(outcomes(got["push-main-build.json"]), {"edge": "created", "main-20261124-101502": "created"})
-        for name in ["push-untagged-child.json", "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json"]:
+        for name in ["push-untagged-child.json", "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json",
+                     "push-signature.json"]:
             self.assertEqual(got[name]["status"], "ignored", name)
         self.assertEqual(got["direct-request-dry-run.json"]["status"], "dry_run")
         self.assertEqual(got["direct-request.json"]["status"], "applied")
@@ -59,15 +60,16 @@ class Samples(unittest.TestCase):
         self.assertEqual([r["repository"] for r in real["repositories"]], ["team/api", "team/web"])
 
     def test_the_platform_samples_for_the_promotion_rules(self):
-        names = ["platform-push-v1.3.0.json", "platform-scan-passed.json", "platform-push-hotfix-v1.2.9.json",
-                 "platform-scan-blocked.json", "platform-push-latest.json"]
+        names = ["platform-push-v1.3.0.json", "platform-signature-v1.3.0.json", "platform-scan-passed.json",
+                 "platform-push-hotfix-v1.2.9.json", "platform-scan-blocked.json", "platform-push-latest.json"]
         run, got = answers("--rules", "examples/promotion-rules.json", *[f"events/{n}" for n in names])
         self.assertEqual(run.returncode, 0, run.stderr)
         self.assertEqual(outcomes(got[names[0]]), {"stable": "deferred", "v1": "created", "v1.3": "created"})
-        self.assertEqual(outcomes(got[names[1]]), {"stable": "created"})
-        self.assertEqual(outcomes(got[names[2]]), {"stable": "deferred", "v1": "skipped_not_newer", "v1.2": "created"})
-        self.assertEqual(outcomes(got[names[3]]), {"stable": "blocked"})
-        self.assertEqual(outcomes(got[names[4]]), {"edge": "created", "edge-20261124": "created", "latest": "removed"})
+        self.assertEqual(outcomes(got[names[1]]), {"stable": "deferred"}, "signed, not yet scanned")
+        self.assertEqual(outcomes(got[names[2]]), {"stable": "created"})
+        self.assertEqual(outcomes(got[names[3]]), {"stable": "deferred", "v1": "skipped_not_newer", "v1.2": "created"})
+        self.assertEqual(outcomes(got[names[4]]), {"stable": "blocked"})
+        self.assertEqual(outcomes(got[names[5]]), {"edge": "created", "edge-20261124": "created", "latest": "removed"})
 
     def test_a_function_that_cannot_start_says_why_within_seconds(self):
         with tempfile.NamedTemporaryFile("w", suffix=".json") as rules:

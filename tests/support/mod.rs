@@ -18,8 +18,9 @@ pub const ACCOUNT: &str = "123456789012";
 
 /// The ECR operations the function may call: those the template's policy grants
 /// (BatchDeleteImage only with RemoveSourceTags=true, UpdateImageStorageClass only with
-/// RestoreArchivedImages=true).
-pub const FUNCTION_OPERATIONS: [&str; 7] = [
+/// RestoreArchivedImages=true, DescribeImageSigningStatus only with SignatureEvents=managed;
+/// ListImageReferrers is authorised by ecr:BatchGetImage).
+pub const FUNCTION_OPERATIONS: [&str; 9] = [
     "BatchGetImage",
     "PutImage",
     "DescribeImages",
@@ -27,6 +28,8 @@ pub const FUNCTION_OPERATIONS: [&str; 7] = [
     "DescribeRepositories",
     "BatchDeleteImage",
     "UpdateImageStorageClass",
+    "ListImageReferrers",
+    "DescribeImageSigningStatus",
 ];
 
 /// One reference manifest: the exact bytes and the media type ECR records for it.
@@ -54,6 +57,8 @@ pub fn manifest(name: &'static str) -> Manifest {
         // Artifacts next to an image: a cosign signature (legacy tag scheme), a Notation
         // signature (a referrer of docker-v2, with `subject`), an SPDX SBOM (a non-image config).
         "cosign-signature" | "notation-signature" | "spdx-sbom" => ("application/vnd.oci.image.manifest.v1+json", true),
+        // A cosign 3 signature: a Sigstore bundle referring to docker-v2.
+        "sigstore-bundle" => ("application/vnd.oci.image.manifest.v1+json", true),
         other => panic!("no fixture {other}"),
     };
     let path = root().join("tests/fixtures/manifests").join(format!("{name}.json"));
@@ -187,6 +192,34 @@ impl Emulator {
     pub fn limit_tags(&self, repository: &str, tags_per_image: u32) {
         let limits = serde_json::json!({"repository": repository, "tags_per_image": tags_per_image});
         self.http("POST", "/_strict/limits", &limits.to_string());
+    }
+
+    /// What DescribeImages says of the image's scan from now on: `status` ("ACTIVE" for an
+    /// enhanced scan, "COMPLETE" for a basic one, "PENDING", ...) and, if given, its counts.
+    pub fn scan_result(&self, repository: &str, digest: &str, status: &str, counts: Option<serde_json::Value>) {
+        let mut scan = serde_json::json!({"repository": repository, "digest": digest, "status": status});
+        if let Some(counts) = counts {
+            scan["counts"] = counts;
+        }
+        self.http("POST", "/_strict/scan", &scan.to_string());
+    }
+
+    /// ECR managed signing's status of the image ("COMPLETE", "IN_PROGRESS", "FAILED").
+    pub fn managed_signing(&self, repository: &str, digest: &str, status: &str) {
+        let signing = serde_json::json!({"repository": repository, "digest": digest, "status": status});
+        self.http("POST", "/_strict/signing", &signing.to_string());
+    }
+
+    /// The ECR calls on `repository` since `before` (an earlier [`Emulator::calls`]), by operation.
+    pub fn calls_since(&self, repository: &str, before: &HashMap<String, u64>) -> Vec<(String, u64)> {
+        let mut diff: Vec<(String, u64)> = self
+            .calls(repository)
+            .into_iter()
+            .map(|(op, n)| (op.clone(), n - before.get(&op).copied().unwrap_or(0)))
+            .filter(|(_, since)| *since > 0)
+            .collect();
+        diff.sort();
+        diff
     }
 
     fn http(&self, method: &str, path: &str, body: &str) -> String {
@@ -475,5 +508,13 @@ impl Scenario {
         let client = emulator.client();
         let repo = repository(&client, prefix, immutable).await;
         Scenario { emulator, client, repo }
+    }
+}
+
+/// Sends a reconcile request the way Lambda would (no deadline) and returns the sweep's answer.
+pub async fn sweep<R: ecr_retag::registry::Catalog>(h: &ecr_retag::lambda::Handler<R>, request: serde_json::Value) -> ecr_retag::report::SweepReport {
+    match h.invoke(&serde_json::json!({ "reconcile": request }).to_string(), std::time::SystemTime::UNIX_EPOCH).await {
+        Ok(ecr_retag::lambda::Answer::Reconcile(report)) => report,
+        other => panic!("not a sweep's answer: {other:?}"),
     }
 }

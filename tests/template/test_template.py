@@ -98,12 +98,24 @@ class Resolver:
         return self.resolve(self.template["Resources"][logical_id])
 
 
+# ECR operations IAM authorises under another action (the ECR API reference: ListImageReferrers
+# needs ecr:BatchGetImage). One place, should that change.
+AUTHORISED_AS = {"ecr:ListImageReferrers": "ecr:BatchGetImage"}
+
+
 def ecr_operations_called_by_the_code():
-    """The ECR operations src/registry/ecr.rs calls, as IAM actions: `.batch_get_image()` is ecr:BatchGetImage."""
-    with open(os.path.join(ROOT, "src/registry/ecr.rs")) as f:
-        source = f.read()
+    """The ECR operations src/registry/ecr.rs and its submodules call, as IAM actions:
+    `.batch_get_image()` is ecr:BatchGetImage."""
+    paths = [os.path.join(ROOT, "src/registry/ecr.rs")]
+    module = os.path.join(ROOT, "src/registry/ecr")
+    paths += [os.path.join(module, name) for name in sorted(os.listdir(module)) if name.endswith(".rs")]
+    source = ""
+    for path in paths:
+        with open(path) as f:
+            source += f.read()
     calls = set(re.findall(r"\.client\s*\.\s*([a-z_]+)\(\)", source)) - {"config"}  # config() is no call to ECR
-    return {"ecr:" + "".join(part.capitalize() for part in call.split("_")) for call in calls}
+    actions = {"ecr:" + "".join(part.capitalize() for part in call.split("_")) for call in calls}
+    return {AUTHORISED_AS.get(a, a) for a in actions}
 
 
 def event_pattern(resolver):
@@ -129,14 +141,18 @@ class TemplateMatchesTheCode(unittest.TestCase):
     def test_the_policy_grants_exactly_the_ecr_calls_the_code_makes(self):
         called = ecr_operations_called_by_the_code()
         self.assertEqual(called, {"ecr:BatchGetImage", "ecr:PutImage", "ecr:DescribeImages", "ecr:ListTagsForResource",
-                                  "ecr:DescribeRepositories", "ecr:BatchDeleteImage", "ecr:UpdateImageStorageClass"})
-        self.assertEqual(self.granted(RemoveSourceTags="true", RestoreArchivedImages="true"), called)
-        self.assertEqual(self.granted(), called - {"ecr:BatchDeleteImage", "ecr:UpdateImageStorageClass"},
-                         "deleting and restoring only when a rule needs it")
-        env = Resolver(self.template, RemoveSourceTags="true", ScanEvents="true", RestoreArchivedImages="true").resource(
-            "RetagFunction")["Properties"]["Environment"]["Variables"]
-        self.assertEqual((env["RETAG_REMOVE_SOURCE"], env["RETAG_SCAN_EVENTS"], env["RETAG_RESTORE_ARCHIVED"]),
-                         ("true", "true", "true"))
+                                  "ecr:DescribeRepositories", "ecr:BatchDeleteImage", "ecr:UpdateImageStorageClass",
+                                  "ecr:DescribeImageSigningStatus"})
+        self.assertEqual(self.granted(RemoveSourceTags="true", RestoreArchivedImages="true", SignatureEvents="managed"), called)
+        optional = {"ecr:BatchDeleteImage", "ecr:UpdateImageStorageClass", "ecr:DescribeImageSigningStatus"}
+        self.assertEqual(self.granted(), called - optional, "deleting, restoring and managed signing only when a rule needs it")
+        self.assertEqual(self.granted(SignatureEvents="pushed"), called - optional, "referrers need no more than BatchGetImage")
+        env = Resolver(self.template, RemoveSourceTags="true", ScanEvents="true", RestoreArchivedImages="true",
+                       SignatureEvents="managed").resource("RetagFunction")["Properties"]["Environment"]["Variables"]
+        self.assertEqual((env["RETAG_REMOVE_SOURCE"], env["RETAG_SCAN_EVENTS"], env["RETAG_RESTORE_ARCHIVED"],
+                          env["RETAG_SIGNATURE_EVENTS"], env["RETAG_MANAGED_SIGNING"]), ("true",) * 5)
+        env = Resolver(self.template, SignatureEvents="pushed").resource("RetagFunction")["Properties"]["Environment"]["Variables"]
+        self.assertEqual((env["RETAG_SIGNATURE_EVENTS"], env["RETAG_MANAGED_SIGNING"]), ("true", "false"))
 
     def test_scan_events_are_routed_only_when_asked_for(self):
         conditions = self.template["Resources"]
@@ -328,7 +344,7 @@ class ThePatternRoutesTheSamplesItShould(unittest.TestCase):
 
     def samples(self):
         names = ["push.json", "push-multi-arch-index.json", "push-main-build.json", "push-untagged-child.json",
-                 "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json"]
+                 "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json", "push-signature.json"]
         events = [(n, sample(n)) for n in names]
         empty_tag = sample("push.json")
         empty_tag["detail"]["image-tag"] = ""
@@ -373,6 +389,35 @@ class ThePatternRoutesTheSamplesItShould(unittest.TestCase):
             self.routed_by(pattern, "scan", events + [("failed", failed)]),
             ["platform-scan-blocked.json", "platform-scan-passed.json", "scan-complete.json"],
         )
+
+    def test_signature_pushes_route_untagged_signatures_only_and_only_when_asked_for(self):
+        resources = self.template["Resources"]
+        self.assertEqual((resources["SignatureRule"]["Condition"], resources["SignatureRulePermission"]["Condition"]),
+                         ("RouteSignatures", "SignatureRulePermitted"))
+        self.assertFalse(Resolver(self.template).conditions["RouteSignatures"])
+        sigstore = sample("push-signature.json")
+        sigstore["detail"]["artifact-media-type"] = "application/vnd.dev.sigstore.bundle.v0.3+json"
+        maybe = sample("push-signature.json")
+        maybe["detail"]["artifact-media-type"] = "application/vnd.oci.empty.v1+json"
+        tagged = sample("push-signature.json")
+        tagged["detail"]["image-tag"] = "sha256-" + "c" * 64
+        empty_tag = sample("push-signature.json")
+        empty_tag["detail"]["image-tag"] = ""
+        sbom = sample("push-signature.json")
+        sbom["detail"]["artifact-media-type"] = "application/spdx+json"
+        elsewhere = sample("push-signature.json")
+        elsewhere["detail"]["repository-name"] = "other/api"
+        events = self.samples() + [("sigstore", sigstore), ("maybe", maybe), ("tagged", tagged), ("empty-tag", empty_tag),
+                                   ("sbom", sbom), ("elsewhere", elsewhere)]
+        for repositories, routed in [("*", ["elsewhere", "empty-tag", "maybe", "push-signature.json", "sigstore"]),
+                                     ("app,team/*", ["empty-tag", "maybe", "push-signature.json", "sigstore"])]:
+            r = Resolver(self.template, SignatureEvents="pushed", Repositories=repositories)
+            pattern = r.resource("SignatureRule")["Properties"]["EventPattern"]
+            pattern = json.loads(pattern) if isinstance(pattern, str) else json.loads(json.dumps(pattern))
+            self.assertEqual(self.routed_by(pattern, "signature" + repositories, events), routed, repositories)
+            statement = r.resource("FailureQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0]
+            self.assertIn("<SignatureRule.Arn>", statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+        self.assertEqual(self.routed("*", [("tagged", tagged)]), ["tagged"], "a tagged signature comes through the push rule, once")
 
     def test_named_repositories_narrow_the_rule(self):
         other = sample("push.json")

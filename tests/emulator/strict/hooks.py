@@ -6,6 +6,7 @@ from collections import Counter
 from urllib.parse import parse_qs
 
 from .errors import respond
+from .signing import set_scan, set_signing
 from .state import STATE
 
 
@@ -47,4 +48,6 @@ SETTERS = {
     "/_strict/faults": lambda body: STATE.faults.append(body),
     "/_strict/quota": lambda body: STATE.quotas.append(body),
     "/_strict/limits": set_limit,
+    "/_strict/scan": set_scan,
+    "/_strict/signing": set_signing,
 }

@@ -19,6 +19,13 @@ from moto.ecr.models import ECRBackend, Image
 from moto.ecr.responses import ECRResponse
 
 from .errors import ImageDigestDoesNotMatchException, ImageTagAlreadyExistsException, LimitExceededException
+from .signing import (
+    artifact_fields,
+    describe_image_signing_status_response,
+    image_status as status,
+    list_image_referrers_response,
+    scan_fields,
+)
 from .state import STATE
 
 
@@ -149,23 +156,6 @@ def strict_batch_delete_image(self, repository_name, registry_id=None, image_ids
         return response
 
 
-def artifact_fields(manifest):
-    """What DescribeImages tells of an artifact: `subjectManifestDigest` when the manifest
-    refers to another image, and `artifactMediaType` (the artifact's type, else its config's)."""
-    try:
-        parsed = json.loads(manifest)
-    except ValueError:
-        return {}
-    fields = {}
-    subject = (parsed.get("subject") or {}).get("digest")
-    if subject:
-        fields["subjectManifestDigest"] = subject
-    media_type = parsed.get("artifactType") or (parsed.get("config") or {}).get("mediaType")
-    if media_type:
-        fields["artifactMediaType"] = media_type
-    return fields
-
-
 def describe_images_response(self):
     from moto.core.responses import ActionResult
     with STATE.lock:
@@ -194,6 +184,7 @@ def describe_images_response(self):
             if image.image_tags:
                 detail["imageTags"] = list(image.image_tags)
             detail.update(artifact_fields(image.image_manifest))
+            detail.update(scan_fields(image.repository_name, image.get_image_digest()))
             details.append(detail)
     return ActionResult({"imageDetails": details})
 
@@ -228,11 +219,6 @@ def strict_validate_filters(self, filters):
             if not FILTER.match(f.get("filter", "")):
                 return f"filter {f.get('filter')!r} must satisfy regular expression '^[0-9a-zA-Z._*-]{{1,128}}$'"
     return moto_validate_filters(self, filters)
-
-
-def status(image):
-    """ACTIVE, ARCHIVED or ACTIVATING (moto has no storage classes)."""
-    return getattr(image, "strict_status", "ACTIVE")
 
 
 def update_image_storage_class_response(self):
@@ -271,3 +257,5 @@ def install():
     ECRBackend.batch_get_image = strict_batch_get_image
     ECRResponse.batch_get_image = batch_get_image_response
     ECRResponse.update_image_storage_class = update_image_storage_class_response
+    ECRResponse.list_image_referrers = list_image_referrers_response
+    ECRResponse.describe_image_signing_status = describe_image_signing_status_response

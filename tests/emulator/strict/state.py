@@ -30,6 +30,8 @@ class State:
             self.faults = []                            # {"operation", "repository"?, "tag"?, "kind", "times", "seconds"?}
             self.quotas = []                            # {"operation", "prefix", "per_second", "tokens"?, "at"?}
             self.tag_limits = {}                        # repository -> tags per image
+            self.scans = {}                             # (repository, digest) -> {"status", "counts"?}
+            self.signing = {}                           # (repository, digest) -> [managed signing status per profile]
 
     def forget_all(self):
         """POST /_strict/reset: the counts and faults, and every repository."""
