@@ -931,7 +931,7 @@ fn inspector_scan(repo: &str, digest: &str, tags: &[&str], counts: serde_json::V
 
 #[tokio::test]
 async fn an_enhanced_scan_from_inspector_passes_or_blocks_the_gate_and_fails_closed_where_it_cannot_tell() {
-    let Scenario { client, repo, .. } = Scenario::new("inspector", false).await;
+    let Scenario { emulator, client, repo } = Scenario::new("inspector", false).await;
     let gated = |at: &str| format!(r#"{{"rules":[{{"name":"g","semver":true,"when":{{"scan":"{at}"}},"tags":["stable"]}}]}}"#);
     let digest = push(&client, &repo, &manifest("docker-v2"), Some("v1.4.2")).await;
     let report = handler(&gated("MEDIUM")).handle(&push_event(&repo, &digest, "v1.4.2", None), now()).await.unwrap();
@@ -946,9 +946,23 @@ async fn an_enhanced_scan_from_inspector_passes_or_blocks_the_gate_and_fails_clo
     let some_low = inspector_scan(&repo, &digest, &["v1.4.2"], json!({"CRITICAL": 0, "HIGH": 0, "MEDIUM": 0, "TOTAL": 3}));
     let report = handler(&gated("LOW")).handle(&some_low, now()).await.unwrap();
     assert_eq!(outcomes(&report), all(&["stable"], Outcome::Blocked));
-    assert!(report.tags[0].detail.as_deref().unwrap().contains("a gate at LOW cannot be decided from it"), "{report:?}");
+    assert!(report.tags[0].detail.as_deref().unwrap().contains("a gate at LOW cannot be decided"), "{report:?}");
     let (tags, _) = state(&client, &repo).await;
     assert_eq!(tags.get("stable"), None);
+    // ECR's findings summary splits them: one DescribeImages decides the LOW gate.
+    emulator.scan_result(&repo, &digest, "ACTIVE", Some(json!({"LOW": 3, "UNTRIAGED": 1})));
+    let report = handler(&gated("LOW")).handle(&some_low, now()).await.unwrap();
+    assert!(report.tags[0].detail.as_deref().unwrap().contains("a gate at LOW cannot be decided"), "UNTRIAGED stays unsplit");
+    emulator.scan_result(&repo, &digest, "ACTIVE", Some(json!({"LOW": 2, "INFORMATIONAL": 1})));
+    let report = handler(&gated("INFORMATIONAL")).handle(&some_low, now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&["stable"], Outcome::Blocked));
+    assert_eq!(report.tags[0].detail.as_deref(), Some("the scan found LOW 2, INFORMATIONAL 1; the rule allows findings up to INFORMATIONAL"));
+    let before = emulator.calls(&repo);
+    let report = handler(&gated("LOW")).handle(&some_low, now()).await.unwrap();
+    assert_eq!(outcomes(&report), all(&["stable"], Outcome::Created), "LOW 2 and INFORMATIONAL 1 are within a LOW gate");
+    assert_eq!(emulator.calls_since(&repo, &before), [("BatchGetImage".into(), 1), ("DescribeImages".into(), 1), ("PutImage".into(), 1)]);
+    client.batch_delete_image().repository_name(&repo)
+        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("stable").build()).send().await.unwrap();
 
     let report = handler(&gated("MEDIUM")).handle(&some_low, now()).await.unwrap();
     assert_eq!(outcomes(&report), all(&["stable"], Outcome::Created), "a MEDIUM gate is decided by the named counts");

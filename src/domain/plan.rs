@@ -305,8 +305,8 @@ fn condition(policy: &Policy, phase: &Phase<'_>) -> Condition {
             status.map(|s| format!(" (ECR's scan status: {s})")).unwrap_or_default()
         )),
         (Some(allowed), Scan::Done(findings)) if findings.undecided(allowed) => Condition::Fails(format!(
-            "the scan found {}: Amazon Inspector's event counts CRITICAL, HIGH and MEDIUM only, so a gate at \
-             {allowed} cannot be decided from it, and the tag is not written (fail closed)",
+            "the scan found {}: neither Amazon Inspector's event (CRITICAL, HIGH and MEDIUM only) nor ECR's findings \
+             summary splits those by severity, so a gate at {allowed} cannot be decided, and the tag is not written (fail closed)",
             findings.summary()
         )),
         (Some(allowed), Scan::Done(findings)) if !findings.passes(allowed) => {

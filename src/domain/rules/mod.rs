@@ -127,6 +127,12 @@ impl RuleSet {
         self.candidates(repository, tag).any(|r| r.policy.scan_gate.is_some())
     }
 
+    /// The lowest scan gate of the rules that may apply (a gate below MEDIUM needs the
+    /// findings below MEDIUM split by severity, which Inspector's event does not give).
+    pub fn lowest_scan_gate(&self, repository: &str, tag: &str) -> Option<Severity> {
+        self.candidates(repository, tag).filter_map(|r| r.policy.scan_gate).min()
+    }
+
     /// Whether a signature-gated rule may apply: what a signature's push can promote.
     pub fn any_signed_gated_match(&self, repository: &str, tag: &str) -> bool {
         self.candidates(repository, tag).any(|r| r.policy.signed.is_some())
