@@ -67,6 +67,15 @@ fn inspector(detail_type: &str, detail: Value) -> String {
     e.to_string()
 }
 
+/// An untagged push whose event names this `artifact-media-type`.
+fn untagged(artifact_media_type: Value) -> String {
+    let mut e = event();
+    let detail = e["detail"].as_object_mut().unwrap();
+    detail.remove("image-tag");
+    detail.insert("artifact-media-type".into(), artifact_media_type);
+    e.to_string()
+}
+
 fn kind(detail_type: &str) -> String {
     with(&["detail-type"], json!(detail_type))
 }
@@ -133,6 +142,12 @@ fn catalogue() -> Vec<(&'static str, String, Expect)> {
         ("untagged child", without(&["detail", "image-tag"]), Ignored("untagged push")),
         ("empty tag", with(&["detail", "image-tag"], json!("")), Ignored("untagged push")),
         ("null tag", with(&["detail", "image-tag"], Value::Null), Ignored("untagged push")),
+        // Untagged pushes that may be signatures cost nothing where no rule gates on signatures.
+        ("untagged Notation signature", untagged(json!("application/vnd.cncf.notary.signature")), Ignored("no signature-gated rule covers this repository")),
+        ("untagged Sigstore bundle", untagged(json!("application/vnd.dev.sigstore.bundle.v0.3+json")), Ignored("no signature-gated rule")),
+        ("untagged OCI artifact", untagged(json!("application/vnd.oci.empty.v1+json")), Ignored("no signature-gated rule")),
+        ("untagged image config type", untagged(json!("application/vnd.oci.image.config.v1+json")), Ignored("untagged push (a per-platform child")),
+        ("untagged, artifact type a number", untagged(json!(5)), Error("field `detail.artifact-media-type`: expected a string")),
         // Detail fields.
         ("no action-type", without(&["detail", "action-type"]), Error("field `detail.action-type`: required")),
         ("action-type a list", with(&["detail", "action-type"], json!(["PUSH"])), Error("field `detail.action-type`: expected a string, got an array")),
