@@ -160,6 +160,9 @@ async fn a_cosign_signature_tag_brings_the_tags_of_the_image_it_names() {
                "the tag names the image: its manifest is not read");
     let (tags, _) = state(&client, &repo).await;
     assert_eq!(tags["stable"], image);
+    let again = h.handle(&push_event(&repo, &signature, &tag, None), now()).await.unwrap();
+    assert_eq!(outcomes(&again), [("prod", Outcome::Deferred), ("stable", Outcome::Unchanged)]);
+    assert_eq!(emulator.writes(&repo).get("stable"), Some(&1), "a redelivery writes nothing more");
     // A push of the image under another tag finds the signature with one look.
     push(&client, &repo, &manifest("docker-v2"), Some("v1.4.3")).await;
     let report = h.handle(&push_event(&repo, &image, "v1.4.3", None), now()).await.unwrap();

@@ -81,22 +81,7 @@ impl Artifact {
     /// From the manifest's bytes: a `subject`, or a known artifact, config or layer type.
     /// Anything that does not parse as a manifest is no artifact here.
     pub fn of_manifest(manifest: &str) -> Option<Artifact> {
-        #[derive(Deserialize)]
-        struct Descriptor {
-            #[serde(rename = "mediaType")]
-            media_type: Option<String>,
-            digest: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct Manifest {
-            subject: Option<Descriptor>,
-            #[serde(rename = "artifactType")]
-            artifact_type: Option<String>,
-            config: Option<Descriptor>,
-            #[serde(default)]
-            layers: Vec<Descriptor>,
-        }
-        let parsed: Manifest = serde_json::from_str(manifest).ok()?;
+        let parsed = ManifestFields::parse(manifest)?;
         if let Some(subject) = parsed.subject {
             return Some(Artifact::Referrer { subject: subject.digest.unwrap_or_else(|| "another image".to_owned()) });
         }
@@ -110,6 +95,32 @@ impl Artifact {
             .map(|s| Artifact::Referrer { subject: s.to_owned() })
             .or_else(|| media_type.and_then(Artifact::of_media_type))
             .or_else(|| tags.into_iter().find_map(Artifact::of_tag))
+    }
+}
+
+/// What a manifest says about what it is (the rest of it is left unread): its artifact
+/// type, config and layer media types, and the image it refers to.
+#[derive(Deserialize)]
+pub(crate) struct ManifestFields {
+    #[serde(rename = "artifactType")]
+    pub(crate) artifact_type: Option<String>,
+    pub(crate) config: Option<Descriptor>,
+    #[serde(default)]
+    pub(crate) layers: Vec<Descriptor>,
+    pub(crate) subject: Option<Descriptor>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Descriptor {
+    #[serde(rename = "mediaType")]
+    pub(crate) media_type: Option<String>,
+    pub(crate) digest: Option<String>,
+}
+
+impl ManifestFields {
+    /// `None` for text that is no JSON object of that shape.
+    pub(crate) fn parse(manifest: &str) -> Option<ManifestFields> {
+        serde_json::from_str(manifest).ok()
     }
 }
 

@@ -5,8 +5,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
-
+use crate::domain::artifact::ManifestFields;
 use crate::domain::names::{Digest, Tag};
 
 /// How an image can be signed.
@@ -195,20 +194,7 @@ impl Referrer {
     /// From the manifest's `subject` and `artifactType` (or, for artifacts that put the type
     /// in the config, the config's media type). `None`: not a signature of a known kind.
     pub fn of_manifest(manifest: &str) -> Option<Referrer> {
-        #[derive(Deserialize)]
-        struct Descriptor {
-            #[serde(rename = "mediaType")]
-            media_type: Option<String>,
-            digest: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct Manifest {
-            #[serde(rename = "artifactType")]
-            artifact_type: Option<String>,
-            config: Option<Descriptor>,
-            subject: Option<Descriptor>,
-        }
-        let m: Manifest = serde_json::from_str(manifest).ok()?;
+        let m = ManifestFields::parse(manifest)?;
         let subject = Digest::parse(m.subject?.digest.as_deref()?).ok()?;
         let kind = m.artifact_type.as_deref().and_then(Kind::of_artifact_type).or_else(|| {
             m.config.and_then(|c| c.media_type).as_deref().and_then(Kind::of_artifact_type)

@@ -209,26 +209,8 @@ impl Registry for Ecr {
     }
 
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
-        let request = self
-            .client
-            .describe_images()
-            .repository_name(repository.name.as_str())
-            .set_registry_id(registry_id(repository))
-            .image_ids(ImageIdentifier::builder().image_digest(digest.as_str()).build());
-        match send!(self, repository, request) {
-            // Tags this function could not have written (not valid references) are left out.
-            Ok(output) => Ok(output
-                .image_details()
-                .iter()
-                .flat_map(|d| d.image_tags())
-                .filter_map(|t| Tag::parse(t).ok())
-                .collect()),
-            Err(e) => match e.as_service_error() {
-                Some(s) if s.is_image_not_found_exception() => Ok(Vec::new()),
-                Some(s) if s.is_repository_not_found_exception() => Err(ReadError::RepositoryNotFound),
-                _ => Err(ReadError::Fault(fault(&e))),
-            },
-        }
+        // Tags this function could not have written (not valid references) are left out.
+        Ok(self.describe_one(repository, digest).await?.map(|listed| listed.tags).unwrap_or_default())
     }
 
     async fn remove(&self, repository: &Repository, tag: &Tag) -> Result<(), RemoveError> {
