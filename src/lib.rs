@@ -13,12 +13,12 @@
 //!   contract, parsed and validated once at start-up, then evaluated purely
 //!   against a pushed tag. [`domain::plan`]: which tags the push should get,
 //!   with invalid renderings and tags that would re-trigger the function ruled
-//!   out, scan-gated tags deferred (or, on a scan event, passed or blocked by
-//!   [`domain::scan`]). [`domain::assess`]: the sweep's choice of one image per
+//!   out, gated tags deferred, passed or blocked by what the event knows of the
+//!   scan ([`domain::scan`]) and signatures ([`domain::signature`]). [`domain::assess`]: the sweep's choice of one image per
 //!   derived tag. [`domain::names`]: validated digests, tags, repository names
 //!   and registry ids; [`domain::request`]: what an invocation asks for;
 //!   [`domain::artifact`]: signatures, attestations and SBOMs, told apart from
-//!   images; [`domain::mutability`]: tag mutability with exclusion filters.
+//!   images; [`domain::signature`]: signatures as a gate; [`domain::mutability`]: tag mutability with exclusion filters.
 //! - [`apply`]: the use cases over the registry port, given only the
 //!   [`apply::Settings`] they need (rules, dry run, write concurrency).
 //!   [`apply::retag`]: an event's writes. One BatchGetImage, then one PutImage
@@ -28,6 +28,8 @@
 //!   concurrency: decided from fresh reads, written in single attempts, and
 //!   looked at again once every earlier decision has landed (repaired if a
 //!   lower version took them).
+//!   [`apply::signed`]: a signature's push, which brings the signed image's
+//!   signature-gated tags.
 //!   [`apply::sweep`]: the reconcile sweep for missed events: every tagged
 //!   image's tags through the rules at its push time, one image per derived
 //!   tag ([`domain::assess`], pure), then the same writes, within a write budget

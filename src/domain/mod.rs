@@ -1,6 +1,6 @@
 //! The pure core: no I/O, no async, no payload JSON. Validated [`names`], what
 //! an invocation asks for ([`request`]), the [`rules`] and what they derive, the
-//! [`plan`] for one push (loop safety, scan gates via [`scan`]), the sweep's
+//! [`plan`] for one push (loop safety, gates on the [`scan`] and [`signature`]s), the sweep's
 //! [`assess`]ment of a repository, the [`artifact`]s that are not images, and
 //! tag [`mutability`] with exclusion filters.
 

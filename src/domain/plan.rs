@@ -2,8 +2,9 @@
 //!
 //! Pure: the union of every matching rule's tags, minus the pushed tag, with
 //! renderings that are no valid tag and tags that would make the function
-//! trigger itself again marked invalid; scan-gated tags deferred on a push,
-//! and on a scan event written or blocked by its findings.
+//! trigger itself again marked invalid; gated tags (`"when"`) written, deferred
+//! or blocked by what the event knows of the image's scan and signatures, and
+//! where only a signature is missing, the kinds one look would settle.
 
 use std::collections::{BTreeMap, BTreeSet};
 

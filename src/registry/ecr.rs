@@ -2,7 +2,7 @@
 //! for the optional rule features DescribeImages (`"move": "if-newer"`),
 //! BatchDeleteImage (`remove_source`) and ListTagsForResource (plus
 //! DescribeRepositories for an ARN it cannot build; `repository_tags`);
-//! [`images`]: listings, scans and signatures (`"when": {"signed": …}`).
+//! `ecr/images.rs`: listings, scans and signatures (`"when": {"signed": …}`).
 //!
 //! Implements [`Registry`] with aws-sdk-ecr. The SDK retries throttling, 5xx
 //! and transport failures with backoff (standard mode) before an error gets
