@@ -73,6 +73,7 @@ impl Ecr {
         if let Ok(name) = AppName::new(APP_NAME) {
             loader = loader.app_name(name);
         }
+        warm_up();
         Self::new(Client::new(&loader.load().await))
     }
 
@@ -334,6 +335,16 @@ impl Ecr {
         let region = repository.region.as_deref().or_else(|| self.client.config().region().map(Region::as_ref))?;
         Some(format!("arn:{}:ecr:{region}:{account}:repository/{}", partition(region), repository.name))
     }
+}
+
+/// One-off work of the first TLS handshake, done during INIT, which Lambda runs on a full
+/// CPU: AWS-LC seeds its random generator on first use from two sources, the OS and CPU
+/// jitter, and the jitter costs about 30 ms of CPU, which at a 128 MB function's CPU share
+/// (7 % of a core) would become some 300 ms of the first event. The seeding itself is left
+/// as AWS-LC has it (see BENCHMARKS.md, *The cold path*).
+fn warm_up() {
+    // Nothing depends on these bytes; a failure here would fail the first handshake just the same.
+    let _ = aws_lc_rs::rand::fill(&mut [0u8; 16]);
 }
 
 /// The ARN partition of a region.
