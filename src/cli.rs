@@ -7,6 +7,7 @@
 //! ecr-retag filters --rules FILE
 //! ```
 //!
+//! [`online`]: `apply` and `sweep`, the same engine against a real registry.
 //! Without arguments the binary is the Lambda function.
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 mod filters;
+pub mod online;
 
 use crate::domain::mutability::{Filter, Mode, TagMutability};
 use crate::domain::names::{Digest, RepositoryName, Tag};
@@ -27,6 +29,10 @@ pub const USAGE: &str = "usage:
   ecr-retag plan --rules FILE --repository NAME --tag TAG [--time RFC3339] [--digest sha256:HEX]
                  [--repository-tag KEY=VALUE]... [--mutability MODE [--exclusion FILTER]...]
   ecr-retag filters --rules FILE
+  ecr-retag apply --rules FILE --repository NAME --tag TAG [--digest sha256:HEX] [--registry-id ID]
+                  [--region R] [--profile P] [--dry-run] [--json]
+  ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--continuation TOKEN]
+                  [--registry-id ID] [--region R] [--profile P] [--dry-run] [--json]
 Without arguments, ecr-retag runs as the Lambda function.";
 
 const OUTSIDE_LAMBDA: &str = "ecr-retag is the bootstrap of an AWS Lambda function (it needs the Lambda Runtime API, \

@@ -1,7 +1,8 @@
 //! The Lambda bootstrap: reads the configuration, builds the ECR client once,
-//! and serves invocations. With arguments (or outside Lambda), the offline rule
-//! tools instead (`ecr-retag check-rules FILE`, `ecr-retag plan …`). All logic
-//! lives in the library.
+//! and serves invocations. With arguments (or outside Lambda), the command line
+//! instead: the offline rule tools (`ecr-retag check-rules FILE`, `ecr-retag plan …`)
+//! and the engine against a registry (`ecr-retag apply …`, `ecr-retag sweep …`).
+//! All logic lives in the library.
 
 use std::time::SystemTime;
 
@@ -13,6 +14,14 @@ use serde_json::value::RawValue;
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    if let Some(outcome) = cli::online::run(&args).await {
+        // The report is the answer whatever it says (a pipeline reads it on exit 1 too).
+        match outcome.code {
+            2 => eprintln!("{}", outcome.output),
+            _ => println!("{}", outcome.output),
+        }
+        std::process::exit(outcome.code);
+    }
     if let Some(outcome) = cli::run(&args, SystemTime::now().into(), in_lambda) {
         match outcome.code {
             0 => println!("{}", outcome.output),

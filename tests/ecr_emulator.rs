@@ -971,3 +971,27 @@ async fn an_enhanced_scan_from_inspector_passes_or_blocks_the_gate_and_fails_clo
     let (tags, _) = state(&client, &repo).await;
     assert_eq!(tags["stable"], digest);
 }
+
+#[tokio::test]
+async fn the_emulator_pages_describe_images_as_ecr_may_with_fewer_than_asked() {
+    let Scenario { emulator, client, repo } = Scenario::new("pages", false).await;
+    for n in 0..5 {
+        push(&client, &repo, &numbered_manifest(200 + n), Some(&format!("v1.0.{n}"))).await;
+    }
+    let page = |size: i32, token: Option<String>| client.describe_images().repository_name(&repo).max_results(size).set_next_token(token).send();
+    let first = page(3, None).await.unwrap();
+    assert_eq!((first.image_details().len(), first.next_token().is_some()), (3, true));
+    emulator.page_images(&repo, 2);
+    let (mut seen, mut token) = (Vec::new(), None);
+    loop {
+        let answer = page(3, token).await.unwrap();
+        assert!(answer.image_details().len() <= 2, "at most the repository's page size");
+        seen.extend(answer.image_details().iter().map(|d| d.image_digest().unwrap().to_owned()));
+        token = answer.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (5, 5), "every image once, over three pages");
+}

@@ -571,3 +571,97 @@ async fn pushed_days(client: &aws_sdk_ecr::Client, repository: &str) -> u64 {
         described.image_details().iter().filter_map(|i| i.image_pushed_at()).map(|t| t.secs().div_euclid(86_400)).collect();
     days.len() as u64
 }
+
+/// `ecr-retag apply` and `ecr-retag sweep`: the same engine from a shell, against the
+/// strict emulator, with the exit codes a pipeline reads.
+#[tokio::test]
+async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipeline_can_read() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let dir = std::env::temp_dir().join(format!("ecr-retag-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.json");
+    std::fs::write(&rules, r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}"]}]}"#).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"rules":[{"name":"release","semver":true,"tags":["v{majr}"]}]}"#).unwrap();
+    let binary = Function::binary();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&binary)
+            .args(args)
+            .env_clear()
+            .envs(clock_env())
+            .envs([("AWS_ENDPOINT_URL", emulator.endpoint.as_str()), ("AWS_REGION", REGION)])
+            .envs([("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("HOME", dir.to_str().unwrap())])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let rules = rules.to_str().unwrap();
+
+    // apply: the direct request, byte-exact; a table, or the function's answer with --json.
+    let repo = repository(&client, "cliapply", false).await;
+    let image = push(&client, &repo, &numbered_manifest(1), Some("v1.4.2")).await;
+    let (code, out, err) = run(&["apply", "--rules", rules, "--repository", &repo, "--tag", "v1.4.2", "--dry-run"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("would_create") && out.contains("stable"), "{out}");
+    assert!(!state(&client, &repo).await.0.contains_key("stable"), "a dry run writes nothing");
+    let (code, out, err) = run(&["apply", "--rules", rules, "--repository", &repo, "--tag", "v1.4.2", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["status"], "applied");
+    assert_eq!(outcomes(&answer), pairs(&[("stable", "created"), ("v1", "created")]));
+    let (tags, manifests) = state(&client, &repo).await;
+    assert_eq!(tags["stable"], image);
+    assert_eq!(manifests[&image], numbered_manifest(1).body, "bytes unchanged");
+    let (code, out, _) = run(&["apply", "--rules", rules, "--repository", &repo, "--tag", "v1.4.2"]);
+    assert_eq!((code, out.lines().filter(|l| l.contains("unchanged")).count()), (Some(0), 2), "{out}");
+
+    // Exit 1: tags not put in place (an immutable tag elsewhere) or a missing repository.
+    let locked = repository(&client, "cliapply", true).await;
+    let old = push(&client, &locked, &numbered_manifest(2), Some("stable")).await;
+    push(&client, &locked, &numbered_manifest(3), Some("v2.0.0")).await;
+    let (code, out, err) = run(&["apply", "--rules", rules, "--repository", &locked, "--tag", "v2.0.0"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("conflict") && out.contains("stable"), "{out}");
+    assert_eq!(state(&client, &locked).await.0["stable"], old);
+    let (code, _, err) = run(&["apply", "--rules", rules, "--repository", "cliapply-missing", "--tag", "v1.0.0"]);
+    assert_eq!(code, Some(1), "{err}");
+    // Exit 2: usage errors and invalid rule files.
+    let (code, _, err) = run(&["apply", "--rules", bad.to_str().unwrap(), "--repository", &repo, "--tag", "v1.4.2"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown placeholder `{majr}`"), "{err}");
+    assert_eq!(run(&["apply", "--rules", rules, "--repository", &repo]).0, Some(2), "no --tag");
+    assert_eq!(run(&["apply", "--rules", rules, "--repository", &repo, "--tag", "v1", "--colour"]).0, Some(2));
+    assert_eq!(run(&["sweep", "--rules", rules]).0, Some(2), "no --repositories");
+
+    // sweep: every repository a glob covers, every page of images, with progress on stderr.
+    let prefix = format!("clisweep{}", std::process::id());
+    let mut repos = Vec::new();
+    for r in 0..3 {
+        let repo = repository(&client, &prefix, false).await;
+        emulator.page_images(&repo, 2);
+        for n in 0..5 {
+            push(&client, &repo, &numbered_manifest(100 + r * 10 + n), Some(&format!("v{}.0.{n}", r + 1))).await;
+        }
+        repos.push(repo);
+    }
+    let glob = format!("{prefix}-*");
+    let (code, out, err) = run(&["sweep", "--rules", rules, "--repositories", &glob, "--max-writes", "3", "--json"]);
+    assert_eq!(code, Some(1), "stopped at the budget: not every tag is in place\n{out}{err}");
+    let stopped: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((stopped["status"].as_str(), stopped["writes"].as_u64()), (Some("stopped"), Some(3)), "{stopped}");
+    let token = stopped["continuation"].as_str().unwrap().to_owned();
+    let (code, out, err) = run(&["sweep", "--rules", rules, "--repositories", &glob, "--continuation", &token]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.lines().any(|l| l.starts_with("[1/") && l.contains("images")), "plain progress lines off a terminal: {err}");
+    for (r, repo) in repos.iter().enumerate() {
+        let (tags, _) = state(&client, repo).await;
+        let newest = tags[&format!("v{}.0.4", r + 1)].clone();
+        assert_eq!((&tags["stable"], &tags[&format!("v{}", r + 1)]), (&newest, &newest), "{repo}: {tags:?}");
+        assert!(emulator.calls(repo)["DescribeImages"] >= 3, "five images, two a page: every page followed");
+    }
+    let (code, out, _) = run(&["sweep", "--rules", rules, "--repositories", &glob, "--json"]);
+    let again: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((code, again["writes"].as_u64(), again["repositories"].as_array().map(Vec::len)), (Some(0), Some(0), Some(3)), "{again}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -57,6 +57,14 @@ macro_rules! send_read {
 
 mod images;
 
+/// What a command line may set instead of the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub region: Option<String>,
+    /// A profile of the shared config and credentials files (`~/.aws/config`).
+    pub profile: Option<String>,
+}
+
 /// aws-sdk-ecr behind the [`Registry`] port.
 #[derive(Debug, Clone)]
 pub struct Ecr {
@@ -67,8 +75,19 @@ impl Ecr {
     /// Builds the client from the Lambda environment (credentials, region,
     /// `AWS_ENDPOINT_URL` for local emulators), once per execution environment.
     pub async fn from_env() -> Self {
+        Self::from_env_with(Overrides::default()).await
+    }
+
+    /// The same, with a region or a shared-config profile named on a command line.
+    pub async fn from_env_with(overrides: Overrides) -> Self {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config()).retry_config(retry_config());
+        if let Some(region) = overrides.region {
+            loader = loader.region(Region::new(region));
+        }
+        if let Some(profile) = overrides.profile {
+            loader = loader.profile_name(profile);
+        }
         // `app/ecr-retag` in the User-Agent: CloudTrail (and the test emulator) can tell its calls apart.
         if let Ok(name) = AppName::new(APP_NAME) {
             loader = loader.app_name(name);

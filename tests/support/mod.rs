@@ -210,6 +210,11 @@ impl Emulator {
         self.http("POST", "/_strict/signing", &signing.to_string());
     }
 
+    /// Makes DescribeImages answer at most `size` of `repository`'s images a page.
+    pub fn page_images(&self, repository: &str, size: u32) {
+        self.http("POST", "/_strict/pages", &serde_json::json!({"repository": repository, "size": size}).to_string());
+    }
+
     /// The ECR calls on `repository` since `before` (an earlier [`Emulator::calls`]), by operation.
     pub fn calls_since(&self, repository: &str, before: &HashMap<String, u64>) -> Vec<(String, u64)> {
         let mut diff: Vec<(String, u64)> = self
@@ -298,15 +303,22 @@ pub async fn push(client: &Client, repository: &str, manifest: &Manifest, tag: O
 
 /// Where every tag of `repository` points now, and the stored manifest bytes by digest.
 pub async fn state(client: &Client, repository: &str) -> (HashMap<String, String>, HashMap<String, String>) {
-    let described = client.describe_images().repository_name(repository).send().await.unwrap();
     let mut tags = HashMap::new();
     let mut digests = Vec::new();
-    for image in described.image_details() {
-        let digest = image.image_digest().unwrap().to_owned();
-        for tag in image.image_tags() {
-            tags.insert(tag.clone(), digest.clone());
+    let mut page: Option<String> = None;
+    loop {
+        let described = client.describe_images().repository_name(repository).set_next_token(page).send().await.unwrap();
+        for image in described.image_details() {
+            let digest = image.image_digest().unwrap().to_owned();
+            for tag in image.image_tags() {
+                tags.insert(tag.clone(), digest.clone());
+            }
+            digests.push(digest);
         }
-        digests.push(digest);
+        page = described.next_token().map(str::to_owned);
+        if page.is_none() {
+            break;
+        }
     }
     let mut manifests = HashMap::new();
     for digest in digests {

@@ -49,5 +49,6 @@ SETTERS = {
     "/_strict/quota": lambda body: STATE.quotas.append(body),
     "/_strict/limits": set_limit,
     "/_strict/scan": set_scan,
+    "/_strict/pages": lambda body: STATE.page_sizes.__setitem__(body["repository"], int(body["size"])),
     "/_strict/signing": set_signing,
 }

@@ -171,6 +171,16 @@ def describe_images_response(self):
         image_status = wanted.get("imageStatus", "ACTIVE")
         if image_status != "ANY":
             images = [i for i in images if status(i) == image_status]
+        # Pages: at most maxResults (1 to 1,000), fewer where POST /_strict/pages says so (ECR may
+        # return fewer than asked), in a stable order; the token is the offset of the next page.
+        if not self._get_param("imageIds"):
+            size = min(int(self._get_param("maxResults") or 100), STATE.page_sizes.get(self._get_param("repositoryName"), 1000))
+            start = int(self._get_param("nextToken") or 0)
+            images.sort(key=lambda i: (float(i.image_pushed_at or 0), i.get_image_digest()))
+            following = start + size if start + size < len(images) else None
+            images = images[start:start + size]
+        else:
+            following = None
         details = []
         for image in images:
             detail = {
@@ -186,7 +196,10 @@ def describe_images_response(self):
             detail.update(artifact_fields(image.image_manifest))
             detail.update(scan_fields(image.repository_name, image.get_image_digest()))
             details.append(detail)
-    return ActionResult({"imageDetails": details})
+    answer = {"imageDetails": details}
+    if following is not None:
+        answer["nextToken"] = str(following)
+    return ActionResult(answer)
 
 
 FILTER = re.compile(r"^[0-9a-zA-Z._*-]{1,128}$")

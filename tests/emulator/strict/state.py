@@ -31,6 +31,7 @@ class State:
             self.quotas = []                            # {"operation", "prefix", "per_second", "tokens"?, "at"?}
             self.tag_limits = {}                        # repository -> tags per image
             self.scans = {}                             # (repository, digest) -> {"status", "counts"?}
+            self.page_sizes = {}                        # repository -> images per DescribeImages page
             self.signing = {}                           # (repository, digest) -> [managed signing status per profile]
 
     def forget_all(self):

@@ -1,0 +1,342 @@
+//! The engine against a real registry, from a shell or a pipeline:
+//!
+//! ```text
+//! ecr-retag apply --rules FILE --repository NAME --tag TAG [--digest D] [--registry-id ID]
+//!                 [--region R] [--profile P] [--dry-run] [--json]
+//! ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--continuation TOKEN]
+//!                 [--registry-id ID] [--region R] [--profile P] [--dry-run] [--json]
+//! ```
+//!
+//! Both go through the function's own handler: `apply` sends it the direct request,
+//! `sweep` the reconcile request of one repository at a time (so it can say how far it
+//! got), with no deadline. Credentials and region come from the SDK's standard chain
+//! (environment, shared config and `--profile`, web identity, container and instance
+//! roles; `AWS_ENDPOINT_URL` for a local emulator).
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+use crate::apply::sweep::repositories;
+use crate::cli::{load, Outcome, USAGE};
+use crate::config::Config;
+use crate::domain::request::{ReconcileRequest, MAX_WRITES_LIMIT};
+use crate::input::{self, Invocation};
+use crate::lambda::{Answer, Handler};
+use crate::registry::ecr::{Ecr, Overrides};
+use crate::report::{Report, SweepReport, SweepStatus};
+
+
+/// No deadline from a shell: long enough for any sweep, short enough to stay a `SystemTime`.
+const NO_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Runs `apply` or `sweep`; `None` for any other command (the offline ones).
+pub async fn run(args: &[String]) -> Option<Outcome> {
+    let (command, rest) = args.split_first()?;
+    let flags = match command.as_str() {
+        "apply" | "sweep" => match Flags::parse(rest) {
+            Ok(flags) => flags,
+            Err(problem) => return Some(usage(&problem)),
+        },
+        _ => return None,
+    };
+    Some(match command.as_str() {
+        "apply" => apply(flags).await,
+        _ => sweep(flags).await,
+    })
+}
+
+fn usage(problem: &str) -> Outcome {
+    Outcome { code: 2, output: format!("{problem}\n{USAGE}") }
+}
+
+/// The command line, flag by flag.
+#[derive(Debug, Default)]
+struct Flags {
+    rules: Option<String>,
+    repository: Option<String>,
+    tag: Option<String>,
+    digest: Option<String>,
+    registry_id: Option<String>,
+    region: Option<String>,
+    profile: Option<String>,
+    repositories: Vec<String>,
+    max_writes: Option<usize>,
+    continuation: Option<String>,
+    dry_run: bool,
+    json: bool,
+}
+
+impl Flags {
+    fn parse(args: &[String]) -> Result<Flags, String> {
+        let mut flags = Flags::default();
+        let mut args = args.iter().peekable();
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--rules" => flags.rules = Some(value()?),
+                "--repository" => flags.repository = Some(value()?),
+                "--tag" => flags.tag = Some(value()?),
+                "--digest" => flags.digest = Some(value()?),
+                "--registry-id" => flags.registry_id = Some(value()?),
+                "--region" => flags.region = Some(value()?),
+                "--profile" => flags.profile = Some(value()?),
+                "--continuation" => flags.continuation = Some(value()?),
+                "--max-writes" => {
+                    let text = value()?;
+                    let n = text.parse().map_err(|_| format!("--max-writes takes a number, got {text:?}"))?;
+                    flags.max_writes = Some(n);
+                }
+                "--repositories" => {
+                    while let Some(glob) = args.next_if(|a| !a.starts_with("--")) {
+                        flags.repositories.push(glob.clone());
+                    }
+                    if flags.repositories.is_empty() {
+                        return Err("--repositories needs at least one name or glob".into());
+                    }
+                }
+                "--dry-run" => flags.dry_run = true,
+                "--json" => flags.json = true,
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(flags)
+    }
+
+    /// The rule file, loaded; an unreadable or invalid one is a usage error here (exit 2).
+    fn handler(&self, ecr: Ecr) -> Result<Handler<Ecr>, Outcome> {
+        let file = self.rules.as_deref().ok_or_else(|| usage("--rules FILE is required"))?;
+        let rules = load(file).map_err(|o| Outcome { code: 2, ..o })?;
+        Ok(Handler::new(ecr, Config::with_rules(rules)))
+    }
+
+    async fn ecr(&self) -> Ecr {
+        Ecr::from_env_with(Overrides { region: self.region.clone(), profile: self.profile.clone() }).await
+    }
+}
+
+async fn apply(flags: Flags) -> Outcome {
+    let (Some(repository), Some(tag)) = (&flags.repository, &flags.tag) else {
+        return usage("apply needs --repository NAME and --tag TAG");
+    };
+    if !flags.repositories.is_empty() || flags.max_writes.is_some() || flags.continuation.is_some() {
+        return usage("--repositories, --max-writes and --continuation are for sweep");
+    }
+    let handler = match flags.handler(flags.ecr().await) {
+        Ok(h) => h,
+        Err(outcome) => return outcome,
+    };
+    let mut request = json!({"repository": repository, "tag": tag, "dry_run": flags.dry_run});
+    if let Some(d) = &flags.digest {
+        request["digest"] = json!(d);
+    }
+    if let Some(id) = &flags.registry_id {
+        request["registry_id"] = json!(id);
+    }
+    let now = SystemTime::now();
+    let (code, report) = match handler.invoke_at(&request.to_string(), now + NO_DEADLINE, now).await {
+        Ok(Answer::Event(report)) => (0, report),
+        Ok(_) => return Outcome { code: 1, output: "unexpected answer to a direct request".into() },
+        Err(e) => match e.report() {
+            Some(report) => (1, report.clone()),
+            // Nothing to show per tag: the request itself failed (a missing repository, a bad field).
+            None => return Outcome { code: if e.error_type() == "Permanent.InvalidEvent" { 2 } else { 1 }, output: e.to_string() },
+        },
+    };
+    let output = if flags.json { to_json(&report) } else { apply_table(&report) };
+    Outcome { code, output }
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// `team/api@sha256:… (v1.4.2): applied`, then one line per tag.
+fn apply_table(report: &Report) -> String {
+    let mut out = format!(
+        "{}@{} ({}): {}",
+        report.repository.as_deref().unwrap_or("?"),
+        report.digest.as_deref().unwrap_or("?"),
+        report.source_tag.as_deref().unwrap_or("?"),
+        serde_json::to_value(report.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    );
+    if let Some(reason) = &report.reason {
+        let _ = write!(out, ": {reason}");
+    }
+    let width = report.tags.iter().map(|t| t.tag.len()).max().unwrap_or(0);
+    for t in &report.tags {
+        let outcome = serde_json::to_value(t.outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let _ = write!(out, "\n  {outcome:<18} {:<width$}  ({})", t.tag, t.rules.join(", "));
+        if let Some(detail) = &t.detail {
+            let _ = write!(out, ": {detail}");
+        }
+    }
+    out
+}
+
+async fn sweep(flags: Flags) -> Outcome {
+    if flags.repositories.is_empty() {
+        return usage("sweep needs --repositories GLOB...");
+    }
+    if flags.repository.is_some() || flags.tag.is_some() || flags.digest.is_some() {
+        return usage("--repository, --tag and --digest are for apply");
+    }
+    let handler = match flags.handler(flags.ecr().await) {
+        Ok(h) => h,
+        Err(outcome) => return outcome,
+    };
+    let now = SystemTime::now();
+    let request = match reconcile_request(&flags, &flags.repositories, flags.continuation.as_deref(), None, now) {
+        Ok(r) => r,
+        Err(outcome) => return outcome,
+    };
+    let names = match repositories(handler.registry(), &request).await {
+        Ok(names) => names,
+        Err(e) => return Outcome { code: 1, output: e.to_string() },
+    };
+    let progress = Progress::new(names.len());
+    let mut total = SweepReport {
+        status: SweepStatus::Complete,
+        dry_run: flags.dry_run,
+        reason: None,
+        continuation: None,
+        writes: 0,
+        would_write: flags.dry_run.then_some(0),
+        repositories: Vec::new(),
+    };
+    let mut budget = flags.max_writes;
+    for (done, name) in names.iter().enumerate() {
+        // One repository at a time, until it is complete or the budget is spent.
+        loop {
+            let max_writes = budget.unwrap_or(MAX_WRITES_LIMIT).min(MAX_WRITES_LIMIT);
+            if max_writes == 0 {
+                total.status = SweepStatus::Stopped;
+                total.continuation = Some(format!("resume-at:{name}"));
+                total.reason = Some("--max-writes reached".into());
+                break;
+            }
+            let text = json!({"reconcile": reconcile_json(&flags, &[name.as_str().to_owned()], None, Some(max_writes))}).to_string();
+            let report = match handler.invoke_at(&text, SystemTime::now() + NO_DEADLINE, SystemTime::now()).await {
+                Ok(Answer::Reconcile(report)) => report,
+                Ok(_) => return Outcome { code: 1, output: "unexpected answer to a sweep".into() },
+                Err(e) => return Outcome { code: 1, output: e.to_string() },
+            };
+            let spent = report.writes + report.would_write.unwrap_or(0);
+            budget = budget.map(|b| b.saturating_sub(spent));
+            total.writes += report.writes;
+            if let (Some(w), Some(more)) = (&mut total.would_write, report.would_write) {
+                *w += more;
+            }
+            let stopped = report.status == SweepStatus::Stopped;
+            total.repositories.extend(report.repositories);
+            if !stopped || spent == 0 {
+                break;
+            }
+        }
+        if total.status == SweepStatus::Stopped {
+            break;
+        }
+        progress.show(done + 1, name.as_str(), &total);
+    }
+    progress.finish();
+    let not_in_place =
+        total.status == SweepStatus::Stopped || total.repositories.iter().any(|r| r.failed > 0 || r.conflicts > 0 || r.error.is_some());
+    let output = if flags.json { to_json(&total) } else { sweep_table(&total) };
+    Outcome { code: i32::from(not_in_place), output }
+}
+
+fn reconcile_json(flags: &Flags, repositories: &[String], continuation: Option<&str>, max_writes: Option<usize>) -> Value {
+    let mut request = json!({"repositories": repositories, "dry_run": flags.dry_run});
+    if let Some(n) = max_writes {
+        request["max_writes"] = json!(n);
+    }
+    if let Some(token) = continuation {
+        request["continuation"] = json!(token);
+    }
+    if let Some(id) = &flags.registry_id {
+        request["registry_id"] = json!(id);
+    }
+    request
+}
+
+/// The sweep the command line asks for, validated as the function validates it.
+fn reconcile_request(
+    flags: &Flags,
+    globs: &[String],
+    continuation: Option<&str>,
+    max_writes: Option<usize>,
+    now: SystemTime,
+) -> Result<ReconcileRequest, Outcome> {
+    let text = json!({"reconcile": reconcile_json(flags, globs, continuation, max_writes)}).to_string();
+    match input::parse(&text, now.into()) {
+        Ok(Invocation::Reconcile(request)) => Ok(request),
+        Ok(_) => Err(usage("not a sweep")),
+        Err(e) => Err(usage(&e.to_string())),
+    }
+}
+
+/// Progress on stderr: one line rewritten in place on a terminal, a line per repository otherwise.
+struct Progress {
+    total: usize,
+    started: Instant,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress { total, started: Instant::now(), terminal: std::io::stderr().is_terminal() }
+    }
+
+    fn show(&self, done: usize, repository: &str, so_far: &SweepReport) {
+        let images: usize = so_far.repositories.iter().map(|r| r.images_seen).sum();
+        let writes = so_far.writes + so_far.would_write.unwrap_or(0);
+        let elapsed = self.started.elapsed();
+        let eta = elapsed.mul_f64((self.total - done) as f64 / done.max(1) as f64);
+        let line = format!(
+            "[{done}/{}] {repository}: {images} images, {writes} writes so far, ETA {}s",
+            self.total,
+            eta.as_secs()
+        );
+        let mut err = std::io::stderr();
+        let _ = if self.terminal { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+}
+
+/// One line per repository, then the total and, if it stopped, how to resume.
+fn sweep_table(report: &SweepReport) -> String {
+    let mut out = String::new();
+    let width = report.repositories.iter().map(|r| r.repository.len()).max().unwrap_or(10).max(10);
+    let _ = writeln!(out, "{:<width$}  images  written  correct  held  conflicts  failed", "repository");
+    for r in &report.repositories {
+        let written = r.would_write.map_or(r.tags_written.to_string(), |w| format!("({w})"));
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>6}  {:>7}  {:>7}  {:>4}  {:>9}  {:>6}{}",
+            r.repository,
+            r.images_seen,
+            written,
+            r.already_correct,
+            r.held_back,
+            r.conflicts,
+            r.failed,
+            r.error.as_ref().map(|e| format!("  error: {e}")).unwrap_or_default()
+        );
+        for change in r.changes.iter().filter(|c| c.detail.is_some() && !matches!(c.outcome, crate::report::Outcome::Created)) {
+            let _ = writeln!(out, "    {} {}: {}", change.tag, serde_json::to_string(&change.outcome).unwrap_or_default(), change.detail.as_deref().unwrap_or(""));
+        }
+    }
+    let written = if report.dry_run { format!("{} would be written", report.would_write.unwrap_or(0)) } else { format!("{} written", report.writes) };
+    let _ = write!(out, "{} repositories, {written}", report.repositories.len());
+    if let Some(token) = &report.continuation {
+        let _ = write!(out, "; stopped ({}): resume with --continuation {token}", report.reason.as_deref().unwrap_or("budget"));
+    }
+    out
+}
