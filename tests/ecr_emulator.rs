@@ -994,4 +994,20 @@ async fn the_emulator_pages_describe_images_as_ecr_may_with_fewer_than_asked() {
     }
     let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
     assert_eq!((seen.len(), distinct.len()), (5, 5), "every image once, over three pages");
+
+    // Repositories too (the page size is the emulator's, for every test: restored at once).
+    for _ in 0..2 {
+        repository(&client, "pages", false).await;
+    }
+    emulator.page_repositories(2);
+    let first = client.describe_repositories().max_results(10).send().await;
+    emulator.page_repositories(1000);
+    let first = first.unwrap();
+    assert_eq!((first.repositories().len(), first.next_token().is_some()), (2, true), "{first:?}");
+    let next = client.describe_repositories().max_results(10).set_next_token(first.next_token().map(str::to_owned)).send().await.unwrap();
+    let names = |page: &aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput| {
+        page.repositories().iter().filter_map(|r| r.repository_name().map(str::to_owned)).collect::<Vec<_>>()
+    };
+    let (a, b) = (names(&first), names(&next));
+    assert!(a.iter().all(|n| b.iter().all(|m| n < m)), "pages in name order, none twice: {a:?} then {b:?}");
 }

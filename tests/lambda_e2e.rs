@@ -634,7 +634,7 @@ async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipelin
     assert_eq!(run(&["apply", "--rules", rules, "--repository", &repo, "--tag", "v1", "--colour"]).0, Some(2));
     assert_eq!(run(&["sweep", "--rules", rules]).0, Some(2), "no --repositories");
 
-    // sweep: every repository a glob covers, every page of images, with progress on stderr.
+    // sweep: every repository a glob covers, over every page of repositories and images, with progress on stderr.
     let prefix = format!("clisweep{}", std::process::id());
     let mut repos = Vec::new();
     for r in 0..3 {
@@ -646,7 +646,10 @@ async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipelin
         repos.push(repo);
     }
     let glob = format!("{prefix}-*");
+    // Repositories two a page too, for this one listing (the setting is the emulator's, shared).
+    emulator.page_repositories(2);
     let (code, out, err) = run(&["sweep", "--rules", rules, "--repositories", &glob, "--max-writes", "3", "--json"]);
+    emulator.page_repositories(1000);
     assert_eq!(code, Some(1), "stopped at the budget: not every tag is in place\n{out}{err}");
     let stopped: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((stopped["status"].as_str(), stopped["writes"].as_u64()), (Some("stopped"), Some(3)), "{stopped}");

@@ -160,20 +160,28 @@ fn apply_table(report: &Report) -> String {
         report.repository.as_deref().unwrap_or("?"),
         report.digest.as_deref().unwrap_or("?"),
         report.source_tag.as_deref().unwrap_or("?"),
-        serde_json::to_value(report.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        wire_name(&report.status)
     );
     if let Some(reason) = &report.reason {
         let _ = write!(out, ": {reason}");
     }
     let width = report.tags.iter().map(|t| t.tag.len()).max().unwrap_or(0);
     for t in &report.tags {
-        let outcome = serde_json::to_value(t.outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        let _ = write!(out, "\n  {outcome:<18} {:<width$}  ({})", t.tag, t.rules.join(", "));
+        let _ = write!(out, "\n  {:<18} {:<width$}  ({})", outcome_name(t.outcome), t.tag, t.rules.join(", "));
         if let Some(detail) = &t.detail {
             let _ = write!(out, ": {detail}");
         }
     }
     out
+}
+
+/// An enum's name as the answer's JSON spells it (`would_create`).
+fn wire_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn outcome_name(outcome: crate::report::Outcome) -> String {
+    wire_name(&outcome)
 }
 
 async fn sweep(flags: Flags) -> Outcome {
@@ -330,7 +338,7 @@ fn sweep_table(report: &SweepReport) -> String {
             r.error.as_ref().map(|e| format!("  error: {e}")).unwrap_or_default()
         );
         for change in r.changes.iter().filter(|c| c.detail.is_some() && !matches!(c.outcome, crate::report::Outcome::Created)) {
-            let _ = writeln!(out, "    {} {}: {}", change.tag, serde_json::to_string(&change.outcome).unwrap_or_default(), change.detail.as_deref().unwrap_or(""));
+            let _ = writeln!(out, "    {} {}: {}", change.tag, outcome_name(change.outcome), change.detail.as_deref().unwrap_or(""));
         }
     }
     let written = if report.dry_run { format!("{} would be written", report.would_write.unwrap_or(0)) } else { format!("{} written", report.writes) };

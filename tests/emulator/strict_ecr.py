@@ -58,10 +58,11 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   /_strict/scan set them (basic scans COMPLETE, enhanced ones ACTIVE; counts as ECR names
   them, UNTRIAGED included).
 
-- DescribeImages pages its listing (maxResults, 1 to 1,000; nextToken), in a stable order;
-  POST /_strict/pages makes one repository's pages smaller, as ECR may return fewer than asked.
+- DescribeImages and DescribeRepositories page their listings (maxResults, 1 to 1,000, default
+  100; nextToken), in a stable order; POST /_strict/pages makes pages smaller, as ECR may
+  return fewer than asked.
 
-Not emulated: layer and referenced-image existence checks, pagination of other listings, the
+Not emulated: layer and referenced-image existence checks, pagination of ListImageReferrers, the
 restore's 20 minutes, scans and signing themselves (hooks set their results); quotas
 only on request (below).
 
@@ -93,7 +94,8 @@ Test hooks (not ECR), under /_strict/:
                        "counts": {"HIGH": 1, ...} (optional)}  ->  what DescribeImages says of the image's scan
 - POST /_strict/signing  {"repository": NAME, "digest": D, "status": "COMPLETE" | "IN_PROGRESS" | "FAILED",
                           "profile": ARN (optional)}  ->  that profile's managed-signing status of the image
-- POST /_strict/pages  {"repository": NAME, "size": N}  ->  DescribeImages answers at most N images a page there
+- POST /_strict/pages  {"repository": NAME, "size": N}  ->  DescribeImages answers at most N images a page there;
+                       {"size": N} alone: DescribeRepositories answers at most N repositories a page
 - POST /_strict/reset                  ->  forget every repository, count and fault
 
 With --latency-ms N every ECR call takes N ms more, outside the emulator's lock, as the

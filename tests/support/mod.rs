@@ -215,6 +215,11 @@ impl Emulator {
         self.http("POST", "/_strict/pages", &serde_json::json!({"repository": repository, "size": size}).to_string());
     }
 
+    /// Makes DescribeRepositories answer at most `size` repositories a page.
+    pub fn page_repositories(&self, size: u32) {
+        self.http("POST", "/_strict/pages", &serde_json::json!({"size": size}).to_string());
+    }
+
     /// The ECR calls on `repository` since `before` (an earlier [`Emulator::calls`]), by operation.
     pub fn calls_since(&self, repository: &str, before: &HashMap<String, u64>) -> Vec<(String, u64)> {
         let mut diff: Vec<(String, u64)> = self

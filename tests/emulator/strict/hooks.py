@@ -43,12 +43,21 @@ def set_limit(body):
     STATE.tag_limits[body["repository"]] = int(body["tags_per_image"])
 
 
+def set_pages(body):
+    """{"repository": NAME, "size": N}: that repository's DescribeImages pages; {"size": N} alone:
+    DescribeRepositories' pages."""
+    if "repository" in body:
+        STATE.page_sizes[body["repository"]] = int(body["size"])
+    else:
+        STATE.repository_page_size = int(body["size"])
+
+
 # Looked up at each call: a reset replaces the lists.
 SETTERS = {
     "/_strict/faults": lambda body: STATE.faults.append(body),
     "/_strict/quota": lambda body: STATE.quotas.append(body),
     "/_strict/limits": set_limit,
     "/_strict/scan": set_scan,
-    "/_strict/pages": lambda body: STATE.page_sizes.__setitem__(body["repository"], int(body["size"])),
+    "/_strict/pages": set_pages,
     "/_strict/signing": set_signing,
 }

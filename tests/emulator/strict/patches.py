@@ -234,6 +234,24 @@ def strict_validate_filters(self, filters):
     return moto_validate_filters(self, filters)
 
 
+def describe_repositories_response(self):
+    """DescribeRepositories pages a listing (maxResults 1 to 1,000, default 100; nextToken) by name,
+    at most the size POST /_strict/pages set for it; by name (repositoryNames), one answer."""
+    from moto.core.responses import ActionResult
+    names = self._get_param("repositoryNames")
+    with STATE.lock:
+        repositories = self.ecr_backend.describe_repositories(repository_names=names, registry_id=self._get_param("registryId"))
+        if names:
+            return ActionResult({"repositories": repositories, "failures": []})
+        repositories = sorted(repositories, key=lambda r: r.name)
+        size = min(int(self._get_param("maxResults") or 100), STATE.repository_page_size)
+        start = int(self._get_param("nextToken") or 0)
+        answer = {"repositories": repositories[start:start + size]}
+        if start + size < len(repositories):
+            answer["nextToken"] = str(start + size)
+        return ActionResult(answer)
+
+
 def update_image_storage_class_response(self):
     """UpdateImageStorageClass, which moto lacks: ARCHIVE archives the image; STANDARD starts
     its restore (ACTIVATING; ECR takes up to 20 minutes, here it stays so until pushed)."""
@@ -266,6 +284,7 @@ def install():
     ECRBackend.put_image = strict_put_image
     ECRBackend._validate_mutability_exclusion_filters = strict_validate_filters
     ECRResponse.describe_images = describe_images_response
+    ECRResponse.describe_repositories = describe_repositories_response
     ECRBackend.batch_delete_image = strict_batch_delete_image
     ECRBackend.batch_get_image = strict_batch_get_image
     ECRResponse.batch_get_image = batch_get_image_response

@@ -32,6 +32,7 @@ class State:
             self.tag_limits = {}                        # repository -> tags per image
             self.scans = {}                             # (repository, digest) -> {"status", "counts"?}
             self.page_sizes = {}                        # repository -> images per DescribeImages page
+            self.repository_page_size = 1000            # repositories per DescribeRepositories page
             self.signing = {}                           # (repository, digest) -> [managed signing status per profile]
 
     def forget_all(self):
