@@ -31,7 +31,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-import bench  # noqa: E402  (its Runtime API stand-in, machine(), write_benchmarks())
+import bench  # noqa: E402  (its Runtime API stand-in, events, tag templates, machine(), write_benchmarks())
 
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 REGION = "eu-west-1"
@@ -209,10 +209,6 @@ def cpu_ms(pid):
     return total / 1e6
 
 
-def templates(n):
-    return [f"t{i}-{{tag}}" for i in range(n)]
-
-
 class Run:
     """One implementation's process, from its spawn to its kill."""
 
@@ -263,16 +259,6 @@ class Run:
         self.cgroup.remove()
 
 
-def event(repository, tag, digest):
-    return {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "ECR Image Action", "source": "aws.ecr",
-        "account": "123456789012", "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": REGION, "resources": [],
-        "detail": {"result": "SUCCESS", "repository-name": repository, "image-digest": digest,
-                   "action-type": "PUSH", "image-tag": tag, "manifest-media-type": MEDIA},
-    }
-
-
 class Images:
     """A fresh image for every event: every tag is a real PutImage."""
 
@@ -284,7 +270,7 @@ class Images:
     def next(self, repository):
         self.n += 1
         body = self.base.replace(bench.CONFIG_DIGEST, bench.CONFIG_DIGEST[:-8] + f"{self.n:08x}")
-        return event(repository, f"v1.0.{self.n}", self.stub.seed(repository, body))
+        return bench.event(repository, f"v1.0.{self.n}", self.stub.seed(repository, body))
 
 
 def cold(impl, stub, ca, images, memory_mb, n_tags, runs):
@@ -377,9 +363,9 @@ def main():
     memories = [int(m) for m in args.memory.split(",")]
     impls = [
         {"name": "ecr-retag", "command": [os.path.join(TARGET, "release/ecr-retag")], "cwd": ROOT,
-         "env": lambda n: {"RETAG_RULES": json.dumps({"rules": [{"name": "bench", "semver": True, "tags": templates(n)}]})}},
+         "env": lambda n: {"RETAG_RULES": json.dumps({"rules": [{"name": "bench", "semver": True, "tags": bench.templates(n)}]})}},
         {"name": "python", "command": [os.path.join(ROOT, ".venv-bench/bin/python"), "-m", "awslambdaric", "handler.handler"],
-         "cwd": os.path.join(ROOT, "bench/peer"), "env": lambda n: {"RETAG_TEMPLATES": json.dumps(templates(n))}},
+         "cwd": os.path.join(ROOT, "bench/peer"), "env": lambda n: {"RETAG_TEMPLATES": json.dumps(bench.templates(n))}},
     ]
     impls = [i for i in impls if args.only in (None, i["name"])]
     directory = tempfile.mkdtemp(prefix="ecr-retag-cold-")

@@ -105,15 +105,13 @@ impl Flags {
         Ok(flags)
     }
 
-    /// The rule file, loaded; an unreadable or invalid one is a usage error here (exit 2).
-    fn handler(&self, ecr: Ecr) -> Result<Handler<Ecr>, Outcome> {
+    /// The rule file, loaded first (an unreadable or invalid one is a usage error here, exit 2,
+    /// and costs no AWS configuration), then the client.
+    async fn handler(&self) -> Result<Handler<Ecr>, Outcome> {
         let file = self.rules.as_deref().ok_or_else(|| usage("--rules FILE is required"))?;
         let rules = load(file).map_err(|o| Outcome { code: 2, ..o })?;
+        let ecr = Ecr::from_env_with(Overrides { region: self.region.clone(), profile: self.profile.clone() }).await;
         Ok(Handler::new(ecr, Config::with_rules(rules)))
-    }
-
-    async fn ecr(&self) -> Ecr {
-        Ecr::from_env_with(Overrides { region: self.region.clone(), profile: self.profile.clone() }).await
     }
 }
 
@@ -124,7 +122,7 @@ async fn apply(flags: Flags) -> Outcome {
     if !flags.repositories.is_empty() || flags.max_writes.is_some() || flags.continuation.is_some() {
         return usage("--repositories, --max-writes and --continuation are for sweep");
     }
-    let handler = match flags.handler(flags.ecr().await) {
+    let handler = match flags.handler().await {
         Ok(h) => h,
         Err(outcome) => return outcome,
     };
@@ -191,12 +189,12 @@ async fn sweep(flags: Flags) -> Outcome {
     if flags.repository.is_some() || flags.tag.is_some() || flags.digest.is_some() {
         return usage("--repository, --tag and --digest are for apply");
     }
-    let handler = match flags.handler(flags.ecr().await) {
+    let handler = match flags.handler().await {
         Ok(h) => h,
         Err(outcome) => return outcome,
     };
     let now = SystemTime::now();
-    let request = match reconcile_request(&flags, &flags.repositories, flags.continuation.as_deref(), None, now) {
+    let request = match reconcile_request(&flags, now) {
         Ok(r) => r,
         Err(outcome) => return outcome,
     };
@@ -270,14 +268,8 @@ fn reconcile_json(flags: &Flags, repositories: &[String], continuation: Option<&
 }
 
 /// The sweep the command line asks for, validated as the function validates it.
-fn reconcile_request(
-    flags: &Flags,
-    globs: &[String],
-    continuation: Option<&str>,
-    max_writes: Option<usize>,
-    now: SystemTime,
-) -> Result<ReconcileRequest, Outcome> {
-    let text = json!({"reconcile": reconcile_json(flags, globs, continuation, max_writes)}).to_string();
+fn reconcile_request(flags: &Flags, now: SystemTime) -> Result<ReconcileRequest, Outcome> {
+    let text = json!({"reconcile": reconcile_json(flags, &flags.repositories, flags.continuation.as_deref(), None)}).to_string();
     match input::parse(&text, now.into()) {
         Ok(Invocation::Reconcile(request)) => Ok(request),
         Ok(_) => Err(usage("not a sweep")),
