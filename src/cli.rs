@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
+pub mod doctor;
 mod filters;
 pub mod online;
 
@@ -33,6 +34,7 @@ pub const USAGE: &str = "usage:
                   [--region R] [--profile P] [--dry-run] [--json]
   ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--continuation TOKEN]
                   [--registry-id ID] [--region R] [--profile P] [--dry-run] [--json]
+  ecr-retag doctor --rules FILE [--repositories GLOB...] [--region R] [--profile P] [--json]
 Without arguments, ecr-retag runs as the Lambda function.";
 
 const OUTSIDE_LAMBDA: &str = "ecr-retag is the bootstrap of an AWS Lambda function (it needs the Lambda Runtime API, \

@@ -54,7 +54,9 @@
 //! - [`cli`]: the same rules offline, for people writing them
 //!   (`ecr-retag check-rules FILE`, `ecr-retag plan …`), with [`lint`]'s
 //!   check for rules whose tags would loop; and [`cli::online`], the same
-//!   engine against a registry from a shell (`ecr-retag apply …`, `ecr-retag sweep …`).
+//!   engine against a registry from a shell (`ecr-retag apply …`, `ecr-retag sweep …`,
+//!   and `ecr-retag doctor`, [`apply::doctor`] over [`registry::Setup`], judged by
+//!   [`domain::doctor`] with [`domain::lifecycle`]).
 //!
 //! The binary (`src/main.rs`) only builds the configuration, the ECR client
 //! and the handler, and hands the handler to the Lambda runtime (or, given

@@ -1011,3 +1011,92 @@ async fn the_emulator_pages_describe_images_as_ecr_may_with_fewer_than_asked() {
     let (a, b) = (names(&first), names(&next));
     assert!(a.iter().all(|n| b.iter().all(|m| n < m)), "pages in name order, none twice: {a:?} then {b:?}");
 }
+
+/// A registry scanning rule of this frequency for these wildcard filters.
+fn scanning_rule(frequency: aws_sdk_ecr::types::ScanFrequency, filters: &[&str]) -> aws_sdk_ecr::types::RegistryScanningRule {
+    use aws_sdk_ecr::types::{RegistryScanningRule, ScanningRepositoryFilter, ScanningRepositoryFilterType};
+    let filters = filters
+        .iter()
+        .map(|f| ScanningRepositoryFilter::builder().filter(*f).filter_type(ScanningRepositoryFilterType::Wildcard).build().unwrap())
+        .collect();
+    RegistryScanningRule::builder().scan_frequency(frequency).set_repository_filters(Some(filters)).build().unwrap()
+}
+
+#[tokio::test]
+async fn the_emulator_answers_the_registry_settings_doctor_reads_as_ecr_does() {
+    use aws_sdk_ecr::types::{ScanFrequency, ScanType};
+    let client = Emulator::shared().client();
+    let id = std::process::id();
+
+    // Pull-through cache rules: one per prefix, a duplicate refused, unknown prefixes an error, pages.
+    let (a, b) = (format!("ptc{id}-a"), format!("ptc{id}-b"));
+    for prefix in [&a, &b] {
+        client.create_pull_through_cache_rule().ecr_repository_prefix(prefix).upstream_registry_url("public.ecr.aws").send().await.unwrap();
+    }
+    let again = client.create_pull_through_cache_rule().ecr_repository_prefix(&a).upstream_registry_url("public.ecr.aws").send().await;
+    assert!(again.unwrap_err().into_service_error().is_pull_through_cache_rule_already_exists_exception());
+    let bad = client.create_pull_through_cache_rule().ecr_repository_prefix("Not/Valid").upstream_registry_url("x").send().await;
+    assert!(bad.unwrap_err().into_service_error().is_invalid_parameter_exception());
+    let missing = client.describe_pull_through_cache_rules().ecr_repository_prefixes("nowhere").send().await;
+    assert!(missing.unwrap_err().into_service_error().is_pull_through_cache_rule_not_found_exception());
+    let first = client.describe_pull_through_cache_rules().max_results(1).send().await.unwrap();
+    assert_eq!((first.pull_through_cache_rules().len(), first.next_token().is_some()), (1, true));
+    let named = client.describe_pull_through_cache_rules().ecr_repository_prefixes(&b).send().await.unwrap();
+    assert_eq!(named.pull_through_cache_rules()[0].ecr_repository_prefix(), Some(b.as_str()));
+
+    // Scanning as ECR applies it: whole-name wildcards (moto matched substrings), continuous over
+    // scan on push, the repository's own setting only under basic scanning with no rule matching.
+    let matched = format!("scan{id}-app");
+    let unmatched = format!("x-scan{id}-app");
+    let own = format!("own{id}");
+    for name in [&matched, &unmatched] {
+        client.create_repository().repository_name(name).send().await.unwrap();
+    }
+    let on_push = aws_sdk_ecr::types::ImageScanningConfiguration::builder().scan_on_push(true).build();
+    client.create_repository().repository_name(&own).image_scanning_configuration(on_push).send().await.unwrap();
+    let frequencies = || async {
+        let answer = client
+            .batch_get_repository_scanning_configuration()
+            .repository_names(&matched)
+            .repository_names(&unmatched)
+            .repository_names(&own)
+            .repository_names("nowhere")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.failures()[0].repository_name(), Some("nowhere"));
+        answer.scanning_configurations().iter().map(|c| c.scan_frequency().unwrap().as_str().to_owned()).collect::<Vec<_>>()
+    };
+    client
+        .put_registry_scanning_configuration()
+        .scan_type(ScanType::Basic)
+        .rules(scanning_rule(ScanFrequency::ScanOnPush, &[&format!("scan{id}-*")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(frequencies().await, ["SCAN_ON_PUSH", "MANUAL", "SCAN_ON_PUSH"]);
+    client
+        .put_registry_scanning_configuration()
+        .scan_type(ScanType::Enhanced)
+        .rules(scanning_rule(ScanFrequency::ScanOnPush, &["*"]))
+        .rules(scanning_rule(ScanFrequency::ContinuousScan, &[&format!("scan{id}-*")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(frequencies().await, ["CONTINUOUS_SCAN", "SCAN_ON_PUSH", "SCAN_ON_PUSH"]);
+    client.put_registry_scanning_configuration().scan_type(ScanType::Enhanced).send().await.unwrap();
+    assert_eq!(frequencies().await, ["MANUAL", "MANUAL", "MANUAL"], "enhanced scanning scans only what its rules name");
+    client.put_registry_scanning_configuration().scan_type(ScanType::Basic).send().await.unwrap();
+
+    // Lifecycle policies in today's schema (archive storage class, pull times); none is an error.
+    let policy = r#"{"rules": [
+        {"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPatternList": ["v*"], "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 90},
+         "action": {"type": "transition", "targetStorageClass": "archive"}},
+        {"rulePriority": 2, "selection": {"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 365},
+         "action": {"type": "expire"}}]}"#;
+    let none = client.get_lifecycle_policy().repository_name(&own).send().await;
+    assert!(none.unwrap_err().into_service_error().is_lifecycle_policy_not_found_exception());
+    client.put_lifecycle_policy().repository_name(&own).lifecycle_policy_text(policy).send().await.unwrap();
+    let got = client.get_lifecycle_policy().repository_name(&own).send().await.unwrap();
+    assert_eq!(got.lifecycle_policy_text(), Some(policy));
+}

@@ -574,6 +574,24 @@ async fn pushed_days(client: &aws_sdk_ecr::Client, repository: &str) -> u64 {
 
 /// `ecr-retag apply` and `ecr-retag sweep`: the same engine from a shell, against the
 /// strict emulator, with the exit codes a pipeline reads.
+/// The binary as a shell runs it against the emulator, with `dir` as HOME: exit code, stdout, stderr.
+fn cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    cli_on(Emulator::shared(), dir, args)
+}
+
+fn cli_on(emulator: &Emulator, dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(Function::binary())
+        .args(args)
+        .env_clear()
+        .envs(clock_env())
+        .envs([("AWS_ENDPOINT_URL", emulator.endpoint.as_str()), ("AWS_REGION", REGION)])
+        .envs([("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")])
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 #[tokio::test]
 async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipeline_can_read() {
     let emulator = Emulator::shared();
@@ -584,18 +602,7 @@ async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipelin
     std::fs::write(&rules, r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}"]}]}"#).unwrap();
     let bad = dir.join("bad.json");
     std::fs::write(&bad, r#"{"rules":[{"name":"release","semver":true,"tags":["v{majr}"]}]}"#).unwrap();
-    let binary = Function::binary();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(&binary)
-            .args(args)
-            .env_clear()
-            .envs(clock_env())
-            .envs([("AWS_ENDPOINT_URL", emulator.endpoint.as_str()), ("AWS_REGION", REGION)])
-            .envs([("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("HOME", dir.to_str().unwrap())])
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
+    let run = |args: &[&str]| cli(&dir, args);
     let rules = rules.to_str().unwrap();
 
     // apply: the direct request, byte-exact; a table, or the function's answer with --json.
@@ -666,5 +673,98 @@ async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipelin
     let (code, out, _) = run(&["sweep", "--rules", rules, "--repositories", &glob, "--json"]);
     let again: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((code, again["writes"].as_u64(), again["repositories"].as_array().map(Vec::len)), (Some(0), Some(0), Some(3)), "{again}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_then() {
+    use aws_sdk_ecr::types::{ImageScanningConfiguration, RegistryScanningRule, ScanFrequency, ScanType, ScanningRepositoryFilter};
+    use aws_sdk_ecr::types::{ScanningRepositoryFilterType, Tag as ResourceTag};
+    // A registry of its own, letting ecr-retag make the calls the doctor's policy grants and no others.
+    let policy: Value = serde_json::from_str(&std::fs::read_to_string(root().join("examples/doctor-policy.json")).unwrap()).unwrap();
+    let granted: Vec<&str> = policy["Statement"][0]["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().trim_start_matches("ecr:")).collect();
+    let emulator = Emulator::start(&granted);
+    let client = emulator.client();
+    let id = std::process::id();
+    let cli = |dir: &std::path::Path, args: &[&str]| cli_on(&emulator, dir, args);
+    let dir = std::env::temp_dir().join(format!("ecr-retag-doctor-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = format!("doc{id}");
+    let rules = dir.join("rules.json");
+    let text = json!({"rules": [
+        {"name": "release", "repositories": [format!("{p}-*"), format!("{p}-cache/**")], "semver": true,
+         "tags": ["stable", "v{major}-latest"], "when": {"scan": "HIGH"}},
+        {"name": "platform", "repositories": [format!("{p}-*")], "repository_tags": {"team": "platform"}, "match": "^main-[0-9]+$", "tags": ["edge"]}
+    ]});
+    std::fs::write(&rules, text.to_string()).unwrap();
+    let rules = rules.to_str().unwrap();
+
+    // A registry with one of each: a healthy repository, then one problem per repository.
+    let names = ["ok", "immutable", "noscan", "lifecycle", "crowded"].map(|n| format!("{p}-{n}"));
+    let [ok, immutable, noscan, lifecycle, crowded] = &names;
+    let cached = format!("{p}-cache/library/nginx");
+    for name in names.iter().chain([&cached]) {
+        let on_push = ImageScanningConfiguration::builder().scan_on_push(name != noscan).build();
+        let mut request = client.create_repository().repository_name(name).image_scanning_configuration(on_push);
+        if name == immutable {
+            request = request
+                .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::ImmutableWithExclusion)
+                .image_tag_mutability_exclusion_filters(
+                    aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+                        .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+                        .filter("stable")
+                        .build()
+                        .unwrap(),
+                );
+        }
+        if name == ok {
+            request = request.tags(ResourceTag::builder().key("team").value("platform").build().unwrap());
+        }
+        request.send().await.unwrap();
+    }
+    client.create_pull_through_cache_rule().ecr_repository_prefix(format!("{p}-cache")).upstream_registry_url("public.ecr.aws").send().await.unwrap();
+    let expire = r#"{"rules": [{"rulePriority": 10, "selection": {"tagStatus": "tagged", "tagPatternList": ["v*"],
+        "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30}, "action": {"type": "expire"}}]}"#;
+    client.put_lifecycle_policy().repository_name(lifecycle).lifecycle_policy_text(expire).send().await.unwrap();
+    let image = push(&client, crowded, &numbered_manifest(900), Some("v1.0.0")).await;
+    let m = numbered_manifest(900);
+    use futures_util::StreamExt;
+    let puts = futures_util::stream::iter(1..900).map(|n| {
+        client.put_image().repository_name(crowded).image_manifest(&m.body).image_manifest_media_type(m.media_type).image_tag(format!("build-{n}")).send()
+    });
+    for put in puts.buffer_unordered(16).collect::<Vec<_>>().await {
+        put.unwrap();
+    }
+    // Basic scanning on push by a registry rule for the cache; the others by their own setting.
+    let filter = ScanningRepositoryFilter::builder().filter(format!("{p}-cache/*")).filter_type(ScanningRepositoryFilterType::Wildcard).build().unwrap();
+    let rule = RegistryScanningRule::builder().scan_frequency(ScanFrequency::ScanOnPush).repository_filters(filter).build().unwrap();
+    client.put_registry_scanning_configuration().scan_type(ScanType::Basic).rules(rule).send().await.unwrap();
+
+    let (code, out, err) = cli(&dir, &["doctor", "--rules", rules]);
+    assert_eq!(code, Some(1), "something would defeat the rules\n{out}{err}");
+    let lines = |repo: &str, level: &str| out.lines().filter(|l| l.starts_with(&format!("{repo}: {level}: "))).map(str::to_owned).collect::<Vec<_>>();
+    assert!(!out.contains(&format!("{ok}:")), "nothing to say of the healthy one: {out}");
+    assert_eq!(lines("(registry)", "note").len(), 1, "the scan events, said once: {out}");
+    assert!(lines("(registry)", "note")[0].contains("ScanEvents=basic"), "{out}");
+    let defeats = lines(immutable, "DEFEATS");
+    assert_eq!(defeats.len(), 1, "`stable` is excluded, `v{{major}}-latest` is not: {out}");
+    assert!(defeats[0].contains("`v{major}-latest`") && defeats[0].contains("ecr-retag filters"), "{out}");
+    assert!(lines(immutable, "note").iter().any(|l| l.contains("rule \"platform\" names it but does not apply")), "{out}");
+    assert!(lines(noscan, "DEFEATS")[0].contains("waits for a scan, and no scan starts on push here"), "{out}");
+    assert!(lines(lifecycle, "DEFEATS")[0].contains("lifecycle rule 10 (images tagged `v*`) expires those pushed more than 30 days ago"), "{out}");
+    assert!(lines(&cached, "DEFEATS")[0].contains(&format!("pull-through cache repository (prefix `{p}-cache/`)")), "{out}");
+    assert!(lines(crowded, "warns")[0].contains(&format!("image {image} holds 900 of ECR's 1000 tags")), "{out}");
+    assert_eq!(lines(crowded, "DEFEATS").len(), 0, "{out}");
+    assert_eq!(out.lines().last().unwrap(), "6 repositories checked: 4 would defeat a rule, 0 unchecked, 1 warnings, 5 notes", "{out}");
+
+    // Narrowed to the healthy one: exit 0; --json for a pipeline.
+    let (code, out, err) = cli(&dir, &["doctor", "--rules", rules, "--repositories", ok, "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["repositories"], json!([ok]));
+    assert_eq!(answer["findings"].as_array().map(|f| f.iter().map(|f| f["level"].as_str()).collect::<Vec<_>>()), Some(vec![Some("notes")]), "{answer}");
+    // Usage errors: 2.
+    assert_eq!(cli(&dir, &["doctor", "--rules", rules, "--dry-run"]).0, Some(2));
+    assert_eq!(cli(&dir, &["doctor"]).0, Some(2));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -5,13 +5,15 @@
 //!                 [--region R] [--profile P] [--dry-run] [--json]
 //! ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--continuation TOKEN]
 //!                 [--registry-id ID] [--region R] [--profile P] [--dry-run] [--json]
+//! ecr-retag doctor --rules FILE [--repositories GLOB...] [--region R] [--profile P] [--json]
 //! ```
 //!
 //! Both go through the function's own handler: `apply` sends it the direct request,
 //! `sweep` the reconcile request of one repository at a time (so it can say how far it
 //! got), with no deadline. Credentials and region come from the SDK's standard chain
 //! (environment, shared config and `--profile`, web identity, container and instance
-//! roles; `AWS_ENDPOINT_URL` for a local emulator).
+//! roles; `AWS_ENDPOINT_URL` for a local emulator). `doctor` ([`crate::cli::doctor`]) reads
+//! the registry's settings and says what would defeat the rules.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -22,6 +24,7 @@ use serde_json::{json, Value};
 use crate::apply::sweep::repositories;
 use crate::cli::{load, Outcome, USAGE};
 use crate::config::Config;
+use crate::domain::rules::RuleSet;
 use crate::domain::request::{ReconcileRequest, MAX_WRITES_LIMIT};
 use crate::input::{self, Invocation};
 use crate::lambda::{Answer, Handler};
@@ -36,7 +39,7 @@ const NO_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 pub async fn run(args: &[String]) -> Option<Outcome> {
     let (command, rest) = args.split_first()?;
     let flags = match command.as_str() {
-        "apply" | "sweep" => match Flags::parse(rest) {
+        "apply" | "sweep" | "doctor" => match Flags::parse(rest) {
             Ok(flags) => flags,
             Err(problem) => return Some(usage(&problem)),
         },
@@ -44,17 +47,18 @@ pub async fn run(args: &[String]) -> Option<Outcome> {
     };
     Some(match command.as_str() {
         "apply" => apply(flags).await,
+        "doctor" => crate::cli::doctor::run(flags).await,
         _ => sweep(flags).await,
     })
 }
 
-fn usage(problem: &str) -> Outcome {
+pub(crate) fn usage(problem: &str) -> Outcome {
     Outcome { code: 2, output: format!("{problem}\n{USAGE}") }
 }
 
 /// The command line, flag by flag.
 #[derive(Debug, Default)]
-struct Flags {
+pub(crate) struct Flags {
     rules: Option<String>,
     repository: Option<String>,
     tag: Option<String>,
@@ -62,11 +66,11 @@ struct Flags {
     registry_id: Option<String>,
     region: Option<String>,
     profile: Option<String>,
-    repositories: Vec<String>,
+    pub(crate) repositories: Vec<String>,
     max_writes: Option<usize>,
     continuation: Option<String>,
     dry_run: bool,
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Flags {
@@ -108,10 +112,21 @@ impl Flags {
     /// The rule file, loaded first (an unreadable or invalid one is a usage error here, exit 2,
     /// and costs no AWS configuration), then the client.
     async fn handler(&self) -> Result<Handler<Ecr>, Outcome> {
+        let (rules, ecr) = self.rules_and_client().await?;
+        Ok(Handler::new(ecr, Config::with_rules(rules)))
+    }
+
+    pub(crate) async fn rules_and_client(&self) -> Result<(RuleSet, Ecr), Outcome> {
         let file = self.rules.as_deref().ok_or_else(|| usage("--rules FILE is required"))?;
         let rules = load(file).map_err(|o| Outcome { code: 2, ..o })?;
         let ecr = Ecr::from_env_with(Overrides { region: self.region.clone(), profile: self.profile.clone() }).await;
-        Ok(Handler::new(ecr, Config::with_rules(rules)))
+        Ok((rules, ecr))
+    }
+
+    /// Flags of apply and sweep that `doctor` has no use for.
+    pub(crate) fn only_for_writes(&self) -> bool {
+        self.repository.is_some() || self.tag.is_some() || self.digest.is_some() || self.registry_id.is_some()
+            || self.max_writes.is_some() || self.continuation.is_some() || self.dry_run
     }
 }
 
@@ -268,7 +283,7 @@ fn reconcile_json(flags: &Flags, repositories: &[String], continuation: Option<&
 }
 
 /// The sweep the command line asks for, validated as the function validates it.
-fn reconcile_request(flags: &Flags, now: SystemTime) -> Result<ReconcileRequest, Outcome> {
+pub(crate) fn reconcile_request(flags: &Flags, now: SystemTime) -> Result<ReconcileRequest, Outcome> {
     let text = json!({"reconcile": reconcile_json(flags, &flags.repositories, flags.continuation.as_deref(), None)}).to_string();
     match input::parse(&text, now.into()) {
         Ok(Invocation::Reconcile(request)) => Ok(request),

@@ -2,11 +2,14 @@
 //! an invocation asks for ([`request`]), the [`rules`] and what they derive, the
 //! [`plan`] for one push (loop safety, gates on the [`scan`] and [`signature`]s), the sweep's
 //! [`assess`]ment of a repository, the [`artifact`]s that are not images, and
-//! tag [`mutability`] with exclusion filters.
+//! tag [`mutability`] with exclusion filters; what a registry's settings would do to the rules
+//! ([`doctor`], with ECR [`lifecycle`] policies).
 
 pub mod artifact;
 pub mod assess;
+pub mod doctor;
 pub mod mutability;
+pub mod lifecycle;
 pub mod names;
 pub mod plan;
 pub mod request;

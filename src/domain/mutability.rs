@@ -75,7 +75,8 @@ impl fmt::Display for Filter {
     }
 }
 
-fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
+/// `*` matches any run of characters; nothing else is special (ECR's filters and lifecycle patterns).
+pub(crate) fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
     match pattern.split_first() {
         None => text.is_empty(),
         Some((b'*', rest)) => (0..=text.len()).any(|i| wildcard_match(rest, &text[i..])),

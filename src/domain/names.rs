@@ -6,6 +6,9 @@
 
 use std::fmt;
 
+/// ECR's quota of tags per image (not adjustable).
+pub const MAX_TAGS_PER_IMAGE: usize = 1000;
+
 /// A name that did not have the form ECR requires.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected {expected}, got {value:?}")]

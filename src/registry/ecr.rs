@@ -2,7 +2,8 @@
 //! for the optional rule features DescribeImages (`"move": "if-newer"`),
 //! BatchDeleteImage (`remove_source`) and ListTagsForResource (plus
 //! DescribeRepositories for an ARN it cannot build; `repository_tags`);
-//! `ecr/images.rs`: listings, scans and signatures (`"when": {"signed": …}`).
+//! `ecr/images.rs`: listings, scans and signatures (`"when": {"signed": …}`);
+//! `ecr/setup.rs`: the registry settings `ecr-retag doctor` reads, which the function never does.
 //!
 //! Implements [`Registry`] with aws-sdk-ecr. The SDK retries throttling, 5xx
 //! and transport failures with backoff (standard mode) before an error gets
@@ -56,6 +57,7 @@ macro_rules! send_read {
 }
 
 mod images;
+mod setup;
 
 /// What a command line may set instead of the environment.
 #[derive(Debug, Clone, Default)]

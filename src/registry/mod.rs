@@ -28,8 +28,7 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     "application/vnd.oci.image.index.v1+json",
 ];
 
-/// ECR's quota of tags per image (not adjustable).
-pub const MAX_TAGS_PER_IMAGE: usize = 1000;
+pub use crate::domain::names::MAX_TAGS_PER_IMAGE;
 
 /// Every call is answered, or given up on, within this (the SDK's retries included).
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
@@ -211,3 +210,22 @@ pub trait Catalog: Registry {
     /// The repository's tagged images.
     fn images(&self, repository: &Repository, page: Option<&str>) -> impl Future<Output = Result<Page<Listed>, ReadError>> + Send;
 }
+
+/// The registry's settings that decide whether rules can work, for `ecr-retag doctor`:
+/// read-only, and never called by the function (its role is not granted them).
+pub trait Setup: Catalog {
+    /// The registry's scan type (GetRegistryScanningConfiguration).
+    fn scan_type(&self) -> impl Future<Output = Result<ScanType, ReadError>> + Send;
+
+    /// How the repository is scanned, as ECR applies the registry's rules to it
+    /// (BatchGetRepositoryScanningConfiguration).
+    fn scan_frequency(&self, repository: &Repository) -> impl Future<Output = Result<Frequency, ReadError>> + Send;
+
+    /// The repository's lifecycle policy text (GetLifecyclePolicy); `None`: it has none.
+    fn lifecycle_policy(&self, repository: &Repository) -> impl Future<Output = Result<Option<String>, ReadError>> + Send;
+
+    /// The repository prefixes of the registry's pull-through cache rules (DescribePullThroughCacheRules).
+    fn pull_through_prefixes(&self) -> impl Future<Output = Result<Vec<String>, ReadError>> + Send;
+}
+
+pub use crate::domain::doctor::{Frequency, ScanType};

@@ -62,6 +62,16 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   100; nextToken), in a stable order; POST /_strict/pages makes pages smaller, as ECR may
   return fewer than asked.
 
+- Registry settings (what `ecr-retag doctor` reads): CreatePullThroughCacheRule and
+  DescribePullThroughCacheRules (moto has neither; prefixes 2 to 30 characters, a duplicate
+  refused, named prefixes that do not exist an error, pages of maxResults); the effective
+  BatchGetRepositoryScanningConfiguration (moto matches filters by substring and never
+  reports scan on push; PutRegistryScanningConfiguration without rules clears them, where
+  moto fails): the registry's rules whose wildcard filter matches the whole name,
+  CONTINUOUS_SCAN over SCAN_ON_PUSH, else with basic scanning the repository's own scan on
+  push, else MANUAL; PutLifecyclePolicy takes today's schema (storageClass, sinceImagePulled,
+  sinceImageTransitioned, the transition action), which moto refuses.
+
 Not emulated: layer and referenced-image existence checks, pagination of ListImageReferrers, the
 restore's 20 minutes, scans and signing themselves (hooks set their results); quotas
 only on request (below).

@@ -92,10 +92,12 @@ static EMULATOR: OnceLock<Emulator> = OnceLock::new();
 
 impl Emulator {
     pub fn shared() -> &'static Emulator {
-        EMULATOR.get_or_init(Emulator::start)
+        // The function may call these operations and nothing else, as its IAM policy says.
+        EMULATOR.get_or_init(|| Emulator::start(&FUNCTION_OPERATIONS))
     }
 
-    fn start() -> Emulator {
+    /// An emulator of its own that lets ecr-retag call `operations` and nothing else.
+    pub fn start(operations: &[&str]) -> Emulator {
         let python = std::env::var_os("ECR_RETAG_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join(".venv/bin/python"));
@@ -106,8 +108,7 @@ impl Emulator {
         );
         let mut child = Command::new(&python)
             .arg(root().join("tests/emulator/strict_ecr.py"))
-            // The function may call these operations and nothing else, as its IAM policy says.
-            .args(["--port", "0", "--exit-on-stdin-eof", "--function-ops", &FUNCTION_OPERATIONS.join(",")])
+            .args(["--port", "0", "--exit-on-stdin-eof", "--function-ops", &operations.join(",")])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -103,12 +103,20 @@ class Resolver:
 AUTHORISED_AS = {"ecr:ListImageReferrers": "ecr:BatchGetImage"}
 
 
-def ecr_operations_called_by_the_code():
+# The registry settings only `ecr-retag doctor` reads: never the function, whose role lacks them.
+DOCTOR_ONLY = "setup.rs"
+
+
+def ecr_operations_called_by_the_code(doctor=False):
     """The ECR operations src/registry/ecr.rs and its submodules call, as IAM actions:
-    `.batch_get_image()` is ecr:BatchGetImage."""
-    paths = [os.path.join(ROOT, "src/registry/ecr.rs")]
+    `.batch_get_image()` is ecr:BatchGetImage. The function's, or with doctor=True the
+    ones in ecr/setup.rs, which only the doctor calls."""
     module = os.path.join(ROOT, "src/registry/ecr")
-    paths += [os.path.join(module, name) for name in sorted(os.listdir(module)) if name.endswith(".rs")]
+    if doctor:
+        paths = [os.path.join(module, DOCTOR_ONLY)]
+    else:
+        paths = [os.path.join(ROOT, "src/registry/ecr.rs")]
+        paths += [os.path.join(module, name) for name in sorted(os.listdir(module)) if name.endswith(".rs") and name != DOCTOR_ONLY]
     source = ""
     for path in paths:
         with open(path) as f:
@@ -153,6 +161,18 @@ class TemplateMatchesTheCode(unittest.TestCase):
                           env["RETAG_SIGNATURE_EVENTS"], env["RETAG_MANAGED_SIGNING"]), ("true",) * 5)
         env = Resolver(self.template, SignatureEvents="pushed").resource("RetagFunction")["Properties"]["Environment"]["Variables"]
         self.assertEqual((env["RETAG_SIGNATURE_EVENTS"], env["RETAG_MANAGED_SIGNING"]), ("true", "false"))
+
+    def test_the_doctors_policy_grants_its_reads_and_nothing_that_writes(self):
+        with open(os.path.join(ROOT, "examples/doctor-policy.json")) as f:
+            policy = json.load(f)
+        granted = {a for s in policy["Statement"] for a in s["Action"]}
+        settings = ecr_operations_called_by_the_code(doctor=True)
+        self.assertEqual(settings, {"ecr:GetRegistryScanningConfiguration", "ecr:BatchGetRepositoryScanningConfiguration",
+                                    "ecr:GetLifecyclePolicy", "ecr:DescribePullThroughCacheRules"})
+        # Besides its own, the listings and the repository's settings the function reads too.
+        self.assertEqual(granted, settings | {"ecr:DescribeRepositories", "ecr:DescribeImages", "ecr:ListTagsForResource"})
+        self.assertFalse(settings & self.granted(RemoveSourceTags="true", RestoreArchivedImages="true", SignatureEvents="managed"),
+                         "the function's role never gets the doctor's reads")
 
     def test_scan_events_are_routed_only_when_asked_for(self):
         conditions = self.template["Resources"]

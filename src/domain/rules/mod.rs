@@ -94,6 +94,15 @@ pub struct Example<'r> {
     pub tags: Vec<Tag>,
 }
 
+/// A rule that names a repository ([`RuleSet::covering`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Coverage<'r> {
+    pub rule: &'r str,
+    /// Resource tags the repository must also carry for the rule to apply.
+    pub repository_tags: &'r BTreeMap<String, String>,
+    pub policy: Policy,
+}
+
 /// One template of one matching rule, rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Derived<'r> {
@@ -253,6 +262,15 @@ impl RuleSet {
                 let tags = candidates.iter().filter_map(|t| Tag::parse(t).ok()).filter(|t| rule.matcher.matches(t.as_str()).is_some()).collect();
                 Example { rule: &rule.name, repository, repository_tags: &rule.repository_tags, tags }
             })
+            .collect()
+    }
+
+    /// The rules whose `repositories` name this repository, whatever its resource tags.
+    pub fn covering(&self, repository: &str) -> Vec<Coverage<'_>> {
+        self.rules
+            .iter()
+            .filter(|r| r.applies_to(repository))
+            .map(|r| Coverage { rule: &r.name, repository_tags: &r.repository_tags, policy: r.policy })
             .collect()
     }
 

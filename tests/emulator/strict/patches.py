@@ -18,6 +18,7 @@ from moto.ecr.exceptions import (
 from moto.ecr.models import ECRBackend, Image
 from moto.ecr.responses import ECRResponse
 
+from .common import page, wildcard
 from .errors import ImageDigestDoesNotMatchException, ImageTagAlreadyExistsException, LimitExceededException
 from .signing import (
     artifact_fields,
@@ -25,6 +26,13 @@ from .signing import (
     image_status as status,
     list_image_referrers_response,
     scan_fields,
+)
+from .settings import (
+    accept_current_lifecycle_policies,
+    without_rules_allowed,
+    batch_get_repository_scanning_configuration_response,
+    create_pull_through_cache_rule_response,
+    describe_pull_through_cache_rules_response,
 )
 from .state import STATE
 
@@ -205,11 +213,6 @@ def describe_images_response(self):
 FILTER = re.compile(r"^[0-9a-zA-Z._*-]{1,128}$")
 
 
-def wildcard(filter_text):
-    """An exclusion filter as a regex: `*` (the only metacharacter) is any run of characters."""
-    return re.compile("^" + ".*".join(re.escape(part) for part in filter_text.split("*")) + "$")
-
-
 def tag_is_immutable(repo, tag):
     """ECR's rule: IMMUTABLE, or IMMUTABLE_WITH_EXCLUSION and no filter matches the tag, or
     MUTABLE_WITH_EXCLUSION and a filter matches it (moto ignores the filters)."""
@@ -245,11 +248,7 @@ def describe_repositories_response(self):
             return ActionResult({"repositories": repositories, "failures": []})
         repositories = sorted(repositories, key=lambda r: r.name)
         size = min(int(self._get_param("maxResults") or 100), STATE.repository_page_size)
-        start = int(self._get_param("nextToken") or 0)
-        answer = {"repositories": repositories[start:start + size]}
-        if start + size < len(repositories):
-            answer["nextToken"] = str(start + size)
-        return ActionResult(answer)
+        return ActionResult(page("repositories", repositories, size, self._get_param("nextToken")))
 
 
 def update_image_storage_class_response(self):
@@ -291,3 +290,8 @@ def install():
     ECRResponse.update_image_storage_class = update_image_storage_class_response
     ECRResponse.list_image_referrers = list_image_referrers_response
     ECRResponse.describe_image_signing_status = describe_image_signing_status_response
+    ECRResponse.create_pull_through_cache_rule = create_pull_through_cache_rule_response
+    ECRResponse.describe_pull_through_cache_rules = describe_pull_through_cache_rules_response
+    ECRResponse.batch_get_repository_scanning_configuration = batch_get_repository_scanning_configuration_response
+    ECRBackend.put_registry_scanning_configuration = without_rules_allowed(ECRBackend.put_registry_scanning_configuration)
+    accept_current_lifecycle_policies()

@@ -15,6 +15,7 @@ class State:
     def __init__(self):
         # Re-entrant: the patched backend calls take it inside the gateway's.
         self.lock = threading.RLock()
+        self.pull_through = []  # pull-through cache rules, as CreatePullThroughCacheRule answers them: settings, kept by reset()
         self.reset()
 
     def reset(self):
@@ -39,6 +40,7 @@ class State:
         """POST /_strict/reset: the counts and faults, and every repository."""
         with self.lock:
             self.reset()
+            self.pull_through = []
             for backends in ecr_models.ecr_backends.values():
                 for backend in backends.values():
                     backend.repositories.clear()

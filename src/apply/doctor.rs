@@ -1,0 +1,98 @@
+//! `ecr-retag doctor`: reads what the registry says of each repository the rules cover
+//! ([`Setup`], [`Catalog`]) and hands it to [`crate::domain::doctor`], which decides what
+//! would defeat the rules. Read-only: nothing is written.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::doctor::{examine, scan_events, Facts, Finding, Level, CROWDED, REGISTRY, UNCHECKED_FIX};
+use crate::domain::names::RepositoryName;
+use crate::domain::rules::RuleSet;
+use crate::registry::{ReadError, Repository, Setup};
+
+/// Findings per repository, in name order.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Checkup {
+    /// The repositories checked: those listed that a rule names.
+    pub repositories: Vec<String>,
+    pub findings: Vec<Finding>,
+}
+
+impl Checkup {
+    /// Something would defeat a rule, or could not be checked.
+    pub fn fails(&self) -> bool {
+        self.findings.iter().any(Finding::fails)
+    }
+}
+
+/// Checks each of `names` that a rule names. The registry-wide settings are read once.
+pub async fn check<R: Setup>(registry: &R, rules: &RuleSet, names: &[RepositoryName], now: DateTime<Utc>) -> Checkup {
+    let covered: Vec<&RepositoryName> = names.iter().filter(|n| !rules.covering(n.as_str()).is_empty()).collect();
+    let mut checkup = Checkup { repositories: covered.iter().map(|n| n.as_str().to_owned()).collect(), findings: Vec::new() };
+    if covered.is_empty() {
+        return checkup;
+    }
+    let scan_type = registry.scan_type().await.map_err(reason);
+    let prefixes = registry.pull_through_prefixes().await.map_err(reason);
+    for name in covered {
+        let repository = Repository::own(name.clone());
+        let pull_through = match &prefixes {
+            Ok(prefixes) => prefixes.iter().find(|p| name.as_str().starts_with(&format!("{p}/"))).cloned(),
+            Err(_) => None,
+        };
+        let scanning = match (&scan_type, registry.scan_frequency(&repository).await) {
+            (Ok(kind), Ok(frequency)) => Ok((*kind, frequency)),
+            (Err(why), _) => Err(why.clone()),
+            (_, Err(e)) => Err(reason(e)),
+        };
+        let facts = Facts {
+            repository: name.as_str().to_owned(),
+            mutability: registry.tag_mutability(&repository).await.map_err(reason),
+            scanning,
+            resource_tags: registry.repository_tags(&repository).await.map_err(reason),
+            lifecycle: registry.lifecycle_policy(&repository).await.map_err(reason),
+            pull_through,
+            crowded: crowded(registry, &repository).await.map_err(reason),
+        };
+        checkup.findings.extend(examine(rules, &facts, now));
+    }
+    let mut gated: Vec<&str> = checkup
+        .repositories
+        .iter()
+        .flat_map(|n| rules.covering(n))
+        .filter(|c| c.policy.scan_gate.is_some())
+        .map(|c| c.rule)
+        .collect();
+    gated.sort();
+    gated.dedup();
+    if let (Ok(kind), false) = (scan_type, gated.is_empty()) {
+        checkup.findings.push(scan_events(kind, &gated));
+    }
+    if let Err(why) = &prefixes {
+        // The registry's, so said once.
+        checkup.findings.push(Finding {
+            repository: REGISTRY.to_owned(),
+            level: Level::Unchecked,
+            what: format!("could not read the registry's pull-through cache rules: {why}"),
+            fix: UNCHECKED_FIX.to_owned(),
+        });
+    }
+    checkup
+}
+
+/// The repository's images holding [`CROWDED`] tags or more, every page followed.
+async fn crowded<R: Setup>(registry: &R, repository: &Repository) -> Result<Vec<(String, usize)>, ReadError> {
+    let mut out = Vec::new();
+    let mut page: Option<String> = None;
+    loop {
+        let listed = registry.images(repository, page.as_deref()).await?;
+        out.extend(listed.items.iter().filter(|i| i.tags.len() >= CROWDED).map(|i| (i.digest.to_string(), i.tags.len())));
+        match listed.next {
+            Some(next) => page = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn reason(e: ReadError) -> String {
+    e.to_string()
+}

@@ -1,0 +1,63 @@
+//! The registry settings `ecr-retag doctor` reads ([`Setup`]). The function never calls
+//! these, and its role is not granted them: examples/doctor-policy.json is the doctor's.
+
+use aws_sdk_ecr::types::{ScanFrequency, ScanType as EcrScanType};
+
+use super::{fault, registry_id, Ecr};
+use crate::registry::{Frequency, ReadError, Repository, ScanType, Setup};
+
+impl Setup for Ecr {
+    async fn scan_type(&self) -> Result<ScanType, ReadError> {
+        let output = self.client.get_registry_scanning_configuration().send().await.map_err(|e| ReadError::Fault(fault(&e)))?;
+        Ok(match output.scanning_configuration().and_then(|c| c.scan_type()) {
+            Some(EcrScanType::Enhanced) => ScanType::Enhanced,
+            _ => ScanType::Basic,
+        })
+    }
+
+    async fn scan_frequency(&self, repository: &Repository) -> Result<Frequency, ReadError> {
+        let request = self
+            .client
+            .batch_get_repository_scanning_configuration()
+            .repository_names(repository.name.as_str());
+        let output = send_read!(self, repository, request)?;
+        let found = output.scanning_configurations().first().ok_or(ReadError::RepositoryNotFound)?;
+        Ok(match found.scan_frequency() {
+            Some(ScanFrequency::ContinuousScan) => Frequency::Continuous,
+            Some(ScanFrequency::ScanOnPush) => Frequency::ScanOnPush,
+            _ if found.scan_on_push() => Frequency::ScanOnPush,
+            _ => Frequency::Manual,
+        })
+    }
+
+    async fn lifecycle_policy(&self, repository: &Repository) -> Result<Option<String>, ReadError> {
+        let request = self.client.get_lifecycle_policy().repository_name(repository.name.as_str()).set_registry_id(registry_id(repository));
+        match send!(self, repository, request) {
+            Ok(output) => Ok(output.lifecycle_policy_text().map(str::to_owned)),
+            Err(e) => match e.as_service_error() {
+                Some(s) if s.is_lifecycle_policy_not_found_exception() => Ok(None),
+                Some(s) if s.is_repository_not_found_exception() => Err(ReadError::RepositoryNotFound),
+                _ => Err(ReadError::Fault(fault(&e))),
+            },
+        }
+    }
+
+    async fn pull_through_prefixes(&self) -> Result<Vec<String>, ReadError> {
+        let mut prefixes = Vec::new();
+        let mut page: Option<String> = None;
+        loop {
+            let output = self
+                .client
+                .describe_pull_through_cache_rules()
+                .set_next_token(page.take())
+                .send()
+                .await
+                .map_err(|e| ReadError::Fault(fault(&e)))?;
+            prefixes.extend(output.pull_through_cache_rules().iter().filter_map(|r| r.ecr_repository_prefix()).map(str::to_owned));
+            match output.next_token() {
+                Some(next) => page = Some(next.to_owned()),
+                None => return Ok(prefixes),
+            }
+        }
+    }
+}
