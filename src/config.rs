@@ -14,6 +14,7 @@
 //! | `RETAG_REMOVE_SOURCE` | set by the template: `false` when the role may not call `ecr:BatchDeleteImage` |
 //! | `RETAG_RESTORE_ARCHIVED` | set by the template: `false` when the role may not call `ecr:UpdateImageStorageClass` |
 //! | `RETAG_SIGNATURE_EVENTS` | set by the template: `false` when untagged signature pushes are not routed here |
+//! | `RETAG_SWEEP_QUEUE_URL` | set by the template with `Delivery=queue`: the event queue's URL, where a fan-out (`"fan_out": true`) sends its sweeps |
 //! | `RETAG_MANAGED_SIGNING` | set by the template: `false` when the role may not call `ecr:DescribeImageSigningStatus` |
 //!
 //! The last five let a rule set that needs wiring the stack lacks fail at
@@ -36,6 +37,8 @@ pub struct Config {
     pub metrics: Metrics,
     /// How long a repository's resource tags are kept (`repository_tags` rules).
     pub repository_tags_ttl: Duration,
+    /// The event queue a fan-out sends its sweeps to (`RETAG_SWEEP_QUEUE_URL`).
+    pub sweep_queue_url: Option<String>,
 }
 
 /// Where the per-event metric line goes.
@@ -86,6 +89,7 @@ impl Config {
             batch_concurrency: Self::DEFAULT_BATCH_CONCURRENCY,
             metrics: Metrics::default(),
             repository_tags_ttl: Self::DEFAULT_REPOSITORY_TAGS_TTL,
+            sweep_queue_url: None,
         }
     }
 
@@ -146,12 +150,18 @@ impl Config {
                 }
             },
         };
+        let sweep_queue_url = match set("RETAG_SWEEP_QUEUE_URL") {
+            Some(url) if !url.starts_with("https://") && !url.starts_with("http://") => {
+                return Err(ConfigError::Value { var: "RETAG_SWEEP_QUEUE_URL", value: url, expected: "an SQS queue URL (https://sqs.…)" })
+            }
+            url => url,
+        };
         for wiring in WIRING {
             if rules.uses(wiring.needed) && !flag(wiring.var, true)? {
                 return Err(ConfigError::Wiring { feature: wiring.feature.into(), var: wiring.var, remedy: wiring.remedy });
             }
         }
-        Ok(Self { apply: Settings { rules, dry_run, write_concurrency }, batch_concurrency, metrics, repository_tags_ttl })
+        Ok(Self { apply: Settings { rules, dry_run, write_concurrency }, batch_concurrency, metrics, repository_tags_ttl, sweep_queue_url })
     }
 }
 

@@ -65,12 +65,16 @@ pub enum RetagError {
     TagsNotApplied { report: Box<Report>, retryable: bool },
     #[error("stopped before Lambda's timeout with {waiting_for} still unanswered; a later delivery finishes the job")]
     DeadlineExceeded { waiting_for: String },
+    #[error("a fan-out sends its sweeps to the event queue, and there is none: deploy with Delivery=queue (RETAG_SWEEP_QUEUE_URL)")]
+    NoQueue,
+    #[error("sending sweep messages to the event queue failed, {sent} sent before: {fault}")]
+    Enqueue { sent: usize, fault: Fault },
 }
 
 impl RetagError {
     pub fn retryable(&self) -> bool {
         match self {
-            RetagError::Read { fault, .. } | RetagError::Listing { fault, .. } => fault.retryable(),
+            RetagError::Read { fault, .. } | RetagError::Listing { fault, .. } | RetagError::Enqueue { fault, .. } => fault.retryable(),
             RetagError::TagsNotApplied { retryable, .. } => *retryable,
             RetagError::DeadlineExceeded { .. } => true,
             _ => false,
@@ -87,6 +91,8 @@ impl RetagError {
             RetagError::Read { .. } | RetagError::Listing { .. } => "ReadFailed",
             RetagError::TagsNotApplied { .. } => "TagsNotApplied",
             RetagError::DeadlineExceeded { .. } => "DeadlineExceeded",
+            RetagError::NoQueue => "NoQueue",
+            RetagError::Enqueue { .. } => "EnqueueFailed",
         };
         format!("{}.{kind}", if self.retryable() { "Retryable" } else { "Permanent" })
     }

@@ -4,6 +4,7 @@
 //! binary wires it to [`crate::registry::ecr::Ecr`] and the Lambda runtime.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -15,8 +16,10 @@ use crate::config::Config;
 use crate::registry::deadline::Deadline;
 use crate::domain::names::Repository;
 use crate::domain::request::{ReconcileRequest, Request};
-use crate::input::{self, Invocation, Message, Queued};
-use crate::apply::{signed, sweep};
+use crate::input::{self, Invocation, Message, Queued, Work};
+use crate::apply::{fan_out, signed, sweep};
+use crate::queue::Queue;
+use crate::report::SweepStatus;
 use crate::registry::Catalog;
 use crate::report::{Report, SweepReport};
 use crate::registry::cache::Cached;
@@ -50,11 +53,18 @@ pub struct Handler<R> {
     /// Repository resource tags are cached for the life of the instance.
     registry: Cached<R>,
     config: Config,
+    /// The event queue, where a fan-out sends its sweeps (`RETAG_SWEEP_QUEUE_URL`).
+    queue: Option<Arc<dyn Queue>>,
 }
 
 impl<R: Catalog> Handler<R> {
     pub fn new(registry: R, config: Config) -> Self {
-        Self { registry: Cached::new(registry, config.repository_tags_ttl), config }
+        Self { registry: Cached::new(registry, config.repository_tags_ttl), config, queue: None }
+    }
+
+    /// The same, sending fanned-out sweeps (and their continuations) to `queue`.
+    pub fn with_queue(self, queue: Arc<dyn Queue>) -> Self {
+        Self { queue: Some(queue), ..self }
     }
 
     pub fn registry(&self) -> &R {
@@ -80,6 +90,10 @@ impl<R: Catalog> Handler<R> {
                 self.within(budget, work).await.map(Answer::Event)
             }
             Ok(Invocation::Batch(messages)) => Ok(Answer::Batch(self.batch(messages, budget).await)),
+            Ok(Invocation::Reconcile(request)) if request.fan_out => {
+                let work = Box::pin(self.fan_out(&request, budget.sweep_stop(), budget.calls_end()));
+                self.within(budget, work).await.map(Answer::Reconcile)
+            }
             Ok(Invocation::Reconcile(request)) => {
                 let work = Box::pin(self.reconcile(&request, budget.sweep_stop(), budget.calls_end()));
                 self.within(budget, work).await.map(Answer::Reconcile)
@@ -126,6 +140,18 @@ impl<R: Catalog> Handler<R> {
         let mut handled: Vec<&mut Handled> = begun.values_mut().filter_map(|r| r.as_mut().ok()).collect();
         let looked = budget.run(Box::pin(Handled::settle_all(&registry, &self.config.apply, &mut handled, calls_end))).await.ok_or_else(out_of_time);
 
+        // Queued sweeps, each within what is left of the budget.
+        let sweeps: Vec<(usize, &ReconcileRequest)> =
+            sorted.iter().enumerate().filter_map(|(i, s)| if let Sorted::Sweep(r) = s { Some((i, r)) } else { None }).collect();
+        let mut swept: HashMap<usize, Result<(), RetagError>> = stream::iter(sweeps)
+            .map(|(index, request)| async move {
+                let result = budget.run(Box::pin(self.queued_sweep(request, budget))).await;
+                (index, result.unwrap_or_else(|| Err(out_of_time())))
+            })
+            .buffer_unordered(self.config.batch_concurrency.max(1))
+            .collect()
+            .await;
+
         let done_at = DateTime::<Utc>::from(now) + started.elapsed();
         let mut failed = Vec::new();
         for (index, entry) in sorted.into_iter().enumerate() {
@@ -138,6 +164,13 @@ impl<R: Catalog> Handler<R> {
                         (None, _) => Err(RetagError::DeadlineExceeded { waiting_for: "its turn in the batch".into() }),
                     };
                     (result, request.time())
+                }
+                Sorted::Sweep(_) => {
+                    // Logged by the sweep itself; only whether SQS should deliver it again is left.
+                    if !matches!(swept.remove(&index), Some(Ok(()))) {
+                        failed.push(BatchItemFailure { item_identifier: messages[index].id.clone() });
+                    }
+                    continue;
                 }
                 Sorted::Done(result) => (result, None),
                 Sorted::Duplicate(first) => (Ok(Report::duplicate(&messages[first].id)), None),
@@ -184,6 +217,46 @@ impl<R: Catalog> Handler<R> {
         result
     }
 
+    /// A fan-out: a sweep message per repository to the event queue, and its log and metric line.
+    pub async fn fan_out(
+        &self,
+        request: &ReconcileRequest,
+        stop_by: Option<Instant>,
+        calls_end: Option<Instant>,
+    ) -> Result<SweepReport, RetagError> {
+        let result = match &self.queue {
+            None => Err(RetagError::NoQueue),
+            Some(queue) => {
+                let registry = Deadline::new(&self.registry, calls_end);
+                let message = |one: &ReconcileRequest| input::sweep::message(one, None);
+                fan_out::fan_out(&registry, &self.config.apply.rules, request, queue.as_ref(), message, stop_by).await
+            }
+        };
+        match &result {
+            Ok(report) => telemetry::sweep(report, &self.config.metrics, Utc::now()),
+            Err(e) => {
+                let _ = self.finish(Err(e.clone()), None, Utc::now());
+            }
+        }
+        result
+    }
+
+    /// A sweep from the queue. One that stopped early sends its continuation back to the queue,
+    /// if it got anywhere; one that got nowhere fails, so that SQS delivers it again and, after
+    /// maxReceiveCount, moves it to the failure queue rather than circling for ever.
+    async fn queued_sweep(&self, request: &ReconcileRequest, budget: Budget) -> Result<(), RetagError> {
+        let report = self.reconcile(request, budget.sweep_stop(), budget.calls_end()).await?;
+        let Some(resume_at) = report.continuation.as_deref().and_then(crate::domain::request::resume_point) else {
+            return Ok(());
+        };
+        if report.status != SweepStatus::Stopped || report.writes + report.would_write.unwrap_or(0) == 0 {
+            return Err(RetagError::DeadlineExceeded { waiting_for: format!("the sweep of {resume_at}, which wrote nothing") });
+        }
+        let queue = self.queue.as_ref().ok_or(RetagError::NoQueue)?;
+        let next = [input::sweep::message(request, Some(&resume_at))];
+        queue.send(&next).await.map_err(|fault| RetagError::Enqueue { sent: 0, fault })
+    }
+
     /// One event: its writes and the second look at its if-newer tags, every
     /// ECR call cut at `calls_end` (a tag not written by then ends `failed`,
     /// retryable); then its log and metric line. `now`: when it began.
@@ -222,9 +295,10 @@ impl<R: Catalog> Handler<R> {
     }
 }
 
-/// A batch message, sorted: a request to handle, an answer already, or a repeat.
+/// A batch message, sorted: a request to handle, a sweep, an answer already, or a repeat.
 enum Sorted {
     Request(Request),
+    Sweep(ReconcileRequest),
     /// Answered without ECR work: unreadable, or nothing to do.
     Done(Result<Report, RetagError>),
     /// The same event as the message at this index.
@@ -238,7 +312,7 @@ fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Sorted>, Vec<Vec
     let mut first_of: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<(Option<Repository>, Vec<usize>)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
-        let Queued { key, request } = match message.event(now) {
+        let Queued { key, work } = match message.event(now) {
             Ok(queued) => queued,
             Err(e) => {
                 sorted.push(Sorted::Done(Err(e.into())));
@@ -250,6 +324,13 @@ fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Sorted>, Vec<Vec
             continue;
         }
         first_of.insert(key, index);
+        let request = match work {
+            Work::Sweep(sweep) => {
+                sorted.push(Sorted::Sweep(sweep));
+                continue;
+            }
+            Work::Event(request) => request,
+        };
         match request {
             Request::Ignore(ignored) => sorted.push(Sorted::Done(Ok(Report::ignored(ignored)))),
             request => {

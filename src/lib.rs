@@ -33,7 +33,8 @@
 //!   [`apply::sweep`]: the reconcile sweep for missed events: every tagged
 //!   image's tags through the rules at its push time, one image per derived
 //!   tag ([`domain::assess`], pure), then the same writes, within a write budget
-//!   and the deadline.
+//!   and the deadline; or, fanned out ([`apply::fan_out`]), one sweep message per
+//!   repository to the event queue ([`queue`], the port; [`queue::sqs`], SQS).
 //! - [`registry`]: the narrow ports those writes and listings go through, and
 //!   [`registry::ecr`], their implementation, the only code that talks to
 //!   Amazon ECR; [`registry::cache`] caches the one lookup that can be cached,
@@ -72,6 +73,7 @@ pub mod input;
 pub mod lambda;
 pub mod lint;
 pub mod logging;
+pub mod queue;
 pub mod registry;
 pub mod report;
 pub mod telemetry;

@@ -5,8 +5,11 @@
 //! All logic lives in the library.
 
 use std::time::SystemTime;
+use std::sync::Arc;
 
-use ecr_retag::{cli, config::Config, lambda::Handler, logging, registry::ecr::Ecr};
+use ecr_retag::queue::sqs::Sqs;
+use ecr_retag::registry::ecr::{sdk_config, Ecr, Overrides};
+use ecr_retag::{cli, config::Config, lambda::Handler, logging};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::value::RawValue;
 
@@ -35,7 +38,13 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "invalid configuration; the function will not start");
         std::process::exit(2)
     });
-    let handler = Handler::new(Ecr::from_env().await, config);
+    let sdk = sdk_config(Overrides::default()).await;
+    let queue = config.sweep_queue_url.as_deref().map(|url| Sqs::new(&sdk, url));
+    let handler = Handler::new(Ecr::from_conf(&sdk), config);
+    let handler = match queue {
+        Some(queue) => handler.with_queue(Arc::new(queue)),
+        None => handler,
+    };
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
         handler.invoke(event.payload.get(), event.context.deadline()).await

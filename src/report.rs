@@ -250,7 +250,23 @@ pub struct SweepReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub would_write: Option<usize>,
     pub repositories: Vec<RepositorySweep>,
+    /// A fan-out: the sweep messages it sent to the event queue, instead of sweeping.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enqueued: Option<Enqueued>,
 }
+
+/// What a fan-out sent: one sweep message per repository a rule names.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct Enqueued {
+    pub messages: usize,
+    /// The first [`MAX_ENQUEUED_LISTED`] repositories of those messages.
+    pub repositories: Vec<String>,
+    /// Repositories the request covers that no rule names: no message.
+    pub not_covered: usize,
+}
+
+/// At most this many repositories are named in a fan-out's answer (all are counted).
+pub const MAX_ENQUEUED_LISTED: usize = 100;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

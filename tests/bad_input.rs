@@ -196,23 +196,36 @@ fn catalogue() -> Vec<(&'static str, String, Expect)> {
         ("reconcile: a field beside it", r#"{"reconcile":{"repositories":["app"]},"tag":"v1"}"#.into(), Error("unknown field next to `reconcile`")),
         ("reconcile: typo in a field", r#"{"reconcile":{"repositories":["app"],"maxwrites":5}}"#.into(), Error("field `reconcile.maxwrites`: unknown field")),
         ("reconcile: one repository", r#"{"reconcile":{"repositories":["app"]}}"#.into(), Reaches),
+        ("reconcile: fan_out not a flag", r#"{"reconcile":{"repositories":["app"],"fan_out":"yes"}}"#.into(), Error("field `reconcile.fan_out`")),
         // SQS batches.
         ("sqs: Records not an array", r#"{"Records":{}}"#.into(), Error("field `Records`: expected an array")),
         ("sqs: records from SNS", r#"{"Records":[{"EventSource":"aws:sns","messageId":"m"}]}"#.into(), Error("field `Records[0].eventSource`: required")),
         ("sqs: a record without body", r#"{"Records":[{"eventSource":"aws:sqs","messageId":"m"}]}"#.into(), Error("field `Records[0].body`: required")),
         ("sqs: empty batch", r#"{"Records":[]}"#.into(), Failed(&[])),
         (
-            "sqs: bodies that are no event",
+            "sqs: bodies that are no event, direct request or sweep",
             json!({"Records": [
                 {"eventSource": "aws:sqs", "messageId": "m1", "body": "not json"},
                 {"eventSource": "aws:sqs", "messageId": "m2", "body": "{}"},
-                {"eventSource": "aws:sqs", "messageId": "m3", "body": "{\"reconcile\":{\"repositories\":[\"app\"]}}"},
+                {"eventSource": "aws:sqs", "messageId": "m3", "body": "{\"reconcile\":{\"repositories\":[\"app\"],\"fan_out\":true}}"},
                 {"eventSource": "aws:sqs", "messageId": "m4", "body": "{\"repository\":\"app\",\"tag\":\"latest\"}"}
             ]})
             .to_string(),
+            // A queued sweep may not fan out (its messages would feed the queue for ever).
             Failed(&["m1", "m2", "m3"]),
         ),
     ]
+}
+
+#[tokio::test]
+async fn a_fan_out_without_a_queue_fails_at_once_saying_how_to_deploy_one() {
+    let rules = RuleSet::from_json(r#"{"rules":[{"name":"release","semver":true,"tags":["stable"]}]}"#).unwrap();
+    let handler = Handler::new(Memory::with_repositories(&["app"]), Config::with_rules(rules));
+    let answer = handler.invoke(r#"{"reconcile":{"repositories":["**"],"fan_out":true}}"#, std::time::SystemTime::UNIX_EPOCH).await;
+    let e = answer.err().unwrap();
+    assert_eq!(e.error_type(), "Permanent.NoQueue");
+    assert!(e.to_string().contains("deploy with Delivery=queue"), "{e}");
+    assert_eq!(handler.registry().calls().len(), 0, "not even the listing");
 }
 
 #[tokio::test]

@@ -575,17 +575,19 @@ async fn an_sqs_batch_reports_only_its_failed_messages_and_their_redelivery_fini
         ("m-flaky", event(&flaky, &digests[2])),
         ("m-garbled", "{\"detail-type\":".to_owned()),
         ("m-b", event(&b, &digests[1])),
-        ("m-sweep", json!({"reconcile": {"repositories": [a]}}).to_string()),
+        // A fanned-out sweep of one repository is work for the batch too; a fan-out is not.
+        ("m-sweep", json!({"reconcile": {"repositories": [repository(&client, "sqs", false).await]}}).to_string()),
+        ("m-fan-out", json!({"reconcile": {"repositories": [a], "fan_out": true}}).to_string()),
     ]);
     let h = handler(RELEASE);
 
-    assert_eq!(batch_failures(&h, &batch).await, ["m-flaky", "m-garbled", "m-sweep"], "in message order");
+    assert_eq!(batch_failures(&h, &batch).await, ["m-flaky", "m-garbled", "m-fan-out"], "in message order");
     for repo in [&a, &b] {
         assert_eq!(state(&client, repo).await.0.len(), 5, "{repo}: the pushed tag and four derived");
     }
     assert_eq!(state(&client, &flaky).await.0.len(), 4, "all but v1");
 
-    // SQS redelivers only the failed messages: now they all succeed but the two that never can.
+    // SQS redelivers only the failed messages: the flaky one now succeeds (the other two never can).
     let redelivery = sqs_batch(&[("m-flaky", event(&flaky, &digests[2]))]);
     assert_eq!(batch_failures(&h, &redelivery).await, Vec::<String>::new());
     assert_eq!(state(&client, &flaky).await.0.len(), 5);

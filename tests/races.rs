@@ -295,3 +295,119 @@ async fn concurrent_deliveries_over_many_instances_never_leave_a_moving_tag_on_a
         }
     }
 }
+
+/// An SQS client for the emulator (moto serves SQS beside ECR).
+fn sqs_client() -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new(REGION))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(&Emulator::shared().endpoint)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fanned_out_sweep_over_many_instances_with_duplicated_shuffled_and_late_deliveries_puts_each_tag_once() {
+    const REPOSITORIES: usize = 12;
+    const INSTANCES: usize = 4;
+    let rng = Rng::seeded("fan-out");
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let sqs = sqs_client();
+    let prefix = format!("fan{}", std::process::id());
+    // Seven moving tags per repository and five writes per sweep message: every repository
+    // takes a continuation through the queue.
+    let versions: Vec<String> = ["1.0.0", "1.0.1", "1.1.0", "1.1.1", "2.0.0", "2.0.1", "2.1.0", "2.1.1"].iter().map(|v| format!("v{v}")).collect();
+    let mut repos = Vec::new();
+    for r in 0..REPOSITORIES {
+        let repo = format!("{prefix}-{r:02}");
+        client.create_repository().repository_name(&repo).send().await.unwrap();
+        let digests = push_versions(&repo, &versions, 50_000 + (r * versions.len()) as u32).await;
+        repos.push((repo, digests));
+    }
+    let url = sqs.create_queue().queue_name(&prefix).send().await.unwrap().queue_url.unwrap();
+    let env = [("RETAG_RULES", CAREFUL), ("RETAG_SWEEP_QUEUE_URL", url.as_str())];
+    let instances: Vec<Function> = join_all((0..INSTANCES).map(|_| Function::start(&env))).await;
+
+    let request = serde_json::json!({"reconcile": {"repositories": [format!("{prefix}-*")], "max_writes": 5, "fan_out": true}});
+    let Answer::Response(fanned) = instances[0].api.invoke(&request).await else { panic!("the fan-out failed") };
+    assert_eq!(fanned["enqueued"]["messages"], REPOSITORIES, "{fanned}");
+    assert_eq!(fanned["writes"], 0, "a fan-out writes nothing itself");
+
+    // Lambda's event source mapping, played by the test: each instance takes up to ten
+    // messages, gets them shuffled and some twice (SQS delivers at least once), and deletes
+    // what its answer does not name as failed.
+    let received = Arc::new(AtomicUsize::new(0));
+    let delivered: Arc<Mutex<Vec<String>>> = Arc::default();
+    let rng = Arc::new(Mutex::new(rng));
+    let started = Instant::now();
+    let mut idle_rounds = 0;
+    while idle_rounds < 2 {
+        let took = join_all(instances.iter().map(|instance| {
+            let (sqs, url, received, delivered, rng) = (&sqs, &url, received.clone(), delivered.clone(), rng.clone());
+            async move {
+                let batch = sqs.receive_message().queue_url(url).max_number_of_messages(10).visibility_timeout(60).send().await.unwrap();
+                let messages = batch.messages();
+                let mut records: Vec<(String, String, String)> = messages
+                    .iter()
+                    .map(|m| (m.message_id().unwrap().to_owned(), m.body().unwrap().to_owned(), m.receipt_handle().unwrap().to_owned()))
+                    .collect();
+                {
+                    let mut rng = rng.lock().unwrap();
+                    let again: Vec<_> = records.iter().filter(|_| rng.below(4) == 0).cloned().collect();
+                    records.extend(again);
+                    rng.shuffle(&mut records);
+                }
+                if records.is_empty() {
+                    return 0;
+                }
+                received.fetch_add(messages.len(), Ordering::SeqCst);
+                let pairs: Vec<(&str, String)> = records.iter().map(|(id, body, _)| (id.as_str(), body.clone())).collect();
+                let Answer::Response(answer) = instance.api.invoke_raw(&sqs_batch(&pairs), Duration::from_secs(30)).await else {
+                    panic!("a batch answers with its failed messages")
+                };
+                let failed: Vec<&str> = answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap()).collect();
+                for m in messages {
+                    if failed.contains(&m.message_id().unwrap()) {
+                        sqs.change_message_visibility().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).visibility_timeout(0).send().await.unwrap();
+                    } else {
+                        sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+                        delivered.lock().unwrap().push(m.body().unwrap().to_owned());
+                    }
+                }
+                messages.len()
+            }
+        }))
+        .await;
+        idle_rounds = if took.iter().sum::<usize>() == 0 { idle_rounds + 1 } else { 0 };
+        assert!(started.elapsed() < Duration::from_secs(120), "the queue drains");
+    }
+    let received = received.load(Ordering::SeqCst);
+    assert!(received > REPOSITORIES, "stopped sweeps came back as continuations: {received} messages for {REPOSITORIES} repositories");
+
+    // A late redelivery of sweeps already done writes nothing.
+    let before: Vec<HashMap<String, u64>> = repos.iter().map(|(repo, _)| emulator.writes(repo)).collect();
+    let late: Vec<(String, String)> = delivered.lock().unwrap().iter().take(3).enumerate().map(|(i, b)| (format!("late{i}"), b.clone())).collect();
+    let pairs: Vec<(&str, String)> = late.iter().map(|(id, b)| (id.as_str(), b.clone())).collect();
+    let Answer::Response(answer) = instances[1].api.invoke_raw(&sqs_batch(&pairs), Duration::from_secs(30)).await else { panic!() };
+    assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{answer}");
+
+    let expected = [("stable", 7), ("v1", 3), ("v2", 7), ("v1.0", 1), ("v1.1", 3), ("v2.0", 5), ("v2.1", 7)];
+    for ((repo, digests), before) in repos.iter().zip(before) {
+        let (tags, _) = state(&client, repo).await;
+        for (tag, version) in expected {
+            assert_eq!(tags.get(tag), Some(&digests[version]), "{repo}: {tag} on {}", versions[version]);
+        }
+        let writes = emulator.writes(repo);
+        let moved: Vec<(&str, u64)> = expected.iter().map(|(t, _)| (*t, writes.get(*t).copied().unwrap_or(0))).collect();
+        assert!(moved.iter().all(|(_, n)| *n == 1), "{repo}: each tag written once, whatever the duplicates: {moved:?}");
+        assert_eq!(emulator.writes(repo), before, "{repo}: the late deliveries wrote nothing");
+    }
+    // The final summary: a log line per repository with its sweep complete.
+    let lines: Vec<String> = instances.iter().flat_map(|i| i.lines()).filter(|l| l.contains("reconcile sweep status=complete")).collect();
+    for (repo, _) in &repos {
+        assert!(lines.iter().any(|l| l.contains(&format!("\"repository\":\"{repo}\""))), "{repo} has a completed sweep's log line");
+    }
+    eprintln!("fan-out: {REPOSITORIES} repositories, {received} messages received over {INSTANCES} instances in {:?}", started.elapsed());
+}

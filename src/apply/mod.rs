@@ -1,12 +1,14 @@
 //! The use cases over the registry port: an event's writes ([`retag`]), the
 //! PutImage step they all share ([`put`]), tags that move only to newer
 //! versions ([`if_newer`]), pushed tags retired ([`removal`]), a signature's
-//! push bringing the tags it gates ([`signed`]), the reconcile sweep ([`sweep`]), and the
+//! push bringing the tags it gates ([`signed`]), the reconcile sweep ([`sweep`]) or its
+//! fan-out to the event queue ([`fan_out`]), and the
 //! read-only check of a registry's settings against the rules ([`doctor`]).
 
 use crate::domain::rules::RuleSet;
 
 pub mod doctor;
+pub mod fan_out;
 pub mod if_newer;
 pub mod put;
 pub mod removal;

@@ -52,6 +52,7 @@ pub async fn reconcile<R: Catalog>(
         writes: 0,
         would_write: dry_run.then_some(0),
         repositories: Vec::new(),
+        enqueued: None,
     };
     let names = repositories(registry, request).await?;
     let out_of_time = || stop_by.is_some_and(|t| Instant::now() >= t);

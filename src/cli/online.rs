@@ -226,6 +226,7 @@ async fn sweep(flags: Flags) -> Outcome {
         writes: 0,
         would_write: flags.dry_run.then_some(0),
         repositories: Vec::new(),
+        enqueued: None,
     };
     let mut budget = flags.max_writes;
     for (done, name) in names.iter().enumerate() {

@@ -136,6 +136,9 @@ pub struct ReconcileRequest {
     pub resume_at: Option<RepositoryName>,
     pub registry_id: Option<RegistryId>,
     pub dry_run: bool,
+    /// `"fan_out": true`: instead of sweeping, send one sweep message per repository to the
+    /// event queue, for the queue-driven function to sweep each within its own deadline.
+    pub fan_out: bool,
 }
 
 impl ReconcileRequest {
@@ -146,6 +149,16 @@ impl ReconcileRequest {
 
     pub fn covers(&self, repository: &str) -> bool {
         self.repositories.iter().any(|g| g.matches(repository))
+    }
+
+    /// The sweep of one of this sweep's repositories, as a fanned-out message asks for it.
+    pub fn of_one(&self, name: &RepositoryName) -> ReconcileRequest {
+        ReconcileRequest {
+            repositories: Glob::parse(name.as_str()).map(|g| vec![g]).unwrap_or_else(|_| self.repositories.clone()),
+            resume_at: None,
+            fan_out: false,
+            ..self.clone()
+        }
     }
 
     /// The repository in the registry the sweep walks.

@@ -52,24 +52,35 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> Result<Invocation, InputError> {
     read(&strict_json::parse(text)?, now)
 }
 
-/// A queued message's event, with the key two deliveries of the same event share.
+/// A queued message's work, with the key two deliveries of the same message share.
 #[derive(Debug, Clone)]
 pub struct Queued {
     pub key: String,
-    pub request: Request,
+    pub work: Work,
+}
+
+/// What a queued message asks for.
+#[derive(Debug, Clone)]
+pub enum Work {
+    Event(Request),
+    /// A sweep a fan-out sent (one repository), or its continuation.
+    Sweep(ReconcileRequest),
 }
 
 impl Message {
-    /// The event this message's body holds. `now` is the push time of a direct request.
+    /// The work this message's body holds. `now` is the push time of a direct request.
     pub fn event(&self, now: DateTime<Utc>) -> Result<Queued, InputError> {
         let value = strict_json::parse(&self.body)?;
+        // The same message delivered twice is the same text, so the same value (serde_json keeps key order here).
+        let key = value.to_string();
         match read(&value, now)? {
-            // The same event delivered twice is the same text, so the same value (serde_json keeps key order here).
-            Invocation::Event(request) => Ok(Queued { key: value.to_string(), request }),
-            Invocation::Batch(_) | Invocation::Reconcile(_) => Err(field_error(
-                "body",
-                "a queued message holds one event or direct request; send reconcile requests to the function itself",
-            )),
+            Invocation::Event(request) => Ok(Queued { key, work: Work::Event(request) }),
+            // A fan-out from the queue would send its own messages back to it, for ever.
+            Invocation::Reconcile(request) if request.fan_out => {
+                Err(field_error("body.reconcile.fan_out", "a queued sweep cannot fan out; send fan-out requests to the function itself"))
+            }
+            Invocation::Reconcile(request) => Ok(Queued { key, work: Work::Sweep(request) }),
+            Invocation::Batch(_) => Err(field_error("body", "a queued message holds one event, direct request or sweep, not a batch")),
         }
     }
 }
@@ -156,16 +167,19 @@ mod tests {
         let batch = json!({"Records": [
             {"messageId": "m1", "eventSource": "aws:sqs", "body": "{\"repository\": \"app\", \"tag\": \"v1\"}", "receiptHandle": "r"},
             {"messageId": "m2", "eventSource": "aws:sqs", "body": "x"},
-            {"messageId": "m3", "eventSource": "aws:sqs", "body": "{\"reconcile\": {\"repositories\": [\"app\"]}}"}]});
+            {"messageId": "m3", "eventSource": "aws:sqs", "body": "{\"reconcile\": {\"repositories\": [\"app\"]}}"},
+            {"messageId": "m5", "eventSource": "aws:sqs", "body": "{\"reconcile\": {\"repositories\": [\"app\"], \"fan_out\": true}}"}]});
         let Invocation::Batch(m) = parse(&batch.to_string(), now()).unwrap() else { panic!("a batch") };
-        assert_eq!(m.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1", "m2", "m3"]);
+        assert_eq!(m.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1", "m2", "m3", "m5"]);
         let first = m[0].event(now()).unwrap();
-        assert!(matches!(first.request, Request::Retag(_)));
+        assert!(matches!(first.work, Work::Event(Request::Retag(_))));
         // Whitespace aside, the same event is the same key.
         let again = Message { id: "m4".into(), body: "{\"repository\":\"app\",  \"tag\":\"v1\"}".into() };
         assert_eq!(again.event(now()).unwrap().key, first.key);
         assert!(matches!(m[1].event(now()), Err(InputError::Json(_))));
-        assert!(matches!(m[2].event(now()), Err(InputError::Field { field, .. }) if field == "body"));
+        assert!(matches!(m[2].event(now()).unwrap().work, Work::Sweep(r) if r.covers("app")), "a fanned-out sweep");
+        // A fan-out from the queue would feed the queue for ever.
+        assert!(matches!(m[3].event(now()), Err(InputError::Field { field, .. }) if field == "body.reconcile.fan_out"));
         let sns = json!({"Records": [{"EventSource": "aws:sns", "messageId": "m"}]});
         assert!(matches!(parse(&sns.to_string(), now()), Err(InputError::Field { field, .. }) if field == "Records[0].eventSource"));
     }

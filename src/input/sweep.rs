@@ -1,14 +1,15 @@
-//! A sweep request: `{"reconcile": {"repositories": ["app", "team/*"], ...}}`.
+//! A sweep request: `{"reconcile": {"repositories": ["app", "team/*"], ...}}`, read; and
+//! written ([`message`]) for the sweeps a fan-out sends to the queue.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::domain::names::RegistryId;
-use crate::domain::request::{resume_point, ReconcileRequest, DEFAULT_MAX_WRITES, MAX_WRITES_LIMIT};
+use crate::domain::names::{RegistryId, RepositoryName};
+use crate::domain::request::{continuation_token, resume_point, ReconcileRequest, DEFAULT_MAX_WRITES, MAX_WRITES_LIMIT};
 use crate::domain::rules::glob::Glob;
 use crate::input::fields::{field_error, item_text, Fields};
 use crate::input::InputError;
 
-const FIELDS: &[&str] = &["repositories", "max_writes", "continuation", "registry_id", "dry_run"];
+const FIELDS: &[&str] = &["repositories", "max_writes", "continuation", "registry_id", "dry_run", "fan_out"];
 const MAX_PATTERNS: usize = 100;
 
 pub(crate) fn parse(request: &Value) -> Result<ReconcileRequest, InputError> {
@@ -35,7 +36,8 @@ pub(crate) fn parse(request: &Value) -> Result<ReconcileRequest, InputError> {
     };
     let registry_id = object.optional_name("registry_id", RegistryId::parse)?;
     let dry_run = object.flag("dry_run")?;
-    let mut parsed = ReconcileRequest { repositories, max_writes, resume_at: None, registry_id, dry_run };
+    let fan_out = object.flag("fan_out")?;
+    let mut parsed = ReconcileRequest { repositories, max_writes, resume_at: None, registry_id, dry_run, fan_out };
     if let Some(token) = object.optional_text("continuation")? {
         let bad = |why: &str| object.error("continuation", format!("{why}; pass the `continuation` of the previous answer unchanged"));
         let name = resume_point(token).ok_or_else(|| bad("not a continuation token"))?;
@@ -45,6 +47,25 @@ pub(crate) fn parse(request: &Value) -> Result<ReconcileRequest, InputError> {
         parsed.resume_at = Some(name);
     }
     Ok(parsed)
+}
+
+/// The request as a message body that [`parse`] reads back the same, resuming at `resume_at`.
+pub fn message(request: &ReconcileRequest, resume_at: Option<&RepositoryName>) -> String {
+    let patterns: Vec<&str> = request.repositories.iter().map(|g| g.source()).collect();
+    let mut body = json!({"repositories": patterns, "max_writes": request.max_writes});
+    if let Some(name) = resume_at {
+        body["continuation"] = json!(continuation_token(name));
+    }
+    if let Some(id) = &request.registry_id {
+        body["registry_id"] = json!(id.to_string());
+    }
+    if request.dry_run {
+        body["dry_run"] = json!(true);
+    }
+    if request.fan_out {
+        body["fan_out"] = json!(true);
+    }
+    json!({ "reconcile": body }).to_string()
 }
 
 #[cfg(test)]
@@ -92,6 +113,24 @@ mod tests {
     }
 
     #[test]
+    fn a_written_sweep_message_reads_back_as_the_same_sweep() {
+        let fanned = request(json!({"repositories": ["team/*"], "max_writes": 40, "registry_id": "123456789012", "dry_run": true, "fan_out": true})).unwrap();
+        let name = RepositoryName::parse("team/web").unwrap();
+        let one = fanned.of_one(&name);
+        assert!(!one.fan_out && one.covers("team/web") && !one.covers("team/api"), "one repository, swept where it is read");
+        let text = message(&one, Some(&name));
+        let back = match input::parse(&text, chrono::DateTime::UNIX_EPOCH).unwrap() {
+            Invocation::Reconcile(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(message(&back, back.resume_at.as_ref()), text, "{text}");
+        assert_eq!((back.max_writes, back.dry_run, back.fan_out, back.resume_at.unwrap()), (40, true, false, name));
+        assert_eq!(back.registry_id.unwrap().to_string(), "123456789012");
+        let plain = message(&request(json!({"repositories": ["app"]})).unwrap(), None);
+        assert_eq!(plain, r#"{"reconcile":{"repositories":["app"],"max_writes":200}}"#);
+    }
+
+    #[test]
     fn a_malformed_reconcile_request_names_the_field() {
         let cases = [
             (json!({}), "reconcile.repositories"),
@@ -105,6 +144,7 @@ mod tests {
             (json!({"repositories": ["app"], "dry_run": "yes"}), "reconcile.dry_run"),
             (json!({"repositories": ["app"], "registry_id": "12"}), "reconcile.registry_id"),
             (json!({"repositories": ["app"], "dryrun": true}), "reconcile.dryrun"),
+            (json!({"repositories": ["app"], "fan_out": 1}), "reconcile.fan_out"),
         ];
         for (body, field) in cases {
             assert_eq!(problem(body.clone()).0, field, "{body}");

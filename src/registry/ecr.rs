@@ -23,7 +23,8 @@ use aws_sdk_ecr::Client;
 mod calls;
 
 use crate::error::{Fault, FaultKind};
-use calls::{fault, single_attempt, TagLimitIsFinal};
+use calls::{single_attempt, TagLimitIsFinal};
+pub(crate) use calls::fault;
 pub use calls::{retry_config, timeout_config};
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::registry::{
@@ -82,20 +83,12 @@ impl Ecr {
 
     /// The same, with a region or a shared-config profile named on a command line.
     pub async fn from_env_with(overrides: Overrides) -> Self {
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config()).retry_config(retry_config());
-        if let Some(region) = overrides.region {
-            loader = loader.region(Region::new(region));
-        }
-        if let Some(profile) = overrides.profile {
-            loader = loader.profile_name(profile);
-        }
-        // `app/ecr-retag` in the User-Agent: CloudTrail (and the test emulator) can tell its calls apart.
-        if let Ok(name) = AppName::new(APP_NAME) {
-            loader = loader.app_name(name);
-        }
-        warm_up();
-        Self::new(Client::new(&loader.load().await))
+        Self::from_conf(&sdk_config(overrides).await)
+    }
+
+    /// From an SDK configuration already loaded (shared with the queue's client).
+    pub fn from_conf(sdk: &aws_config::SdkConfig) -> Self {
+        Self::new(Client::new(sdk))
     }
 
     /// Wraps any client (the tests' too) with the one retry rule ecr-retag adds.
@@ -356,6 +349,25 @@ impl Ecr {
         let region = repository.region.as_deref().or_else(|| self.client.config().region().map(Region::as_ref))?;
         Some(format!("arn:{}:ecr:{region}:{account}:repository/{}", partition(region), repository.name))
     }
+}
+
+/// The SDK's configuration from the environment (credentials, region, `AWS_ENDPOINT_URL` for
+/// local emulators), with ecr-retag's timeouts, retries and app name, loaded once per
+/// execution environment for every client.
+pub async fn sdk_config(overrides: Overrides) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config()).retry_config(retry_config());
+    if let Some(region) = overrides.region {
+        loader = loader.region(Region::new(region));
+    }
+    if let Some(profile) = overrides.profile {
+        loader = loader.profile_name(profile);
+    }
+    // `app/ecr-retag` in the User-Agent: CloudTrail (and the test emulator) can tell its calls apart.
+    if let Ok(name) = AppName::new(APP_NAME) {
+        loader = loader.app_name(name);
+    }
+    warm_up();
+    loader.load().await
 }
 
 /// One-off work of the first TLS handshake, done during INIT, which Lambda runs on a full

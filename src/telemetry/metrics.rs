@@ -20,11 +20,12 @@ pub const NAMESPACE: &str = "ecr-retag";
 /// The counters of a line, in the order it lists them: the tags by outcome (`counter_of`;
 /// `TagsRepaired`: `if-newer` tags put back after a lower version's late write,
 /// `TagsSuperseded`: taken by a newer version since, `SourceTagsRemoved`: `remove_source`),
-/// events that needed no action, and invocations that returned an error.
-pub const COUNTERS: [&str; 15] = [
+/// events that needed no action, invocations that returned an error, and the sweep messages a
+/// fan-out sent to the event queue.
+pub const COUNTERS: [&str; 16] = [
     "TagsCreated", "TagsMoved", "TagsUnchanged", "TagConflicts", "TagsInvalid", "TagFailures", "TagsSkippedNotNewer",
     "TagsRepaired", "TagsSuperseded", "TagsDeferred", "TagsBlocked", "TagsOnArchivedImages", "SourceTagsRemoved",
-    "EventsIgnored", "EventErrors",
+    "EventsIgnored", "EventErrors", "SweepMessagesEnqueued",
 ];
 
 /// The counter a tag's outcome adds to; dry runs and kept source tags count nowhere.
@@ -75,6 +76,9 @@ impl EventMetrics {
         let mut m = EventMetrics::default();
         for outcome in report.outcomes() {
             m.count(outcome);
+        }
+        if let Some(enqueued) = &report.enqueued {
+            m.0.insert("SweepMessagesEnqueued", enqueued.messages as u64);
         }
         m
     }
@@ -202,7 +206,7 @@ mod tests {
         for def in directive["Metrics"].as_array().unwrap() {
             assert!(line[def["Name"].as_str().unwrap()].is_number(), "{def}");
         }
-        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 16);
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 17, "the counters and the latency");
 
         let labels = Labels { function_name: "fn", repository: Some("team/api"), by_repository: false };
         let line: Value = serde_json::from_str(&emf_line(&m, &labels, None, now)).unwrap();

@@ -44,6 +44,7 @@ pub fn sweep(report: &SweepReport, settings: &Metrics, now: DateTime<Utc>) {
                 status = %status.as_str().unwrap_or_default(),
                 writes = report.writes,
                 continuation = %report.continuation.clone().unwrap_or_default(),
+                enqueued = report.enqueued.as_ref().map_or(0, |e| e.messages),
                 repositories = %json(&summary),
                 "reconcile sweep"
             )

@@ -268,6 +268,19 @@ class TemplateMatchesTheCode(unittest.TestCase):
         statement = r.resource("EventQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0]
         self.assertEqual(statement["Condition"]["ArnEquals"]["aws:SourceArn"], ["<PushRule.Arn>", "<ScanRule.Arn>"])
 
+    def test_with_queue_delivery_the_scheduled_sweep_fans_out_through_the_event_queue(self):
+        r = Resolver(self.template, Delivery="queue", ReconcileSchedule="rate(1 day)", Repositories="team/*", ReconcileMaxWrites="300")
+        target = r.resource("ReconcileRule")["Properties"]["Targets"][0]
+        self.assertEqual(target["Arn"], "<RetagFunction.Arn>", "the fan-out itself runs in the function")
+        self.assertEqual(json.loads(target["Input"]), {"reconcile": {"repositories": ["team/**"], "max_writes": 300, "fan_out": True}})
+        function = r.resource("RetagFunction")["Properties"]
+        self.assertEqual(function["Environment"]["Variables"]["RETAG_SWEEP_QUEUE_URL"], "<EventQueue>")
+        sqs = [s for p in function["Policies"] for s in p["Statement"] if s["Sid"] == "ReadEventQueue"]
+        self.assertIn("sqs:SendMessage", sqs[0]["Action"], "the sweep messages and their continuations")
+        direct = Resolver(self.template, ReconcileSchedule="rate(1 day)")
+        self.assertEqual(direct.resource("RetagFunction")["Properties"]["Environment"]["Variables"]["RETAG_SWEEP_QUEUE_URL"], "")
+        self.assertNotIn("fan_out", json.loads(direct.resource("ReconcileRule")["Properties"]["Targets"][0]["Input"])["reconcile"])
+
     def test_the_event_pattern_filters_on_detail_and_never_on_resources(self):
         for repositories in ["*", "app,team/*"]:
             pattern = event_pattern(Resolver(self.template, Repositories=repositories))

@@ -76,7 +76,7 @@ pub(super) fn single_attempt(config: aws_sdk_ecr::config::Builder) -> aws_sdk_ec
 }
 
 /// Classifies what is left of a call after the SDK's own retries.
-pub(super) fn fault<E>(error: &SdkError<E, HttpResponse>) -> Fault
+pub(crate) fn fault<E>(error: &SdkError<E, HttpResponse>) -> Fault
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
