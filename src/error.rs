@@ -65,6 +65,8 @@ pub enum RetagError {
     TagsNotApplied { report: Box<Report>, retryable: bool },
     #[error("stopped before Lambda's timeout with {waiting_for} still unanswered; a later delivery finishes the job")]
     DeadlineExceeded { waiting_for: String },
+    #[error("the sweep of {repository:?} left {failed} tag(s) failed or the repository unread; a later delivery finishes it")]
+    SweepIncomplete { repository: String, failed: usize },
     #[error("a fan-out sends its sweeps to the event queue, and there is none: deploy with Delivery=queue (RETAG_SWEEP_QUEUE_URL)")]
     NoQueue,
     #[error("sending sweep messages to the event queue failed, {sent} sent before: {fault}")]
@@ -76,7 +78,7 @@ impl RetagError {
         match self {
             RetagError::Read { fault, .. } | RetagError::Listing { fault, .. } | RetagError::Enqueue { fault, .. } => fault.retryable(),
             RetagError::TagsNotApplied { retryable, .. } => *retryable,
-            RetagError::DeadlineExceeded { .. } => true,
+            RetagError::DeadlineExceeded { .. } | RetagError::SweepIncomplete { .. } => true,
             _ => false,
         }
     }
@@ -91,6 +93,7 @@ impl RetagError {
             RetagError::Read { .. } | RetagError::Listing { .. } => "ReadFailed",
             RetagError::TagsNotApplied { .. } => "TagsNotApplied",
             RetagError::DeadlineExceeded { .. } => "DeadlineExceeded",
+            RetagError::SweepIncomplete { .. } => "SweepIncomplete",
             RetagError::NoQueue => "NoQueue",
             RetagError::Enqueue { .. } => "EnqueueFailed",
         };

@@ -242,19 +242,28 @@ impl<R: Catalog> Handler<R> {
     }
 
     /// A sweep from the queue. One that stopped early sends its continuation back to the queue,
-    /// if it got anywhere; one that got nowhere fails, so that SQS delivers it again and, after
-    /// maxReceiveCount, moves it to the failure queue rather than circling for ever.
+    /// if it got anywhere; one that got nowhere, or left tags failed (throttled past its retries,
+    /// say), fails its message, so that SQS delivers it again and, after maxReceiveCount, moves
+    /// it to the failure queue rather than circling for ever.
     async fn queued_sweep(&self, request: &ReconcileRequest, budget: Budget) -> Result<(), RetagError> {
         let report = self.reconcile(request, budget.sweep_stop(), budget.calls_end()).await?;
-        let Some(resume_at) = report.continuation.as_deref().and_then(crate::domain::request::resume_point) else {
-            return Ok(());
-        };
-        if report.status != SweepStatus::Stopped || report.writes + report.would_write.unwrap_or(0) == 0 {
-            return Err(RetagError::DeadlineExceeded { waiting_for: format!("the sweep of {resume_at}, which wrote nothing") });
+        let resume_at = report.continuation.as_deref().and_then(crate::domain::request::resume_point);
+        let progressed = report.writes + report.would_write.unwrap_or(0) > 0;
+        match resume_at {
+            Some(resume_at) if report.status == SweepStatus::Stopped && progressed => {
+                let queue = self.queue.as_ref().ok_or(RetagError::NoQueue)?;
+                let next = [input::sweep::message(request, Some(&resume_at))];
+                return queue.send(&next).await.map_err(|fault| RetagError::Enqueue { sent: 0, fault });
+            }
+            Some(resume_at) => {
+                return Err(RetagError::DeadlineExceeded { waiting_for: format!("the sweep of {resume_at}, which wrote nothing") })
+            }
+            None => {}
         }
-        let queue = self.queue.as_ref().ok_or(RetagError::NoQueue)?;
-        let next = [input::sweep::message(request, Some(&resume_at))];
-        queue.send(&next).await.map_err(|fault| RetagError::Enqueue { sent: 0, fault })
+        match report.repositories.iter().find(|r| r.failed > 0 || r.error.is_some()) {
+            Some(r) => Err(RetagError::SweepIncomplete { repository: r.repository.clone(), failed: r.failed }),
+            None => Ok(()),
+        }
     }
 
     /// One event: its writes and the second look at its if-newer tags, every

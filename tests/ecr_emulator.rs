@@ -1102,3 +1102,32 @@ async fn the_emulator_answers_the_registry_settings_doctor_reads_as_ecr_does() {
     let got = client.get_lifecycle_policy().repository_name(&own).send().await.unwrap();
     assert_eq!(got.lifecycle_policy_text(), Some(policy));
 }
+
+#[tokio::test]
+async fn a_queued_sweep_sends_its_continuation_back_or_fails_its_message_until_every_tag_is_in_place() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "qsweep", false).await;
+    push(&client, &repo, &numbered_manifest(70_001), Some("v1.4.2")).await;
+    let queue = std::sync::Arc::new(ecr_retag::queue::Memory::default());
+    let h = handler(RELEASE).with_queue(queue.clone());
+    let sweep = |max: u32| json!({"reconcile": {"repositories": [repo], "max_writes": max}}).to_string();
+
+    // Stopped at its budget having written: done with this message, the rest sent back.
+    assert_eq!(batch_failures(&h, &sqs_batch(&[("s1", sweep(2))])).await, Vec::<String>::new());
+    let sent = queue.take();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let next: serde_json::Value = serde_json::from_str(&sent[0]).unwrap();
+    assert_eq!(next["reconcile"]["continuation"], format!("resume-at:{repo}"));
+    assert_eq!(state(&client, &repo).await.0.len(), 3, "two of four written");
+
+    // `v1` throttled past the SDK's retries: the message fails, and SQS's redelivery finishes.
+    emulator.fault("PutImage", &repo, Some("v1"), "throttle", 3);
+    assert_eq!(batch_failures(&h, &sqs_batch(&[("s2", sent[0].clone())])).await, ["s2"]);
+    assert!(queue.take().is_empty(), "not stopped: nothing sent back");
+    assert_eq!(batch_failures(&h, &sqs_batch(&[("s2", sent[0].clone())])).await, Vec::<String>::new());
+    let (tags, _) = state(&client, &repo).await;
+    // The pushed tag, stable, v1, v1.4 and the push's date stamp (whatever today is).
+    assert!(tags.len() == 5 && ["stable", "v1", "v1.4"].iter().all(|t| tags.contains_key(*t)), "{tags:?}");
+    assert!(emulator.writes(&repo).values().all(|n| *n == 1), "{:?}", emulator.writes(&repo));
+}
