@@ -271,11 +271,20 @@ def main():
     rules = rule_benchmarks()
 
     result = table(ours, peer, package, rules, args)
-    command = "bench/run " + " ".join(sys.argv[1:])
-    header = (f"Measured {datetime.date.today().isoformat()} on {machine()}.\n\n"
-              f"Command: `{command.strip()}`. Emulated ECR latency: {args.latency_ms:g} ms per call. "
-              f"INIT over {args.init_runs} cold starts; warm invocations over {args.warm_runs} events per tag count, "
-              f"each a fresh image, so every tag is a real PutImage.\n")
+    above = header("bench/run", f"Emulated ECR latency: {args.latency_ms:g} ms per call. "
+                   f"INIT over {args.init_runs} cold starts; warm invocations over {args.warm_runs} events per tag count, "
+                   f"each a fresh image, so every tag is a real PutImage.")
+    publish(args, above, result)
+
+
+def header(script, details):
+    """The date, the machine and the command line above a table, then `details`."""
+    command = f"{script} " + " ".join(sys.argv[1:])
+    return f"Measured {datetime.date.today().isoformat()} on {machine()}.\n\nCommand: `{command.strip()}`. {details}\n"
+
+
+def publish(args, header, result):
+    """Prints the figures and, unless `--write ''`, puts them into the block `--block` of that file."""
     print(header)
     print(result)
     if args.write:

@@ -13,7 +13,6 @@ to BENCHMARKS.md. Not a test: it asserts nothing.
 
 import argparse
 import asyncio
-import datetime
 import hashlib
 import json
 import os
@@ -31,7 +30,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-import bench  # noqa: E402  (its Runtime API stand-in, events, tag templates, machine(), write_benchmarks())
+import bench  # noqa: E402  (its Runtime API stand-in, events, tag templates, machine(), publish())
 
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 REGION = "eu-west-1"
@@ -386,17 +385,13 @@ def main():
         shutil.rmtree(directory, ignore_errors=True)
 
     result = table(results, scale, memories)
-    command = "bench/cold " + " ".join(sys.argv[1:])
-    header = (f"Measured {datetime.date.today().isoformat()} on {bench.machine()}.\n\n"
-              f"Command: `{command.strip()}`. TLS (RSA 2048, a local CA) to a parallel ECR stub answering every call "
-              f"after {args.latency_ms:g} ms; medians of {args.runs} cold starts per cell, a fresh image per event. "
-              f"CPU limited to the memory size's share of one vCPU (full at {FULL_VCPU_MB} MB) from the end of INIT; "
-              f"\"INIT at the CPU share\" is limited from the start. GB-s: memory × (INIT + invocation), "
-              f"at ${PRICE_GB_S * 1e6:.2f} per million GB-s (arm64).\n")
-    print(header)
-    print(result)
-    if args.write:
-        bench.write_benchmarks(args.write, args.block, header, result)
+    header = bench.header("bench/cold",
+                          f"TLS (RSA 2048, a local CA) to a parallel ECR stub answering every call "
+                          f"after {args.latency_ms:g} ms; medians of {args.runs} cold starts per cell, a fresh image per event. "
+                          f"CPU limited to the memory size's share of one vCPU (full at {FULL_VCPU_MB} MB) from the end of INIT; "
+                          f"\"INIT at the CPU share\" is limited from the start. GB-s: memory × (INIT + invocation), "
+                          f"at ${PRICE_GB_S * 1e6:.2f} per million GB-s (arm64).")
+    bench.publish(args, header, result)
 
 
 if __name__ == "__main__":

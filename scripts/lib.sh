@@ -39,4 +39,6 @@ local_ecr() {
   export AWS_REGION=eu-west-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
   echo "    $AWS_ENDPOINT_URL; pushing the sample images the events/ samples name"
   .venv/bin/python scripts/local_registry.py seed
+  # The event queue beside it (moto's SQS), where a fan-out sends its sweeps.
+  SWEEP_QUEUE_URL=$(.venv/bin/python scripts/local_registry.py queue)
 }

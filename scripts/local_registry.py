@@ -2,6 +2,7 @@
 
   local_registry.py seed                  create the repositories the events/ samples name and push their images
   local_registry.py show [REPOSITORY...]  print every tag of the repositories (default team/api) and its digest
+  local_registry.py queue                 create the local event queue (moto's SQS, beside the ECR) and print its URL
 """
 import hashlib
 import os
@@ -59,9 +60,17 @@ def show(repositories):
             print(f"    {repository}:{tag:<24} {short(digest)}")
 
 
+def queue():
+    """The event queue a fan-out (events/reconcile-fan-out.json) sends its sweeps to."""
+    sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
+    print(sqs.create_queue(QueueName="ecr-retag-events")["QueueUrl"])
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["seed"]:
         seed()
+    elif sys.argv[1:2] == ["queue"]:
+        queue()
     elif sys.argv[1:2] == ["show"]:
         show(sys.argv[2:])
     else:

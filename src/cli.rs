@@ -32,7 +32,7 @@ pub const USAGE: &str = "usage:
   ecr-retag filters --rules FILE
   ecr-retag apply --rules FILE --repository NAME --tag TAG [--digest sha256:HEX] [--registry-id ID]
                   [--region R] [--profile P] [--dry-run] [--json]
-  ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--continuation TOKEN]
+  ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--writes-per-second N] [--continuation TOKEN]
                   [--registry-id ID] [--region R] [--profile P] [--dry-run] [--json]
   ecr-retag doctor --rules FILE [--repositories GLOB...] [--region R] [--profile P] [--json]
 Without arguments, ecr-retag runs as the Lambda function.";

@@ -14,6 +14,7 @@
 //! | `RETAG_REMOVE_SOURCE` | set by the template: `false` when the role may not call `ecr:BatchDeleteImage` |
 //! | `RETAG_RESTORE_ARCHIVED` | set by the template: `false` when the role may not call `ecr:UpdateImageStorageClass` |
 //! | `RETAG_SIGNATURE_EVENTS` | set by the template: `false` when untagged signature pushes are not routed here |
+//! | `RETAG_SWEEP_WRITES_PER_SECOND` | sweeps' PutImage calls per second per instance, more than 0 and at most 1000 (unset or `0`: unpaced) |
 //! | `RETAG_SWEEP_QUEUE_URL` | set by the template with `Delivery=queue`: the event queue's URL, where a fan-out (`"fan_out": true`) sends its sweeps |
 //! | `RETAG_MANAGED_SIGNING` | set by the template: `false` when the role may not call `ecr:DescribeImageSigningStatus` |
 //!
@@ -39,6 +40,8 @@ pub struct Config {
     pub repository_tags_ttl: Duration,
     /// The event queue a fan-out sends its sweeps to (`RETAG_SWEEP_QUEUE_URL`).
     pub sweep_queue_url: Option<String>,
+    /// Sweeps' PutImage calls per second from one instance (`RETAG_SWEEP_WRITES_PER_SECOND`).
+    pub sweep_writes_per_second: Option<f64>,
 }
 
 /// Where the per-event metric line goes.
@@ -90,6 +93,7 @@ impl Config {
             metrics: Metrics::default(),
             repository_tags_ttl: Self::DEFAULT_REPOSITORY_TAGS_TTL,
             sweep_queue_url: None,
+            sweep_writes_per_second: None,
         }
     }
 
@@ -156,12 +160,26 @@ impl Config {
             }
             url => url,
         };
+        let sweep_writes_per_second = match set("RETAG_SWEEP_WRITES_PER_SECOND") {
+            None => None,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(0.0) => None,
+                Ok(n) if n > 0.0 && n <= 1000.0 => Some(n),
+                _ => {
+                    return Err(ConfigError::Value {
+                        var: "RETAG_SWEEP_WRITES_PER_SECOND",
+                        value: v,
+                        expected: "a number of writes per second above 0 and at most 1000, or 0 for unpaced",
+                    })
+                }
+            },
+        };
         for wiring in WIRING {
             if rules.uses(wiring.needed) && !flag(wiring.var, true)? {
                 return Err(ConfigError::Wiring { feature: wiring.feature.into(), var: wiring.var, remedy: wiring.remedy });
             }
         }
-        Ok(Self { apply: Settings { rules, dry_run, write_concurrency }, batch_concurrency, metrics, repository_tags_ttl, sweep_queue_url })
+        Ok(Self { apply: Settings { rules, dry_run, write_concurrency }, batch_concurrency, metrics, repository_tags_ttl, sweep_queue_url, sweep_writes_per_second })
     }
 }
 

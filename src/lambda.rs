@@ -13,7 +13,7 @@ use lambda_runtime::Diagnostic;
 
 use crate::budget::Budget;
 use crate::config::Config;
-use crate::registry::deadline::Deadline;
+use crate::registry::deadline::{Deadline, Pace};
 use crate::domain::names::Repository;
 use crate::domain::request::{ReconcileRequest, Request};
 use crate::input::{self, Invocation, Message, Queued, Work};
@@ -55,11 +55,14 @@ pub struct Handler<R> {
     config: Config,
     /// The event queue, where a fan-out sends its sweeps (`RETAG_SWEEP_QUEUE_URL`).
     queue: Option<Arc<dyn Queue>>,
+    /// Sweeps' PutImage pace, shared by every sweep this instance runs at once.
+    pace: Option<Pace>,
 }
 
 impl<R: Catalog> Handler<R> {
     pub fn new(registry: R, config: Config) -> Self {
-        Self { registry: Cached::new(registry, config.repository_tags_ttl), config, queue: None }
+        let pace = config.sweep_writes_per_second.map(Pace::per_second);
+        Self { registry: Cached::new(registry, config.repository_tags_ttl), config, queue: None, pace }
     }
 
     /// The same, sending fanned-out sweeps (and their continuations) to `queue`.
@@ -166,8 +169,10 @@ impl<R: Catalog> Handler<R> {
                     (result, request.time())
                 }
                 Sorted::Sweep(_) => {
-                    // Logged by the sweep itself; only whether SQS should deliver it again is left.
-                    if !matches!(swept.remove(&index), Some(Ok(()))) {
+                    // The sweep logged its own line; a message SQS must deliver again gets an error line too.
+                    let result = swept.remove(&index).unwrap_or_else(|| Err(out_of_time()));
+                    if let Err(e) = result {
+                        let _ = self.finish(Err(e), None, done_at);
                         failed.push(BatchItemFailure { item_identifier: messages[index].id.clone() });
                     }
                     continue;
@@ -199,14 +204,14 @@ impl<R: Catalog> Handler<R> {
     }
 
     /// A reconcile sweep, with its log line and metric line: no new ECR work
-    /// after `stop_by`, no ECR call past `calls_end`.
+    /// after `stop_by`, no ECR call past `calls_end`, PutImage paced when configured.
     pub async fn reconcile(
         &self,
         request: &ReconcileRequest,
         stop_by: Option<Instant>,
         calls_end: Option<Instant>,
     ) -> Result<SweepReport, RetagError> {
-        let registry = Deadline::new(&self.registry, calls_end);
+        let registry = Deadline::new(&self.registry, calls_end).paced(self.pace.as_ref());
         let result = sweep::reconcile(&registry, &self.config.apply, request, stop_by, calls_end).await;
         match &result {
             Ok(report) => telemetry::sweep(report, &self.config.metrics, Utc::now()),

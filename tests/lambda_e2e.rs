@@ -661,9 +661,14 @@ async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipelin
     let stopped: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((stopped["status"].as_str(), stopped["writes"].as_u64()), (Some("stopped"), Some(3)), "{stopped}");
     let token = stopped["continuation"].as_str().unwrap().to_owned();
-    let (code, out, err) = run(&["sweep", "--rules", rules, "--repositories", &glob, "--continuation", &token]);
+    assert_eq!(run(&["sweep", "--rules", rules, "--repositories", &glob, "--writes-per-second", "0"]).0, Some(2));
+    let (code, out, err) = run(&["sweep", "--rules", rules, "--repositories", &glob, "--continuation", &token, "--writes-per-second", "50"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(err.lines().any(|l| l.starts_with("[1/") && l.contains("images")), "plain progress lines off a terminal: {err}");
+    // Each line but the last names the continuation that resumes at the next repository (for Ctrl-C).
+    let first = err.lines().find(|l| l.starts_with("[1/")).unwrap();
+    let next = first.rsplit_once("(to resume from here: --continuation resume-at:").map(|(_, n)| n.trim_end_matches(')')).unwrap();
+    assert!(err.lines().any(|l| l.starts_with("[2/") && l.contains(&format!("] {next}: "))), "{err}");
     for (r, repo) in repos.iter().enumerate() {
         let (tags, _) = state(&client, repo).await;
         let newest = tags[&format!("v{}.0.4", r + 1)].clone();

@@ -3,7 +3,7 @@
 //! ```text
 //! ecr-retag apply --rules FILE --repository NAME --tag TAG [--digest D] [--registry-id ID]
 //!                 [--region R] [--profile P] [--dry-run] [--json]
-//! ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--continuation TOKEN]
+//! ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--writes-per-second N] [--continuation TOKEN]
 //!                 [--registry-id ID] [--region R] [--profile P] [--dry-run] [--json]
 //! ecr-retag doctor --rules FILE [--repositories GLOB...] [--region R] [--profile P] [--json]
 //! ```
@@ -25,7 +25,8 @@ use crate::apply::sweep::repositories;
 use crate::cli::{load, Outcome, USAGE};
 use crate::config::Config;
 use crate::domain::rules::RuleSet;
-use crate::domain::request::{ReconcileRequest, MAX_WRITES_LIMIT};
+use crate::domain::names::RepositoryName;
+use crate::domain::request::{continuation_token, ReconcileRequest, MAX_WRITES_LIMIT};
 use crate::input::{self, Invocation};
 use crate::lambda::{Answer, Handler};
 use crate::registry::ecr::{Ecr, Overrides};
@@ -68,6 +69,7 @@ pub(crate) struct Flags {
     profile: Option<String>,
     pub(crate) repositories: Vec<String>,
     max_writes: Option<usize>,
+    writes_per_second: Option<f64>,
     continuation: Option<String>,
     dry_run: bool,
     pub(crate) json: bool,
@@ -93,6 +95,11 @@ impl Flags {
                     let n = text.parse().map_err(|_| format!("--max-writes takes a number, got {text:?}"))?;
                     flags.max_writes = Some(n);
                 }
+                "--writes-per-second" => {
+                    let text = value()?;
+                    let n = text.parse().ok().filter(|n: &f64| *n > 0.0 && *n <= 1000.0);
+                    flags.writes_per_second = Some(n.ok_or_else(|| format!("--writes-per-second takes a number above 0 and at most 1000, got {text:?}"))?);
+                }
                 "--repositories" => {
                     while let Some(glob) = args.next_if(|a| !a.starts_with("--")) {
                         flags.repositories.push(glob.clone());
@@ -113,7 +120,8 @@ impl Flags {
     /// and costs no AWS configuration), then the client.
     async fn handler(&self) -> Result<Handler<Ecr>, Outcome> {
         let (rules, ecr) = self.rules_and_client().await?;
-        Ok(Handler::new(ecr, Config::with_rules(rules)))
+        let config = Config { sweep_writes_per_second: self.writes_per_second, ..Config::with_rules(rules) };
+        Ok(Handler::new(ecr, config))
     }
 
     pub(crate) async fn rules_and_client(&self) -> Result<(RuleSet, Ecr), Outcome> {
@@ -126,7 +134,7 @@ impl Flags {
     /// Flags of apply and sweep that `doctor` has no use for.
     pub(crate) fn only_for_writes(&self) -> bool {
         self.repository.is_some() || self.tag.is_some() || self.digest.is_some() || self.registry_id.is_some()
-            || self.max_writes.is_some() || self.continuation.is_some() || self.dry_run
+            || self.max_writes.is_some() || self.writes_per_second.is_some() || self.continuation.is_some() || self.dry_run
     }
 }
 
@@ -134,8 +142,8 @@ async fn apply(flags: Flags) -> Outcome {
     let (Some(repository), Some(tag)) = (&flags.repository, &flags.tag) else {
         return usage("apply needs --repository NAME and --tag TAG");
     };
-    if !flags.repositories.is_empty() || flags.max_writes.is_some() || flags.continuation.is_some() {
-        return usage("--repositories, --max-writes and --continuation are for sweep");
+    if !flags.repositories.is_empty() || flags.max_writes.is_some() || flags.writes_per_second.is_some() || flags.continuation.is_some() {
+        return usage("--repositories, --max-writes, --writes-per-second and --continuation are for sweep");
     }
     let handler = match flags.handler().await {
         Ok(h) => h,
@@ -260,7 +268,7 @@ async fn sweep(flags: Flags) -> Outcome {
         if total.status == SweepStatus::Stopped {
             break;
         }
-        progress.show(done + 1, name.as_str(), &total);
+        progress.show(done + 1, name.as_str(), names.get(done + 1), &total);
     }
     progress.finish();
     let not_in_place =
@@ -305,16 +313,20 @@ impl Progress {
         Progress { total, started: Instant::now(), terminal: std::io::stderr().is_terminal() }
     }
 
-    fn show(&self, done: usize, repository: &str, so_far: &SweepReport) {
+    /// After `repository`, the `done`th; `next`: where a sweep stopped now (Ctrl-C) would resume.
+    fn show(&self, done: usize, repository: &str, next: Option<&RepositoryName>, so_far: &SweepReport) {
         let images: usize = so_far.repositories.iter().map(|r| r.images_seen).sum();
         let writes = so_far.writes + so_far.would_write.unwrap_or(0);
         let elapsed = self.started.elapsed();
         let eta = elapsed.mul_f64((self.total - done) as f64 / done.max(1) as f64);
-        let line = format!(
+        let mut line = format!(
             "[{done}/{}] {repository}: {images} images, {writes} writes so far, ETA {}s",
             self.total,
             eta.as_secs()
         );
+        if let Some(next) = next {
+            let _ = write!(line, " (to resume from here: --continuation {})", continuation_token(next));
+        }
         let mut err = std::io::stderr();
         let _ = if self.terminal { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
     }

@@ -3,10 +3,15 @@
 //! included) and answers it as a retryable fault. So a tag whose PutImage is
 //! throttled until the end ends `failed` (retryable) in a report that still
 //! says what every other tag did, and the event comes back for the rest.
+//!
+//! For sweeps it also paces PutImage ([`Pace`]): a fanned-out sweep runs on as many
+//! instances as the queue drives, and unpaced they would spend the account's PutImage
+//! quota (shared with every `docker push`) on throttled calls and redeliveries.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::domain::mutability::TagMutability;
@@ -20,11 +25,47 @@ pub struct Deadline<'r, R> {
     inner: &'r R,
     /// `None`: no deadline (local runners); only the SDK's timeouts apply.
     at: Option<Instant>,
+    /// PutImage calls start no faster than this allows (sweeps, when configured).
+    pace: Option<&'r Pace>,
+}
+
+/// At most so many PutImage calls per second from one instance, evenly spaced.
+#[derive(Debug)]
+pub struct Pace {
+    interval: Duration,
+    /// tokio's clock, which tests can pause.
+    next: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pace {
+    /// `per_second` must be positive (checked with the configuration).
+    pub fn per_second(per_second: f64) -> Pace {
+        Pace { interval: Duration::from_secs_f64(1.0 / per_second.max(f64::MIN_POSITIVE)), next: Mutex::new(None) }
+    }
+
+    /// Waits for the next free slot (slots are handed out in call order).
+    async fn wait(&self) {
+        let slot = match self.next.lock() {
+            Ok(mut next) => {
+                let now = tokio::time::Instant::now();
+                let at = next.map_or(now, |n| n.max(now));
+                *next = Some(at + self.interval);
+                at
+            }
+            Err(_) => return,
+        };
+        tokio::time::sleep_until(slot).await;
+    }
 }
 
 impl<'r, R> Deadline<'r, R> {
     pub fn new(inner: &'r R, at: Option<Instant>) -> Self {
-        Self { inner, at }
+        Self { inner, at, pace: None }
+    }
+
+    /// The same, with PutImage calls paced (a wait past the deadline is cut like a call).
+    pub fn paced(self, pace: Option<&'r Pace>) -> Self {
+        Self { pace, ..self }
     }
 
     async fn cut<T, E>(&self, operation: &str, call: impl Future<Output = Result<T, E>>, fault: impl FnOnce(Fault) -> E) -> Result<T, E> {
@@ -46,7 +87,13 @@ impl<R: Registry> Registry for Deadline<'_, R> {
     }
 
     async fn put(&self, target: &Target<'_>, tag: &Tag, attempts: Attempts) -> Result<(), PutError> {
-        self.cut("PutImage", self.inner.put(target, tag, attempts), PutError::Fault).await
+        let paced = async {
+            if let Some(pace) = self.pace {
+                pace.wait().await;
+            }
+            self.inner.put(target, tag, attempts).await
+        };
+        self.cut("PutImage", paced, PutError::Fault).await
     }
 
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
@@ -85,5 +132,30 @@ impl<R: Catalog> Catalog for Deadline<'_, R> {
 
     async fn images(&self, repository: &Repository, page: Option<&str>) -> Result<Page<Listed>, ReadError> {
         self.cut("DescribeImages", self.inner.images(repository, page), ReadError::Fault).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn paced_calls_start_evenly_spaced_whoever_asks() {
+        let pace = Pace::per_second(4.0);
+        let started = tokio::time::Instant::now();
+        let waits = (0..9).map(|_| async {
+            pace.wait().await;
+            started.elapsed()
+        });
+        let mut at: Vec<Duration> = futures_util::future::join_all(waits).await;
+        at.sort();
+        assert_eq!(at.first(), Some(&Duration::ZERO), "the first at once");
+        assert_eq!(at.last(), Some(&Duration::from_millis(2000)), "the ninth two seconds on, at 4 a second");
+        assert!(at.windows(2).all(|w| w[1] - w[0] == Duration::from_millis(250)), "{at:?}");
+        // After a pause, the next starts at once again: unused slots are not saved up.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let before = tokio::time::Instant::now();
+        pace.wait().await;
+        assert_eq!(before.elapsed(), Duration::ZERO);
     }
 }

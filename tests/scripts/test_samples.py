@@ -33,7 +33,7 @@ class Samples(unittest.TestCase):
     def test_the_samples_for_rules_json(self):
         names = ["push.json", "push-multi-arch-index.json", "push-untagged-child.json", "push-main-build.json",
                  "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json", "push-signature.json", "direct-request-dry-run.json",
-                 "direct-request.json", "sqs-batch.json", "reconcile-dry-run.json", "reconcile.json"]
+                 "direct-request.json", "sqs-batch.json", "reconcile-dry-run.json", "reconcile.json", "reconcile-fan-out.json"]
         self.assertEqual(sorted(n for n in os.listdir(os.path.join(ROOT, "events")) if not n.startswith("platform-")),
                          sorted(names), "every sample is checked here or below")
         run, got = answers(*[f"events/{n}" for n in names])
@@ -58,6 +58,10 @@ class Samples(unittest.TestCase):
         self.assertTrue(would and all(c["outcome"].startswith("would_") for c in would), dry)
         self.assertEqual(real["status"], "complete", real)
         self.assertEqual([r["repository"] for r in real["repositories"]], ["team/api", "team/web"])
+        # The fan-out sends the local event queue a sweep per repository, and writes nothing itself.
+        fanned = got["reconcile-fan-out.json"]
+        self.assertEqual((fanned["writes"], fanned["enqueued"]["messages"], fanned["enqueued"]["repositories"]),
+                         (0, 2, ["team/api", "team/web"]), fanned)
 
     def test_the_platform_samples_for_the_promotion_rules(self):
         names = ["platform-push-v1.3.0.json", "platform-signature-v1.3.0.json", "platform-scan-passed.json",

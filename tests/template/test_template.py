@@ -275,6 +275,9 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertEqual(json.loads(target["Input"]), {"reconcile": {"repositories": ["team/**"], "max_writes": 300, "fan_out": True}})
         function = r.resource("RetagFunction")["Properties"]
         self.assertEqual(function["Environment"]["Variables"]["RETAG_SWEEP_QUEUE_URL"], "<EventQueue>")
+        self.assertEqual(str(function["Environment"]["Variables"]["RETAG_SWEEP_WRITES_PER_SECOND"]), "2", "paced by default")
+        paced = Resolver(self.template, Delivery="queue", SweepWritesPerSecond="0").resource("RetagFunction")["Properties"]
+        self.assertEqual(paced["Environment"]["Variables"]["RETAG_SWEEP_WRITES_PER_SECOND"], "0")
         sqs = [s for p in function["Policies"] for s in p["Statement"] if s["Sid"] == "ReadEventQueue"]
         self.assertIn("sqs:SendMessage", sqs[0]["Action"], "the sweep messages and their continuations")
         direct = Resolver(self.template, ReconcileSchedule="rate(1 day)")
