@@ -1131,3 +1131,78 @@ async fn a_queued_sweep_sends_its_continuation_back_or_fails_its_message_until_e
     assert!(tags.len() == 5 && ["stable", "v1", "v1.4"].iter().all(|t| tags.contains_key(*t)), "{tags:?}");
     assert!(emulator.writes(&repo).values().all(|n| *n == 1), "{:?}", emulator.writes(&repo));
 }
+
+/// The config and layer digests a manifest names.
+fn blobs_of(manifest: &str) -> Vec<String> {
+    let parsed: serde_json::Value = serde_json::from_str(manifest).unwrap();
+    std::iter::once(&parsed["config"]).chain(parsed["layers"].as_array().unwrap()).map(|d| d["digest"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_emulator_mounts_blobs_between_repositories_and_checks_a_pushs_blobs_as_ecr_does() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let ours = function_client(&emulator.endpoint);
+    let m = numbered_manifest(80_001);
+    let (src, dst) = (repository(&client, "mount-src", false).await, repository(&client, "mount-dst", false).await);
+    let digest = push(&client, &src, &m, Some("v1.0.0")).await;
+    let blobs = blobs_of(&m.body);
+    let put = |repo: &str| ours.put_image().repository_name(repo).image_manifest(&m.body).image_manifest_media_type(m.media_type).image_tag("v1.0.0").send();
+
+    // ecr-retag's PutImage into a repository without the blobs: LayersNotFoundException.
+    let refused = put(&dst).await.unwrap_err().into_service_error();
+    assert!(refused.is_layers_not_found_exception(), "{refused:?}");
+
+    // The registry API wants the ECR token (HTTP Basic AWS:<password>).
+    let token = client.get_authorization_token().send().await.unwrap().authorization_data()[0].authorization_token().unwrap().to_owned();
+    assert_eq!(emulator.registry("HEAD", &format!("/v2/{src}/blobs/{}", blobs[0]), None, b"").0, 401);
+    assert_eq!(emulator.registry("HEAD", &format!("/v2/{src}/blobs/{}", blobs[0]), Some(&token), b"").0, 200);
+    assert_eq!(emulator.registry("HEAD", &format!("/v2/{dst}/blobs/{}", blobs[0]), Some(&token), b"").0, 404);
+    let mount = |blob: &str, from: &str, into: &str| emulator.registry("POST", &format!("/v2/{into}/blobs/uploads/?mount={blob}&from={from}"), Some(&token), b"");
+
+    // BLOB_MOUNTING off (the default): 202, an upload session instead of a mount.
+    let setting = client.get_account_setting().name("BLOB_MOUNTING").send().await.unwrap();
+    assert_eq!(setting.value(), Some("DISABLED"));
+    let (status, head) = mount(&blobs[0], &src, &dst);
+    assert_eq!(status, 202, "{head}");
+    assert!(head.contains(&format!("Location: /v2/{dst}/blobs/uploads/")), "{head}");
+    client.put_account_setting().name("BLOB_MOUNTING").value("ENABLED").send().await.unwrap();
+
+    // Another encryption than the source's: 202; a blob no committed manifest of the source names: 202.
+    let kms = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
+    let sealed = format!("mount-kms-{}", std::process::id());
+    client.create_repository().repository_name(&sealed).encryption_configuration(kms).send().await.unwrap();
+    assert_eq!(mount(&blobs[0], &src, &sealed).0, 202);
+    assert_eq!(mount(&format!("sha256:{}", "e".repeat(64)), &src, &dst).0, 202);
+    assert_eq!(mount(&blobs[0], &src, "mount-nowhere").0, 404);
+
+    // Mounted: 201, the blob is there, and once every blob is, the same bytes put there get the same digest.
+    for blob in &blobs {
+        let (status, head) = mount(blob, &src, &dst);
+        assert_eq!(status, 201, "{head}");
+        assert!(head.contains(&format!("Docker-Content-Digest: {blob}")), "{head}");
+    }
+    assert_eq!(emulator.registry("HEAD", &format!("/v2/{dst}/blobs/{}", blobs[1]), Some(&token), b"").0, 200);
+    let available = client.batch_check_layer_availability().repository_name(&dst).set_layer_digests(Some(blobs.clone())).send().await.unwrap();
+    assert_eq!(available.layers().len(), blobs.len(), "{available:?}");
+    put(&dst).await.unwrap();
+    assert_eq!(state(&client, &dst).await.0["v1.0.0"], digest);
+    assert_eq!(emulator.calls(&dst).get("RegistryBlobMount"), Some(&(blobs.len() as u64 + 2)), "counted per target repository");
+
+    // An index whose children are not in the repository: ReferencedImagesNotFoundException.
+    let index = manifest("docker-manifest-list");
+    let refused = ours.put_image().repository_name(&dst).image_manifest(&index.body).image_manifest_media_type(index.media_type).image_tag("multi").send().await;
+    assert!(refused.unwrap_err().into_service_error().is_referenced_images_not_found_exception());
+
+    // A blob uploaded whole: 201 when the bytes hash to the digest named, 400 otherwise.
+    let (status, head) = emulator.registry("POST", &format!("/v2/{sealed}/blobs/uploads/"), Some(&token), b"");
+    assert_eq!(status, 202, "{head}");
+    let location = head.lines().find_map(|l| l.strip_prefix("Location: ")).unwrap().to_owned();
+    let bytes = b"a layer";
+    let wrong = format!("{location}?digest=sha256:{}", "0".repeat(64));
+    assert_eq!(emulator.registry("PUT", &wrong, Some(&token), bytes).0, 400);
+    let right = format!("{location}?digest={}", sha256_digest(bytes));
+    assert_eq!(emulator.registry("PUT", &right, Some(&token), bytes).0, 201);
+    assert_eq!(emulator.registry("HEAD", &format!("/v2/{sealed}/blobs/{}", sha256_digest(bytes)), Some(&token), b"").0, 200);
+    client.put_account_setting().name("BLOB_MOUNTING").value("DISABLED").send().await.unwrap();
+}

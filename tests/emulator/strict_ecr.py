@@ -72,7 +72,23 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   push, else MANUAL; PutLifecyclePolicy takes today's schema (storageClass, sinceImagePulled,
   sinceImageTransitioned, the transition action), which moto refuses.
 
-Not emulated: layer and referenced-image existence checks, pagination of ListImageReferrers, the
+- Blobs per repository (blobs.py; moto keeps manifests only): a repository holds a blob once
+  uploaded or mounted there, or named by a manifest pushed there. A push not from ecr-retag stands
+  in for `docker push`, which uploads the blobs first; ecr-retag's own PutImage of a manifest new
+  to the repository is refused as ECR refuses it: LayersNotFoundException for a missing config or
+  layer, ReferencedImagesNotFoundException for an index's missing child. GetAccountSetting and
+  PutAccountSetting (BLOB_MOUNTING, DISABLED unless set; moto has neither). BatchCheckLayerAvailability
+  reports the same store.
+- The registry API beside the ECR API, on the same endpoint (`/v2/...`), authenticated with HTTP
+  Basic `AWS:<password>` from GetAuthorizationToken (401 otherwise): `HEAD /v2/<name>/blobs/<digest>`
+  (200 or 404); `POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<source>`: 201 (mounted) when
+  BLOB_MOUNTING is enabled, both repositories have the same encryption configuration and a manifest
+  stored in the source names the blob, else 202 with an upload session, as a registry answers when
+  it cannot mount; `PUT /v2/<name>/blobs/uploads/<session>?digest=<d>` with the whole blob (201, or
+  400 when the bytes do not hash to d). Counted per repository in /_strict/calls as
+  RegistryBlobHead, RegistryBlobMount and RegistryBlobUpload, and "mounts" by blob.
+
+Not emulated: layer existence for pushes other than ecr-retag's, chunked blob uploads, GET of blobs, pagination of ListImageReferrers, the
 restore's 20 minutes, scans and signing themselves (hooks set their results); quotas
 only on request (below).
 

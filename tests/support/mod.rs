@@ -233,6 +233,20 @@ impl Emulator {
         diff
     }
 
+    /// One call of the registry API (`/v2/…`), with `Authorization: Basic <token>` when given:
+    /// the status and the response's header lines.
+    pub fn registry(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let auth = token.map(|t| format!("Authorization: Basic {t}\r\n")).unwrap_or_default();
+        write!(stream, "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{auth}Content-Length: {}\r\n\r\n", body.len()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let head = response.split_once("\r\n\r\n").map_or(response.as_str(), |(h, _)| h).to_owned();
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, head)
+    }
+
     fn http(&self, method: &str, path: &str, body: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(stream, "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
@@ -240,6 +254,13 @@ impl Emulator {
         stream.read_to_string(&mut response).unwrap();
         response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
     }
+}
+
+/// A client that the emulator takes for ecr-retag's own (its User-Agent names it), so that its
+/// calls get the checks ECR makes of them rather than a seeding push's leniency.
+pub fn function_client(endpoint: &str) -> Client {
+    let config = client_for(endpoint).config().to_builder().app_name(aws_sdk_ecr::config::AppName::new("ecr-retag").unwrap()).build();
+    Client::from_conf(config)
 }
 
 /// A client with the function's own retry and timeout settings.

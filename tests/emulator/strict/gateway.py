@@ -7,7 +7,7 @@ import json
 import socket
 import time
 
-from . import hooks
+from . import blobs, hooks
 from .errors import aws_error, respond
 from .state import HANG_SECONDS, STATE
 
@@ -26,6 +26,8 @@ class Gateway:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_strict/"):
             return hooks.serve(path, environ.get("REQUEST_METHOD"), environ, start_response)
+        if path == "/v2" or path.startswith("/v2/"):
+            return blobs.serve(path, environ.get("REQUEST_METHOD"), environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith(ECR_TARGET):
             return self.app(environ, start_response)
@@ -48,6 +50,7 @@ class Gateway:
         if from_function and self.function_ops is not None and operation not in self.function_ops:
             return aws_error(start_response, "400 Bad Request", "AccessDeniedException",
                              f"ecr-retag is not allowed to call {operation}")
+        STATE.caller.function = from_function
         return self.answer(fault, taken, environ, start_response)
 
     def answer(self, fault, taken, environ, start_response):

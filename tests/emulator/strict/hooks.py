@@ -19,7 +19,8 @@ def serve(path, method, environ, start_response):
                         deletes=dict(STATE.deletes.get(repo, Counter())),
                         throttled=dict(STATE.throttled.get(repo, Counter())),
                         redundant=dict(STATE.redundant.get(repo, Counter())),
-                        restores=dict(STATE.restores.get(repo, Counter())))
+                        restores=dict(STATE.restores.get(repo, Counter())),
+                        mounts=dict(STATE.mounts.get(repo, Counter())))
         return respond(start_response, "200 OK", body)
     if path == "/_strict/function-calls":
         repo = query.get("repository", [None])[0]

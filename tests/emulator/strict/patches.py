@@ -27,6 +27,7 @@ from .signing import (
     list_image_referrers_response,
     scan_fields,
 )
+from .blobs import check_put, get_account_setting_response, put_account_setting_response
 from .settings import (
     accept_current_lifecycle_policies,
     without_rules_allowed,
@@ -68,6 +69,8 @@ def strict_put_image(self, repository_name, image_manifest, image_tag,
             raise ImageAlreadyExistsException(
                 repository_name=repository_name, registry_id=repo.registry_id,
                 digest=actual, image_tag=image_tag)
+        # ECR's checks that the manifest's blobs and children are in the repository (blobs.py).
+        check_put(repo, image_manifest, STATE.caller_is_function(), existing is not None)
         limit = STATE.tags_per_image(repository_name)
         if (existing is not None and image_tag and image_tag not in existing.image_tags
                 and len(existing.image_tags) >= limit):
@@ -295,3 +298,5 @@ def install():
     ECRResponse.batch_get_repository_scanning_configuration = batch_get_repository_scanning_configuration_response
     ECRBackend.put_registry_scanning_configuration = without_rules_allowed(ECRBackend.put_registry_scanning_configuration)
     accept_current_lifecycle_policies()
+    ECRResponse.get_account_setting = get_account_setting_response
+    ECRResponse.put_account_setting = put_account_setting_response

@@ -16,6 +16,8 @@ class State:
         # Re-entrant: the patched backend calls take it inside the gateway's.
         self.lock = threading.RLock()
         self.pull_through = []  # pull-through cache rules, as CreatePullThroughCacheRule answers them: settings, kept by reset()
+        self.account_settings = {}  # PutAccountSetting (BLOB_MOUNTING), also kept by reset()
+        self.caller = threading.local()  # per request: whether ecr-retag sent it (set by the gateway)
         self.reset()
 
     def reset(self):
@@ -34,6 +36,8 @@ class State:
             self.scans = {}                             # (repository, digest) -> {"status", "counts"?}
             self.page_sizes = {}                        # repository -> images per DescribeImages page
             self.repository_page_size = 1000            # repositories per DescribeRepositories page
+            self.mounts = defaultdict(Counter)          # repository -> blob -> mounted into it by the registry API
+            self.uploads = {}                           # registry API upload session -> repository
             self.signing = {}                           # (repository, digest) -> [managed signing status per profile]
 
     def forget_all(self):
@@ -41,9 +45,13 @@ class State:
         with self.lock:
             self.reset()
             self.pull_through = []
+            self.account_settings = {}
             for backends in ecr_models.ecr_backends.values():
                 for backend in backends.values():
                     backend.repositories.clear()
+
+    def caller_is_function(self):
+        return getattr(self.caller, "function", False)
 
     def tags_per_image(self, repository):
         return self.tag_limits.get(repository, TAGS_PER_IMAGE)

@@ -1,0 +1,202 @@
+"""Blobs as ECR keeps them, for promotion into another repository (moto keeps manifests only):
+which blobs each repository holds, the account setting BLOB_MOUNTING, PutImage's checks that a
+manifest's blobs and child manifests are in the repository, and the registry API's calls for
+blobs (token auth, HEAD, mount, monolithic upload), on the same store as the ECR API.
+
+A repository holds a blob once it was uploaded or mounted there, or when a manifest pushed there
+names it. A push that does not come from ecr-retag stands in for `docker push`, which uploads
+the blobs before the manifest: its blobs are taken as uploaded. ecr-retag's own PutImage of a
+manifest new to the repository gets ECR's checks.
+"""
+
+import base64
+import hashlib
+import json
+import re
+import uuid
+from urllib.parse import parse_qs
+
+from moto.core.exceptions import JsonRESTError
+from moto.ecr.exceptions import InvalidParameterException
+
+from .errors import respond
+from .state import STATE
+
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+SETTINGS = {"BLOB_MOUNTING": ("ENABLED", "DISABLED")}
+DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+class LayersNotFoundException(JsonRESTError):
+    def __init__(self, repository, registry_id, digests):
+        super().__init__("LayersNotFoundException",
+                         f"Layers with digests '{digests}' required for pushing image into repository with name "
+                         f"'{repository}' in the registry with id '{registry_id}' do not exist")
+
+
+class ReferencedImagesNotFoundException(JsonRESTError):
+    def __init__(self, digests):
+        super().__init__("ReferencedImagesNotFoundException",
+                         f"Manifest references images that do not exist in the repository: {digests}")
+
+
+def referenced(manifest):
+    """(blob digests, child manifest digests) a manifest names."""
+    try:
+        parsed = json.loads(manifest)
+    except ValueError:
+        return [], []
+    blobs = [d.get("digest") for d in [parsed.get("config") or {}] + list(parsed.get("layers") or []) if d.get("digest")]
+    children = [m.get("digest") for m in parsed.get("manifests") or [] if m.get("digest")]
+    return blobs, children
+
+
+def sizes(manifest):
+    try:
+        parsed = json.loads(manifest)
+    except ValueError:
+        return {}
+    return {d["digest"]: int(d.get("size") or 0) for d in [parsed.get("config") or {}] + list(parsed.get("layers") or [])
+            if d.get("digest")}
+
+
+def committed(repo):
+    """The blobs a manifest stored in the repository names (what ECR lets another repository mount)."""
+    return {blob for image in repo.images for blob in referenced(image.image_manifest)[0]}
+
+
+def check_put(repo, manifest, from_function, exists):
+    """ECR's checks of a PutImage: every blob the manifest names, and every child of an index, in the
+    repository. Called before the image is stored; `exists`: the manifest is stored there already."""
+    blobs, children = referenced(manifest)
+    if not from_function or exists:
+        # docker push uploaded them first (or an earlier push of the same manifest did).
+        for digest, size in sizes(manifest).items():
+            repo.layers.setdefault(digest, size)
+        return
+    missing = [b for b in blobs if b not in repo.layers]
+    if missing:
+        raise LayersNotFoundException(repo.name, repo.registry_id, missing)
+    stored = {image.get_image_digest() for image in repo.images}
+    absent = [c for c in children if c not in stored]
+    if absent:
+        raise ReferencedImagesNotFoundException(absent)
+    for digest, size in sizes(manifest).items():
+        repo.layers.setdefault(digest, size)
+
+
+def get_account_setting_response(self):
+    from moto.core.responses import ActionResult
+    name = self._get_param("name")
+    if name not in SETTINGS:
+        raise InvalidParameterException(f"Invalid parameter at 'name': {name!r} is not an account setting")
+    with STATE.lock:
+        return ActionResult({"name": name, "value": STATE.account_settings.get(name, SETTINGS[name][1])})
+
+
+def put_account_setting_response(self):
+    from moto.core.responses import ActionResult
+    name, value = self._get_param("name"), self._get_param("value")
+    if name not in SETTINGS or value not in SETTINGS[name]:
+        raise InvalidParameterException(f"Invalid parameter: account setting {name!r} cannot be {value!r}")
+    with STATE.lock:
+        STATE.account_settings[name] = value
+        return ActionResult({"name": name, "value": value})
+
+
+# The registry API (https://<registry>.dkr.ecr.<region>.amazonaws.com/v2/...), served beside the ECR API.
+BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>sha256:[a-f0-9]{64})$")
+UPLOADS = re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<session>[0-9a-f-]*)$")
+
+
+def error(start_response, status, code, message, headers=()):
+    return respond(start_response, status, {"errors": [{"code": code, "message": message}]}, headers=headers)
+
+
+def authorised(environ):
+    """HTTP Basic `AWS:<password>` with the password GetAuthorizationToken gave (moto: `<registry id>-auth-token`)."""
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if not header.startswith("Basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return user == "AWS" and password.endswith("-auth-token")
+
+
+def repository(name):
+    """The repository of that name. The emulator serves one registry host for every account and
+    region, so the first found (the tests name each repository once)."""
+    from moto.ecr.models import ecr_backends
+    for backends in ecr_backends.values():
+        for b in backends.values():
+            if name in b.repositories:
+                return b.repositories[name]
+    return None
+
+
+def serve(path, method, environ, start_response):
+    """One registry API call; every call is counted on its repository as Registry<What>."""
+    if not authorised(environ):
+        return error(start_response, "401 Unauthorized", "DENIED", "Not Authorized",
+                     headers=[("WWW-Authenticate", 'Basic realm="https://ecr.amazonaws.com/",service="ecr.amazonaws.com"')])
+    if path in ("/v2", "/v2/"):
+        return respond(start_response, "200 OK", {})
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    blob, uploads = BLOB.match(path), UPLOADS.match(path)
+    with STATE.lock:
+        if blob and method in ("HEAD", "GET"):
+            name, digest = blob.group("name"), blob.group("digest")
+            STATE.calls[name]["RegistryBlobHead"] += 1
+            repo = repository(name)
+            if repo is None:
+                return error(start_response, "404 Not Found", "NAME_UNKNOWN", f"repository {name} not found")
+            if digest not in repo.layers:
+                return error(start_response, "404 Not Found", "BLOB_UNKNOWN", f"blob {digest} not found")
+            return respond(start_response, "200 OK", b"", "application/octet-stream",
+                           headers=[("Docker-Content-Digest", digest), ("X-Blob-Size", str(repo.layers[digest]))])
+        if uploads and method == "POST" and not uploads.group("session"):
+            return start_upload(uploads.group("name"), query, start_response)
+        if uploads and method == "PUT" and uploads.group("session"):
+            return finish_upload(uploads.group("name"), uploads.group("session"), query, environ, start_response)
+    return error(start_response, "404 Not Found", "UNSUPPORTED", f"{method} {path} is not emulated")
+
+
+def start_upload(name, query, start_response):
+    """POST /v2/<name>/blobs/uploads/[?mount=<digest>&from=<source>]: 201 when mounted (BLOB_MOUNTING
+    enabled, the source's committed manifests name the blob, both repositories encrypted alike),
+    else 202 and an upload session, as a registry does when it cannot mount."""
+    target = repository(name)
+    mount, source_name = query.get("mount", [None])[0], query.get("from", [None])[0]
+    STATE.calls[name]["RegistryBlobMount" if mount else "RegistryBlobUpload"] += 1
+    if target is None:
+        return error(start_response, "404 Not Found", "NAME_UNKNOWN", f"repository {name} not found")
+    if mount:
+        source = repository(source_name or "")
+        if (source is not None and STATE.account_settings.get("BLOB_MOUNTING") == "ENABLED"
+                and source.encryption_configuration == target.encryption_configuration
+                and mount in committed(source)):
+            target.layers[mount] = source.layers.get(mount, 0)
+            STATE.mounts[name][mount] += 1
+            return respond(start_response, "201 Created", b"", "text/plain",
+                           headers=[("Location", f"/v2/{name}/blobs/{mount}"), ("Docker-Content-Digest", mount)])
+    session = str(uuid.uuid4())
+    STATE.uploads[session] = name
+    return respond(start_response, "202 Accepted", b"", "text/plain",
+                   headers=[("Location", f"/v2/{name}/blobs/uploads/{session}"), ("Docker-Upload-UUID", session), ("Range", "0-0")])
+
+
+def finish_upload(name, session, query, environ, start_response):
+    """PUT /v2/<name>/blobs/uploads/<session>?digest=<d> with the whole blob: 201 when the bytes hash to d."""
+    digest = query.get("digest", [""])[0]
+    if STATE.uploads.get(session) != name:
+        return error(start_response, "404 Not Found", "BLOB_UPLOAD_UNKNOWN", f"upload {session} not found")
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    if not DIGEST.match(digest) or "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+        return error(start_response, "400 Bad Request", "DIGEST_INVALID", f"the blob does not hash to {digest}")
+    del STATE.uploads[session]
+    repository(name).layers[digest] = len(body)
+    return respond(start_response, "201 Created", b"", "text/plain",
+                   headers=[("Location", f"/v2/{name}/blobs/{digest}"), ("Docker-Content-Digest", digest)])
