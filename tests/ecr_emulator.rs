@@ -1206,3 +1206,47 @@ async fn the_emulator_mounts_blobs_between_repositories_and_checks_a_pushs_blobs
     assert_eq!(emulator.registry("HEAD", &format!("/v2/{sealed}/blobs/{}", sha256_digest(bytes)), Some(&token), b"").0, 200);
     client.put_account_setting().name("BLOB_MOUNTING").value("DISABLED").send().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_ecr_adapter_mounts_an_images_blobs_into_another_repository_or_says_it_could_not() {
+    use ecr_retag::domain::names::{Digest, RepositoryName, Tag};
+    use ecr_retag::registry::{Attempts, Blobs, Lookup, Mount, Registry, Repository, Target};
+    // A registry of its own: its BLOB_MOUNTING setting is the account's, and the function's calls
+    // are limited to those a promotion's policy would grant.
+    let mut granted = FUNCTION_OPERATIONS.to_vec();
+    granted.extend(["GetAuthorizationToken", "GetAccountSetting", "BatchCheckLayerAvailability"]);
+    let emulator = Emulator::start(&granted);
+    let client = emulator.client();
+    let ecr = Ecr::new(function_client(&emulator.endpoint)).with_registry_endpoint(&emulator.endpoint);
+    let m = numbered_manifest(81_001);
+    let (src, dst) = (repository(&client, "adapter-src", false).await, repository(&client, "adapter-dst", false).await);
+    let digest = push(&client, &src, &m, Some("v1.0.0")).await;
+    let repo = |name: &str| Repository::own(RepositoryName::parse(name).unwrap());
+    let (source, target) = (repo(&src), repo(&dst));
+    let blobs: Vec<Digest> = blobs_of(&m.body).iter().map(|d| Digest::parse(d).unwrap()).collect();
+
+    assert_eq!(ecr.missing(&target, &blobs).await.unwrap(), blobs, "none there yet");
+    assert_eq!(ecr.missing(&source, &blobs).await.unwrap(), Vec::<Digest>::new());
+    assert!(!ecr.mounting_enabled().await.unwrap());
+    assert_eq!(ecr.mount(&target, &source, &blobs[0]).await.unwrap(), Mount::NotMounted, "202 while BLOB_MOUNTING is off");
+    client.put_account_setting().name("BLOB_MOUNTING").value("ENABLED").send().await.unwrap();
+    assert!(ecr.mounting_enabled().await.unwrap());
+    for blob in &blobs {
+        assert_eq!(ecr.mount(&target, &source, blob).await.unwrap(), Mount::Mounted);
+    }
+    assert_eq!(ecr.missing(&target, &blobs).await.unwrap(), Vec::<Digest>::new());
+    let err = ecr.mount(&repo("adapter-nowhere"), &source, &blobs[0]).await.unwrap_err();
+    assert!(!err.retryable(), "{err:?}");
+    assert_eq!(ecr.encryption(&target).await.unwrap(), ("AES256".to_owned(), None));
+
+    // With the blobs there, the same bytes put into the target: the same digest, byte for byte.
+    let image = ecr.read(&source, Lookup::Digest(&Digest::parse(&digest).unwrap()), &[]).await.unwrap().image.unwrap();
+    let media_type = image.media_type.clone().unwrap();
+    ecr.put(&Target { repository: &target, image: &image, media_type: &media_type }, &Tag::parse("stable").unwrap(), Attempts::Retried).await.unwrap();
+    let (tags, manifests) = state(&client, &dst).await;
+    assert_eq!(tags["stable"], digest);
+    assert_eq!(manifests[&digest], m.body);
+    // One token for every mount (the emulator's function-calls without a repository: all of them).
+    let calls = emulator.function_calls_on("");
+    assert_eq!(calls.get("GetAuthorizationToken"), Some(&1), "{calls:?}");
+}

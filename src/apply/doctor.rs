@@ -1,5 +1,5 @@
 //! `ecr-retag doctor`: reads what the registry says of each repository the rules cover
-//! ([`Setup`], [`Catalog`]) and hands it to [`crate::domain::doctor`], which decides what
+//! ([`Setup`], [`crate::registry::Catalog`]) and hands it to [`crate::domain::doctor`], which decides what
 //! would defeat the rules. Read-only: nothing is written.
 
 use chrono::{DateTime, Utc};

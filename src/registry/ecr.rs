@@ -3,7 +3,8 @@
 //! BatchDeleteImage (`remove_source`) and ListTagsForResource (plus
 //! DescribeRepositories for an ARN it cannot build; `repository_tags`);
 //! `ecr/images.rs`: listings, scans and signatures (`"when": {"signed": …}`);
-//! `ecr/setup.rs`: the registry settings `ecr-retag doctor` reads, which the function never does.
+//! `ecr/setup.rs`: the registry settings `ecr-retag doctor` reads, which the function never does;
+//! `ecr/blobs.rs`: blobs for promotion into another repository (the registry API's mounts).
 //!
 //! Implements [`Registry`] with aws-sdk-ecr. The SDK retries throttling, 5xx
 //! and transport failures with backoff (standard mode) before an error gets
@@ -57,6 +58,7 @@ macro_rules! send_read {
     };
 }
 
+mod blobs;
 mod images;
 mod setup;
 
@@ -72,6 +74,8 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct Ecr {
     client: Client,
+    /// The registry API (`/v2/…`), for blob mounts; built on first use.
+    registry_api: std::sync::Arc<blobs::RegistryApi>,
 }
 
 impl Ecr {
@@ -88,13 +92,24 @@ impl Ecr {
 
     /// From an SDK configuration already loaded (shared with the queue's client).
     pub fn from_conf(sdk: &aws_config::SdkConfig) -> Self {
-        Self::new(Client::new(sdk))
+        let ecr = Self::new(Client::new(sdk));
+        // AWS_ENDPOINT_URL (a local emulator) serves the registry API too.
+        match sdk.endpoint_url() {
+            Some(url) => ecr.with_registry_endpoint(url),
+            None => ecr,
+        }
+    }
+
+    /// The registry API at `url` rather than the registry's own address (GetAuthorizationToken's
+    /// proxyEndpoint): a local emulator's.
+    pub fn with_registry_endpoint(self, url: &str) -> Self {
+        Self { registry_api: std::sync::Arc::new(blobs::RegistryApi::at(Some(url.to_owned()))), ..self }
     }
 
     /// Wraps any client (the tests' too) with the one retry rule ecr-retag adds.
     pub fn new(client: Client) -> Self {
         let config = client.config().to_builder().retry_classifier(TagLimitIsFinal).build();
-        Self { client: Client::from_conf(config) }
+        Self { client: Client::from_conf(config), registry_api: std::sync::Arc::new(blobs::RegistryApi::at(None)) }
     }
 
     /// PutImage of the manifest's exact bytes under `tag`, with the given config override.

@@ -229,3 +229,26 @@ pub trait Setup: Catalog {
 }
 
 pub use crate::domain::doctor::{Frequency, ScanType};
+
+/// A blob mount's answer: 201, or 202 (the registry opened an upload session instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mount {
+    Mounted,
+    NotMounted,
+}
+
+/// Blobs between the repositories of one registry, for promotion into another repository.
+pub trait Blobs: Registry {
+    /// The account setting `BLOB_MOUNTING` (GetAccountSetting).
+    fn mounting_enabled(&self) -> impl Future<Output = Result<bool, ReadError>> + Send;
+
+    /// The repository's encryption (DescribeRepositories): its type and KMS key, as ECR names them.
+    fn encryption(&self, repository: &Repository) -> impl Future<Output = Result<(String, Option<String>), ReadError>> + Send;
+
+    /// Which of `digests` the repository lacks (BatchCheckLayerAvailability, 100 a call).
+    fn missing(&self, repository: &Repository, digests: &[Digest]) -> impl Future<Output = Result<Vec<Digest>, ReadError>> + Send;
+
+    /// Mounts the blob `digest` from `source` into `target` (the registry API's
+    /// `POST /v2/<target>/blobs/uploads/?mount=<digest>&from=<source>`).
+    fn mount(&self, target: &Repository, source: &Repository, digest: &Digest) -> impl Future<Output = Result<Mount, Fault>> + Send;
+}

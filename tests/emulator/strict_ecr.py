@@ -77,7 +77,8 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   in for `docker push`, which uploads the blobs first; ecr-retag's own PutImage of a manifest new
   to the repository is refused as ECR refuses it: LayersNotFoundException for a missing config or
   layer, ReferencedImagesNotFoundException for an index's missing child. GetAccountSetting and
-  PutAccountSetting (BLOB_MOUNTING, DISABLED unless set; moto has neither). BatchCheckLayerAvailability
+  PutAccountSetting (BLOB_MOUNTING, DISABLED unless set; moto has neither); GetAuthorizationToken's
+  tokens last 12 hours, as ECR's do (moto's expired in 2015). BatchCheckLayerAvailability
   reports the same store.
 - The registry API beside the ECR API, on the same endpoint (`/v2/...`), authenticated with HTTP
   Basic `AWS:<password>` from GetAuthorizationToken (401 otherwise): `HEAD /v2/<name>/blobs/<digest>`

@@ -105,18 +105,22 @@ AUTHORISED_AS = {"ecr:ListImageReferrers": "ecr:BatchGetImage"}
 
 # The registry settings only `ecr-retag doctor` reads: never the function, whose role lacks them.
 DOCTOR_ONLY = "setup.rs"
+# Blob mounts for promotion into another repository (issue 19): not called by the function until
+# promotion is wired in; then the policy grows by exactly these calls, and only with promotion on.
+PROMOTION_ONLY = "blobs.rs"
 
 
-def ecr_operations_called_by_the_code(doctor=False):
+def ecr_operations_called_by_the_code(only=None):
     """The ECR operations src/registry/ecr.rs and its submodules call, as IAM actions:
-    `.batch_get_image()` is ecr:BatchGetImage. The function's, or with doctor=True the
-    ones in ecr/setup.rs, which only the doctor calls."""
+    `.batch_get_image()` is ecr:BatchGetImage. The function's, or those of one file the function
+    does not use (DOCTOR_ONLY, PROMOTION_ONLY)."""
     module = os.path.join(ROOT, "src/registry/ecr")
-    if doctor:
-        paths = [os.path.join(module, DOCTOR_ONLY)]
+    if only:
+        paths = [os.path.join(module, only)]
     else:
         paths = [os.path.join(ROOT, "src/registry/ecr.rs")]
-        paths += [os.path.join(module, name) for name in sorted(os.listdir(module)) if name.endswith(".rs") and name != DOCTOR_ONLY]
+        paths += [os.path.join(module, name) for name in sorted(os.listdir(module))
+                  if name.endswith(".rs") and name not in (DOCTOR_ONLY, PROMOTION_ONLY)]
     source = ""
     for path in paths:
         with open(path) as f:
@@ -166,13 +170,20 @@ class TemplateMatchesTheCode(unittest.TestCase):
         with open(os.path.join(ROOT, "examples/doctor-policy.json")) as f:
             policy = json.load(f)
         granted = {a for s in policy["Statement"] for a in s["Action"]}
-        settings = ecr_operations_called_by_the_code(doctor=True)
+        settings = ecr_operations_called_by_the_code(only=DOCTOR_ONLY)
         self.assertEqual(settings, {"ecr:GetRegistryScanningConfiguration", "ecr:BatchGetRepositoryScanningConfiguration",
                                     "ecr:GetLifecyclePolicy", "ecr:DescribePullThroughCacheRules"})
         # Besides its own, the listings and the repository's settings the function reads too.
         self.assertEqual(granted, settings | {"ecr:DescribeRepositories", "ecr:DescribeImages", "ecr:ListTagsForResource"})
         self.assertFalse(settings & self.granted(RemoveSourceTags="true", RestoreArchivedImages="true", SignatureEvents="managed"),
                          "the function's role never gets the doctor's reads")
+
+    def test_the_promotion_calls_are_not_yet_the_functions(self):
+        promotion = ecr_operations_called_by_the_code(only=PROMOTION_ONLY)
+        self.assertEqual(promotion, {"ecr:GetAuthorizationToken", "ecr:GetAccountSetting", "ecr:BatchCheckLayerAvailability",
+                                     "ecr:DescribeRepositories"})
+        granted = self.granted(RemoveSourceTags="true", RestoreArchivedImages="true", SignatureEvents="managed")
+        self.assertFalse((promotion - {"ecr:DescribeRepositories"}) & granted, "granted only once promotion is wired in")
 
     def test_scan_events_are_routed_only_when_asked_for(self):
         conditions = self.template["Resources"]

@@ -85,6 +85,18 @@ def check_put(repo, manifest, from_function, exists):
         repo.layers.setdefault(digest, size)
 
 
+def get_authorization_token_response(self):
+    """GetAuthorizationToken, valid for 12 hours as ECR's are (moto's expired in 2015), for the
+    password moto uses (`<registry id>-auth-token`), which the registry API here accepts."""
+    import datetime
+    from moto.core.responses import ActionResult
+    registry_ids = self._get_param("registryIds") or [self.current_account]
+    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=12)
+    return ActionResult({"authorizationData": [
+        {"authorizationToken": base64.b64encode(f"AWS:{r}-auth-token".encode()).decode(), "expiresAt": expires,
+         "proxyEndpoint": f"https://{r}.dkr.ecr.{self.region}.amazonaws.com"} for r in registry_ids]})
+
+
 def get_account_setting_response(self):
     from moto.core.responses import ActionResult
     name = self._get_param("name")

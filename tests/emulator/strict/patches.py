@@ -27,7 +27,7 @@ from .signing import (
     list_image_referrers_response,
     scan_fields,
 )
-from .blobs import check_put, get_account_setting_response, put_account_setting_response
+from .blobs import check_put, get_account_setting_response, get_authorization_token_response, put_account_setting_response
 from .settings import (
     accept_current_lifecycle_policies,
     without_rules_allowed,
@@ -299,4 +299,5 @@ def install():
     ECRBackend.put_registry_scanning_configuration = without_rules_allowed(ECRBackend.put_registry_scanning_configuration)
     accept_current_lifecycle_policies()
     ECRResponse.get_account_setting = get_account_setting_response
+    ECRResponse.get_authorization_token = get_authorization_token_response
     ECRResponse.put_account_setting = put_account_setting_response

@@ -1,0 +1,167 @@
+//! Blobs between the repositories of one registry ([`Blobs`]): the account setting, the
+//! repositories' encryption and which blobs a repository lacks through the ECR API, and the mount
+//! itself through the registry API (`POST /v2/<target>/blobs/uploads/?mount=…&from=…`, HTTP Basic
+//! with GetAuthorizationToken's token), which the ECR API has no call for.
+//!
+//! *Assumed, unverified* (see ecr-2026.md): the mount needs no IAM action beyond those of the
+//! token (ecr:GetAuthorizationToken) and of reading the source (ecr:BatchGetImage,
+//! ecr:GetDownloadUrlForLayer) and writing the target (the upload calls).
+
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_ecr::types::LayerAvailability;
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+
+use super::{fault, registry_id, Ecr};
+use crate::domain::names::Digest;
+use crate::error::{Fault, FaultKind};
+use crate::registry::{Blobs, Mount, ReadError, Repository, OPERATION_TIMEOUT};
+
+/// BatchCheckLayerAvailability takes at most this many digests a call.
+const CHECK_BATCH: usize = 100;
+
+/// A token is renewed this long before ECR says it expires (it lasts 12 hours).
+const TOKEN_MARGIN: Duration = Duration::from_secs(600);
+
+/// HTTP/1.1 over rustls with the system's roots, as the SDK's own client.
+type Http = HttpClient<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// The registry API's client and the ECR token it sends.
+#[derive(Debug)]
+pub(super) struct RegistryApi {
+    /// Where `/v2/…` is served: `None` for the registry's own address (the token's proxyEndpoint).
+    endpoint: Option<String>,
+    client: OnceLock<Result<Http, String>>,
+    token: Mutex<Option<Token>>,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    /// base64 of `AWS:<password>`, as GetAuthorizationToken gives it.
+    basic: String,
+    endpoint: String,
+    renew_at: SystemTime,
+}
+
+impl RegistryApi {
+    pub(super) fn at(endpoint: Option<String>) -> RegistryApi {
+        RegistryApi { endpoint, client: OnceLock::new(), token: Mutex::new(None) }
+    }
+
+    fn client(&self) -> Result<&Http, Fault> {
+        let built = self.client.get_or_init(|| {
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+                .map_err(|e| format!("no TLS roots for the registry API: {e}"))?
+                .https_or_http()
+                .enable_http1()
+                .build();
+            Ok(HttpClient::builder(TokioExecutor::new()).build(connector))
+        });
+        built.as_ref().map_err(|e| Fault::new(FaultKind::Permanent, "TlsSetup", e.clone()))
+    }
+}
+
+impl Ecr {
+    /// The cached token, or a new one (GetAuthorizationToken) when it is near its end or `renew`.
+    async fn token(&self, renew: bool) -> Result<Token, Fault> {
+        let api = &self.registry_api;
+        if let Ok(cached) = api.token.lock() {
+            if let Some(token) = cached.as_ref().filter(|t| !renew && SystemTime::now() < t.renew_at) {
+                return Ok(token.clone());
+            }
+        }
+        let output = self.client.get_authorization_token().send().await.map_err(|e| fault(&e))?;
+        let data = output
+            .authorization_data()
+            .first()
+            .ok_or_else(|| Fault::new(FaultKind::Server, "NoAuthorizationData", "GetAuthorizationToken answered no token"))?;
+        let basic = data.authorization_token().unwrap_or_default().to_owned();
+        let endpoint = match (&api.endpoint, data.proxy_endpoint()) {
+            (Some(local), _) => local.clone(),
+            (None, Some(proxy)) => proxy.to_owned(),
+            (None, None) => return Err(Fault::new(FaultKind::Server, "NoProxyEndpoint", "GetAuthorizationToken named no registry address")),
+        };
+        let expires = data.expires_at().and_then(|t| SystemTime::try_from(*t).ok()).unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
+        let token = Token { basic, endpoint: endpoint.trim_end_matches('/').to_owned(), renew_at: expires.checked_sub(TOKEN_MARGIN).unwrap_or(expires) };
+        if let Ok(mut cached) = api.token.lock() {
+            *cached = Some(token.clone());
+        }
+        Ok(token)
+    }
+
+    async fn post_mount(&self, token: &Token, target: &Repository, source: &Repository, digest: &Digest) -> Result<u16, Fault> {
+        let uri = format!("{}/v2/{}/blobs/uploads/?mount={digest}&from={}", token.endpoint, target.name, source.name);
+        let request = http::Request::post(uri)
+            .header(http::header::AUTHORIZATION, format!("Basic {}", token.basic))
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| Fault::new(FaultKind::Permanent, "BadRequest", e.to_string()))?;
+        let sent = tokio::time::timeout(OPERATION_TIMEOUT, self.registry_api.client()?.request(request)).await;
+        match sent {
+            Err(_) => Err(Fault::new(FaultKind::Timeout, "Timeout", format!("the mount of {digest} into {} was not answered", target.name))),
+            Ok(Err(e)) => Err(Fault::new(FaultKind::Transport, "RegistryApi", format!("the mount of {digest} into {}: {e}", target.name))),
+            Ok(Ok(response)) => Ok(response.status().as_u16()),
+        }
+    }
+}
+
+impl Blobs for Ecr {
+    async fn mounting_enabled(&self) -> Result<bool, ReadError> {
+        let output = self.client.get_account_setting().name("BLOB_MOUNTING").send().await.map_err(|e| ReadError::Fault(fault(&e)))?;
+        Ok(output.value() == Some("ENABLED"))
+    }
+
+    async fn encryption(&self, repository: &Repository) -> Result<(String, Option<String>), ReadError> {
+        let request = self.client.describe_repositories().set_registry_id(registry_id(repository)).repository_names(repository.name.as_str());
+        let output = send_read!(self, repository, request)?;
+        let found = output.repositories().first().ok_or(ReadError::RepositoryNotFound)?;
+        let encryption = found.encryption_configuration();
+        Ok((
+            encryption.map_or_else(|| "AES256".to_owned(), |e| e.encryption_type().as_str().to_owned()),
+            encryption.and_then(|e| e.kms_key()).map(str::to_owned),
+        ))
+    }
+
+    async fn missing(&self, repository: &Repository, digests: &[Digest]) -> Result<Vec<Digest>, ReadError> {
+        let mut missing = Vec::new();
+        for chunk in digests.chunks(CHECK_BATCH) {
+            let request = self
+                .client
+                .batch_check_layer_availability()
+                .repository_name(repository.name.as_str())
+                .set_registry_id(registry_id(repository))
+                .set_layer_digests(Some(chunk.iter().map(ToString::to_string).collect()));
+            let output = send_read!(self, repository, request)?;
+            let available: Vec<&str> = output
+                .layers()
+                .iter()
+                .filter(|l| l.layer_availability() == Some(&LayerAvailability::Available))
+                .filter_map(|l| l.layer_digest())
+                .collect();
+            missing.extend(chunk.iter().filter(|d| !available.contains(&d.as_str())).cloned());
+        }
+        Ok(missing)
+    }
+
+    async fn mount(&self, target: &Repository, source: &Repository, digest: &Digest) -> Result<Mount, Fault> {
+        let mut status = self.post_mount(&self.token(false).await?, target, source, digest).await?;
+        if status == 401 {
+            // A token ECR no longer takes: one more try with a new one.
+            status = self.post_mount(&self.token(true).await?, target, source, digest).await?;
+        }
+        match status {
+            201 => Ok(Mount::Mounted),
+            202 => Ok(Mount::NotMounted),
+            404 => Err(Fault::new(FaultKind::Permanent, "NAME_UNKNOWN", format!("no repository {} to mount {digest} into", target.name))),
+            429 => Err(Fault::new(FaultKind::Throttled, "HTTP 429", format!("the mount of {digest} into {}", target.name))),
+            s if s >= 500 => Err(Fault::new(FaultKind::Server, format!("HTTP {s}"), format!("the mount of {digest} into {}", target.name))),
+            s => Err(Fault::new(FaultKind::Permanent, format!("HTTP {s}"), format!("the registry API refused the mount of {digest} into {}", target.name))),
+        }
+    }
+}
