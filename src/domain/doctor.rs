@@ -92,109 +92,48 @@ struct Promotion {
     moving: Option<Moving>,
 }
 
+/// Findings about one repository, as they are found.
+struct Findings<'a> {
+    repository: &'a str,
+    found: Vec<Finding>,
+}
+
+impl Findings<'_> {
+    fn add(&mut self, level: Level, what: String, fix: String) {
+        self.found.push(Finding { repository: self.repository.to_owned(), level, what, fix });
+    }
+
+    fn unchecked(&mut self, what: &str, why: &str) {
+        self.add(Level::Unchecked, format!("could not read its {what}: {why}"), UNCHECKED_FIX.to_owned());
+    }
+}
+
 /// The findings for one repository the rules cover.
 pub fn examine(rules: &RuleSet, facts: &Facts, now: DateTime<Utc>) -> Vec<Finding> {
-    let repo = facts.repository.as_str();
-    let mut out = Vec::new();
-    let mut finding = |level, what: String, fix: String| out.push(Finding { repository: repo.to_owned(), level, what, fix });
-    let unchecked = |what: &str, why: &str| (format!("could not read its {what}: {why}"), UNCHECKED_FIX.to_owned());
-
-    let covering = rules.covering(repo);
+    let mut out = Findings { repository: &facts.repository, found: Vec::new() };
     let have = facts.resource_tags.as_ref().ok();
-    match &facts.resource_tags {
-        Ok(have) => {
-            for c in covering.iter().filter(|c| c.repository_tags.iter().any(|(k, v)| have.get(k) != Some(v))) {
-                let wanted: Vec<String> = c.repository_tags.iter().map(|(k, v)| format!("Key={k},Value={v}")).collect();
-                finding(
-                    Level::Notes,
-                    format!("rule {:?} names it but does not apply: it lacks the resource tags {}", c.rule, wanted.join(" ")),
-                    format!("if the rule should apply: aws ecr tag-resource --resource-arn <its ARN> --tags {}", wanted.join(" ")),
-                );
-            }
-        }
-        Err(why) if covering.iter().any(|c| !c.repository_tags.is_empty()) => {
-            let (what, fix) = unchecked("resource tags", why);
-            finding(Level::Unchecked, what, fix);
-        }
-        Err(_) => {}
-    }
-    let promoted = promoted(rules, repo, have, now);
-
+    let promoted = promoted(rules, &facts.repository, have, now);
+    resource_tags(rules, facts, &mut out);
     if let Some(prefix) = &facts.pull_through {
-        finding(
+        out.add(
             Level::Defeats,
             format!("it is a pull-through cache repository (prefix `{prefix}/`): the upstream sync overwrites its tags at least every 24 hours"),
             "leave it out of the rules' `repositories`, and promote the images in a repository of your own".to_owned(),
         );
     }
-
     match &facts.mutability {
-        Ok(mutability) => {
-            let mut seen: Vec<&Moving> = Vec::new();
-            for (p, m) in promoted.iter().flat_map(|p| &p.derived).filter_map(|p| Some((p, p.moving.as_ref()?))) {
-                if mutability.is_immutable(&p.tag) && !seen.contains(&m) {
-                    seen.push(m);
-                    let fix = if m.shape.contains('*') {
-                        format!(
-                            "exclude its shape from immutability; `ecr-retag filters --rules RULES` proposes filters for every moving tag \
-                             (a filter `{}` may also free the version tags pushes carry)",
-                            m.shape
-                        )
-                    } else {
-                        mutability.advice(repo, &p.tag)
-                    };
-                    finding(
-                        Level::Defeats,
-                        format!("`{}` (rule {:?}, e.g. `{}`) moves from image to image, and the repository keeps it immutable: its second move conflicts", m.template, m.rule, p.tag),
-                        fix,
-                    );
-                }
-            }
-        }
-        Err(why) => {
-            let (what, fix) = unchecked("tag mutability", why);
-            finding(Level::Unchecked, what, fix);
-        }
+        Ok(mutability) => mutability_findings(mutability, &promoted, &mut out),
+        Err(why) => out.unchecked("tag mutability", why),
     }
-
-    let gated: Vec<&str> = covering.iter().filter(|c| c.policy.scan_gate.is_some()).map(|c| c.rule).collect();
-    if !gated.is_empty() {
-        let names = gated.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(", ");
-        match facts.scanning {
-            Ok((kind, Frequency::Manual)) => {
-                let (frequency, kind_name) = match kind {
-                    ScanType::Basic => ("SCAN_ON_PUSH", "BASIC"),
-                    ScanType::Enhanced => ("CONTINUOUS_SCAN", "ENHANCED"),
-                };
-                finding(
-                    Level::Defeats,
-                    format!("rule {names} waits for a scan, and no scan starts on push here ({kind_name} scanning, frequency MANUAL): its tags wait for ever"),
-                    format!(
-                        "add a rule {{\"scanFrequency\": \"{frequency}\", \"repositoryFilters\": [{{\"filter\": \"{repo}\", \"filterType\": \"WILDCARD\"}}]}} \
-                         with aws ecr put-registry-scanning-configuration --scan-type {kind_name} (it replaces the registry's rules: keep the others)"
-                    ),
-                );
-            }
-            Ok(_) => {}
-            Err(ref why) => {
-                let (what, fix) = unchecked("scanning configuration", why);
-                finding(Level::Unchecked, what, fix);
-            }
-        }
-    }
-
+    scanning(rules, facts, &mut out);
     match &facts.lifecycle {
         Ok(Some(text)) => match lifecycle::Policy::parse(text) {
-            Ok(policy) => lifecycle_findings(&policy, &promoted, &mut finding),
-            Err(why) => finding(Level::Unchecked, why, "check the policy with aws ecr get-lifecycle-policy".to_owned()),
+            Ok(policy) => lifecycle_findings(&policy, &promoted, &mut out),
+            Err(why) => out.add(Level::Unchecked, why, "check the policy with aws ecr get-lifecycle-policy".to_owned()),
         },
         Ok(None) => {}
-        Err(why) => {
-            let (what, fix) = unchecked("lifecycle policy", why);
-            finding(Level::Unchecked, what, fix);
-        }
+        Err(why) => out.unchecked("lifecycle policy", why),
     }
-
     match &facts.crowded {
         Ok(crowded) => {
             for (digest, count) in crowded {
@@ -203,15 +142,86 @@ pub fn examine(rules: &RuleSet, facts: &Facts, now: DateTime<Utc>) -> Vec<Findin
                 } else {
                     (Level::Warns, format!("image {digest} holds {count} of ECR's {MAX_TAGS_PER_IMAGE} tags per image"))
                 };
-                finding(level, what, format!("remove tags it no longer needs: aws ecr batch-delete-image --repository-name {repo} --image-ids imageTag=…"));
+                let fix = format!("remove tags it no longer needs: aws ecr batch-delete-image --repository-name {} --image-ids imageTag=…", facts.repository);
+                out.add(level, what, fix);
             }
         }
-        Err(why) => {
-            let (what, fix) = unchecked("images", why);
-            finding(Level::Unchecked, what, fix);
-        }
+        Err(why) => out.unchecked("images", why),
     }
-    out
+    out.found
+}
+
+/// Rules that name the repository but whose resource tags it lacks.
+fn resource_tags(rules: &RuleSet, facts: &Facts, out: &mut Findings<'_>) {
+    let covering = rules.covering(&facts.repository);
+    match &facts.resource_tags {
+        Ok(have) => {
+            for c in covering.iter().filter(|c| c.repository_tags.iter().any(|(k, v)| have.get(k) != Some(v))) {
+                let wanted: Vec<String> = c.repository_tags.iter().map(|(k, v)| format!("Key={k},Value={v}")).collect();
+                out.add(
+                    Level::Notes,
+                    format!("rule {:?} names it but does not apply: it lacks the resource tags {}", c.rule, wanted.join(" ")),
+                    format!("if the rule should apply: aws ecr tag-resource --resource-arn <its ARN> --tags {}", wanted.join(" ")),
+                );
+            }
+        }
+        Err(why) if covering.iter().any(|c| !c.repository_tags.is_empty()) => out.unchecked("resource tags", why),
+        Err(_) => {}
+    }
+}
+
+/// Moving tags the repository keeps immutable, once per template.
+fn mutability_findings(mutability: &TagMutability, promoted: &[Promoted], out: &mut Findings<'_>) {
+    let mut seen: Vec<&Moving> = Vec::new();
+    for (p, m) in promoted.iter().flat_map(|p| &p.derived).filter_map(|p| Some((p, p.moving.as_ref()?))) {
+        if !mutability.is_immutable(&p.tag) || seen.contains(&m) {
+            continue;
+        }
+        seen.push(m);
+        let fix = if m.shape.contains('*') {
+            format!(
+                "exclude its shape from immutability; `ecr-retag filters --rules RULES` proposes filters for every moving tag \
+                 (a filter `{}` may also free the version tags pushes carry)",
+                m.shape
+            )
+        } else {
+            mutability.advice(out.repository, &p.tag)
+        };
+        out.add(
+            Level::Defeats,
+            format!("`{}` (rule {:?}, e.g. `{}`) moves from image to image, and the repository keeps it immutable: its second move conflicts", m.template, m.rule, p.tag),
+            fix,
+        );
+    }
+}
+
+/// Scan-gated rules in a repository where no scan starts on push.
+fn scanning(rules: &RuleSet, facts: &Facts, out: &mut Findings<'_>) {
+    let covering = rules.covering(&facts.repository);
+    let gated: Vec<&str> = covering.iter().filter(|c| c.policy.scan_gate.is_some()).map(|c| c.rule).collect();
+    if gated.is_empty() {
+        return;
+    }
+    let names = gated.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(", ");
+    match &facts.scanning {
+        Ok((kind, Frequency::Manual)) => {
+            let (frequency, kind_name) = match kind {
+                ScanType::Basic => ("SCAN_ON_PUSH", "BASIC"),
+                ScanType::Enhanced => ("CONTINUOUS_SCAN", "ENHANCED"),
+            };
+            out.add(
+                Level::Defeats,
+                format!("rule {names} waits for a scan, and no scan starts on push here ({kind_name} scanning, frequency MANUAL): its tags wait for ever"),
+                format!(
+                    "add a rule {{\"scanFrequency\": \"{frequency}\", \"repositoryFilters\": [{{\"filter\": \"{}\", \"filterType\": \"WILDCARD\"}}]}} \
+                     with aws ecr put-registry-scanning-configuration --scan-type {kind_name} (it replaces the registry's rules: keep the others)",
+                    facts.repository
+                ),
+            );
+        }
+        Ok(_) => {}
+        Err(why) => out.unchecked("scanning configuration", why),
+    }
 }
 
 /// Which scan events scan-gated rules wait for, given the registry's scan type: said once.
@@ -265,7 +275,7 @@ fn promoted(rules: &RuleSet, repo: &str, have: Option<&BTreeMap<String, String>>
     out
 }
 
-fn lifecycle_findings(policy: &lifecycle::Policy, promoted: &[Promoted], finding: &mut impl FnMut(Level, String, String)) {
+fn lifecycle_findings(policy: &lifecycle::Policy, promoted: &[Promoted], out: &mut Findings<'_>) {
     // Per lifecycle rule: what it does, its fate, the moving templates it reaches, an example push.
     let mut reached: Vec<(&lifecycle::Rule, Fate, Vec<&Moving>, &str)> = Vec::new();
     for p in promoted {
@@ -306,13 +316,13 @@ fn lifecycle_findings(policy: &lifecycle::Policy, promoted: &[Promoted], finding
                 } else {
                     ""
                 };
-                finding(
+                out.add(
                     Level::Defeats,
                     format!("{described}, and reaches images holding {list} (e.g. one pushed as `{pushed}`): they will be {verb}{pulled}"),
                     fix,
                 );
             }
-            _ => finding(
+            _ => out.add(
                 Level::Warns,
                 format!("{described}, and counts images holding {list} (e.g. one pushed as `{pushed}`) among them: they go once that many newer ones are pushed"),
                 fix,
