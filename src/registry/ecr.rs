@@ -58,6 +58,21 @@ macro_rules! send_read {
     };
 }
 
+/// The same, for a read with one more error that is an answer (`$absent`, e.g. the image is
+/// gone): `Ok(None)` then, `Ok(Some(output))` otherwise.
+macro_rules! send_read_or_absent {
+    ($ecr:expr, $repository:expr, $request:expr, $absent:ident) => {
+        match send!($ecr, $repository, $request) {
+            Ok(output) => Ok(Some(output)),
+            Err(e) => match e.as_service_error() {
+                Some(s) if s.$absent() => Ok(None),
+                Some(s) if s.is_repository_not_found_exception() => Err(ReadError::RepositoryNotFound),
+                _ => Err(ReadError::Fault(fault(&e))),
+            },
+        }
+    };
+}
+
 mod blobs;
 mod images;
 mod setup;

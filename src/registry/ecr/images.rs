@@ -70,14 +70,8 @@ impl Ecr {
             .repository_name(repository.name.as_str())
             .set_registry_id(registry_id(repository))
             .image_ids(ImageIdentifier::builder().image_digest(digest.as_str()).build());
-        match send!(self, repository, request) {
-            Ok(output) => Ok(output.image_details().iter().find_map(listed)),
-            Err(e) => match e.as_service_error() {
-                Some(s) if s.is_image_not_found_exception() => Ok(None),
-                Some(s) if s.is_repository_not_found_exception() => Err(ReadError::RepositoryNotFound),
-                _ => Err(ReadError::Fault(fault(&e))),
-            },
-        }
+        let output = send_read_or_absent!(self, repository, request, is_image_not_found_exception)?;
+        Ok(output.and_then(|o| o.image_details().iter().find_map(listed)))
     }
 
     /// Cheapest first, and no further than the first kind found: the referrers of the
@@ -142,13 +136,7 @@ impl Ecr {
             .repository_name(repository.name.as_str())
             .set_registry_id(registry_id(repository))
             .image_id(ImageIdentifier::builder().image_digest(digest.as_str()).build());
-        match send!(self, repository, request) {
-            Ok(output) => Ok(output.signing_statuses().iter().any(|s| s.status() == Some(&SigningStatus::Complete))),
-            Err(e) => match e.as_service_error() {
-                Some(s) if s.is_image_not_found_exception() => Ok(false),
-                Some(s) if s.is_repository_not_found_exception() => Err(ReadError::RepositoryNotFound),
-                _ => Err(ReadError::Fault(fault(&e))),
-            },
-        }
+        let output = send_read_or_absent!(self, repository, request, is_image_not_found_exception)?;
+        Ok(output.is_some_and(|o| o.signing_statuses().iter().any(|s| s.status() == Some(&SigningStatus::Complete))))
     }
 }

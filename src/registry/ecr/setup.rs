@@ -32,14 +32,8 @@ impl Setup for Ecr {
 
     async fn lifecycle_policy(&self, repository: &Repository) -> Result<Option<String>, ReadError> {
         let request = self.client.get_lifecycle_policy().repository_name(repository.name.as_str()).set_registry_id(registry_id(repository));
-        match send!(self, repository, request) {
-            Ok(output) => Ok(output.lifecycle_policy_text().map(str::to_owned)),
-            Err(e) => match e.as_service_error() {
-                Some(s) if s.is_lifecycle_policy_not_found_exception() => Ok(None),
-                Some(s) if s.is_repository_not_found_exception() => Err(ReadError::RepositoryNotFound),
-                _ => Err(ReadError::Fault(fault(&e))),
-            },
-        }
+        let output = send_read_or_absent!(self, repository, request, is_lifecycle_policy_not_found_exception)?;
+        Ok(output.and_then(|o| o.lifecycle_policy_text().map(str::to_owned)))
     }
 
     async fn pull_through_prefixes(&self) -> Result<Vec<String>, ReadError> {
