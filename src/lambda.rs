@@ -213,13 +213,7 @@ impl<R: Catalog> Handler<R> {
     ) -> Result<SweepReport, RetagError> {
         let registry = Deadline::new(&self.registry, calls_end).paced(self.pace.as_ref());
         let result = sweep::reconcile(&registry, &self.config.apply, request, stop_by, calls_end).await;
-        match &result {
-            Ok(report) => telemetry::sweep(report, &self.config.metrics, Utc::now()),
-            Err(e) => {
-                let _ = self.finish(Err(e.clone()), None, Utc::now());
-            }
-        }
-        result
+        self.swept(result)
     }
 
     /// A fan-out: a sweep message per repository to the event queue, and its log and metric line.
@@ -237,6 +231,11 @@ impl<R: Catalog> Handler<R> {
                 fan_out::fan_out(&registry, &self.config.apply.rules, request, queue.as_ref(), message, stop_by).await
             }
         };
+        self.swept(result)
+    }
+
+    /// A sweep's (or fan-out's) log line and metric line, or its error line.
+    fn swept(&self, result: Result<SweepReport, RetagError>) -> Result<SweepReport, RetagError> {
         match &result {
             Ok(report) => telemetry::sweep(report, &self.config.metrics, Utc::now()),
             Err(e) => {
