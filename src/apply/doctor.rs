@@ -2,6 +2,8 @@
 //! ([`Setup`], [`crate::registry::Catalog`]) and hands it to [`crate::domain::doctor`], which decides what
 //! would defeat the rules. Read-only: nothing is written.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::domain::doctor::{examine, scan_events, Facts, Finding, Level, CROWDED, REGISTRY, UNCHECKED_FIX};
@@ -48,7 +50,7 @@ pub async fn check<R: Setup>(registry: &R, rules: &RuleSet, names: &[RepositoryN
             repository: name.as_str().to_owned(),
             mutability: registry.tag_mutability(&repository).await.map_err(reason),
             scanning,
-            resource_tags: registry.repository_tags(&repository).await.map_err(reason),
+            resource_tags: resource_tags(registry, rules, &repository).await,
             lifecycle: registry.lifecycle_policy(&repository).await.map_err(reason),
             pull_through,
             crowded: crowded(registry, &repository).await.map_err(reason),
@@ -77,6 +79,15 @@ pub async fn check<R: Setup>(registry: &R, rules: &RuleSet, names: &[RepositoryN
         });
     }
     checkup
+}
+
+/// The repository's resource tags, read only when a rule naming it requires some: nothing
+/// else depends on them (two calls saved per repository: its ARN, then its tags).
+async fn resource_tags<R: Setup>(registry: &R, rules: &RuleSet, repository: &Repository) -> Result<BTreeMap<String, String>, String> {
+    if rules.covering(repository.name.as_str()).iter().all(|c| c.repository_tags.is_empty()) {
+        return Ok(BTreeMap::new());
+    }
+    registry.repository_tags(repository).await.map_err(reason)
 }
 
 /// The repository's images holding [`CROWDED`] tags or more, every page followed.
