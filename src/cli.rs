@@ -223,20 +223,23 @@ fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
     for p in &planned.tags {
         let rules = p.rules.join(", ");
         let newer = if p.if_newer.is_some() { "; moves only to a newer version" } else { "" };
+        // A promotion's tag is shown where it lands: `prod/app:stable`.
+        let place = p.to.as_ref().map(|to| format!("{to}:")).unwrap_or_default();
         match &p.verdict {
             Verdict::Write(t) => {
-                let _ = write!(out, "\n  write    {t}  (rules: {rules}{newer})");
-                if let Some(m) = mutability.as_ref().filter(|m| p.moves && m.is_immutable(t.as_str())) {
+                let _ = write!(out, "\n  write    {place}{t}  (rules: {rules}{newer})");
+                // --mutability describes the pushed repository, not a promotion's target.
+                if let Some(m) = mutability.as_ref().filter(|m| p.to.is_none() && p.moves && m.is_immutable(t.as_str())) {
                     invalid += 1;
                     let _ = write!(out, "\n           conflicts on its second move: it moves, and {}", m.advice(repository.as_str(), t.as_str()));
                 }
             }
             Verdict::Deferred(why) => {
-                let _ = write!(out, "\n  defer    {}  (rules: {rules}{newer}): {why}", p.tag);
+                let _ = write!(out, "\n  defer    {place}{}  (rules: {rules}{newer}): {why}", p.tag);
             }
             Verdict::Invalid(reason) | Verdict::Loops(reason) | Verdict::Blocked(reason) => {
                 invalid += 1;
-                let _ = write!(out, "\n  invalid  {:?}  (rules: {rules}): {reason}", p.tag);
+                let _ = write!(out, "\n  invalid  {place}{:?}  (rules: {rules}): {reason}", p.tag);
             }
         }
     }
@@ -336,6 +339,28 @@ mod tests {
         let out = run_args(&["check-rules", &sometimes]);
         assert_eq!(out.code, 0, "{}", out.output);
         assert!(out.output.contains("warning: rule \"r\" loops for some pushes") && out.output.ends_with("1 rule, valid"), "{}", out.output);
+    }
+
+    #[test]
+    fn plan_shows_where_a_promotion_writes_each_tag() {
+        let rules = file(
+            "promote",
+            r#"{"rules":[{"name":"promote","semver":true,"to":"prod/{repository}","move":"if-newer","when":{"scan":"HIGH"},"tags":["{tag}","stable"]},
+                         {"name":"edge","semver":true,"repositories":["app"],"tags":["edge"]}]}"#,
+        );
+        let out = run_args(&["plan", "--rules", &rules, "--repository", "app", "--tag", "v1.4.2", "--time", "2026-11-24T10:00:00Z"]);
+        assert_eq!(out.code, 0, "{}", out.output);
+        let lines: Vec<&str> = out.output.lines().skip(1).map(|l| l.split(": waits").next().unwrap_or(l)).collect();
+        assert_eq!(
+            lines,
+            [
+                "  write    edge  (rules: edge)",
+                "  defer    prod/app:stable  (rules: promote; moves only to a newer version)",
+                "  defer    prod/app:v1.4.2  (rules: promote; moves only to a newer version)",
+            ]
+        );
+        let out = run_args(&["plan", "--rules", &rules, "--repository", "prod/app", "--tag", "v1.4.2"]);
+        assert!(!out.output.contains("prod/prod"), "the target's own pushes promote nothing: {}", out.output);
     }
 
     #[test]

@@ -127,7 +127,8 @@ pub fn assess(
             plan::plan(rules, &subject, phase)
         }));
         let mut look_for = Kinds::NONE;
-        for p in planned.tags {
+        // A promotion's tags are written by its events only (its target is another repository's sweep).
+        for p in planned.tags.into_iter().filter(|p| p.to.is_none()) {
             let carried = image.tags.iter().find(|t| t.as_str() == p.tag);
             let verdict = match (p.look_for, carried) {
                 // On the image already, and only a look could say more: it was written when its

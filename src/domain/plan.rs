@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::names::Tag;
+use crate::domain::names::{RepositoryName, Tag};
 use crate::domain::rules::{Policy, RuleSet, Subject};
 use crate::domain::scan::Findings;
 use crate::domain::signature::{Kind, Kinds, Signatures};
@@ -84,7 +84,19 @@ pub struct PlannedTag {
     /// Deferred, and a look for a signature of one of these kinds would decide it
     /// ([`Plan::signatures_to_look_for`]).
     pub look_for: Option<Kinds>,
+    /// `"to"`: the repository it is written in, the image copied there; `None`: the pushed one.
+    pub to: Option<RepositoryName>,
 }
+
+impl PlannedTag {
+    /// Where it is written and what: a promotion's `stable` is another tag than the pushed repository's.
+    fn key(&self) -> (Option<RepositoryName>, String) {
+        (self.to.clone(), self.tag.clone())
+    }
+}
+
+/// A planned tag's place: its target repository (`None`: the pushed one) and its text.
+type Key = (Option<RepositoryName>, String);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -112,13 +124,13 @@ impl Plan {
     /// The plans of several pushed tags of one image (a scan event lists them
     /// all) as one: tags derived from several are planned once.
     pub fn merge(plans: impl IntoIterator<Item = Plan>) -> Plan {
-        let mut tags: BTreeMap<String, PlannedTag> = BTreeMap::new();
+        let mut tags: BTreeMap<Key, PlannedTag> = BTreeMap::new();
         let mut removals = Vec::new();
         for plan in plans {
             for planned in plan.tags {
-                match tags.get_mut(&planned.tag) {
+                match tags.get_mut(&planned.key()) {
                     None => {
-                        tags.insert(planned.tag.clone(), planned);
+                        tags.insert(planned.key(), planned);
                     }
                     Some(existing) => {
                         existing.moves |= planned.moves;
@@ -164,9 +176,9 @@ impl Plan {
 /// version) only when every rule deriving it says so: a rule without the
 /// condition wants it in place regardless.
 pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
-    let mut planned: BTreeMap<String, PlannedTag> = BTreeMap::new();
-    let mut policies: BTreeMap<String, Vec<Policy>> = BTreeMap::new();
-    let mut versions: BTreeMap<String, semver::Version> = BTreeMap::new();
+    let mut planned: BTreeMap<Key, PlannedTag> = BTreeMap::new();
+    let mut policies: BTreeMap<Key, Vec<Policy>> = BTreeMap::new();
+    let mut versions: BTreeMap<Key, semver::Version> = BTreeMap::new();
     let mut removing: Vec<(String, Policy)> = Vec::new();
     for derived in rules.derive(subject) {
         if derived.policy.remove_source && !removing.iter().any(|(r, _)| r == derived.rule) {
@@ -176,12 +188,20 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
             Ok(tag) => (tag.as_str().to_owned(), Verdict::Write(tag)),
             Err(u) => (u.rendered, Verdict::Invalid(u.reason)),
         };
-        if key == subject.tag.as_str() {
+        if key == subject.tag.as_str() && derived.to.is_none() {
             continue;
         }
-        let entry = planned
-            .entry(key.clone())
-            .or_insert_with(|| PlannedTag { tag: key.clone(), rules: Vec::new(), verdict, if_newer: None, moves: false, look_for: None });
+        let tag = key;
+        let key = (derived.to.clone(), tag.clone());
+        let entry = planned.entry(key.clone()).or_insert_with(|| PlannedTag {
+            tag,
+            rules: Vec::new(),
+            verdict,
+            if_newer: None,
+            moves: false,
+            look_for: None,
+            to: derived.to.clone(),
+        });
         entry.moves |= derived.moves;
         if !entry.rules.iter().any(|r| r == derived.rule) {
             entry.rules.push(derived.rule.to_owned());
@@ -195,14 +215,23 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
         policies.entry(key).or_default().push(derived.policy);
     }
 
+    // Where each tag lands, by repository name: a promotion's echo is a push in its target.
+    let pushed = subject.repository;
     loop {
-        let allowed: BTreeSet<&str> = std::iter::once(subject.tag.as_str())
-            .chain(planned.values().filter(|p| matches!(p.verdict, Verdict::Write(_))).map(|p| p.tag.as_str()))
+        let allowed: BTreeSet<(&str, &str)> = std::iter::once((pushed, subject.tag.as_str()))
+            .chain(
+                planned
+                    .values()
+                    .filter(|p| matches!(p.verdict, Verdict::Write(_)))
+                    .map(|p| (p.to.as_ref().map_or(pushed, RepositoryName::as_str), p.tag.as_str())),
+            )
             .collect();
         let mut offenders = Vec::new();
         for p in planned.values() {
             let Verdict::Write(tag) = &p.verdict else { continue };
-            let echo = Subject { tag, ..*subject };
+            let repository = p.to.as_ref().map_or(pushed, RepositoryName::as_str);
+            // In a target, its resource tags are not known: rules that require some are not tried there.
+            let echo = Subject { tag, repository, repository_tags: if p.to.is_some() { None } else { subject.repository_tags }, ..*subject };
             let escapes: Vec<_> = rules
                 .derive(&echo)
                 .into_iter()
@@ -211,7 +240,12 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
                         Ok(t) => t.as_str().to_owned(),
                         Err(u) => u.rendered.clone(),
                     };
-                    (!allowed.contains(name.as_str())).then(|| format!("rule {:?} would derive `{name}`", d.rule))
+                    let lands = d.to.as_ref().map_or(repository, RepositoryName::as_str);
+                    (!allowed.contains(&(lands, name.as_str()))).then(|| match &d.to {
+                        Some(to) => format!("rule {:?} would derive `{name}` in {to}", d.rule),
+                        None if p.to.is_some() => format!("rule {:?} would derive `{name}` in {repository}", d.rule),
+                        None => format!("rule {:?} would derive `{name}`", d.rule),
+                    })
                 })
                 .collect();
             if !escapes.is_empty() {
@@ -219,14 +253,14 @@ pub fn plan(rules: &RuleSet, subject: &Subject<'_>, phase: Phase<'_>) -> Plan {
                     "not written: its own push event would trigger the rules again ({}), which could loop",
                     escapes.join(", ")
                 );
-                offenders.push((p.tag.clone(), reason));
+                offenders.push((p.key(), reason));
             }
         }
         if offenders.is_empty() {
             break;
         }
-        for (tag, reason) in offenders {
-            if let Some(p) = planned.get_mut(&tag) {
+        for (key, reason) in offenders {
+            if let Some(p) = planned.get_mut(&key) {
                 p.verdict = Verdict::Loops(reason);
             }
         }
@@ -570,6 +604,35 @@ mod tests {
         let clean = Findings::default();
         assert_eq!(phased(gated, "latest", Phase::scan(&clean)).removals.len(), 1);
         assert!(phased(rules, "latest", Phase::scan(&clean)).removals.is_empty(), "an ungated removal is the push's business");
+    }
+
+    #[test]
+    fn a_promotion_plans_its_tags_in_the_target_apart_from_the_pushed_repositorys() {
+        let rules = r#"{"rules":[
+            {"name":"dev","semver":true,"tags":["stable"]},
+            {"name":"promote","semver":true,"repositories":["api"],"to":"prod/{repository}","tags":["{tag}","stable"]}]}"#;
+        let plan = plan_for(rules, "api", "v1.2.3");
+        let got: Vec<(Option<&str>, &str, bool)> =
+            plan.tags.iter().map(|t| (t.to.as_ref().map(RepositoryName::as_str), t.tag.as_str(), matches!(t.verdict, Verdict::Write(_)))).collect();
+        assert_eq!(got, [(None, "stable", true), (Some("prod/api"), "stable", true), (Some("prod/api"), "v1.2.3", true)]);
+    }
+
+    #[test]
+    fn a_promoted_tag_whose_push_in_the_target_would_derive_more_is_not_written() {
+        let rules = r#"{"rules":[
+            {"name":"promote","semver":true,"repositories":["api"],"to":"prod/{repository}","tags":["{tag}"]},
+            {"name":"prod","semver":true,"repositories":["prod/*"],"tags":["live"]}]}"#;
+        let plan = plan_for(rules, "api", "v1.2.3");
+        assert_eq!(plan.tags.len(), 1);
+        match &plan.tags[0].verdict {
+            Verdict::Loops(reason) => assert!(reason.contains("rule \"prod\" would derive `live` in prod/api"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        // A rule in the target that derives only what the promotion writes too is a fixpoint.
+        let rules = r#"{"rules":[
+            {"name":"promote","semver":true,"repositories":["api"],"to":"prod/{repository}","tags":["{tag}","live"]},
+            {"name":"prod","semver":true,"repositories":["prod/*"],"tags":["live"]}]}"#;
+        assert_eq!(writable(&plan_for(rules, "api", "v1.2.3")).count(), 2);
     }
 
     #[test]

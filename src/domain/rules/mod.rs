@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
-use crate::domain::names::{Digest, Tag};
+use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::scan::Severity;
 use crate::domain::signature::Kinds;
 pub use glob::Glob;
@@ -36,6 +36,17 @@ struct Rule {
     matcher: Matcher,
     tags: Vec<Template>,
     policy: Policy,
+    /// `"to"`: the tags are written in this repository, on the same image, copied there.
+    to: Option<Promotion>,
+}
+
+/// A rule's target repository (`"to": "prod/{repository}"`).
+#[derive(Debug, Clone)]
+struct Promotion {
+    template: Template,
+    /// Every repository the template can render (`prod/**`): where the rule never applies,
+    /// so that a promotion's own push events in the target cannot promote again.
+    shape: Glob,
 }
 
 /// What a rule asks beyond writing its tags.
@@ -113,6 +124,8 @@ pub struct Derived<'r> {
     pub version: Option<semver::Version>,
     /// A later push may derive the same tag for another image (`Template::moves`).
     pub moves: bool,
+    /// `"to"`: the repository the tag is written in, the image copied there; `None`: the pushed one.
+    pub to: Option<RepositoryName>,
 }
 
 /// A rendering that is not a valid tag, even after sanitising.
@@ -218,6 +231,9 @@ impl RuleSet {
                 continue;
             }
             let Some(matched) = rule.matcher.matches(subject.tag.as_str()) else { continue };
+            if rule.to.as_ref().is_some_and(|to| to.shape.matches(subject.repository)) {
+                continue;
+            }
             let vars = Vars {
                 tag: subject.tag.as_str(),
                 repository: subject.repository,
@@ -229,6 +245,11 @@ impl RuleSet {
                 Matched::Semver(v) => Some(v.clone()),
                 Matched::Regex(_) => None,
             };
+            let to = rule.to.as_ref().map(|to| match to.template.render(&vars) {
+                Ok(rendered) => RepositoryName::parse(&rendered)
+                    .map_err(|e| format!("repository template `{}` rendered {rendered:?}: {e}", to.template.source())),
+                Err(_) => Err(format!("repository template `{}` could not be formatted for this push time", to.template.source())),
+            });
             for template in &rule.tags {
                 let result = match template.render(&vars) {
                     Ok(rendered) => Tag::sanitize(&rendered).map_err(|e| Unrenderable {
@@ -240,7 +261,16 @@ impl RuleSet {
                         reason: format!("template `{}` could not be formatted for this push time", template.source()),
                     }),
                 };
-                out.push(Derived { rule: &rule.name, policy: rule.policy, result, version: version.clone(), moves: template.moves() });
+                let (result, to) = match (result, &to) {
+                    (result, None) => (result, None),
+                    (Ok(tag), Some(Ok(to))) => (Ok(tag), Some(to.clone())),
+                    (Err(u), Some(Ok(to))) => (Err(u), Some(to.clone())),
+                    (result, Some(Err(reason))) => {
+                        let rendered = result.map_or_else(|u| u.rendered, |t| t.to_string());
+                        (Err(Unrenderable { rendered, reason: reason.clone() }), None)
+                    }
+                };
+                out.push(Derived { rule: &rule.name, policy: rule.policy, result, version: version.clone(), moves: template.moves(), to });
             }
         }
         out
@@ -556,6 +586,49 @@ mod tests {
         assert_eq!(p.field, "tags[1]", "{p:?}");
         let p = one_rule_problem(r#""just a string""#);
         assert_eq!((p.field.as_str(), p.problem.ends_with("got a string")), ("(rule)", true), "{p:?}");
+    }
+
+    #[test]
+    fn a_promoting_rule_names_its_target_and_never_applies_inside_its_shape() {
+        let rules = RuleSet::from_json(
+            r#"{"rules":[{"name":"promote","semver":true,"to":"prod/{repository}","tags":["{tag}","stable"]}]}"#,
+        )
+        .unwrap();
+        let d = digest();
+        let to = |repository: &str, tag: &str| {
+            let tag = Tag::parse(tag).unwrap();
+            let subject = Subject { repository, tag: &tag, digest: &d, pushed_at: Utc::now(), repository_tags: None, artifact: false };
+            rules.derive(&subject).into_iter().map(|x| (x.result.map(|t| t.to_string()).unwrap_or_default(), x.to.map(|r| r.to_string()))).collect::<Vec<_>>()
+        };
+        let prod = Some("prod/team/api".to_owned());
+        assert_eq!(to("team/api", "v1.2.3"), [("v1.2.3".to_owned(), prod.clone()), ("stable".to_owned(), prod)]);
+        assert!(to("prod/team/api", "v1.2.3").is_empty(), "the target's own push events promote nothing");
+        assert!(to("prod/api", "v1.2.3").is_empty());
+        assert_eq!(to("production/api", "v1.2.3").len(), 2, "the shape is prod/**, not a prefix of the name");
+
+        let uppercase = RuleSet::from_json(r#"{"rules":[{"name":"p","match":"(?<env>[A-Z]+)-.*","to":"{env}-app","tags":["x"]}]}"#).unwrap();
+        let tag = Tag::parse("QA-1").unwrap();
+        let subject = Subject { repository: "app", tag: &tag, digest: &d, pushed_at: Utc::now(), repository_tags: None, artifact: false };
+        let derived = uppercase.derive(&subject);
+        let reason = &derived[0].result.as_ref().unwrap_err().reason;
+        assert!(reason.starts_with("repository template `{env}-app` rendered \"QA-app\""), "{reason}");
+        assert_eq!(derived[0].to, None);
+    }
+
+    #[test]
+    fn a_target_template_that_could_never_name_another_repository_is_refused() {
+        let cases = [
+            (r#"{"name":"r","semver":true,"to":"Prod/{repository}","tags":["x"]}"#, "to", "'P'"),
+            (r#"{"name":"r","semver":true,"to":"{repository}","tags":["x"]}"#, "to", "no fixed text"),
+            (r#"{"name":"r","semver":true,"to":"prod/*","tags":["x"]}"#, "to", "'*'"),
+            (r#"{"name":"r","semver":true,"to":"prod/{sha}","tags":["x"]}"#, "to", "unknown placeholder"),
+            (r#"{"name":"r","semver":true,"to":"prod/{repository}","remove_source":true,"tags":["x"]}"#, "remove_source", "\"to\""),
+        ];
+        for (rule, field, text) in cases {
+            let p = one_rule_problem(rule);
+            assert_eq!(p.field, field, "{rule}: {p}");
+            assert!(p.problem.contains(text), "{rule}: {p}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::glob::Glob;
 use super::template::{Scope, Template};
-use super::{Matcher, Policy, Rule, RuleSet};
+use super::{Matcher, Policy, Promotion, Rule, RuleSet};
 use crate::domain::scan::Severity;
 use crate::domain::signature::{Kind, Kinds};
 
@@ -62,7 +62,7 @@ struct RawRuleSet {
 }
 
 /// The fields a rule may have, as [`RawRule`] names them.
-const RULE_FIELDS: [&str; 12] = [
+const RULE_FIELDS: [&str; 13] = [
     "name",
     "repositories",
     "match",
@@ -75,6 +75,7 @@ const RULE_FIELDS: [&str; 12] = [
     "repository_tags",
     "artifacts",
     "restore_archived",
+    "to",
 ];
 
 #[derive(Deserialize)]
@@ -94,6 +95,7 @@ struct RawRule {
     artifacts: Option<bool>,
     restore_archived: Option<bool>,
     repository_tags: Option<BTreeMap<String, String>>,
+    to: Option<String>,
 }
 
 impl RuleSet {
@@ -149,6 +151,17 @@ impl RuleSet {
             Err(RulesError::Invalid(problems))
         }
     }
+}
+
+/// `"to": "prod/{repository}"`: a template over the tag templates' placeholders whose fixed text
+/// can be part of a repository name, and whose shape (`prod/**`) is where the rule never applies.
+fn promotion(source: &str, scope: &Scope<'_>) -> Result<Promotion, String> {
+    let template = Template::parse(source, scope).map_err(|e| e.to_string())?;
+    let shape = template.repository_glob().map_err(|e| e.to_string())?;
+    if shape.source() == "**" {
+        return Err("has no fixed text, so it could name any repository, this one too; write e.g. \"prod/{repository}\"".into());
+    }
+    Ok(Promotion { template, shape })
 }
 
 /// `"when": {"scan": "MEDIUM", "signed": true}`: the conditions, each optional, at least one.
@@ -313,6 +326,10 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
             }
         },
     };
+    let scope = matcher.as_ref().map(|m| match m {
+        Matcher::Regex(re) => Scope::Regex(re),
+        Matcher::Semver { .. } => Scope::Semver,
+    });
     let tags = match raw.tags {
         None => {
             fail("tags", "is required: the list of tag templates to write".into());
@@ -322,19 +339,15 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
             fail("tags", "is empty; list at least one tag template".into());
             Vec::new()
         }
-        Some(sources) => match &matcher {
+        Some(sources) => match &scope {
             // Without a valid matcher the placeholders cannot be checked.
             None => Vec::new(),
-            Some(m) => {
-                let scope = match m {
-                    Matcher::Regex(re) => Scope::Regex(re),
-                    Matcher::Semver { .. } => Scope::Semver,
-                };
+            Some(scope) => {
                 sources
                     .iter()
                     .enumerate()
                     .filter_map(|(i, s)| {
-                        Template::parse(s, &scope).map_err(|e| fail(&format!("tags[{i}]"), format!("{s:?} {e}"))).ok()
+                        Template::parse(s, scope).map_err(|e| fail(&format!("tags[{i}]"), format!("{s:?} {e}"))).ok()
                     })
                     .collect()
             }
@@ -358,6 +371,13 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
     if let Some((key, _)) = repository_tags.iter().find(|(k, _)| k.is_empty() || k.chars().count() > 128) {
         fail("repository_tags", format!("key {key:?} is not a resource tag key (1 to 128 characters)"));
     }
+    let to = match (raw.to, &scope) {
+        (Some(source), Some(scope)) => promotion(&source, scope).map_err(|e| fail("to", format!("{source:?} {e}"))).ok(),
+        _ => None,
+    };
+    if to.is_some() && raw.remove_source == Some(true) {
+        fail("remove_source", "cannot be combined with \"to\" yet: the pushed tag stays in its repository; remove it with a rule of its own or a lifecycle policy".into());
+    }
     let policy = Policy {
         if_newer,
         scan_gate,
@@ -367,7 +387,7 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
         restore_archived: raw.restore_archived.unwrap_or(false),
     };
     match (ok, matcher) {
-        (true, Some(matcher)) => Some(Rule { name, repositories, repository_tags, matcher, tags, policy }),
+        (true, Some(matcher)) => Some(Rule { name, repositories, repository_tags, matcher, tags, policy, to }),
         _ => None,
     }
 }

@@ -147,6 +147,26 @@ impl Template {
         out
     }
 
+    /// The repositories it renders (a `"to"` template), as a repository glob: the fixed text, `**`
+    /// for each placeholder, since `{repository}` may render a `/`.
+    pub fn repository_glob(&self) -> Result<super::Glob, super::glob::GlobError> {
+        let mut out = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(s) => {
+                    // Glob syntax is not a repository name's: a literal `*` or `?` is refused.
+                    if let Some(c) = s.chars().find(|c| matches!(c, '*' | '?')) {
+                        return Err(super::glob::GlobError::Character(c));
+                    }
+                    out.push_str(s);
+                }
+                _ if out.ends_with("**") => {}
+                _ => out.push_str("**"),
+            }
+        }
+        super::Glob::parse(&out)
+    }
+
     /// Renders the template; the result still has to be sanitised into a tag.
     pub fn render(&self, vars: &Vars<'_>) -> Result<String, std::fmt::Error> {
         let mut out = String::with_capacity(32);
