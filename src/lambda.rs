@@ -20,7 +20,7 @@ use crate::input::{self, Invocation, Message, Queued, Work};
 use crate::apply::{fan_out, signed, sweep};
 use crate::queue::Queue;
 use crate::report::SweepStatus;
-use crate::registry::Catalog;
+use crate::registry::{Blobs, Catalog};
 use crate::report::{Report, SweepReport};
 use crate::registry::cache::Cached;
 use crate::error::RetagError;
@@ -59,7 +59,7 @@ pub struct Handler<R> {
     pace: Option<Pace>,
 }
 
-impl<R: Catalog> Handler<R> {
+impl<R: Catalog + Blobs> Handler<R> {
     pub fn new(registry: R, config: Config) -> Self {
         let pace = config.sweep_writes_per_second.map(Pace::per_second);
         Self { registry: Cached::new(registry, config.repository_tags_ttl), config, queue: None, pace }

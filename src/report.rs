@@ -62,6 +62,9 @@ pub enum Status {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TagReport {
     pub tag: String,
+    /// The repository the tag is in, when not the report's own: a promotion's target (`"to"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     /// The image the tag should point at; in sweeps only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
@@ -174,7 +177,7 @@ impl Outcome {
 
 impl TagReport {
     pub fn new(tag: impl Into<String>, rules: Vec<String>, outcome: Outcome) -> TagReport {
-        TagReport { tag: tag.into(), digest: None, rules, outcome, detail: None, retryable: false }
+        TagReport { tag: tag.into(), repository: None, digest: None, rules, outcome, detail: None, retryable: false }
     }
 
     /// Records a final outcome.
@@ -182,6 +185,13 @@ impl TagReport {
         self.outcome = outcome;
         self.detail = detail;
         self.retryable = false;
+    }
+
+    /// Records a failure that is no call's: what it was, and whether a later delivery can help.
+    pub fn refuse(&mut self, detail: String, retryable: bool) {
+        self.outcome = Outcome::Failed;
+        self.detail = Some(detail);
+        self.retryable = retryable;
     }
 
     /// Records a failed call: retryable when the fault is.
@@ -340,6 +350,7 @@ mod tests {
             signature: None,
             tags: vec![TagReport {
                 tag: "stable".into(),
+                repository: None,
                 digest: None,
                 rules: vec!["release".into()],
                 outcome: Outcome::Moved,

@@ -551,7 +551,7 @@ async fn a_dry_run_sweep_says_what_it_would_write_and_writes_nothing() {
 }
 
 /// An SQS event whose messages have these ids and bodies.
-async fn batch_failures(h: &Handler<impl ecr_retag::registry::Catalog>, payload: &str) -> Vec<String> {
+async fn batch_failures(h: &Handler<impl ecr_retag::registry::Catalog + ecr_retag::registry::Blobs>, payload: &str) -> Vec<String> {
     match h.invoke(payload, std::time::SystemTime::UNIX_EPOCH).await {
         Ok(ecr_retag::lambda::Answer::Batch(b)) => b.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
         other => panic!("not a batch answer: {other:?}"),
@@ -634,6 +634,27 @@ impl<R: ecr_retag::registry::Registry> ecr_retag::registry::Registry for InFligh
     }
     async fn describe(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest) -> Result<Option<ecr_retag::registry::Listed>, ecr_retag::registry::ReadError> {
         self.inner.describe(repository, digest).await
+    }
+}
+
+impl<R: ecr_retag::registry::Blobs> ecr_retag::registry::Blobs for InFlight<R> {
+    async fn mounting_enabled(&self) -> Result<bool, ecr_retag::registry::ReadError> {
+        self.inner.mounting_enabled().await
+    }
+    async fn encryption(&self, repository: &ecr_retag::registry::Repository) -> Result<(String, Option<String>), ecr_retag::registry::ReadError> {
+        self.inner.encryption(repository).await
+    }
+    async fn missing(&self, repository: &ecr_retag::registry::Repository, digests: &[ecr_retag::domain::names::Digest]) -> Result<Vec<ecr_retag::domain::names::Digest>, ecr_retag::registry::ReadError> {
+        self.inner.missing(repository, digests).await
+    }
+    async fn mount(&self, target: &ecr_retag::registry::Repository, source: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest) -> Result<ecr_retag::registry::Mount, ecr_retag::error::Fault> {
+        self.inner.mount(target, source, digest).await
+    }
+    async fn put_manifest(&self, repository: &ecr_retag::registry::Repository, image: &ecr_retag::registry::Image, media_type: &str) -> Result<(), ecr_retag::registry::PutError> {
+        self.inner.put_manifest(repository, image, media_type).await
+    }
+    async fn referrers(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest) -> Result<Vec<ecr_retag::domain::names::Digest>, ecr_retag::registry::ReadError> {
+        self.inner.referrers(repository, digest).await
     }
 }
 

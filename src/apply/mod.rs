@@ -1,4 +1,5 @@
-//! The use cases over the registry port: an event's writes ([`retag`]), the
+//! The use cases over the registry port: an event's writes ([`retag`]), a promotion's copy of
+//! the image into its target repository ([`promote`]), the
 //! PutImage step they all share ([`put`]), tags that move only to newer
 //! versions ([`if_newer`]), pushed tags retired ([`removal`]), a signature's
 //! push bringing the tags it gates ([`signed`]), the reconcile sweep ([`sweep`]) or its
@@ -10,6 +11,7 @@ use crate::domain::rules::RuleSet;
 pub mod doctor;
 pub mod fan_out;
 pub mod if_newer;
+pub mod promote;
 pub mod put;
 pub mod removal;
 pub mod retag;

@@ -24,19 +24,21 @@ use crate::domain::plan::{self, Phase, Plan, Trigger, Verdict};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::apply::put::{self, Target, Was};
 use crate::apply::removal::{self, Pushed};
-use crate::registry::{Image, Lookup, Registry, Repository, Snapshot, TagState};
+use crate::apply::promote;
+use crate::domain::names::RepositoryName;
+use crate::registry::{Blobs, Image, Lookup, Registry, Repository, Snapshot, TagState};
 use crate::report::{entry, Outcome, Report, ScanReport, Status, TagReport};
 use crate::domain::rules::Subject;
 
 /// Retags one push. `Ok` when every derived tag is in place (or would be, in a dry run).
-pub async fn retag<R: Registry>(registry: &R, settings: &Settings, push: &Push) -> Result<Report, RetagError> {
+pub async fn retag<R: Blobs>(registry: &R, settings: &Settings, push: &Push) -> Result<Report, RetagError> {
     let mut handled = begin(registry, settings, push).await?;
     handled.settle(registry, settings, None).await;
     handled.conclude()
 }
 
 /// Applies the scan-gated rules to a scanned image's tags, as if each had just been pushed.
-pub async fn promote_scanned<R: Registry>(registry: &R, settings: &Settings, scan: &ScanResult) -> Result<Report, RetagError> {
+pub async fn promote_scanned<R: Blobs>(registry: &R, settings: &Settings, scan: &ScanResult) -> Result<Report, RetagError> {
     let mut handled = begin_scanned(registry, settings, scan).await?;
     handled.settle(registry, settings, None).await;
     handled.conclude()
@@ -44,7 +46,7 @@ pub async fn promote_scanned<R: Registry>(registry: &R, settings: &Settings, sca
 
 /// A push's writes, up to the second look at its if-newer tags. A cosign signature
 /// tag (`sha256-<hex>.sig`) where a signature-gated rule accepts cosign is a signature's push.
-pub async fn begin<R: Registry>(registry: &R, settings: &Settings, push: &Push) -> Result<Handled, RetagError> {
+pub async fn begin<R: Blobs>(registry: &R, settings: &Settings, push: &Push) -> Result<Handled, RetagError> {
     if let Some(subject) = signature::cosign_subject(&push.tag) {
         if settings.rules.signed_kinds(push.repository.name.as_str()).contains(Kind::Cosign) {
             let signature = SignaturePush {
@@ -72,7 +74,7 @@ pub async fn begin<R: Registry>(registry: &R, settings: &Settings, push: &Push) 
 }
 
 /// A scan's writes, up to the second look at its if-newer tags.
-pub async fn begin_scanned<R: Registry>(registry: &R, settings: &Settings, scan: &ScanResult) -> Result<Handled, RetagError> {
+pub async fn begin_scanned<R: Blobs>(registry: &R, settings: &Settings, scan: &ScanResult) -> Result<Handled, RetagError> {
     let findings = split_findings(registry, settings, scan).await?;
     let job = Job {
         repository: scan.repository.clone(),
@@ -167,7 +169,7 @@ pub(crate) struct Job<'a> {
     pub(crate) phase: Phase<'a>,
 }
 
-pub(crate) async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job<'_>) -> Result<Handled, RetagError> {
+pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_>) -> Result<Handled, RetagError> {
     let rules = &settings.rules;
     let name = job.repository.name.as_str();
     let mut report = Report {
@@ -258,10 +260,10 @@ pub(crate) async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job
         return Ok(Handled { report, claims: Vec::new() });
     }
 
-    let mut tags: BTreeMap<String, TagReport> = BTreeMap::new();
-    let mut candidates = Vec::new();
-    let mut wants = Vec::new();
+    // The pushed repository's tags, then each promotion target's (`"to"`), each written on its own.
+    let mut groups: BTreeMap<Option<RepositoryName>, Group> = BTreeMap::new();
     for planned in &plan.tags {
+        let Group { tags, candidates, wants } = groups.entry(planned.to.clone()).or_default();
         let entry = TagReport::new(planned.tag.as_str(), planned.rules.clone(), Outcome::Invalid);
         let (outcome, detail) = match &planned.verdict {
             Verdict::Write(tag) => {
@@ -281,20 +283,39 @@ pub(crate) async fn run<R: Registry>(registry: &R, settings: &Settings, job: Job
         tags.insert(planned.tag.clone(), TagReport { outcome, detail, ..entry });
     }
 
-    let claims = match write_planned(registry, settings, &job, &digest, candidates, wants, &mut tags).await? {
-        Written::Claims(claims) => claims,
-        Written::Artifact(artifact) => {
-            // Told only by the manifest: planned again as an artifact, where only rules that opt in apply.
-            let job = Job { artifact: Some(artifact), digest: Some(digest), ..job };
-            return Box::pin(run(registry, settings, job)).await;
+    let mut claims = Vec::new();
+    let mut source_tags = BTreeMap::new();
+    for (to, Group { mut tags, candidates, wants }) in groups {
+        let target = to.as_ref().map(|name| Repository { name: name.clone(), ..job.repository.clone() });
+        match write_planned(registry, settings, &job, &digest, target.as_ref(), candidates, wants, &mut tags).await? {
+            Written::Claims(written) => claims.extend(written),
+            Written::Artifact(artifact) => {
+                // Told only by the manifest: planned again as an artifact, where only rules that opt in apply.
+                let job = Job { artifact: Some(artifact), digest: Some(digest), ..job };
+                return Box::pin(run(registry, settings, job)).await;
+            }
         }
-    };
+        match to {
+            None => source_tags = tags,
+            Some(to) => report.tags.extend(tags.into_values().map(|t| TagReport { repository: Some(to.to_string()), ..t })),
+        }
+    }
 
+    // Removals concern the pushed repository only (a promoting rule cannot remove its source).
     let sources = Pushed { repository: &job.repository, digest: &digest, dry_run: job.dry_run };
-    removal::remove_sources(registry, &sources, &plan.removals, &mut tags).await?;
+    removal::remove_sources(registry, &sources, &plan.removals, &mut source_tags).await?;
 
-    report.tags = tags.into_values().collect();
+    let promoted = std::mem::take(&mut report.tags);
+    report.tags = source_tags.into_values().chain(promoted).collect();
     Ok(Handled { report, claims })
+}
+
+/// The planned tags of one repository: their entries, those to write, and those to write if newer.
+#[derive(Default)]
+struct Group {
+    tags: BTreeMap<String, TagReport>,
+    candidates: Vec<Tag>,
+    wants: Vec<Want>,
 }
 
 /// What bringing the planned tags in place came to.
@@ -308,11 +329,16 @@ enum Written {
 /// One read (the manifest, and where each tag points now), then the writes:
 /// guarded ones first while that read is fresh, then the rest. An archived
 /// image gets no write: putting its manifest again would restore it.
-async fn write_planned<R: Registry>(
+///
+/// `to`: a promotion's target, where the tags are read and written; the image is read from
+/// the pushed repository and copied there first ([`promote`]) unless the target holds it.
+#[allow(clippy::too_many_arguments)]
+async fn write_planned<R: Blobs>(
     registry: &R,
     settings: &Settings,
     job: &Job<'_>,
     digest: &Digest,
+    to: Option<&Repository>,
     candidates: Vec<Tag>,
     wants: Vec<Want>,
     tags: &mut BTreeMap<String, TagReport>,
@@ -321,11 +347,29 @@ async fn write_planned<R: Registry>(
         return Ok(Written::Claims(Vec::new()));
     }
     let (rules, name) = (&settings.rules, job.repository.name.as_str());
+    let place = to.unwrap_or(&job.repository);
     let asked: Vec<Tag> = candidates.iter().chain(wants.iter().map(|w| &w.tag)).cloned().collect();
     let read_at = Instant::now();
-    let Snapshot { image, tags: current, archived } = read(registry, &job.repository, Lookup::Digest(digest), &asked).await?;
+    let snapshot = match registry.read(place, Lookup::Digest(digest), &asked).await {
+        Ok(snapshot) => snapshot,
+        // A target's failure is its tags', not the whole event's: the pushed repository's tags stand.
+        Err(e) if to.is_some() => {
+            promote::refuse(tags, &asked, &promote::Refusal::reading(place, e));
+            return Ok(Written::Claims(Vec::new()));
+        }
+        Err(e) => return Err(RetagError::reading(place, e)),
+    };
+    let Snapshot { image, tags: current, archived } = snapshot;
+    // Not in the target yet: the pushed repository's image, to be copied.
+    let (image, archived, arriving) = match (to, image) {
+        (Some(_), None) => {
+            let source = read(registry, &job.repository, Lookup::Digest(digest), &[]).await?;
+            (source.image, source.archived, true)
+        }
+        (_, image) => (image, archived, false),
+    };
     if archived {
-        archived_image(registry, settings, job, digest, &asked, tags).await;
+        archived_image(registry, settings, job, if arriving { &job.repository } else { place }, digest, &asked, tags).await;
         return Ok(Written::Claims(Vec::new()));
     }
     let image = image.ok_or_else(|| RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() })?;
@@ -352,7 +396,20 @@ async fn write_planned<R: Registry>(
     } else {
         media_type(&image, job.media_type)?
     };
-    let target = Target { repository: &job.repository, image: &image, media_type: &media_type };
+    if let (Some(target), true, false) = (to, arriving, job.dry_run) {
+        let copied = async {
+            promote::ready(registry, &job.repository, target).await?;
+            promote::copy(registry, &job.repository, target, &image).await
+        };
+        match copied.await {
+            Ok(copied) => tracing::info!(from = %job.repository.name, to = %target.name, %digest, blobs_mounted = copied.blobs, manifests = copied.manifests, "promoting"),
+            Err(refusal) => {
+                promote::refuse(tags, &asked, &refusal);
+                return Ok(Written::Claims(Vec::new()));
+            }
+        }
+    }
+    let target = Target { repository: place, image: &image, media_type: &media_type };
     let mut claims = Vec::new();
     if !wants.is_empty() {
         let guard = Guard { registry, rules, target, concurrency: settings.write_concurrency, dry_run: job.dry_run };
@@ -366,6 +423,9 @@ async fn write_planned<R: Registry>(
     } else if !to_write.is_empty() {
         put::write(registry, &target, to_write, settings.write_concurrency, tags).await?;
     }
+    if let (Some(target), false) = (to, job.dry_run) {
+        promote::referrers_follow(registry, &job.repository, target, digest, tags).await;
+    }
     Ok(Written::Claims(claims))
 }
 
@@ -376,6 +436,7 @@ async fn archived_image<R: Registry>(
     registry: &R,
     settings: &Settings,
     job: &Job<'_>,
+    place: &Repository,
     digest: &Digest,
     asked: &[Tag],
     tags: &mut BTreeMap<String, TagReport>,
@@ -385,7 +446,7 @@ async fn archived_image<R: Registry>(
     let started = match (restoring.is_empty(), job.dry_run) {
         (true, _) => None,
         (false, true) => Some(Ok("would start its restore (\"restore_archived\": true); a dry run writes nothing")),
-        (false, false) => Some(registry.restore(&job.repository, digest).await.map(|()| RESTORING)),
+        (false, false) => Some(registry.restore(place, digest).await.map(|()| RESTORING)),
     };
     for tag in asked {
         let entry = entry(tags, tag);

@@ -14,11 +14,11 @@ use crate::domain::plan::{Phase, Trigger};
 use crate::domain::request::{Ignored, SignaturePush, Sources};
 use crate::domain::signature::{Kind, Kinds, Referrer, Signatures};
 use crate::error::RetagError;
-use crate::registry::{Lookup, Registry};
+use crate::registry::{Blobs, Lookup};
 use crate::report::{Report, SignatureReport};
 
 /// A signature's writes, up to the second look at its if-newer tags.
-pub async fn begin_signed<R: Registry>(registry: &R, settings: &Settings, signature: &SignaturePush) -> Result<Handled, RetagError> {
+pub async fn begin_signed<R: Blobs>(registry: &R, settings: &Settings, signature: &SignaturePush) -> Result<Handled, RetagError> {
     let repository = &signature.repository;
     let name = repository.name.as_str();
     let ignored = |reason: String| {

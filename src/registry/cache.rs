@@ -1,7 +1,8 @@
-//! The two lookups that can be kept per warm instance for a short time: a
+//! The lookups that can be kept per warm instance for a short time: a
 //! repository's resource tags (rules with `repository_tags`: a burst of pushes
-//! costs one ListTagsForResource, not one per event) and its tag mutability
-//! (one DescribeRepositories for the detail of a `conflict`).
+//! costs one ListTagsForResource, not one per event), its tag mutability
+//! (one DescribeRepositories for the detail of a `conflict`), and a promotion's
+//! preconditions: the account's `BLOB_MOUNTING` and each repository's encryption.
 //!
 //! A [`Registry`] decorator: the handler wraps whatever registry it is given,
 //! and everything but these lookups passes straight through.
@@ -14,22 +15,27 @@ use std::time::{Duration, Instant};
 use crate::domain::mutability::TagMutability;
 use crate::domain::signature::{Kinds, Signatures};
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
+use crate::error::Fault;
 use crate::registry::{
-    Attempts, Catalog, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, Target,
+    Attempts, Blobs, Catalog, Image, Listed, Lookup, Mount, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
+    Target,
 };
 
 type Tags = BTreeMap<String, String>;
 
 pub struct Cached<R> {
     inner: R,
-    tags: Kept<Tags>,
-    mutability: Kept<TagMutability>,
+    tags: Kept<Repository, Tags>,
+    mutability: Kept<Repository, TagMutability>,
+    /// The account setting, one per registry: only ENABLED is kept, so turning it on takes effect at once.
+    mounting: Kept<(), bool>,
+    encryption: Kept<Repository, (String, Option<String>)>,
 }
 
 impl<R: Registry> Cached<R> {
     /// `ttl` zero: every lookup asks ECR.
     pub fn new(inner: R, ttl: Duration) -> Self {
-        Self { inner, tags: Kept::new(ttl), mutability: Kept::new(ttl) }
+        Self { inner, tags: Kept::new(ttl), mutability: Kept::new(ttl), mounting: Kept::new(ttl), encryption: Kept::new(ttl) }
     }
 
     pub fn inner(&self) -> &R {
@@ -42,33 +48,44 @@ impl<R: Registry> Cached<R> {
     }
 }
 
-/// Answers per repository, each kept for `ttl`.
-struct Kept<V> {
+/// Answers per key (a repository), each kept for `ttl`.
+struct Kept<K, V> {
     ttl: Duration,
-    entries: Mutex<HashMap<Repository, (Instant, V)>>,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
 }
 
-impl<V: Clone> Kept<V> {
+impl<K: Clone + Eq + std::hash::Hash, V: Clone> Kept<K, V> {
     fn new(ttl: Duration) -> Self {
         Kept { ttl, entries: Mutex::new(HashMap::new()) }
     }
 
     /// The kept answer if it is younger than the TTL at `now`, else `fetch`'s (kept if it succeeded).
-    async fn get(&self, repository: &Repository, now: Instant, fetch: impl Future<Output = Result<V, ReadError>>) -> Result<V, ReadError> {
-        if let Some((at, value)) = self.lock().get(repository) {
+    async fn get(&self, key: &K, now: Instant, fetch: impl Future<Output = Result<V, ReadError>>) -> Result<V, ReadError> {
+        self.get_if(key, now, fetch, |_| true).await
+    }
+
+    /// The same, keeping only the answers `keep` accepts.
+    async fn get_if(
+        &self,
+        key: &K,
+        now: Instant,
+        fetch: impl Future<Output = Result<V, ReadError>>,
+        keep: impl Fn(&V) -> bool,
+    ) -> Result<V, ReadError> {
+        if let Some((at, value)) = self.lock().get(key) {
             if now.saturating_duration_since(*at) < self.ttl {
                 return Ok(value.clone());
             }
         }
         // Failures are not kept: the next event asks again.
         let value = fetch.await?;
-        if !self.ttl.is_zero() {
-            self.lock().insert(repository.clone(), (now, value.clone()));
+        if !self.ttl.is_zero() && keep(&value) {
+            self.lock().insert(key.clone(), (now, value.clone()));
         }
         Ok(value)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Repository, (Instant, V)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
         // A panic while holding the lock leaves a map that is still consistent.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -110,6 +127,32 @@ impl<R: Registry> Registry for Cached<R> {
 
     async fn describe(&self, repository: &Repository, digest: &Digest) -> Result<Option<Listed>, ReadError> {
         self.inner.describe(repository, digest).await
+    }
+}
+
+impl<R: Blobs> Blobs for Cached<R> {
+    async fn mounting_enabled(&self) -> Result<bool, ReadError> {
+        self.mounting.get_if(&(), Instant::now(), self.inner.mounting_enabled(), |enabled| *enabled).await
+    }
+
+    async fn encryption(&self, repository: &Repository) -> Result<(String, Option<String>), ReadError> {
+        self.encryption.get(repository, Instant::now(), self.inner.encryption(repository)).await
+    }
+
+    async fn missing(&self, repository: &Repository, digests: &[Digest]) -> Result<Vec<Digest>, ReadError> {
+        self.inner.missing(repository, digests).await
+    }
+
+    async fn mount(&self, target: &Repository, source: &Repository, digest: &Digest) -> Result<Mount, Fault> {
+        self.inner.mount(target, source, digest).await
+    }
+
+    async fn put_manifest(&self, repository: &Repository, image: &Image, media_type: &str) -> Result<(), PutError> {
+        self.inner.put_manifest(repository, image, media_type).await
+    }
+
+    async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {
+        self.inner.referrers(repository, digest).await
     }
 }
 

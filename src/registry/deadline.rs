@@ -18,7 +18,8 @@ use crate::domain::mutability::TagMutability;
 use crate::domain::signature::{Kinds, Signatures};
 use crate::error::{Fault, FaultKind};
 use crate::registry::{
-    Attempts, Catalog, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, Target,
+    Attempts, Blobs, Catalog, Image, Listed, Lookup, Mount, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
+    Target,
 };
 
 pub struct Deadline<'r, R> {
@@ -132,6 +133,32 @@ impl<R: Catalog> Catalog for Deadline<'_, R> {
 
     async fn images(&self, repository: &Repository, page: Option<&str>) -> Result<Page<Listed>, ReadError> {
         self.cut("DescribeImages", self.inner.images(repository, page), ReadError::Fault).await
+    }
+}
+
+impl<R: Blobs> Blobs for Deadline<'_, R> {
+    async fn mounting_enabled(&self) -> Result<bool, ReadError> {
+        self.cut("GetAccountSetting", self.inner.mounting_enabled(), ReadError::Fault).await
+    }
+
+    async fn encryption(&self, repository: &Repository) -> Result<(String, Option<String>), ReadError> {
+        self.cut("DescribeRepositories", self.inner.encryption(repository), ReadError::Fault).await
+    }
+
+    async fn missing(&self, repository: &Repository, digests: &[Digest]) -> Result<Vec<Digest>, ReadError> {
+        self.cut("BatchCheckLayerAvailability", self.inner.missing(repository, digests), ReadError::Fault).await
+    }
+
+    async fn mount(&self, target: &Repository, source: &Repository, digest: &Digest) -> Result<Mount, Fault> {
+        self.cut("the blob mount", self.inner.mount(target, source, digest), |f| f).await
+    }
+
+    async fn put_manifest(&self, repository: &Repository, image: &Image, media_type: &str) -> Result<(), PutError> {
+        self.cut("PutImage", self.inner.put_manifest(repository, image, media_type), PutError::Fault).await
+    }
+
+    async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {
+        self.cut("ListImageReferrers", self.inner.referrers(repository, digest), ReadError::Fault).await
     }
 }
 

@@ -127,8 +127,8 @@ impl Ecr {
         Self { client: Client::from_conf(config), registry_api: std::sync::Arc::new(blobs::RegistryApi::at(None)) }
     }
 
-    /// PutImage of the manifest's exact bytes under `tag`, with the given config override.
-    async fn put_image(&self, target: &Target<'_>, tag: &Tag, config: Option<aws_sdk_ecr::config::Builder>) -> Result<(), PutError> {
+    /// PutImage of the manifest's exact bytes under `tag` (`None`: by digest only), with the given config override.
+    async fn put_image(&self, target: &Target<'_>, tag: Option<&Tag>, config: Option<aws_sdk_ecr::config::Builder>) -> Result<(), PutError> {
         let Target { repository, image, media_type } = *target;
         let request = self
             .client
@@ -139,7 +139,7 @@ impl Ecr {
             .image_manifest_media_type(media_type)
             // ECR checks the bytes against this digest, so a changed manifest can never land.
             .image_digest(image.digest.as_str())
-            .image_tag(tag.as_str());
+            .set_image_tag(tag.map(ToString::to_string));
         let sent = match config {
             Some(o) => request.customize().config_override(o).send().await,
             None => request.send().await,
@@ -250,7 +250,7 @@ impl Registry for Ecr {
             Attempts::Retried => self.region_override(target.repository),
             Attempts::Once => Some(single_attempt(self.region_override(target.repository).unwrap_or_default())),
         };
-        self.put_image(target, tag, overrides).await
+        self.put_image(target, Some(tag), overrides).await
     }
 
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {

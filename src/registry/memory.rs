@@ -18,8 +18,10 @@ use crate::domain::mutability::{Mode, TagMutability};
 use crate::domain::assess::Scanned;
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::domain::signature::{self, Kind, Kinds, Referrer, Signatures};
+use crate::domain::manifest::References;
+use crate::error::Fault;
 use crate::registry::{
-    Attempts, Catalog, Image, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
+    Attempts, Blobs, Catalog, Image, Mount, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
     Target,
 };
 
@@ -40,6 +42,14 @@ pub enum Call {
     /// A look for the image's signatures (ListImageReferrers and the rest), of these kinds.
     Signatures(Digest, Kinds),
     Describe(Digest),
+    MountingEnabled,
+    Encryption(RepositoryName),
+    /// BatchCheckLayerAvailability of this many blobs.
+    Missing(usize),
+    Mount(Digest),
+    /// An untagged PutImage by digest.
+    PutManifest(Digest),
+    Referrers(Digest),
 }
 
 impl Call {
@@ -57,6 +67,12 @@ impl Call {
             Call::Images(_) => "images",
             Call::Signatures(..) => "signatures",
             Call::Describe(_) => "describe",
+            Call::MountingEnabled => "mounting_enabled",
+            Call::Encryption(_) => "encryption",
+            Call::Missing(_) => "missing",
+            Call::Mount(_) => "mount",
+            Call::PutManifest(_) => "put_manifest",
+            Call::Referrers(_) => "referrers",
         }
     }
 }
@@ -87,6 +103,10 @@ struct Stored {
     scans: HashMap<Digest, Scanned>,
     /// Images ECR managed signing has signed (status `COMPLETE`).
     signed_by_ecr: std::collections::HashSet<Digest>,
+    /// Blobs uploaded or mounted here; a stored image's blobs count too, as `docker push` uploads them.
+    blobs: std::collections::HashSet<Digest>,
+    /// Another encryption than the default (`AES256`, no key).
+    encryption: Option<(String, Option<String>)>,
 }
 
 #[derive(Default)]
@@ -97,6 +117,8 @@ struct State {
     before_put: Vec<Interference>,
     after_put: Vec<Interference>,
     calls: Vec<Call>,
+    /// The account setting `BLOB_MOUNTING` is off (on by default here).
+    mounting_disabled: bool,
 }
 
 #[derive(Default)]
@@ -137,6 +159,15 @@ impl Memory {
         self.with(repository, |r| {
             r.images.insert(image.digest.clone(), (image, pushed_at));
         });
+    }
+
+    /// Turns the account setting `BLOB_MOUNTING` on or off.
+    pub fn set_mounting(&self, enabled: bool) {
+        self.lock().mounting_disabled = !enabled;
+    }
+
+    pub fn set_encryption(&self, repository: &str, kind: &str, key: Option<&str>) {
+        self.with(repository, |r| r.encryption = Some((kind.to_owned(), key.map(str::to_owned))));
     }
 
     /// Points `tag` at `digest`, as a push (or another writer) would.
@@ -377,7 +408,74 @@ impl Registry for Memory {
     }
 }
 
+impl Blobs for Memory {
+    async fn mounting_enabled(&self) -> Result<bool, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::MountingEnabled);
+        Ok(!state.mounting_disabled)
+    }
+
+    async fn encryption(&self, repository: &Repository) -> Result<(String, Option<String>), ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Encryption(repository.name.clone()));
+        Ok(state.stored(repository)?.encryption.clone().unwrap_or_else(|| ("AES256".to_owned(), None)))
+    }
+
+    async fn missing(&self, repository: &Repository, digests: &[Digest]) -> Result<Vec<Digest>, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Missing(digests.len()));
+        let stored = state.stored(repository)?;
+        Ok(digests.iter().filter(|d| !stored.holds_blob(d)).cloned().collect())
+    }
+
+    /// Mounted when the setting is on, the encryption is the same and the source holds the blob; as ECR.
+    async fn mount(&self, target: &Repository, source: &Repository, digest: &Digest) -> Result<Mount, Fault> {
+        let mut state = self.lock();
+        state.calls.push(Call::Mount(digest.clone()));
+        let (Some(from), Some(to)) = (state.repositories.get(&source.name), state.repositories.get(&target.name)) else {
+            return Ok(Mount::NotMounted);
+        };
+        if state.mounting_disabled || from.encryption != to.encryption || !from.holds_blob(digest) {
+            return Ok(Mount::NotMounted);
+        }
+        if let Some(to) = state.repositories.get_mut(&target.name) {
+            to.blobs.insert(digest.clone());
+        }
+        Ok(Mount::Mounted)
+    }
+
+    async fn put_manifest(&self, repository: &Repository, image: &Image, _media_type: &str) -> Result<(), PutError> {
+        let mut state = self.lock();
+        state.calls.push(Call::PutManifest(image.digest.clone()));
+        let stored = state.repositories.get_mut(&repository.name).ok_or(PutError::RepositoryNotFound)?;
+        if stored.images.contains_key(&image.digest) {
+            return Err(PutError::AlreadyExists);
+        }
+        stored.images.insert(image.digest.clone(), (image.clone(), None));
+        Ok(())
+    }
+
+    async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Referrers(digest.clone()));
+        let stored = state.stored(repository)?;
+        let mut found: Vec<Digest> = stored
+            .images
+            .values()
+            .filter(|(image, _)| References::of(&image.digest, &image.manifest).is_ok_and(|r| r.subject.as_ref() == Some(digest)))
+            .map(|(image, _)| image.digest.clone())
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+}
+
 impl Stored {
+    fn holds_blob(&self, digest: &Digest) -> bool {
+        self.blobs.contains(digest)
+            || self.images.values().any(|(image, _)| References::of(&image.digest, &image.manifest).is_ok_and(|r| r.blobs.contains(digest)))
+    }
+
     fn listed(&self, image: &Image, pushed_at: Option<DateTime<Utc>>) -> Listed {
         let mut tags: Vec<Tag> = self.tags.iter().filter(|(_, d)| **d == image.digest).map(|(t, _)| t.clone()).collect();
         tags.sort();

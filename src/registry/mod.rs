@@ -251,4 +251,12 @@ pub trait Blobs: Registry {
     /// Mounts the blob `digest` from `source` into `target` (the registry API's
     /// `POST /v2/<target>/blobs/uploads/?mount=<digest>&from=<source>`).
     fn mount(&self, target: &Repository, source: &Repository, digest: &Digest) -> impl Future<Output = Result<Mount, Fault>> + Send;
+
+    /// PutImage of a manifest by its digest and untagged: an index's child, or a referrer.
+    /// `AlreadyExists` when the repository holds it already.
+    fn put_manifest(&self, repository: &Repository, image: &Image, media_type: &str) -> impl Future<Output = Result<(), PutError>> + Send;
+
+    /// The digests of the image's active referrers of any artifact type (ListImageReferrers):
+    /// its signatures, SBOMs and attestations.
+    fn referrers(&self, repository: &Repository, digest: &Digest) -> impl Future<Output = Result<Vec<Digest>, ReadError>> + Send;
 }

@@ -522,7 +522,7 @@ pub trait Invoke {
     async fn handle(&self, payload: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> Result<ecr_retag::report::Report, ecr_retag::error::RetagError>;
 }
 
-impl<R: ecr_retag::registry::Catalog> Invoke for ecr_retag::lambda::Handler<R> {
+impl<R: ecr_retag::registry::Catalog + ecr_retag::registry::Blobs> Invoke for ecr_retag::lambda::Handler<R> {
     async fn handle(&self, payload: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> Result<ecr_retag::report::Report, ecr_retag::error::RetagError> {
         let now = std::time::SystemTime::from(now);
         match self.invoke_at(&payload.to_string(), now + std::time::Duration::from_secs(600), now).await? {
@@ -551,7 +551,7 @@ impl Scenario {
 }
 
 /// Sends a reconcile request the way Lambda would (no deadline) and returns the sweep's answer.
-pub async fn sweep<R: ecr_retag::registry::Catalog>(h: &ecr_retag::lambda::Handler<R>, request: serde_json::Value) -> ecr_retag::report::SweepReport {
+pub async fn sweep<R: ecr_retag::registry::Catalog + ecr_retag::registry::Blobs>(h: &ecr_retag::lambda::Handler<R>, request: serde_json::Value) -> ecr_retag::report::SweepReport {
     match h.invoke(&serde_json::json!({ "reconcile": request }).to_string(), std::time::SystemTime::UNIX_EPOCH).await {
         Ok(ecr_retag::lambda::Answer::Reconcile(report)) => report,
         other => panic!("not a sweep's answer: {other:?}"),

@@ -10,7 +10,7 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_ecr::types::LayerAvailability;
+use aws_sdk_ecr::types::{ArtifactStatusFilter, LayerAvailability, ListImageReferrersFilter, SubjectIdentifier};
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_rustls::HttpsConnector;
@@ -21,7 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use super::{fault, registry_id, Ecr};
 use crate::domain::names::Digest;
 use crate::error::{Fault, FaultKind};
-use crate::registry::{Blobs, Mount, ReadError, Repository, OPERATION_TIMEOUT};
+use crate::registry::{Blobs, Image, Mount, PutError, ReadError, Repository, Target, OPERATION_TIMEOUT};
 
 /// BatchCheckLayerAvailability takes at most this many digests a call.
 const CHECK_BATCH: usize = 100;
@@ -162,6 +162,37 @@ impl Blobs for Ecr {
             429 => Err(Fault::new(FaultKind::Throttled, "HTTP 429", format!("the mount of {digest} into {}", target.name))),
             s if s >= 500 => Err(Fault::new(FaultKind::Server, format!("HTTP {s}"), format!("the mount of {digest} into {}", target.name))),
             s => Err(Fault::new(FaultKind::Permanent, format!("HTTP {s}"), format!("the registry API refused the mount of {digest} into {}", target.name))),
+        }
+    }
+
+    async fn put_manifest(&self, repository: &Repository, image: &Image, media_type: &str) -> Result<(), PutError> {
+        self.put_image(&Target { repository, image, media_type }, None, self.region_override(repository)).await
+    }
+
+    async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {
+        let subject = SubjectIdentifier::builder()
+            .image_digest(digest.as_str())
+            .build()
+            .map_err(|e| ReadError::Fault(Fault::new(FaultKind::Permanent, "InvalidRequest", e.to_string())))?;
+        let mut found = Vec::new();
+        let mut next = None;
+        loop {
+            let request = self
+                .client
+                .list_image_referrers()
+                .repository_name(repository.name.as_str())
+                .set_registry_id(registry_id(repository))
+                .subject_id(subject.clone())
+                // An archived referrer cannot be read, so it cannot be copied either.
+                .filter(ListImageReferrersFilter::builder().artifact_status(ArtifactStatusFilter::Active).build())
+                .max_results(50)
+                .set_next_token(next);
+            let output = send_read!(self, repository, request)?;
+            found.extend(output.referrers().iter().filter_map(|r| Digest::parse(r.digest()).ok()));
+            next = output.next_token().map(str::to_owned);
+            if next.is_none() {
+                return Ok(found);
+            }
         }
     }
 }

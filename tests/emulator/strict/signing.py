@@ -6,6 +6,7 @@ import json
 
 from moto.ecr.exceptions import ImageNotFoundException, InvalidParameterException, RepositoryNotFoundException
 
+from .common import page
 from .state import STATE
 
 
@@ -53,8 +54,7 @@ def repository_of(backend, params):
 
 def list_image_referrers_response(self):
     """ListImageReferrers, computed from the stored manifests with a `subject`: filtered by
-    artifact type (1 to 5) and status (ACTIVE unless asked), at most maxResults (1 to 50).
-    Not emulated: pagination (nextToken)."""
+    artifact type (1 to 5) and status (ACTIVE unless asked), in pages of maxResults (1 to 50)."""
     from moto.core.responses import ActionResult
     with STATE.lock:
         repo = repository_of(self.ecr_backend, self._get_param)
@@ -86,7 +86,7 @@ def list_image_referrers_response(self):
             if annotations:
                 referrer["annotations"] = annotations
             referrers.append(referrer)
-    return ActionResult({"referrers": referrers[:max_results]})
+    return ActionResult(page("referrers", referrers, max_results, self._get_param("nextToken")))
 
 
 def describe_image_signing_status_response(self):

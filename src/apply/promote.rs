@@ -1,0 +1,218 @@
+//! Promotion into another repository of the same registry (a rule's `"to"`): the image is
+//! copied there by digest without moving a byte, and its tags are then written there by the
+//! same path as any other tag ([`crate::apply::retag`]), which puts the manifest itself.
+//!
+//! The order keeps the target from ever naming what it does not hold, as ECR requires:
+//! 1. the preconditions ([`ready`]): `BLOB_MOUNTING` on and the same encryption on both
+//!    repositories, each read once per warm instance (the handler's registry keeps them);
+//! 2. an index's children, each by digest, untagged, after its own blobs ([`copy`]);
+//! 3. the image's blobs, mounted from the source where the target lacks them;
+//! 4. (the caller) the tags, whose first PutImage stores the manifest;
+//! 5. its referrers, by digest, once their subject is there ([`copy_referrers`]): signatures
+//!    and SBOMs go along, so that verification in the target finds them.
+//!
+//! Whether a mount of a blob that only an untagged manifest names works, and whether a
+//! PutImage into the target replicates, are ECR's to answer (see the README's "Promotion"):
+//! a mount answered 202 is a [`Refusal::NotMounted`] naming the blob, retried on the next delivery.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::domain::manifest::{References, Unreadable};
+use crate::domain::names::{Digest, RepositoryName, Tag};
+use crate::error::Fault;
+use crate::registry::{Blobs, Image, Lookup, Mount, PutError, ReadError, Repository};
+use crate::report::{entry, Outcome, TagReport};
+
+/// Why an image could not be brought into the target: said on each of its tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The account setting `BLOB_MOUNTING` is not `ENABLED`.
+    MountingOff,
+    EncryptionDiffers { source: String, target: String },
+    TargetMissing(RepositoryName),
+    /// The mount was answered 202: the registry opened an upload session instead.
+    NotMounted { blob: Digest, from: RepositoryName },
+    /// An index names a child the source does not hold.
+    ChildMissing(Digest),
+    Read { repository: RepositoryName, error: ReadError },
+    Put { repository: RepositoryName, digest: Digest, error: PutError },
+    Mount { blob: Digest, fault: Fault },
+    Unreadable(Unreadable),
+    /// Neither ECR nor the manifest names its media type, and PutImage needs one.
+    MediaType(Digest),
+}
+
+impl Refusal {
+    /// Whether a later delivery can succeed without a person changing something.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Refusal::NotMounted { .. } => true,
+            Refusal::Read { error: ReadError::Fault(f), .. } | Refusal::Mount { fault: f, .. } => f.retryable(),
+            Refusal::Put { error: PutError::Fault(f), .. } => f.retryable(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn reading(repository: &Repository, error: ReadError) -> Refusal {
+        match error {
+            ReadError::RepositoryNotFound => Refusal::TargetMissing(repository.name.clone()),
+            error => Refusal::Read { repository: repository.name.clone(), error },
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::MountingOff => f.write_str(
+                "not promoted: blob mounting is off for this registry; turn it on with \
+                 `aws ecr put-account-setting --name BLOB_MOUNTING --value ENABLED`, and a redelivery or the next push promotes it",
+            ),
+            Refusal::EncryptionDiffers { source, target } => write!(
+                f,
+                "not promoted: ECR mounts blobs only between repositories with the same encryption, and the source has {source} \
+                 while the target has {target}; create the target with the source's encryption"
+            ),
+            Refusal::TargetMissing(name) => write!(
+                f,
+                "not promoted: the target repository {name} does not exist; create it (with the source's encryption), since \
+                 blobs are mounted before any manifest, create-on-push cannot make it"
+            ),
+            Refusal::NotMounted { blob, from } => write!(
+                f,
+                "not promoted yet: the registry did not mount blob {blob} from {from} (202: it opened an upload instead); \
+                 a redelivery tries again"
+            ),
+            Refusal::ChildMissing(child) => write!(f, "not promoted: the index names {child}, which its repository does not hold"),
+            Refusal::Read { repository, error } => write!(f, "not promoted: reading {repository} failed: {error}"),
+            Refusal::Put { repository, digest, error } => write!(f, "not promoted: putting {digest} into {repository} failed: {error}"),
+            Refusal::Mount { blob, fault } => write!(f, "not promoted: the mount of {blob} failed: {fault}"),
+            Refusal::Unreadable(e) => write!(f, "not promoted: {e}"),
+            Refusal::MediaType(digest) => write!(f, "not promoted: neither ECR nor the manifest names the media type of {digest}"),
+        }
+    }
+}
+
+/// The preconditions of a mount between these repositories, explained when one fails.
+pub async fn ready<R: Blobs>(registry: &R, source: &Repository, target: &Repository) -> Result<(), Refusal> {
+    // The target first: a missing one is the likeliest mistake, and its message the most useful.
+    let theirs = registry.encryption(target).await.map_err(|e| Refusal::reading(target, e))?;
+    if !registry.mounting_enabled().await.map_err(|e| Refusal::reading(source, e))? {
+        return Err(Refusal::MountingOff);
+    }
+    let ours = registry.encryption(source).await.map_err(|e| Refusal::reading(source, e))?;
+    if ours != theirs {
+        let describe = |(kind, key): &(String, Option<String>)| key.as_ref().map_or(kind.clone(), |k| format!("{kind} with key {k}"));
+        return Err(Refusal::EncryptionDiffers { source: describe(&ours), target: describe(&theirs) });
+    }
+    Ok(())
+}
+
+/// What one promotion copied, for its tags' detail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Copied {
+    pub blobs: usize,
+    pub manifests: usize,
+}
+
+/// Everything `image` needs in `target` before its manifest can be put there: an index's
+/// children (each put by digest), and the blobs of whatever is an image. The manifest itself
+/// is left to the caller's tagged PutImage.
+pub async fn copy<R: Blobs>(registry: &R, source: &Repository, target: &Repository, image: &Image) -> Result<Copied, Refusal> {
+    let references = References::of(&image.digest, &image.manifest).map_err(Refusal::Unreadable)?;
+    let mut copied = Copied { blobs: mount_missing(registry, source, target, &references.blobs).await?, manifests: 0 };
+    for child in &references.children {
+        let there = registry.read(target, Lookup::Digest(child), &[]).await.map_err(|e| Refusal::reading(target, e))?;
+        if there.image.is_some() {
+            continue;
+        }
+        let found = registry.read(source, Lookup::Digest(child), &[]).await.map_err(|e| Refusal::reading(source, e))?;
+        let child_image = found.image.ok_or_else(|| Refusal::ChildMissing(child.clone()))?;
+        // Children of children (an index of indexes) are copied the same way.
+        let below = Box::pin(copy(registry, source, target, &child_image)).await?;
+        put_by_digest(registry, target, &child_image).await?;
+        copied.blobs += below.blobs;
+        copied.manifests += below.manifests + 1;
+    }
+    Ok(copied)
+}
+
+/// The image's referrers the target lacks, copied by digest (their blobs mounted first).
+pub async fn copy_referrers<R: Blobs>(registry: &R, source: &Repository, target: &Repository, digest: &Digest) -> Result<Copied, Refusal> {
+    let theirs = registry.referrers(source, digest).await.map_err(|e| Refusal::reading(source, e))?;
+    if theirs.is_empty() {
+        return Ok(Copied::default());
+    }
+    let ours = registry.referrers(target, digest).await.map_err(|e| Refusal::reading(target, e))?;
+    let mut copied = Copied::default();
+    for referrer in theirs.iter().filter(|r| !ours.contains(r)) {
+        let found = registry.read(source, Lookup::Digest(referrer), &[]).await.map_err(|e| Refusal::reading(source, e))?;
+        // Deleted since the listing: nothing to copy.
+        let Some(image) = found.image else { continue };
+        let below = copy(registry, source, target, &image).await?;
+        put_by_digest(registry, target, &image).await?;
+        copied.blobs += below.blobs;
+        copied.manifests += below.manifests + 1;
+    }
+    Ok(copied)
+}
+
+/// Mounts each of `blobs` the target lacks; how many were mounted.
+async fn mount_missing<R: Blobs>(registry: &R, source: &Repository, target: &Repository, blobs: &[Digest]) -> Result<usize, Refusal> {
+    if blobs.is_empty() {
+        return Ok(0);
+    }
+    let missing = registry.missing(target, blobs).await.map_err(|e| Refusal::reading(target, e))?;
+    for blob in &missing {
+        match registry.mount(target, source, blob).await {
+            Ok(Mount::Mounted) => {}
+            Ok(Mount::NotMounted) => return Err(Refusal::NotMounted { blob: blob.clone(), from: source.name.clone() }),
+            Err(fault) => return Err(Refusal::Mount { blob: blob.clone(), fault }),
+        }
+    }
+    Ok(missing.len())
+}
+
+async fn put_by_digest<R: Blobs>(registry: &R, target: &Repository, image: &Image) -> Result<(), Refusal> {
+    let media_type = crate::apply::retag::media_type(image, None).map_err(|_| Refusal::MediaType(image.digest.clone()))?;
+    match registry.put_manifest(target, image, &media_type).await {
+        // A concurrent promotion of the same image put it first.
+        Ok(()) | Err(PutError::AlreadyExists) => Ok(()),
+        Err(PutError::RepositoryNotFound) => Err(Refusal::TargetMissing(target.name.clone())),
+        Err(error) => Err(Refusal::Put { repository: target.name.clone(), digest: image.digest.clone(), error }),
+    }
+}
+
+/// Every tag of a promotion that could not go ahead fails with the reason.
+pub(crate) fn refuse(tags: &mut BTreeMap<String, TagReport>, asked: &[Tag], refusal: &Refusal) {
+    for tag in asked {
+        entry(tags, tag).refuse(refusal.to_string(), refusal.retryable());
+    }
+}
+
+/// Once the image is in the target (a tag of it is in place), its referrers follow; if they
+/// cannot, its tags say so and fail retryably, so that a redelivery copies them.
+pub(crate) async fn referrers_follow<R: Blobs>(
+    registry: &R,
+    source: &Repository,
+    target: &Repository,
+    digest: &Digest,
+    tags: &mut BTreeMap<String, TagReport>,
+) {
+    let landed = |t: &TagReport| matches!(t.outcome, Outcome::Created | Outcome::Moved | Outcome::Unchanged | Outcome::Repaired);
+    if !tags.values().any(landed) {
+        return;
+    }
+    match copy_referrers(registry, source, target, digest).await {
+        Ok(copied) if copied.manifests > 0 => {
+            tracing::info!(from = %source.name, to = %target.name, %digest, referrers = copied.manifests, blobs_mounted = copied.blobs, "referrers promoted");
+        }
+        Ok(_) => {}
+        Err(refusal) => {
+            for t in tags.values_mut().filter(|t| landed(t)) {
+                t.refuse(format!("written, but the image's referrers (signatures, SBOMs) did not follow: {refusal}"), true);
+            }
+        }
+    }
+}
