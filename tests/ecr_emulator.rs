@@ -1196,6 +1196,9 @@ async fn the_emulator_mounts_blobs_between_repositories_and_checks_a_pushs_blobs
     assert_eq!(mount(&blobs[0], &src, &sealed).0, 202);
     assert_eq!(mount(&format!("sha256:{}", "e".repeat(64)), &src, &dst).0, 202);
     assert_eq!(mount(&blobs[0], &src, "mount-nowhere").0, 404);
+    // A test may have ECR decline a mount it would otherwise make (the open questions' answer going the other way).
+    emulator.fault("RegistryBlobMount", &dst, None, "decline", 1);
+    assert_eq!(mount(&blobs[0], &src, &dst).0, 202);
 
     // Mounted: 201, the blob is there, and once every blob is, the same bytes put there get the same digest.
     for blob in &blobs {
@@ -1208,7 +1211,7 @@ async fn the_emulator_mounts_blobs_between_repositories_and_checks_a_pushs_blobs
     assert_eq!(available.layers().len(), blobs.len(), "{available:?}");
     put(&dst).await.unwrap();
     assert_eq!(state(&client, &dst).await.0["v1.0.0"], digest);
-    assert_eq!(emulator.calls(&dst).get("RegistryBlobMount"), Some(&(blobs.len() as u64 + 2)), "counted per target repository");
+    assert_eq!(emulator.calls(&dst).get("RegistryBlobMount"), Some(&(blobs.len() as u64 + 3)), "counted per target repository");
 
     // An index whose children are not in the repository: ReferencedImagesNotFoundException.
     let index = manifest("docker-manifest-list");

@@ -397,10 +397,11 @@ async fn write_planned<R: Blobs>(
         media_type(&image, job.media_type)?
     };
     if let (Some(target), true, false) = (to, arriving, job.dry_run) {
-        let copied = async {
+        // Boxed, as the other nested steps: the event's future would otherwise outgrow a thread's stack.
+        let copied = Box::pin(async {
             promote::ready(registry, &job.repository, target).await?;
             promote::copy(registry, &job.repository, target, &image).await
-        };
+        });
         match copied.await {
             Ok(copied) => tracing::info!(from = %job.repository.name, to = %target.name, %digest, blobs_mounted = copied.blobs, manifests = copied.manifests, "promoting"),
             Err(refusal) => {
@@ -424,7 +425,7 @@ async fn write_planned<R: Blobs>(
         put::write(registry, &target, to_write, settings.write_concurrency, tags).await?;
     }
     if let (Some(target), false) = (to, job.dry_run) {
-        promote::referrers_follow(registry, &job.repository, target, digest, tags).await;
+        Box::pin(promote::referrers_follow(registry, &job.repository, target, digest, tags)).await;
     }
     Ok(Written::Claims(claims))
 }

@@ -231,9 +231,6 @@ impl RuleSet {
                 continue;
             }
             let Some(matched) = rule.matcher.matches(subject.tag.as_str()) else { continue };
-            if rule.to.as_ref().is_some_and(|to| to.shape.matches(subject.repository)) {
-                continue;
-            }
             let vars = Vars {
                 tag: subject.tag.as_str(),
                 repository: subject.repository,
@@ -323,8 +320,10 @@ impl RuleSet {
 }
 
 impl Rule {
+    /// Named by `repositories`, and not a repository the rule promotes into (its `"to"` shape).
     fn applies_to(&self, repository: &str) -> bool {
         self.repositories.as_ref().is_none_or(|globs| globs.iter().any(|g| g.matches(repository)))
+            && !self.to.as_ref().is_some_and(|to| to.shape.matches(repository))
     }
 
     fn repository_tags_met(&self, have: Option<&BTreeMap<String, String>>) -> bool {

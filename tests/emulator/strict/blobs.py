@@ -178,7 +178,9 @@ def serve(path, method, environ, start_response):
 def start_upload(name, query, start_response):
     """POST /v2/<name>/blobs/uploads/[?mount=<digest>&from=<source>]: 201 when mounted (BLOB_MOUNTING
     enabled, the source's committed manifests name the blob, both repositories encrypted alike),
-    else 202 and an upload session, as a registry does when it cannot mount."""
+    else 202 and an upload session, as a registry does when it cannot mount. A fault armed for
+    operation RegistryBlobMount (any kind) declines the mount with a 202: what ECR answers where the
+    open questions (a blob only an untagged manifest names) come out against mounting."""
     target = repository(name)
     mount, source_name = query.get("mount", [None])[0], query.get("from", [None])[0]
     STATE.calls[name]["RegistryBlobMount" if mount else "RegistryBlobUpload"] += 1
@@ -186,7 +188,8 @@ def start_upload(name, query, start_response):
         return error(start_response, "404 Not Found", "NAME_UNKNOWN", f"repository {name} not found")
     if mount:
         source = repository(source_name or "")
-        if (source is not None and STATE.account_settings.get("BLOB_MOUNTING") == "ENABLED"
+        declined = STATE.take_fault("RegistryBlobMount", name, None)
+        if (not declined and source is not None and STATE.account_settings.get("BLOB_MOUNTING") == "ENABLED"
                 and source.encryption_configuration == target.encryption_configuration
                 and mount in committed(source)):
             target.layers[mount] = source.layers.get(mount, 0)

@@ -1,0 +1,315 @@
+//! Promotion into another repository (`"to"`), against the strict emulator: the image copied
+//! byte for byte by mounting its blobs, an index's children and the image's referrers put by
+//! digest, the tags written in the target, and every refusal explained.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use ecr_retag::config::Config;
+use ecr_retag::domain::rules::RuleSet;
+use ecr_retag::lambda::Handler;
+use ecr_retag::registry::ecr::Ecr;
+use ecr_retag::report::{Outcome, Report, Status};
+use futures_util::future::join_all;
+use support::*;
+
+/// The function's calls plus a promotion's, as the template grants them with promotion on.
+const PROMOTION_OPERATIONS: [&str; 3] = ["GetAuthorizationToken", "GetAccountSetting", "BatchCheckLayerAvailability"];
+
+/// `{tag}` and `stable` in `prod/<repository>`; `edge` at home.
+const PROMOTE: &str = r#"{"rules":[
+    {"name":"promote","semver":true,"repositories":["dev-*"],"to":"prod/{repository}","tags":["{tag}","stable"]},
+    {"name":"edge","semver":true,"repositories":["dev-*"],"tags":["edge"]}
+]}"#;
+
+/// The same promotion, `stable` moving only to a newer version (in the target).
+const PROMOTE_IF_NEWER: &str = r#"{"rules":[
+    {"name":"promote","semver":true,"repositories":["dev-*"],"to":"prod/{repository}","move":"if-newer","tags":["{tag}","stable"]}
+]}"#;
+
+/// An emulator of this file's, where BLOB_MOUNTING is on (an account setting: the test that
+/// turns it off has an emulator of its own), and a client for seeding it.
+async fn emulator() -> (&'static Emulator, aws_sdk_ecr::Client) {
+    static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+    let emulator = EMULATOR.get_or_init(|| Emulator::start(&granted()));
+    let client = emulator.client();
+    mounting(&client, true).await;
+    (emulator, client)
+}
+
+async fn mounting(client: &aws_sdk_ecr::Client, enabled: bool) {
+    let value = if enabled { "ENABLED" } else { "DISABLED" };
+    client.put_account_setting().name("BLOB_MOUNTING").value(value).send().await.unwrap();
+}
+
+fn granted() -> Vec<&'static str> {
+    FUNCTION_OPERATIONS.iter().chain(PROMOTION_OPERATIONS.iter()).copied().collect()
+}
+
+/// A handler as one Lambda instance has it: its own client and caches.
+fn handler(emulator: &Emulator, rules: &str) -> Handler<Ecr> {
+    let config = Config::with_rules(RuleSet::from_json(rules).unwrap());
+    Handler::new(Ecr::new(function_client(&emulator.endpoint)).with_registry_endpoint(&emulator.endpoint), config)
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-24T12:00:00Z".parse().unwrap()
+}
+
+/// `(repository, tag, outcome)` of each tag of the answer; `None`: the pushed repository.
+fn outcomes(report: &Report) -> Vec<(Option<&str>, &str, Outcome)> {
+    report.tags.iter().map(|t| (t.repository.as_deref(), t.tag.as_str(), t.outcome)).collect()
+}
+
+/// A source repository `dev-…` and its target `prod/dev-…`, created alike.
+async fn pair(client: &aws_sdk_ecr::Client, prefix: &str) -> (String, String) {
+    let source = repository(client, &format!("dev-{prefix}"), false).await;
+    let target = format!("prod/{source}");
+    client.create_repository().repository_name(&target).send().await.unwrap();
+    (source, target)
+}
+
+/// Pushes an OCI index of two numbered images (each pushed untagged first, as docker buildx
+/// does) under `tag`: the index's digest and its children's.
+async fn push_index(client: &aws_sdk_ecr::Client, repo: &str, n: u32, tag: &str) -> (String, Vec<String>) {
+    let mut children = Vec::new();
+    let mut entries = Vec::new();
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let child = numbered_manifest(n + i as u32);
+        let digest = push(client, repo, &child, None).await;
+        entries.push(format!(
+            r#"{{"mediaType":"{}","digest":"{digest}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+            child.media_type,
+            child.body.len()
+        ));
+        children.push(digest);
+    }
+    let body = format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#, entries.join(","));
+    let index = Manifest { name: "index", body, media_type: "application/vnd.oci.image.index.v1+json", declares_media_type: true };
+    (push(client, repo, &index, Some(tag)).await, children)
+}
+
+/// The digests of the image's referrers in `repo`, sorted.
+async fn referrers(client: &aws_sdk_ecr::Client, repo: &str, digest: &str) -> Vec<String> {
+    let subject = aws_sdk_ecr::types::SubjectIdentifier::builder().image_digest(digest).build().unwrap();
+    let listed = client.list_image_referrers().repository_name(repo).subject_id(subject).send().await.unwrap();
+    let mut found: Vec<String> = listed.referrers().iter().map(|r| r.digest().to_owned()).collect();
+    found.sort();
+    found
+}
+
+fn count(calls: &HashMap<String, u64>, operation: &str) -> u64 {
+    calls.get(operation).copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_pushed_image_is_promoted_byte_for_byte_by_mounting_its_blobs_and_a_redelivery_writes_nothing() {
+    let (emulator, client) = emulator().await;
+    let (src, dst) = pair(&client, "single").await;
+    let image = manifest("docker-v2");
+    let digest = push(&client, &src, &image, Some("v1.4.2")).await;
+    let h = handler(emulator, PROMOTE);
+
+    let report = h.handle(&push_event(&src, &digest, "v1.4.2", None), now()).await.unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [(None, "edge", Outcome::Created), (Some(dst.as_str()), "stable", Outcome::Created), (Some(dst.as_str()), "v1.4.2", Outcome::Created)]
+    );
+    let (tags, manifests) = state(&client, &dst).await;
+    assert_eq!((tags["stable"].as_str(), tags["v1.4.2"].as_str()), (digest.as_str(), digest.as_str()));
+    assert_eq!(manifests[&digest], image.body, "the same bytes, so the same digest");
+    assert_eq!(state(&client, &src).await.0["edge"], digest);
+    let target_calls = emulator.calls(&dst);
+    assert_eq!(count(&target_calls, "RegistryBlobMount"), 3, "the config and two layers, each mounted once: {target_calls:?}");
+    assert_eq!(count(&target_calls, "BatchCheckLayerAvailability"), 1);
+    assert_eq!(count(&target_calls, "PutImage"), 2, "the manifest lands with its first tag: no untagged put");
+
+    // Redelivered, and delivered to another instance: reads only.
+    for h in [&h, &handler(emulator, PROMOTE)] {
+        let (before_src, before_dst) = (emulator.calls(&src), emulator.calls(&dst));
+        let again = h.handle(&push_event(&src, &digest, "v1.4.2", None), now()).await.unwrap();
+        assert!(again.tags.iter().all(|t| t.outcome == Outcome::Unchanged), "{again:?}");
+        let since = [emulator.calls_since(&src, &before_src), emulator.calls_since(&dst, &before_dst)];
+        assert!(since.iter().flatten().all(|(op, _)| ["BatchGetImage", "ListImageReferrers"].contains(&op.as_str())), "{since:?}");
+    }
+    assert!(emulator.writes(&dst).values().all(|n| *n == 1), "{:?}", emulator.writes(&dst));
+
+    // The target's own push events (the promotion's PutImage calls) promote nothing and cost
+    // nothing, even for a rule that names no repositories: it never applies inside its `to`.
+    let anywhere = handler(emulator, r#"{"rules":[{"name":"promote","semver":true,"to":"prod/{repository}","tags":["{tag}","stable"]}]}"#);
+    let before = emulator.function_calls_on(&dst);
+    for tag in ["stable", "v1.4.2"] {
+        let echo = anywhere.handle(&push_event(&dst, &digest, tag, None), now()).await.unwrap();
+        assert_eq!((echo.status, echo.reason.as_deref()), (Status::Ignored, Some("no rule matches this repository and tag")), "{echo:?}");
+    }
+    assert_eq!(emulator.function_calls_on(&dst), before);
+}
+
+#[tokio::test]
+async fn an_index_is_promoted_with_its_children_first_each_by_digest() {
+    let (emulator, client) = emulator().await;
+    let (src, dst) = pair(&client, "index").await;
+    let (index, children) = push_index(&client, &src, 90_000, "v2.0.0").await;
+    let h = handler(emulator, PROMOTE);
+    let report = h.handle(&push_event(&src, &index, "v2.0.0", Some("application/vnd.oci.image.index.v1+json")), now()).await.unwrap();
+    assert!(report.tags.iter().all(|t| matches!(t.outcome, Outcome::Created)), "{report:?}");
+
+    let (tags, manifests) = state(&client, &dst).await;
+    assert_eq!((tags["stable"].as_str(), tags["v2.0.0"].as_str()), (index.as_str(), index.as_str()));
+    let (_, source_manifests) = state(&client, &src).await;
+    for digest in children.iter().chain([&index]) {
+        assert_eq!(manifests.get(digest), source_manifests.get(digest), "{digest} byte for byte");
+    }
+    assert_eq!(manifests.len(), 3, "the index and its two children, nothing else");
+    assert!(!tags.values().any(|d| children.contains(d)), "the children stay untagged");
+    let calls = emulator.function_calls_on(&dst);
+    assert_eq!(count(&calls, "PutImage"), 4, "two children by digest, then the index with each of its two tags: {calls:?}");
+    // Each child has a config and two layers; the layers are the same fixture's, so mounted once.
+    assert_eq!(count(&emulator.calls(&dst), "RegistryBlobMount"), 4);
+}
+
+#[tokio::test]
+async fn signatures_and_sboms_follow_the_image_so_that_verification_in_the_target_finds_them() {
+    let (emulator, client) = emulator().await;
+    let (src, dst) = pair(&client, "signed").await;
+    let digest = push(&client, &src, &manifest("docker-v2"), Some("v3.1.0")).await;
+    let notation = push(&client, &src, &manifest("notation-signature"), None).await;
+    let sbom = manifest("spdx-sbom");
+    let subject = format!(r#","subject":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{digest}","size":735}}}}"#);
+    let sbom = Manifest { body: format!("{}{subject}", sbom.body.trim_end().trim_end_matches('}')), ..sbom };
+    let sbom = push(&client, &src, &sbom, None).await;
+    let source_referrers = referrers(&client, &src, &digest).await;
+    assert_eq!(source_referrers.len(), 2);
+
+    let h = handler(emulator, PROMOTE);
+    let report = h.handle(&push_event(&src, &digest, "v3.1.0", None), now()).await.unwrap();
+    assert!(report.tags.iter().all(|t| t.outcome == Outcome::Created), "{report:?}");
+    assert_eq!(referrers(&client, &dst, &digest).await, source_referrers);
+    let (_, target) = state(&client, &dst).await;
+    let (_, source) = state(&client, &src).await;
+    for d in [&notation, &sbom] {
+        assert_eq!(target.get(d), source.get(d), "referrer {d} byte for byte");
+    }
+
+    // Another signature pushed later comes along on the next promotion of the image, and only it.
+    let sigstore = push(&client, &src, &manifest("sigstore-bundle"), None).await;
+    let before = emulator.function_calls_on(&dst);
+    let again = h.handle(&push_event(&src, &digest, "v3.1.0", None), now()).await.unwrap();
+    assert!(again.tags.iter().all(|t| t.outcome == Outcome::Unchanged), "{again:?}");
+    assert!(referrers(&client, &dst, &digest).await.contains(&sigstore));
+    let put = count(&emulator.function_calls_on(&dst), "PutImage") - count(&before, "PutImage");
+    assert_eq!(put, 1, "the new referrer alone");
+}
+
+#[tokio::test]
+async fn a_promotion_that_cannot_mount_says_why_and_leaves_the_pushed_repositorys_tags_in_place() {
+    let (emulator, client) = emulator().await;
+    let h = handler(emulator, PROMOTE);
+
+    // No target repository: permanent, and it says what to create.
+    let src = repository(&client, "dev-missing", false).await;
+    let digest = push(&client, &src, &numbered_manifest(91_001), Some("v1.0.0")).await;
+    let err = h.handle(&push_event(&src, &digest, "v1.0.0", None), now()).await.unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.TagsNotApplied", "{err}");
+    let report = err.report().unwrap();
+    assert_eq!(report.tags[0].outcome, Outcome::Created, "edge, at home: {report:?}");
+    let failed = &report.tags[1];
+    assert_eq!((failed.repository.as_deref(), failed.outcome), (Some(format!("prod/{src}").as_str()), Outcome::Failed));
+    assert!(failed.detail.as_deref().unwrap().contains(&format!("the target repository prod/{src} does not exist")), "{failed:?}");
+
+    // Another encryption: permanent; ECR mounts only between repositories encrypted alike.
+    let src = repository(&client, "dev-sealed", false).await;
+    let kms = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
+    client.create_repository().repository_name(format!("prod/{src}")).encryption_configuration(kms).send().await.unwrap();
+    let digest = push(&client, &src, &numbered_manifest(91_002), Some("v1.0.0")).await;
+    let err = h.handle(&push_event(&src, &digest, "v1.0.0", None), now()).await.unwrap_err();
+    assert!(!err.retryable(), "{err}");
+    let detail = err.report().unwrap().tags[1].detail.clone().unwrap();
+    assert!(detail.contains("the source has AES256 while the target has KMS"), "{detail}");
+    assert_eq!(count(&emulator.calls(&format!("prod/{src}")), "RegistryBlobMount"), 0, "explained, not discovered");
+
+    // A mount answered 202: retryable, naming the blob; the next delivery finishes it.
+    let (src, dst) = pair(&client, "declined").await;
+    let image = numbered_manifest(91_003);
+    let digest = push(&client, &src, &image, Some("v1.0.0")).await;
+    emulator.fault("RegistryBlobMount", &dst, None, "decline", 1);
+    let err = h.handle(&push_event(&src, &digest, "v1.0.0", None), now()).await.unwrap_err();
+    assert!(err.retryable(), "{err}");
+    let detail = err.report().unwrap().tags[1].detail.clone().unwrap();
+    let config = serde_json::from_str::<serde_json::Value>(&image.body).unwrap()["config"]["digest"].as_str().unwrap().to_owned();
+    assert!(detail.contains(&format!("did not mount blob {config} from {src}")), "{detail}");
+    assert!(state(&client, &dst).await.0.is_empty(), "nothing tagged in the target");
+    let report = h.handle(&push_event(&src, &digest, "v1.0.0", None), now()).await.unwrap();
+    assert_eq!(outcomes(&report)[1..], [(Some(dst.as_str()), "stable", Outcome::Created), (Some(dst.as_str()), "v1.0.0", Outcome::Created)]);
+}
+
+#[tokio::test]
+async fn with_blob_mounting_off_a_promotion_says_how_to_turn_it_on_and_makes_no_mount() {
+    let emulator = Emulator::start(&granted());
+    let client = emulator.client();
+    let (src, dst) = pair(&client, "off").await;
+    let digest = push(&client, &src, &numbered_manifest(92_001), Some("v1.0.0")).await;
+    let h = handler(&emulator, PROMOTE);
+    for _ in 0..2 {
+        let err = h.handle(&push_event(&src, &digest, "v1.0.0", None), now()).await.unwrap_err();
+        assert!(!err.retryable(), "a person has to turn it on: {err}");
+        let detail = err.report().unwrap().tags[1].detail.clone().unwrap();
+        assert!(detail.contains("aws ecr put-account-setting --name BLOB_MOUNTING --value ENABLED"), "{detail}");
+    }
+    assert_eq!(count(&emulator.function_calls_on(""), "GetAccountSetting"), 2, "DISABLED is not kept: turning it on takes effect at once");
+    assert_eq!(count(&emulator.calls(&dst), "RegistryBlobMount"), 0);
+
+    mounting(&client, true).await;
+    for _ in 0..3 {
+        h.handle(&push_event(&src, &digest, "v1.0.0", None), now()).await.unwrap();
+    }
+    assert_eq!(count(&emulator.function_calls_on(""), "GetAccountSetting"), 3, "ENABLED is read once per instance");
+    assert_eq!(state(&client, &dst).await.0["stable"], digest);
+}
+
+#[tokio::test]
+async fn concurrent_shuffled_and_duplicated_promotions_leave_stable_on_the_highest_version_in_the_target() {
+    let (emulator, client) = emulator().await;
+    let (src, dst) = pair(&client, "race").await;
+    let versions = ["v1.4.2", "v1.5.0", "v1.4.3", "v1.10.0", "v1.9.9"];
+    let mut events = Vec::new();
+    let mut digests = HashMap::new();
+    for (i, version) in versions.iter().enumerate() {
+        let digest = push(&client, &src, &numbered_manifest(93_000 + i as u32), Some(version)).await;
+        digests.insert(*version, digest.clone());
+        events.push(push_event(&src, &digest, version, None));
+    }
+    // Every event twice, over four instances, in an order of the seed's.
+    let mut deliveries: Vec<&serde_json::Value> = events.iter().chain(events.iter()).collect();
+    let mut seed = 0x5eed_u64;
+    for i in (1..deliveries.len()).rev() {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        deliveries.swap(i, (seed >> 33) as usize % (i + 1));
+    }
+    let instances: Vec<Handler<Ecr>> = (0..4).map(|_| handler(emulator, PROMOTE_IF_NEWER)).collect();
+    let answers = join_all(deliveries.iter().enumerate().map(|(n, event)| instances[n % 4].handle(event, now()))).await;
+    for answer in &answers {
+        // A delivery that lost a race is retried by Lambda; none may fail for good.
+        if let Err(e) = answer {
+            assert!(e.retryable(), "{e}");
+        }
+    }
+    // Late retries of every event, as Lambda's would come, at once.
+    for answer in join_all(events.iter().enumerate().map(|(n, event)| instances[n % 4].handle(event, now()))).await {
+        answer.unwrap();
+    }
+    let (tags, _) = state(&client, &dst).await;
+    assert_eq!(tags["stable"], digests["v1.10.0"], "{tags:?}");
+    for version in versions {
+        assert_eq!(tags[version], digests[version], "each version promoted under its own tag");
+    }
+    let late = instances[1].handle(&events[0], now()).await.unwrap();
+    let stable = late.tags.iter().find(|t| t.tag == "stable").unwrap();
+    assert_eq!(stable.outcome, Outcome::SkippedNotNewer, "{stable:?}");
+    assert_eq!(state(&client, &dst).await.0["stable"], digests["v1.10.0"]);
+}
