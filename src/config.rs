@@ -17,8 +17,9 @@
 //! | `RETAG_SWEEP_WRITES_PER_SECOND` | sweeps' PutImage calls per second per instance, more than 0 and at most 1000 (unset or `0`: unpaced) |
 //! | `RETAG_SWEEP_QUEUE_URL` | set by the template with `Delivery=queue`: the event queue's URL, where a fan-out (`"fan_out": true`) sends its sweeps |
 //! | `RETAG_MANAGED_SIGNING` | set by the template: `false` when the role may not call `ecr:DescribeImageSigningStatus` |
+//! | `RETAG_PROMOTION` | set by the template: `false` when the role may not mount blobs or write promotion targets (`PromotionTargets` empty) |
 //!
-//! The last five let a rule set that needs wiring the stack lacks fail at
+//! The wiring variables (`RETAG_SCAN_EVENTS` to `RETAG_PROMOTION`) let a rule set that needs wiring the stack lacks fail at
 //! start-up, with the parameter to change, instead of deferring or failing
 //! tags silently. Unset (outside the template), nothing is checked.
 
@@ -192,7 +193,7 @@ struct Wiring {
     remedy: &'static str,
 }
 
-const WIRING: [Wiring; 5] = [
+const WIRING: [Wiring; 6] = [
     Wiring {
         needed: |p| p.scan_gate.is_some(),
         var: "RETAG_SCAN_EVENTS",
@@ -222,6 +223,12 @@ const WIRING: [Wiring; 5] = [
         var: "RETAG_MANAGED_SIGNING",
         feature: "a rule accepts ECR managed signing (\"signed\": [\"managed\", …])",
         remedy: "the function's role may not call ecr:DescribeImageSigningStatus; deploy with SignatureEvents=managed",
+    },
+    Wiring {
+        needed: |p| p.promotes,
+        var: "RETAG_PROMOTION",
+        feature: "a rule promotes into another repository (\"to\": …)",
+        remedy: "the function's role may not mount blobs or write the target repositories; deploy with PromotionTargets set to their names or patterns, for example PromotionTargets=prod/*",
     },
 ];
 
@@ -334,6 +341,10 @@ mod tests {
         let err = load(&[("RETAG_RULES", removing), ("RETAG_REMOVE_SOURCE", "false")]).unwrap_err();
         assert!(err.to_string().contains("ecr:BatchDeleteImage") && err.to_string().contains("RemoveSourceTags=true"), "{err}");
 
+        let promoting = r#"{"rules":[{"name":"x","semver":true,"to":"prod/{repository}","tags":["stable"]}]}"#;
+        let err = load(&[("RETAG_RULES", promoting), ("RETAG_PROMOTION", "false")]).unwrap_err().to_string();
+        assert!(err.contains("PromotionTargets=prod/*"), "{err}");
+        assert!(load(&[("RETAG_RULES", promoting), ("RETAG_PROMOTION", "true")]).is_ok());
         let restoring = r#"{"rules":[{"name":"x","semver":true,"restore_archived":true,"tags":["stable"]}]}"#;
         let err = load(&[("RETAG_RULES", restoring), ("RETAG_RESTORE_ARCHIVED", "false")]).unwrap_err();
         assert!(err.to_string().contains("ecr:UpdateImageStorageClass") && err.to_string().contains("RestoreArchivedImages=true"), "{err}");

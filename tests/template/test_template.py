@@ -105,9 +105,13 @@ AUTHORISED_AS = {"ecr:ListImageReferrers": "ecr:BatchGetImage"}
 
 # The registry settings only `ecr-retag doctor` reads: never the function, whose role lacks them.
 DOCTOR_ONLY = "setup.rs"
-# Blob mounts for promotion into another repository (issue 19): not called by the function until
-# promotion is wired in; then the policy grows by exactly these calls, and only with promotion on.
+# Promotion into another repository ("to"): the calls only a promotion makes, granted only with
+# PromotionTargets set.
 PROMOTION_ONLY = "blobs.rs"
+# What the registry API's blob mount is assumed to need, besides those calls (unverified; this is
+# the one place to change it, with the template's MountFromSources and PromoteIntoTargets):
+# the source's layer download and the target's layer upload calls.
+MOUNT_ASSUMED = {"ecr:GetDownloadUrlForLayer", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"}
 
 
 def ecr_operations_called_by_the_code(only=None):
@@ -178,12 +182,36 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertFalse(settings & self.granted(RemoveSourceTags="true", RestoreArchivedImages="true", SignatureEvents="managed"),
                          "the function's role never gets the doctor's reads")
 
-    def test_the_promotion_calls_are_not_yet_the_functions(self):
+    def statements(self, **parameters):
+        function = Resolver(self.template, **parameters).resource("RetagFunction")["Properties"]
+        return {s["Sid"]: s for p in function["Policies"] for s in p["Statement"]}
+
+    def test_promotion_grows_the_policy_by_exactly_its_calls_and_only_when_on(self):
         promotion = ecr_operations_called_by_the_code(only=PROMOTION_ONLY)
         self.assertEqual(promotion, {"ecr:GetAuthorizationToken", "ecr:GetAccountSetting", "ecr:BatchCheckLayerAvailability",
-                                     "ecr:DescribeRepositories"})
-        granted = self.granted(RemoveSourceTags="true", RestoreArchivedImages="true", SignatureEvents="managed")
-        self.assertFalse((promotion - {"ecr:DescribeRepositories"}) & granted, "granted only once promotion is wired in")
+                                     "ecr:DescribeRepositories", "ecr:BatchGetImage"})
+        off, on = self.granted(), self.granted(PromotionTargets="prod/*")
+        self.assertFalse({"ecr:GetAuthorizationToken", "ecr:GetAccountSetting", "ecr:BatchCheckLayerAvailability"} & off,
+                         "nothing of a promotion's without PromotionTargets")
+        self.assertEqual(on - off, (promotion | MOUNT_ASSUMED) - off)
+        # Where: the sources' layers are read, the targets alone are written, and only the two
+        # account-wide actions are granted on "*".
+        sids = self.statements(PromotionTargets="prod/*,release/*", Repositories="dev/*")
+        target = sids["PromoteIntoTargets"]
+        self.assertEqual(target["Resource"], ["arn:*:ecr:*:*:repository/prod/*", "arn:*:ecr:*:*:repository/release/*"])
+        called = ecr_operations_called_by_the_code()
+        self.assertEqual(set(target["Action"]) - MOUNT_ASSUMED,
+                         {"ecr:BatchGetImage", "ecr:PutImage", "ecr:DescribeImages", "ecr:BatchCheckLayerAvailability"})
+        self.assertLessEqual(set(target["Action"]) - MOUNT_ASSUMED, called | promotion)
+        self.assertEqual((sids["MountFromSources"]["Resource"], sids["MountFromSources"]["Action"]),
+                         (["arn:*:ecr:*:*:repository/dev/*"], ["ecr:GetDownloadUrlForLayer"]))
+        self.assertEqual(sids["RegistryTokenAndSetting"]["Resource"], "*")
+        self.assertEqual(set(sids["RegistryTokenAndSetting"]["Action"]), {"ecr:GetAuthorizationToken", "ecr:GetAccountSetting"})
+        for s in sids.values():
+            if s["Sid"] != "RegistryTokenAndSetting":
+                self.assertNotEqual(s["Resource"], "*", s["Sid"])
+        env = lambda **p: Resolver(self.template, **p).resource("RetagFunction")["Properties"]["Environment"]["Variables"]
+        self.assertEqual((env()["RETAG_PROMOTION"], env(PromotionTargets="prod/*")["RETAG_PROMOTION"]), ("false", "true"))
 
     def test_scan_events_are_routed_only_when_asked_for(self):
         conditions = self.template["Resources"]

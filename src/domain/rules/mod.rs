@@ -66,6 +66,8 @@ pub struct Policy {
     /// `"restore_archived": true`: a tag of the rule due on an archived image starts its
     /// restore (UpdateImageStorageClass) instead of waiting for a person to.
     pub restore_archived: bool,
+    /// `"to"`: the tags are written in another repository, the image copied there.
+    pub promotes: bool,
 }
 
 impl Policy {

@@ -385,6 +385,7 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
         remove_source: raw.remove_source.unwrap_or(false),
         artifacts: raw.artifacts.unwrap_or(false),
         restore_archived: raw.restore_archived.unwrap_or(false),
+        promotes: to.is_some(),
     };
     match (ok, matcher) {
         (true, Some(matcher)) => Some(Rule { name, repositories, repository_tags, matcher, tags, policy, to }),
