@@ -607,6 +607,15 @@ mod tests {
         assert!(to("prod/api", "v1.2.3").is_empty());
         assert_eq!(to("production/api", "v1.2.3").len(), 2, "the shape is prod/**, not a prefix of the name");
 
+        let swapped = RuleSet::from_json(r#"{"rules":[{"name":"p","semver":true,"repositories":["dev/**"],"to":"prod/{repository:1}","tags":["{tag}"]}]}"#).unwrap();
+        let tag = Tag::parse("v1.0.0").unwrap();
+        let to = |repository: &str| {
+            let subject = Subject { repository, tag: &tag, digest: &d, pushed_at: Utc::now(), repository_tags: None, artifact: false };
+            swapped.derive(&subject).into_iter().map(|x| x.to.map(|r| r.to_string()).ok_or_else(|| x.result.unwrap_err().reason)).collect::<Vec<_>>()
+        };
+        assert_eq!(to("dev/team/api"), [Ok("prod/team/api".to_owned())], "dev/… becomes prod/…");
+        assert!(to("dev").is_empty(), "dev/** needs a segment after dev");
+
         let uppercase = RuleSet::from_json(r#"{"rules":[{"name":"p","match":"(?<env>[A-Z]+)-.*","to":"{env}-app","tags":["x"]}]}"#).unwrap();
         let tag = Tag::parse("QA-1").unwrap();
         let subject = Subject { repository: "app", tag: &tag, digest: &d, pushed_at: Utc::now(), repository_tags: None, artifact: false };

@@ -48,6 +48,8 @@ pub enum TemplateError {
     SemverOnly(String),
     #[error("uses `{{digest:{0}}}`; N must be a number from 1 to 64")]
     DigestLength(String),
+    #[error("uses `{{repository:{0}}}`; N must be a number of leading path segments to leave out, from 1 to 9")]
+    RepositorySegments(String),
     #[error("uses `{{date}}` without a format; write e.g. `{{date:%Y%m%d}}`")]
     DateWithoutFormat,
     #[error("has an invalid strftime format in `{{date:{0}}}`")]
@@ -61,6 +63,8 @@ enum Segment {
     Literal(String),
     Tag,
     Repository,
+    /// `{repository:N}`: the name without its first N path segments (`dev/team/api`, N 1: `team/api`).
+    RepositoryAfter(usize),
     Digest(usize),
     Date(Vec<Item<'static>>),
     Capture(usize),
@@ -78,7 +82,7 @@ pub struct Template {
     segments: Vec<Segment>,
 }
 
-const BUILTIN: &[&str] = &["tag", "repository", "digest", "digest:N", "date:FORMAT"];
+const BUILTIN: &[&str] = &["tag", "repository", "repository:N", "digest", "digest:N", "date:FORMAT"];
 const SEMVER: &[&str] = &["version", "major", "minor", "patch", "prerelease"];
 
 impl Template {
@@ -175,6 +179,12 @@ impl Template {
                 Segment::Literal(s) => out.push_str(s),
                 Segment::Tag => out.push_str(vars.tag),
                 Segment::Repository => out.push_str(vars.repository),
+                // Fewer segments than that: nothing, and the rendering is then no valid name.
+                Segment::RepositoryAfter(n) => {
+                    if let Some(rest) = vars.repository.splitn(n + 1, '/').nth(*n) {
+                        out.push_str(rest);
+                    }
+                }
                 Segment::Digest(n) => out.push_str(vars.digest_hex.get(..*n).unwrap_or(vars.digest_hex)),
                 // Writing can fail (never panics) if chrono cannot format a valid item.
                 Segment::Date(items) => write!(out, "{}", vars.pushed_at.format_with_items(items.iter()))?,
@@ -232,6 +242,12 @@ fn placeholder(inner: &str, scope: &Scope<'_>) -> Result<Segment, TemplateError>
     match (name, arg) {
         ("tag", None) => return Ok(Segment::Tag),
         ("repository", None) => return Ok(Segment::Repository),
+        ("repository", Some(n)) => {
+            return match n.parse::<usize>() {
+                Ok(n @ 1..=9) => Ok(Segment::RepositoryAfter(n)),
+                _ => Err(TemplateError::RepositorySegments(n.to_owned())),
+            }
+        }
         ("digest", None) => return Ok(Segment::Digest(64)),
         ("digest", Some(n)) => {
             return match n.parse::<usize>() {
@@ -334,6 +350,8 @@ mod tests {
     #[test]
     fn builtin_placeholders_and_literal_braces() {
         assert_eq!(render_semver("{tag}-{repository}", "v1.4.2"), "v1.4.2-team/api");
+        assert_eq!(render_semver("prod/{repository:1}", "v1.4.2"), "prod/api", "team/api without its first segment");
+        assert_eq!(render_semver("prod/{repository:2}", "v1.4.2"), "prod/", "no segment left");
         assert_eq!(render_semver("sha-{digest:7}", "v1.0.0"), "sha-16eb06c");
         assert_eq!(render_semver("{digest}", "v1.0.0"), HEX);
         assert_eq!(render_semver("{date:%Y%m%d}", "v1.0.0"), "20261124");
@@ -364,6 +382,8 @@ mod tests {
         assert!(matches!(err("{2}", &regex), TemplateError::Unknown { .. }));
         assert_eq!(err("{digest:0}", &regex), TemplateError::DigestLength("0".into()));
         assert_eq!(err("{digest:65}", &regex), TemplateError::DigestLength("65".into()));
+        assert_eq!(err("{repository:0}", &regex), TemplateError::RepositorySegments("0".into()));
+        assert_eq!(err("{repository:x}", &regex), TemplateError::RepositorySegments("x".into()));
         assert_eq!(err("{date}", &regex), TemplateError::DateWithoutFormat);
         assert_eq!(err("{date:%Q}", &regex), TemplateError::DateFormat("%Q".into()));
         assert_eq!(err("{date:}", &regex), TemplateError::DateFormat(String::new()));
