@@ -185,7 +185,9 @@ def summary(kind, answer):
             lines.append(f"      {c['tag']:<22} {c['outcome']:<12} on {short(c['digest'])}")
     for t in answer.get("tags", []):
         detail = f"  {short(t['detail'])}" if t.get("detail") else ""
-        lines.append(f"    {t['tag']:<24} {t['outcome']:<16} rules: {', '.join(t['rules'])}{detail}")
+        # A promotion's tag is shown where it lands: prod/api:stable.
+        where = f"{t['repository']}:" if t.get("repository") else ""
+        lines.append(f"    {where + t['tag']:<24} {t['outcome']:<16} rules: {', '.join(t['rules'])}{detail}")
     return "\n".join(lines)
 
 

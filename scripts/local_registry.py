@@ -31,6 +31,13 @@ SAMPLES = {
         ("oci-manifest", "application/vnd.oci.image.manifest.v1+json", "latest"),
         ("notation-signature", "application/vnd.oci.image.manifest.v1+json", None),
     ]),
+    # events/promote-push.json, for examples/promotion-to-prod.json: dev/api into prod/api (empty),
+    # the image's Notation signature along with it.
+    "dev/api": ({}, [
+        ("docker-v2", "application/vnd.docker.distribution.manifest.v2+json", "v1.4.2"),
+        ("notation-signature", "application/vnd.oci.image.manifest.v1+json", None),
+    ]),
+    "prod/api": ({}, []),
 }
 
 
@@ -49,6 +56,8 @@ def seed():
                           **({"imageTag": tag} if tag else {}))
             print(f"    pushed {repository + ':' + (tag or '(untagged)'):<26} "
                   f"{short('sha256:' + hashlib.sha256(body).hexdigest())}  ({name})")
+    # Promotion mounts blobs between repositories: an account setting, off unless set.
+    ecr.put_account_setting(name="BLOB_MOUNTING", value="ENABLED")
 
 
 def show(repositories):

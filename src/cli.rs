@@ -121,6 +121,13 @@ fn check_rules(file: &str) -> Outcome {
             );
         }
     }
+    for (rule, repository, shape) in rules.inside_own_target() {
+        let _ = writeln!(
+            out,
+            "{file}: warning: rule {rule:?} names repositories inside its own \"to\" ({shape}), such as {repository}, \
+             where it never applies (so that a promotion's own pushes do not promote again)"
+        );
+    }
     if never > 0 {
         return Outcome { code: 1, output: format!("{out}{file}: {never} rule{} can never write a tag", if never == 1 { "" } else { "s" }) };
     }
@@ -361,6 +368,20 @@ mod tests {
         );
         let out = run_args(&["plan", "--rules", &rules, "--repository", "prod/app", "--tag", "v1.4.2"]);
         assert!(!out.output.contains("prod/prod"), "the target's own pushes promote nothing: {}", out.output);
+    }
+
+    #[test]
+    fn check_rules_warns_of_a_promoting_rule_that_names_its_own_targets() {
+        let rules = file(
+            "self-target",
+            r#"{"rules":[{"name":"self","semver":true,"repositories":["prod/*","dev/*"],"to":"prod/{repository}","tags":["stable"]},
+                         {"name":"fine","semver":true,"repositories":["dev/**"],"to":"prod/{repository:1}","tags":["stable"]}]}"#,
+        );
+        let out = run_args(&["check-rules", &rules]);
+        assert_eq!(out.code, 0, "{}", out.output);
+        let warnings: Vec<&str> = out.output.lines().filter(|l| l.contains("warning")).collect();
+        assert_eq!(warnings.len(), 1, "{}", out.output);
+        assert!(warnings[0].contains("rule \"self\" names repositories inside its own \"to\" (prod/**), such as prod/x"), "{}", out.output);
     }
 
     #[test]

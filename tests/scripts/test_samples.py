@@ -34,7 +34,7 @@ class Samples(unittest.TestCase):
         names = ["push.json", "push-multi-arch-index.json", "push-untagged-child.json", "push-main-build.json",
                  "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json", "push-signature.json", "direct-request-dry-run.json",
                  "direct-request.json", "sqs-batch.json", "reconcile-dry-run.json", "reconcile.json", "reconcile-fan-out.json"]
-        self.assertEqual(sorted(n for n in os.listdir(os.path.join(ROOT, "events")) if not n.startswith("platform-")),
+        self.assertEqual(sorted(n for n in os.listdir(os.path.join(ROOT, "events")) if not n.startswith(("platform-", "promote-"))),
                          sorted(names), "every sample is checked here or below")
         run, got = answers(*[f"events/{n}" for n in names])
         self.assertEqual(run.returncode, 0, run.stderr)
@@ -74,6 +74,17 @@ class Samples(unittest.TestCase):
         self.assertEqual(outcomes(got[names[3]]), {"stable": "deferred", "v1": "skipped_not_newer", "v1.2": "created"})
         self.assertEqual(outcomes(got[names[4]]), {"stable": "blocked"})
         self.assertEqual(outcomes(got[names[5]]), {"edge": "created", "edge-20261124": "created", "latest": "removed"})
+
+    def test_the_promotion_sample_copies_the_image_and_its_signature_into_prod(self):
+        self.assertEqual(sorted(n for n in os.listdir(os.path.join(ROOT, "events")) if n.startswith("promote-")), ["promote-push.json"])
+        run, got = answers("--rules", "examples/promotion-to-prod.json", "events/promote-push.json", "events/promote-push.json")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        tags = [(t.get("repository"), t["tag"], t["outcome"]) for t in got["promote-push.json"]["tags"]]
+        # The second answer (a redelivery) is the one kept: everything in place, nothing written.
+        self.assertEqual(tags, [(None, "latest-release", "unchanged"), ("prod/api", "stable", "unchanged"),
+                                ("prod/api", "v1", "unchanged"), ("prod/api", "v1.4.2", "unchanged")])
+        first = [line for line in run.stdout.splitlines() if line.startswith("{")][0]
+        self.assertEqual({t["outcome"] for t in json.loads(first)["answer"]["tags"]}, {"created"}, first)
 
     def test_a_function_that_cannot_start_says_why_within_seconds(self):
         with tempfile.NamedTemporaryFile("w", suffix=".json") as rules:

@@ -213,6 +213,23 @@ class TemplateMatchesTheCode(unittest.TestCase):
         env = lambda **p: Resolver(self.template, **p).resource("RetagFunction")["Properties"]["Environment"]["Variables"]
         self.assertEqual((env()["RETAG_PROMOTION"], env(PromotionTargets="prod/*")["RETAG_PROMOTION"]), ("false", "true"))
 
+    @mock_aws
+    def test_the_replication_examples_are_what_ecr_takes(self):
+        # The README's commands, through botocore's request validation and moto's ECR.
+        with open(os.path.join(ROOT, "examples/replication.json")) as f:
+            replication = json.load(f)
+        with open(os.path.join(ROOT, "examples/replication-registry-policy.json")) as f:
+            policy = f.read()
+        ecr = boto3.client("ecr", region_name="eu-west-1")
+        ecr.put_replication_configuration(replicationConfiguration=replication)
+        rules = ecr.describe_registry()["replicationConfiguration"]["rules"]
+        self.assertEqual(rules[0]["repositoryFilters"], [{"filter": "prod/", "filterType": "PREFIX_MATCH"}],
+                         "the prefix the promotion writes under")
+        ecr.put_registry_policy(policyText=policy)
+        statement = json.loads(policy)["Statement"][0]
+        self.assertEqual(set(statement["Action"]), {"ecr:CreateRepository", "ecr:ReplicateImage"})
+        self.assertTrue(statement["Resource"].endswith(":repository/prod/*"))
+
     def test_scan_events_are_routed_only_when_asked_for(self):
         conditions = self.template["Resources"]
         self.assertEqual(conditions["ScanRule"]["Condition"], "RouteBasicScans")

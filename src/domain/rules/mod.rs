@@ -294,6 +294,23 @@ impl RuleSet {
             .collect()
     }
 
+    /// `(rule, repository, shape)` for each of a promoting rule's `repositories` globs whose example
+    /// repository lies inside the rule's own `to` shape, where the rule never applies: a rule set
+    /// that says `"repositories": ["prod/*"], "to": "prod/{repository}"` promotes nothing.
+    pub fn inside_own_target(&self) -> Vec<(&str, String, &str)> {
+        self.rules
+            .iter()
+            .filter_map(|r| Some((r, r.to.as_ref()?, r.repositories.as_ref()?)))
+            .flat_map(|(r, to, globs)| {
+                globs
+                    .iter()
+                    .map(|g| examples::repository(g.source()))
+                    .filter(|repository| to.shape.matches(repository))
+                    .map(move |repository| (r.name.as_str(), repository, to.shape.source()))
+            })
+            .collect()
+    }
+
     /// The rules whose `repositories` name this repository, whatever its resource tags.
     pub fn covering(&self, repository: &str) -> Vec<Coverage<'_>> {
         self.rules
