@@ -699,14 +699,15 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
     let text = json!({"rules": [
         {"name": "release", "repositories": [format!("{p}-*"), format!("{p}-cache/**")], "semver": true,
          "tags": ["stable", "v{major}-latest"], "when": {"scan": "HIGH"}},
-        {"name": "platform", "repositories": [format!("{p}-*")], "repository_tags": {"team": "platform"}, "match": "^main-[0-9]+$", "tags": ["edge"]}
+        {"name": "platform", "repositories": [format!("{p}-*")], "repository_tags": {"team": "platform"}, "match": "^main-[0-9]+$", "tags": ["edge"]},
+        {"name": "promote", "repositories": [format!("{p}-promo*")], "semver": true, "to": "prod/{repository}", "tags": ["{tag}"]}
     ]});
     std::fs::write(&rules, text.to_string()).unwrap();
     let rules = rules.to_str().unwrap();
 
     // A registry with one of each: a healthy repository, then one problem per repository.
-    let names = ["ok", "immutable", "noscan", "lifecycle", "crowded"].map(|n| format!("{p}-{n}"));
-    let [ok, immutable, noscan, lifecycle, crowded] = &names;
+    let names = ["ok", "immutable", "noscan", "lifecycle", "crowded", "promo-missing", "promo-kms"].map(|n| format!("{p}-{n}"));
+    let [ok, immutable, noscan, lifecycle, crowded, missing, kms] = &names;
     let cached = format!("{p}-cache/library/nginx");
     for name in names.iter().chain([&cached]) {
         let on_push = ImageScanningConfiguration::builder().scan_on_push(name != noscan).build();
@@ -727,6 +728,9 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
         }
         request.send().await.unwrap();
     }
+    // Promotions: into a target that does not exist, and into one encrypted otherwise (BLOB_MOUNTING is off here).
+    let sealed = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
+    client.create_repository().repository_name(format!("prod/{kms}")).encryption_configuration(sealed).send().await.unwrap();
     client.create_pull_through_cache_rule().ecr_repository_prefix(format!("{p}-cache")).upstream_registry_url("public.ecr.aws").send().await.unwrap();
     let expire = r#"{"rules": [{"rulePriority": 10, "selection": {"tagStatus": "tagged", "tagPatternList": ["v*"],
         "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30}, "action": {"type": "expire"}}]}"#;
@@ -760,7 +764,13 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
     assert!(lines(&cached, "DEFEATS")[0].contains(&format!("pull-through cache repository (prefix `{p}-cache/`)")), "{out}");
     assert!(lines(crowded, "warns")[0].contains(&format!("image {image} holds 900 of ECR's 1000 tags")), "{out}");
     assert_eq!(lines(crowded, "DEFEATS").len(), 0, "{out}");
-    assert_eq!(out.lines().last().unwrap(), "6 repositories checked: 4 would defeat a rule, 0 unchecked, 1 warnings, 5 notes", "{out}");
+    assert!(lines(missing, "DEFEATS")[0].contains(&format!("rule \"promote\" promotes into prod/{missing}: the target repository prod/{missing} does not exist")), "{out}");
+    let sealed = &lines(kms, "DEFEATS")[0];
+    assert!(sealed.contains("the source has AES256 while the target has KMS with key arn:aws:kms:") && sealed.ends_with("fix: create the target with the source's encryption"), "{out}");
+    let mounting = lines("(registry)", "DEFEATS");
+    assert_eq!(mounting.len(), 1, "said once: {out}");
+    assert!(mounting[0].contains("a rule promotes into another repository: blob mounting is off") && mounting[0].contains("put-account-setting --name BLOB_MOUNTING --value ENABLED"), "{out}");
+    assert_eq!(out.lines().last().unwrap(), "8 repositories checked: 7 would defeat a rule, 0 unchecked, 1 warnings, 7 notes", "{out}");
 
     // Narrowed to the healthy one: exit 0; --json for a pipeline.
     let (code, out, err) = cli(&dir, &["doctor", "--rules", rules, "--repositories", ok, "--json"]);

@@ -1,6 +1,7 @@
 //! `ecr-retag doctor`: reads what the registry says of each repository the rules cover
 //! ([`Setup`], [`crate::registry::Catalog`]) and hands it to [`crate::domain::doctor`], which decides what
-//! would defeat the rules. Read-only: nothing is written.
+//! would defeat the rules; and checks each promotion's preconditions as the function would
+//! ([`promote::compatible`], [`promote::mounting`]). Read-only: nothing is written.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::doctor::{examine, scan_events, Facts, Finding, Level, CROWDED, REGISTRY, UNCHECKED_FIX};
 use crate::domain::names::RepositoryName;
 use crate::domain::rules::RuleSet;
-use crate::registry::{ReadError, Repository, Setup};
+use crate::apply::promote::{self, Refusal};
+use crate::registry::{Blobs, ReadError, Repository, Setup};
 
 /// Findings per repository, in name order.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -27,7 +29,7 @@ impl Checkup {
 }
 
 /// Checks each of `names` that a rule names. The registry-wide settings are read once.
-pub async fn check<R: Setup>(registry: &R, rules: &RuleSet, names: &[RepositoryName], now: DateTime<Utc>) -> Checkup {
+pub async fn check<R: Setup + Blobs>(registry: &R, rules: &RuleSet, names: &[RepositoryName], now: DateTime<Utc>) -> Checkup {
     let covered: Vec<&RepositoryName> = names.iter().filter(|n| !rules.covering(n.as_str()).is_empty()).collect();
     let mut checkup = Checkup { repositories: covered.iter().map(|n| n.as_str().to_owned()).collect(), findings: Vec::new() };
     if covered.is_empty() {
@@ -35,6 +37,7 @@ pub async fn check<R: Setup>(registry: &R, rules: &RuleSet, names: &[RepositoryN
     }
     let scan_type = registry.scan_type().await.map_err(reason);
     let prefixes = registry.pull_through_prefixes().await.map_err(reason);
+    let mut promoting = false;
     for name in covered {
         let repository = Repository::own(name.clone());
         let pull_through = match &prefixes {
@@ -46,11 +49,15 @@ pub async fn check<R: Setup>(registry: &R, rules: &RuleSet, names: &[RepositoryN
             (Err(why), _) => Err(why.clone()),
             (_, Err(e)) => Err(reason(e)),
         };
+        let resource_tags = resource_tags(registry, rules, &repository).await;
+        let targets = rules.promotion_targets(name.as_str(), resource_tags.as_ref().ok());
+        promoting |= !targets.is_empty();
+        checkup.findings.extend(promotion(registry, &repository, &targets, pull_through.as_deref()).await);
         let facts = Facts {
             repository: name.as_str().to_owned(),
             mutability: registry.tag_mutability(&repository).await.map_err(reason),
             scanning,
-            resource_tags: resource_tags(registry, rules, &repository).await,
+            resource_tags,
             lifecycle: registry.lifecycle_policy(&repository).await.map_err(reason),
             pull_through,
             crowded: crowded(registry, &repository).await.map_err(reason),
@@ -69,6 +76,10 @@ pub async fn check<R: Setup>(registry: &R, rules: &RuleSet, names: &[RepositoryN
     if let (Ok(kind), false) = (scan_type, gated.is_empty()) {
         checkup.findings.push(scan_events(kind, &gated));
     }
+    // The account's, so said once, and read only when a rule promotes.
+    if let (true, Err(refusal)) = (promoting, promote::mounting(registry).await) {
+        checkup.findings.push(refused(REGISTRY, "a rule promotes into another repository", &refusal));
+    }
     if let Err(why) = &prefixes {
         // The registry's, so said once.
         checkup.findings.push(Finding {
@@ -79,6 +90,42 @@ pub async fn check<R: Setup>(registry: &R, rules: &RuleSet, names: &[RepositoryN
         });
     }
     checkup
+}
+
+/// What would stop each promotion out of `source`: a missing target, another encryption, a
+/// source a pull-through cache fills (ECR mounts none of its blobs).
+async fn promotion<R: Setup + Blobs>(
+    registry: &R,
+    source: &Repository,
+    targets: &[(&str, RepositoryName)],
+    pull_through: Option<&str>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (rule, name) in targets {
+        let target = Repository { name: name.clone(), ..source.clone() };
+        if let Some(prefix) = pull_through {
+            out.push(Finding {
+                repository: source.name.to_string(),
+                level: Level::Defeats,
+                what: format!("rule {rule:?} promotes into {name}, and ECR mounts no blob of an image a pull-through cache (prefix `{prefix}/`) created"),
+                fix: "promote from a repository the images are pushed to".to_owned(),
+            });
+        }
+        if let Err(refusal) = promote::compatible(registry, source, &target).await {
+            out.push(refused(source.name.as_str(), &format!("rule {rule:?} promotes into {name}"), &refusal));
+        }
+    }
+    out
+}
+
+/// A promotion's precondition that fails, as a finding: DEFEATS, or UNCHECKED when it could not be read.
+fn refused(repository: &str, what: &str, refusal: &Refusal) -> Finding {
+    let level = match refusal {
+        Refusal::Read { .. } | Refusal::Setting(_) => Level::Unchecked,
+        _ => Level::Defeats,
+    };
+    let fix = if level == Level::Unchecked { UNCHECKED_FIX.to_owned() } else { refusal.fix() };
+    Finding { repository: repository.to_owned(), level, what: format!("{what}: {}", refusal.what()), fix }
 }
 
 /// The repository's resource tags, read only when a rule naming it requires some: nothing

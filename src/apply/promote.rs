@@ -29,6 +29,8 @@ use crate::report::{entry, Outcome, TagReport};
 pub enum Refusal {
     /// The account setting `BLOB_MOUNTING` is not `ENABLED`.
     MountingOff,
+    /// The account setting could not be read.
+    Setting(ReadError),
     EncryptionDiffers { source: String, target: String },
     TargetMissing(RepositoryName),
     /// The mount was answered 202: the registry opened an upload session instead.
@@ -48,7 +50,9 @@ impl Refusal {
     pub fn retryable(&self) -> bool {
         match self {
             Refusal::NotMounted { .. } => true,
-            Refusal::Read { error: ReadError::Fault(f), .. } | Refusal::Mount { fault: f, .. } => f.retryable(),
+            Refusal::Read { error: ReadError::Fault(f), .. } | Refusal::Setting(ReadError::Fault(f)) | Refusal::Mount { fault: f, .. } => {
+                f.retryable()
+            }
             Refusal::Put { error: PutError::Fault(f), .. } => f.retryable(),
             _ => false,
         }
@@ -62,51 +66,74 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// What stands in the way.
+    pub fn what(&self) -> String {
+        match self {
+            Refusal::MountingOff => "blob mounting is off for this registry (the account setting BLOB_MOUNTING)".to_owned(),
+            Refusal::EncryptionDiffers { source, target } => format!(
+                "ECR mounts blobs only between repositories with the same encryption, and the source has {source} while the target has {target}"
+            ),
+            Refusal::TargetMissing(name) => format!("the target repository {name} does not exist"),
+            Refusal::NotMounted { blob, from } => {
+                format!("the registry did not mount blob {blob} from {from} (202: it opened an upload instead)")
+            }
+            Refusal::ChildMissing(child) => format!("the index names {child}, which its repository does not hold"),
+            Refusal::Read { repository, error } => format!("reading {repository} failed: {error}"),
+            Refusal::Setting(error) => format!("reading the account setting BLOB_MOUNTING failed: {error}"),
+            Refusal::Put { repository, digest, error } => format!("putting {digest} into {repository} failed: {error}"),
+            Refusal::Mount { blob, fault } => format!("the mount of {blob} failed: {fault}"),
+            Refusal::Unreadable(e) => e.to_string(),
+            Refusal::MediaType(digest) => format!("neither ECR nor the manifest names the media type of {digest}"),
+        }
+    }
+
+    /// What changes it.
+    pub fn fix(&self) -> String {
+        match self {
+            Refusal::MountingOff => "turn it on with `aws ecr put-account-setting --name BLOB_MOUNTING --value ENABLED`; a redelivery or the next push then promotes".to_owned(),
+            Refusal::EncryptionDiffers { .. } => "create the target with the source's encryption".to_owned(),
+            Refusal::TargetMissing(_) => {
+                "create it, with the source's encryption (blobs are mounted before any manifest, so create-on-push cannot make it)".to_owned()
+            }
+            Refusal::NotMounted { .. } => "a redelivery tries again; ECR mounts no blob of an image a pull-through cache created, nor one no committed manifest of the source names".to_owned(),
+            _ if self.retryable() => "a redelivery tries again".to_owned(),
+            _ => "see the README's \"Promotion into another repository\"".to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::MountingOff => f.write_str(
-                "not promoted: blob mounting is off for this registry; turn it on with \
-                 `aws ecr put-account-setting --name BLOB_MOUNTING --value ENABLED`, and a redelivery or the next push promotes it",
-            ),
-            Refusal::EncryptionDiffers { source, target } => write!(
-                f,
-                "not promoted: ECR mounts blobs only between repositories with the same encryption, and the source has {source} \
-                 while the target has {target}; create the target with the source's encryption"
-            ),
-            Refusal::TargetMissing(name) => write!(
-                f,
-                "not promoted: the target repository {name} does not exist; create it (with the source's encryption), since \
-                 blobs are mounted before any manifest, create-on-push cannot make it"
-            ),
-            Refusal::NotMounted { blob, from } => write!(
-                f,
-                "not promoted yet: the registry did not mount blob {blob} from {from} (202: it opened an upload instead); \
-                 a redelivery tries again"
-            ),
-            Refusal::ChildMissing(child) => write!(f, "not promoted: the index names {child}, which its repository does not hold"),
-            Refusal::Read { repository, error } => write!(f, "not promoted: reading {repository} failed: {error}"),
-            Refusal::Put { repository, digest, error } => write!(f, "not promoted: putting {digest} into {repository} failed: {error}"),
-            Refusal::Mount { blob, fault } => write!(f, "not promoted: the mount of {blob} failed: {fault}"),
-            Refusal::Unreadable(e) => write!(f, "not promoted: {e}"),
-            Refusal::MediaType(digest) => write!(f, "not promoted: neither ECR nor the manifest names the media type of {digest}"),
-        }
+        write!(f, "not promoted: {}; {}", self.what(), self.fix())
     }
 }
 
 /// The preconditions of a mount between these repositories, explained when one fails.
 pub async fn ready<R: Blobs>(registry: &R, source: &Repository, target: &Repository) -> Result<(), Refusal> {
+    compatible(registry, source, target).await?;
+    mounting(registry).await
+}
+
+/// The target exists and is encrypted as the source is.
+pub async fn compatible<R: Blobs>(registry: &R, source: &Repository, target: &Repository) -> Result<(), Refusal> {
     // The target first: a missing one is the likeliest mistake, and its message the most useful.
     let theirs = registry.encryption(target).await.map_err(|e| Refusal::reading(target, e))?;
-    if !registry.mounting_enabled().await.map_err(|e| Refusal::reading(source, e))? {
-        return Err(Refusal::MountingOff);
-    }
     let ours = registry.encryption(source).await.map_err(|e| Refusal::reading(source, e))?;
     if ours != theirs {
         let describe = |(kind, key): &(String, Option<String>)| key.as_ref().map_or(kind.clone(), |k| format!("{kind} with key {k}"));
         return Err(Refusal::EncryptionDiffers { source: describe(&ours), target: describe(&theirs) });
     }
     Ok(())
+}
+
+/// The account setting `BLOB_MOUNTING` is on.
+pub async fn mounting<R: Blobs>(registry: &R) -> Result<(), Refusal> {
+    match registry.mounting_enabled().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Refusal::MountingOff),
+        Err(error) => Err(Refusal::Setting(error)),
+    }
 }
 
 /// What one promotion copied, for its tags' detail.

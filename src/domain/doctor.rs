@@ -260,6 +260,8 @@ fn promoted(rules: &RuleSet, repo: &str, have: Option<&BTreeMap<String, String>>
             let derived: Vec<Promotion> = rules
                 .derive(&subject)
                 .into_iter()
+                // A promotion's tags are in its target, whose settings are not this repository's.
+                .filter(|d| d.to.is_none())
                 .filter_map(|d| {
                     let t: Tag = d.result.ok()?;
                     let moving = if d.moves { template_of(d.rule, t.as_str()) } else { None };

@@ -178,7 +178,10 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertEqual(settings, {"ecr:GetRegistryScanningConfiguration", "ecr:BatchGetRepositoryScanningConfiguration",
                                     "ecr:GetLifecyclePolicy", "ecr:DescribePullThroughCacheRules"})
         # Besides its own, the listings and the repository's settings the function reads too.
-        self.assertEqual(granted, settings | {"ecr:DescribeRepositories", "ecr:DescribeImages", "ecr:ListTagsForResource"})
+        # Besides, whether blobs can be mounted, for rules that promote (a promotion's read, in blobs.rs).
+        self.assertEqual(granted, settings | {"ecr:DescribeRepositories", "ecr:DescribeImages", "ecr:ListTagsForResource",
+                                              "ecr:GetAccountSetting"})
+        self.assertIn("ecr:GetAccountSetting", ecr_operations_called_by_the_code(only=PROMOTION_ONLY))
         self.assertFalse(settings & self.granted(RemoveSourceTags="true", RestoreArchivedImages="true", SignatureEvents="managed"),
                          "the function's role never gets the doctor's reads")
 
