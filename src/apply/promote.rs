@@ -148,17 +148,17 @@ pub struct Copied {
 /// is left to the caller's tagged PutImage.
 pub async fn copy<R: Blobs>(registry: &R, source: &Repository, target: &Repository, image: &Image) -> Result<Copied, Refusal> {
     let references = References::of(&image.digest, &image.manifest).map_err(Refusal::Unreadable)?;
-    let mut copied = Copied { blobs: mount_missing(registry, source, target, &references.blobs).await?, manifests: 0 };
+    let mut copied = Copied { blobs: Box::pin(mount_missing(registry, source, target, &references.blobs)).await?, manifests: 0 };
     for child in &references.children {
-        let there = registry.read(target, Lookup::Digest(child), &[]).await.map_err(|e| Refusal::reading(target, e))?;
+        let there = Box::pin(registry.read(target, Lookup::Digest(child), &[])).await.map_err(|e| Refusal::reading(target, e))?;
         if there.image.is_some() {
             continue;
         }
-        let found = registry.read(source, Lookup::Digest(child), &[]).await.map_err(|e| Refusal::reading(source, e))?;
+        let found = Box::pin(registry.read(source, Lookup::Digest(child), &[])).await.map_err(|e| Refusal::reading(source, e))?;
         let child_image = found.image.ok_or_else(|| Refusal::ChildMissing(child.clone()))?;
         // Children of children (an index of indexes) are copied the same way.
         let below = Box::pin(copy(registry, source, target, &child_image)).await?;
-        put_by_digest(registry, target, &child_image).await?;
+        Box::pin(put_by_digest(registry, target, &child_image)).await?;
         copied.blobs += below.blobs;
         copied.manifests += below.manifests + 1;
     }
@@ -174,11 +174,11 @@ pub async fn copy_referrers<R: Blobs>(registry: &R, source: &Repository, target:
     let ours = registry.referrers(target, digest).await.map_err(|e| Refusal::reading(target, e))?;
     let mut copied = Copied::default();
     for referrer in theirs.iter().filter(|r| !ours.contains(r)) {
-        let found = registry.read(source, Lookup::Digest(referrer), &[]).await.map_err(|e| Refusal::reading(source, e))?;
+        let found = Box::pin(registry.read(source, Lookup::Digest(referrer), &[])).await.map_err(|e| Refusal::reading(source, e))?;
         // Deleted since the listing: nothing to copy.
         let Some(image) = found.image else { continue };
-        let below = copy(registry, source, target, &image).await?;
-        put_by_digest(registry, target, &image).await?;
+        let below = Box::pin(copy(registry, source, target, &image)).await?;
+        Box::pin(put_by_digest(registry, target, &image)).await?;
         copied.blobs += below.blobs;
         copied.manifests += below.manifests + 1;
     }

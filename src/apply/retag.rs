@@ -287,7 +287,8 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
     let mut source_tags = BTreeMap::new();
     for (to, Group { mut tags, candidates, wants }) in groups {
         let target = to.as_ref().map(|name| Repository { name: name.clone(), ..job.repository.clone() });
-        match write_planned(registry, settings, &job, &digest, target.as_ref(), candidates, wants, &mut tags).await? {
+        // Boxed: each group's writes, a promotion's copy among them, are a deep future of their own.
+        match Box::pin(write_planned(registry, settings, &job, &digest, target.as_ref(), candidates, wants, &mut tags)).await? {
             Written::Claims(written) => claims.extend(written),
             Written::Artifact(artifact) => {
                 // Told only by the manifest: planned again as an artifact, where only rules that opt in apply.
