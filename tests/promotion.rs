@@ -128,6 +128,8 @@ async fn a_pushed_image_is_promoted_byte_for_byte_by_mounting_its_blobs_and_a_re
     assert_eq!(count(&target_calls, "RegistryBlobMount"), 3, "the config and two layers, each mounted once: {target_calls:?}");
     assert_eq!(count(&target_calls, "BatchCheckLayerAvailability"), 1);
     assert_eq!(count(&target_calls, "PutImage"), 2, "the manifest lands with its first tag: no untagged put");
+    let source_calls = emulator.function_calls_on(&src);
+    assert_eq!(count(&source_calls, "BatchGetImage"), 1, "one read of the pushed image serves edge and the copy: {source_calls:?}");
 
     // Redelivered, and delivered to another instance: reads only.
     for h in [&h, &handler(emulator, PROMOTE)] {

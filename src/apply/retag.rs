@@ -69,6 +69,7 @@ pub async fn begin<R: Blobs>(registry: &R, settings: &Settings, push: &Push) -> 
         media_type: push.media_type.as_deref(),
         dry_run: push.dry_run || settings.dry_run,
         phase: Phase::PUSH,
+        image: Default::default(),
     };
     run(registry, settings, job).await
 }
@@ -85,6 +86,7 @@ pub async fn begin_scanned<R: Blobs>(registry: &R, settings: &Settings, scan: &S
         media_type: None,
         dry_run: settings.dry_run,
         phase: Phase::scan(&findings),
+        image: Default::default(),
     };
     let mut handled = run(registry, settings, job).await?;
     handled.report.scan =
@@ -167,6 +169,8 @@ pub(crate) struct Job<'a> {
     pub(crate) media_type: Option<&'a str>,
     pub(crate) dry_run: bool,
     pub(crate) phase: Phase<'a>,
+    /// The pushed image, once a read brought it: a promotion then copies it without reading it again.
+    pub(crate) image: std::sync::OnceLock<Image>,
 }
 
 pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_>) -> Result<Handled, RetagError> {
@@ -361,11 +365,18 @@ async fn write_planned<R: Blobs>(
         Err(e) => return Err(RetagError::reading(place, e)),
     };
     let Snapshot { image, tags: current, archived } = snapshot;
-    // Not in the target yet: the pushed repository's image, to be copied.
+    // Not in the target yet: the pushed repository's image, to be copied (read unless known).
     let (image, archived, arriving) = match (to, image) {
-        (Some(_), None) => {
-            let source = read(registry, &job.repository, Lookup::Digest(digest), &[]).await?;
-            (source.image, source.archived, true)
+        (Some(_), None) => match job.image.get() {
+            Some(known) => (Some(known.clone()), false, true),
+            None => {
+                let source = read(registry, &job.repository, Lookup::Digest(digest), &[]).await?;
+                (source.image, source.archived, true)
+            }
+        },
+        (None, Some(image)) => {
+            let _ = job.image.set(image.clone());
+            (Some(image), archived, false)
         }
         (_, image) => (image, archived, false),
     };

@@ -72,6 +72,7 @@ pub async fn begin_signed<R: Blobs>(registry: &R, settings: &Settings, signature
         dry_run: signature.dry_run || settings.dry_run,
         phase: Phase { trigger: Trigger::Signature, scan: image.scan.phase(), ..Phase::PUSH }
             .with_signatures(Signatures { looked: seen, found: seen }),
+        image: Default::default(),
     };
     let mut handled = retag::run(registry, settings, job).await?;
     handled.report.signature = Some(SignatureReport {
