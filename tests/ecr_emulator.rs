@@ -650,6 +650,9 @@ impl<R: ecr_retag::registry::Blobs> ecr_retag::registry::Blobs for InFlight<R> {
     async fn mount(&self, target: &ecr_retag::registry::Repository, source: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest) -> Result<ecr_retag::registry::Mount, ecr_retag::error::Fault> {
         self.inner.mount(target, source, digest).await
     }
+    async fn copy_blob(&self, target: &ecr_retag::registry::Repository, source: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest, max_bytes: u64) -> Result<u64, ecr_retag::error::Fault> {
+        self.inner.copy_blob(target, source, digest, max_bytes).await
+    }
     async fn put_manifest(&self, repository: &ecr_retag::registry::Repository, image: &ecr_retag::registry::Image, media_type: &str) -> Result<(), ecr_retag::registry::PutError> {
         self.inner.put_manifest(repository, image, media_type).await
     }
@@ -1273,4 +1276,69 @@ async fn the_ecr_adapter_mounts_an_images_blobs_into_another_repository_or_says_
     // One token for every mount (the emulator's function-calls without a repository: all of them).
     let calls = emulator.function_calls_on("");
     assert_eq!(calls.get("GetAuthorizationToken"), Some(&1), "{calls:?}");
+}
+
+#[tokio::test]
+async fn the_emulator_keeps_uploaded_blobs_bytes_and_serves_them_through_download_urls_as_ecr_does() {
+    let emulator = Emulator::shared();
+    let client = emulator.client();
+    let repo = repository(&client, "layers", false).await;
+    let bytes = blob_bytes(3, 6 * 1024 * 1024 + 17);
+    let part = |id: &str, first: usize, last: usize| {
+        client
+            .upload_layer_part()
+            .repository_name(&repo)
+            .upload_id(id)
+            .part_first_byte(first as i64)
+            .part_last_byte(last as i64)
+            .layer_part_blob(aws_sdk_ecr::primitives::Blob::new(bytes[first..=last].to_vec()))
+            .send()
+    };
+    let complete = |id: &str, digest: &str| client.complete_layer_upload().repository_name(&repo).upload_id(id).layer_digests(digest).send();
+    let digest = sha256_digest(&bytes);
+
+    // Parts but the last under 5 MiB: refused at completion.
+    let small = client.initiate_layer_upload().repository_name(&repo).send().await.unwrap();
+    let small = small.upload_id().unwrap().to_owned();
+    part(&small, 0, 1024 * 1024 - 1).await.unwrap();
+    part(&small, 1024 * 1024, bytes.len() - 1).await.unwrap();
+    assert!(complete(&small, &digest).await.unwrap_err().into_service_error().is_layer_part_too_small_exception());
+    // Bytes that do not hash to the digest named: InvalidLayerException.
+    let wrong = client.initiate_layer_upload().repository_name(&repo).send().await.unwrap().upload_id().unwrap().to_owned();
+    part(&wrong, 0, bytes.len() - 1).await.unwrap();
+    assert!(complete(&wrong, &format!("sha256:{}", "1".repeat(64))).await.unwrap_err().into_service_error().is_invalid_layer_exception());
+    // 5 MiB, then the rest: accepted, and the layer is there.
+    let good = client.initiate_layer_upload().repository_name(&repo).send().await.unwrap().upload_id().unwrap().to_owned();
+    part(&good, 0, 5 * 1024 * 1024 - 1).await.unwrap();
+    part(&good, 5 * 1024 * 1024, bytes.len() - 1).await.unwrap();
+    assert_eq!(complete(&good, &digest).await.unwrap().layer_digest(), Some(digest.as_str()));
+    let again = upload_blob_result(&client, &repo, &bytes).await;
+    assert!(again.is_err_and(|e| e.is_layer_already_exists_exception()), "the same layer twice");
+
+    // A download URL serves the bytes without credentials, as ECR's presigned S3 URLs do.
+    let url = client.get_download_url_for_layer().repository_name(&repo).layer_digest(&digest).send().await.unwrap();
+    let (status, served) = emulator.fetch(url.download_url().unwrap());
+    assert_eq!((status, served.len()), (200, bytes.len()));
+    assert_eq!(sha256_digest(&served), digest);
+    // A blob a docker push stand-in only named has no bytes here; one nowhere is not found.
+    let pushed = numbered_manifest(82_001);
+    push(&client, &repo, &pushed, Some("v1")).await;
+    let named = blobs_of(&pushed.body)[0].clone();
+    let inaccessible = client.get_download_url_for_layer().repository_name(&repo).layer_digest(&named).send().await;
+    assert!(inaccessible.unwrap_err().into_service_error().is_layer_inaccessible_exception());
+    let nowhere = client.get_download_url_for_layer().repository_name(&repo).layer_digest(format!("sha256:{}", "2".repeat(64))).send().await;
+    assert!(nowhere.unwrap_err().into_service_error().is_layers_not_found_exception());
+}
+
+/// One upload of `bytes` into `repo`, its completion's error kept.
+async fn upload_blob_result(
+    client: &aws_sdk_ecr::Client,
+    repo: &str,
+    bytes: &[u8],
+) -> Result<(), aws_sdk_ecr::operation::complete_layer_upload::CompleteLayerUploadError> {
+    let id = client.initiate_layer_upload().repository_name(repo).send().await.unwrap().upload_id().unwrap().to_owned();
+    let blob = aws_sdk_ecr::primitives::Blob::new(bytes.to_vec());
+    client.upload_layer_part().repository_name(repo).upload_id(&id).part_first_byte(0).part_last_byte(bytes.len() as i64 - 1).layer_part_blob(blob).send().await.unwrap();
+    let done = client.complete_layer_upload().repository_name(repo).upload_id(&id).layer_digests(sha256_digest(bytes)).send().await;
+    done.map(|_| ()).map_err(|e| e.into_service_error())
 }

@@ -19,7 +19,16 @@ use futures_util::future::join_all;
 use support::*;
 
 /// The function's calls plus a promotion's, as the template grants them with promotion on.
-const PROMOTION_OPERATIONS: [&str; 3] = ["GetAuthorizationToken", "GetAccountSetting", "BatchCheckLayerAvailability"];
+const PROMOTION_OPERATIONS: [&str; 7] = [
+    "GetAuthorizationToken",
+    "GetAccountSetting",
+    "BatchCheckLayerAvailability",
+    // `"copy_blobs": true`: the layer copy through the function.
+    "GetDownloadUrlForLayer",
+    "InitiateLayerUpload",
+    "UploadLayerPart",
+    "CompleteLayerUpload",
+];
 
 /// `{tag}` and `stable` in `prod/<repository>`; `edge` at home.
 const PROMOTE: &str = r#"{"rules":[
@@ -314,4 +323,66 @@ async fn concurrent_shuffled_and_duplicated_promotions_leave_stable_on_the_highe
     let stable = late.tags.iter().find(|t| t.tag == "stable").unwrap();
     assert_eq!(stable.outcome, Outcome::SkippedNotNewer, "{stable:?}");
     assert_eq!(state(&client, &dst).await.0["stable"], digests["v1.10.0"]);
+}
+
+#[tokio::test]
+async fn copy_blobs_streams_what_the_registry_will_not_mount_a_part_at_a_time_within_its_limit() {
+    let (emulator, client) = emulator().await;
+    // A target encrypted otherwise: ECR mounts nothing into it.
+    let src = repository(&client, "dev-stream", false).await;
+    let dst = format!("prod/{src}");
+    let kms = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
+    client.create_repository().repository_name(&dst).encryption_configuration(kms).send().await.unwrap();
+    // An image whose blobs have bytes: a small config and a 12 MiB layer (two of moto's 10 MiB parts).
+    let config = blob_bytes(1, 1500);
+    let layer = blob_bytes(2, 12 * 1024 * 1024 + 5);
+    let (config_digest, layer_digest) = (upload_blob(&client, &src, &config).await, upload_blob(&client, &src, &layer).await);
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer_digest}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let image = Manifest { name: "streamed", body, media_type: "application/vnd.oci.image.manifest.v1+json", declares_media_type: true };
+    let digest = push(&client, &src, &image, Some("v4.0.0")).await;
+    let streaming = r#"{"rules":[{"name":"promote","semver":true,"repositories":["dev-*"],"to":"prod/{repository}","copy_blobs":true,"tags":["{tag}"]}]}"#;
+
+    let report = handler(emulator, streaming).handle(&push_event(&src, &digest, "v4.0.0", None), now()).await.unwrap();
+    assert_eq!(outcomes(&report), [(Some(dst.as_str()), "v4.0.0", Outcome::Created)]);
+    let (tags, manifests) = state(&client, &dst).await;
+    assert_eq!((tags["v4.0.0"].as_str(), manifests[&digest].as_str()), (digest.as_str(), image.body.as_str()));
+    for (blob, bytes) in [(&config_digest, &config), (&layer_digest, &layer)] {
+        let url = client.get_download_url_for_layer().repository_name(&dst).layer_digest(blob).send().await.unwrap();
+        assert_eq!(emulator.fetch(url.download_url().unwrap()).1, *bytes, "{blob} arrived byte for byte");
+    }
+    let calls = emulator.function_calls_on(&dst);
+    assert_eq!((count(&calls, "InitiateLayerUpload"), count(&calls, "UploadLayerPart"), count(&calls, "CompleteLayerUpload")), (2, 3, 2),
+               "the config in one part, the layer in ECR's part size and the rest: {calls:?}");
+    assert_eq!(count(&emulator.calls(&dst), "RegistryBlobMount"), 0, "no mount tried where none can work");
+    assert_eq!(count(&emulator.function_calls_on(&src), "GetDownloadUrlForLayer"), 2);
+
+    // A blob past the limit, as the manifest declares it: refused before a byte moves.
+    let src = repository(&client, "dev-huge", false).await;
+    let dst = format!("prod/{src}");
+    let kms = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
+    client.create_repository().repository_name(&dst).encryption_configuration(kms).send().await.unwrap();
+    let small = blob_bytes(4, 100);
+    let small_digest = upload_blob(&client, &src, &small).await;
+    let huge = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{small_digest}","size":100}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
+        blobs_of_manifest(&image.body)[1],
+        600u64 * 1024 * 1024
+    );
+    let huge = Manifest { name: "huge", body: huge, media_type: "application/vnd.oci.image.manifest.v1+json", declares_media_type: true };
+    let digest = push(&client, &src, &huge, Some("v5.0.0")).await;
+    let err = handler(emulator, streaming).handle(&push_event(&src, &digest, "v5.0.0", None), now()).await.unwrap_err();
+    assert!(!err.retryable(), "{err}");
+    let detail = err.report().unwrap().tags[0].detail.clone().unwrap();
+    assert!(detail.contains("over the 536870912 bytes a promotion streams"), "{detail}");
+    assert_eq!(count(&emulator.function_calls_on(&dst), "UploadLayerPart"), 1, "the small config only: {:?}", emulator.function_calls_on(&dst));
+}
+
+/// The config and layer digests a manifest names.
+fn blobs_of_manifest(manifest: &str) -> Vec<String> {
+    let parsed: serde_json::Value = serde_json::from_str(manifest).unwrap();
+    std::iter::once(&parsed["config"]).chain(parsed["layers"].as_array().unwrap()).map(|d| d["digest"].as_str().unwrap().to_owned()).collect()
 }

@@ -24,6 +24,20 @@ use crate::error::Fault;
 use crate::registry::{Blobs, Image, Lookup, Mount, PutError, ReadError, Repository};
 use crate::report::{entry, Outcome, TagReport};
 
+/// How blobs get into the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via {
+    /// Mounted from the source (BLOB_MOUNTING on, the same encryption).
+    pub mount: bool,
+    /// `"copy_blobs": true`: what is not mounted is streamed through the function, up to this many
+    /// bytes per image.
+    pub stream: Option<u64>,
+}
+
+/// The most a promotion streams for one image (`"copy_blobs": true`): 512 MiB, which a 128 MB
+/// function moves a part (5 MiB or ECR's part size) at a time, well within its timeout.
+pub const STREAM_LIMIT: u64 = 512 * 1024 * 1024;
+
 /// Why an image could not be brought into the target: said on each of its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -43,6 +57,10 @@ pub enum Refusal {
     Unreadable(Unreadable),
     /// Neither ECR nor the manifest names its media type, and PutImage needs one.
     MediaType(Digest),
+    /// `"copy_blobs": true`, but the blobs to stream exceed [`STREAM_LIMIT`].
+    TooLarge { bytes: u64, limit: u64 },
+    /// A blob streamed through the function (`"copy_blobs": true`) did not arrive.
+    Stream { blob: Digest, fault: Fault },
 }
 
 impl Refusal {
@@ -50,9 +68,10 @@ impl Refusal {
     pub fn retryable(&self) -> bool {
         match self {
             Refusal::NotMounted { .. } => true,
-            Refusal::Read { error: ReadError::Fault(f), .. } | Refusal::Setting(ReadError::Fault(f)) | Refusal::Mount { fault: f, .. } => {
-                f.retryable()
-            }
+            Refusal::Read { error: ReadError::Fault(f), .. }
+            | Refusal::Setting(ReadError::Fault(f))
+            | Refusal::Mount { fault: f, .. }
+            | Refusal::Stream { fault: f, .. } => f.retryable(),
             Refusal::Put { error: PutError::Fault(f), .. } => f.retryable(),
             _ => false,
         }
@@ -85,6 +104,10 @@ impl Refusal {
             Refusal::Mount { blob, fault } => format!("the mount of {blob} failed: {fault}"),
             Refusal::Unreadable(e) => e.to_string(),
             Refusal::MediaType(digest) => format!("neither ECR nor the manifest names the media type of {digest}"),
+            Refusal::TooLarge { bytes, limit } => {
+                format!("the blobs to copy through the function come to {bytes} bytes, over the {limit} bytes a promotion streams")
+            }
+            Refusal::Stream { blob, fault } => format!("streaming blob {blob} failed: {fault}"),
         }
     }
 
@@ -96,7 +119,8 @@ impl Refusal {
             Refusal::TargetMissing(_) => {
                 "create it, with the source's encryption (blobs are mounted before any manifest, so create-on-push cannot make it)".to_owned()
             }
-            Refusal::NotMounted { .. } => "a redelivery tries again; ECR mounts no blob of an image a pull-through cache created, nor one no committed manifest of the source names".to_owned(),
+            Refusal::NotMounted { .. } => "a redelivery tries again; ECR mounts no blob of an image a pull-through cache created, nor one no committed manifest of the source names; \"copy_blobs\": true streams what it will not mount".to_owned(),
+            Refusal::TooLarge { .. } => "promote it with replication or a registry-side copy instead; the rule's other images are not affected".to_owned(),
             _ if self.retryable() => "a redelivery tries again".to_owned(),
             _ => "see the README's \"Promotion into another repository\"".to_owned(),
         }
@@ -109,10 +133,18 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// The preconditions of a mount between these repositories, explained when one fails.
-pub async fn ready<R: Blobs>(registry: &R, source: &Repository, target: &Repository) -> Result<(), Refusal> {
-    compatible(registry, source, target).await?;
-    mounting(registry).await
+/// The preconditions of a mount between these repositories, explained when one fails; with
+/// `stream` (`"copy_blobs": true`), a mount that cannot work means streaming instead.
+pub async fn ready<R: Blobs>(registry: &R, source: &Repository, target: &Repository, stream: Option<u64>) -> Result<Via, Refusal> {
+    let checked = match compatible(registry, source, target).await {
+        Ok(()) => mounting(registry).await,
+        Err(refusal) => Err(refusal),
+    };
+    match (checked, stream) {
+        (Ok(()), _) => Ok(Via { mount: true, stream }),
+        (Err(Refusal::MountingOff | Refusal::EncryptionDiffers { .. }), Some(_)) => Ok(Via { mount: false, stream }),
+        (Err(refusal), _) => Err(refusal),
+    }
 }
 
 /// The target exists and is encrypted as the source is.
@@ -136,19 +168,34 @@ pub async fn mounting<R: Blobs>(registry: &R) -> Result<(), Refusal> {
     }
 }
 
-/// What one promotion copied, for its tags' detail.
+/// What one promotion copied, for its log line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Copied {
+    /// Blobs mounted.
     pub blobs: usize,
+    /// Blobs streamed through the function, and their bytes (`"copy_blobs": true`).
+    pub streamed: usize,
+    pub bytes: u64,
+    /// Manifests put by digest: an index's children, referrers.
     pub manifests: usize,
+}
+
+impl Copied {
+    /// Adds what copying one more manifest took, the manifest itself included.
+    fn add(&mut self, below: Copied) {
+        self.blobs += below.blobs;
+        self.streamed += below.streamed;
+        self.bytes += below.bytes;
+        self.manifests += below.manifests + 1;
+    }
 }
 
 /// Everything `image` needs in `target` before its manifest can be put there: an index's
 /// children (each put by digest), and the blobs of whatever is an image. The manifest itself
 /// is left to the caller's tagged PutImage.
-pub async fn copy<R: Blobs>(registry: &R, source: &Repository, target: &Repository, image: &Image) -> Result<Copied, Refusal> {
+pub async fn copy<R: Blobs>(registry: &R, source: &Repository, target: &Repository, image: &Image, via: Via) -> Result<Copied, Refusal> {
     let references = References::of(&image.digest, &image.manifest).map_err(Refusal::Unreadable)?;
-    let mut copied = Copied { blobs: Box::pin(mount_missing(registry, source, target, &references.blobs)).await?, manifests: 0 };
+    let mut copied = Box::pin(bring_blobs(registry, source, target, &references, via)).await?;
     for child in &references.children {
         let there = Box::pin(registry.read(target, Lookup::Digest(child), &[])).await.map_err(|e| Refusal::reading(target, e))?;
         if there.image.is_some() {
@@ -157,16 +204,15 @@ pub async fn copy<R: Blobs>(registry: &R, source: &Repository, target: &Reposito
         let found = Box::pin(registry.read(source, Lookup::Digest(child), &[])).await.map_err(|e| Refusal::reading(source, e))?;
         let child_image = found.image.ok_or_else(|| Refusal::ChildMissing(child.clone()))?;
         // Children of children (an index of indexes) are copied the same way.
-        let below = Box::pin(copy(registry, source, target, &child_image)).await?;
+        let below = Box::pin(copy(registry, source, target, &child_image, via)).await?;
         Box::pin(put_by_digest(registry, target, &child_image)).await?;
-        copied.blobs += below.blobs;
-        copied.manifests += below.manifests + 1;
+        copied.add(below);
     }
     Ok(copied)
 }
 
 /// The image's referrers the target lacks, copied by digest (their blobs mounted first).
-pub async fn copy_referrers<R: Blobs>(registry: &R, source: &Repository, target: &Repository, digest: &Digest) -> Result<Copied, Refusal> {
+pub async fn copy_referrers<R: Blobs>(registry: &R, source: &Repository, target: &Repository, digest: &Digest, via: Via) -> Result<Copied, Refusal> {
     let theirs = registry.referrers(source, digest).await.map_err(|e| Refusal::reading(source, e))?;
     if theirs.is_empty() {
         return Ok(Copied::default());
@@ -177,28 +223,45 @@ pub async fn copy_referrers<R: Blobs>(registry: &R, source: &Repository, target:
         let found = Box::pin(registry.read(source, Lookup::Digest(referrer), &[])).await.map_err(|e| Refusal::reading(source, e))?;
         // Deleted since the listing: nothing to copy.
         let Some(image) = found.image else { continue };
-        let below = Box::pin(copy(registry, source, target, &image)).await?;
+        let below = Box::pin(copy(registry, source, target, &image, via)).await?;
         Box::pin(put_by_digest(registry, target, &image)).await?;
-        copied.blobs += below.blobs;
-        copied.manifests += below.manifests + 1;
+        copied.add(below);
     }
     Ok(copied)
 }
 
-/// Mounts each of `blobs` the target lacks; how many were mounted.
-async fn mount_missing<R: Blobs>(registry: &R, source: &Repository, target: &Repository, blobs: &[Digest]) -> Result<usize, Refusal> {
-    if blobs.is_empty() {
-        return Ok(0);
+/// Each blob of `references` the target lacks: mounted, or (`"copy_blobs": true`) streamed where
+/// the registry will not mount it, within [`Via::stream`]'s bytes.
+async fn bring_blobs<R: Blobs>(registry: &R, source: &Repository, target: &Repository, references: &References, via: Via) -> Result<Copied, Refusal> {
+    let mut copied = Copied::default();
+    if references.blobs.is_empty() {
+        return Ok(copied);
     }
-    let missing = registry.missing(target, blobs).await.map_err(|e| Refusal::reading(target, e))?;
+    let missing = registry.missing(target, &references.blobs).await.map_err(|e| Refusal::reading(target, e))?;
     for blob in &missing {
-        match registry.mount(target, source, blob).await {
-            Ok(Mount::Mounted) => {}
-            Ok(Mount::NotMounted) => return Err(Refusal::NotMounted { blob: blob.clone(), from: source.name.clone() }),
-            Err(fault) => return Err(Refusal::Mount { blob: blob.clone(), fault }),
+        let mounted = match via.mount {
+            false => Mount::NotMounted,
+            true => registry.mount(target, source, blob).await.map_err(|fault| Refusal::Mount { blob: blob.clone(), fault })?,
+        };
+        match (mounted, via.stream) {
+            (Mount::Mounted, _) => copied.blobs += 1,
+            (Mount::NotMounted, None) => return Err(Refusal::NotMounted { blob: blob.clone(), from: source.name.clone() }),
+            (Mount::NotMounted, Some(limit)) => {
+                // The manifest's declared size first, so that nothing is sent for a blob past the limit.
+                let declared = references.size_of(blob).unwrap_or(0);
+                if copied.bytes + declared > limit {
+                    return Err(Refusal::TooLarge { bytes: copied.bytes + declared, limit });
+                }
+                let sent = registry
+                    .copy_blob(target, source, blob, limit - copied.bytes)
+                    .await
+                    .map_err(|fault| Refusal::Stream { blob: blob.clone(), fault })?;
+                copied.streamed += 1;
+                copied.bytes += sent;
+            }
         }
     }
-    Ok(missing.len())
+    Ok(copied)
 }
 
 async fn put_by_digest<R: Blobs>(registry: &R, target: &Repository, image: &Image) -> Result<(), Refusal> {
@@ -225,15 +288,17 @@ pub(crate) async fn referrers_follow<R: Blobs>(
     source: &Repository,
     target: &Repository,
     digest: &Digest,
+    via: Via,
     tags: &mut BTreeMap<String, TagReport>,
 ) {
     let landed = |t: &TagReport| matches!(t.outcome, Outcome::Created | Outcome::Moved | Outcome::Unchanged | Outcome::Repaired);
     if !tags.values().any(landed) {
         return;
     }
-    match copy_referrers(registry, source, target, digest).await {
+    match copy_referrers(registry, source, target, digest, via).await {
         Ok(copied) if copied.manifests > 0 => {
-            tracing::info!(from = %source.name, to = %target.name, %digest, referrers = copied.manifests, blobs_mounted = copied.blobs, "referrers promoted");
+            tracing::info!(from = %source.name, to = %target.name, %digest, manifests = copied.manifests, blobs_mounted = copied.blobs,
+                           blobs_streamed = copied.streamed, bytes_streamed = copied.bytes, "referrers promoted");
         }
         Ok(_) => {}
         Err(refusal) => {
@@ -241,5 +306,49 @@ pub(crate) async fn referrers_follow<R: Blobs>(
                 t.refuse(format!("written, but the image's referrers (signatures, SBOMs) did not follow: {refusal}"), true);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::memory::Memory;
+
+    fn repo(name: &str) -> Repository {
+        Repository::own(RepositoryName::parse(name).unwrap())
+    }
+
+    #[tokio::test]
+    async fn streaming_stands_in_for_a_mount_that_cannot_work_but_not_for_a_missing_target() {
+        let memory = Memory::with_repositories(&["dev/api", "prod/api"]);
+        let (source, target) = (repo("dev/api"), repo("prod/api"));
+        let stream = Some(STREAM_LIMIT);
+        assert_eq!(ready(&memory, &source, &target, None).await, Ok(Via { mount: true, stream: None }));
+        memory.set_mounting(false);
+        assert_eq!(ready(&memory, &source, &target, None).await, Err(Refusal::MountingOff));
+        assert_eq!(ready(&memory, &source, &target, stream).await, Ok(Via { mount: false, stream }), "streamed instead");
+        memory.set_mounting(true);
+        memory.set_encryption("prod/api", "KMS", Some("arn:aws:kms:eu-west-1:123456789012:key/k"));
+        let differs = ready(&memory, &source, &target, None).await.unwrap_err();
+        assert_eq!(differs.what(), "ECR mounts blobs only between repositories with the same encryption, and the source has AES256 \
+                                    while the target has KMS with key arn:aws:kms:eu-west-1:123456789012:key/k");
+        assert!(!differs.retryable());
+        assert_eq!(ready(&memory, &source, &target, stream).await, Ok(Via { mount: false, stream }));
+        let missing = ready(&memory, &source, &repo("prod/gone"), stream).await;
+        assert_eq!(missing, Err(Refusal::TargetMissing(RepositoryName::parse("prod/gone").unwrap())), "streaming needs a target too");
+    }
+
+    #[test]
+    fn only_a_declined_mount_or_a_passing_fault_is_worth_a_redelivery() {
+        let d = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let throttled = Fault::new(crate::error::FaultKind::Throttled, "ThrottlingException", "slow down");
+        let denied = Fault::new(crate::error::FaultKind::Permanent, "AccessDeniedException", "no");
+        let name = RepositoryName::parse("dev/api").unwrap();
+        assert!(Refusal::NotMounted { blob: d.clone(), from: name.clone() }.retryable());
+        assert!(Refusal::Mount { blob: d.clone(), fault: throttled.clone() }.retryable());
+        assert!(Refusal::Stream { blob: d.clone(), fault: throttled }.retryable());
+        assert!(!Refusal::Stream { blob: d.clone(), fault: denied }.retryable());
+        assert!(!Refusal::MountingOff.retryable() && !Refusal::TargetMissing(name).retryable());
+        assert!(!Refusal::TooLarge { bytes: 1, limit: 0 }.retryable());
     }
 }

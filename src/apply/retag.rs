@@ -24,7 +24,7 @@ use crate::domain::plan::{self, Phase, Plan, Trigger, Verdict};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::apply::put::{self, Target, Was};
 use crate::apply::removal::{self, Pushed};
-use crate::apply::promote;
+use crate::apply::promote::{self, Via};
 use crate::domain::names::RepositoryName;
 use crate::registry::{Blobs, Image, Lookup, Registry, Repository, Snapshot, TagState};
 use crate::report::{entry, Outcome, Report, ScanReport, Status, TagReport};
@@ -408,14 +408,18 @@ async fn write_planned<R: Blobs>(
     } else {
         media_type(&image, job.media_type)?
     };
+    // `"copy_blobs": true` on a rule of these tags: what the registry will not mount is streamed.
+    let stream = tags.values().any(|t| rules.copies_blobs(&t.rules)).then_some(promote::STREAM_LIMIT);
+    let mut via = Via { mount: true, stream };
     if let (Some(target), true, false) = (to, arriving, job.dry_run) {
         // Boxed, as the other nested steps: the event's future would otherwise outgrow a thread's stack.
         let copied = Box::pin(async {
-            promote::ready(registry, &job.repository, target).await?;
-            promote::copy(registry, &job.repository, target, &image).await
+            via = promote::ready(registry, &job.repository, target, stream).await?;
+            promote::copy(registry, &job.repository, target, &image, via).await
         });
         match copied.await {
-            Ok(copied) => tracing::info!(from = %job.repository.name, to = %target.name, %digest, blobs_mounted = copied.blobs, manifests = copied.manifests, "promoting"),
+            Ok(copied) => tracing::info!(from = %job.repository.name, to = %target.name, %digest, blobs_mounted = copied.blobs,
+                                         blobs_streamed = copied.streamed, bytes_streamed = copied.bytes, manifests = copied.manifests, "promoting"),
             Err(refusal) => {
                 promote::refuse(tags, &asked, &refusal);
                 return Ok(Written::Claims(Vec::new()));
@@ -437,7 +441,7 @@ async fn write_planned<R: Blobs>(
         put::write(registry, &target, to_write, settings.write_concurrency, tags).await?;
     }
     if let (Some(target), false) = (to, job.dry_run) {
-        Box::pin(promote::referrers_follow(registry, &job.repository, target, digest, tags)).await;
+        Box::pin(promote::referrers_follow(registry, &job.repository, target, digest, via, tags)).await;
     }
     Ok(Written::Claims(claims))
 }

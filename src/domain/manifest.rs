@@ -14,6 +14,8 @@ pub struct References {
     pub children: Vec<Digest>,
     /// `subject`: the image this manifest refers to (a signature, SBOM or attestation).
     pub subject: Option<Digest>,
+    /// The declared size of each of `blobs`, in the same order.
+    sizes: Vec<u64>,
 }
 
 /// Layers that registries never store (Windows base layers and the like): pulled from their `urls`.
@@ -40,6 +42,8 @@ struct Descriptor {
     media_type: Option<String>,
     #[serde(default)]
     urls: Vec<String>,
+    #[serde(default)]
+    size: u64,
 }
 
 impl Descriptor {
@@ -66,9 +70,11 @@ impl References {
         let fields: Fields =
             serde_json::from_str(manifest).map_err(|e| Unreadable { digest: digest.to_string(), reason: e.to_string() })?;
         let mut blobs: Vec<Digest> = Vec::new();
-        for d in fields.config.iter().chain(&fields.layers).filter(|d| d.stored()).filter_map(Descriptor::digest) {
-            if !blobs.contains(&d) {
+        let mut sizes = Vec::new();
+        for descriptor in fields.config.iter().chain(&fields.layers).filter(|d| d.stored()) {
+            if let Some(d) = descriptor.digest().filter(|d| !blobs.contains(d)) {
                 blobs.push(d);
+                sizes.push(descriptor.size);
             }
         }
         let mut children: Vec<Digest> = Vec::new();
@@ -77,7 +83,12 @@ impl References {
                 children.push(d);
             }
         }
-        Ok(References { blobs, children, subject: fields.subject.as_ref().and_then(Descriptor::digest) })
+        Ok(References { blobs, children, subject: fields.subject.as_ref().and_then(Descriptor::digest), sizes })
+    }
+
+    /// The size the manifest declares for `blob`.
+    pub fn size_of(&self, blob: &Digest) -> Option<u64> {
+        self.blobs.iter().position(|b| b == blob).and_then(|i| self.sizes.get(i).copied())
     }
 }
 
@@ -96,13 +107,15 @@ mod tests {
     #[test]
     fn an_image_names_its_config_and_layers_once_each_and_no_foreign_layer() {
         let manifest = format!(
-            r#"{{"schemaVersion":2,"config":{{"digest":"{}"}},"layers":[{{"digest":"{}"}},{{"digest":"{}"}},{{"digest":"{}"}},
+            r#"{{"schemaVersion":2,"config":{{"digest":"{}","size":7}},"layers":[{{"digest":"{}","size":9}},{{"digest":"{}"}},{{"digest":"{}","size":9}},
                {{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{}","urls":["https://mcr.microsoft.com/x"]}}]}}"#,
             d(1), d(2), d(3), d(2), d(4)
         );
         let refs = References::of(&digest(), &manifest).unwrap();
         let names: Vec<String> = refs.blobs.iter().map(ToString::to_string).collect();
         assert_eq!(names, [d(1), d(2), d(3)]);
+        let size = |n| refs.size_of(&Digest::parse(&d(n)).unwrap());
+        assert_eq!((size(1), size(2), size(3), size(4)), (Some(7), Some(9), Some(0), None), "declared sizes; none for a foreign layer");
         assert!(refs.children.is_empty() && refs.subject.is_none());
     }
 

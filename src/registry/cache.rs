@@ -147,6 +147,10 @@ impl<R: Blobs> Blobs for Cached<R> {
         self.inner.mount(target, source, digest).await
     }
 
+    async fn copy_blob(&self, target: &Repository, source: &Repository, digest: &Digest, max_bytes: u64) -> Result<u64, Fault> {
+        self.inner.copy_blob(target, source, digest, max_bytes).await
+    }
+
     async fn put_manifest(&self, repository: &Repository, image: &Image, media_type: &str) -> Result<(), PutError> {
         self.inner.put_manifest(repository, image, media_type).await
     }

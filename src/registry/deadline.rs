@@ -153,6 +153,10 @@ impl<R: Blobs> Blobs for Deadline<'_, R> {
         self.cut("the blob mount", self.inner.mount(target, source, digest), |f| f).await
     }
 
+    async fn copy_blob(&self, target: &Repository, source: &Repository, digest: &Digest, max_bytes: u64) -> Result<u64, Fault> {
+        self.cut("the blob copy", self.inner.copy_blob(target, source, digest, max_bytes), |f| f).await
+    }
+
     async fn put_manifest(&self, repository: &Repository, image: &Image, media_type: &str) -> Result<(), PutError> {
         self.cut("PutImage", self.inner.put_manifest(repository, image, media_type), PutError::Fault).await
     }

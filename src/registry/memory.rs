@@ -47,6 +47,8 @@ pub enum Call {
     /// BatchCheckLayerAvailability of this many blobs.
     Missing(usize),
     Mount(Digest),
+    /// A blob streamed through the function (GetDownloadUrlForLayer and the upload calls).
+    CopyBlob(Digest),
     /// An untagged PutImage by digest.
     PutManifest(Digest),
     Referrers(Digest),
@@ -71,6 +73,7 @@ impl Call {
             Call::Encryption(_) => "encryption",
             Call::Missing(_) => "missing",
             Call::Mount(_) => "mount",
+            Call::CopyBlob(_) => "copy_blob",
             Call::PutManifest(_) => "put_manifest",
             Call::Referrers(_) => "referrers",
         }
@@ -442,6 +445,20 @@ impl Blobs for Memory {
             to.blobs.insert(digest.clone());
         }
         Ok(Mount::Mounted)
+    }
+
+    /// Copied whenever the source holds the blob: bytes do not move here (0 sent).
+    async fn copy_blob(&self, target: &Repository, source: &Repository, digest: &Digest, _max_bytes: u64) -> Result<u64, Fault> {
+        let mut state = self.lock();
+        state.calls.push(Call::CopyBlob(digest.clone()));
+        let held = state.repositories.get(&source.name).is_some_and(|from| from.holds_blob(digest));
+        match state.repositories.get_mut(&target.name) {
+            Some(to) if held => {
+                to.blobs.insert(digest.clone());
+                Ok(0)
+            }
+            _ => Err(Fault::new(crate::error::FaultKind::Permanent, "LayersNotFoundException", format!("no blob {digest} to copy"))),
+        }
     }
 
     async fn put_manifest(&self, repository: &Repository, image: &Image, _media_type: &str) -> Result<(), PutError> {

@@ -256,6 +256,11 @@ pub trait Blobs: Registry {
     /// `AlreadyExists` when the repository holds it already.
     fn put_manifest(&self, repository: &Repository, image: &Image, media_type: &str) -> impl Future<Output = Result<(), PutError>> + Send;
 
+    /// Copies the blob `digest` from `source` into `target` through the function, for a registry
+    /// that will not mount it: GetDownloadUrlForLayer, then InitiateLayerUpload, UploadLayerPart and
+    /// CompleteLayerUpload, a part at a time. Refused (permanently) past `max_bytes`. The bytes sent.
+    fn copy_blob(&self, target: &Repository, source: &Repository, digest: &Digest, max_bytes: u64) -> impl Future<Output = Result<u64, Fault>> + Send;
+
     /// The digests of the image's active referrers of any artifact type (ListImageReferrers):
     /// its signatures, SBOMs and attestations.
     fn referrers(&self, repository: &Repository, digest: &Digest) -> impl Future<Output = Result<Vec<Digest>, ReadError>> + Send;

@@ -87,9 +87,19 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   stored in the source names the blob, else 202 with an upload session, as a registry answers when
   it cannot mount; `PUT /v2/<name>/blobs/uploads/<session>?digest=<d>` with the whole blob (201, or
   400 when the bytes do not hash to d). Counted per repository in /_strict/calls as
-  RegistryBlobHead, RegistryBlobMount and RegistryBlobUpload, and "mounts" by blob.
+  RegistryBlobHead, RegistryBlobMount and RegistryBlobUpload, and "mounts" by blob. A fault armed
+  for operation RegistryBlobMount declines the next mount (202).
+- A blob's bytes through the ECR API, for a promotion that streams what it cannot mount: the bytes
+  of blobs uploaded (InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload, or the registry API's
+  PUT) are kept; CompleteLayerUpload refuses parts but the last under 5 MiB
+  (LayerPartTooSmallException), bytes that do not hash to the digest named (InvalidLayerException)
+  and a layer already there (LayerAlreadyExistsException); GetDownloadUrlForLayer (moto has none)
+  answers a URL on this emulator, /_strict/blob-bytes/<repository>/<digest>, that serves the bytes
+  without credentials as ECR's presigned S3 URLs do (LayerInaccessibleException for a blob the
+  emulator holds no bytes of: those a docker push stand-in named).
+- ListImageReferrers pages (maxResults, nextToken).
 
-Not emulated: layer existence for pushes other than ecr-retag's, chunked blob uploads, GET of blobs, pagination of ListImageReferrers, the
+Not emulated: layer bytes for pushes other than ecr-retag's uploads, chunked registry API uploads, GET of blobs through the registry API, the
 restore's 20 minutes, scans and signing themselves (hooks set their results); quotas
 only on request (below).
 

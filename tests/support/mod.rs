@@ -247,6 +247,19 @@ impl Emulator {
         (status, head)
     }
 
+    /// GET of a URL on the emulator (a download URL it answered): the status and the body's bytes.
+    pub fn fetch(&self, url: &str) -> (u16, Vec<u8>) {
+        let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_else(|| url.to_owned());
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
+        let head = String::from_utf8_lossy(&response[..split]).into_owned();
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, response[split..].to_vec())
+    }
+
     fn http(&self, method: &str, path: &str, body: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(stream, "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
@@ -489,6 +502,30 @@ pub fn clock_env() -> Vec<(String, std::ffi::OsString)> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
         .filter(|(k, _)| k == "LD_PRELOAD" || k.starts_with("FAKETIME"))
         .collect()
+}
+
+/// Uploads `bytes` into `repository` as a blob with the layer calls (one part): its digest.
+pub async fn upload_blob(client: &Client, repository: &str, bytes: &[u8]) -> String {
+    let upload = client.initiate_layer_upload().repository_name(repository).send().await.unwrap();
+    let id = upload.upload_id().unwrap();
+    client
+        .upload_layer_part()
+        .repository_name(repository)
+        .upload_id(id)
+        .part_first_byte(0)
+        .part_last_byte(bytes.len() as i64 - 1)
+        .layer_part_blob(aws_sdk_ecr::primitives::Blob::new(bytes.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let digest = sha256_digest(bytes);
+    client.complete_layer_upload().repository_name(repository).upload_id(id).layer_digests(&digest).send().await.unwrap();
+    digest
+}
+
+/// `len` bytes of a pattern of `seed`'s, so that different blobs differ.
+pub fn blob_bytes(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u64 * 31 + seed as u64 * 7 + (i >> 12) as u64) as u8).collect()
 }
 
 /// A manifest of its own for image number `n`: the docker-v2 fixture with another config digest.

@@ -108,9 +108,9 @@ DOCTOR_ONLY = "setup.rs"
 # Promotion into another repository ("to"): the calls only a promotion makes, granted only with
 # PromotionTargets set.
 PROMOTION_ONLY = "blobs.rs"
-# What the registry API's blob mount is assumed to need, besides those calls (unverified; this is
-# the one place to change it, with the template's MountFromSources and PromoteIntoTargets):
-# the source's layer download and the target's layer upload calls.
+# What the registry API's blob mount is assumed to need (unverified; this is the one place to change
+# it, with the template's MountFromSources and PromoteIntoTargets): the source's layer download and
+# the target's layer upload calls, the same actions "copy_blobs" calls through the ECR API.
 MOUNT_ASSUMED = {"ecr:GetDownloadUrlForLayer", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"}
 
 
@@ -192,7 +192,10 @@ class TemplateMatchesTheCode(unittest.TestCase):
     def test_promotion_grows_the_policy_by_exactly_its_calls_and_only_when_on(self):
         promotion = ecr_operations_called_by_the_code(only=PROMOTION_ONLY)
         self.assertEqual(promotion, {"ecr:GetAuthorizationToken", "ecr:GetAccountSetting", "ecr:BatchCheckLayerAvailability",
-                                     "ecr:DescribeRepositories", "ecr:BatchGetImage"})
+                                     "ecr:DescribeRepositories", "ecr:BatchGetImage",
+                                     # "copy_blobs": true streams through the layer calls.
+                                     "ecr:GetDownloadUrlForLayer", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+                                     "ecr:CompleteLayerUpload"})
         off, on = self.granted(), self.granted(PromotionTargets="prod/*")
         self.assertFalse({"ecr:GetAuthorizationToken", "ecr:GetAccountSetting", "ecr:BatchCheckLayerAvailability"} & off,
                          "nothing of a promotion's without PromotionTargets")

@@ -68,6 +68,8 @@ pub struct Policy {
     pub restore_archived: bool,
     /// `"to"`: the tags are written in another repository, the image copied there.
     pub promotes: bool,
+    /// `"copy_blobs": true`: a promotion streams the blobs the registry will not mount.
+    pub copy_blobs: bool,
 }
 
 impl Policy {
@@ -181,6 +183,11 @@ impl RuleSet {
     /// Whether any of the named rules says `"restore_archived": true`.
     pub fn restores_archived(&self, rules: &[String]) -> bool {
         self.rules.iter().any(|r| r.policy.restore_archived && rules.contains(&r.name))
+    }
+
+    /// Whether any of the named rules says `"copy_blobs": true`.
+    pub fn copies_blobs(&self, rules: &[String]) -> bool {
+        self.rules.iter().any(|r| r.policy.copy_blobs && rules.contains(&r.name))
     }
 
     /// Whether deciding needs the repository's resource tags (one lookup).
@@ -672,6 +679,7 @@ mod tests {
             (r#"{"name":"r","semver":true,"to":"prod/*","tags":["x"]}"#, "to", "'*'"),
             (r#"{"name":"r","semver":true,"to":"prod/{sha}","tags":["x"]}"#, "to", "unknown placeholder"),
             (r#"{"name":"r","semver":true,"to":"prod/{repository}","remove_source":true,"tags":["x"]}"#, "remove_source", "\"to\""),
+            (r#"{"name":"r","semver":true,"copy_blobs":true,"tags":["x"]}"#, "copy_blobs", "only to rules with \"to\""),
         ];
         for (rule, field, text) in cases {
             let p = one_rule_problem(rule);

@@ -62,7 +62,7 @@ struct RawRuleSet {
 }
 
 /// The fields a rule may have, as [`RawRule`] names them.
-const RULE_FIELDS: [&str; 13] = [
+const RULE_FIELDS: [&str; 14] = [
     "name",
     "repositories",
     "match",
@@ -76,6 +76,7 @@ const RULE_FIELDS: [&str; 13] = [
     "artifacts",
     "restore_archived",
     "to",
+    "copy_blobs",
 ];
 
 #[derive(Deserialize)]
@@ -96,6 +97,7 @@ struct RawRule {
     restore_archived: Option<bool>,
     repository_tags: Option<BTreeMap<String, String>>,
     to: Option<String>,
+    copy_blobs: Option<bool>,
 }
 
 impl RuleSet {
@@ -371,10 +373,13 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
     if let Some((key, _)) = repository_tags.iter().find(|(k, _)| k.is_empty() || k.chars().count() > 128) {
         fail("repository_tags", format!("key {key:?} is not a resource tag key (1 to 128 characters)"));
     }
-    let to = match (raw.to, &scope) {
-        (Some(source), Some(scope)) => promotion(&source, scope).map_err(|e| fail("to", format!("{source:?} {e}"))).ok(),
+    let to = match (raw.to.as_deref(), &scope) {
+        (Some(source), Some(scope)) => promotion(source, scope).map_err(|e| fail("to", format!("{source:?} {e}"))).ok(),
         _ => None,
     };
+    if raw.copy_blobs.is_some() && raw.to.is_none() {
+        fail("copy_blobs", "applies only to rules with \"to\": it says how a promotion copies what it cannot mount".into());
+    }
     if to.is_some() && raw.remove_source == Some(true) {
         fail("remove_source", "cannot be combined with \"to\" yet: the pushed tag stays in its repository; remove it with a rule of its own or a lifecycle policy".into());
     }
@@ -386,6 +391,7 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
         artifacts: raw.artifacts.unwrap_or(false),
         restore_archived: raw.restore_archived.unwrap_or(false),
         promotes: to.is_some(),
+        copy_blobs: raw.copy_blobs.unwrap_or(false),
     };
     match (ok, matcher) {
         (true, Some(matcher)) => Some(Rule { name, repositories, repository_tags, matcher, tags, policy, to }),

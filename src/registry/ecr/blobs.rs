@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_ecr::types::{ArtifactStatusFilter, LayerAvailability, ListImageReferrersFilter, SubjectIdentifier};
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
@@ -25,6 +26,9 @@ use crate::registry::{Blobs, Image, Mount, PutError, ReadError, Repository, Targ
 
 /// BatchCheckLayerAvailability takes at most this many digests a call.
 const CHECK_BATCH: usize = 100;
+
+/// ECR's smallest layer part (all but the last): a streamed copy sends parts of at least this.
+const MIN_PART: usize = 5 * 1024 * 1024;
 
 /// A token is renewed this long before ECR says it expires (it lasts 12 hours).
 const TOKEN_MARGIN: Duration = Duration::from_secs(600);
@@ -111,6 +115,45 @@ impl Ecr {
     }
 }
 
+impl Ecr {
+    /// The blob's bytes from a download URL (a presigned S3 URL: no credentials), as they arrive.
+    async fn download(&self, url: &str, digest: &Digest) -> Result<BoxBody<Bytes, String>, Fault> {
+        let request = http::Request::get(url)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| Fault::new(FaultKind::Permanent, "BadRequest", e.to_string()))?;
+        let response = match tokio::time::timeout(OPERATION_TIMEOUT, self.registry_api.client()?.request(request)).await {
+            Err(_) => return Err(Fault::new(FaultKind::Timeout, "Timeout", format!("the download of {digest} was not answered"))),
+            Ok(Err(e)) => return Err(Fault::new(FaultKind::Transport, "Download", format!("the download of {digest}: {e}"))),
+            Ok(Ok(response)) => response,
+        };
+        match response.status().as_u16() {
+            200 => Ok(response.into_body().map_err(|e| e.to_string()).boxed()),
+            s if s >= 500 => Err(Fault::new(FaultKind::Server, format!("HTTP {s}"), format!("the download of {digest}"))),
+            // An expired URL (403) is fixed by asking for a new one: the next delivery does.
+            s => Err(Fault::new(FaultKind::Transport, format!("HTTP {s}"), format!("the download of {digest} was refused"))),
+        }
+    }
+
+    /// UploadLayerPart of `bytes` from offset `sent`; the offset after it.
+    async fn upload_part(&self, target: &Repository, upload: &str, sent: u64, bytes: Vec<u8>) -> Result<u64, Fault> {
+        let length = bytes.len() as u64;
+        let overflow = || Fault::new(FaultKind::Permanent, "TooLarge", "a blob past 2^63 bytes");
+        let first = i64::try_from(sent).map_err(|_| overflow())?;
+        let last = i64::try_from(sent + length - 1).map_err(|_| overflow())?;
+        let request = self
+            .client
+            .upload_layer_part()
+            .repository_name(target.name.as_str())
+            .set_registry_id(registry_id(target))
+            .upload_id(upload)
+            .part_first_byte(first)
+            .part_last_byte(last)
+            .layer_part_blob(aws_sdk_ecr::primitives::Blob::new(bytes));
+        send!(self, target, request).map_err(|e| fault(&e))?;
+        Ok(sent + length)
+    }
+}
+
 impl Blobs for Ecr {
     async fn mounting_enabled(&self) -> Result<bool, ReadError> {
         let output = self.client.get_account_setting().name("BLOB_MOUNTING").send().await.map_err(|e| ReadError::Fault(fault(&e)))?;
@@ -162,6 +205,64 @@ impl Blobs for Ecr {
             429 => Err(Fault::new(FaultKind::Throttled, "HTTP 429", format!("the mount of {digest} into {}", target.name))),
             s if s >= 500 => Err(Fault::new(FaultKind::Server, format!("HTTP {s}"), format!("the mount of {digest} into {}", target.name))),
             s => Err(Fault::new(FaultKind::Permanent, format!("HTTP {s}"), format!("the registry API refused the mount of {digest} into {}", target.name))),
+        }
+    }
+
+    async fn copy_blob(&self, target: &Repository, source: &Repository, digest: &Digest, max_bytes: u64) -> Result<u64, Fault> {
+        let request = self
+            .client
+            .get_download_url_for_layer()
+            .repository_name(source.name.as_str())
+            .set_registry_id(registry_id(source))
+            .layer_digest(digest.as_str());
+        let output = send!(self, source, request).map_err(|e| fault(&e))?;
+        let url = output
+            .download_url()
+            .ok_or_else(|| Fault::new(FaultKind::Server, "NoDownloadUrl", format!("GetDownloadUrlForLayer named no URL for {digest}")))?;
+        let mut body = self.download(url, digest).await?;
+        let request = self.client.initiate_layer_upload().repository_name(target.name.as_str()).set_registry_id(registry_id(target));
+        let started = send!(self, target, request).map_err(|e| fault(&e))?;
+        let upload = started
+            .upload_id()
+            .ok_or_else(|| Fault::new(FaultKind::Server, "NoUploadId", "InitiateLayerUpload named no upload"))?
+            .to_owned();
+        let part = started.part_size().and_then(|p| usize::try_from(p).ok()).unwrap_or(0).max(MIN_PART);
+        // One part in memory at a time, whatever the blob's size.
+        let mut buffer: Vec<u8> = Vec::with_capacity(part);
+        let mut sent = 0u64;
+        loop {
+            let frame = match tokio::time::timeout(OPERATION_TIMEOUT, body.frame()).await {
+                Err(_) => return Err(Fault::new(FaultKind::Timeout, "Timeout", format!("the download of {digest} stalled"))),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(Fault::new(FaultKind::Transport, "Download", format!("the download of {digest}: {e}"))),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Some(data) = frame.data_ref() {
+                buffer.extend_from_slice(data);
+            }
+            if sent + buffer.len() as u64 > max_bytes {
+                return Err(Fault::new(FaultKind::Permanent, "TooLarge", format!("blob {digest} is larger than the {max_bytes} bytes a copy may stream")));
+            }
+            while buffer.len() >= part {
+                let rest = buffer.split_off(part);
+                sent = self.upload_part(target, &upload, sent, std::mem::replace(&mut buffer, rest)).await?;
+            }
+        }
+        if !buffer.is_empty() {
+            sent = self.upload_part(target, &upload, sent, buffer).await?;
+        }
+        let request = self
+            .client
+            .complete_layer_upload()
+            .repository_name(target.name.as_str())
+            .set_registry_id(registry_id(target))
+            .upload_id(&upload)
+            .layer_digests(digest.as_str());
+        match send!(self, target, request) {
+            Ok(_) => Ok(sent),
+            // Another copy or push of the same blob got there first.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_layer_already_exists_exception()) => Ok(sent),
+            Err(e) => Err(fault(&e)),
         }
     }
 

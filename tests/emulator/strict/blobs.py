@@ -85,6 +85,94 @@ def check_put(repo, manifest, from_function, exists):
         repo.layers.setdefault(digest, size)
 
 
+class InvalidLayerException(JsonRESTError):
+    def __init__(self, expected, actual):
+        super().__init__("InvalidLayerException",
+                         f"The layer digest calculation performed by Amazon ECR upon receipt of the image layer ({actual}) "
+                         f"does not match the digest specified ({expected})")
+
+
+class LayerPartTooSmallException(JsonRESTError):
+    def __init__(self):
+        super().__init__("LayerPartTooSmallException", "Layer parts must be at least 5 MiB in size, but the last")
+
+
+class LayerAlreadyExistsException(JsonRESTError):
+    def __init__(self, digest):
+        super().__init__("LayerAlreadyExistsException", f"The image layer {digest} already exists in the associated repository")
+
+
+class LayerInaccessibleException(JsonRESTError):
+    def __init__(self, digest):
+        super().__init__("LayerInaccessibleException",
+                         f"The specified layer {digest} is not available (the emulator holds bytes only for blobs uploaded to it)")
+
+
+class LayersNotFound(JsonRESTError):
+    def __init__(self, digest, repository):
+        super().__init__("LayersNotFoundException", f"The layer {digest} does not exist in repository {repository}")
+
+
+MIN_PART = 5 * 1024 * 1024
+
+
+def strict_upload_layer_part(original):
+    """UploadLayerPart as moto has it, each part's size remembered for CompleteLayerUpload's check."""
+    def upload_layer_part(self, repository_name, upload_id, part_first_byte, part_last_byte, layer_part_blob, registry_id=None):
+        with STATE.lock:
+            answer = original(self, repository_name, upload_id, part_first_byte, part_last_byte, layer_part_blob, registry_id)
+            STATE.part_sizes.setdefault(upload_id, []).append(len(layer_part_blob or b""))
+            return answer
+    return upload_layer_part
+
+
+def strict_complete_layer_upload(original):
+    """CompleteLayerUpload as ECR checks it: every part but the last at least 5 MiB, the bytes hashing to
+    the digest named, a layer not already there; the bytes kept, for GetDownloadUrlForLayer."""
+    def complete_layer_upload(self, repository_name, upload_id, layer_digests, registry_id=None):
+        with STATE.lock:
+            repo = self._get_repository(repository_name, registry_id)
+            upload = repo.uploads.get(upload_id)
+            if upload is not None:
+                parts = STATE.part_sizes.pop(upload_id, [])
+                if any(size < MIN_PART for size in parts[:-1]):
+                    raise LayerPartTooSmallException()
+                actual = "sha256:" + hashlib.sha256(bytes(upload.layer_parts)).hexdigest()
+                if layer_digests and layer_digests[0] != actual:
+                    raise InvalidLayerException(layer_digests[0], actual)
+                if actual in repo.layers and (repo.name, actual) in STATE.blob_bytes:
+                    del repo.uploads[upload_id]
+                    raise LayerAlreadyExistsException(actual)
+                STATE.blob_bytes[(repo.name, actual)] = bytes(upload.layer_parts)
+            return original(self, repository_name, upload_id, layer_digests, registry_id)
+    return complete_layer_upload
+
+
+def get_download_url_for_layer_response(self):
+    """GetDownloadUrlForLayer: a URL on this emulator that serves the blob's bytes without credentials,
+    as ECR's presigned S3 URLs do; for blobs the emulator holds bytes of (uploaded to it)."""
+    from moto.core.responses import ActionResult
+    from moto.ecr.exceptions import RepositoryNotFoundException
+    name, digest = self._get_param("repositoryName"), self._get_param("layerDigest")
+    with STATE.lock:
+        repo = repository(name)
+        if repo is None:
+            raise RepositoryNotFoundException(name, self.current_account)
+        if digest not in repo.layers:
+            raise LayersNotFound(digest, name)
+        if (name, digest) not in STATE.blob_bytes:
+            raise LayerInaccessibleException(digest)
+    host = self.headers.get("Host", "localhost")
+    return ActionResult({"downloadUrl": f"http://{host}/_strict/blob-bytes/{name}/{digest}", "layerDigest": digest})
+
+
+def blob_bytes(path):
+    """GET /_strict/blob-bytes/<repository>/<digest>: what a download URL serves (None: not held)."""
+    name, _, digest = path[len("/_strict/blob-bytes/"):].rpartition("/")
+    with STATE.lock:
+        return STATE.blob_bytes.get((name, digest))
+
+
 def get_authorization_token_response(self):
     """GetAuthorizationToken, valid for 12 hours as ECR's are (moto's expired in 2015), for the
     password moto uses (`<registry id>-auth-token`), which the registry API here accepts."""
@@ -193,6 +281,8 @@ def start_upload(name, query, start_response):
                 and source.encryption_configuration == target.encryption_configuration
                 and mount in committed(source)):
             target.layers[mount] = source.layers.get(mount, 0)
+            if (source.name, mount) in STATE.blob_bytes:
+                STATE.blob_bytes[(name, mount)] = STATE.blob_bytes[(source.name, mount)]
             STATE.mounts[name][mount] += 1
             return respond(start_response, "201 Created", b"", "text/plain",
                            headers=[("Location", f"/v2/{name}/blobs/{mount}"), ("Docker-Content-Digest", mount)])
@@ -213,5 +303,6 @@ def finish_upload(name, session, query, environ, start_response):
         return error(start_response, "400 Bad Request", "DIGEST_INVALID", f"the blob does not hash to {digest}")
     del STATE.uploads[session]
     repository(name).layers[digest] = len(body)
+    STATE.blob_bytes[(name, digest)] = body
     return respond(start_response, "201 Created", b"", "text/plain",
                    headers=[("Location", f"/v2/{name}/blobs/{digest}"), ("Docker-Content-Digest", digest)])

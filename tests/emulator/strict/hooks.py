@@ -5,6 +5,7 @@ import json
 from collections import Counter
 from urllib.parse import parse_qs
 
+from .blobs import blob_bytes
 from .errors import respond
 from .signing import set_scan, set_signing
 from .state import STATE
@@ -34,6 +35,11 @@ def serve(path, method, environ, start_response):
         with STATE.lock:
             SETTERS[path](body)
         return respond(start_response, "200 OK", {})
+    if path.startswith("/_strict/blob-bytes/") and method == "GET":
+        data = blob_bytes(path)
+        if data is None:
+            return respond(start_response, "404 Not Found", b"NoSuchKey", "text/plain")
+        return respond(start_response, "200 OK", data, "application/octet-stream")
     if path == "/_strict/reset" and method == "POST":
         STATE.forget_all()
         return respond(start_response, "200 OK", {})

@@ -27,7 +27,15 @@ from .signing import (
     list_image_referrers_response,
     scan_fields,
 )
-from .blobs import check_put, get_account_setting_response, get_authorization_token_response, put_account_setting_response
+from .blobs import (
+    check_put,
+    get_account_setting_response,
+    get_authorization_token_response,
+    get_download_url_for_layer_response,
+    put_account_setting_response,
+    strict_complete_layer_upload,
+    strict_upload_layer_part,
+)
 from .settings import (
     accept_current_lifecycle_policies,
     without_rules_allowed,
@@ -301,3 +309,6 @@ def install():
     ECRResponse.get_account_setting = get_account_setting_response
     ECRResponse.get_authorization_token = get_authorization_token_response
     ECRResponse.put_account_setting = put_account_setting_response
+    ECRResponse.get_download_url_for_layer = get_download_url_for_layer_response
+    ECRBackend.upload_layer_part = strict_upload_layer_part(ECRBackend.upload_layer_part)
+    ECRBackend.complete_layer_upload = strict_complete_layer_upload(ECRBackend.complete_layer_upload)

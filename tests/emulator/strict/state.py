@@ -17,6 +17,7 @@ class State:
         self.lock = threading.RLock()
         self.pull_through = []  # pull-through cache rules, as CreatePullThroughCacheRule answers them: settings, kept by reset()
         self.account_settings = {}  # PutAccountSetting (BLOB_MOUNTING), also kept by reset()
+        self.blob_bytes = {}  # (repository, digest) -> the bytes of a blob uploaded (or mounted) there: content, kept by reset()
         self.caller = threading.local()  # per request: whether ecr-retag sent it (set by the gateway)
         self.reset()
 
@@ -38,6 +39,7 @@ class State:
             self.repository_page_size = 1000            # repositories per DescribeRepositories page
             self.mounts = defaultdict(Counter)          # repository -> blob -> mounted into it by the registry API
             self.uploads = {}                           # registry API upload session -> repository
+            self.part_sizes = {}                        # UploadLayerPart upload id -> the size of each part so far
             self.signing = {}                           # (repository, digest) -> [managed signing status per profile]
 
     def forget_all(self):
@@ -46,6 +48,7 @@ class State:
             self.reset()
             self.pull_through = []
             self.account_settings = {}
+            self.blob_bytes = {}
             for backends in ecr_models.ecr_backends.values():
                 for backend in backends.values():
                     backend.repositories.clear()
