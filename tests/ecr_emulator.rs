@@ -1156,11 +1156,6 @@ async fn a_queued_sweep_sends_its_continuation_back_or_fails_its_message_until_e
     assert!(emulator.writes(&repo).values().all(|n| *n == 1), "{:?}", emulator.writes(&repo));
 }
 
-/// The config and layer digests a manifest names.
-fn blobs_of(manifest: &str) -> Vec<String> {
-    let parsed: serde_json::Value = serde_json::from_str(manifest).unwrap();
-    std::iter::once(&parsed["config"]).chain(parsed["layers"].as_array().unwrap()).map(|d| d["digest"].as_str().unwrap().to_owned()).collect()
-}
 
 #[tokio::test]
 async fn the_emulator_mounts_blobs_between_repositories_and_checks_a_pushs_blobs_as_ecr_does() {

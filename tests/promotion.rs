@@ -369,7 +369,7 @@ async fn copy_blobs_streams_what_the_registry_will_not_mount_a_part_at_a_time_wi
     let small_digest = upload_blob(&client, &src, &small).await;
     let huge = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{small_digest}","size":100}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
-        blobs_of_manifest(&image.body)[1],
+        blobs_of(&image.body)[1],
         600u64 * 1024 * 1024
     );
     let huge = Manifest { name: "huge", body: huge, media_type: "application/vnd.oci.image.manifest.v1+json", declares_media_type: true };
@@ -379,10 +379,4 @@ async fn copy_blobs_streams_what_the_registry_will_not_mount_a_part_at_a_time_wi
     let detail = err.report().unwrap().tags[0].detail.clone().unwrap();
     assert!(detail.contains("over the 536870912 bytes a promotion streams"), "{detail}");
     assert_eq!(count(&emulator.function_calls_on(&dst), "UploadLayerPart"), 1, "the small config only: {:?}", emulator.function_calls_on(&dst));
-}
-
-/// The config and layer digests a manifest names.
-fn blobs_of_manifest(manifest: &str) -> Vec<String> {
-    let parsed: serde_json::Value = serde_json::from_str(manifest).unwrap();
-    std::iter::once(&parsed["config"]).chain(parsed["layers"].as_array().unwrap()).map(|d| d["digest"].as_str().unwrap().to_owned()).collect()
 }

@@ -504,6 +504,12 @@ pub fn clock_env() -> Vec<(String, std::ffi::OsString)> {
         .collect()
 }
 
+/// The config and layer digests a manifest names.
+pub fn blobs_of(manifest: &str) -> Vec<String> {
+    let parsed: serde_json::Value = serde_json::from_str(manifest).unwrap();
+    std::iter::once(&parsed["config"]).chain(parsed["layers"].as_array().unwrap()).map(|d| d["digest"].as_str().unwrap().to_owned()).collect()
+}
+
 /// Uploads `bytes` into `repository` as a blob with the layer calls (one part): its digest.
 pub async fn upload_blob(client: &Client, repository: &str, bytes: &[u8]) -> String {
     let upload = client.initiate_layer_upload().repository_name(repository).send().await.unwrap();
