@@ -29,7 +29,10 @@
 //!   looked at again once every earlier decision has landed (repaired if a
 //!   lower version took them).
 //!   [`apply::signed`]: a signature's push, which brings the signed image's
-//!   signature-gated tags.
+//!   signature-gated tags. [`apply::promote`]: a rule's `"to"`, the image copied
+//!   into another repository by digest (blobs mounted, an index's children and
+//!   the referrers put by digest, [`domain::manifest`] telling what a manifest
+//!   references) before its tags are written there by the same path.
 //!   [`apply::sweep`]: the reconcile sweep for missed events: every tagged
 //!   image's tags through the rules at its push time, one image per derived
 //!   tag ([`domain::assess`], pure), then the same writes, within a write budget

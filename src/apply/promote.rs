@@ -20,6 +20,7 @@ use std::fmt;
 
 use crate::domain::manifest::{References, Unreadable};
 use crate::domain::names::{Digest, RepositoryName, Tag};
+use crate::domain::rules::RuleSet;
 use crate::error::Fault;
 use crate::registry::{Blobs, Image, Lookup, Mount, PutError, ReadError, Repository};
 use crate::report::{entry, Outcome, TagReport};
@@ -166,6 +167,27 @@ pub async fn mounting<R: Blobs>(registry: &R) -> Result<(), Refusal> {
         Ok(false) => Err(Refusal::MountingOff),
         Err(error) => Err(Refusal::Setting(error)),
     }
+}
+
+/// `"copy_blobs": true` on a rule of these tags: what the registry will not mount is streamed.
+pub(crate) fn streaming(rules: &RuleSet, tags: &BTreeMap<String, TagReport>) -> Option<u64> {
+    tags.values().any(|t| rules.copies_blobs(&t.rules)).then_some(STREAM_LIMIT)
+}
+
+/// Brings `image` into `target` short of its manifest, which its first tag puts: the
+/// preconditions, then the copy. How the blobs got there, for its referrers to follow the same way.
+pub(crate) async fn arrive<R: Blobs>(
+    registry: &R,
+    source: &Repository,
+    target: &Repository,
+    image: &Image,
+    stream: Option<u64>,
+) -> Result<Via, Refusal> {
+    let via = ready(registry, source, target, stream).await?;
+    let copied = copy(registry, source, target, image, via).await?;
+    tracing::info!(from = %source.name, to = %target.name, digest = %image.digest, blobs_mounted = copied.blobs,
+                   blobs_streamed = copied.streamed, bytes_streamed = copied.bytes, manifests = copied.manifests, "promoting");
+    Ok(via)
 }
 
 /// What one promotion copied, for its log line.

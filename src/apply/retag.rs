@@ -408,18 +408,11 @@ async fn write_planned<R: Blobs>(
     } else {
         media_type(&image, job.media_type)?
     };
-    // `"copy_blobs": true` on a rule of these tags: what the registry will not mount is streamed.
-    let stream = tags.values().any(|t| rules.copies_blobs(&t.rules)).then_some(promote::STREAM_LIMIT);
-    let mut via = Via { mount: true, stream };
+    let mut via = Via { mount: true, stream: promote::streaming(rules, tags) };
     if let (Some(target), true, false) = (to, arriving, job.dry_run) {
         // Boxed, as the other nested steps: the event's future would otherwise outgrow a thread's stack.
-        let copied = Box::pin(async {
-            via = promote::ready(registry, &job.repository, target, stream).await?;
-            promote::copy(registry, &job.repository, target, &image, via).await
-        });
-        match copied.await {
-            Ok(copied) => tracing::info!(from = %job.repository.name, to = %target.name, %digest, blobs_mounted = copied.blobs,
-                                         blobs_streamed = copied.streamed, bytes_streamed = copied.bytes, manifests = copied.manifests, "promoting"),
+        match Box::pin(promote::arrive(registry, &job.repository, target, &image, via.stream)).await {
+            Ok(used) => via = used,
             Err(refusal) => {
                 promote::refuse(tags, &asked, &refusal);
                 return Ok(Written::Claims(Vec::new()));
