@@ -28,6 +28,21 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<SignatureReport>,
     pub tags: Vec<TagReport>,
+    /// What each promotion into another repository copied (`"to"`); only when one did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub promotions: Vec<PromotionReport>,
+}
+
+/// What copying the image (and its referrers) into one target took.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PromotionReport {
+    pub to: String,
+    pub blobs_mounted: usize,
+    /// `"copy_blobs": true`: blobs streamed through the function, and their bytes.
+    pub blobs_streamed: usize,
+    pub bytes_streamed: u64,
+    /// Manifests put by digest: an index's children, referrers.
+    pub manifests: usize,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -219,6 +234,7 @@ impl Report {
             scan: None,
             signature: None,
             tags: Vec::new(),
+            promotions: Vec::new(),
         }
     }
 
@@ -234,6 +250,7 @@ impl Report {
             scan: None,
             signature: None,
             tags: Vec::new(),
+            promotions: Vec::new(),
         }
     }
 
@@ -357,6 +374,7 @@ mod tests {
                 detail: Some("was sha256:def".into()),
                 retryable: false,
             }],
+            promotions: Vec::new(),
         };
         assert_eq!(
             serde_json::to_string(&report).unwrap(),

@@ -133,6 +133,8 @@ async fn a_pushed_image_is_promoted_byte_for_byte_by_mounting_its_blobs_and_a_re
     assert_eq!((tags["stable"].as_str(), tags["v1.4.2"].as_str()), (digest.as_str(), digest.as_str()));
     assert_eq!(manifests[&digest], image.body, "the same bytes, so the same digest");
     assert_eq!(state(&client, &src).await.0["edge"], digest);
+    let copied = serde_json::to_value(&report.promotions).unwrap();
+    assert_eq!(copied, serde_json::json!([{"to": dst, "blobs_mounted": 3, "blobs_streamed": 0, "bytes_streamed": 0, "manifests": 0}]));
     let target_calls = emulator.calls(&dst);
     assert_eq!(count(&target_calls, "RegistryBlobMount"), 3, "the config and two layers, each mounted once: {target_calls:?}");
     assert_eq!(count(&target_calls, "BatchCheckLayerAvailability"), 1);
@@ -144,7 +146,7 @@ async fn a_pushed_image_is_promoted_byte_for_byte_by_mounting_its_blobs_and_a_re
     for h in [&h, &handler(emulator, PROMOTE)] {
         let (before_src, before_dst) = (emulator.calls(&src), emulator.calls(&dst));
         let again = h.handle(&push_event(&src, &digest, "v1.4.2", None), now()).await.unwrap();
-        assert!(again.tags.iter().all(|t| t.outcome == Outcome::Unchanged), "{again:?}");
+        assert!(again.tags.iter().all(|t| t.outcome == Outcome::Unchanged) && again.promotions.is_empty(), "{again:?}");
         let since = [emulator.calls_since(&src, &before_src), emulator.calls_since(&dst, &before_dst)];
         assert!(since.iter().flatten().all(|(op, _)| ["BatchGetImage", "ListImageReferrers"].contains(&op.as_str())), "{since:?}");
     }
@@ -200,6 +202,7 @@ async fn signatures_and_sboms_follow_the_image_so_that_verification_in_the_targe
     let h = handler(emulator, PROMOTE);
     let report = h.handle(&push_event(&src, &digest, "v3.1.0", None), now()).await.unwrap();
     assert!(report.tags.iter().all(|t| t.outcome == Outcome::Created), "{report:?}");
+    assert_eq!(report.promotions[0].manifests, 2, "the two referrers: {:?}", report.promotions);
     assert_eq!(referrers(&client, &dst, &digest).await, source_referrers);
     let (_, target) = state(&client, &dst).await;
     let (_, source) = state(&client, &src).await;
@@ -348,6 +351,8 @@ async fn copy_blobs_streams_what_the_registry_will_not_mount_a_part_at_a_time_wi
 
     let report = handler(emulator, streaming).handle(&push_event(&src, &digest, "v4.0.0", None), now()).await.unwrap();
     assert_eq!(outcomes(&report), [(Some(dst.as_str()), "v4.0.0", Outcome::Created)]);
+    let streamed = &report.promotions[0];
+    assert_eq!((streamed.blobs_mounted, streamed.blobs_streamed, streamed.bytes_streamed), (0, 2, (config.len() + layer.len()) as u64));
     let (tags, manifests) = state(&client, &dst).await;
     assert_eq!((tags["v4.0.0"].as_str(), manifests[&digest].as_str()), (digest.as_str(), image.body.as_str()));
     for (blob, bytes) in [(&config_digest, &config), (&layer_digest, &layer)] {
@@ -359,8 +364,12 @@ async fn copy_blobs_streams_what_the_registry_will_not_mount_a_part_at_a_time_wi
                "the config in one part, the layer in ECR's part size and the rest: {calls:?}");
     assert_eq!(count(&emulator.calls(&dst), "RegistryBlobMount"), 0, "no mount tried where none can work");
     assert_eq!(count(&emulator.function_calls_on(&src), "GetDownloadUrlForLayer"), 2);
+}
 
-    // A blob past the limit, as the manifest declares it: refused before a byte moves.
+#[tokio::test]
+async fn copy_blobs_refuses_an_image_declared_past_its_limit_before_a_byte_of_it_moves() {
+    let (emulator, client) = emulator().await;
+    let streaming = r#"{"rules":[{"name":"promote","semver":true,"repositories":["dev-*"],"to":"prod/{repository}","copy_blobs":true,"tags":["{tag}"]}]}"#;
     let src = repository(&client, "dev-huge", false).await;
     let dst = format!("prod/{src}");
     let kms = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
@@ -369,7 +378,7 @@ async fn copy_blobs_streams_what_the_registry_will_not_mount_a_part_at_a_time_wi
     let small_digest = upload_blob(&client, &src, &small).await;
     let huge = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{small_digest}","size":100}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
-        blobs_of(&image.body)[1],
+        format!("sha256:{}", "3".repeat(64)),
         600u64 * 1024 * 1024
     );
     let huge = Manifest { name: "huge", body: huge, media_type: "application/vnd.oci.image.manifest.v1+json", declares_media_type: true };

@@ -23,7 +23,7 @@ use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::rules::RuleSet;
 use crate::error::Fault;
 use crate::registry::{Blobs, Image, Lookup, Mount, PutError, ReadError, Repository};
-use crate::report::{entry, Outcome, TagReport};
+use crate::report::{entry, Outcome, PromotionReport, TagReport};
 
 /// How blobs get into the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +118,7 @@ impl Refusal {
             Refusal::MountingOff => "turn it on with `aws ecr put-account-setting --name BLOB_MOUNTING --value ENABLED`; a redelivery or the next push then promotes".to_owned(),
             Refusal::EncryptionDiffers { .. } => "create the target with the source's encryption".to_owned(),
             Refusal::TargetMissing(_) => {
-                "create it, with the source's encryption (blobs are mounted before any manifest, so create-on-push cannot make it)".to_owned()
+                "create it, with the source's encryption (create-on-push is not relied on: whether a mount, which comes before any manifest, triggers it is unverified)".to_owned()
             }
             Refusal::NotMounted { .. } => "a redelivery tries again; ECR mounts no blob of an image a pull-through cache created, nor one no committed manifest of the source names; \"copy_blobs\": true streams what it will not mount".to_owned(),
             Refusal::TooLarge { .. } => "promote it with replication or a registry-side copy instead; the rule's other images are not affected".to_owned(),
@@ -175,22 +175,21 @@ pub(crate) fn streaming(rules: &RuleSet, tags: &BTreeMap<String, TagReport>) -> 
 }
 
 /// Brings `image` into `target` short of its manifest, which its first tag puts: the
-/// preconditions, then the copy. How the blobs got there, for its referrers to follow the same way.
+/// preconditions, then the copy. How the blobs got there (for its referrers to follow the same
+/// way), and what was copied.
 pub(crate) async fn arrive<R: Blobs>(
     registry: &R,
     source: &Repository,
     target: &Repository,
     image: &Image,
     stream: Option<u64>,
-) -> Result<Via, Refusal> {
+) -> Result<(Via, Copied), Refusal> {
     let via = ready(registry, source, target, stream).await?;
     let copied = copy(registry, source, target, image, via).await?;
-    tracing::info!(from = %source.name, to = %target.name, digest = %image.digest, blobs_mounted = copied.blobs,
-                   blobs_streamed = copied.streamed, bytes_streamed = copied.bytes, manifests = copied.manifests, "promoting");
-    Ok(via)
+    Ok((via, copied))
 }
 
-/// What one promotion copied, for its log line.
+/// What one promotion copied, for the answer (`promotions`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Copied {
     /// Blobs mounted.
@@ -203,6 +202,27 @@ pub struct Copied {
 }
 
 impl Copied {
+    /// The two together: the image's copy and its referrers'.
+    pub(crate) fn and(self, other: Copied) -> Copied {
+        Copied {
+            blobs: self.blobs + other.blobs,
+            streamed: self.streamed + other.streamed,
+            bytes: self.bytes + other.bytes,
+            manifests: self.manifests + other.manifests,
+        }
+    }
+
+    /// As the answer reports it, for the target `to`.
+    pub(crate) fn report(&self, to: &RepositoryName) -> PromotionReport {
+        PromotionReport {
+            to: to.to_string(),
+            blobs_mounted: self.blobs,
+            blobs_streamed: self.streamed,
+            bytes_streamed: self.bytes,
+            manifests: self.manifests,
+        }
+    }
+
     /// Adds what copying one more manifest took, the manifest itself included.
     fn add(&mut self, below: Copied) {
         self.blobs += below.blobs;
@@ -259,11 +279,12 @@ async fn bring_blobs<R: Blobs>(registry: &R, source: &Repository, target: &Repos
     if references.blobs.is_empty() {
         return Ok(copied);
     }
-    let missing = registry.missing(target, &references.blobs).await.map_err(|e| Refusal::reading(target, e))?;
+    // Each call boxed: their futures are large, and a debug build's poll frames hold them.
+    let missing = Box::pin(registry.missing(target, &references.blobs)).await.map_err(|e| Refusal::reading(target, e))?;
     for blob in &missing {
         let mounted = match via.mount {
             false => Mount::NotMounted,
-            true => registry.mount(target, source, blob).await.map_err(|fault| Refusal::Mount { blob: blob.clone(), fault })?,
+            true => Box::pin(registry.mount(target, source, blob)).await.map_err(|fault| Refusal::Mount { blob: blob.clone(), fault })?,
         };
         match (mounted, via.stream) {
             (Mount::Mounted, _) => copied.blobs += 1,
@@ -274,8 +295,7 @@ async fn bring_blobs<R: Blobs>(registry: &R, source: &Repository, target: &Repos
                 if copied.bytes + declared > limit {
                     return Err(Refusal::TooLarge { bytes: copied.bytes + declared, limit });
                 }
-                let sent = registry
-                    .copy_blob(target, source, blob, limit - copied.bytes)
+                let sent = Box::pin(registry.copy_blob(target, source, blob, limit - copied.bytes))
                     .await
                     .map_err(|fault| Refusal::Stream { blob: blob.clone(), fault })?;
                 copied.streamed += 1;
@@ -304,7 +324,7 @@ pub(crate) fn refuse(tags: &mut BTreeMap<String, TagReport>, asked: &[Tag], refu
 }
 
 /// Once the image is in the target (a tag of it is in place), its referrers follow; if they
-/// cannot, its tags say so and fail retryably, so that a redelivery copies them.
+/// cannot, its tags say so and fail retryably, so that a redelivery copies them. What was copied.
 pub(crate) async fn referrers_follow<R: Blobs>(
     registry: &R,
     source: &Repository,
@@ -312,21 +332,18 @@ pub(crate) async fn referrers_follow<R: Blobs>(
     digest: &Digest,
     via: Via,
     tags: &mut BTreeMap<String, TagReport>,
-) {
+) -> Copied {
     let landed = |t: &TagReport| matches!(t.outcome, Outcome::Created | Outcome::Moved | Outcome::Unchanged | Outcome::Repaired);
     if !tags.values().any(landed) {
-        return;
+        return Copied::default();
     }
     match copy_referrers(registry, source, target, digest, via).await {
-        Ok(copied) if copied.manifests > 0 => {
-            tracing::info!(from = %source.name, to = %target.name, %digest, manifests = copied.manifests, blobs_mounted = copied.blobs,
-                           blobs_streamed = copied.streamed, bytes_streamed = copied.bytes, "referrers promoted");
-        }
-        Ok(_) => {}
+        Ok(copied) => copied,
         Err(refusal) => {
             for t in tags.values_mut().filter(|t| landed(t)) {
                 t.refuse(format!("written, but the image's referrers (signatures, SBOMs) did not follow: {refusal}"), true);
             }
+            Copied::default()
         }
     }
 }

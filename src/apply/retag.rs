@@ -24,7 +24,7 @@ use crate::domain::plan::{self, Phase, Plan, Trigger, Verdict};
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::apply::put::{self, Target, Was};
 use crate::apply::removal::{self, Pushed};
-use crate::apply::promote::{self, Via};
+use crate::apply::promote::{self, Copied, Via};
 use crate::domain::names::RepositoryName;
 use crate::registry::{Blobs, Image, Lookup, Registry, Repository, Snapshot, TagState};
 use crate::report::{entry, Outcome, Report, ScanReport, Status, TagReport};
@@ -186,6 +186,7 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
         scan: None,
         signature: None,
         tags: Vec::new(),
+        promotions: Vec::new(),
     };
     let relevant = |t: &Tag| match job.phase.trigger {
         Trigger::Push => rules.any_match(name, t.as_str()),
@@ -267,7 +268,7 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
     // The pushed repository's tags, then each promotion target's (`"to"`), each written on its own.
     let mut groups: BTreeMap<Option<RepositoryName>, Group> = BTreeMap::new();
     for planned in &plan.tags {
-        let Group { tags, candidates, wants } = groups.entry(planned.to.clone()).or_default();
+        let Group { tags, candidates, wants, .. } = groups.entry(planned.to.clone()).or_default();
         let entry = TagReport::new(planned.tag.as_str(), planned.rules.clone(), Outcome::Invalid);
         let (outcome, detail) = match &planned.verdict {
             Verdict::Write(tag) => {
@@ -289,10 +290,10 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
 
     let mut claims = Vec::new();
     let mut source_tags = BTreeMap::new();
-    for (to, Group { mut tags, candidates, wants }) in groups {
+    for (to, mut group) in groups {
         let target = to.as_ref().map(|name| Repository { name: name.clone(), ..job.repository.clone() });
         // Boxed: each group's writes, a promotion's copy among them, are a deep future of their own.
-        match Box::pin(write_planned(registry, settings, &job, &digest, target.as_ref(), candidates, wants, &mut tags)).await? {
+        match Box::pin(write_planned(registry, settings, &job, &digest, target.as_ref(), &mut group)).await? {
             Written::Claims(written) => claims.extend(written),
             Written::Artifact(artifact) => {
                 // Told only by the manifest: planned again as an artifact, where only rules that opt in apply.
@@ -301,8 +302,11 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
             }
         }
         match to {
-            None => source_tags = tags,
-            Some(to) => report.tags.extend(tags.into_values().map(|t| TagReport { repository: Some(to.to_string()), ..t })),
+            None => source_tags = group.tags,
+            Some(to) => {
+                report.promotions.extend(group.copied.filter(|c| *c != Copied::default()).map(|c| c.report(&to)));
+                report.tags.extend(group.tags.into_values().map(|t| TagReport { repository: Some(to.to_string()), ..t }));
+            }
         }
     }
 
@@ -315,12 +319,14 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
     Ok(Handled { report, claims })
 }
 
-/// The planned tags of one repository: their entries, those to write, and those to write if newer.
+/// The planned tags of one repository: their entries, those to write, those to write if newer,
+/// and, in a promotion's target, what bringing the image there copied.
 #[derive(Default)]
 struct Group {
     tags: BTreeMap<String, TagReport>,
     candidates: Vec<Tag>,
     wants: Vec<Want>,
+    copied: Option<Copied>,
 }
 
 /// What bringing the planned tags in place came to.
@@ -337,17 +343,15 @@ enum Written {
 ///
 /// `to`: a promotion's target, where the tags are read and written; the image is read from
 /// the pushed repository and copied there first ([`promote`]) unless the target holds it.
-#[allow(clippy::too_many_arguments)]
 async fn write_planned<R: Blobs>(
     registry: &R,
     settings: &Settings,
     job: &Job<'_>,
     digest: &Digest,
     to: Option<&Repository>,
-    candidates: Vec<Tag>,
-    wants: Vec<Want>,
-    tags: &mut BTreeMap<String, TagReport>,
+    group: &mut Group,
 ) -> Result<Written, RetagError> {
+    let (candidates, wants, tags) = (std::mem::take(&mut group.candidates), std::mem::take(&mut group.wants), &mut group.tags);
     if candidates.is_empty() && wants.is_empty() {
         return Ok(Written::Claims(Vec::new()));
     }
@@ -412,7 +416,10 @@ async fn write_planned<R: Blobs>(
     if let (Some(target), true, false) = (to, arriving, job.dry_run) {
         // Boxed, as the other nested steps: the event's future would otherwise outgrow a thread's stack.
         match Box::pin(promote::arrive(registry, &job.repository, target, &image, via.stream)).await {
-            Ok(used) => via = used,
+            Ok((used, copied)) => {
+                via = used;
+                group.copied = Some(copied);
+            }
             Err(refusal) => {
                 promote::refuse(tags, &asked, &refusal);
                 return Ok(Written::Claims(Vec::new()));
@@ -434,7 +441,8 @@ async fn write_planned<R: Blobs>(
         put::write(registry, &target, to_write, settings.write_concurrency, tags).await?;
     }
     if let (Some(target), false) = (to, job.dry_run) {
-        Box::pin(promote::referrers_follow(registry, &job.repository, target, digest, via, tags)).await;
+        let referrers = Box::pin(promote::referrers_follow(registry, &job.repository, target, digest, via, tags)).await;
+        group.copied = Some(group.copied.unwrap_or_default().and(referrers));
     }
     Ok(Written::Claims(claims))
 }

@@ -166,6 +166,7 @@ mod tests {
             scan: None,
             signature: None,
             tags: outcomes.iter().map(|o| tag(*o)).collect(),
+            promotions: Vec::new(),
         }
     }
 

@@ -74,6 +74,8 @@ fn log(result: &Result<Report, RetagError>) {
             source_tag = %text(&report.source_tag),
             reason = %text(&report.reason),
             tags = %json(&report.tags),
+            // What a promotion copied (empty when none did).
+            promotions = %if report.promotions.is_empty() { String::new() } else { json(&report.promotions) },
             "event handled"
         ),
         Err(e) => {
