@@ -376,10 +376,9 @@ async fn copy_blobs_refuses_an_image_declared_past_its_limit_before_a_byte_of_it
     client.create_repository().repository_name(&dst).encryption_configuration(kms).send().await.unwrap();
     let small = blob_bytes(4, 100);
     let small_digest = upload_blob(&client, &src, &small).await;
+    let (big, declared) = (format!("sha256:{}", "3".repeat(64)), 600u64 * 1024 * 1024);
     let huge = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{small_digest}","size":100}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
-        format!("sha256:{}", "3".repeat(64)),
-        600u64 * 1024 * 1024
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{small_digest}","size":100}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{big}","size":{declared}}}]}}"#
     );
     let huge = Manifest { name: "huge", body: huge, media_type: "application/vnd.oci.image.manifest.v1+json", declares_media_type: true };
     let digest = push(&client, &src, &huge, Some("v5.0.0")).await;
