@@ -636,6 +636,25 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_of_promotions_is_refused_at_its_first_hop() {
+        let rules = r#"{"rules":[
+            {"name":"to-staging","semver":true,"repositories":["dev/*"],"to":"staging/{repository:1}","tags":["{tag}"]},
+            {"name":"to-prod","semver":true,"repositories":["staging/*"],"to":"prod/{repository:1}","tags":["{tag}"]}]}"#;
+        let plan = plan_for(rules, "dev/api", "v1.2.3");
+        let staged = &plan.tags[0];
+        assert_eq!(staged.to.as_ref().map(RepositoryName::as_str), Some("staging/api"));
+        match &staged.verdict {
+            Verdict::Loops(reason) => assert!(reason.contains("rule \"to-prod\" would derive `v1.2.3` in prod/api"), "{reason}"),
+            other => panic!("a promotion must not promote again: {other:?}"),
+        }
+        // Promoted from the source to each stage instead, both are written.
+        let rules = r#"{"rules":[
+            {"name":"to-staging","semver":true,"repositories":["dev/*"],"to":"staging/{repository:1}","tags":["{tag}"]},
+            {"name":"to-prod","semver":true,"repositories":["dev/*"],"to":"prod/{repository:1}","tags":["{tag}"]}]}"#;
+        assert_eq!(writable(&plan_for(rules, "dev/api", "v1.2.3")).count(), 2);
+    }
+
+    #[test]
     fn a_tag_no_rule_matches_plans_nothing() {
         let plan = plan_for(r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#, "app", "latest");
         assert!(plan.tags.is_empty());
