@@ -33,6 +33,20 @@ pub struct Via {
     /// `"copy_blobs": true`: what is not mounted is streamed through the function, up to this many
     /// bytes per image.
     pub stream: Option<u64>,
+    /// Bytes already streamed for this image (by its index's earlier children, or the image before its referrers).
+    pub spent: u64,
+}
+
+impl Via {
+    /// Mounted, and streamed up to `stream` bytes when `"copy_blobs": true`; nothing streamed yet.
+    pub fn new(mount: bool, stream: Option<u64>) -> Via {
+        Via { mount, stream, spent: 0 }
+    }
+
+    /// The same, `bytes` more having been streamed.
+    fn after(self, bytes: u64) -> Via {
+        Via { spent: self.spent + bytes, ..self }
+    }
 }
 
 /// The most a promotion streams for one image (`"copy_blobs": true`): 512 MiB, which a 128 MB
@@ -142,8 +156,8 @@ pub async fn ready<R: Blobs>(registry: &R, source: &Repository, target: &Reposit
         Err(refusal) => Err(refusal),
     };
     match (checked, stream) {
-        (Ok(()), _) => Ok(Via { mount: true, stream }),
-        (Err(Refusal::MountingOff | Refusal::EncryptionDiffers { .. }), Some(_)) => Ok(Via { mount: false, stream }),
+        (Ok(()), _) => Ok(Via::new(true, stream)),
+        (Err(Refusal::MountingOff | Refusal::EncryptionDiffers { .. }), Some(_)) => Ok(Via::new(false, stream)),
         (Err(refusal), _) => Err(refusal),
     }
 }
@@ -186,7 +200,8 @@ pub(crate) async fn arrive<R: Blobs>(
 ) -> Result<(Via, Copied), Refusal> {
     let via = ready(registry, source, target, stream).await?;
     let copied = copy(registry, source, target, image, via).await?;
-    Ok((via, copied))
+    // The referrers stream within what the image left.
+    Ok((via.after(copied.bytes), copied))
 }
 
 /// What one promotion copied, for the answer (`promotions`).
@@ -245,8 +260,8 @@ pub async fn copy<R: Blobs>(registry: &R, source: &Repository, target: &Reposito
         }
         let found = Box::pin(registry.read(source, Lookup::Digest(child), &[])).await.map_err(|e| Refusal::reading(source, e))?;
         let child_image = found.image.ok_or_else(|| Refusal::ChildMissing(child.clone()))?;
-        // Children of children (an index of indexes) are copied the same way.
-        let below = Box::pin(copy(registry, source, target, &child_image, via)).await?;
+        // Children of children (an index of indexes) are copied the same way, within what is left to stream.
+        let below = Box::pin(copy(registry, source, target, &child_image, via.after(copied.bytes))).await?;
         Box::pin(put_by_digest(registry, target, &child_image)).await?;
         copied.add(below);
     }
@@ -265,7 +280,7 @@ pub async fn copy_referrers<R: Blobs>(registry: &R, source: &Repository, target:
         let found = Box::pin(registry.read(source, Lookup::Digest(referrer), &[])).await.map_err(|e| Refusal::reading(source, e))?;
         // Deleted since the listing: nothing to copy.
         let Some(image) = found.image else { continue };
-        let below = Box::pin(copy(registry, source, target, &image, via)).await?;
+        let below = Box::pin(copy(registry, source, target, &image, via.after(copied.bytes))).await?;
         Box::pin(put_by_digest(registry, target, &image)).await?;
         copied.add(below);
     }
@@ -291,11 +306,12 @@ async fn bring_blobs<R: Blobs>(registry: &R, source: &Repository, target: &Repos
             (Mount::NotMounted, None) => return Err(Refusal::NotMounted { blob: blob.clone(), from: source.name.clone() }),
             (Mount::NotMounted, Some(limit)) => {
                 // The manifest's declared size first, so that nothing is sent for a blob past the limit.
+                let spent = via.spent + copied.bytes;
                 let declared = references.size_of(blob).unwrap_or(0);
-                if copied.bytes + declared > limit {
-                    return Err(Refusal::TooLarge { bytes: copied.bytes + declared, limit });
+                if spent + declared > limit {
+                    return Err(Refusal::TooLarge { bytes: spent + declared, limit });
                 }
-                let sent = Box::pin(registry.copy_blob(target, source, blob, limit - copied.bytes))
+                let sent = Box::pin(registry.copy_blob(target, source, blob, limit - spent))
                     .await
                     .map_err(|fault| Refusal::Stream { blob: blob.clone(), fault })?;
                 copied.streamed += 1;
@@ -362,19 +378,52 @@ mod tests {
         let memory = Memory::with_repositories(&["dev/api", "prod/api"]);
         let (source, target) = (repo("dev/api"), repo("prod/api"));
         let stream = Some(STREAM_LIMIT);
-        assert_eq!(ready(&memory, &source, &target, None).await, Ok(Via { mount: true, stream: None }));
+        assert_eq!(ready(&memory, &source, &target, None).await, Ok(Via::new(true, None)));
         memory.set_mounting(false);
         assert_eq!(ready(&memory, &source, &target, None).await, Err(Refusal::MountingOff));
-        assert_eq!(ready(&memory, &source, &target, stream).await, Ok(Via { mount: false, stream }), "streamed instead");
+        assert_eq!(ready(&memory, &source, &target, stream).await, Ok(Via::new(false, stream)), "streamed instead");
         memory.set_mounting(true);
         memory.set_encryption("prod/api", "KMS", Some("arn:aws:kms:eu-west-1:123456789012:key/k"));
         let differs = ready(&memory, &source, &target, None).await.unwrap_err();
         assert_eq!(differs.what(), "ECR mounts blobs only between repositories with the same encryption, and the source has AES256 \
                                     while the target has KMS with key arn:aws:kms:eu-west-1:123456789012:key/k");
         assert!(!differs.retryable());
-        assert_eq!(ready(&memory, &source, &target, stream).await, Ok(Via { mount: false, stream }));
+        assert_eq!(ready(&memory, &source, &target, stream).await, Ok(Via::new(false, stream)));
         let missing = ready(&memory, &source, &repo("prod/gone"), stream).await;
         assert_eq!(missing, Err(Refusal::TargetMissing(RepositoryName::parse("prod/gone").unwrap())), "streaming needs a target too");
+    }
+
+    /// An image manifest of one config and one layer of `mib` MiB (declared), and its digest.
+    fn image(n: u8, mib: u64) -> Image {
+        let d = |m: u8| format!("sha256:{}", format!("{m:02x}").repeat(32));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"digest":"{}","size":10}},"layers":[{{"digest":"{}","size":{}}}]}}"#,
+            d(n),
+            d(n + 1),
+            mib * 1024 * 1024
+        );
+        Image { digest: Digest::parse(&d(n + 100)).unwrap(), manifest, media_type: Some("application/vnd.oci.image.manifest.v1+json".into()) }
+    }
+
+    #[tokio::test]
+    async fn what_an_index_streams_counts_its_children_together_against_the_limit() {
+        let memory = Memory::with_repositories(&["dev/api", "prod/api"]);
+        let (source, target) = (repo("dev/api"), repo("prod/api"));
+        let (amd, arm) = (image(1, 300), image(3, 300));
+        for child in [&amd, &arm] {
+            memory.add_image("dev/api", child.clone(), None);
+        }
+        let index = Image {
+            digest: Digest::parse(&format!("sha256:{}", "cc".repeat(32))).unwrap(),
+            manifest: format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{}"}},{{"digest":"{}"}}]}}"#, amd.digest, arm.digest),
+            media_type: Some("application/vnd.oci.image.index.v1+json".into()),
+        };
+        let streamed = Via::new(false, Some(STREAM_LIMIT));
+        let err = copy(&memory, &source, &target, &index, streamed).await.unwrap_err();
+        // The first child's 300 MiB went; the second's would make 600 of 512.
+        assert_eq!(err, Refusal::TooLarge { bytes: (600 << 20) + 20, limit: STREAM_LIMIT });
+        let copied = copy(&memory, &source, &target, &amd, streamed).await.unwrap();
+        assert_eq!((copied.streamed, copied.manifests), (0, 0), "the first child is there already: nothing more to stream");
     }
 
     #[test]

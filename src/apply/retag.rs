@@ -412,7 +412,7 @@ async fn write_planned<R: Blobs>(
     } else {
         media_type(&image, job.media_type)?
     };
-    let mut via = Via { mount: true, stream: promote::streaming(rules, tags) };
+    let mut via = Via::new(true, promote::streaming(rules, tags));
     if let (Some(target), true, false) = (to, arriving, job.dry_run) {
         // Boxed, as the other nested steps: the event's future would otherwise outgrow a thread's stack.
         match Box::pin(promote::arrive(registry, &job.repository, target, &image, via.stream)).await {

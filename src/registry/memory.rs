@@ -447,15 +447,17 @@ impl Blobs for Memory {
         Ok(Mount::Mounted)
     }
 
-    /// Copied whenever the source holds the blob: bytes do not move here (0 sent).
+    /// Copied whenever the source holds the blob; "sent" is the size a stored manifest declares for it.
     async fn copy_blob(&self, target: &Repository, source: &Repository, digest: &Digest, _max_bytes: u64) -> Result<u64, Fault> {
         let mut state = self.lock();
         state.calls.push(Call::CopyBlob(digest.clone()));
-        let held = state.repositories.get(&source.name).is_some_and(|from| from.holds_blob(digest));
-        match state.repositories.get_mut(&target.name) {
-            Some(to) if held => {
+        let held = state.repositories.get(&source.name).filter(|from| from.holds_blob(digest)).map(|from| {
+            from.images.values().find_map(|(image, _)| References::of(&image.digest, &image.manifest).ok()?.size_of(digest)).unwrap_or(0)
+        });
+        match (state.repositories.get_mut(&target.name), held) {
+            (Some(to), Some(size)) => {
                 to.blobs.insert(digest.clone());
-                Ok(0)
+                Ok(size)
             }
             _ => Err(Fault::new(crate::error::FaultKind::Permanent, "LayersNotFoundException", format!("no blob {digest} to copy"))),
         }
