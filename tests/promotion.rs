@@ -388,3 +388,31 @@ async fn copy_blobs_refuses_an_image_declared_past_its_limit_before_a_byte_of_it
     assert!(detail.contains("over the 536870912 bytes a promotion streams"), "{detail}");
     assert_eq!(count(&emulator.function_calls_on(&dst), "UploadLayerPart"), 1, "the small config only: {:?}", emulator.function_calls_on(&dst));
 }
+
+#[tokio::test]
+async fn a_promotion_gated_on_the_signature_happens_on_its_push_and_takes_the_signature_along() {
+    let (emulator, client) = emulator().await;
+    let (src, dst) = pair(&client, "sign-then-promote").await;
+    let signed = r#"{"rules":[{"name":"promote","semver":true,"repositories":["dev-*"],"to":"prod/{repository}","when":{"signed":true},"tags":["{tag}","stable"]}]}"#;
+    let h = handler(emulator, signed);
+    // CI pushes the image, then signs it: the image's push promotes nothing yet.
+    let digest = push(&client, &src, &manifest("docker-v2"), Some("v6.0.0")).await;
+    let report = h.handle(&push_event(&src, &digest, "v6.0.0", None), now()).await.unwrap();
+    assert!(report.tags.iter().all(|t| t.outcome == Outcome::Deferred), "{report:?}");
+    assert!(state(&client, &dst).await.1.is_empty(), "nothing in the target yet");
+
+    // The signature's own push (untagged, with its artifact type) promotes the image, and the signature with it.
+    let signature = push(&client, &src, &manifest("notation-signature"), None).await;
+    let mut event = push_event(&src, &signature, "unused", Some("application/vnd.oci.image.manifest.v1+json"));
+    let detail = event["detail"].as_object_mut().unwrap();
+    detail.remove("image-tag");
+    detail.insert("artifact-media-type".into(), serde_json::json!("application/vnd.cncf.notary.signature"));
+    let report = h.handle(&event, now()).await.unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [(Some(dst.as_str()), "stable", Outcome::Created), (Some(dst.as_str()), "v6.0.0", Outcome::Created)],
+        "{report:?}"
+    );
+    assert_eq!(state(&client, &dst).await.0["stable"], digest);
+    assert_eq!(referrers(&client, &dst, &digest).await, [signature], "verification in the target finds the signature");
+}

@@ -130,7 +130,8 @@ impl Handled {
         let mut claims = Vec::new();
         for (i, h) in handled.iter_mut().enumerate() {
             for claim in h.claims.drain(..) {
-                owners.push((i, claim.want.tag.to_string()));
+                // Where the tag is: a promotion's `stable` is another entry than the pushed repository's.
+                owners.push((i, claim.repository.name.to_string(), claim.want.tag.to_string()));
                 claims.push(claim);
             }
         }
@@ -138,8 +139,11 @@ impl Handled {
             return;
         }
         let revisions = if_newer::settle(registry, &settings.rules, claims, settings.write_concurrency, stop_by).await;
-        for ((i, tag), revision) in owners.into_iter().zip(revisions) {
-            if let (Some(revision), Some(entry)) = (revision, handled[i].report.tags.iter_mut().find(|t| t.tag == tag)) {
+        for ((i, repository, tag), revision) in owners.into_iter().zip(revisions) {
+            let report = &mut handled[i].report;
+            let home = report.repository.clone().unwrap_or_default();
+            let entry = report.tags.iter_mut().find(|t| t.tag == tag && t.repository.as_deref().unwrap_or(&home) == repository);
+            if let (Some(revision), Some(entry)) = (revision, entry) {
                 revision.apply(entry);
             }
         }
@@ -280,8 +284,10 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
             }
             Verdict::Invalid(reason) | Verdict::Loops(reason) => (Outcome::Invalid, Some(reason.clone())),
             // A scan's or a signature's sources are the image's own tags: one of them is in place
-            // (an earlier event wrote it), whatever this event cannot decide.
-            Verdict::Deferred(_) if job.sources.iter().any(|t| t.as_str() == planned.tag) => (Outcome::Unchanged, None),
+            // (an earlier event wrote it), whatever this event cannot decide. Not so in a promotion's target.
+            Verdict::Deferred(_) if planned.to.is_none() && job.sources.iter().any(|t| t.as_str() == planned.tag) => {
+                (Outcome::Unchanged, None)
+            }
             Verdict::Deferred(why) => (Outcome::Deferred, Some(why.clone())),
             Verdict::Blocked(why) => (Outcome::Blocked, Some(why.clone())),
         };
@@ -679,6 +685,29 @@ mod tests {
         assert_eq!(outcomes(report), [("stable", Outcome::Conflict), ("v1", Outcome::Created)]);
         assert!(err.to_string().contains("`stable` conflict (the tag is immutable and points at"), "{err}");
         assert_eq!(log(&fake).iter().filter(|c| c.starts_with("read")).count(), 2, "conflicts are re-read once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_look_revises_the_promoted_tag_it_concerns_not_the_home_tag_of_the_same_name() {
+        let (mine, newer) = (digest(3), digest(4));
+        let fake = app_with(&mine, "{}", Some(MEDIA));
+        fake.add_repository("prod/app");
+        fake.add_image("prod/app", Image { digest: newer.clone(), manifest: r#"{"n":4}"#.into(), media_type: Some(MEDIA.into()) }, None);
+        fake.point("prod/app", &tag("v1.4.0"), &newer);
+        // The last registered runs first: the home put sees nothing; right after the target's, a
+        // newer version takes the target's `stable`.
+        let moved = newer.clone();
+        fake.after_put(move |tags| {
+            tags.insert(tag("stable"), moved);
+        });
+        fake.after_put(|_| {});
+        let rules = r#"{"rules":[
+            {"name":"home","semver":true,"repositories":["app"],"move":"if-newer","tags":["stable"]},
+            {"name":"promote","semver":true,"repositories":["app"],"to":"prod/{repository}","move":"if-newer","tags":["stable"]}]}"#;
+        let report = run(&fake, rules, &push("v1.3.0", Some(&mine))).await.unwrap();
+        let got: Vec<(Option<&str>, &str, Outcome)> = report.tags.iter().map(|t| (t.repository.as_deref(), t.tag.as_str(), t.outcome)).collect();
+        assert_eq!(got, [(None, "stable", Outcome::Created), (Some("prod/app"), "stable", Outcome::Superseded)]);
+        assert_eq!((tag_at(&fake, "stable"), fake.tag("prod/app", &tag("stable"))), (Some(mine), Some(newer)));
     }
 
     #[tokio::test]
