@@ -10,7 +10,7 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_ecr::types::{ArtifactStatusFilter, LayerAvailability, ListImageReferrersFilter, SubjectIdentifier};
+use aws_sdk_ecr::types::{ArtifactStatusFilter, LayerAvailability, ListImageReferrersFilter};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
@@ -271,10 +271,7 @@ impl Blobs for Ecr {
     }
 
     async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {
-        let subject = SubjectIdentifier::builder()
-            .image_digest(digest.as_str())
-            .build()
-            .map_err(|e| ReadError::Fault(Fault::new(FaultKind::Permanent, "InvalidRequest", e.to_string())))?;
+        let subject = super::images::subject(digest)?;
         let mut found = Vec::new();
         let mut next = None;
         loop {

@@ -108,10 +108,7 @@ impl Ecr {
 
     /// ListImageReferrers, filtered to these artifact types: the kinds of active referrers.
     async fn referrers(&self, repository: &Repository, digest: &Digest, artifact_types: &[&str]) -> Result<Kinds, ReadError> {
-        let subject = SubjectIdentifier::builder()
-            .image_digest(digest.as_str())
-            .build()
-            .map_err(|e| ReadError::Fault(Fault::new(FaultKind::Permanent, "InvalidRequest", e.to_string())))?;
+        let subject = subject(digest)?;
         let filter = ListImageReferrersFilter::builder()
             .set_artifact_types(Some(artifact_types.iter().map(|t| (*t).to_owned()).collect()))
             .artifact_status(ArtifactStatusFilter::Any)
@@ -139,4 +136,12 @@ impl Ecr {
         let output = send_read_or_absent!(self, repository, request, is_image_not_found_exception)?;
         Ok(output.is_some_and(|o| o.signing_statuses().iter().any(|s| s.status() == Some(&SigningStatus::Complete))))
     }
+}
+
+/// ListImageReferrers' subject: the image `digest` names.
+pub(super) fn subject(digest: &Digest) -> Result<SubjectIdentifier, ReadError> {
+    SubjectIdentifier::builder()
+        .image_digest(digest.as_str())
+        .build()
+        .map_err(|e| ReadError::Fault(Fault::new(FaultKind::Permanent, "InvalidRequest", e.to_string())))
 }
