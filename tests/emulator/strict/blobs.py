@@ -108,11 +108,6 @@ class LayerInaccessibleException(JsonRESTError):
                          f"The specified layer {digest} is not available (the emulator holds bytes only for blobs uploaded to it)")
 
 
-class LayersNotFound(JsonRESTError):
-    def __init__(self, digest, repository):
-        super().__init__("LayersNotFoundException", f"The layer {digest} does not exist in repository {repository}")
-
-
 MIN_PART = 5 * 1024 * 1024
 
 
@@ -159,7 +154,7 @@ def get_download_url_for_layer_response(self):
         if repo is None:
             raise RepositoryNotFoundException(name, self.current_account)
         if digest not in repo.layers:
-            raise LayersNotFound(digest, name)
+            raise LayersNotFoundException(name, repo.registry_id, [digest])
         if (name, digest) not in STATE.blob_bytes:
             raise LayerInaccessibleException(digest)
     host = self.headers.get("Host", "localhost")
