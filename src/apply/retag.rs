@@ -310,7 +310,9 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
         match to {
             None => source_tags = group.tags,
             Some(to) => {
-                report.promotions.extend(group.copied.filter(|c| *c != Copied::default()).map(|c| c.report(&to)));
+                if group.copied != Copied::default() {
+                    report.promotions.push(group.copied.report(&to));
+                }
                 report.tags.extend(group.tags.into_values().map(|t| TagReport { repository: Some(to.to_string()), ..t }));
             }
         }
@@ -332,7 +334,7 @@ struct Group {
     tags: BTreeMap<String, TagReport>,
     candidates: Vec<Tag>,
     wants: Vec<Want>,
-    copied: Option<Copied>,
+    copied: Copied,
 }
 
 /// What bringing the planned tags in place came to.
@@ -374,27 +376,33 @@ async fn write_planned<R: Blobs>(
         }
         Err(e) => return Err(RetagError::reading(place, e)),
     };
-    let Snapshot { image, tags: current, archived } = snapshot;
+    let Snapshot { image: found, tags: current, archived } = snapshot;
     // Not in the target yet: the pushed repository's image, to be copied (read unless known).
-    let (image, archived, arriving) = match (to, image) {
-        (Some(_), None) => match job.image.get() {
-            Some(known) => (Some(known.clone()), false, true),
-            None => {
-                let source = read(registry, &job.repository, Lookup::Digest(digest), &[]).await?;
-                (source.image, source.archived, true)
-            }
-        },
-        (None, Some(image)) => {
-            let _ = job.image.set(image.clone());
-            (Some(image), archived, false)
+    let arriving = to.is_some() && found.is_none();
+    let (found, archived) = match (arriving, job.image.get()) {
+        (true, Some(_)) => (None, false),
+        (true, None) => {
+            let source = read(registry, &job.repository, Lookup::Digest(digest), &[]).await?;
+            (source.image, source.archived)
         }
-        (_, image) => (image, archived, false),
+        (false, _) => (found, archived),
     };
     if archived {
         archived_image(registry, settings, job, if arriving { &job.repository } else { place }, digest, &asked, tags).await;
         return Ok(Written::Claims(Vec::new()));
     }
-    let image = image.ok_or_else(|| RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() })?;
+    let not_found = || RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() };
+    // The pushed repository's image is kept in the job, for a promotion to copy without reading it again.
+    let owned: Image;
+    let image: &Image = match (to, found) {
+        (None, Some(image)) => job.image.get_or_init(|| image),
+        (Some(_), Some(image)) => {
+            owned = image;
+            &owned
+        }
+        (None, None) => return Err(not_found()),
+        (Some(_), None) => job.image.get().ok_or_else(not_found)?,
+    };
     if let (None, Some(artifact)) = (&job.artifact, Artifact::of_manifest(&image.manifest)) {
         return Ok(Written::Artifact(artifact));
     }
@@ -416,15 +424,15 @@ async fn write_planned<R: Blobs>(
         // Nothing is put: no media type needed (and an unknown one is no reason to fail).
         String::new()
     } else {
-        media_type(&image, job.media_type)?
+        media_type(image, job.media_type)?
     };
     let mut via = Via::new(true, promote::streaming(rules, tags));
     if let (Some(target), true, false) = (to, arriving, job.dry_run) {
         // Boxed, as the other nested steps: the event's future would otherwise outgrow a thread's stack.
-        match Box::pin(promote::arrive(registry, &job.repository, target, &image, via.stream)).await {
+        match Box::pin(promote::arrive(registry, &job.repository, target, image, via.stream)).await {
             Ok((used, copied)) => {
                 via = used;
-                group.copied = Some(copied);
+                group.copied = copied;
             }
             Err(refusal) => {
                 promote::refuse(tags, &asked, &refusal);
@@ -432,7 +440,7 @@ async fn write_planned<R: Blobs>(
             }
         }
     }
-    let target = Target { repository: place, image: &image, media_type: &media_type };
+    let target = Target { repository: place, image, media_type: &media_type };
     let mut claims = Vec::new();
     if !wants.is_empty() {
         let guard = Guard { registry, rules, target, concurrency: settings.write_concurrency, dry_run: job.dry_run };
@@ -448,7 +456,7 @@ async fn write_planned<R: Blobs>(
     }
     if let (Some(target), false) = (to, job.dry_run) {
         let referrers = Box::pin(promote::referrers_follow(registry, &job.repository, target, digest, via, tags)).await;
-        group.copied = Some(group.copied.unwrap_or_default().and(referrers));
+        group.copied = group.copied.and(referrers);
     }
     Ok(Written::Claims(claims))
 }
