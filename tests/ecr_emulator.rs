@@ -1188,7 +1188,7 @@ async fn the_emulator_mounts_blobs_between_repositories_and_checks_a_pushs_blobs
     client.put_account_setting().name("BLOB_MOUNTING").value("ENABLED").send().await.unwrap();
 
     // Another encryption than the source's: 202; a blob no committed manifest of the source names: 202.
-    let kms = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
+    let kms = kms();
     let sealed = format!("mount-kms-{}", std::process::id());
     client.create_repository().repository_name(&sealed).encryption_configuration(kms).send().await.unwrap();
     assert_eq!(mount(&blobs[0], &src, &sealed).0, 202);

@@ -729,7 +729,7 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
         request.send().await.unwrap();
     }
     // Promotions: into a target that does not exist, and into one encrypted otherwise (BLOB_MOUNTING is off here).
-    let sealed = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
+    let sealed = support::kms();
     client.create_repository().repository_name(format!("prod/{kms}")).encryption_configuration(sealed).send().await.unwrap();
     client.create_pull_through_cache_rule().ecr_repository_prefix(format!("{p}-cache")).upstream_registry_url("public.ecr.aws").send().await.unwrap();
     let expire = r#"{"rules": [{"rulePriority": 10, "selection": {"tagStatus": "tagged", "tagPatternList": ["v*"],

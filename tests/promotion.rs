@@ -238,7 +238,7 @@ async fn a_promotion_that_cannot_mount_says_why_and_leaves_the_pushed_repository
 
     // Another encryption: permanent; ECR mounts only between repositories encrypted alike.
     let src = repository(&client, "dev-sealed", false).await;
-    let kms = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
+    let kms = kms();
     client.create_repository().repository_name(format!("prod/{src}")).encryption_configuration(kms).send().await.unwrap();
     let digest = push(&client, &src, &numbered_manifest(91_002), Some("v1.0.0")).await;
     let err = h.handle(&push_event(&src, &digest, "v1.0.0", None), now()).await.unwrap_err();
@@ -334,7 +334,7 @@ async fn copy_blobs_streams_what_the_registry_will_not_mount_a_part_at_a_time_wi
     // A target encrypted otherwise: ECR mounts nothing into it.
     let src = repository(&client, "dev-stream", false).await;
     let dst = format!("prod/{src}");
-    let kms = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
+    let kms = kms();
     client.create_repository().repository_name(&dst).encryption_configuration(kms).send().await.unwrap();
     // An image whose blobs have bytes: a small config and a 12 MiB layer (two of moto's 10 MiB parts).
     let config = blob_bytes(1, 1500);
@@ -372,7 +372,7 @@ async fn copy_blobs_refuses_an_image_declared_past_its_limit_before_a_byte_of_it
     let streaming = r#"{"rules":[{"name":"promote","semver":true,"repositories":["dev-*"],"to":"prod/{repository}","copy_blobs":true,"tags":["{tag}"]}]}"#;
     let src = repository(&client, "dev-huge", false).await;
     let dst = format!("prod/{src}");
-    let kms = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap();
+    let kms = kms();
     client.create_repository().repository_name(&dst).encryption_configuration(kms).send().await.unwrap();
     let small = blob_bytes(4, 100);
     let small_digest = upload_blob(&client, &src, &small).await;
@@ -403,11 +403,7 @@ async fn a_promotion_gated_on_the_signature_happens_on_its_push_and_takes_the_si
 
     // The signature's own push (untagged, with its artifact type) promotes the image, and the signature with it.
     let signature = push(&client, &src, &manifest("notation-signature"), None).await;
-    let mut event = push_event(&src, &signature, "unused", Some("application/vnd.oci.image.manifest.v1+json"));
-    let detail = event["detail"].as_object_mut().unwrap();
-    detail.remove("image-tag");
-    detail.insert("artifact-media-type".into(), serde_json::json!("application/vnd.cncf.notary.signature"));
-    let report = h.handle(&event, now()).await.unwrap();
+    let report = h.handle(&signature_event(&src, &signature, "application/vnd.cncf.notary.signature"), now()).await.unwrap();
     assert_eq!(
         outcomes(&report),
         [(Some(dst.as_str()), "stable", Outcome::Created), (Some(dst.as_str()), "v6.0.0", Outcome::Created)],

@@ -38,15 +38,6 @@ fn outcomes(report: &Report) -> Vec<(&str, Outcome)> {
     report.tags.iter().map(|t| (t.tag.as_str(), t.outcome)).collect()
 }
 
-/// The untagged push of a signature manifest, as ECR sends it (no `image-tag`).
-fn signature_event(repo: &str, digest: &str, artifact_type: &str) -> serde_json::Value {
-    let mut event = push_event(repo, digest, "unused", Some("application/vnd.oci.image.manifest.v1+json"));
-    let detail = event["detail"].as_object_mut().unwrap();
-    detail.remove("image-tag");
-    detail.insert("artifact-media-type".into(), json!(artifact_type));
-    event
-}
-
 fn inspector_event(repo: &str, digest: &str, counts: serde_json::Value) -> serde_json::Value {
     json!({
         "version": "0", "id": "4f7a1c2e-9b3d-4e8f-a6c5-1d2e3f4a5b6c", "detail-type": "Inspector2 Scan",

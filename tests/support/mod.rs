@@ -403,6 +403,20 @@ pub fn push_event(repository: &str, digest: &str, tag: &str, media_type: Option<
     })
 }
 
+/// The untagged push of a signature manifest, as ECR sends it (no `image-tag`).
+pub fn signature_event(repo: &str, digest: &str, artifact_type: &str) -> serde_json::Value {
+    let mut event = push_event(repo, digest, "unused", Some("application/vnd.oci.image.manifest.v1+json"));
+    let detail = event["detail"].as_object_mut().unwrap();
+    detail.remove("image-tag");
+    detail.insert("artifact-media-type".into(), artifact_type.into());
+    event
+}
+
+/// KMS encryption with ECR's default key: another encryption than a repository's default (AES256).
+pub fn kms() -> aws_sdk_ecr::types::EncryptionConfiguration {
+    aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(aws_sdk_ecr::types::EncryptionType::Kms).build().unwrap()
+}
+
 pub mod runtime_api;
 
 /// The bootstrap binary, run the way Lambda runs it, against a Runtime API stand-in.
