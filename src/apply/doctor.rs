@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::doctor::{examine, scan_events, Facts, Finding, Level, CROWDED, REGISTRY, UNCHECKED_FIX};
+use crate::domain::doctor::{examine, promotion_targets, scan_events, Facts, Finding, Level, CROWDED, REGISTRY, UNCHECKED_FIX};
 use crate::domain::names::RepositoryName;
 use crate::domain::rules::RuleSet;
 use crate::apply::promote::{self, Refusal};
@@ -50,7 +50,7 @@ pub async fn check<R: Setup + Blobs>(registry: &R, rules: &RuleSet, names: &[Rep
             (_, Err(e)) => Err(reason(e)),
         };
         let resource_tags = resource_tags(registry, rules, &repository).await;
-        let targets = rules.promotion_targets(name.as_str(), resource_tags.as_ref().ok());
+        let targets = promotion_targets(rules, name.as_str(), resource_tags.as_ref().ok(), now);
         promoting |= !targets.is_empty();
         checkup.findings.extend(promotion(registry, &repository, &targets, pull_through.as_deref()).await);
         let facts = Facts {

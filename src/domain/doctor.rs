@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::domain::lifecycle::{self, Action, Count, Fate};
 use crate::domain::mutability::{wildcard_match, Moving, TagMutability};
-use crate::domain::names::{Digest, Tag, MAX_TAGS_PER_IMAGE};
-use crate::domain::rules::{RuleSet, Subject};
+use crate::domain::names::{Digest, RepositoryName, Tag, MAX_TAGS_PER_IMAGE};
+use crate::domain::rules::{Derived, RuleSet, Subject};
 
 /// Images with this many tags are reported: few promotions are left before ECR's 1,000.
 pub const CROWDED: usize = 900;
@@ -242,36 +242,63 @@ pub fn scan_events(kind: ScanType, gated: &[&str]) -> Finding {
 /// The name findings about the whole registry go under.
 pub const REGISTRY: &str = "(registry)";
 
-/// Each rule's example pushes in this repository, with the tags the rules derive for them.
-fn promoted(rules: &RuleSet, repo: &str, have: Option<&BTreeMap<String, String>>, now: DateTime<Utc>) -> Vec<Promoted> {
+/// Each rule's example pushes in this repository (each tag once), with what the rules derive for them.
+fn example_pushes<'r>(rules: &'r RuleSet, repo: &str, have: Option<&BTreeMap<String, String>>, now: DateTime<Utc>) -> Vec<(Tag, Vec<Derived<'r>>)> {
     let Ok(digest) = Digest::parse(&format!("sha256:{}", "0".repeat(64))) else { return Vec::new() };
+    let mut out: Vec<(Tag, Vec<Derived<'r>>)> = Vec::new();
+    for example in rules.examples() {
+        for tag in example.tags {
+            if out.iter().any(|(pushed, _)| *pushed == tag) {
+                continue;
+            }
+            let subject = Subject { repository: repo, tag: &tag, digest: &digest, pushed_at: now, repository_tags: have, artifact: false };
+            let derived = rules.derive(&subject);
+            out.push((tag, derived));
+        }
+    }
+    out
+}
+
+/// The repositories the rules promote into from `repo`, by rule, as its example pushes render them.
+pub fn promotion_targets<'r>(
+    rules: &'r RuleSet,
+    repo: &str,
+    have: Option<&BTreeMap<String, String>>,
+    now: DateTime<Utc>,
+) -> Vec<(&'r str, RepositoryName)> {
+    let mut out: Vec<(&str, RepositoryName)> = Vec::new();
+    for derived in example_pushes(rules, repo, have, now).into_iter().flat_map(|(_, derived)| derived) {
+        if let Some(to) = derived.to {
+            if !out.iter().any(|(r, t)| *r == derived.rule && *t == to) {
+                out.push((derived.rule, to));
+            }
+        }
+    }
+    out
+}
+
+/// Each rule's example pushes in this repository, with the tags the rules derive for them there.
+fn promoted(rules: &RuleSet, repo: &str, have: Option<&BTreeMap<String, String>>, now: DateTime<Utc>) -> Vec<Promoted> {
     let moving = rules.moving_tags();
     // The template a moving tag came from: its rule's most specific shape that matches it.
     let template_of = |rule: &str, tag: &str| {
         moving.iter().filter(|m| m.rule == rule && wildcard_match(m.shape.as_bytes(), tag.as_bytes())).max_by_key(|m| m.shape.len()).cloned()
     };
     let mut out: Vec<Promoted> = Vec::new();
-    for example in rules.examples() {
-        for tag in &example.tags {
-            if out.iter().any(|p| p.pushed == tag.as_str()) {
-                continue;
-            }
-            let subject = Subject { repository: repo, tag, digest: &digest, pushed_at: now, repository_tags: have, artifact: false };
-            let derived: Vec<Promotion> = rules
-                .derive(&subject)
-                .into_iter()
-                // A promotion's tags are in its target, whose settings are not this repository's.
-                .filter(|d| d.to.is_none())
-                .filter_map(|d| {
-                    let t: Tag = d.result.ok()?;
-                    let moving = if d.moves { template_of(d.rule, t.as_str()) } else { None };
-                    Some(Promotion { tag: t.as_str().to_owned(), moving })
-                })
-                .filter(|p| p.tag != tag.as_str())
-                .collect();
-            if !derived.is_empty() {
-                out.push(Promoted { pushed: tag.as_str().to_owned(), derived });
-            }
+    for (tag, derived) in example_pushes(rules, repo, have, now) {
+        let derived: Vec<Promotion> = derived
+            .into_iter()
+            // A promotion's tags are in its target, whose settings are not this repository's.
+            .filter(|d| d.to.is_none())
+            .filter_map(|d| {
+                let t: Tag = d.result.ok()?;
+                let moving = if d.moves { template_of(d.rule, t.as_str()) } else { None };
+                Some(Promotion { tag: t.as_str().to_owned(), moving })
+            })
+            .filter(|p| p.tag != tag.as_str())
+            .collect();
+        if !derived.is_empty() {
+            out.push(Promoted { pushed: tag.as_str().to_owned(), derived });
         }
     }
     out

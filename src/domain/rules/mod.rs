@@ -301,28 +301,6 @@ impl RuleSet {
             .collect()
     }
 
-    /// The repositories the rules promote into from `repository`, by rule, as the rules' example
-    /// pushes there render them (`ecr-retag doctor` checks each target's preconditions).
-    pub fn promotion_targets(&self, repository: &str, have: Option<&BTreeMap<String, String>>) -> Vec<(&str, RepositoryName)> {
-        let Ok(digest) = Digest::parse(&format!("sha256:{}", "0".repeat(64))) else { return Vec::new() };
-        // A fixed time: a target that names the push time is rendered for one day, as good as any.
-        let pushed_at = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(20_000);
-        let mut out: Vec<(&str, RepositoryName)> = Vec::new();
-        for example in self.examples() {
-            for tag in &example.tags {
-                let subject = Subject { repository, tag, digest: &digest, pushed_at, repository_tags: have, artifact: false };
-                for derived in self.derive(&subject) {
-                    if let Some(to) = derived.to {
-                        if !out.iter().any(|(r, t)| *r == derived.rule && *t == to) {
-                            out.push((derived.rule, to));
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-
     /// `(rule, repository, shape)` for each of a promoting rule's `repositories` globs whose example
     /// repository lies inside the rule's own `to` shape, where the rule never applies: a rule set
     /// that says `"repositories": ["prod/*"], "to": "prod/{repository}"` promotes nothing.
