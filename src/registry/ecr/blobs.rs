@@ -215,13 +215,13 @@ impl Blobs for Ecr {
             .repository_name(source.name.as_str())
             .set_registry_id(registry_id(source))
             .layer_digest(digest.as_str());
-        let output = Box::pin(async { send!(self, source, request) }).await.map_err(|e| fault(&e))?;
+        let output = send!(self, source, request).map_err(|e| fault(&e))?;
         let url = output
             .download_url()
             .ok_or_else(|| Fault::new(FaultKind::Server, "NoDownloadUrl", format!("GetDownloadUrlForLayer named no URL for {digest}")))?;
-        let mut body = Box::pin(self.download(url, digest)).await?;
+        let mut body = self.download(url, digest).await?;
         let request = self.client.initiate_layer_upload().repository_name(target.name.as_str()).set_registry_id(registry_id(target));
-        let started = Box::pin(async { send!(self, target, request) }).await.map_err(|e| fault(&e))?;
+        let started = send!(self, target, request).map_err(|e| fault(&e))?;
         let upload = started
             .upload_id()
             .ok_or_else(|| Fault::new(FaultKind::Server, "NoUploadId", "InitiateLayerUpload named no upload"))?
@@ -245,11 +245,11 @@ impl Blobs for Ecr {
             }
             while buffer.len() >= part {
                 let rest = buffer.split_off(part);
-                sent = Box::pin(self.upload_part(target, &upload, sent, std::mem::replace(&mut buffer, rest))).await?;
+                sent = self.upload_part(target, &upload, sent, std::mem::replace(&mut buffer, rest)).await?;
             }
         }
         if !buffer.is_empty() {
-            sent = Box::pin(self.upload_part(target, &upload, sent, buffer)).await?;
+            sent = self.upload_part(target, &upload, sent, buffer).await?;
         }
         let request = self
             .client
@@ -258,7 +258,7 @@ impl Blobs for Ecr {
             .set_registry_id(registry_id(target))
             .upload_id(&upload)
             .layer_digests(digest.as_str());
-        match Box::pin(async { send!(self, target, request) }).await {
+        match send!(self, target, request) {
             Ok(_) => Ok(sent),
             // Another copy or push of the same blob got there first.
             Err(e) if e.as_service_error().is_some_and(|s| s.is_layer_already_exists_exception()) => Ok(sent),
