@@ -20,7 +20,7 @@
 //! | `RETAG_PROMOTION` | set by the template: `false` when the role may not mount blobs or write promotion targets (`PromotionTargets` empty) |
 //!
 //! The wiring variables (`RETAG_SCAN_EVENTS`, `RETAG_REMOVE_SOURCE`, `RETAG_RESTORE_ARCHIVED`,
-//! `RETAG_SIGNATURE_EVENTS`, `RETAG_MANAGED_SIGNING`, `RETAG_PROMOTION`: [`WIRING`]) let a rule set that needs wiring the stack lacks fail at
+//! `RETAG_SIGNATURE_EVENTS`, `RETAG_MANAGED_SIGNING`, `RETAG_PROMOTION`; the list `WIRING` below) let a rule set that needs wiring the stack lacks fail at
 //! start-up, with the parameter to change, instead of deferring or failing
 //! tags silently. Unset (outside the template), nothing is checked.
 
