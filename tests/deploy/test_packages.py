@@ -1,5 +1,7 @@
 """Both deployment paths carry a user's rule file into the package, byte for byte, and the
-function reads it from there: the README's `sam build` and `cargo lambda build`/`deploy`.
+function reads it from there: the README's `sam build`, and its `cargo lambda build` and
+`cargo lambda deploy`, checked in what deploy uploads (to moto's Lambda, which keeps the zip's
+SHA-256), not in the zip before it.
 
 Run by ./scripts/test:  .venv-deploy/bin/python -m unittest discover -s tests/deploy
 Needs the deployment tools on PATH (.venv-deploy/bin) and ECR_RETAG_BIN, the host build of
@@ -7,12 +9,16 @@ the bootstrap, to read the packaged file as the function does. The arm64 builds 
 build cache, so after the first they cost seconds.
 """
 
+import base64
+import hashlib
 import json
 import os
+import socket
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 import zipfile
 
@@ -38,7 +44,7 @@ def run(*args, **kwargs):
     return done
 
 
-def reads_rules(test, package_dir, rules_file):
+def reads_rules(test, package_dir, rules_file, summary="2 rules, valid"):
     """The host bootstrap, started as in the package (LAMBDA_TASK_ROOT), gets past reading the
     rule file: it exits 2 only on invalid configuration, and otherwise fails later, to reach
     the Runtime API that is not there. check-rules on the same file parses it."""
@@ -53,10 +59,40 @@ def reads_rules(test, package_dir, rules_file):
     checked = subprocess.run([binary, "check-rules", os.path.join(package_dir, rules_file)],
                              capture_output=True, text=True, timeout=30)
     test.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
-    test.assertIn("2 rules, valid", checked.stdout)
+    if summary:
+        test.assertIn(summary, checked.stdout)
+
+
+def moto_lambda(endpoint):
+    import boto3
+    return boto3.client("lambda", endpoint_url=endpoint, region_name="eu-west-1",
+                        aws_access_key_id="local", aws_secret_access_key="local")
 
 
 class Packages(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # moto's Lambda and IAM keep what `cargo lambda deploy` sends them; deploy attaches
+        # AWSLambdaBasicExecutionRole to the role it creates, so moto loads AWS's managed policies.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cls.moto = subprocess.Popen([os.path.join(ROOT, ".venv/bin/moto_server"), "-p", str(port)],
+                                    env=dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true"),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.lambda_endpoint = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.moto.terminate()
+        cls.moto.wait(timeout=30)
+
     def setUp(self):
         # Inside the project: cargo lambda's --include takes paths relative to it.
         self.work = tempfile.mkdtemp(dir=ROOT, prefix=".test-packages-")
@@ -79,33 +115,54 @@ class Packages(unittest.TestCase):
         self.assertNotIn("RETAG_RULES:", built, "one source of rules")
         reads_rules(self, package, variable)
 
-    def test_cargo_lambda_packages_the_rule_file_and_deploys_the_variable(self):
+    def cargo_lambda_build(self):
+        """The README's build: the arm64 binary. A zip left by an earlier `--output-format zip`
+        build is there too, as on a machine that tried both: deploy must not ship it."""
         out = os.path.join(self.work, "lambda")
-        relative = os.path.relpath(self.rules, ROOT)
-        run("cargo", "lambda", "build", "--release", "--arm64", "--output-format", "zip",
-            "--include", relative, "--lambda-dir", out)
-        package = os.path.join(self.work, "unzipped")
-        with zipfile.ZipFile(os.path.join(out, "ecr-retag", "bootstrap.zip")) as z:
-            self.assertEqual(sorted(z.namelist()), sorted(["bootstrap", relative]))
-            z.extractall(package)
-        with open(os.path.join(package, relative), "rb") as f, open(self.rules, "rb") as g:
-            self.assertEqual(f.read(), g.read(), "byte for byte")
-        env = dict(os.environ, AWS_REGION="eu-west-1", AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
-        dry = run("cargo", "lambda", "deploy", "--dry", "--lambda-dir", out,
-                  "--env-var", f"RETAG_RULES_FILE={relative}", "ecr-retag", env=env)
-        self.assertIn(f'"RETAG_RULES_FILE": "{relative}"', dry.stdout + dry.stderr)
-        reads_rules(self, package, relative)
-
-    def test_cargo_lambda_by_default_packages_rules_json(self):
-        out = os.path.join(self.work, "default")
         run("cargo", "lambda", "build", "--release", "--arm64", "--output-format", "zip", "--lambda-dir", out)
-        with zipfile.ZipFile(os.path.join(out, "ecr-retag", "bootstrap.zip")) as z:
+        run("cargo", "lambda", "build", "--release", "--arm64", "--lambda-dir", out)
+        return out
+
+    def uploaded(self, out, function, *extra):
+        """`cargo lambda deploy` to moto's Lambda: the zip it uploaded (moto's CodeSha256 is that
+        of the zip deploy left on disk), unpacked, and the function's environment."""
+        env = dict(os.environ, AWS_REGION="eu-west-1", AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
+        run("cargo", "lambda", "deploy", "--lambda-dir", out, "--endpoint-url", self.lambda_endpoint,
+            "--binary-name", "ecr-retag", *extra, function, env=env)
+        got = moto_lambda(self.lambda_endpoint).get_function(FunctionName=function)["Configuration"]
+        zipped = os.path.join(out, "ecr-retag", "bootstrap.zip")
+        with open(zipped, "rb") as f:
+            data = f.read()
+        self.assertEqual((got["CodeSha256"], got["CodeSize"]),
+                         (base64.b64encode(hashlib.sha256(data).digest()).decode(), len(data)), "what deploy uploaded")
+        package = os.path.join(self.work, function)
+        with zipfile.ZipFile(zipped) as z:
             self.assertEqual(sorted(z.namelist()), ["bootstrap", "rules.json"])
-            with open(os.path.join(ROOT, "rules.json"), "rb") as f:
-                self.assertEqual(z.read("rules.json"), f.read())
+            z.extractall(package)
+        return package, got["Environment"]["Variables"]
+
+    def test_cargo_lambda_deploy_uploads_rules_json(self):
+        out = self.cargo_lambda_build()
         env = dict(os.environ, AWS_REGION="eu-west-1", AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
         dry = run("cargo", "lambda", "deploy", "--dry", "--lambda-dir", out, "ecr-retag", env=env)
+        self.assertRegex(dry.stdout + dry.stderr, r"files included in the zip file:\s+- rules\.json\s+- bootstrap")
         self.assertIn('"RETAG_RULES_FILE": "rules.json"', dry.stdout + dry.stderr)
+        package, variables = self.uploaded(out, "ecr-retag")
+        with open(os.path.join(package, "rules.json"), "rb") as f, open(os.path.join(ROOT, "rules.json"), "rb") as g:
+            self.assertEqual(f.read(), g.read(), "byte for byte")
+        self.assertEqual(variables, {"RETAG_RULES_FILE": "rules.json", "RETAG_DRY_RUN": "false"})
+        reads_rules(self, package, variables["RETAG_RULES_FILE"], None)
+
+    def test_cargo_lambda_deploy_uploads_a_rule_file_from_outside_the_project_as_rules_json(self):
+        outside = tempfile.mkdtemp(prefix="team-rules-")
+        self.addCleanup(shutil.rmtree, outside, True)
+        rules = os.path.join(outside, "team.json")
+        shutil.copyfile(self.rules, rules)
+        out = self.cargo_lambda_build()
+        package, variables = self.uploaded(out, "team-retag", "--include", f"rules.json:{rules}")
+        with open(os.path.join(package, "rules.json"), "rb") as f, open(rules, "rb") as g:
+            self.assertEqual(f.read(), g.read(), "byte for byte")
+        reads_rules(self, package, variables["RETAG_RULES_FILE"])
 
 
 if __name__ == "__main__":

@@ -396,7 +396,8 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertNotIn("RETAG_RULES", variables, "the rules come from the file in the package")
         self.assertEqual(variables["RETAG_RULES_FILE"], "rules.json")
         self.assertEqual(deploy["env"]["RETAG_RULES_FILE"], "rules.json")
-        self.assertEqual(lambda_metadata["build"]["include"], ["rules.json"])
+        self.assertEqual(deploy["include"], ["rules.json"], "deploy zips the binary with these files, not the build's")
+        self.assertNotIn("include", lambda_metadata.get("build", {}), "a second rules.json in a built zip fails deploy")
         resource = Resolver(self.template).resource("RetagFunction")
         self.assertEqual((resource["Metadata"]["BuildMethod"], function["CodeUri"]), ("makefile", "."), "the Makefile packages rules.json")
 
