@@ -74,6 +74,9 @@ pub enum ConfigError {
     RulesFile { path: PathBuf, source: std::io::Error },
     #[error("invalid rules in {origin}: {source}")]
     Rules { origin: String, source: RulesError },
+    /// What `check-rules` fails: a rule every matching push of which loop safety refuses.
+    #[error("invalid rules in {origin}: {looping} (`ecr-retag check-rules` says the same before deployment)")]
+    NeverWrites { origin: String, looping: crate::lint::Looping },
     #[error("{var}={value:?} is not valid: expected {expected}")]
     Value { var: &'static str, value: String, expected: &'static str },
     #[error("{feature}, but {var}=false: {remedy}")]
@@ -118,7 +121,11 @@ impl Config {
                 (format!("RETAG_RULES_FILE={path:?}"), text)
             }
         };
-        let rules = RuleSet::from_json(&text).map_err(|source| ConfigError::Rules { origin, source })?;
+        let rules = RuleSet::from_json(&text).map_err(|source| ConfigError::Rules { origin: origin.clone(), source })?;
+        // A rule that loops only for some pushes stays a warning of check-rules: its other pushes write.
+        if let Some(looping) = crate::lint::never_writes(&rules) {
+            return Err(ConfigError::NeverWrites { origin, looping });
+        }
 
         let flag = |var: &'static str, default: bool| match set(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
             None => Ok(default),
@@ -321,6 +328,16 @@ mod tests {
         assert!(err.to_string().starts_with("invalid rules in RETAG_RULES: the rule set has 1 problem"), "{err}");
         let err = load(&[("RETAG_RULES", RULES), ("RETAG_REPOSITORY_TAGS_TTL", "1h")]).unwrap_err();
         assert!(err.to_string().starts_with("RETAG_REPOSITORY_TAGS_TTL=\"1h\""), "{err}");
+    }
+
+    #[test]
+    fn a_rule_set_that_can_never_write_stops_start_up_as_check_rules_fails_it() {
+        let never = r#"{"rules":[{"name":"grow","match":".*","tags":["{tag}-x"]}]}"#;
+        let err = load(&[("RETAG_RULES", never)]).unwrap_err();
+        assert!(matches!(&err, ConfigError::NeverWrites { looping, .. } if looping.rule == "grow"), "{err:?}");
+        assert!(err.to_string().starts_with("invalid rules in RETAG_RULES: rule \"grow\" can never write a tag"), "{err}");
+        let sometimes = r#"{"rules":[{"name":"r","match":"release|v[0-9]+(-latest)*","tags":["stable","{0}-latest"]}]}"#;
+        assert!(load(&[("RETAG_RULES", sometimes)]).is_ok(), "a rule that loops for some pushes only is a warning");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Checks beyond validity, for people writing rules (`ecr-retag check-rules`):
 //! rules whose tags would loop. The function refuses such tags when they come
 //! up (loop safety, in [`crate::domain::plan`]); here they are found before
-//! deployment, by planning example pushes of each rule.
+//! deployment, by planning example pushes of each rule. A rule that can never
+//! write also stops the function at start-up ([`crate::config`]), with the same words.
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 
@@ -20,6 +23,33 @@ pub struct Looping {
     pub refused: Vec<String>,
     /// How many example pushes were tried.
     pub tried: usize,
+}
+
+/// What `check-rules` and the function's start-up say: that the rule can never write (an error),
+/// or that it loops for some pushes (a warning).
+impl fmt::Display for Looping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let refused = self.refused.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+        if self.always {
+            write!(
+                f,
+                "rule {:?} can never write a tag: in each of the {} example pushes it matches, every tag it derives would \
+                 trigger the rules again (e.g. `{}` gets {refused}), and loop safety refuses it",
+                self.rule, self.tried, self.example
+            )
+        } else {
+            write!(
+                f,
+                "warning: rule {:?} loops for some pushes: `{}` would get {refused}, which loop safety refuses (see `plan`)",
+                self.rule, self.example
+            )
+        }
+    }
+}
+
+/// The first rule that can never write a tag, if any: the function refuses such a rule set at start-up.
+pub fn never_writes(rules: &RuleSet) -> Option<Looping> {
+    looping(rules).into_iter().find(|l| l.always)
 }
 
 /// A digest for planning offline, where none is given: templates with `{digest}` render it.
@@ -81,6 +111,9 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].always, "{found:?}");
         assert_eq!((found[0].example.as_str(), found[0].refused.as_slice()), ("a", &["a-x".to_owned()][..]));
+        let never = never_writes(&RuleSet::from_json(r#"{"rules":[{"name":"grow","match":".*","tags":["{tag}-x"]}]}"#).unwrap());
+        assert_eq!(never.as_ref(), found.first());
+        assert!(found[0].to_string().starts_with("rule \"grow\" can never write a tag"), "{}", found[0]);
     }
 
     #[test]
@@ -89,6 +122,8 @@ mod tests {
         let found = check(r#"{"rules":[{"name":"r","match":"release|v[0-9]+(-latest)*","tags":["stable","{0}-latest"]}]}"#);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(!found[0].always, "{found:?}");
+        assert_eq!(never_writes(&RuleSet::from_json(r#"{"rules":[{"name":"r","match":"release|v[0-9]+(-latest)*","tags":["stable","{0}-latest"]}]}"#).unwrap()), None);
+        assert!(found[0].to_string().starts_with("warning: rule \"r\" loops for some pushes"), "{}", found[0]);
     }
 
     #[test]

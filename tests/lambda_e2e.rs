@@ -279,6 +279,13 @@ async fn an_invalid_rule_set_stops_the_function_at_init_with_a_message_naming_th
     let mut function = Function::start(&[]).await;
     assert_eq!(function.exit_code().await, Some(2));
     assert!(function.lines().join("\n").contains("set RETAG_RULES"), "{:?}", function.lines());
+
+    // What check-rules fails, INIT refuses with the same words, instead of failing every push.
+    let never = r#"{"rules":[{"name":"grow","match":".*","tags":["{tag}-x"]}]}"#;
+    let mut function = Function::start(&[("RETAG_RULES", never)]).await;
+    assert_eq!(function.exit_code().await, Some(2));
+    let output = function.lines().join("\n");
+    assert!(output.contains("can never write a tag") && output.contains("grow"), "{output}");
 }
 
 /// A registry that accepts connections and never answers.
