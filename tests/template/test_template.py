@@ -62,7 +62,15 @@ class Resolver:
             assert isinstance(arg[0], str), f"a Join's delimiter must be a string, got {arg[0]}"
             return arg[0].join(self.resolve(arg[1]))
         if key == "Fn::Split":
-            return self.resolve(arg[1]).split(self.resolve(arg[0]))
+            # CloudFormation takes no function as the delimiter either.
+            assert isinstance(arg[0], str), f"a Split's delimiter must be a string, got {arg[0]}"
+            return self.resolve(arg[1]).split(arg[0])
+        if key == "Fn::Select":
+            # Past the end CloudFormation fails the stack; so does this (IndexError).
+            return self.resolve(arg[1])[int(self.resolve(arg[0]))]
+        if key == "Fn::FindInMap":
+            top, second, third = (self.resolve(a) for a in arg)
+            return self.template["Mappings"][top][second][third]
         if key == "Fn::Sub":
             text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
             def sub(m):
@@ -96,6 +104,16 @@ class Resolver:
 
     def resource(self, logical_id):
         return self.resolve(self.template["Resources"][logical_id])
+
+    def statements(self):
+        """The function's policy statements: its inline ones, and those of the managed policies of
+        the template it is given (a Ref, "<Name>" here), as CloudFormation would attach them."""
+        out = []
+        for policy in self.resource("RetagFunction")["Properties"]["Policies"]:
+            if isinstance(policy, str) and policy.startswith("<"):
+                policy = self.resource(policy[1:-1])["Properties"]["PolicyDocument"]
+            out += policy["Statement"]
+        return out
 
 
 # ECR operations IAM authorises under another action (the ECR API reference: ListImageReferrers
@@ -149,8 +167,7 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.template = load_template()
 
     def granted(self, **parameters):
-        function = Resolver(self.template, **parameters).resource("RetagFunction")["Properties"]
-        statements = [s for p in function["Policies"] for s in p["Statement"]]
+        statements = Resolver(self.template, **parameters).statements()
         self.assertTrue(all(s["Effect"] == "Allow" for s in statements))
         return {a for s in statements for a in s["Action"] if a.startswith("ecr:")}
 
@@ -186,8 +203,7 @@ class TemplateMatchesTheCode(unittest.TestCase):
                          "the function's role never gets the doctor's reads")
 
     def statements(self, **parameters):
-        function = Resolver(self.template, **parameters).resource("RetagFunction")["Properties"]
-        return {s["Sid"]: s for p in function["Policies"] for s in p["Statement"]}
+        return {s["Sid"]: s for s in Resolver(self.template, **parameters).statements()}
 
     def test_promotion_grows_the_policy_by_exactly_its_calls_and_only_when_on(self):
         promotion = ecr_operations_called_by_the_code(only=PROMOTION_ONLY)
@@ -209,8 +225,11 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertEqual(set(target["Action"]) - MOUNT_ASSUMED,
                          {"ecr:BatchGetImage", "ecr:PutImage", "ecr:DescribeImages", "ecr:BatchCheckLayerAvailability"})
         self.assertLessEqual(set(target["Action"]) - MOUNT_ASSUMED, called | promotion)
-        self.assertEqual((sids["MountFromSources"]["Resource"], sids["MountFromSources"]["Action"]),
-                         (["arn:*:ecr:*:*:repository/dev/*"], ["ecr:GetDownloadUrlForLayer"]))
+        # The sources' layers: one more action in the allowed repositories' statement, only with promotion.
+        sources = sids["AllowedRepositories"]
+        self.assertEqual(sources["Resource"], ["arn:*:ecr:*:*:repository/dev/*"])
+        self.assertIn("ecr:GetDownloadUrlForLayer", sources["Action"])
+        self.assertNotIn("ecr:GetDownloadUrlForLayer", self.statements(Repositories="dev/*")["AllowedRepositories"]["Action"])
         self.assertEqual(sids["RegistryTokenAndSetting"]["Resource"], "*")
         self.assertEqual(set(sids["RegistryTokenAndSetting"]["Action"]), {"ecr:GetAuthorizationToken", "ecr:GetAccountSetting"})
         for s in sids.values():
@@ -256,11 +275,11 @@ class TemplateMatchesTheCode(unittest.TestCase):
         named = "arn:*:ecr:*:*:repository/"
         scope = {"StringEquals": {"aws:ResourceAccount": "123456789012", "aws:RequestedRegion": "eu-west-1"}}
         for repositories, expected in [("*", [named + "*"]), ("app,team/*", [named + "app", named + "team/*"])]:
-            function = Resolver(self.template, Repositories=repositories, RemoveSourceTags="true",
-                                RestoreArchivedImages="true").resource(
-                "RetagFunction")["Properties"]
-            statements = [s for p in function["Policies"] for s in p["Statement"]]
+            statements = Resolver(self.template, Repositories=repositories, RemoveSourceTags="true",
+                                  RestoreArchivedImages="true").statements()
             for s in statements:
+                if not s["Action"][0].startswith("ecr:"):
+                    continue
                 if s["Action"] == ["ecr:DescribeRepositories"]:
                     # Listing is authorised against repository/*; it reads names, never images.
                     self.assertEqual(s["Resource"], [own + "*"])
@@ -322,11 +341,12 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertEqual(queue["RedrivePolicy"], {"deadLetterTargetArn": "<FailureQueue.Arn>", "maxReceiveCount": "4"})
         function = r.resource("RetagFunction")["Properties"]
         self.assertGreaterEqual(queue["VisibilityTimeout"], 6 * function["Timeout"])
-        sqs = [s for p in function["Policies"] for s in p["Statement"] if s["Sid"] == "ReadEventQueue"]
+        sqs = [s for s in r.statements() if s["Sid"] == "ReadEventQueue"]
         self.assertEqual(sqs[0]["Resource"], ["<EventQueue.Arn>"])
         self.assertIn("sqs:DeleteMessage", sqs[0]["Action"])
-        self.assertEqual([s["Sid"] for p in direct.resource("RetagFunction")["Properties"]["Policies"] for s in p["Statement"]],
-                         ["ReadAndRetagImages", "ListRepositories"], "no queue access with direct delivery")
+        self.assertEqual([s["Sid"] for s in direct.statements()],
+                         ["ListRepositories", "SendToFailureQueue", "AllowedRepositories"], "no queue access with direct delivery")
+        self.assertNotIn("sqs:ChangeMessageVisibility", sqs[0]["Action"], "nothing calls it; the event source mapping needs none")
         statement = r.resource("EventQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0]
         self.assertEqual(statement["Condition"]["ArnEquals"]["aws:SourceArn"], ["<PushRule.Arn>", "<ScanRule.Arn>"])
 
@@ -340,7 +360,7 @@ class TemplateMatchesTheCode(unittest.TestCase):
         self.assertEqual(str(function["Environment"]["Variables"]["RETAG_SWEEP_WRITES_PER_SECOND"]), "2", "paced by default")
         paced = Resolver(self.template, Delivery="queue", SweepWritesPerSecond="0").resource("RetagFunction")["Properties"]
         self.assertEqual(paced["Environment"]["Variables"]["RETAG_SWEEP_WRITES_PER_SECOND"], "0")
-        sqs = [s for p in function["Policies"] for s in p["Statement"] if s["Sid"] == "ReadEventQueue"]
+        sqs = [s for s in r.statements() if s["Sid"] == "ReadEventQueue"]
         self.assertIn("sqs:SendMessage", sqs[0]["Action"], "the sweep messages and their continuations")
         direct = Resolver(self.template, ReconcileSchedule="rate(1 day)")
         self.assertEqual(direct.resource("RetagFunction")["Properties"]["Environment"]["Variables"]["RETAG_SWEEP_QUEUE_URL"], "")
@@ -361,8 +381,11 @@ class TemplateMatchesTheCode(unittest.TestCase):
     def test_failures_go_to_the_failure_queue(self):
         r = Resolver(self.template)
         self.assertEqual(self.template["Resources"]["FailureQueue"]["Type"], "AWS::SQS::Queue")
-        invoke = r.resource("RetagFunction")["Properties"]["EventInvokeConfig"]
-        self.assertEqual(invoke["DestinationConfig"]["OnFailure"], {"Type": "SQS", "Destination": "<FailureQueue.Arn>"})
+        invoke = r.resource("RetagFunctionEventInvokeConfig")["Properties"]
+        self.assertEqual((invoke["FunctionName"], invoke["Qualifier"]), ("<RetagFunction>", "$LATEST"))
+        self.assertEqual(invoke["DestinationConfig"]["OnFailure"], {"Destination": "<FailureQueue.Arn>"})
+        sends = [s for s in r.statements() if s["Sid"] == "SendToFailureQueue"]
+        self.assertEqual((sends[0]["Action"], sends[0]["Resource"]), (["sqs:SendMessage"], ["<FailureQueue.Arn>"]))
         self.assertLessEqual(int(invoke["MaximumRetryAttempts"]), 2)
         self.assertLessEqual(int(invoke["MaximumEventAgeInSeconds"]), 21600)
         target = r.resource("PushRule")["Properties"]["Targets"][0]
