@@ -104,7 +104,10 @@ class Packages(unittest.TestCase):
 
     def test_sam_build_packages_the_rule_file_the_function_reads(self):
         build = os.path.join(self.work, "sam")
-        run("sam", "build", "--build-dir", build, env=dict(os.environ, RULES=self.rules, SAM_CLI_TELEMETRY="0"))
+        built = run("sam", "build", "--build-dir", build, env=dict(os.environ, RULES=self.rules, SAM_CLI_TELEMETRY="0"))
+        # The build's progress shows while a person waits, not only when it fails.
+        self.assertIn("Building the arm64 bootstrap", built.stderr)
+        self.assertRegex(built.stderr, r"Finished `release` profile")
         package = os.path.join(build, "RetagFunction")
         self.assertEqual(sorted(os.listdir(package)), ["bootstrap", "rules.json"])
         with open(os.path.join(package, "rules.json"), "rb") as f, open(self.rules, "rb") as g:

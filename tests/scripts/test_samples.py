@@ -30,6 +30,18 @@ def outcomes(answer):
 
 
 class Samples(unittest.TestCase):
+    def test_help_prints_usage_without_building_or_starting_anything(self):
+        # No cargo and no Python tools on PATH: help must need neither.
+        run = subprocess.run([os.path.join(ROOT, "scripts/invoke"), "--help"], cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual((run.returncode, run.stderr), (0, ""))
+        self.assertTrue(run.stdout.startswith("Invokes the function locally"), run.stdout)
+        self.assertIn("--rules FILE", run.stdout)
+        usage = subprocess.run([os.path.join(ROOT, "scripts/invoke")], cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual(usage.returncode, 2, "no event file is a usage mistake")
+        self.assertIn("scripts/invoke events/push.json", usage.stderr)
+
     def test_the_samples_for_rules_json(self):
         names = ["push.json", "push-multi-arch-index.json", "push-untagged-child.json", "push-main-build.json",
                  "push-failure.json", "delete.json", "scan-complete.json", "inspector-scan.json", "push-signature.json", "direct-request-dry-run.json",
