@@ -25,7 +25,7 @@ use crate::report::{Report, SweepReport};
 use crate::registry::cache::Cached;
 use crate::error::RetagError;
 use crate::telemetry;
-use crate::apply::retag::{self, Handled};
+use crate::apply::{self, scan, Handled};
 
 /// What an invocation answers: one event's report, a batch's failed messages, or a sweep's summary.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -290,8 +290,8 @@ impl<R: Catalog + Blobs> Handler<R> {
     async fn begin(&self, registry: &Deadline<'_, Cached<R>>, request: &Request) -> Result<Handled, RetagError> {
         match request {
             Request::Ignore(ignored) => Ok(Handled { report: Report::ignored(ignored.clone()), claims: Vec::new() }),
-            Request::Retag(push) => retag::begin(registry, &self.config.apply, push).await,
-            Request::Scanned(scan) => retag::begin_scanned(registry, &self.config.apply, scan).await,
+            Request::Retag(push) => apply::begin_push(registry, &self.config.apply, push).await,
+            Request::Scanned(scanned) => scan::begin_scanned(registry, &self.config.apply, scanned).await,
             Request::Signed(signature) => signed::begin_signed(registry, &self.config.apply, signature).await,
         }
     }

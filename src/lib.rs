@@ -21,9 +21,12 @@
 //!   images; [`domain::signature`]: signatures as a gate; [`domain::mutability`]: tag mutability with exclusion filters.
 //! - [`apply`]: the use cases over the registry port, given only the
 //!   [`apply::Settings`] they need (rules, dry run, write concurrency).
-//!   [`apply::retag`]: an event's writes. One BatchGetImage, then one PutImage
-//!   per tag not yet in place, concurrently ([`apply::put`]); pushed tags
-//!   retired where a rule says so. Each tag gets an outcome.
+//!   [`apply::engine`]: an event's writes, whatever triggered it (a push,
+//!   [`apply::push`]; a scan's result, [`apply::scan`]; a signature's push,
+//!   [`apply::signed`]; [`apply::begin_push`] tells a cosign signature's push
+//!   apart). One BatchGetImage, then one PutImage per tag not yet in place,
+//!   concurrently ([`apply::put`]); pushed tags retired where a rule says so
+//!   ([`apply::removal`]). Each tag gets an outcome.
 //!   [`apply::if_newer`]: tags that move only to newer versions, whatever the
 //!   concurrency: decided from fresh reads, written in single attempts, and
 //!   looked at again once every earlier decision has landed (repaired if a

@@ -14,7 +14,7 @@ use ecr_retag::apply::Settings;
 use ecr_retag::registry::ecr::{retry_config, Ecr};
 use ecr_retag::report::Outcome;
 use ecr_retag::error::RetagError;
-use ecr_retag::apply::retag::retag;
+use ecr_retag::apply::retag;
 use ecr_retag::domain::rules::RuleSet;
 
 const MINE: &str = "sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445";

@@ -1,22 +1,57 @@
-//! The use cases over the registry port: an event's writes ([`retag`]), a promotion's copy of
-//! the image into its target repository ([`promote`]), the
-//! PutImage step they all share ([`put`]), tags that move only to newer
-//! versions ([`if_newer`]), pushed tags retired ([`removal`]), a signature's
-//! push bringing the tags it gates ([`signed`]), the reconcile sweep ([`sweep`]) or its
-//! fan-out to the event queue ([`fan_out`]), and the
-//! read-only check of a registry's settings against the rules ([`doctor`]).
+//! The use cases over the registry port. An event is a trigger, turned into a job of the
+//! event engine ([`engine`]): a push ([`push`]; [`begin_push`] tells a cosign signature's push
+//! apart), a scan's result ([`scan`]), a signature's push ([`signed`]). The engine's steps: a
+//! promotion's copy of the image into its target repository ([`promote`]), the PutImage step
+//! ([`put`]), tags that move only to newer versions ([`if_newer`]), pushed tags retired
+//! ([`removal`]). Beside it: the reconcile sweep ([`sweep`]) or its fan-out to the event queue
+//! ([`fan_out`]), and the read-only check of a registry's settings against the rules ([`doctor`]).
 
+use crate::domain::request::{Push, ScanResult};
 use crate::domain::rules::RuleSet;
+use crate::error::RetagError;
+use crate::registry::Blobs;
+use crate::report::Report;
 
 pub mod doctor;
+pub mod engine;
 pub mod fan_out;
 pub mod if_newer;
 pub mod promote;
+pub mod push;
 pub mod put;
 pub mod removal;
-pub mod retag;
+pub mod scan;
 pub mod signed;
 pub mod sweep;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::Handled;
+
+/// A push's writes, up to the second look at its if-newer tags: a cosign signature tag where a
+/// signature-gated rule accepts cosign is a signature's push ([`signed`]), any other a push ([`push`]).
+pub async fn begin_push<R: Blobs>(registry: &R, settings: &Settings, pushed: &Push) -> Result<Handled, RetagError> {
+    match pushed.as_cosign_signature(settings.rules.signed_kinds(pushed.repository.name.as_str())) {
+        // Boxed: the signature's path is a deep future of its own.
+        Some(signature) => Box::pin(signed::begin_signed(registry, settings, &signature)).await,
+        None => push::begin(registry, settings, pushed).await,
+    }
+}
+
+/// Retags one push, second look included. `Ok` when every derived tag is in place (or would be, in a dry run).
+pub async fn retag<R: Blobs>(registry: &R, settings: &Settings, pushed: &Push) -> Result<Report, RetagError> {
+    let mut handled = begin_push(registry, settings, pushed).await?;
+    handled.settle(registry, settings, None).await;
+    handled.conclude()
+}
+
+/// Applies the scan-gated rules to a scanned image's tags, as if each had just been pushed; second look included.
+pub async fn promote_scanned<R: Blobs>(registry: &R, settings: &Settings, scanned: &ScanResult) -> Result<Report, RetagError> {
+    let mut handled = scan::begin_scanned(registry, settings, scanned).await?;
+    handled.settle(registry, settings, None).await;
+    handled.conclude()
+}
 
 /// What the use cases need of the configuration, and no more.
 #[derive(Debug, Clone)]

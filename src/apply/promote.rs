@@ -1,6 +1,6 @@
 //! Promotion into another repository of the same registry (a rule's `"to"`): the image is
 //! copied there by digest without moving a byte, and its tags are then written there by the
-//! same path as any other tag ([`crate::apply::retag`]), which puts the manifest itself.
+//! same path as any other tag ([`crate::apply::engine`]), which puts the manifest itself.
 //!
 //! The order keeps the target from ever naming what it does not hold, as ECR requires:
 //! 1. the preconditions ([`ready`]): `BLOB_MOUNTING` on and the same encryption on both
@@ -323,7 +323,7 @@ async fn bring_blobs<R: Blobs>(registry: &R, source: &Repository, target: &Repos
 }
 
 async fn put_by_digest<R: Blobs>(registry: &R, target: &Repository, image: &Image) -> Result<(), Refusal> {
-    let media_type = crate::apply::retag::media_type(image, None).map_err(|_| Refusal::MediaType(image.digest.clone()))?;
+    let media_type = image.media_type_or(None).ok_or_else(|| Refusal::MediaType(image.digest.clone()))?;
     match registry.put_manifest(target, image, &media_type).await {
         // A concurrent promotion of the same image put it first.
         Ok(()) | Err(PutError::AlreadyExists) => Ok(()),

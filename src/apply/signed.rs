@@ -7,7 +7,7 @@
 //! tags, push time and scan in one DescribeImages, so that a rule that also
 //! gates on the scan is decided in the same event.
 
-use crate::apply::retag::{self, Handled, Job};
+use crate::apply::engine::{self, Handled, Job};
 use crate::apply::Settings;
 use crate::domain::names::Digest;
 use crate::domain::plan::{Phase, Trigger};
@@ -74,7 +74,7 @@ pub async fn begin_signed<R: Blobs>(registry: &R, settings: &Settings, signature
             .with_signatures(Signatures { looked: seen, found: seen }),
         image: Default::default(),
     };
-    let mut handled = retag::run(registry, settings, job).await?;
+    let mut handled = engine::run(registry, settings, job).await?;
     handled.report.signature = Some(SignatureReport {
         digest: signature.digest.as_ref().map(Digest::to_string),
         kind: referrer.kind.to_string(),
@@ -173,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn a_push_defers_the_signed_tag_and_the_signature_push_brings_it_once() {
         let memory = registry();
-        let report = retag::begin(&memory, &settings(), &push("v1.4.2", &digest(1))).await.unwrap().conclude().unwrap();
+        let report = crate::apply::begin_push(&memory, &settings(), &push("v1.4.2", &digest(1))).await.unwrap().conclude().unwrap();
         assert_eq!(outcomes(&report), [("prod", Outcome::Deferred), ("stable", Outcome::Deferred), ("v1", Outcome::Created)]);
         assert_eq!(memory.kinds(), ["signatures", "read", "put"], "one look for a signature, then the usual read and write");
 
@@ -197,7 +197,7 @@ mod tests {
         let sig = cosign_tag(&digest(1)).unwrap();
         memory.add_image("app", Image { digest: digest(8), manifest: "{}".into(), media_type: Some(MEDIA.into()) }, None);
         memory.point("app", &sig, &digest(8));
-        let report = retag::begin(&memory, &settings(), &push(sig.as_str(), &digest(8))).await.unwrap().conclude().unwrap();
+        let report = crate::apply::begin_push(&memory, &settings(), &push(sig.as_str(), &digest(8))).await.unwrap().conclude().unwrap();
         assert_eq!(outcomes(&report), [("prod", Outcome::Deferred), ("stable", Outcome::Created)], "prod waits for its scan");
         assert_eq!(report.digest.as_deref(), Some(digest(1).as_str()), "the signed image, not the signature");
         assert_eq!(memory.kinds(), ["describe", "read", "put"], "the tag names the image: no manifest read of the signature");
@@ -209,7 +209,7 @@ mod tests {
         // Scan first: no signature yet, so deferred; the signature then finds the scan in the listing.
         let memory = registry();
         let clean = Findings::default();
-        let report = retag::promote_scanned(&memory, &settings(), &scan(clean.clone())).await.unwrap();
+        let report = crate::apply::promote_scanned(&memory, &settings(), &scan(clean.clone())).await.unwrap();
         assert_eq!(outcomes(&report), [("prod", Outcome::Deferred)]);
         assert_eq!(memory.kinds(), ["signatures"], "one look; nothing to write, so no manifest read");
         memory.set_scan("app", &digest(1), Scanned::Done(clean.clone()));
@@ -223,7 +223,7 @@ mod tests {
         assert_eq!(outcomes(&report), [("prod", Outcome::Deferred), ("stable", Outcome::Created)]);
         assert!(report.tags[0].detail.as_deref().is_some_and(|d| d.contains("ECR's scan status: IN_PROGRESS")), "{:?}", report.tags[0]);
         memory.clear_calls();
-        let report = retag::promote_scanned(&memory, &settings(), &scan(clean.clone())).await.unwrap();
+        let report = crate::apply::promote_scanned(&memory, &settings(), &scan(clean.clone())).await.unwrap();
         assert_eq!(outcomes(&report), [("prod", Outcome::Created)]);
         assert_eq!(memory.kinds(), ["signatures", "read", "put"]);
         let high = Findings { unsplit: None, counts: [("HIGH".to_owned(), 2)].into() };

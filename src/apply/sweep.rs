@@ -5,7 +5,7 @@
 //! For each repository: list its tagged images (DescribeImages, page by page),
 //! apply the rules to every tag as if it had just been pushed at the image's
 //! `imagePushedAt` ([`crate::domain::assess`], pure), and write what is missing through the
-//! same writes as a push ([`crate::apply::retag`]). A tag several images derive ends
+//! same writes as a push ([`crate::apply::engine`]). A tag several images derive ends
 //! on one: for `"move": "if-newer"` rules the highest version, for the others
 //! the most recent push. The sweep stops cleanly at its write budget or
 //! before the deadline and says where to resume.
@@ -22,7 +22,6 @@ use crate::report::{HeldReport, Outcome, RepositorySweep, SweepReport, SweepStat
 use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
 use crate::apply::put::{self, Target, Was};
 use crate::error::{Fault, FaultKind, RetagError};
-use crate::apply::retag::media_type;
 
 /// Images per repository and sweep whose signatures are looked for (one read each); the
 /// rest are looked at by the next sweep (their tags stay held back meanwhile).
@@ -351,7 +350,8 @@ async fn apply<R: Catalog>(
     }
     swept.writes += to_write.len() + wants.len();
     if !to_write.is_empty() || !wants.is_empty() {
-        let media_type = media_type(&image, media)?;
+        let media_type =
+            image.media_type_or(media).ok_or_else(|| RetagError::UnknownMediaType { digest: image.digest.to_string() })?;
         let target = Target { repository, image: &image, media_type: &media_type };
         put::write(registry, &target, to_write, settings.write_concurrency, &mut reports).await?;
         if !wants.is_empty() {

@@ -5,6 +5,20 @@ use serde::Deserialize;
 
 use crate::domain::names::Digest;
 
+/// The media type PutImage is given for a manifest: the registry's own answer first, then the
+/// event's, then the manifest's `mediaType` (OCI indexes and artifacts may have none).
+pub fn media_type(from_registry: Option<&str>, from_event: Option<&str>, manifest: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Declared {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    from_registry
+        .or(from_event)
+        .map(str::to_owned)
+        .or_else(|| serde_json::from_str::<Declared>(manifest).ok().and_then(|d| d.media_type))
+}
+
 /// A manifest's references, each once, in the manifest's order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct References {

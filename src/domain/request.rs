@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::names::{Digest, RegistryId, Repository, RepositoryName, Tag};
 use crate::domain::rules::glob::Glob;
 use crate::domain::scan::Findings;
-use crate::domain::signature::Kind;
+use crate::domain::signature::{cosign_subject, Kind, Kinds};
 
 /// What one event asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +56,23 @@ pub struct Push {
     /// `artifact-media-type` from the event (the config's or artifact's type), where it says.
     pub artifact_media_type: Option<String>,
     pub dry_run: bool,
+}
+
+impl Push {
+    /// A cosign signature tag (`sha256-<hex>.sig`) pushed where a signature-gated rule accepts
+    /// cosign (`accepted`) is a signature's push, which brings the signed image's tags; any other
+    /// push, this one included elsewhere, is a push like any other.
+    pub fn as_cosign_signature(&self, accepted: Kinds) -> Option<SignaturePush> {
+        let subject = cosign_subject(&self.tag)?;
+        accepted.contains(Kind::Cosign).then(|| SignaturePush {
+            repository: self.repository.clone(),
+            digest: self.digest.clone(),
+            subject: Some(subject),
+            kind: Some(Kind::Cosign),
+            pushed_at: self.pushed_at,
+            dry_run: self.dry_run,
+        })
+    }
 }
 
 /// A completed basic scan (`"detail-type": "ECR Image Scan"`) of a tagged image.
@@ -180,6 +197,26 @@ pub fn resume_point(token: &str) -> Option<RepositoryName> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cosign_tag_is_a_signatures_push_only_where_a_rule_accepts_cosign() {
+        let signed = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let push = |tag: &str| Push {
+            repository: Repository::own(RepositoryName::parse("app").unwrap()),
+            tag: Tag::parse(tag).unwrap(),
+            digest: Some(Digest::parse(&format!("sha256:{}", "cd".repeat(32))).unwrap()),
+            pushed_at: DateTime::UNIX_EPOCH,
+            media_type: None,
+            artifact_media_type: None,
+            dry_run: true,
+        };
+        let cosign = push(&format!("sha256-{}.sig", "ab".repeat(32)));
+        let signature = cosign.as_cosign_signature(Kinds::of([Kind::Cosign, Kind::Notation])).unwrap();
+        assert_eq!((signature.subject, signature.kind, signature.digest, signature.dry_run),
+                   (Some(signed), Some(Kind::Cosign), cosign.digest.clone(), true));
+        assert_eq!(cosign.as_cosign_signature(Kinds::of([Kind::Notation])), None, "no rule here accepts cosign");
+        assert_eq!(push("v1.4.2").as_cosign_signature(Kinds::of([Kind::Cosign])), None, "a release tag is a push");
+    }
 
     #[test]
     fn a_continuation_token_names_the_repository_to_resume_at() {

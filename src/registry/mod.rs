@@ -80,6 +80,14 @@ pub struct Image {
     pub media_type: Option<String>,
 }
 
+impl Image {
+    /// The media type to put this manifest with: ECR's answer, else the event's, else the
+    /// manifest's own ([`crate::domain::manifest::media_type`]); `None` when none says.
+    pub fn media_type_or(&self, from_event: Option<&str>) -> Option<String> {
+        crate::domain::manifest::media_type(self.media_type.as_deref(), from_event, &self.manifest)
+    }
+}
+
 /// What one read tells: the image, and where each asked-for tag points now.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {

@@ -1,0 +1,200 @@
+//! One repository's planned tags brought in place: one read, then the writes (guarded if-newer
+//! ones first while that read is fresh), a promotion's copy first where the target lacks the
+//! image, an archived image left alone.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::apply::engine::Job;
+use crate::apply::if_newer::{Claim, Guard, Observed, Want};
+use crate::apply::promote::{self, Copied, Via};
+use crate::apply::put::{self, Target, Was};
+use crate::apply::Settings;
+use crate::domain::artifact::Artifact;
+use crate::domain::names::{Digest, Tag};
+use crate::error::RetagError;
+use crate::registry::{Blobs, Image, Lookup, Registry, Repository, Snapshot, TagState};
+use crate::report::{entry, Outcome, TagReport};
+
+/// The planned tags of one repository: their entries, those to write, those to write if newer,
+/// and, in a promotion's target, what bringing the image there copied.
+#[derive(Default)]
+pub(super) struct Group {
+    pub(super) tags: BTreeMap<String, TagReport>,
+    pub(super) candidates: Vec<Tag>,
+    pub(super) wants: Vec<Want>,
+    pub(super) copied: Copied,
+}
+
+/// What bringing the planned tags in place came to.
+pub(super) enum Written {
+    /// Done; the if-newer tags written or found in place, for their second look.
+    Claims(Vec<Claim>),
+    /// Nothing written: the manifest shows an artifact, which the plan did not know.
+    Artifact(Artifact),
+}
+
+/// One read (the manifest, and where each tag points now), then the writes:
+/// guarded ones first while that read is fresh, then the rest. An archived
+/// image gets no write: putting its manifest again would restore it.
+///
+/// `to`: a promotion's target, where the tags are read and written; the image is read from
+/// the pushed repository and copied there first ([`promote`]) unless the target holds it.
+pub(super) async fn write_planned<R: Blobs>(
+    registry: &R,
+    settings: &Settings,
+    job: &Job<'_>,
+    digest: &Digest,
+    to: Option<&Repository>,
+    group: &mut Group,
+) -> Result<Written, RetagError> {
+    let (candidates, wants, tags) = (std::mem::take(&mut group.candidates), std::mem::take(&mut group.wants), &mut group.tags);
+    if candidates.is_empty() && wants.is_empty() {
+        return Ok(Written::Claims(Vec::new()));
+    }
+    let (rules, name) = (&settings.rules, job.repository.name.as_str());
+    let place = to.unwrap_or(&job.repository);
+    let asked: Vec<Tag> = candidates.iter().chain(wants.iter().map(|w| &w.tag)).cloned().collect();
+    let read_at = Instant::now();
+    let snapshot = match registry.read(place, Lookup::Digest(digest), &asked).await {
+        Ok(snapshot) => snapshot,
+        // A target's failure is its tags', not the whole event's: the pushed repository's tags stand.
+        Err(e) if to.is_some() => {
+            promote::refuse(tags, &asked, &promote::Refusal::reading(place, e));
+            return Ok(Written::Claims(Vec::new()));
+        }
+        Err(e) => return Err(RetagError::reading(place, e)),
+    };
+    let Snapshot { image: found, tags: current, archived } = snapshot;
+    // Not in the target yet: the pushed repository's image, to be copied (read unless known).
+    let arriving = to.is_some() && found.is_none();
+    let (found, archived) = match (arriving, job.image.get()) {
+        (true, Some(_)) => (None, false),
+        (true, None) => {
+            let source = read(registry, &job.repository, Lookup::Digest(digest), &[]).await?;
+            (source.image, source.archived)
+        }
+        (false, _) => (found, archived),
+    };
+    if archived {
+        archived_image(registry, settings, job, if arriving { &job.repository } else { place }, digest, &asked, tags).await;
+        return Ok(Written::Claims(Vec::new()));
+    }
+    let not_found = || RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() };
+    // The pushed repository's image is kept in the job, for a promotion to copy without reading it again.
+    let owned: Image;
+    let image: &Image = match (to, found) {
+        (None, Some(image)) => job.image.get_or_init(|| image),
+        (Some(_), Some(image)) => {
+            owned = image;
+            &owned
+        }
+        (None, None) => return Err(not_found()),
+        (Some(_), None) => job.image.get().ok_or_else(not_found)?,
+    };
+    if let (None, Some(artifact)) = (&job.artifact, Artifact::of_manifest(&image.manifest)) {
+        return Ok(Written::Artifact(artifact));
+    }
+    // Escaped (Debug) so a manifest's newlines stay inside one log line.
+    tracing::debug!(digest = %image.digest, media_type = ?image.media_type, manifest = ?image.manifest, "manifest read");
+    let mut to_write = Vec::new();
+    for tag in candidates {
+        let entry = entry(tags, &tag);
+        match current.get(&tag) {
+            Some(TagState::At(d)) if d == digest => entry.mark(Outcome::Unchanged, None),
+            Some(TagState::At(other)) => to_write.push((tag, Was::At(other.clone()))),
+            Some(TagState::Archived) => to_write.push((tag, Was::Archived)),
+            Some(TagState::Absent) | None => to_write.push((tag, Was::Nowhere)),
+            Some(TagState::Unreadable(fault)) => entry.fail(fault),
+        }
+    }
+    // An if-newer tag found in place may still need putting back after its second look.
+    let media_type = if job.dry_run || (to_write.is_empty() && wants.is_empty()) {
+        // Nothing is put: no media type needed (and an unknown one is no reason to fail).
+        String::new()
+    } else {
+        image.media_type_or(job.media_type).ok_or_else(|| RetagError::UnknownMediaType { digest: image.digest.to_string() })?
+    };
+    let mut via = Via::new(true, promote::streaming(rules, tags));
+    if let (Some(target), true, false) = (to, arriving, job.dry_run) {
+        // Boxed, as the other nested steps: the event's future would otherwise outgrow a thread's stack.
+        match Box::pin(promote::arrive(registry, &job.repository, target, image, via.stream)).await {
+            Ok((used, copied)) => {
+                via = used;
+                group.copied = copied;
+            }
+            Err(refusal) => {
+                promote::refuse(tags, &asked, &refusal);
+                return Ok(Written::Claims(Vec::new()));
+            }
+        }
+    }
+    let target = Target { repository: place, image, media_type: &media_type };
+    let mut claims = Vec::new();
+    if !wants.is_empty() {
+        let guard = Guard { registry, rules, target, concurrency: settings.write_concurrency, dry_run: job.dry_run };
+        claims = guard.write(wants, Some(Observed { at: read_at, tags: current }), tags).await?;
+    }
+    if job.dry_run {
+        for (tag, previous) in to_write {
+            let (outcome, detail) = previous.outcome(true);
+            entry(tags, &tag).mark(outcome, detail);
+        }
+    } else if !to_write.is_empty() {
+        put::write(registry, &target, to_write, settings.write_concurrency, tags).await?;
+    }
+    if let (Some(target), false) = (to, job.dry_run) {
+        let referrers = Box::pin(promote::referrers_follow(registry, &job.repository, target, digest, via, tags)).await;
+        group.copied = group.copied.and(referrers);
+    }
+    Ok(Written::Claims(claims))
+}
+
+/// An archived image gets no tag: putting it again would restore it. Tags of a rule
+/// that says `"restore_archived": true` start its restore instead (one call), and follow
+/// once it is active (a redelivery, or the next sweep).
+async fn archived_image<R: Registry>(
+    registry: &R,
+    settings: &Settings,
+    job: &Job<'_>,
+    place: &Repository,
+    digest: &Digest,
+    asked: &[Tag],
+    tags: &mut BTreeMap<String, TagReport>,
+) {
+    let restoring: Vec<&Tag> =
+        asked.iter().filter(|t| tags.get(t.as_str()).is_some_and(|r| settings.rules.restores_archived(&r.rules))).collect();
+    let started = match (restoring.is_empty(), job.dry_run) {
+        (true, _) => None,
+        (false, true) => Some(Ok("would start its restore (\"restore_archived\": true); a dry run writes nothing")),
+        (false, false) => Some(registry.restore(place, digest).await.map(|()| RESTORING)),
+    };
+    for tag in asked {
+        let entry = entry(tags, tag);
+        match (&started, restoring.contains(&tag)) {
+            (Some(Ok(detail)), true) if job.dry_run => entry.mark(Outcome::Archived, Some((*detail).to_owned())),
+            (Some(Ok(detail)), true) => entry.mark(Outcome::Restoring, Some((*detail).to_owned())),
+            (Some(Err(e)), true) => entry.fail(&put::read_fault(e.clone())),
+            _ => entry.mark(Outcome::Archived, Some(ARCHIVED.to_owned())),
+        }
+    }
+}
+
+/// What a tag says once its archived image's restore has started.
+const RESTORING: &str = "the image was archived: its restore has started (up to 20 minutes; a 90-day minimum storage charge), and a redelivery or the next sweep writes the tag once it is active";
+
+/// Why a tag is not put on an archived image.
+const ARCHIVED: &str = "the image is archived: putting it again would restore it (a 90-day minimum storage charge, up to 20 minutes), so it is not written; restore it first (aws ecr update-image-storage-class --target-storage-class STANDARD) or let a rule do it (\"restore_archived\": true), and a redelivery or the next sweep writes the tag";
+
+pub(super) async fn read<R: Registry>(
+    registry: &R,
+    repository: &Repository,
+    image: Lookup<'_>,
+    tags: &[Tag],
+) -> Result<Snapshot, RetagError> {
+    registry.read(repository, image, tags).await.map_err(|e| RetagError::reading(repository, e))
+}
+
+pub(super) fn artifact_reason(artifact: &Artifact) -> String {
+    format!("{}: an artifact, not an image; no rule that matches opts in to artifacts (\"artifacts\": true)", artifact.describe())
+}

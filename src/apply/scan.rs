@@ -1,0 +1,49 @@
+//! A scan's result: the scanned image's tags through the scan-gated rules, as if each had
+//! just been pushed, as the event engine's job ([`crate::apply::engine`]).
+
+use crate::apply::engine::{run, Handled, Job};
+use crate::apply::Settings;
+use crate::domain::artifact::Artifact;
+use crate::domain::assess::Scanned;
+use crate::domain::plan::Phase;
+use crate::domain::request::ScanResult;
+use crate::domain::scan::Findings;
+use crate::error::RetagError;
+use crate::registry::{Blobs, Registry};
+use crate::report::ScanReport;
+
+/// A scan's writes, up to the second look at its if-newer tags.
+pub async fn begin_scanned<R: Blobs>(registry: &R, settings: &Settings, scan: &ScanResult) -> Result<Handled, RetagError> {
+    let findings = split_findings(registry, settings, scan).await?;
+    let job = Job {
+        repository: scan.repository.clone(),
+        digest: Some(scan.digest.clone()),
+        artifact: scan.tags.iter().find_map(|t| Artifact::of_tag(t.as_str())),
+        sources: scan.tags.clone(),
+        at: scan.scanned_at,
+        media_type: None,
+        dry_run: settings.dry_run,
+        phase: Phase::scan(&findings),
+        image: Default::default(),
+    };
+    let mut handled = run(registry, settings, job).await?;
+    handled.report.scan =
+        Some(ScanReport { image_tags: scan.tags.iter().map(ToString::to_string).collect(), findings: findings.counts.clone() });
+    Ok(handled)
+}
+
+/// Inspector's event counts CRITICAL, HIGH and MEDIUM only. Where a gate below MEDIUM
+/// applies and the rest is not zero, ECR's findings summary (one DescribeImages) splits it;
+/// if that does not either (no summary yet, UNTRIAGED findings), the gate fails closed.
+async fn split_findings<R: Registry>(registry: &R, settings: &Settings, scan: &ScanResult) -> Result<Findings, RetagError> {
+    let name = scan.repository.name.as_str();
+    let lowest = scan.tags.iter().filter_map(|t| settings.rules.lowest_scan_gate(name, t.as_str())).min();
+    if !lowest.is_some_and(|gate| scan.findings.undecided(gate)) {
+        return Ok(scan.findings.clone());
+    }
+    let listed = registry.describe(&scan.repository, &scan.digest).await.map_err(|e| RetagError::reading(&scan.repository, e))?;
+    Ok(match listed.map(|l| l.scan) {
+        Some(Scanned::Done(summary)) if lowest.is_some_and(|gate| !summary.undecided(gate)) => summary,
+        _ => scan.findings.clone(),
+    })
+}
