@@ -1,245 +1,139 @@
-//! Rule authoring offline: the same binary, run from a shell with arguments.
+//! The command line: the same binary, run from a shell with arguments. One parser
+//! ([`flags`]), one usage text ([`COMMANDS`]), the same exit codes in every command:
+//! 0 success, 1 findings (problems in the rules, tags not in place), 2 usage mistakes.
+//! Results (plans, tables, JSON) go to stdout whatever the exit code, messages to stderr.
 //!
-//! ```text
-//! ecr-retag check-rules FILE
-//! ecr-retag plan --rules FILE --repository NAME --tag TAG [--time RFC3339] [--digest sha256:…]
-//!                [--repository-tag KEY=VALUE]… [--mutability MODE [--exclusion FILTER]…]
-//! ecr-retag filters --rules FILE
-//! ```
-//!
-//! [`online`]: `apply` and `sweep`, the same engine against a real registry.
-//! Without arguments the binary is the Lambda function.
+//! Offline ([`offline`], [`filters`]): `check-rules`, `plan`, `filters`, for people writing
+//! rules. Against a registry ([`online`], [`doctor`]): `apply`, `sweep`, `doctor`.
+//! Without arguments, inside Lambda, the binary is the Lambda function.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use chrono::{DateTime, Utc};
 
 pub mod doctor;
 mod filters;
+mod flags;
+mod offline;
 pub mod online;
 
-use crate::domain::mutability::{Filter, Mode, TagMutability};
-use crate::domain::names::{Digest, RepositoryName, Tag};
-use crate::lint::PLACEHOLDER_DIGEST;
-use crate::domain::plan::{plan, Phase, Verdict};
-use crate::domain::rules::{RuleSet, RulesError, Subject};
+use flags::Flags;
 
-pub const USAGE: &str = "usage:
-  ecr-retag check-rules FILE
-  ecr-retag plan --rules FILE --repository NAME --tag TAG [--time RFC3339] [--digest sha256:HEX]
-                 [--repository-tag KEY=VALUE]... [--mutability MODE [--exclusion FILTER]...]
-  ecr-retag filters --rules FILE
-  ecr-retag apply --rules FILE --repository NAME --tag TAG [--digest sha256:HEX] [--registry-id ID]
-                  [--region R] [--profile P] [--dry-run] [--json]
-  ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--writes-per-second N] [--continuation TOKEN]
-                  [--registry-id ID] [--region R] [--profile P] [--dry-run] [--json]
-  ecr-retag doctor --rules FILE [--repositories GLOB...] [--region R] [--profile P] [--json]
-Without arguments, ecr-retag runs as the Lambda function.";
+/// Each command and its usage: the one text `--help` and every usage mistake print from.
+pub const COMMANDS: [(&str, &str, &str); 6] = [
+    ("check-rules", "ecr-retag check-rules FILE", "every problem of a rule file, and rules whose tags would loop (exit 1 on problems)"),
+    (
+        "plan",
+        "ecr-retag plan --rules FILE --repository NAME --tag TAG [--time RFC3339] [--digest sha256:HEX]\n                 [--repository-tag KEY=VALUE]... [--mutability MODE [--exclusion FILTER]...]",
+        "the tags a push would get, each with its rules (exit 1 when one would not be written)",
+    ),
+    ("filters", "ecr-retag filters --rules FILE", "exclusion filters that let every moving tag move (exit 1 when some cannot)"),
+    (
+        "apply",
+        "ecr-retag apply --rules FILE --repository NAME --tag TAG [--digest sha256:HEX] [--registry-id ID]\n                  [--region R] [--profile P] [--dry-run] [--json]",
+        "one tag's rules applied in a registry, as the function would (exit 1 when a tag is not in place)",
+    ),
+    (
+        "sweep",
+        "ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--writes-per-second N] [--continuation TOKEN]\n                  [--registry-id ID] [--region R] [--profile P] [--dry-run] [--json]",
+        "the reconcile sweep of repositories (exit 1 when a tag is not in place or the sweep stopped)",
+    ),
+    (
+        "doctor",
+        "ecr-retag doctor --rules FILE [--repositories GLOB...] [--region R] [--profile P] [--json]",
+        "registry settings that would defeat the rules (exit 1 when something would)",
+    ),
+];
 
 const OUTSIDE_LAMBDA: &str = "ecr-retag is the bootstrap of an AWS Lambda function (it needs the Lambda Runtime API, \
 AWS_LAMBDA_RUNTIME_API, which is not set here), and a tool for rule files. To run the function \
 locally: scripts/invoke events/push.json (see the README).";
 
-/// What a command printed and how it ended: 0 success, 1 the rules or the
-/// inputs have problems, 2 the command line itself is wrong.
+/// Where an outcome's text goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// A result: a plan, a table, JSON.
+    Stdout,
+    /// A message: a problem, a usage mistake.
+    Stderr,
+}
+
+/// What a command printed and how it ended: 0 success, 1 findings, 2 a usage mistake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub code: i32,
     pub output: String,
+    pub stream: Stream,
 }
 
-/// Runs the command in `args` (without the program name), or `None` when there
-/// are no arguments and the process runs inside Lambda (`in_lambda`: Lambda
-/// gave it a Runtime API), i.e. the binary should run as the Lambda function.
-pub fn run(args: &[String], now: DateTime<Utc>, in_lambda: bool) -> Option<Outcome> {
+impl Outcome {
+    /// A result, on stdout whatever the exit code.
+    pub fn result(code: i32, output: impl Into<String>) -> Outcome {
+        Outcome { code, output: output.into(), stream: Stream::Stdout }
+    }
+
+    /// A message, on stderr.
+    pub fn message(code: i32, output: impl Into<String>) -> Outcome {
+        Outcome { code, output: output.into(), stream: Stream::Stderr }
+    }
+
+    /// Prints the outcome where it belongs and gives the exit code. A reader that closed the
+    /// pipe early (`| head`) ends the process quietly, as a pipe's writer does: 141.
+    pub fn print(&self) -> i32 {
+        let written = match self.stream {
+            Stream::Stdout => writeln!(std::io::stdout().lock(), "{}", self.output),
+            Stream::Stderr => writeln!(std::io::stderr().lock(), "{}", self.output),
+        };
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 141,
+            _ => self.code,
+        }
+    }
+}
+
+/// The whole usage text.
+pub fn usage_text() -> String {
+    let mut out = String::from("usage:");
+    for (_, line, what) in COMMANDS {
+        out.push_str(&format!("\n  {line}\n      {what}"));
+    }
+    out.push_str("\n  ecr-retag COMMAND --help\nWithout arguments, ecr-retag runs as the Lambda function.");
+    out
+}
+
+/// A usage mistake: what is wrong, then the usage (exit 2).
+pub(crate) fn usage(problem: &str) -> Outcome {
+    Outcome::message(2, format!("{problem}\n{}", usage_text()))
+}
+
+/// Runs the command in `args` (without the program name), or `None` when there are no
+/// arguments and the process runs inside Lambda (`in_lambda`: Lambda gave it a Runtime API),
+/// i.e. the binary should run as the Lambda function.
+pub async fn run(args: &[String], now: DateTime<Utc>, in_lambda: bool) -> Option<Outcome> {
     let Some((command, rest)) = args.split_first() else {
         return (!in_lambda).then(|| usage(OUTSIDE_LAMBDA));
     };
+    if matches!(command.as_str(), "help" | "--help" | "-h") {
+        return Some(Outcome::result(0, usage_text()));
+    }
+    let Some((_, line, what)) = COMMANDS.iter().find(|(name, ..)| name == command) else {
+        return Some(usage(&format!("unknown command {command:?}")));
+    };
+    let flags = match Flags::parse(rest) {
+        Ok(flags) if flags.help => return Some(Outcome::result(0, format!("usage: {line}\n  {what}"))),
+        Ok(flags) => flags,
+        // Help even after a mistake elsewhere on the line.
+        Err(_) if rest.iter().any(|a| a == "--help" || a == "-h") => return Some(Outcome::result(0, format!("usage: {line}\n  {what}"))),
+        Err(problem) => return Some(usage(&format!("{command}: {problem}"))),
+    };
     Some(match command.as_str() {
-        "check-rules" => match rest {
-            [file] => check_rules(file),
-            _ => usage("check-rules takes exactly one FILE"),
-        },
-        "plan" => plan_command(rest, now),
-        "filters" => match rest {
-            [flag, file] if flag == "--rules" => match load(file) {
-                Ok(rules) => filters::run(file, &rules),
-                Err(outcome) => outcome,
-            },
-            _ => usage("filters takes --rules FILE"),
-        },
-        "help" | "--help" | "-h" => Outcome { code: 0, output: USAGE.to_owned() },
-        other => usage(&format!("unknown command {other:?}")),
+        "check-rules" => offline::check_rules(&flags),
+        "plan" => offline::plan(&flags, now),
+        "filters" => filters::run(&flags),
+        "apply" => online::apply(flags).await,
+        "sweep" => online::sweep(flags).await,
+        _ => doctor::run(flags).await,
     })
-}
-
-fn usage(problem: &str) -> Outcome {
-    Outcome { code: 2, output: format!("{problem}\n{USAGE}") }
-}
-
-fn load(file: &str) -> Result<RuleSet, Outcome> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Outcome { code: 1, output: format!("{file}: cannot read: {e}") })?;
-    RuleSet::from_json(&text).map_err(|e| {
-        let output = match e {
-            RulesError::Invalid(problems) => {
-                let mut out = format!("{file}: {} problem{}", problems.len(), if problems.len() == 1 { "" } else { "s" });
-                for p in problems {
-                    let _ = write!(out, "\n{file}: {p}");
-                }
-                out
-            }
-            json => format!("{file}: {json}"),
-        };
-        Outcome { code: 1, output }
-    })
-}
-
-fn check_rules(file: &str) -> Outcome {
-    let rules = match load(file) {
-        Ok(rules) => rules,
-        Err(outcome) => return outcome,
-    };
-    let mut out = String::new();
-    let mut never = 0;
-    for l in crate::lint::looping(&rules) {
-        never += usize::from(l.always);
-        let _ = writeln!(out, "{file}: {l}");
-    }
-    for (rule, repository, shape) in rules.inside_own_target() {
-        let _ = writeln!(
-            out,
-            "{file}: warning: rule {rule:?} names repositories inside its own \"to\" ({shape}), such as {repository}, \
-             where it never applies (so that a promotion's own pushes do not promote again)"
-        );
-    }
-    if never > 0 {
-        return Outcome { code: 1, output: format!("{out}{file}: {never} rule{} can never write a tag", if never == 1 { "" } else { "s" }) };
-    }
-    let _ = write!(out, "{file}: {} rule{}, valid", rules.len(), if rules.len() == 1 { "" } else { "s" });
-    Outcome { code: 0, output: out }
-}
-
-fn plan_command(args: &[String], now: DateTime<Utc>) -> Outcome {
-    let mut rules = None;
-    let mut repository = None;
-    let mut tag = None;
-    let mut time = None;
-    let mut digest = None;
-    let mut repository_tags = BTreeMap::new();
-    let mut mutability = None;
-    let mut exclusions = Vec::new();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--exclusion" {
-            match it.next().map(|v| Filter::parse(v)) {
-                Some(Ok(filter)) => exclusions.push(filter),
-                Some(Err(e)) => return usage(&format!("plan: --exclusion: {e}")),
-                None => return usage("plan: --exclusion needs a FILTER"),
-            }
-            continue;
-        }
-        if flag == "--repository-tag" {
-            match it.next().and_then(|v| v.split_once('=')) {
-                Some((k, v)) => repository_tags.insert(k.to_owned(), v.to_owned()),
-                None => return usage("plan: --repository-tag needs KEY=VALUE"),
-            };
-            continue;
-        }
-        let slot = match flag.as_str() {
-            "--rules" => &mut rules,
-            "--repository" => &mut repository,
-            "--tag" => &mut tag,
-            "--time" => &mut time,
-            "--digest" => &mut digest,
-            "--mutability" => &mut mutability,
-            other => return usage(&format!("plan: unknown option {other:?}")),
-        };
-        match it.next() {
-            Some(value) => *slot = Some(value.clone()),
-            None => return usage(&format!("plan: {flag} needs a value")),
-        }
-    }
-    let (Some(file), Some(repository), Some(tag)) = (rules, repository, tag) else {
-        return usage("plan needs --rules, --repository and --tag");
-    };
-    let names = Mode::ALL.map(Mode::as_str).join(", ");
-    let mutability = match mutability.as_deref().map(|m| Mode::parse(m).ok_or(m)) {
-        None if exclusions.is_empty() => None,
-        None => return usage("plan: --exclusion needs --mutability IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION"),
-        Some(Err(other)) => return usage(&format!("plan: --mutability {other:?}: expected one of {names}")),
-        Some(Ok(mode)) => Some(TagMutability { mode, filters: exclusions }),
-    };
-    let rules = match load(&file) {
-        Ok(r) => r,
-        Err(outcome) => return outcome,
-    };
-    let bad = |what: &str, e: &dyn std::fmt::Display| Outcome { code: 1, output: format!("{what}: {e}") };
-    let repository = match RepositoryName::parse(&repository) {
-        Ok(r) => r,
-        Err(e) => return bad("--repository", &e),
-    };
-    let tag = match Tag::parse(&tag) {
-        Ok(t) => t,
-        Err(e) => return bad("--tag", &e),
-    };
-    let pushed_at = match time.as_deref().map(DateTime::parse_from_rfc3339) {
-        None => now,
-        Some(Ok(t)) => t.with_timezone(&Utc),
-        Some(Err(e)) => return bad("--time", &format!("expected RFC 3339 such as 2026-11-24T10:00:00Z: {e}")),
-    };
-    let digest = match Digest::parse(digest.as_deref().unwrap_or(PLACEHOLDER_DIGEST)) {
-        Ok(d) => d,
-        Err(e) => return bad("--digest", &e),
-    };
-    let subject = Subject {
-        repository: repository.as_str(),
-        tag: &tag,
-        digest: &digest,
-        pushed_at,
-        repository_tags: Some(&repository_tags),
-        // A tag of a signature's shape plans as the function would: nothing, unless a rule opts in.
-        artifact: crate::domain::artifact::Artifact::of_tag(tag.as_str()).is_some(),
-    };
-    let planned = plan(&rules, &subject, Phase::PUSH);
-    let mut out = format!("{repository}:{tag} pushed at {}", pushed_at.to_rfc3339());
-    let unmet = rules.unmet_repository_tags(repository.as_str(), tag.as_str(), &repository_tags);
-    for note in &unmet {
-        let _ = write!(out, "\n  (skipped: {note}; give --repository-tag KEY=VALUE)");
-    }
-    if planned.tags.is_empty() {
-        out.push_str("\nno rule matches: nothing to write");
-        return Outcome { code: 0, output: out };
-    }
-    let mut invalid = 0;
-    for p in &planned.tags {
-        let rules = p.rules.join(", ");
-        let newer = if p.if_newer.is_some() { "; moves only to a newer version" } else { "" };
-        // A promotion's tag is shown where it lands: `prod/app:stable`.
-        let place = p.to.as_ref().map(|to| format!("{to}:")).unwrap_or_default();
-        match &p.verdict {
-            Verdict::Write(t) => {
-                let _ = write!(out, "\n  write    {place}{t}  (rules: {rules}{newer})");
-                // --mutability describes the pushed repository, not a promotion's target.
-                if let Some(m) = mutability.as_ref().filter(|m| p.to.is_none() && p.moves && m.is_immutable(t.as_str())) {
-                    invalid += 1;
-                    let _ = write!(out, "\n           conflicts on its second move: it moves, and {}", m.advice(repository.as_str(), t.as_str()));
-                }
-            }
-            Verdict::Deferred(why) => {
-                let _ = write!(out, "\n  defer    {place}{}  (rules: {rules}{newer}): {why}", p.tag);
-            }
-            Verdict::Invalid(reason) | Verdict::Loops(reason) | Verdict::Blocked(reason) => {
-                invalid += 1;
-                let _ = write!(out, "\n  invalid  {place}{:?}  (rules: {rules}): {reason}", p.tag);
-            }
-        }
-    }
-    for r in &planned.removals {
-        let _ = write!(out, "\n  remove   {}  (rule: {}) once its tags are in place", r.source, r.rule);
-    }
-    Outcome { code: if invalid > 0 { 1 } else { 0 }, output: out }
 }
 
 #[cfg(test)]
@@ -258,15 +152,20 @@ mod tests {
 
     fn run_args(args: &[&str]) -> Outcome {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        run(&args, now(), false).expect("a command")
+        run_now(&args, false).expect("a command")
+    }
+
+    /// The offline commands touch no network: a current-thread runtime is enough.
+    fn run_now(args: &[String], in_lambda: bool) -> Option<Outcome> {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run(args, now(), in_lambda))
     }
 
     const RULES: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","{date:%Y%m%d}"]}]}"#;
 
     #[test]
     fn no_arguments_means_the_lambda_function_inside_lambda_and_usage_outside() {
-        assert_eq!(run(&[], now(), true), None);
-        let out = run(&[], now(), false).unwrap();
+        assert_eq!(run_now(&[], true), None);
+        let out = run_now(&[], false).unwrap();
         assert_eq!(out.code, 2);
         assert!(out.output.contains("AWS_LAMBDA_RUNTIME_API") && out.output.contains("usage:"), "{}", out.output);
     }
@@ -274,7 +173,7 @@ mod tests {
     #[test]
     fn check_rules_says_valid_or_lists_every_problem() {
         let good = file("good", RULES);
-        assert_eq!(run_args(&["check-rules", &good]), Outcome { code: 0, output: format!("{good}: 1 rule, valid") });
+        assert_eq!(run_args(&["check-rules", &good]), Outcome::result(0, format!("{good}: 1 rule, valid")));
         let bad = file("bad", r#"{"rules":[{"name":"r","semver":true,"tags":["v{majr}"]},{"name":"r","tags":["x"]}]}"#);
         let out = run_args(&["check-rules", &bad]);
         assert_eq!(out.code, 1);
@@ -379,6 +278,51 @@ mod tests {
     }
 
     #[test]
+    fn every_command_answers_help_on_stdout_with_exit_0() {
+        for (name, line, _) in COMMANDS {
+            for help in ["--help", "-h"] {
+                let out = run_args(&[name, help]);
+                assert_eq!((out.code, out.stream), (0, Stream::Stdout), "{name} {help}");
+                assert!(out.output.starts_with(&format!("usage: {line}")), "{name}: {}", out.output);
+            }
+        }
+        // check-rules --help is no file name, and help wins over a mistake elsewhere on the line.
+        assert_eq!(run_args(&["plan", "--color", "x", "--help"]).code, 0);
+        for help in [&["--help"][..], &["-h"], &["help"]] {
+            let out = run_args(help);
+            assert_eq!((out.code, out.stream), (0, Stream::Stdout));
+            assert!(COMMANDS.iter().all(|(name, ..)| out.output.contains(&format!("ecr-retag {name}"))), "{}", out.output);
+        }
+    }
+
+    #[test]
+    fn a_plan_with_tags_that_would_not_be_written_is_a_result_on_stdout_with_exit_1() {
+        let rules = file("plan-invalid", r#"{"rules":[{"name":"grow","match":"v.*","tags":["{tag}-x"]}]}"#);
+        let out = run_args(&["plan", "--rules", &rules, "--repository", "app", "--tag", "v1"]);
+        assert_eq!((out.code, out.stream), (1, Stream::Stdout), "{}", out.output);
+        assert!(out.output.contains("invalid  \"v1-x\""), "{}", out.output);
+    }
+
+    #[test]
+    fn usage_mistakes_exit_2_in_every_command() {
+        let rules = file("usage", RULES);
+        for args in [
+            &["check-rules", "a.json", "b.json"][..],
+            &["plan", "--rules", &rules, "--repository", "app", "--tag", "v1", "--json"],
+            &["filters", "--rules", &rules, "--dry-run"],
+            &["apply", "--rules", &rules, "--repository", "app", "--tag", "v1", "--max-writes", "3"],
+            &["sweep", "--rules", &rules, "--repositories", "app", "--tag", "v1"],
+            &["doctor", "--rules", &rules, "--dry-run"],
+            &["sweep", "--rules", &rules],
+            &["apply", "--rules", "/nonexistent.json", "--repository", "app", "--tag", "v1"],
+        ] {
+            let out = run_args(args);
+            assert_eq!((out.code, out.stream), (2, Stream::Stderr), "{args:?}: {}", out.output);
+            assert!(out.output.contains("usage:") || out.output.contains("/nonexistent.json: cannot read"), "{args:?}: {}", out.output);
+        }
+    }
+
+    #[test]
     fn bad_command_lines_exit_2_with_usage() {
         for args in [&["frobnicate"][..], &["check-rules"], &["plan", "--rules"], &["plan", "--tag", "v1"], &["plan", "--color", "x"]] {
             let out = run_args(args);
@@ -387,7 +331,7 @@ mod tests {
         }
         let rules = file("args", RULES);
         let out = run_args(&["plan", "--rules", &rules, "--repository", "App", "--tag", "v1"]);
-        assert_eq!(out.code, 1);
+        assert_eq!((out.code, out.stream), (2, Stream::Stderr), "a value the command line got wrong is a usage mistake");
         assert!(out.output.starts_with("--repository: expected an ECR repository name"), "{}", out.output);
     }
 

@@ -1,49 +1,11 @@
-//! What can fail, in one place: [`Fault`], a failed call typed by its kind
-//! (retrying helps for all but [`FaultKind::Permanent`]), and [`RetagError`],
-//! why an invocation failed and whether a later delivery can succeed.
+//! Why an invocation failed ([`RetagError`]) and whether a later delivery can succeed; built
+//! on [`Fault`], a failed call typed by its kind ([`crate::fault`]).
 
+pub use crate::fault::{Fault, FaultKind};
 use crate::input::InputError;
 use crate::domain::names::RegistryId;
 use crate::registry::{ReadError, Repository};
 use crate::report::Report;
-
-/// What kind of failure a call met; it decides whether trying again can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// Throttling (ThrottlingException, 429, an upstream's too-many-requests).
-    Throttled,
-    /// The service failed (5xx, ServerException).
-    Server,
-    /// No answer: connection refused or closed, a response that could not be read.
-    Transport,
-    /// The SDK's attempt or operation timeout.
-    Timeout,
-    /// Cut at the invocation's deadline ([`crate::registry::deadline`]).
-    Deadline,
-    /// Retrying cannot help (access denied, invalid parameters, …).
-    Permanent,
-}
-
-/// A failed call, as far as the caller needs to know it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct Fault {
-    pub kind: FaultKind,
-    /// ECR's error code, or the kind of transport failure.
-    pub code: String,
-    pub message: String,
-}
-
-impl Fault {
-    pub fn new(kind: FaultKind, code: impl Into<String>, message: impl Into<String>) -> Fault {
-        Fault { kind, code: code.into(), message: message.into() }
-    }
-
-    /// Whether trying again later can help.
-    pub fn retryable(&self) -> bool {
-        self.kind != FaultKind::Permanent
-    }
-}
 
 /// Why an invocation failed. [`RetagError::retryable`] tells whether a later
 /// delivery of the same event can succeed.

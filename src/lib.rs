@@ -52,8 +52,8 @@
 //!   messages, or a sweep's summary); errors become Lambda diagnostics.
 //! - [`telemetry`]: one log line and one [`telemetry::metrics`] line
 //!   (CloudWatch Embedded Metric Format) per event or sweep, fed the results.
-//! - [`error`]: what can fail, in one place: faults typed by kind, and the
-//!   invocation's error with whether a retry can help; [`budget`]: the
+//! - [`error`]: the invocation's error, with whether a retry can help, built on
+//!   [`fault`]'s failed calls typed by kind (a leaf the ports and the report use); [`budget`]: the
 //!   invocation's time, from Lambda's deadline, asked by everything that waits.
 //! - [`config`]: the environment, read and validated once at start-up;
 //!   [`logging`]: the log subscriber (Lambda's format and level, one line per event).
@@ -75,6 +75,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fault;
 pub mod input;
 pub mod lambda;
 pub mod lint;

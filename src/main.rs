@@ -17,20 +17,8 @@ use serde_json::value::RawValue;
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    if let Some(outcome) = cli::online::run(&args).await {
-        // The report is the answer whatever it says (a pipeline reads it on exit 1 too).
-        match outcome.code {
-            2 => eprintln!("{}", outcome.output),
-            _ => println!("{}", outcome.output),
-        }
-        std::process::exit(outcome.code);
-    }
-    if let Some(outcome) = cli::run(&args, SystemTime::now().into(), in_lambda) {
-        match outcome.code {
-            0 => println!("{}", outcome.output),
-            _ => eprintln!("{}", outcome.output),
-        }
-        std::process::exit(outcome.code);
+    if let Some(outcome) = cli::run(&args, SystemTime::now().into(), in_lambda).await {
+        std::process::exit(outcome.print());
     }
     logging::init();
     let config = Config::from_env().unwrap_or_else(|e| {

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
-use crate::error::Fault;
+use crate::fault::Fault;
 
 /// SQS takes at most this many messages per SendMessageBatch.
 pub const BATCH: usize = 10;

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::domain::request::Ignored;
 use crate::domain::names::Tag;
-use crate::error::Fault;
+use crate::fault::Fault;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Report {

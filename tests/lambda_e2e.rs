@@ -446,6 +446,18 @@ async fn the_same_binary_checks_and_plans_rules_offline() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty() && String::from_utf8_lossy(&out.stderr).contains("usage:"), "errors go to stderr");
 
+    // A reader that has closed the pipe (`true` exits at once; the write comes later) ends it
+    // quietly: no panic, exit 0 or 141.
+    let piped = std::process::Command::new("bash")
+        .args(["-c", &format!("{{ sleep 0.3; {:?} check-rules {:?}; echo \"status=$?\" >&2; }} | true", binary, rules)])
+        .env_clear()
+        .envs(clock_env())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(stderr.contains("status=141") || stderr.contains("status=0"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
     // Started by hand outside Lambda, it says what it is instead of panicking.
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(2));

@@ -7,20 +7,20 @@ use std::time::SystemTime;
 
 use crate::apply::doctor::{check, Checkup};
 use crate::apply::sweep::repositories;
-use crate::cli::online::{reconcile_request, usage, Flags};
+use crate::cli::flags::Flags;
 use crate::cli::Outcome;
 use crate::domain::doctor::Level;
 
 pub(crate) async fn run(mut flags: Flags) -> Outcome {
-    if flags.only_for_writes() {
-        return usage("doctor takes --rules, --repositories, --region, --profile and --json");
+    if let Err(outcome) = flags.only("doctor", &["--rules", "--repositories", "--region", "--profile", "--json"], false) {
+        return outcome;
     }
     if flags.repositories.is_empty() {
         // Every repository a rule names.
         flags.repositories.push("**".to_owned());
     }
     let now = SystemTime::now();
-    let request = match reconcile_request(&flags, now) {
+    let request = match flags.reconcile_request(now) {
         Ok(r) => r,
         Err(outcome) => return outcome,
     };
@@ -30,7 +30,7 @@ pub(crate) async fn run(mut flags: Flags) -> Outcome {
     };
     let names = match repositories(&ecr, &request).await {
         Ok(names) => names,
-        Err(e) => return Outcome { code: 1, output: e.to_string() },
+        Err(e) => return Outcome::message(1, e.to_string()),
     };
     let checkup = check(&ecr, &rules, &names, now.into()).await;
     let output = if flags.json {
@@ -38,7 +38,7 @@ pub(crate) async fn run(mut flags: Flags) -> Outcome {
     } else {
         table(&checkup)
     };
-    Outcome { code: i32::from(checkup.fails()), output }
+    Outcome::result(i32::from(checkup.fails()), output)
 }
 
 fn level_name(level: Level) -> &'static str {

@@ -4,17 +4,25 @@
 
 use std::fmt::Write as _;
 
+use crate::cli::flags::Flags;
 use crate::cli::Outcome;
 use crate::domain::mutability::{propose, MAX_FILTERS};
-use crate::domain::rules::RuleSet;
 
 /// Exit 0 when the printed filters cover every moving tag, 1 otherwise.
-pub fn run(file: &str, rules: &RuleSet) -> Outcome {
+pub(crate) fn run(flags: &Flags) -> Outcome {
+    if let Err(outcome) = flags.only("filters", &["--rules"], false) {
+        return outcome;
+    }
+    let (file, rules) = match flags.rule_set() {
+        Ok(both) => both,
+        Err(outcome) => return outcome,
+    };
+    let (file, rules) = (file.as_str(), &rules);
     let moving = rules.moving_tags();
     let mut out = String::new();
     if moving.is_empty() {
         let _ = write!(out, "{file}: no rule derives a moving tag: every tag it writes names its push, so plain IMMUTABLE fits");
-        return Outcome { code: 0, output: out };
+        return Outcome::result(0, out);
     }
     // The tags pushes carry, which must stay immutable: each rule's example pushes.
     let mut protected: Vec<String> = rules.examples().iter().flat_map(|e| e.tags.iter().map(ToString::to_string)).collect();
@@ -40,5 +48,5 @@ pub fn run(file: &str, rules: &RuleSet) -> Outcome {
     }
     let verdict = if proposal.covers_all() { "these filters cover every moving tag" } else { "not every moving tag can be covered" };
     let _ = write!(out, "{file}: {verdict}");
-    Outcome { code: if proposal.covers_all() { 0 } else { 1 }, output: out }
+    Outcome::result(if proposal.covers_all() { 0 } else { 1 }, out)
 }

@@ -19,132 +19,29 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::apply::sweep::repositories;
-use crate::cli::{load, Outcome, USAGE};
-use crate::config::Config;
-use crate::domain::rules::RuleSet;
+use crate::cli::flags::Flags;
+use crate::cli::{usage, Outcome};
 use crate::domain::names::RepositoryName;
-use crate::domain::request::{continuation_token, ReconcileRequest, MAX_WRITES_LIMIT};
-use crate::input::{self, Invocation};
-use crate::lambda::{Answer, Handler};
-use crate::registry::ecr::{Ecr, Overrides};
+use crate::domain::request::{continuation_token, MAX_WRITES_LIMIT};
+use crate::error::RetagError;
+use crate::lambda::Answer;
 use crate::report::{Report, SweepReport, SweepStatus};
 
 
 /// No deadline from a shell: long enough for any sweep, short enough to stay a `SystemTime`.
 const NO_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Runs `apply` or `sweep`; `None` for any other command (the offline ones).
-pub async fn run(args: &[String]) -> Option<Outcome> {
-    let (command, rest) = args.split_first()?;
-    let flags = match command.as_str() {
-        "apply" | "sweep" | "doctor" => match Flags::parse(rest) {
-            Ok(flags) => flags,
-            Err(problem) => return Some(usage(&problem)),
-        },
-        _ => return None,
-    };
-    Some(match command.as_str() {
-        "apply" => apply(flags).await,
-        "doctor" => crate::cli::doctor::run(flags).await,
-        _ => sweep(flags).await,
-    })
-}
-
-pub(crate) fn usage(problem: &str) -> Outcome {
-    Outcome { code: 2, output: format!("{problem}\n{USAGE}") }
-}
-
-/// The command line, flag by flag.
-#[derive(Debug, Default)]
-pub(crate) struct Flags {
-    rules: Option<String>,
-    repository: Option<String>,
-    tag: Option<String>,
-    digest: Option<String>,
-    registry_id: Option<String>,
-    region: Option<String>,
-    profile: Option<String>,
-    pub(crate) repositories: Vec<String>,
-    max_writes: Option<usize>,
-    writes_per_second: Option<f64>,
-    continuation: Option<String>,
-    dry_run: bool,
-    pub(crate) json: bool,
-}
-
-impl Flags {
-    fn parse(args: &[String]) -> Result<Flags, String> {
-        let mut flags = Flags::default();
-        let mut args = args.iter().peekable();
-        while let Some(flag) = args.next() {
-            let mut value = || args.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
-            match flag.as_str() {
-                "--rules" => flags.rules = Some(value()?),
-                "--repository" => flags.repository = Some(value()?),
-                "--tag" => flags.tag = Some(value()?),
-                "--digest" => flags.digest = Some(value()?),
-                "--registry-id" => flags.registry_id = Some(value()?),
-                "--region" => flags.region = Some(value()?),
-                "--profile" => flags.profile = Some(value()?),
-                "--continuation" => flags.continuation = Some(value()?),
-                "--max-writes" => {
-                    let text = value()?;
-                    let n = text.parse().map_err(|_| format!("--max-writes takes a number, got {text:?}"))?;
-                    flags.max_writes = Some(n);
-                }
-                "--writes-per-second" => {
-                    let text = value()?;
-                    let n = text.parse().ok().filter(|n: &f64| *n > 0.0 && *n <= 1000.0);
-                    flags.writes_per_second = Some(n.ok_or_else(|| format!("--writes-per-second takes a number above 0 and at most 1000, got {text:?}"))?);
-                }
-                "--repositories" => {
-                    while let Some(glob) = args.next_if(|a| !a.starts_with("--")) {
-                        flags.repositories.push(glob.clone());
-                    }
-                    if flags.repositories.is_empty() {
-                        return Err("--repositories needs at least one name or glob".into());
-                    }
-                }
-                "--dry-run" => flags.dry_run = true,
-                "--json" => flags.json = true,
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(flags)
+pub(crate) async fn apply(flags: Flags) -> Outcome {
+    const TAKES: [&str; 9] = ["--rules", "--repository", "--tag", "--digest", "--registry-id", "--region", "--profile", "--dry-run", "--json"];
+    if let Err(outcome) = flags.only("apply", &TAKES, false) {
+        return outcome;
     }
-
-    /// The rule file, loaded first (an unreadable or invalid one is a usage error here, exit 2,
-    /// and costs no AWS configuration), then the client.
-    async fn handler(&self) -> Result<Handler<Ecr>, Outcome> {
-        let (rules, ecr) = self.rules_and_client().await?;
-        let config = Config { sweep_writes_per_second: self.writes_per_second, ..Config::with_rules(rules) };
-        Ok(Handler::new(ecr, config))
-    }
-
-    pub(crate) async fn rules_and_client(&self) -> Result<(RuleSet, Ecr), Outcome> {
-        let file = self.rules.as_deref().ok_or_else(|| usage("--rules FILE is required"))?;
-        let rules = load(file).map_err(|o| Outcome { code: 2, ..o })?;
-        let ecr = Ecr::from_env_with(Overrides { region: self.region.clone(), profile: self.profile.clone() }).await;
-        Ok((rules, ecr))
-    }
-
-    /// Flags of apply and sweep that `doctor` has no use for.
-    pub(crate) fn only_for_writes(&self) -> bool {
-        self.repository.is_some() || self.tag.is_some() || self.digest.is_some() || self.registry_id.is_some()
-            || self.max_writes.is_some() || self.writes_per_second.is_some() || self.continuation.is_some() || self.dry_run
-    }
-}
-
-async fn apply(flags: Flags) -> Outcome {
     let (Some(repository), Some(tag)) = (&flags.repository, &flags.tag) else {
         return usage("apply needs --repository NAME and --tag TAG");
     };
-    if !flags.repositories.is_empty() || flags.max_writes.is_some() || flags.writes_per_second.is_some() || flags.continuation.is_some() {
-        return usage("--repositories, --max-writes, --writes-per-second and --continuation are for sweep");
-    }
     let handler = match flags.handler().await {
         Ok(h) => h,
         Err(outcome) => return outcome,
@@ -159,15 +56,15 @@ async fn apply(flags: Flags) -> Outcome {
     let now = SystemTime::now();
     let (code, report) = match handler.invoke_at(&request.to_string(), now + NO_DEADLINE, now).await {
         Ok(Answer::Event(report)) => (0, report),
-        Ok(_) => return Outcome { code: 1, output: "unexpected answer to a direct request".into() },
+        Ok(_) => return Outcome::message(1, "unexpected answer to a direct request"),
         Err(e) => match e.report() {
             Some(report) => (1, report.clone()),
-            // Nothing to show per tag: the request itself failed (a missing repository, a bad field).
-            None => return Outcome { code: if e.error_type() == "Permanent.InvalidEvent" { 2 } else { 1 }, output: e.to_string() },
+            // Nothing to show per tag: the request itself failed (a bad field is the command line's).
+            None => return Outcome::message(if matches!(e, RetagError::InvalidEvent(_)) { 2 } else { 1 }, e.to_string()),
         },
     };
     let output = if flags.json { to_json(&report) } else { apply_table(&report) };
-    Outcome { code, output }
+    Outcome::result(code, output)
 }
 
 fn to_json(value: &impl serde::Serialize) -> String {
@@ -205,25 +102,27 @@ fn outcome_name(outcome: crate::report::Outcome) -> String {
     wire_name(&outcome)
 }
 
-async fn sweep(flags: Flags) -> Outcome {
+pub(crate) async fn sweep(flags: Flags) -> Outcome {
+    const TAKES: [&str; 10] = ["--rules", "--repositories", "--max-writes", "--writes-per-second", "--continuation", "--registry-id",
+                               "--region", "--profile", "--dry-run", "--json"];
+    if let Err(outcome) = flags.only("sweep", &TAKES, false) {
+        return outcome;
+    }
     if flags.repositories.is_empty() {
         return usage("sweep needs --repositories GLOB...");
-    }
-    if flags.repository.is_some() || flags.tag.is_some() || flags.digest.is_some() {
-        return usage("--repository, --tag and --digest are for apply");
     }
     let handler = match flags.handler().await {
         Ok(h) => h,
         Err(outcome) => return outcome,
     };
     let now = SystemTime::now();
-    let request = match reconcile_request(&flags, now) {
+    let request = match flags.reconcile_request(now) {
         Ok(r) => r,
         Err(outcome) => return outcome,
     };
     let names = match repositories(handler.registry(), &request).await {
         Ok(names) => names,
-        Err(e) => return Outcome { code: 1, output: e.to_string() },
+        Err(e) => return Outcome::message(1, e.to_string()),
     };
     let progress = Progress::new(names.len());
     let mut total = SweepReport {
@@ -247,11 +146,11 @@ async fn sweep(flags: Flags) -> Outcome {
                 total.reason = Some("--max-writes reached".into());
                 break;
             }
-            let text = json!({"reconcile": reconcile_json(&flags, &[name.as_str().to_owned()], None, Some(max_writes))}).to_string();
+            let text = json!({"reconcile": flags.reconcile_json(&[name.as_str().to_owned()], None, Some(max_writes))}).to_string();
             let report = match handler.invoke_at(&text, SystemTime::now() + NO_DEADLINE, SystemTime::now()).await {
                 Ok(Answer::Reconcile(report)) => report,
-                Ok(_) => return Outcome { code: 1, output: "unexpected answer to a sweep".into() },
-                Err(e) => return Outcome { code: 1, output: e.to_string() },
+                Ok(_) => return Outcome::message(1, "unexpected answer to a sweep"),
+                Err(e) => return Outcome::message(1, e.to_string()),
             };
             let spent = report.writes + report.would_write.unwrap_or(0);
             budget = budget.map(|b| b.saturating_sub(spent));
@@ -274,31 +173,7 @@ async fn sweep(flags: Flags) -> Outcome {
     let not_in_place =
         total.status == SweepStatus::Stopped || total.repositories.iter().any(|r| r.failed > 0 || r.conflicts > 0 || r.error.is_some());
     let output = if flags.json { to_json(&total) } else { sweep_table(&total) };
-    Outcome { code: i32::from(not_in_place), output }
-}
-
-fn reconcile_json(flags: &Flags, repositories: &[String], continuation: Option<&str>, max_writes: Option<usize>) -> Value {
-    let mut request = json!({"repositories": repositories, "dry_run": flags.dry_run});
-    if let Some(n) = max_writes {
-        request["max_writes"] = json!(n);
-    }
-    if let Some(token) = continuation {
-        request["continuation"] = json!(token);
-    }
-    if let Some(id) = &flags.registry_id {
-        request["registry_id"] = json!(id);
-    }
-    request
-}
-
-/// The sweep the command line asks for, validated as the function validates it.
-pub(crate) fn reconcile_request(flags: &Flags, now: SystemTime) -> Result<ReconcileRequest, Outcome> {
-    let text = json!({"reconcile": reconcile_json(flags, &flags.repositories, flags.continuation.as_deref(), None)}).to_string();
-    match input::parse(&text, now.into()) {
-        Ok(Invocation::Reconcile(request)) => Ok(request),
-        Ok(_) => Err(usage("not a sweep")),
-        Err(e) => Err(usage(&e.to_string())),
-    }
+    Outcome::result(i32::from(not_in_place), output)
 }
 
 /// Progress on stderr: one line rewritten in place on a terminal, a line per repository otherwise.

@@ -3,7 +3,7 @@
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 
-use crate::error::{Fault, FaultKind};
+use crate::fault::{Fault, FaultKind};
 use crate::queue::{Queue, Sending, BATCH};
 use crate::registry::ecr::fault;
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::domain::mutability::TagMutability;
 use crate::domain::signature::{Kinds, Signatures};
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
-use crate::error::Fault;
+use crate::fault::Fault;
 use crate::registry::{
     Attempts, Blobs, Catalog, Image, Listed, Lookup, Mount, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
     Target,
@@ -174,7 +174,7 @@ impl<R: Catalog> Catalog for Cached<R> {
 mod tests {
     use super::*;
     use crate::domain::names::RepositoryName;
-    use crate::error::{Fault, FaultKind};
+    use crate::fault::{Fault, FaultKind};
     use crate::registry::memory::{Failure, Memory};
 
     /// Repositories `app` and `team/api`, each tagged `retag=enabled` and its own name.

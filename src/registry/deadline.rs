@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::domain::mutability::TagMutability;
 use crate::domain::signature::{Kinds, Signatures};
-use crate::error::{Fault, FaultKind};
+use crate::fault::{Fault, FaultKind};
 use crate::registry::{
     Attempts, Blobs, Catalog, Image, Listed, Lookup, Mount, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
     Target,

@@ -23,7 +23,7 @@ use aws_sdk_ecr::Client;
 
 mod calls;
 
-use crate::error::{Fault, FaultKind};
+use crate::fault::{Fault, FaultKind};
 use calls::{single_attempt, TagLimitIsFinal};
 pub(crate) use calls::fault;
 pub use calls::{retry_config, timeout_config};

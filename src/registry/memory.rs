@@ -19,7 +19,7 @@ use crate::domain::assess::Scanned;
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::domain::signature::{self, Kind, Kinds, Referrer, Signatures};
 use crate::domain::manifest::References;
-use crate::error::Fault;
+use crate::fault::Fault;
 use crate::registry::{
     Attempts, Blobs, Catalog, Image, Mount, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
     Target,
@@ -459,7 +459,7 @@ impl Blobs for Memory {
                 to.blobs.insert(digest.clone());
                 Ok(size)
             }
-            _ => Err(Fault::new(crate::error::FaultKind::Permanent, "LayersNotFoundException", format!("no blob {digest} to copy"))),
+            _ => Err(Fault::new(crate::fault::FaultKind::Permanent, "LayersNotFoundException", format!("no blob {digest} to copy"))),
         }
     }
 
@@ -539,7 +539,7 @@ impl Catalog for Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{Fault, FaultKind};
+    use crate::fault::{Fault, FaultKind};
 
     fn digest(n: u8) -> Digest {
         Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::domain::mutability::TagMutability;
 use crate::domain::signature::{Kinds, Signatures};
-use crate::error::Fault;
+use crate::fault::Fault;
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 
 /// The four manifest media types ECR stores and this function re-puts.

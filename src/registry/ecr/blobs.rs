@@ -21,7 +21,7 @@ use hyper_util::rt::TokioExecutor;
 
 use super::{fault, registry_id, Ecr};
 use crate::domain::names::Digest;
-use crate::error::{Fault, FaultKind};
+use crate::fault::{Fault, FaultKind};
 use crate::registry::{Blobs, Image, Mount, PutError, ReadError, Repository, Target, OPERATION_TIMEOUT};
 
 /// BatchCheckLayerAvailability takes at most this many digests a call.

@@ -11,7 +11,7 @@ use aws_sdk_ecr::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::operation::put_image::PutImageError;
 
-use crate::error::{Fault, FaultKind};
+use crate::fault::{Fault, FaultKind};
 use crate::registry::{ONE_ATTEMPT_TIMEOUT, OPERATION_TIMEOUT};
 
 /// Timeouts sized so that a read, the writes and a re-read of conflicting tags

@@ -14,7 +14,7 @@ use crate::domain::assess::Scanned;
 use crate::domain::names::{Digest, Tag};
 use crate::domain::scan::Findings;
 use crate::domain::signature::{self, Kind, Kinds, Signatures};
-use crate::error::{Fault, FaultKind};
+use crate::fault::{Fault, FaultKind};
 use crate::registry::{Listed, Lookup, ReadError, Registry, Repository};
 
 /// Inspector's severity for findings it has not rated: counted with the findings below

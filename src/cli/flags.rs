@@ -1,0 +1,202 @@
+//! The command line's one parser: every command's flags read the same way, then each command
+//! checks that it was given only the flags it takes ([`Flags::only`]).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use crate::cli::{usage, Outcome};
+use crate::config::Config;
+use crate::domain::mutability::Filter;
+use crate::domain::request::ReconcileRequest;
+use crate::domain::rules::{RuleSet, RulesError};
+use crate::input::{self, Invocation};
+use crate::lambda::Handler;
+use crate::registry::ecr::{Ecr, Overrides};
+
+/// The command line, flag by flag.
+#[derive(Debug, Default)]
+pub(crate) struct Flags {
+    /// The flags given, as spelt, for [`Flags::only`].
+    given: Vec<String>,
+    /// Arguments that are no flag (`check-rules FILE`).
+    pub(crate) files: Vec<String>,
+    /// `--help` or `-h`: the command's usage, whatever else is given.
+    pub(crate) help: bool,
+    pub(crate) rules: Option<String>,
+    pub(crate) repository: Option<String>,
+    pub(crate) tag: Option<String>,
+    pub(crate) digest: Option<String>,
+    pub(crate) registry_id: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) profile: Option<String>,
+    pub(crate) repositories: Vec<String>,
+    pub(crate) max_writes: Option<usize>,
+    pub(crate) writes_per_second: Option<f64>,
+    pub(crate) continuation: Option<String>,
+    pub(crate) dry_run: bool,
+    pub(crate) json: bool,
+    pub(crate) time: Option<String>,
+    pub(crate) repository_tags: BTreeMap<String, String>,
+    pub(crate) mutability: Option<String>,
+    pub(crate) exclusions: Vec<Filter>,
+}
+
+impl Flags {
+    pub(crate) fn parse(args: &[String]) -> Result<Flags, String> {
+        let mut flags = Flags::default();
+        let mut args = args.iter().peekable();
+        while let Some(flag) = args.next() {
+            if !flag.starts_with('-') {
+                flags.files.push(flag.clone());
+                continue;
+            }
+            flags.given.push(flag.clone());
+            let mut value = || args.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "-h" | "--help" => flags.help = true,
+                "--rules" => flags.rules = Some(value()?),
+                "--repository" => flags.repository = Some(value()?),
+                "--tag" => flags.tag = Some(value()?),
+                "--digest" => flags.digest = Some(value()?),
+                "--registry-id" => flags.registry_id = Some(value()?),
+                "--region" => flags.region = Some(value()?),
+                "--profile" => flags.profile = Some(value()?),
+                "--continuation" => flags.continuation = Some(value()?),
+                "--time" => flags.time = Some(value()?),
+                "--mutability" => flags.mutability = Some(value()?),
+                "--max-writes" => {
+                    let text = value()?;
+                    let n = text.parse().map_err(|_| format!("--max-writes takes a number, got {text:?}"))?;
+                    flags.max_writes = Some(n);
+                }
+                "--writes-per-second" => {
+                    let text = value()?;
+                    let n = text.parse().ok().filter(|n: &f64| *n > 0.0 && *n <= 1000.0);
+                    flags.writes_per_second = Some(n.ok_or_else(|| format!("--writes-per-second takes a number above 0 and at most 1000, got {text:?}"))?);
+                }
+                "--repository-tag" => {
+                    let text = value()?;
+                    let (k, v) = text.split_once('=').ok_or_else(|| format!("--repository-tag takes KEY=VALUE, got {text:?}"))?;
+                    flags.repository_tags.insert(k.to_owned(), v.to_owned());
+                }
+                "--exclusion" => {
+                    let text = value()?;
+                    flags.exclusions.push(Filter::parse(&text).map_err(|e| format!("--exclusion: {e}"))?);
+                }
+                "--repositories" => {
+                    while let Some(glob) = args.next_if(|a| !a.starts_with('-')) {
+                        flags.repositories.push(glob.clone());
+                    }
+                    if flags.repositories.is_empty() {
+                        return Err("--repositories needs at least one name or glob".into());
+                    }
+                }
+                "--dry-run" => flags.dry_run = true,
+                "--json" => flags.json = true,
+                other => return Err(format!("unknown option {other:?}")),
+            }
+        }
+        Ok(flags)
+    }
+
+    /// `Ok` when every flag given is one `command` takes (and no FILE, unless it takes one).
+    pub(crate) fn only(&self, command: &str, takes: &[&str], files: bool) -> Result<(), Outcome> {
+        if let Some(other) = self.given.iter().find(|f| !takes.contains(&f.as_str()) && !matches!(f.as_str(), "-h" | "--help")) {
+            return Err(usage(&format!("{command} takes {}; not {other}", takes.join(", "))));
+        }
+        if !files && !self.files.is_empty() {
+            return Err(usage(&format!("{command} takes no argument {:?}", self.files[0])));
+        }
+        Ok(())
+    }
+
+    /// The rule file `--rules` names, loaded: an unreadable or invalid one is a usage mistake
+    /// here (exit 2), found before any AWS configuration is read.
+    pub(crate) fn rule_set(&self) -> Result<(String, RuleSet), Outcome> {
+        let file = self.rules.as_deref().ok_or_else(|| usage("--rules FILE is required"))?;
+        load(file).map(|rules| (file.to_owned(), rules)).map_err(|o| Outcome { code: 2, ..o })
+    }
+
+    /// The rule file, then the client (credentials and region from the SDK's standard chain).
+    pub(crate) async fn rules_and_client(&self) -> Result<(RuleSet, Ecr), Outcome> {
+        let (_, rules) = self.rule_set()?;
+        let ecr = Ecr::from_env_with(Overrides { region: self.region.clone(), profile: self.profile.clone() }).await;
+        Ok((rules, ecr))
+    }
+
+    /// The function's own handler over that client, paced as `--writes-per-second` says.
+    pub(crate) async fn handler(&self) -> Result<Handler<Ecr>, Outcome> {
+        let (rules, ecr) = self.rules_and_client().await?;
+        let config = Config { sweep_writes_per_second: self.writes_per_second, ..Config::with_rules(rules) };
+        Ok(Handler::new(ecr, config))
+    }
+
+    /// A sweep request's JSON for these repositories.
+    pub(crate) fn reconcile_json(&self, repositories: &[String], continuation: Option<&str>, max_writes: Option<usize>) -> Value {
+        let mut request = json!({"repositories": repositories, "dry_run": self.dry_run});
+        if let Some(n) = max_writes {
+            request["max_writes"] = json!(n);
+        }
+        if let Some(token) = continuation {
+            request["continuation"] = json!(token);
+        }
+        if let Some(id) = &self.registry_id {
+            request["registry_id"] = json!(id);
+        }
+        request
+    }
+
+    /// The sweep the command line asks for, validated as the function validates it.
+    pub(crate) fn reconcile_request(&self, now: SystemTime) -> Result<ReconcileRequest, Outcome> {
+        let text = json!({"reconcile": self.reconcile_json(&self.repositories, self.continuation.as_deref(), None)}).to_string();
+        match input::parse(&text, now.into()) {
+            Ok(Invocation::Reconcile(request)) => Ok(request),
+            Ok(_) => Err(usage("not a sweep")),
+            Err(e) => Err(usage(&e.to_string())),
+        }
+    }
+}
+
+/// A rule file, read and validated; its problems (exit 1) name the file, the rule and the field.
+pub(crate) fn load(file: &str) -> Result<RuleSet, Outcome> {
+    let text = std::fs::read_to_string(file).map_err(|e| Outcome::message(1, format!("{file}: cannot read: {e}")))?;
+    RuleSet::from_json(&text).map_err(|e| {
+        let output = match e {
+            RulesError::Invalid(problems) => {
+                let mut out = format!("{file}: {} problem{}", problems.len(), if problems.len() == 1 { "" } else { "s" });
+                for p in problems {
+                    out.push_str(&format!("\n{file}: {p}"));
+                }
+                out
+            }
+            json => format!("{file}: {json}"),
+        };
+        Outcome::message(1, output)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Flags, String> {
+        Flags::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn one_parser_reads_every_commands_flags_and_each_command_takes_its_own() {
+        let flags = parse(&["--rules", "r.json", "--repositories", "a", "team/**", "--json", "--repository-tag", "k=v"]).unwrap();
+        assert_eq!((flags.rules.as_deref(), flags.repositories.as_slice(), flags.json), (Some("r.json"), &["a".to_owned(), "team/**".to_owned()][..], true));
+        assert_eq!(flags.repository_tags.get("k").map(String::as_str), Some("v"));
+        assert!(flags.only("sweep", &["--rules", "--repositories", "--json", "--repository-tag"], false).is_ok());
+        let refused = flags.only("doctor", &["--rules", "--repositories", "--json"], false).unwrap_err();
+        assert_eq!(refused.code, 2);
+        assert!(refused.output.starts_with("doctor takes --rules, --repositories, --json; not --repository-tag"), "{}", refused.output);
+        assert!(parse(&["--help", "anything"]).unwrap().help);
+        assert_eq!(parse(&["--color", "x"]).unwrap_err(), "unknown option \"--color\"");
+        assert_eq!(parse(&["--rules"]).unwrap_err(), "--rules needs a value");
+        assert!(parse(&["--exclusion", ""]).unwrap_err().starts_with("--exclusion: "));
+    }
+}
