@@ -47,7 +47,7 @@ pub const COMMANDS: [(&str, &str, &str); 6] = [
 
 const OUTSIDE_LAMBDA: &str = "ecr-retag is the bootstrap of an AWS Lambda function (it needs the Lambda Runtime API, \
 AWS_LAMBDA_RUNTIME_API, which is not set here), and a tool for rule files. To run the function \
-locally: scripts/invoke events/push.json (see the README).";
+locally: scripts/invoke events/push.json (docs/local.md).";
 
 /// Where an outcome's text goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //!    and SBOMs go along, so that verification in the target finds them.
 //!
 //! Whether a mount of a blob that only an untagged manifest names works, and whether a
-//! PutImage into the target replicates, are ECR's to answer (see the README's "Promotion"):
+//! PutImage into the target replicates, are ECR's to answer (docs/promotion.md):
 //! a mount answered 202 is a [`Refusal::NotMounted`] naming the blob, retried on the next delivery.
 
 use std::collections::BTreeMap;
@@ -137,7 +137,7 @@ impl Refusal {
             Refusal::NotMounted { .. } => "a redelivery tries again; ECR mounts no blob of an image a pull-through cache created, nor one no committed manifest of the source names; \"copy_blobs\": true streams what it will not mount".to_owned(),
             Refusal::TooLarge { .. } => "promote it with replication or a registry-side copy instead; the rule's other images are not affected".to_owned(),
             _ if self.retryable() => "a redelivery tries again".to_owned(),
-            _ => "see the README's \"Promotion into another repository\"".to_owned(),
+            _ => "see docs/promotion.md".to_owned(),
         }
     }
 }

@@ -164,7 +164,7 @@ async fn explain_conflicts<R: Registry>(registry: &R, target: &Target<'_>, confl
 fn tag_limit(message: &str) -> String {
     format!(
         "ECR refused the tag: an image holds at most {MAX_TAGS_PER_IMAGE} tags and this one is full \
-         (LimitExceededException: {message}); remove old tags from the image, or see \"Tags per image\" in the README"
+         (LimitExceededException: {message}); remove old tags from the image, or see docs/reliability.md, \"Tags per image\""
     )
 }
 

@@ -101,7 +101,7 @@ struct RawRule {
 }
 
 impl RuleSet {
-    /// Parses and validates a rule set; see the README's rules reference.
+    /// Parses and validates a rule set; see docs/rules.md.
     pub fn from_json(text: &str) -> Result<Self, RulesError> {
         let raw: RawRuleSet = serde_json::from_str(text).map_err(|e| shape_error(text, e))?;
         let mut problems = Vec::new();
