@@ -1,0 +1,118 @@
+"""The layout keeps its promises: no import cycles among the crate's files (a module may use
+its ancestors' items, which are shared, but two modules that are not one another's ancestor
+never import each other, directly or around a loop), and the domain imports nothing outside
+itself but names, standard and pure crates.
+
+Run by ./scripts/test:  python3 -m unittest discover -s tests/structure
+"""
+
+import os
+import re
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SRC = os.path.join(ROOT, "src")
+
+
+def modules():
+    """{module path: file}, e.g. ("apply", "engine") -> src/apply/engine/mod.rs."""
+    out = {}
+    for folder, _, files in os.walk(SRC):
+        for name in files:
+            if not name.endswith(".rs") or name == "main.rs":
+                continue
+            rel = os.path.relpath(os.path.join(folder, name), SRC)[:-3].split(os.sep)
+            if rel == ["lib"]:
+                continue
+            if rel[-1] == "mod":
+                rel = rel[:-1]
+            out[tuple(rel)] = os.path.join(folder, name)
+    return out
+
+
+def code(path):
+    """The file without its tests and comments: test modules may use anything."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    cut = text.find("#[cfg(test)]\nmod tests")
+    text = text if cut < 0 else text[:cut]
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def crate_paths(text):
+    """Every `crate::a::b` path, `use crate::a::{b, c::d}` groups expanded."""
+    paths = []
+    for m in re.finditer(r"crate((?:::\w+)+)(::\{([^;]*?)\})?", text):
+        base = m.group(1).strip(":").split("::")
+        if m.group(3) is None:
+            paths.append(base)
+            continue
+        for item in re.split(r",", re.sub(r"\{[^{}]*\}", "", m.group(3))):
+            item = item.strip().split(" as ")[0]
+            paths.append(base + [p for p in item.split("::") if p and p != "self"])
+    return paths
+
+
+def graph():
+    mods = modules()
+    edges = {m: set() for m in mods}
+    for module, path in mods.items():
+        for p in crate_paths(code(path)):
+            # The longest module the path names.
+            for n in range(len(p), 0, -1):
+                target = tuple(p[:n])
+                if target in mods:
+                    break
+            else:
+                continue
+            if target != module and target != module[:len(target)] and module != target[:len(module)]:
+                edges[module].add(target)
+    return edges
+
+
+def cycle(edges):
+    """One import cycle, as a list of modules, or None."""
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt, stack)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(edges):
+        if node not in state:
+            found = visit(node, [])
+            if found:
+                return found
+    return None
+
+
+class Layout(unittest.TestCase):
+    def test_no_import_cycles_among_files(self):
+        edges = graph()
+        self.assertGreater(sum(len(e) for e in edges.values()), 100, "the parser sees the imports")
+        found = cycle(edges)
+        self.assertIsNone(found, " -> ".join("::".join(m) for m in found or []))
+
+    def test_the_domain_knows_no_io(self):
+        for module, path in modules().items():
+            if module[0] != "domain":
+                continue
+            text = code(path)
+            outside = [p for p in crate_paths(text) if p[0] != "domain"]
+            self.assertEqual(outside, [], f"{path} imports outside the domain")
+            for io in ["tokio", "aws_sdk", "aws_config", "std::fs", "std::net", "std::process", "hyper", "lambda_runtime"]:
+                self.assertNotIn(io, text, f"{path} uses {io}")
+
+
+if __name__ == "__main__":
+    unittest.main()
