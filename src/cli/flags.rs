@@ -104,7 +104,8 @@ impl Flags {
     /// `Ok` when every flag given is one `command` takes (and no FILE, unless it takes one).
     pub(crate) fn only(&self, command: &str, takes: &[&str], files: bool) -> Result<(), Outcome> {
         if let Some(other) = self.given.iter().find(|f| !takes.contains(&f.as_str()) && !matches!(f.as_str(), "-h" | "--help")) {
-            return Err(usage(&format!("{command} takes {}; not {other}", takes.join(", "))));
+            let takes = if takes.is_empty() { "no option".to_owned() } else { takes.join(", ") };
+            return Err(usage(&format!("{command} takes {takes}; not {other}")));
         }
         if !files && !self.files.is_empty() {
             return Err(usage(&format!("{command} takes no argument {:?}", self.files[0])));

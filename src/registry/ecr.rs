@@ -400,11 +400,11 @@ pub async fn sdk_config(overrides: Overrides) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// One-off work of the first TLS handshake, done during INIT, which Lambda runs on a full
-/// CPU: AWS-LC seeds its random generator on first use from two sources, the OS and CPU
-/// jitter, and the jitter costs about 30 ms of CPU, which at a 128 MB function's CPU share
-/// (7 % of a core) would become some 300 ms of the first event. The seeding itself is left
-/// as AWS-LC has it (see BENCHMARKS.md, *The cold path*).
+/// One-off work of the first TLS handshake, done during INIT, which Lambda runs on a full CPU:
+/// AWS-LC seeds its random generator on first use. The build leaves out its CPU-jitter source
+/// (`.cargo/config.toml`; it cost about 30 ms of CPU, some 300 ms of the first event at a 128 MB
+/// function's CPU share), so the seeding is one getrandom call; it stays here, out of the first
+/// event, all the same (docs/performance.md, "Start-up").
 fn warm_up() {
     // Nothing depends on these bytes; a failure here would fail the first handshake just the same.
     let _ = aws_lc_rs::rand::fill(&mut [0u8; 16]);
