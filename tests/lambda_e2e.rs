@@ -624,6 +624,20 @@ async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipelin
     let run = |args: &[&str]| cli(&dir, args);
     let rules = rules.to_str().unwrap();
 
+    // Without credentials: one line saying where they come from, exit 1 (the instance role's
+    // metadata service is switched off: nothing is asked of it).
+    let bare = std::process::Command::new(Function::binary())
+        .args(["apply", "--rules", rules, "--repository", "team/api", "--tag", "v1.4.2"])
+        .env_clear()
+        .envs(clock_env())
+        .envs([("AWS_REGION", "eu-west-1"), ("AWS_EC2_METADATA_DISABLED", "true"), ("HOME", dir.to_str().unwrap())])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&bare.stderr);
+    assert_eq!(bare.status.code(), Some(1), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    assert!(said.contains("NoCredentials") && said.contains("--profile") && said.contains("AWS_ENDPOINT_URL"), "{said}");
+
     // apply: the direct request, byte-exact; a table, or the function's answer with --json.
     let repo = repository(&client, "cliapply", false).await;
     let image = push(&client, &repo, &numbered_manifest(1), Some("v1.4.2")).await;

@@ -76,6 +76,24 @@ pub(super) fn single_attempt(config: aws_sdk_ecr::config::Builder) -> aws_sdk_ec
 }
 
 /// Classifies what is left of a call after the SDK's own retries.
+/// What a call that found no credentials says.
+const NO_CREDENTIALS: &str = "no AWS credentials found: they come from the environment (AWS_ACCESS_KEY_ID and \
+AWS_SECRET_ACCESS_KEY), a profile (--profile or AWS_PROFILE, SSO included in builds with the sso feature), web identity or \
+a container or instance role; AWS_ENDPOINT_URL points at a local emulator instead of AWS";
+
+/// Whether the call failed because no credentials could be loaded: a `CredentialsError` in its
+/// source chain (the SDK wraps it in the dispatch failure).
+fn credentials_missing(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>().is_some() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 pub(crate) fn fault<E>(error: &SdkError<E, HttpResponse>) -> Fault
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -102,9 +120,30 @@ where
             Fault::new(kind, code, message)
         }
         SdkError::TimeoutError(_) => Fault::new(FaultKind::Timeout, "Timeout", message),
+        // No credentials: one line that says where they come from, not the provider chain's story.
+        SdkError::DispatchFailure(_) if credentials_missing(error) => Fault::new(FaultKind::Transport, "NoCredentials", NO_CREDENTIALS),
         SdkError::DispatchFailure(_) => Fault::new(FaultKind::Transport, "DispatchFailure", message),
         SdkError::ResponseError(_) => Fault::new(FaultKind::Transport, "ResponseError", message),
         SdkError::ConstructionFailure(_) => Fault::new(FaultKind::Permanent, "ConstructionFailure", message),
         _ => Fault::new(FaultKind::Transport, "Unknown", message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_sdk_ecr::operation::batch_get_image::BatchGetImageError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    #[test]
+    fn a_call_without_credentials_says_where_they_come_from_in_one_line() {
+        let missing = ConnectorError::other(Box::new(CredentialsError::not_loaded("no providers in chain provided credentials")), None);
+        let f = fault(&SdkError::<BatchGetImageError, HttpResponse>::dispatch_failure(missing));
+        assert_eq!((f.code.as_str(), f.kind), ("NoCredentials", FaultKind::Transport));
+        assert!(f.message.contains("--profile") && f.message.contains("AWS_ENDPOINT_URL") && !f.message.contains('\n'), "{f}");
+        let refused = ConnectorError::io(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+        let f = fault(&SdkError::<BatchGetImageError, HttpResponse>::dispatch_failure(refused));
+        assert_eq!(f.code, "DispatchFailure", "a network failure stays one");
     }
 }
