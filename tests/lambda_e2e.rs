@@ -798,6 +798,13 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
     assert!(lines(crowded, "warns")[0].contains(&format!("image {image} holds 900 of ECR's 1000 tags")), "{out}");
     assert_eq!(lines(crowded, "DEFEATS").len(), 0, "{out}");
     assert!(lines(missing, "DEFEATS")[0].contains(&format!("rule \"promote\" promotes into prod/{missing}: the target repository prod/{missing} does not exist")), "{out}");
+    // A repository named on the command line that the registry does not have: said so, once.
+    let ghost = format!("{p}-ghost");
+    let (code, ghostly, err) = cli(&dir, &["doctor", "--rules", rules, "--repositories", &ghost]);
+    assert_eq!(code, Some(1), "{ghostly}{err}");
+    let said: Vec<&str> = ghostly.lines().filter(|l| l.starts_with(&format!("{ghost}: DEFEATS: "))).collect();
+    assert_eq!(said.len(), 1, "{ghostly}");
+    assert!(said[0].contains("repository not found in this registry") && !ghostly.contains("grant the doctor"), "{ghostly}");
     let sealed = &lines(kms, "DEFEATS")[0];
     assert!(sealed.contains("the source has AES256 while the target has KMS with key arn:aws:kms:") && sealed.ends_with("fix: create the target with the source's encryption"), "{out}");
     let mounting = lines("(registry)", "DEFEATS");

@@ -40,6 +40,12 @@ pub async fn check<R: Setup + Blobs>(registry: &R, rules: &RuleSet, names: &[Rep
     let mut promoting = false;
     for name in covered {
         let repository = Repository::own(name.clone());
+        // A name given that is no repository: said so, instead of every setting "unreadable".
+        let mutability = registry.tag_mutability(&repository).await;
+        if matches!(mutability, Err(ReadError::RepositoryNotFound)) {
+            checkup.findings.push(not_found(name));
+            continue;
+        }
         let pull_through = match &prefixes {
             Ok(prefixes) => prefixes.iter().find(|p| name.as_str().starts_with(&format!("{p}/"))).cloned(),
             Err(_) => None,
@@ -55,7 +61,7 @@ pub async fn check<R: Setup + Blobs>(registry: &R, rules: &RuleSet, names: &[Rep
         checkup.findings.extend(promotion(registry, &repository, &targets, pull_through.as_deref()).await);
         let facts = Facts {
             repository: name.as_str().to_owned(),
-            mutability: registry.tag_mutability(&repository).await.map_err(reason),
+            mutability: mutability.map_err(reason),
             scanning,
             resource_tags,
             lifecycle: registry.lifecycle_policy(&repository).await.map_err(reason),
@@ -116,6 +122,16 @@ async fn promotion<R: Setup + Blobs>(
         }
     }
     out
+}
+
+/// A repository a rule names and the command line gave, which the registry does not have.
+fn not_found(name: &RepositoryName) -> Finding {
+    Finding {
+        repository: name.to_string(),
+        level: Level::Defeats,
+        what: "repository not found in this registry: no rule can apply there".to_owned(),
+        fix: "check the name (--repositories, or the rule's repositories), the region and the account, or create the repository".to_owned(),
+    }
 }
 
 /// A promotion's precondition that fails, as a finding: DEFEATS, or UNCHECKED when it could not be read.

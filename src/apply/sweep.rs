@@ -131,8 +131,6 @@ async fn settle<R: Catalog>(
     }
 }
 
-/// The repositories to sweep, sorted, from the resume point on. Literal
-/// names need no listing; a glob lists the registry's repositories.
 /// The repositories a sweep covers, sorted, from its continuation on (literal names cost no listing).
 pub async fn repositories<R: Catalog>(registry: &R, request: &ReconcileRequest) -> Result<Vec<RepositoryName>, RetagError> {
     let mut names = match request.literal_names() {
