@@ -119,11 +119,12 @@ pub async fn run(args: &[String], now: DateTime<Utc>, in_lambda: bool) -> Option
     let Some((_, line, what)) = COMMANDS.iter().find(|(name, ..)| name == command) else {
         return Some(usage(&format!("unknown command {command:?}")));
     };
+    let help = || Some(Outcome::result(0, format!("usage: {line}\n  {what}")));
     let flags = match Flags::parse(rest) {
-        Ok(flags) if flags.help => return Some(Outcome::result(0, format!("usage: {line}\n  {what}"))),
+        Ok(flags) if flags.help => return help(),
         Ok(flags) => flags,
         // Help even after a mistake elsewhere on the line.
-        Err(_) if rest.iter().any(|a| a == "--help" || a == "-h") => return Some(Outcome::result(0, format!("usage: {line}\n  {what}"))),
+        Err(_) if rest.iter().any(|a| a == "--help" || a == "-h") => return help(),
         Err(problem) => return Some(usage(&format!("{command}: {problem}"))),
     };
     Some(match command.as_str() {
