@@ -5,7 +5,8 @@
 //! For each repository: list its tagged images (DescribeImages, page by page),
 //! apply the rules to every tag as if it had just been pushed at the image's
 //! `imagePushedAt` ([`crate::domain::assess`], pure), and write what is missing through the
-//! same writes as a push ([`crate::apply::engine`]). A tag several images derive ends
+//! same step from a read to the writes as an event ([`crate::apply::engine::Writes`], one write
+//! order). A tag several images derive ends
 //! on one: for `"move": "if-newer"` rules the highest version, for the others
 //! the most recent push. The sweep stops cleanly at its write budget or
 //! before the deadline and says where to resume.
@@ -17,10 +18,11 @@ use crate::apply::Settings;
 use crate::domain::request::{continuation_token, ReconcileRequest};
 use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::assess::{assess, Desired};
-use crate::registry::{Catalog, Lookup, ReadError, Repository, TagState};
+use crate::registry::{Catalog, Lookup, ReadError, Repository};
 use crate::report::{HeldReport, Outcome, RepositorySweep, SweepReport, SweepStatus, TagReport, MAX_HELD_LISTED};
-use crate::apply::if_newer::{self, Claim, Guard, Observed, Want};
-use crate::apply::put::{self, Target, Was};
+use crate::apply::engine::Writes;
+use crate::apply::if_newer::{self, Claim, Observed, Want};
+use crate::apply::put::Target;
 use crate::error::{Fault, FaultKind, RetagError};
 
 /// Images per repository and sweep whose signatures are looked for (one read each); the
@@ -317,47 +319,21 @@ async fn apply<R: Catalog>(
         // Deleted since the listing: the next sweep sees the repository without it.
         return Ok(());
     };
-    let mut reports: BTreeMap<String, TagReport> = BTreeMap::new();
-    let mut to_write = Vec::new();
-    let mut wants = Vec::new();
+    // Every wanted tag gets an entry (the rules it came from); the shared step marks its outcome.
+    let mut reports: BTreeMap<String, TagReport> =
+        wanted.iter().map(|d| (d.tag.to_string(), TagReport::new(d.tag.as_str(), d.rules.clone(), Outcome::Failed))).collect();
+    let (mut candidates, mut wants) = (Vec::new(), Vec::new());
     for d in wanted {
-        let report = TagReport::new(d.tag.as_str(), d.rules.clone(), Outcome::Failed);
-        match (snapshot.tags.get(&d.tag), d.version) {
-            // Someone (an event) put it there since the listing.
-            (Some(TagState::At(now)), _) if now == digest => swept.summary.already_correct += 1,
-            (Some(TagState::Unreadable(fault)), _) => {
-                reports.insert(d.tag.to_string(), TagReport { detail: Some(fault.to_string()), retryable: fault.retryable(), ..report });
-            }
-            (_, Some(version)) => {
-                reports.insert(d.tag.to_string(), report);
-                wants.push(Want { tag: d.tag, version, rules: d.rules });
-            }
-            (Some(TagState::At(other)), None) => {
-                reports.insert(d.tag.to_string(), report);
-                to_write.push((d.tag, Was::At(other.clone())));
-            }
-            (Some(TagState::Archived), None) => {
-                reports.insert(d.tag.to_string(), report);
-                to_write.push((d.tag, Was::Archived));
-            }
-            (Some(TagState::Absent) | None, None) => {
-                reports.insert(d.tag.to_string(), report);
-                to_write.push((d.tag, Was::Nowhere));
-            }
+        match d.version {
+            Some(version) => wants.push(Want { tag: d.tag, version, rules: d.rules }),
+            None => candidates.push(d.tag),
         }
     }
-    swept.writes += to_write.len() + wants.len();
-    if !to_write.is_empty() || !wants.is_empty() {
-        let media_type =
-            image.media_type_or(media).ok_or_else(|| RetagError::UnknownMediaType { digest: image.digest.to_string() })?;
-        let target = Target { repository, image: &image, media_type: &media_type };
-        put::write(registry, &target, to_write, settings.write_concurrency, &mut reports).await?;
-        if !wants.is_empty() {
-            let guard = Guard { registry, rules: &settings.rules, target, concurrency: settings.write_concurrency, dry_run: false };
-            let observed = Observed { at: read_at, tags: snapshot.tags };
-            swept.claims.extend(guard.write(wants, Some(observed), &mut reports).await?);
-        }
-    }
+    let writes = Writes::sort(digest, Observed { at: read_at, tags: snapshot.tags }, candidates, wants, &mut reports);
+    swept.writes += writes.len();
+    let media_type = writes.media_type(&image, media, false)?;
+    let target = Target { repository, image: &image, media_type: &media_type };
+    swept.claims.extend(writes.apply(registry, settings, target, false, &mut reports).await?);
     for r in reports.into_values() {
         match r.outcome {
             Outcome::Created | Outcome::Moved => swept.summary.tags_written += 1,

@@ -28,6 +28,9 @@ use crate::registry::{Blobs, Image, Lookup, Registry, Repository};
 use crate::report::{Outcome, Report, Status, TagReport};
 
 mod write;
+mod writes;
+
+pub(crate) use writes::Writes;
 
 use write::{artifact_reason, read, write_planned, Group, Written};
 

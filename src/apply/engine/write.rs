@@ -1,19 +1,20 @@
-//! One repository's planned tags brought in place: one read, then the writes (guarded if-newer
-//! ones first while that read is fresh), a promotion's copy first where the target lacks the
-//! image, an archived image left alone.
+//! One repository's planned tags brought in place: one read, then the writes ([`Writes`], as a
+//! sweep's), a promotion's copy first where the target lacks the image, an archived image left
+//! alone.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::apply::engine::Job;
-use crate::apply::if_newer::{Claim, Guard, Observed, Want};
+use crate::apply::engine::writes::Writes;
+use crate::apply::if_newer::{Claim, Observed, Want};
 use crate::apply::promote::{self, Copied, Via};
-use crate::apply::put::{self, Target, Was};
+use crate::apply::put::{self, Target};
 use crate::apply::Settings;
 use crate::domain::artifact::Artifact;
 use crate::domain::names::{Digest, Tag};
 use crate::error::RetagError;
-use crate::registry::{Blobs, Image, Lookup, Registry, Repository, Snapshot, TagState};
+use crate::registry::{Blobs, Image, Lookup, Registry, Repository, Snapshot};
 use crate::report::{entry, Outcome, TagReport};
 
 /// The planned tags of one repository: their entries, those to write, those to write if newer,
@@ -97,24 +98,9 @@ pub(super) async fn write_planned<R: Blobs>(
     }
     // Escaped (Debug) so a manifest's newlines stay inside one log line.
     tracing::debug!(digest = %image.digest, media_type = ?image.media_type, manifest = ?image.manifest, "manifest read");
-    let mut to_write = Vec::new();
-    for tag in candidates {
-        let entry = entry(tags, &tag);
-        match current.get(&tag) {
-            Some(TagState::At(d)) if d == digest => entry.mark(Outcome::Unchanged, None),
-            Some(TagState::At(other)) => to_write.push((tag, Was::At(other.clone()))),
-            Some(TagState::Archived) => to_write.push((tag, Was::Archived)),
-            Some(TagState::Absent) | None => to_write.push((tag, Was::Nowhere)),
-            Some(TagState::Unreadable(fault)) => entry.fail(fault),
-        }
-    }
+    let writes = Writes::sort(digest, Observed { at: read_at, tags: current }, candidates, wants, tags);
     // An if-newer tag found in place may still need putting back after its second look.
-    let media_type = if job.dry_run || (to_write.is_empty() && wants.is_empty()) {
-        // Nothing is put: no media type needed (and an unknown one is no reason to fail).
-        String::new()
-    } else {
-        image.media_type_or(job.media_type).ok_or_else(|| RetagError::UnknownMediaType { digest: image.digest.to_string() })?
-    };
+    let media_type = writes.media_type(image, job.media_type, job.dry_run)?;
     let mut via = Via::new(true, promote::streaming(rules, tags));
     if let (Some(target), true, false) = (to, arriving, job.dry_run) {
         // Boxed, as the other nested steps: the event's future would otherwise outgrow a thread's stack.
@@ -130,19 +116,7 @@ pub(super) async fn write_planned<R: Blobs>(
         }
     }
     let target = Target { repository: place, image, media_type: &media_type };
-    let mut claims = Vec::new();
-    if !wants.is_empty() {
-        let guard = Guard { registry, rules, target, concurrency: settings.write_concurrency, dry_run: job.dry_run };
-        claims = guard.write(wants, Some(Observed { at: read_at, tags: current }), tags).await?;
-    }
-    if job.dry_run {
-        for (tag, previous) in to_write {
-            let (outcome, detail) = previous.outcome(true);
-            entry(tags, &tag).mark(outcome, detail);
-        }
-    } else if !to_write.is_empty() {
-        put::write(registry, &target, to_write, settings.write_concurrency, tags).await?;
-    }
+    let claims = writes.apply(registry, settings, target, job.dry_run, tags).await?;
     if let (Some(target), false) = (to, job.dry_run) {
         let referrers = Box::pin(promote::referrers_follow(registry, &job.repository, target, digest, via, tags)).await;
         group.copied = group.copied.and(referrers);
