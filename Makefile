@@ -7,9 +7,9 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 # sam build shows the build's standard output as it comes and its standard error only when it
 # fails: cargo's progress goes to standard output, so that the minutes of a first build show.
 build-RetagFunction:
-	@echo "Building the arm64 bootstrap (cargo lambda build --release --arm64; the first build takes several minutes)"
-	cargo lambda build --release --arm64 --bin ecr-retag 2>&1
-	cp "$(TARGET_DIR)/lambda/ecr-retag/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"
+	@echo "Building the arm64 bootstrap (cargo lambda build --release --arm64 --bin bootstrap; the first build takes several minutes)"
+	cargo lambda build --release --arm64 --bin bootstrap 2>&1
+	cp "$(TARGET_DIR)/lambda/bootstrap/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"
 	cp "$(RULES)" "$(ARTIFACTS_DIR)/rules.json"
 
 .PHONY: build-RetagFunction

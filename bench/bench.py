@@ -172,9 +172,9 @@ def measure(impl, emulator, args, offset):
 def package_sizes(skip):
     if skip:
         return None
-    subprocess.run(["cargo", "lambda", "build", "--release", "--arm64", "--quiet"], cwd=ROOT, check=True,
+    subprocess.run(["cargo", "lambda", "build", "--release", "--arm64", "--bin", "bootstrap", "--quiet"], cwd=ROOT, check=True,
                    env=dict(os.environ, PATH=os.path.join(ROOT, ".venv-deploy/bin") + os.pathsep + os.environ["PATH"]))
-    bootstrap = os.path.join(TARGET, "lambda/ecr-retag/bootstrap")
+    bootstrap = os.path.join(TARGET, "lambda/bootstrap/bootstrap")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
         z.write(bootstrap, "bootstrap")
@@ -251,7 +251,7 @@ def main():
     parser.add_argument("--block", default="main", help="which generated block of that file")
     args = parser.parse_args()
 
-    bootstrap = os.path.join(TARGET, "release/ecr-retag")
+    bootstrap = os.path.join(TARGET, "release/bootstrap")
     rust = Implementation("ecr-retag", [bootstrap], ROOT, lambda n: {
         "RETAG_RULES": json.dumps({"rules": [{"name": "bench", "semver": True, "tags": templates(n)}]})})
     python = Implementation("python", [os.path.join(ROOT, ".venv-bench/bin/python"), "-m", "awslambdaric",

@@ -361,7 +361,7 @@ def main():
 
     memories = [int(m) for m in args.memory.split(",")]
     impls = [
-        {"name": "ecr-retag", "command": [os.path.join(TARGET, "release/ecr-retag")], "cwd": ROOT,
+        {"name": "ecr-retag", "command": [os.path.join(TARGET, "release/bootstrap")], "cwd": ROOT,
          "env": lambda n: {"RETAG_RULES": json.dumps({"rules": [{"name": "bench", "semver": True, "tags": bench.templates(n)}]})}},
         {"name": "python", "command": [os.path.join(ROOT, ".venv-bench/bin/python"), "-m", "awslambdaric", "handler.handler"],
          "cwd": os.path.join(ROOT, "bench/peer"), "env": lambda n: {"RETAG_TEMPLATES": json.dumps(bench.templates(n))}},

@@ -86,7 +86,7 @@ class Sweepers:
 
     def __init__(self, emulator, queue_url, n, per_second):
         env = {"RETAG_RULES": RULES, "RETAG_SWEEP_QUEUE_URL": queue_url, "RETAG_SWEEP_WRITES_PER_SECOND": f"{per_second:g}"}
-        impl = bench.Implementation("ecr-retag", [os.path.join(TARGET, "release/ecr-retag")], ROOT, lambda _: env)
+        impl = bench.Implementation("ecr-retag", [os.path.join(TARGET, "release/bootstrap")], ROOT, lambda _: env)
         self.running = [impl.start(emulator, 0) for _ in range(n)]
         self.sqs = boto3.client("sqs", endpoint_url=emulator.endpoint, region_name=bench.REGION,
                                 aws_access_key_id="bench", aws_secret_access_key="bench")

@@ -47,7 +47,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--queue", action="store_true", help="with RETAG_SWEEP_QUEUE_URL set (Delivery=queue)")
-    parser.add_argument("--binary", default=os.path.join(TARGET, "release", "ecr-retag"), help="the bootstrap to measure (before/after)")
+    parser.add_argument("--binary", default=os.path.join(TARGET, "release", "bootstrap"), help="the bootstrap to measure (before/after)")
     args = parser.parse_args()
     ours = {"RETAG_RULES_FILE": os.path.join(ROOT, "rules.json")}
     if args.queue:

@@ -35,7 +35,7 @@ class Instances:
     """`n` release bootstraps, each taking one invocation at a time, as Lambda's instances do."""
 
     def __init__(self, emulator, move, n):
-        impl = bench.Implementation("ecr-retag", [os.path.join(TARGET, "release/ecr-retag")], ROOT,
+        impl = bench.Implementation("ecr-retag", [os.path.join(TARGET, "release/bootstrap")], ROOT,
                                     lambda _: {"RETAG_RULES": rules(move)})
         self.running = [impl.start(emulator, 0) for _ in range(n)]
         self.free = list(range(n))

@@ -2,10 +2,11 @@
 # Build output goes where cargo puts it by default (./target), so the README's own cargo
 # commands reuse it; set CARGO_TARGET_DIR to keep it elsewhere.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-BOOTSTRAP="$CARGO_TARGET_DIR/release/ecr-retag"
+BOOTSTRAP="$CARGO_TARGET_DIR/release/bootstrap"   # the Lambda function
+CLI="$CARGO_TARGET_DIR/release/ecr-retag"         # the command line
 
-build_release() { # the release bootstrap, showing cargo's progress
-  echo "==> Building the function: cargo build --release (the first build takes several minutes and needs crates.io)"
+build_release() { # the release binaries (bootstrap and ecr-retag), showing cargo's progress
+  echo "==> Building the function and the command line: cargo build --release (the first build takes several minutes and needs crates.io)"
   cargo build --locked --release
 }
 

@@ -1,11 +1,10 @@
-//! The command line: the same binary, run from a shell with arguments. One parser
+//! The command line, the `ecr-retag` binary (the Lambda function is `bootstrap`). One parser
 //! ([`flags`]), one usage text ([`COMMANDS`]), the same exit codes in every command:
 //! 0 success, 1 findings (problems in the rules, tags not in place), 2 usage mistakes.
 //! Results (plans, tables, JSON) go to stdout whatever the exit code, messages to stderr.
 //!
 //! Offline ([`offline`], [`filters`]): `check-rules`, `plan`, `filters`, for people writing
 //! rules. Against a registry ([`online`], [`doctor`]): `apply`, `sweep`, `doctor`.
-//! Without arguments, inside Lambda, the binary is the Lambda function.
 
 use std::io::Write as _;
 
@@ -44,10 +43,6 @@ pub const COMMANDS: [(&str, &str, &str); 6] = [
         "registry settings that would defeat the rules (exit 1 when something would)",
     ),
 ];
-
-const OUTSIDE_LAMBDA: &str = "ecr-retag is the bootstrap of an AWS Lambda function (it needs the Lambda Runtime API, \
-AWS_LAMBDA_RUNTIME_API, which is not set here), and a tool for rule files. To run the function \
-locally: scripts/invoke events/push.json (docs/local.md).";
 
 /// Where an outcome's text goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +92,7 @@ pub fn usage_text() -> String {
     for (_, line, what) in COMMANDS {
         out.push_str(&format!("\n  {line}\n      {what}"));
     }
-    out.push_str("\n  ecr-retag COMMAND --help\nWithout arguments, ecr-retag runs as the Lambda function.");
+    out.push_str("\n  ecr-retag COMMAND --help\nThe Lambda function is the other binary, bootstrap (docs/architecture.md).");
     out
 }
 
@@ -106,35 +101,33 @@ pub(crate) fn usage(problem: &str) -> Outcome {
     Outcome::message(2, format!("{problem}\n{}", usage_text()))
 }
 
-/// Runs the command in `args` (without the program name), or `None` when there are no
-/// arguments and the process runs inside Lambda (`in_lambda`: Lambda gave it a Runtime API),
-/// i.e. the binary should run as the Lambda function.
-pub async fn run(args: &[String], now: DateTime<Utc>, in_lambda: bool) -> Option<Outcome> {
+/// Runs the command in `args` (without the program name).
+pub async fn run(args: &[String], now: DateTime<Utc>) -> Outcome {
     let Some((command, rest)) = args.split_first() else {
-        return (!in_lambda).then(|| usage(OUTSIDE_LAMBDA));
+        return usage("a command is needed");
     };
     if matches!(command.as_str(), "help" | "--help" | "-h") {
-        return Some(Outcome::result(0, usage_text()));
+        return Outcome::result(0, usage_text());
     }
     let Some((_, line, what)) = COMMANDS.iter().find(|(name, ..)| name == command) else {
-        return Some(usage(&format!("unknown command {command:?}")));
+        return usage(&format!("unknown command {command:?}"));
     };
-    let help = || Some(Outcome::result(0, format!("usage: {line}\n  {what}")));
+    let help = || Outcome::result(0, format!("usage: {line}\n  {what}"));
     let flags = match Flags::parse(rest) {
         Ok(flags) if flags.help => return help(),
         Ok(flags) => flags,
         // Help even after a mistake elsewhere on the line.
         Err(_) if rest.iter().any(|a| a == "--help" || a == "-h") => return help(),
-        Err(problem) => return Some(usage(&format!("{command}: {problem}"))),
+        Err(problem) => return usage(&format!("{command}: {problem}")),
     };
-    Some(match command.as_str() {
+    match command.as_str() {
         "check-rules" => offline::check_rules(&flags),
         "plan" => offline::plan(&flags, now),
         "filters" => filters::run(&flags),
         "apply" => online::apply(flags).await,
         "sweep" => online::sweep(flags).await,
         _ => doctor::run(flags).await,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -153,22 +146,21 @@ mod tests {
 
     fn run_args(args: &[&str]) -> Outcome {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        run_now(&args, false).expect("a command")
+        run_now(&args)
     }
 
     /// The offline commands touch no network: a current-thread runtime is enough.
-    fn run_now(args: &[String], in_lambda: bool) -> Option<Outcome> {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run(args, now(), in_lambda))
+    fn run_now(args: &[String]) -> Outcome {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run(args, now()))
     }
 
     const RULES: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","{date:%Y%m%d}"]}]}"#;
 
     #[test]
-    fn no_arguments_means_the_lambda_function_inside_lambda_and_usage_outside() {
-        assert_eq!(run_now(&[], true), None);
-        let out = run_now(&[], false).unwrap();
-        assert_eq!(out.code, 2);
-        assert!(out.output.contains("AWS_LAMBDA_RUNTIME_API") && out.output.contains("usage:"), "{}", out.output);
+    fn no_arguments_is_a_usage_mistake() {
+        let out = run_now(&[]);
+        assert_eq!((out.code, out.stream), (2, Stream::Stderr));
+        assert!(out.output.starts_with("a command is needed\nusage:"), "{}", out.output);
     }
 
     #[test]

@@ -65,9 +65,10 @@
 //!   and `ecr-retag doctor`, [`apply::doctor`] over [`registry::Setup`], judged by
 //!   [`domain::doctor`] with [`domain::lifecycle`]).
 //!
-//! The binary (`src/main.rs`) only builds the configuration, the ECR client
-//! and the handler, and hands the handler to the Lambda runtime (or, given
-//! arguments, runs [`cli`]).
+//! Two binaries only wire: `bootstrap` (`src/bin/bootstrap.rs`), the Lambda function, builds
+//! the configuration, the ECR client and the handler and hands the handler to the Lambda
+//! runtime; `ecr-retag` (`src/bin/ecr-retag.rs`), the command line, runs [`cli`]. The function
+//! links none of the command line.
 
 pub mod apply;
 pub mod budget;

@@ -428,8 +428,8 @@ async fn a_runner_that_sends_a_deadline_already_past_still_gets_the_work_done() 
 }
 
 #[tokio::test]
-async fn the_same_binary_checks_and_plans_rules_offline() {
-    let binary = Function::binary();
+async fn the_command_line_checks_and_plans_rules_offline() {
+    let binary = Function::cli();
     let run = |args: &[&str]| std::process::Command::new(&binary).args(args).env_clear().envs(clock_env()).output().unwrap();
     let rules = root().join("rules.json");
     let out = run(&["check-rules", rules.to_str().unwrap()]);
@@ -458,11 +458,17 @@ async fn the_same_binary_checks_and_plans_rules_offline() {
     assert!(stderr.contains("status=141") || stderr.contains("status=0"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 
-    // Started by hand outside Lambda, it says what it is instead of panicking.
+    // Without a command: the usage, exit 2.
     let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"));
+
+    // The function, started by hand outside Lambda, says what it is instead of panicking.
+    let out = std::process::Command::new(Function::binary()).env_clear().envs(clock_env()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("AWS_LAMBDA_RUNTIME_API") && text.contains("scripts/invoke") && !text.contains("panicked"), "{text}");
+    assert!(text.contains("ecr-retag --help"), "it points to the command line: {text}");
 }
 
 /// The promotion features together, through the bootstrap, with the `platform-*`
@@ -599,7 +605,7 @@ fn cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
 }
 
 fn cli_on(emulator: &Emulator, dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(Function::binary())
+    let out = std::process::Command::new(Function::cli())
         .args(args)
         .env_clear()
         .envs(clock_env())
@@ -626,7 +632,7 @@ async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipelin
 
     // Without credentials: one line saying where they come from, exit 1 (the instance role's
     // metadata service is switched off: nothing is asked of it).
-    let bare = std::process::Command::new(Function::binary())
+    let bare = std::process::Command::new(Function::cli())
         .args(["apply", "--rules", rules, "--repository", "team/api", "--tag", "v1.4.2"])
         .env_clear()
         .envs(clock_env())

@@ -4,7 +4,7 @@ function reads it from there: the README's `sam build`, and its `cargo lambda bu
 SHA-256), not in the zip before it.
 
 Run by ./scripts/test:  .venv-deploy/bin/python -m unittest discover -s tests/deploy
-Needs the deployment tools on PATH (.venv-deploy/bin) and ECR_RETAG_BIN, the host build of
+Needs the deployment tools on PATH (.venv-deploy/bin) and ECR_RETAG_BOOTSTRAP and ECR_RETAG_CLI, the host builds of
 the bootstrap, to read the packaged file as the function does. The arm64 builds share the
 build cache, so after the first they cost seconds.
 """
@@ -48,15 +48,15 @@ def reads_rules(test, package_dir, rules_file, summary="2 rules, valid"):
     """The host bootstrap, started as in the package (LAMBDA_TASK_ROOT), gets past reading the
     rule file: it exits 2 only on invalid configuration, and otherwise fails later, to reach
     the Runtime API that is not there. check-rules on the same file parses it."""
-    binary = os.environ.get("ECR_RETAG_BIN")
-    if not binary:
-        test.skipTest("ECR_RETAG_BIN is not set")
+    binary, cli = os.environ.get("ECR_RETAG_BOOTSTRAP"), os.environ.get("ECR_RETAG_CLI")
+    if not (binary and cli):
+        test.skipTest("ECR_RETAG_BOOTSTRAP and ECR_RETAG_CLI are not set")
     env = {"PATH": os.environ.get("PATH", ""), "LAMBDA_TASK_ROOT": package_dir, "RETAG_RULES_FILE": rules_file,
            "AWS_REGION": "eu-west-1", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "AWS_LAMBDA_FUNCTION_NAME": "t",
            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "1"}
     started = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=30)
     test.assertNotEqual(started.returncode, 2, started.stdout + started.stderr)
-    checked = subprocess.run([binary, "check-rules", os.path.join(package_dir, rules_file)],
+    checked = subprocess.run([cli, "check-rules", os.path.join(package_dir, rules_file)],
                              capture_output=True, text=True, timeout=30)
     test.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
     if summary:
@@ -119,21 +119,22 @@ class Packages(unittest.TestCase):
         reads_rules(self, package, variable)
 
     def cargo_lambda_build(self):
-        """The README's build: the arm64 binary. A zip left by an earlier `--output-format zip`
+        """The README's build: the arm64 function, `bootstrap`. A zip left by an earlier `--output-format zip`
         build is there too, as on a machine that tried both: deploy must not ship it."""
         out = os.path.join(self.work, "lambda")
-        run("cargo", "lambda", "build", "--release", "--arm64", "--output-format", "zip", "--lambda-dir", out)
-        run("cargo", "lambda", "build", "--release", "--arm64", "--lambda-dir", out)
+        run("cargo", "lambda", "build", "--release", "--arm64", "--bin", "bootstrap", "--output-format", "zip", "--lambda-dir", out)
+        run("cargo", "lambda", "build", "--release", "--arm64", "--bin", "bootstrap", "--lambda-dir", out)
         return out
 
     def uploaded(self, out, function, *extra):
         """`cargo lambda deploy` to moto's Lambda: the zip it uploaded (moto's CodeSha256 is that
-        of the zip deploy left on disk), unpacked, and the function's environment."""
+        of the zip deploy left on disk), unpacked, and the function's environment. The binary is
+        `bootstrap` whatever the function's name, as Cargo.toml's deploy section says."""
         env = dict(os.environ, AWS_REGION="eu-west-1", AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
         run("cargo", "lambda", "deploy", "--lambda-dir", out, "--endpoint-url", self.lambda_endpoint,
-            "--binary-name", "ecr-retag", *extra, function, env=env)
+            *extra, function, env=env)
         got = moto_lambda(self.lambda_endpoint).get_function(FunctionName=function)["Configuration"]
-        zipped = os.path.join(out, "ecr-retag", "bootstrap.zip")
+        zipped = os.path.join(out, "bootstrap", "bootstrap.zip")
         with open(zipped, "rb") as f:
             data = f.read()
         self.assertEqual((got["CodeSha256"], got["CodeSize"]),

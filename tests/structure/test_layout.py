@@ -19,7 +19,7 @@ def modules():
     out = {}
     for folder, _, files in os.walk(SRC):
         for name in files:
-            if not name.endswith(".rs") or name == "main.rs":
+            if not name.endswith(".rs") or os.path.basename(folder) == "bin":
                 continue
             rel = os.path.relpath(os.path.join(folder, name), SRC)[:-3].split(os.sep)
             if rel == ["lib"]:

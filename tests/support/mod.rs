@@ -429,9 +429,14 @@ pub struct Function {
 }
 
 impl Function {
-    /// The release build when `ECR_RETAG_BIN` names it (./scripts/test does), else the test build.
+    /// The release build when `ECR_RETAG_BOOTSTRAP` names it (./scripts/test does), else the test build.
     pub fn binary() -> PathBuf {
-        std::env::var_os("ECR_RETAG_BIN").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_ecr-retag").into())
+        std::env::var_os("ECR_RETAG_BOOTSTRAP").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_bootstrap").into())
+    }
+
+    /// The command line: the release build when `ECR_RETAG_CLI` names it, else the test build.
+    pub fn cli() -> PathBuf {
+        std::env::var_os("ECR_RETAG_CLI").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_ecr-retag").into())
     }
 
     pub async fn start(env: &[(&str, &str)]) -> Function {

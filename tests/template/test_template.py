@@ -1,7 +1,7 @@
 """template.yaml checked against the code, and its event pattern run through a real matcher.
 
 Run by ./scripts/test:  .venv/bin/python -m unittest discover -s tests/template -v
-ECR_RETAG_BIN names the bootstrap binary (for checking the template's default rule set).
+ECR_RETAG_CLI names the command line binary (for checking the template's default rule set).
 """
 
 import json
@@ -426,9 +426,9 @@ class TemplateMatchesTheCode(unittest.TestCase):
 
     def test_the_rule_file_sam_packages_is_valid(self):
         # tests/deploy builds the packages; here, the file they carry by default.
-        binary = os.environ.get("ECR_RETAG_BIN")
+        binary = os.environ.get("ECR_RETAG_CLI")
         if not binary:
-            self.skipTest("ECR_RETAG_BIN is not set")
+            self.skipTest("ECR_RETAG_CLI is not set")
         run = subprocess.run([binary, "check-rules", os.path.join(ROOT, "rules.json")], capture_output=True, text=True, timeout=30)
         self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
 
