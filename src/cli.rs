@@ -372,7 +372,16 @@ aws ecr put-image-tag-mutability --repository-name REPO --image-tag-mutability I
         assert_eq!(out.code, 1);
         let marked: Vec<&str> = out.output.lines().filter(|l| l.contains("conflicts on its second move")).collect();
         assert_eq!(marked.len(), 1, "only the date stamp: stable and v1 are excluded\n{}", out.output);
-        assert!(marked[0].contains("none covering `20261124`; to let it move: aws ecr put-image-tag-mutability --repository-name app"), "{}", marked[0]);
+        // The date's shape, as `filters` and `doctor` advise: not today's date as a literal filter.
+        assert!(marked[0].contains("fix: exclude its shape from immutability; `ecr-retag filters --rules RULES`"), "{}", marked[0]);
+        assert!(marked[0].contains("a filter `*"), "{}", marked[0]);
+        assert!(!marked[0].contains("filter=20261124"), "{}", marked[0]);
+        // A literal moving tag gets the literal filter, as before.
+        let literal = [args.as_slice(), &["--mutability", "IMMUTABLE_WITH_EXCLUSION", "--exclusion", "v*", "--exclusion", "2*"]].concat();
+        let out = run_args(&literal);
+        let marked: Vec<&str> = out.output.lines().filter(|l| l.contains("conflicts on its second move")).collect();
+        assert_eq!(marked.len(), 1, "{}", out.output);
+        assert!(marked[0].contains("filterType=WILDCARD,filter=stable"), "{}", marked[0]);
         assert_eq!(run_args(&args).code, 0, "without --mutability nothing is marked");
         let mutable = [args.as_slice(), &["--mutability", "MUTABLE"]].concat();
         assert_eq!(run_args(&mutable).code, 0);

@@ -816,7 +816,16 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
     let mounting = lines("(registry)", "DEFEATS");
     assert_eq!(mounting.len(), 1, "said once: {out}");
     assert!(mounting[0].contains("a rule promotes into another repository: blob mounting is off") && mounting[0].contains("put-account-setting --name BLOB_MOUNTING --value ENABLED"), "{out}");
-    assert_eq!(out.lines().last().unwrap(), "8 repositories checked: 7 would defeat a rule, 0 unchecked, 1 warnings, 7 notes", "{out}");
+    // The summary counts what the lines above name: DEFEATS lines, and the places they are about.
+    let defeats = out.lines().filter(|l| l.contains(": DEFEATS: ")).count();
+    let places: std::collections::BTreeSet<&str> = out.lines().filter(|l| l.contains(": DEFEATS: ")).filter_map(|l| l.split(": ").next()).collect();
+    let notes = out.lines().filter(|l| l.contains(": note: ")).count();
+    assert_eq!((defeats, places.len(), notes), (7, 7, 7), "{out}");
+    assert_eq!(
+        out.lines().last().unwrap(),
+        "8 repositories checked; something would defeat a rule in 6 repositories and the registry; lines: 7 DEFEATS, 0 UNCHECKED, 1 warns, 7 note",
+        "{out}"
+    );
 
     // Narrowed to the healthy one: exit 0; --json for a pipeline.
     let (code, out, err) = cli(&dir, &["doctor", "--rules", rules, "--repositories", ok, "--json"]);

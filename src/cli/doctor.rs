@@ -9,7 +9,7 @@ use crate::apply::doctor::{check, Checkup};
 use crate::apply::sweep::repositories;
 use crate::cli::flags::Flags;
 use crate::cli::Outcome;
-use crate::domain::doctor::Level;
+use crate::domain::doctor::{Level, REGISTRY};
 
 pub(crate) async fn run(mut flags: Flags) -> Outcome {
     if let Err(outcome) = flags.only("doctor", &["--rules", "--repositories", "--region", "--profile", "--json"], false) {
@@ -50,6 +50,10 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `team/api: DEFEATS: … ; fix: …`, most serious first within each repository, then a count.
 fn table(checkup: &Checkup) -> String {
     let mut out = String::new();
@@ -58,11 +62,23 @@ fn table(checkup: &Checkup) -> String {
     for f in &findings {
         let _ = writeln!(out, "{}: {}: {}; fix: {}", f.repository, level_name(f.level), f.what, f.fix);
     }
+    // Counted as the lines above name them: DEFEATS lines, and the places they are about.
     let count = |level| checkup.findings.iter().filter(|f| f.level == level).count();
+    let mut defeated: Vec<&str> = checkup.findings.iter().filter(|f| f.level == Level::Defeats).map(|f| f.repository.as_str()).collect();
+    defeated.sort_unstable();
+    defeated.dedup();
+    let registry = defeated.contains(&REGISTRY);
+    let repositories = defeated.len() - usize::from(registry);
+    let places = match (repositories, registry) {
+        (0, false) => "none".to_owned(),
+        (0, true) => "the registry".to_owned(),
+        (n, false) => plural(n, "repository", "repositories"),
+        (n, true) => format!("{} and the registry", plural(n, "repository", "repositories")),
+    };
     let _ = write!(
         out,
-        "{} repositories checked: {} would defeat a rule, {} unchecked, {} warnings, {} notes",
-        checkup.repositories.len(),
+        "{} checked; something would defeat a rule in {places}; lines: {} DEFEATS, {} UNCHECKED, {} warns, {} note",
+        plural(checkup.repositories.len(), "repository", "repositories"),
         count(Level::Defeats),
         count(Level::Unchecked),
         count(Level::Warns),

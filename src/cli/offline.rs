@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cli::flags::{load, Flags};
 use crate::cli::{usage, Outcome};
-use crate::domain::mutability::{Mode, TagMutability};
+use crate::domain::mutability::{template_of, Mode, TagMutability};
 use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::plan::{plan as plan_push, Phase, Verdict};
 use crate::domain::rules::Subject;
@@ -93,6 +93,7 @@ pub(crate) fn plan(flags: &Flags, now: DateTime<Utc>) -> Outcome {
         artifact: crate::domain::artifact::Artifact::of_tag(tag.as_str()).is_some(),
     };
     let planned = plan_push(&rules, &subject, Phase::PUSH);
+    let moving = rules.moving_tags();
     let mut out = format!("{repository}:{tag} pushed at {}", pushed_at.to_rfc3339());
     let unmet = rules.unmet_repository_tags(repository.as_str(), tag.as_str(), repository_tags);
     for note in &unmet {
@@ -114,7 +115,9 @@ pub(crate) fn plan(flags: &Flags, now: DateTime<Utc>) -> Outcome {
                 // --mutability describes the pushed repository, not a promotion's target.
                 if let Some(m) = mutability.as_ref().filter(|m| p.to.is_none() && p.moves && m.is_immutable(t.as_str())) {
                     invalid += 1;
-                    let _ = write!(out, "\n           conflicts on its second move: it moves, and {}", m.advice(repository.as_str(), t.as_str()));
+                    let template = template_of(&moving, &p.rules, t.as_str());
+                    let advice = m.moving_advice(repository.as_str(), t.as_str(), template);
+                    let _ = write!(out, "\n           conflicts on its second move: it moves and the repository keeps it immutable; fix: {advice}");
                 }
             }
             Verdict::Deferred(why) => {

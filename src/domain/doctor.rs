@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::lifecycle::{self, Action, Count, Fate};
-use crate::domain::mutability::{wildcard_match, Moving, TagMutability};
+use crate::domain::mutability::{template_of, wildcard_match, Moving, TagMutability};
 use crate::domain::names::{Digest, RepositoryName, Tag, MAX_TAGS_PER_IMAGE};
 use crate::domain::rules::{Derived, RuleSet, Subject};
 
@@ -178,15 +178,7 @@ fn mutability_findings(mutability: &TagMutability, promoted: &[Promoted], out: &
             continue;
         }
         seen.push(m);
-        let fix = if m.shape.contains('*') {
-            format!(
-                "exclude its shape from immutability; `ecr-retag filters --rules RULES` proposes filters for every moving tag \
-                 (a filter `{}` may also free the version tags pushes carry)",
-                m.shape
-            )
-        } else {
-            mutability.advice(out.repository, &p.tag)
-        };
+        let fix = mutability.moving_advice(out.repository, &p.tag, Some(m));
         out.add(
             Level::Defeats,
             format!("`{}` (rule {:?}, e.g. `{}`) moves from image to image, and the repository keeps it immutable: its second move conflicts", m.template, m.rule, p.tag),
@@ -281,9 +273,7 @@ pub fn promotion_targets<'r>(
 fn promoted(rules: &RuleSet, repo: &str, have: Option<&BTreeMap<String, String>>, now: DateTime<Utc>) -> Vec<Promoted> {
     let moving = rules.moving_tags();
     // The template a moving tag came from: its rule's most specific shape that matches it.
-    let template_of = |rule: &str, tag: &str| {
-        moving.iter().filter(|m| m.rule == rule && wildcard_match(m.shape.as_bytes(), tag.as_bytes())).max_by_key(|m| m.shape.len()).cloned()
-    };
+    let template_of = |rule: &str, tag: &str| template_of(&moving, &[rule.to_owned()], tag).cloned();
     let mut out: Vec<Promoted> = Vec::new();
     for (tag, derived) in example_pushes(rules, repo, have, now) {
         let derived: Vec<Promotion> = derived

@@ -144,6 +144,30 @@ impl TagMutability {
     }
 }
 
+impl TagMutability {
+    /// For a moving tag this setting keeps immutable, the change to make. A template with a
+    /// variable part (`v{major}`, `{date:%Y%m%d}`) needs its shape freed, not this one tag, or
+    /// the next push conflicts again: the advice `plan`, `doctor` and `filters` give alike.
+    pub fn moving_advice(&self, repository: &str, tag: &str, moving: Option<&Moving>) -> String {
+        match moving {
+            Some(m) if m.shape.contains('*') => format!(
+                "exclude its shape from immutability; `ecr-retag filters --rules RULES` proposes filters for every moving tag \
+                 (a filter `{}` may also free the version tags pushes carry)",
+                m.shape
+            ),
+            _ => self.advice(repository, tag),
+        }
+    }
+}
+
+/// The template one of `rules` derived `tag` from: the most specific moving shape that matches it.
+pub fn template_of<'a>(moving: &'a [Moving], rules: &[String], tag: &str) -> Option<&'a Moving> {
+    moving
+        .iter()
+        .filter(|m| rules.contains(&m.rule) && wildcard_match(m.shape.as_bytes(), tag.as_bytes()))
+        .max_by_key(|m| m.shape.len())
+}
+
 /// A moving tag of a rule set: its rule, its template, and its shape as a filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Moving {
