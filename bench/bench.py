@@ -182,7 +182,7 @@ def package_sizes(skip):
 
 
 def rule_benchmarks():
-    out = subprocess.run(["cargo", "bench", "--quiet", "--bench", "rules"], cwd=ROOT, check=True,
+    out = subprocess.run(["cargo", "bench", "--quiet", "-p", "ecr-retag-domain", "--bench", "rules"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     found = {}
     for name, low, mid, high in re.findall(

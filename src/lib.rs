@@ -9,16 +9,11 @@
 //!   a direct request) as a [`domain::request::Request`], an SQS batch of
 //!   them, or a sweep's [`domain::request::ReconcileRequest`]; or an error
 //!   naming the field.
-//! - [`domain`]: the pure core. [`domain::rules`]: the configuration
-//!   contract, parsed and validated once at start-up, then evaluated purely
-//!   against a pushed tag. [`domain::plan`]: which tags the push should get,
-//!   with invalid renderings and tags that would re-trigger the function ruled
-//!   out, gated tags deferred, passed or blocked by what the event knows of the
-//!   scan ([`domain::scan`]) and signatures ([`domain::signature`]). [`domain::assess`]: the sweep's choice of one image per
-//!   derived tag. [`domain::names`]: validated digests, tags, repository names
-//!   and registry ids; [`domain::request`]: what an invocation asks for;
-//!   [`domain::artifact`]: signatures, attestations and SBOMs, told apart from
-//!   images; [`domain::signature`]: signatures as a gate; [`domain::mutability`]: tag mutability with exclusion filters.
+//! - [`domain`]: the pure core, a crate of its own (`crates/domain`, `ecr-retag-domain`,
+//!   re-exported here) so that the compiler keeps it free of I/O; its map opens its `lib.rs`.
+//!   The rules are parsed and validated once at start-up, then evaluated purely against a
+//!   pushed tag; the plan says which tags a push should get, gated or not; the sweep's
+//!   assessment chooses one image per derived tag.
 //! - [`apply`]: the use cases over the registry port, given only the
 //!   [`apply::Settings`] they need (rules, dry run, write concurrency).
 //!   [`apply::engine`]: an event's writes, whatever triggered it (a push,
@@ -74,7 +69,7 @@ pub mod apply;
 pub mod budget;
 pub mod cli;
 pub mod config;
-pub mod domain;
+pub use ecr_retag_domain as domain;
 pub mod error;
 pub mod fault;
 pub mod input;

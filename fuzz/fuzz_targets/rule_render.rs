@@ -2,9 +2,9 @@
 //! and planning may not panic, and every tag planned for writing is a valid tag,
 //! never the pushed one.
 #![no_main]
-use ecr_retag::domain::names::{Digest, Tag};
-use ecr_retag::domain::plan::{plan, Phase, Verdict};
-use ecr_retag::domain::rules::{RuleSet, Subject};
+use ecr_retag_domain::names::{Digest, Tag};
+use ecr_retag_domain::plan::{plan, Phase, Verdict};
+use ecr_retag_domain::rules::{RuleSet, Subject};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,13 +15,16 @@ fuzz_target!(|data: &[u8]| {
     let Some(pushed_at) = secs.trim().parse::<i64>().ok().and_then(|s| chrono::DateTime::from_timestamp(s, 0)) else {
         return;
     };
+    let Ok(pushed) = Tag::parse(tag) else { return };
     let digest = Digest::parse("sha256:c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445").unwrap();
     for repository in ["app", "team/api", "a/b/c"] {
-        let subject = Subject { repository, tag, digest: &digest, pushed_at, repository_tags: None };
-        for planned in plan(&rules, &subject, Phase::Push).tags {
-            if let Verdict::Write(t) = planned.verdict {
-                assert!(Tag::parse(t.as_str()).is_ok(), "{t:?}");
-                assert_ne!(t.as_str(), tag);
+        for artifact in [false, true] {
+            let subject = Subject { repository, tag: &pushed, digest: &digest, pushed_at, repository_tags: None, artifact };
+            for planned in plan(&rules, &subject, Phase::PUSH).tags {
+                if let Verdict::Write(t) = planned.verdict {
+                    assert!(Tag::parse(t.as_str()).is_ok(), "{t:?}");
+                    assert_ne!(t.as_str(), tag);
+                }
             }
         }
     }

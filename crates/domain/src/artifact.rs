@@ -170,9 +170,9 @@ mod tests {
         assert!(matches!(Artifact::of_manifest(legacy_signature), Some(Artifact::KnownType { kind: "a cosign signature", .. })));
         let sbom = r#"{"schemaVersion":2,"config":{"mediaType":"application/spdx+json"},"layers":[]}"#;
         assert!(matches!(Artifact::of_manifest(sbom), Some(Artifact::KnownType { kind: "an SPDX SBOM", .. })));
-        let helm = include_str!("../../tests/fixtures/manifests/helm-chart-oci-artifact.json");
+        let helm = include_str!("../../../tests/fixtures/manifests/helm-chart-oci-artifact.json");
         assert_eq!(Artifact::of_manifest(helm), None, "a standalone artifact such as a Helm chart is promoted as before");
-        let index = include_str!("../../tests/fixtures/manifests/docker-manifest-list.json");
+        let index = include_str!("../../../tests/fixtures/manifests/docker-manifest-list.json");
         assert_eq!(Artifact::of_manifest(index), None);
         assert_eq!(Artifact::of_manifest("not json"), None);
     }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::domain::names::Digest;
+use crate::names::Digest;
 
 /// The media type PutImage is given for a manifest: the registry's own answer first, then the
 /// event's, then the manifest's `mediaType` (OCI indexes and artifacts may have none).

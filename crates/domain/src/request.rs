@@ -1,12 +1,12 @@
-//! What an invocation asks for, once [`crate::input`] has read it: a push to
+//! What an invocation asks for, once `ecr_retag::input` has read it: a push to
 //! retag, a scan result to promote, an event to ignore, or a sweep.
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::names::{Digest, RegistryId, Repository, RepositoryName, Tag};
-use crate::domain::rules::glob::Glob;
-use crate::domain::scan::Findings;
-use crate::domain::signature::{cosign_subject, Kind, Kinds};
+use crate::names::{Digest, RegistryId, Repository, RepositoryName, Tag};
+use crate::rules::glob::Glob;
+use crate::scan::Findings;
+use crate::signature::{cosign_subject, Kind, Kinds};
 
 /// What one event asks for.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,9 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ecr_retag::domain::names::{Digest, Tag};
-use ecr_retag::domain::plan::{plan, Phase, Verdict};
-use ecr_retag::domain::rules::{RuleSet, Subject};
+use ecr_retag_domain::names::{Digest, Tag};
+use ecr_retag_domain::plan::{plan, Phase, Verdict};
+use ecr_retag_domain::rules::{RuleSet, Subject};
 use std::hint::black_box;
 
 fn hundred_rules() -> String {

@@ -5,8 +5,8 @@
 
 use std::fmt;
 
-use crate::domain::artifact::ManifestFields;
-use crate::domain::names::{Digest, Tag};
+use crate::artifact::ManifestFields;
+use crate::names::{Digest, Tag};
 
 /// How an image can be signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::lifecycle::{self, Action, Count, Fate};
-use crate::domain::mutability::{template_of, wildcard_match, Moving, TagMutability};
-use crate::domain::names::{Digest, RepositoryName, Tag, MAX_TAGS_PER_IMAGE};
-use crate::domain::rules::{Derived, RuleSet, Subject};
+use crate::lifecycle::{self, Action, Count, Fate};
+use crate::mutability::{template_of, wildcard_match, Moving, TagMutability};
+use crate::names::{Digest, RepositoryName, Tag, MAX_TAGS_PER_IMAGE};
+use crate::rules::{Derived, RuleSet, Subject};
 
 /// Images with this many tags are reported: few promotions are left before ECR's 1,000.
 pub const CROWDED: usize = 900;
@@ -391,7 +391,7 @@ fn keep_rules(priority: u32, used: &[u32], templates: &[&Moving], pushed: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::mutability::{Filter, Mode};
+    use crate::mutability::{Filter, Mode};
 
     const RULES: &str = r#"{"rules": [
         {"name": "release", "semver": true, "tags": ["stable", "v{major}.{minor}"], "when": {"scan": "HIGH"}},

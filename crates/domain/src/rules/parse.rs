@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::glob::Glob;
 use super::template::{Scope, Template};
 use super::{Matcher, Policy, Promotion, Rule, RuleSet};
-use crate::domain::scan::Severity;
-use crate::domain::signature::{Kind, Kinds};
+use crate::scan::Severity;
+use crate::signature::{Kind, Kinds};
 
 /// Why a rule set was refused.
 #[derive(Debug, thiserror::Error)]

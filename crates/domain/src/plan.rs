@@ -8,10 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::names::{RepositoryName, Tag};
-use crate::domain::rules::{Policy, RuleSet, Subject};
-use crate::domain::scan::Findings;
-use crate::domain::signature::{Kind, Kinds, Signatures};
+use crate::names::{RepositoryName, Tag};
+use crate::rules::{Policy, RuleSet, Subject};
+use crate::scan::Findings;
+use crate::signature::{Kind, Kinds, Signatures};
 
 /// What the planning knows: what triggered it, and what is known of the
 /// image's scan and signatures. Gated tags are written once every condition of
@@ -367,8 +367,8 @@ fn waiting_for_signature(kinds: Kinds) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::names::Digest;
-    use crate::domain::signature::{Kind, Kinds, Signatures};
+    use crate::names::Digest;
+    use crate::signature::{Kind, Kinds, Signatures};
 
     fn digest() -> Digest {
         Digest::parse("sha256:16eb06ced985216bb14744c43dad833c58f56296d152e580542d0e8630f63316").unwrap()

@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
-use crate::domain::names::{Digest, RepositoryName, Tag};
-use crate::domain::scan::Severity;
-use crate::domain::signature::Kinds;
+use crate::names::{Digest, RepositoryName, Tag};
+use crate::scan::Severity;
+use crate::signature::Kinds;
 pub use glob::Glob;
 pub use parse::{RuleProblem, RulesError};
 use template::{Matched, Template, Vars};
@@ -61,7 +61,7 @@ pub struct Policy {
     /// `"remove_source": true`: the pushed tag is removed once every derived tag is in place.
     pub remove_source: bool,
     /// `"artifacts": true`: the rule applies to signatures, attestations and SBOMs too
-    /// ([`crate::domain::artifact`]); other rules never do.
+    /// ([`crate::artifact`]); other rules never do.
     pub artifacts: bool,
     /// `"restore_archived": true`: a tag of the rule due on an archived image starts its
     /// restore (UpdateImageStorageClass) instead of waiting for a person to.
@@ -328,11 +328,11 @@ impl RuleSet {
     }
 
     /// Every template whose tag moves from image to image (`Template::moves`), with its rule.
-    pub fn moving_tags(&self) -> Vec<crate::domain::mutability::Moving> {
+    pub fn moving_tags(&self) -> Vec<crate::mutability::Moving> {
         self.rules
             .iter()
             .flat_map(|r| r.tags.iter().filter(|t| t.moves()).map(move |t| (r, t)))
-            .map(|(r, t)| crate::domain::mutability::Moving { rule: r.name.clone(), template: t.source().to_owned(), shape: t.wildcard() })
+            .map(|(r, t)| crate::mutability::Moving { rule: r.name.clone(), template: t.source().to_owned(), shape: t.wildcard() })
             .collect()
     }
 
@@ -373,7 +373,7 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::signature::Kind;
+    use crate::signature::Kind;
 
     const EXAMPLE: &str = r#"{
       "rules": [

@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use crate::domain::mutability::wildcard_match;
+use crate::mutability::wildcard_match;
 
 /// A policy's rules, highest priority (lowest number) first.
 #[derive(Debug, Clone, PartialEq, Eq)]

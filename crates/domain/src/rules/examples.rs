@@ -1,5 +1,5 @@
 //! Example pushes a rule matches, for checking rule sets offline
-//! ([`crate::lint`]): a few tags generated from a `match` regex (its shortest
+//! (`ecr_retag::lint`): a few tags generated from a `match` regex (its shortest
 //! forms and one longer, each alternative), or typical versions for `semver`
 //! rules, and a repository its globs accept.
 

@@ -225,7 +225,7 @@ impl Template {
             .iter()
             .map(|s| if let Segment::Literal(l) = s { l.chars().count() } else { 0 })
             .sum();
-        if literal_len > crate::domain::names::Tag::MAX_LEN {
+        if literal_len > crate::names::Tag::MAX_LEN {
             return Err(TemplateError::NeverValid(format!(
                 "its fixed text alone is {literal_len} characters, over the limit of 128"
             )));

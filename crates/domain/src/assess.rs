@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::artifact::Artifact;
-use crate::domain::names::{Digest, Tag};
-use crate::domain::plan::{self, Phase, Plan, Scan, Verdict};
-use crate::domain::rules::{RuleSet, Subject};
-use crate::domain::scan::Findings;
-use crate::domain::signature::{self, Kind, Kinds, Signatures};
+use crate::artifact::Artifact;
+use crate::names::{Digest, Tag};
+use crate::plan::{self, Phase, Plan, Scan, Verdict};
+use crate::rules::{RuleSet, Subject};
+use crate::scan::Findings;
+use crate::signature::{self, Kind, Kinds, Signatures};
 
 /// A tagged image as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub struct Desired {
     pub current: Option<Digest>,
     pub rules: Vec<String>,
     /// `"move": "if-newer"`: the winner's version; the write is then guarded
-    /// ([`crate::apply::if_newer`]), since the listing may be older than an event's write.
+    /// (`ecr_retag::apply::if_newer`), since the listing may be older than an event's write.
     pub version: Option<semver::Version>,
 }
 
@@ -202,7 +202,7 @@ fn winner<'c, 'a>(cands: &'c [Candidate<'a>], holder: Option<&Digest>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::scan::Findings;
+    use crate::scan::Findings;
 
     const IF_NEWER: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
     const ALWAYS: &str = r#"{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
@@ -250,7 +250,7 @@ mod tests {
     fn an_artifact_in_the_listing_derives_only_for_rules_that_opt_in() {
         let catch_all = r#"{"rules":[{"name":"all","match":".*","tags":["latest"]}]}"#;
         let mut signature = image(2, &["signed-v1"], 2);
-        signature.artifact = Some(crate::domain::artifact::Artifact::Referrer { subject: digest(1).to_string() });
+        signature.artifact = Some(crate::artifact::Artifact::Referrer { subject: digest(1).to_string() });
         let images = [image(1, &["v1.3.0"], 1), signature];
         assert_eq!(wanted(catch_all, &images), BTreeMap::from([("latest".to_owned(), (1, None))]), "the later push is a signature");
         let opted = r#"{"rules":[{"name":"all","match":".*","artifacts":true,"tags":["latest"]}]}"#;
