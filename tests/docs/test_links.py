@@ -55,6 +55,30 @@ class Links(unittest.TestCase):
         self.assertGreater(checked, 20, "the pages link to each other")
         self.assertEqual(broken, [])
 
+    def test_docs_named_by_the_programs_messages_exist(self):
+        """A message that sends a person to the docs names a page that is there (and the
+        section it quotes, `docs/x.md, \\"Section\\"`, or the anchor it gives)."""
+        named = re.compile(r'(docs/[\w/.-]+\.md)(#[\w-]+)?(?:, \\"([^"\\]+)\\")?')
+        found, broken = 0, []
+        for base in ["src", os.path.join("crates", "domain", "src")]:
+            for folder, _, files in os.walk(os.path.join(ROOT, base)):
+                for name in files:
+                    if not name.endswith(".rs"):
+                        continue
+                    with open(os.path.join(folder, name), encoding="utf-8") as f:
+                        text = f.read()
+                    for path, anchor, section in named.findall(text):
+                        found += 1
+                        page = os.path.join(ROOT, path)
+                        if not os.path.exists(page):
+                            broken.append(f"{name}: {path}: no such page")
+                        elif anchor and anchor[1:] not in anchors(page):
+                            broken.append(f"{name}: {path}{anchor}: no such heading")
+                        elif section and section not in prose(page):
+                            broken.append(f"{name}: {path}: no section {section!r}")
+        self.assertGreaterEqual(found, 3, "the messages name docs pages")
+        self.assertEqual(broken, [])
+
     def test_the_readme_stays_short(self):
         with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
             self.assertLessEqual(len(f.read().splitlines()), 200, "reference material belongs in docs/")
