@@ -129,7 +129,9 @@ class Packages(unittest.TestCase):
     def uploaded(self, out, function, *extra):
         """`cargo lambda deploy` to moto's Lambda: the zip it uploaded (moto's CodeSha256 is that
         of the zip deploy left on disk), unpacked, and the function's environment. The binary is
-        `bootstrap` whatever the function's name, as Cargo.toml's deploy section says."""
+        `bootstrap`: Cargo.toml's deploy section says so for the function `ecr-retag`, and
+        another function name needs `--binary-name bootstrap` (cargo-lambda 1.9 applies the
+        section's binary_name only to the package's own name)."""
         env = dict(os.environ, AWS_REGION="eu-west-1", AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
         run("cargo", "lambda", "deploy", "--lambda-dir", out, "--endpoint-url", self.lambda_endpoint,
             *extra, function, env=env)
@@ -163,7 +165,7 @@ class Packages(unittest.TestCase):
         rules = os.path.join(outside, "team.json")
         shutil.copyfile(self.rules, rules)
         out = self.cargo_lambda_build()
-        package, variables = self.uploaded(out, "team-retag", "--include", f"rules.json:{rules}")
+        package, variables = self.uploaded(out, "team-retag", "--binary-name", "bootstrap", "--include", f"rules.json:{rules}")
         with open(os.path.join(package, "rules.json"), "rb") as f, open(rules, "rb") as g:
             self.assertEqual(f.read(), g.read(), "byte for byte")
         reads_rules(self, package, variables["RETAG_RULES_FILE"])
