@@ -368,3 +368,55 @@ impl From<RetagError> for Diagnostic {
         Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! How a batch is sorted before any ECR call: duplicates, sweeps, unreadable and ignored
+    //! messages apart, the rest grouped per repository in the batch's order.
+    use super::*;
+
+    fn push(id: &str, repository: &str, tag: &str, action: &str) -> String {
+        format!(
+            r#"{{"version":"0","id":"{id}","detail-type":"ECR Image Action","source":"aws.ecr","account":"123456789012","time":"2026-11-24T10:15:02Z","region":"eu-west-1","resources":[],"detail":{{"result":"SUCCESS","repository-name":"{repository}","image-digest":"sha256:{}","action-type":"{action}","image-tag":"{tag}"}}}}"#,
+            "c1".repeat(32)
+        )
+    }
+
+    fn message(body: String) -> Message {
+        Message { id: format!("m{}", body.len()), body }
+    }
+
+    fn kind(sorted: &Sorted) -> String {
+        match sorted {
+            Sorted::Request(r) => format!("request {}", r.repository().map(|r| r.name.as_str()).unwrap_or("-")),
+            Sorted::Sweep(_) => "sweep".to_owned(),
+            Sorted::Done(Ok(report)) => format!("done {:?}", report.status),
+            Sorted::Done(Err(_)) => "unreadable".to_owned(),
+            Sorted::Duplicate(first) => format!("duplicate of {first}"),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_sorted_into_groups_per_repository_with_duplicates_sweeps_and_answers_apart() {
+        let messages: Vec<Message> = [
+            push("1", "team/web", "v1.4.2", "PUSH"),
+            push("2", "team/api", "v2.0.0", "PUSH"),
+            push("1", "team/web", "v1.4.2", "PUSH"), // the same event again
+            r#"{"reconcile": {"repositories": ["team/*"], "max_writes": 10}}"#.to_owned(),
+            "not json".to_owned(),
+            push("3", "team/web", "v1.4.2", "DELETE"),
+            push("4", "team/web", "v1.5.0", "PUSH"),
+        ]
+        .into_iter()
+        .map(message)
+        .collect();
+        let (sorted, groups) = sort_batch(&messages, "2026-11-24T12:00:00Z".parse().unwrap());
+        let kinds: Vec<String> = sorted.iter().map(kind).collect();
+        assert_eq!(
+            kinds,
+            ["request team/web", "request team/api", "duplicate of 0", "sweep", "unreadable", "done Ignored", "request team/web"]
+        );
+        // One repository's messages one after another, in the batch's order; repositories apart.
+        assert_eq!(groups, vec![vec![0, 6], vec![1]]);
+    }
+}

@@ -349,3 +349,110 @@ async fn apply<R: Catalog>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The sweep on the in-memory registry: what it writes, in which order, within which budget.
+    use super::*;
+    use crate::domain::rules::glob::Glob;
+    use crate::domain::rules::RuleSet;
+    use crate::registry::memory::{Call, Memory};
+    use crate::registry::Image;
+
+    /// If-newer moving tags, and a plain date stamp per push.
+    const RULES: &str = r#"{"rules":[
+        {"name":"lines","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]},
+        {"name":"stamp","semver":true,"tags":["built-{date:%Y%m%d}"]}]}"#;
+    const MEDIA: &str = "application/vnd.oci.image.manifest.v1+json";
+
+    fn digest(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    fn tag(t: &str) -> Tag {
+        Tag::parse(t).unwrap()
+    }
+
+    /// Image `n` pushed into `repository` as `version` on day `day` of November 2026.
+    fn pushed(memory: &Memory, repository: &str, n: u8, version: &str, day: u32) {
+        let manifest = format!(r#"{{"schemaVersion":2,"mediaType":"{MEDIA}","n":{n}}}"#);
+        let at = format!("2026-11-{day:02}T10:00:00Z").parse().unwrap();
+        memory.add_image(repository, Image { digest: digest(n), manifest, media_type: Some(MEDIA.into()) }, Some(at));
+        memory.point(repository, &tag(version), &digest(n));
+    }
+
+    fn request(globs: &[&str], max_writes: usize) -> ReconcileRequest {
+        ReconcileRequest {
+            repositories: globs.iter().map(|g| Glob::parse(g).unwrap()).collect(),
+            max_writes,
+            resume_at: None,
+            registry_id: None,
+            dry_run: false,
+            fan_out: false,
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings::new(RuleSet::from_json(RULES).unwrap())
+    }
+
+    fn puts(memory: &Memory) -> Vec<String> {
+        memory.calls().into_iter().filter_map(|c| if let Call::Put { tag, .. } = c { Some(tag.to_string()) } else { None }).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn versions_pushed_out_of_order_without_events_end_where_events_in_order_would_put_them() {
+        let memory = Memory::with_repositories(&["app"]);
+        pushed(&memory, "app", 1, "v1.4.2", 1);
+        pushed(&memory, "app", 2, "v1.5.0", 2);
+        pushed(&memory, "app", 3, "v1.4.3", 3); // a hotfix, after the newer release
+        let report = reconcile(&memory, &settings(), &request(&["app"], 50), None, None).await.unwrap();
+        assert_eq!((report.status, report.writes), (SweepStatus::Complete, 7));
+        let at = |t: &str| memory.tag("app", &tag(t));
+        for (t, n) in [("stable", 2), ("v1", 2), ("v1.5", 2), ("v1.4", 3), ("built-20261101", 1), ("built-20261102", 2), ("built-20261103", 3)] {
+            assert_eq!(at(t), Some(digest(n)), "{t}");
+        }
+        assert_eq!(report.repositories[0].tags_written, 7);
+
+        // A second sweep reads and writes nothing.
+        memory.clear_calls();
+        let again = reconcile(&memory, &settings(), &request(&["app"], 50), None, None).await.unwrap();
+        assert_eq!((again.writes, again.repositories[0].already_correct), (0, 7));
+        assert!(puts(&memory).is_empty(), "{:?}", memory.calls());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_writes_in_an_events_order_guarded_tags_first() {
+        let memory = Memory::with_repositories(&["app"]);
+        pushed(&memory, "app", 1, "v1.4.2", 24);
+        reconcile(&memory, &settings(), &request(&["app"], 50), None, None).await.unwrap();
+        let puts = puts(&memory);
+        assert_eq!(puts.len(), 4, "{puts:?}");
+        assert_eq!(puts.last().map(String::as_str), Some("built-20261124"), "the plain tag after the if-newer ones: {puts:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_stops_at_its_write_budget_and_resumes_where_it_said() {
+        let memory = Memory::with_repositories(&["team/a", "team/b"]);
+        pushed(&memory, "team/a", 1, "v1.0.0", 1);
+        pushed(&memory, "team/b", 2, "v2.0.0", 1);
+        let first = reconcile(&memory, &settings(), &request(&["team/*"], 4), None, None).await.unwrap();
+        assert_eq!((first.status, first.writes, first.continuation.as_deref()), (SweepStatus::Stopped, 4, Some("resume-at:team/b")));
+        assert_eq!(memory.tag("team/b", &tag("stable")), None);
+        let resumed = ReconcileRequest { resume_at: Some(RepositoryName::parse("team/b").unwrap()), ..request(&["team/*"], 4) };
+        let second = reconcile(&memory, &settings(), &resumed, None, None).await.unwrap();
+        assert_eq!((second.status, second.writes), (SweepStatus::Complete, 4));
+        assert_eq!(memory.tag("team/b", &tag("stable")), Some(digest(2)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dry_run_sweep_counts_what_it_would_write_and_writes_nothing() {
+        let memory = Memory::with_repositories(&["team/a", "team/b"]);
+        pushed(&memory, "team/a", 1, "v1.0.0", 1);
+        pushed(&memory, "team/b", 2, "v2.0.0", 1);
+        let report = reconcile(&memory, &settings(), &ReconcileRequest { dry_run: true, ..request(&["team/*"], 50) }, None, None).await.unwrap();
+        assert_eq!((report.writes, report.would_write), (0, Some(8)));
+        assert!(puts(&memory).is_empty());
+        assert!(memory.calls().iter().all(|c| !matches!(c, Call::Read { .. })), "a dry run reads no manifest");
+    }
+}
