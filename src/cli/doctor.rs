@@ -20,7 +20,7 @@ pub(crate) async fn run(mut flags: Flags) -> Outcome {
         flags.repositories.push("**".to_owned());
     }
     let now = SystemTime::now();
-    let request = match flags.reconcile_request(now) {
+    let request = match flags.reconcile_request() {
         Ok(r) => r,
         Err(outcome) => return outcome,
     };

@@ -2,16 +2,16 @@
 //! checks that it was given only the flags it takes ([`Flags::only`]).
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
 
 use crate::cli::{usage, Outcome};
 use crate::config::Config;
 use crate::domain::mutability::Filter;
-use crate::domain::request::ReconcileRequest;
+use crate::domain::names::{Digest, RegistryId, Repository, RepositoryName, Tag};
+use crate::domain::request::{resume_point, Push, ReconcileRequest, Request, MAX_WRITES_LIMIT};
+use crate::domain::rules::glob::Glob;
 use crate::domain::rules::{RuleSet, RulesError};
-use crate::input::{self, Invocation};
 use crate::lambda::Handler;
 use crate::registry::ecr::{Ecr, Overrides};
 
@@ -135,29 +135,58 @@ impl Flags {
     }
 
     /// A sweep request's JSON for these repositories.
-    pub(crate) fn reconcile_json(&self, repositories: &[String], continuation: Option<&str>, max_writes: Option<usize>) -> Value {
-        let mut request = json!({"repositories": repositories, "dry_run": self.dry_run});
-        if let Some(n) = max_writes {
-            request["max_writes"] = json!(n);
-        }
-        if let Some(token) = continuation {
-            request["continuation"] = json!(token);
-        }
-        if let Some(id) = &self.registry_id {
-            request["registry_id"] = json!(id);
-        }
-        request
+    /// The direct request `apply` sends, as a typed value: names checked as the function checks
+    /// them, a bad one a usage mistake.
+    pub(crate) fn push(&self, now: DateTime<Utc>) -> Result<Request, Outcome> {
+        let (Some(repository), Some(tag)) = (&self.repository, &self.tag) else {
+            return Err(usage("apply needs --repository NAME and --tag TAG"));
+        };
+        let name = named("--repository", repository, RepositoryName::parse)?;
+        let tag = named("--tag", tag, Tag::parse)?;
+        let digest = self.digest.as_deref().map(|d| named("--digest", d, Digest::parse)).transpose()?;
+        let registry_id = self.registry_id()?;
+        Ok(Request::Retag(Push {
+            repository: Repository { registry_id, region: None, name },
+            tag,
+            digest,
+            pushed_at: now,
+            media_type: None,
+            artifact_media_type: None,
+            dry_run: self.dry_run,
+        }))
     }
 
-    /// The sweep the command line asks for, validated as the function validates it.
-    pub(crate) fn reconcile_request(&self, now: SystemTime) -> Result<ReconcileRequest, Outcome> {
-        let text = json!({"reconcile": self.reconcile_json(&self.repositories, self.continuation.as_deref(), None)}).to_string();
-        match input::parse(&text, now.into()) {
-            Ok(Invocation::Reconcile(request)) => Ok(request),
-            Ok(_) => Err(usage("not a sweep")),
-            Err(e) => Err(usage(&e.to_string())),
+    /// The sweep the command line asks for, as a typed value (`max_writes`: per request; the
+    /// command line counts its own budget across them).
+    pub(crate) fn reconcile_request(&self) -> Result<ReconcileRequest, Outcome> {
+        let repositories =
+            self.repositories.iter().map(|g| Glob::parse(g).map_err(|e| usage(&format!("--repositories: the glob {e}")))).collect::<Result<Vec<_>, _>>()?;
+        let mut request = ReconcileRequest {
+            repositories,
+            max_writes: MAX_WRITES_LIMIT,
+            resume_at: None,
+            registry_id: self.registry_id()?,
+            dry_run: self.dry_run,
+            fan_out: false,
+        };
+        if let Some(token) = &self.continuation {
+            let resume_at = resume_point(token).ok_or_else(|| usage(&format!("--continuation {token:?}: not a continuation token; pass the one the sweep printed")))?;
+            if !request.covers(resume_at.as_str()) {
+                return Err(usage(&format!("--continuation {token:?}: the token belongs to a sweep of other repositories")));
+            }
+            request.resume_at = Some(resume_at);
         }
+        Ok(request)
     }
+
+    fn registry_id(&self) -> Result<Option<RegistryId>, Outcome> {
+        self.registry_id.as_deref().map(|id| named("--registry-id", id, RegistryId::parse)).transpose()
+    }
+}
+
+/// A flag's value as a validated name, or the usage mistake that names the flag.
+fn named<T, E: std::fmt::Display>(flag: &str, value: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, Outcome> {
+    parse(value).map_err(|e| usage(&format!("{flag}: {e}")))
 }
 
 /// A rule file, read and validated; its problems (exit 1) name the file, the rule and the field.

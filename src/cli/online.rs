@@ -17,50 +17,39 @@
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
-use serde_json::json;
+use chrono::Utc;
 
 use crate::apply::sweep::repositories;
 use crate::cli::flags::Flags;
 use crate::cli::{usage, Outcome};
 use crate::domain::names::RepositoryName;
-use crate::domain::request::{continuation_token, MAX_WRITES_LIMIT};
-use crate::error::RetagError;
-use crate::lambda::Answer;
+use crate::domain::request::{continuation_token, ReconcileRequest, MAX_WRITES_LIMIT};
+use crate::domain::rules::glob::Glob;
 use crate::report::{Report, SweepReport, SweepStatus};
-
-
-/// No deadline from a shell: long enough for any sweep, short enough to stay a `SystemTime`.
-const NO_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub(crate) async fn apply(flags: Flags) -> Outcome {
     const TAKES: [&str; 9] = ["--rules", "--repository", "--tag", "--digest", "--registry-id", "--region", "--profile", "--dry-run", "--json"];
     if let Err(outcome) = flags.only("apply", &TAKES, false) {
         return outcome;
     }
-    let (Some(repository), Some(tag)) = (&flags.repository, &flags.tag) else {
-        return usage("apply needs --repository NAME and --tag TAG");
+    let request = match flags.push(Utc::now()) {
+        Ok(request) => request,
+        Err(outcome) => return outcome,
     };
     let handler = match flags.handler().await {
         Ok(h) => h,
         Err(outcome) => return outcome,
     };
-    let mut request = json!({"repository": repository, "tag": tag, "dry_run": flags.dry_run});
-    if let Some(d) = &flags.digest {
-        request["digest"] = json!(d);
-    }
-    if let Some(id) = &flags.registry_id {
-        request["registry_id"] = json!(id);
-    }
-    let now = SystemTime::now();
-    let (code, report) = match handler.invoke_at(&request.to_string(), now + NO_DEADLINE, now).await {
-        Ok(Answer::Event(report)) => (0, report),
-        Ok(_) => return Outcome::message(1, "unexpected answer to a direct request"),
+    // The function's own path for one event, with no deadline from a shell.
+    // Boxed, as the Lambda edge boxes it: the event's future is deep.
+    let (code, report) = match Box::pin(handler.event(&request, Utc::now(), None)).await {
+        Ok(report) => (0, report),
         Err(e) => match e.report() {
             Some(report) => (1, report.clone()),
-            // Nothing to show per tag: the request itself failed (a bad field is the command line's).
-            None => return Outcome::message(if matches!(e, RetagError::InvalidEvent(_)) { 2 } else { 1 }, e.to_string()),
+            // Nothing to show per tag: the request itself failed (a missing repository, say).
+            None => return Outcome::message(1, e.to_string()),
         },
     };
     let output = if flags.json { to_json(&report) } else { apply_table(&report) };
@@ -111,13 +100,12 @@ pub(crate) async fn sweep(flags: Flags) -> Outcome {
     if flags.repositories.is_empty() {
         return usage("sweep needs --repositories GLOB...");
     }
-    let handler = match flags.handler().await {
-        Ok(h) => h,
+    let request = match flags.reconcile_request() {
+        Ok(r) => r,
         Err(outcome) => return outcome,
     };
-    let now = SystemTime::now();
-    let request = match flags.reconcile_request(now) {
-        Ok(r) => r,
+    let handler = match flags.handler().await {
+        Ok(h) => h,
         Err(outcome) => return outcome,
     };
     let names = match repositories(handler.registry(), &request).await {
@@ -146,10 +134,14 @@ pub(crate) async fn sweep(flags: Flags) -> Outcome {
                 total.reason = Some("--max-writes reached".into());
                 break;
             }
-            let text = json!({"reconcile": flags.reconcile_json(&[name.as_str().to_owned()], None, Some(max_writes))}).to_string();
-            let report = match handler.invoke_at(&text, SystemTime::now() + NO_DEADLINE, SystemTime::now()).await {
-                Ok(Answer::Reconcile(report)) => report,
-                Ok(_) => return Outcome::message(1, "unexpected answer to a sweep"),
+            // A repository name is a glob that covers it alone.
+            let only = match Glob::parse(name.as_str()) {
+                Ok(glob) => glob,
+                Err(e) => return Outcome::message(1, format!("{name}: {e}")),
+            };
+            let one = ReconcileRequest { repositories: vec![only], max_writes, resume_at: None, ..request.clone() };
+            let report = match Box::pin(handler.reconcile(&one, None, None)).await {
+                Ok(report) => report,
                 Err(e) => return Outcome::message(1, e.to_string()),
             };
             let spent = report.writes + report.would_write.unwrap_or(0);
