@@ -131,6 +131,8 @@ pub struct Memory {
     max_in_flight: AtomicUsize,
 }
 
+mod blobs;
+
 impl Memory {
     /// A registry with these (empty, mutable) repositories.
     pub fn with_repositories(names: &[&str]) -> Memory {
@@ -411,90 +413,7 @@ impl Registry for Memory {
     }
 }
 
-impl Blobs for Memory {
-    async fn mounting_enabled(&self) -> Result<bool, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::MountingEnabled);
-        Ok(!state.mounting_disabled)
-    }
-
-    async fn encryption(&self, repository: &Repository) -> Result<(String, Option<String>), ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Encryption(repository.name.clone()));
-        Ok(state.stored(repository)?.encryption.clone().unwrap_or_else(|| ("AES256".to_owned(), None)))
-    }
-
-    async fn missing(&self, repository: &Repository, digests: &[Digest]) -> Result<Vec<Digest>, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Missing(digests.len()));
-        let stored = state.stored(repository)?;
-        Ok(digests.iter().filter(|d| !stored.holds_blob(d)).cloned().collect())
-    }
-
-    /// Mounted when the setting is on, the encryption is the same and the source holds the blob; as ECR.
-    async fn mount(&self, target: &Repository, source: &Repository, digest: &Digest) -> Result<Mount, Fault> {
-        let mut state = self.lock();
-        state.calls.push(Call::Mount(digest.clone()));
-        let (Some(from), Some(to)) = (state.repositories.get(&source.name), state.repositories.get(&target.name)) else {
-            return Ok(Mount::NotMounted);
-        };
-        if state.mounting_disabled || from.encryption != to.encryption || !from.holds_blob(digest) {
-            return Ok(Mount::NotMounted);
-        }
-        if let Some(to) = state.repositories.get_mut(&target.name) {
-            to.blobs.insert(digest.clone());
-        }
-        Ok(Mount::Mounted)
-    }
-
-    /// Copied whenever the source holds the blob; "sent" is the size a stored manifest declares for it.
-    async fn copy_blob(&self, target: &Repository, source: &Repository, digest: &Digest, _max_bytes: u64) -> Result<u64, Fault> {
-        let mut state = self.lock();
-        state.calls.push(Call::CopyBlob(digest.clone()));
-        let held = state.repositories.get(&source.name).filter(|from| from.holds_blob(digest)).map(|from| {
-            from.images.values().find_map(|(image, _)| References::of(&image.digest, &image.manifest).ok()?.size_of(digest)).unwrap_or(0)
-        });
-        match (state.repositories.get_mut(&target.name), held) {
-            (Some(to), Some(size)) => {
-                to.blobs.insert(digest.clone());
-                Ok(size)
-            }
-            _ => Err(Fault::new(crate::fault::FaultKind::Permanent, "LayersNotFoundException", format!("no blob {digest} to copy"))),
-        }
-    }
-
-    async fn put_manifest(&self, repository: &Repository, image: &Image, _media_type: &str) -> Result<(), PutError> {
-        let mut state = self.lock();
-        state.calls.push(Call::PutManifest(image.digest.clone()));
-        let stored = state.repositories.get_mut(&repository.name).ok_or(PutError::RepositoryNotFound)?;
-        if stored.images.contains_key(&image.digest) {
-            return Err(PutError::AlreadyExists);
-        }
-        stored.images.insert(image.digest.clone(), (image.clone(), None));
-        Ok(())
-    }
-
-    async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Referrers(digest.clone()));
-        let stored = state.stored(repository)?;
-        let mut found: Vec<Digest> = stored
-            .images
-            .values()
-            .filter(|(image, _)| References::of(&image.digest, &image.manifest).is_ok_and(|r| r.subject.as_ref() == Some(digest)))
-            .map(|(image, _)| image.digest.clone())
-            .collect();
-        found.sort();
-        Ok(found)
-    }
-}
-
 impl Stored {
-    fn holds_blob(&self, digest: &Digest) -> bool {
-        self.blobs.contains(digest)
-            || self.images.values().any(|(image, _)| References::of(&image.digest, &image.manifest).is_ok_and(|r| r.blobs.contains(digest)))
-    }
-
     fn listed(&self, image: &Image, pushed_at: Option<DateTime<Utc>>) -> Listed {
         let mut tags: Vec<Tag> = self.tags.iter().filter(|(_, d)| **d == image.digest).map(|(t, _)| t.clone()).collect();
         tags.sort();
