@@ -1,8 +1,6 @@
 //! The catalogue of bad and odd inputs: each has one exact expected outcome,
 //! and none that is not actionable may cost an AWS call.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
-
 use ecr_retag::config::Config;
 use ecr_retag::lambda::{Answer, Handler};
 

@@ -2,8 +2,6 @@
 //! the production retry settings: ECR's immutable-tag error, throttling, 5xx,
 //! and BatchGetImage failures.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
-
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
 use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
 use aws_sdk_ecr::types::error::ImageTagAlreadyExistsException;

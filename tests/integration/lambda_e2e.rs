@@ -1,13 +1,9 @@
 //! End to end: the bootstrap binary, driven through the Lambda Runtime API,
 //! against the strict local ECR, with the sample events of `events/`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
-
-mod support;
-
 use serde_json::{json, Value};
-use support::runtime_api::Answer;
-use support::*;
+use crate::support::runtime_api::Answer;
+use crate::support::*;
 
 fn rules() -> String {
     std::fs::read_to_string(root().join("rules.json")).unwrap()
@@ -768,7 +764,7 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
         request.send().await.unwrap();
     }
     // Promotions: into a target that does not exist, and into one encrypted otherwise (BLOB_MOUNTING is off here).
-    let sealed = support::kms();
+    let sealed = crate::support::kms();
     client.create_repository().repository_name(format!("prod/{kms}")).encryption_configuration(sealed).send().await.unwrap();
     client.create_pull_through_cache_rule().ecr_repository_prefix(format!("{p}-cache")).upstream_registry_url("public.ecr.aws").send().await.unwrap();
     let expire = r#"{"rules": [{"rulePriority": 10, "selection": {"tagStatus": "tagged", "tagPatternList": ["v*"],

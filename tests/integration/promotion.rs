@@ -2,21 +2,16 @@
 //! byte for byte by mounting its blobs, an index's children and the image's referrers put by
 //! digest, the tags written in the target, and every refusal explained.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
-
-mod support;
-
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Utc};
 use ecr_retag::config::Config;
 use ecr_retag::domain::rules::RuleSet;
 use ecr_retag::lambda::Handler;
 use ecr_retag::registry::ecr::Ecr;
 use ecr_retag::report::{Outcome, Report, Status};
 use futures_util::future::join_all;
-use support::*;
+use crate::support::*;
 
 /// The function's calls plus a promotion's, as the template grants them with promotion on.
 const PROMOTION_OPERATIONS: [&str; 7] = [
@@ -66,9 +61,6 @@ fn handler(emulator: &Emulator, rules: &str) -> Handler<Ecr> {
     Handler::new(Ecr::new(function_client(&emulator.endpoint)).with_registry_endpoint(&emulator.endpoint), config)
 }
 
-fn now() -> DateTime<Utc> {
-    "2026-11-24T12:00:00Z".parse().unwrap()
-}
 
 /// `(repository, tag, outcome)` of each tag of the answer; `None`: the pushed repository.
 fn outcomes(report: &Report) -> Vec<(Option<&str>, &str, Outcome)> {

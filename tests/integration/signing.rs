@@ -2,18 +2,9 @@
 //! its referrers, managed-signing status and scan summaries first, then the
 //! function's decisions on the events that bring each condition in.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
-
-mod support;
-
-use chrono::{DateTime, Utc};
-use ecr_retag::config::Config;
-use ecr_retag::domain::rules::RuleSet;
-use ecr_retag::lambda::Handler;
-use ecr_retag::registry::ecr::Ecr;
 use ecr_retag::report::{Outcome, Report, Status};
 use serde_json::json;
-use support::*;
+use crate::support::*;
 
 const NOTATION: &str = "application/vnd.cncf.notary.signature";
 const SIGSTORE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -25,14 +16,7 @@ const GATED: &str = r#"{"rules":[
     {"name":"plain","semver":true,"tags":["v{major}"]}
 ]}"#;
 
-fn handler(rules: &str) -> Handler<Ecr> {
-    let config = Config::with_rules(RuleSet::from_json(rules).unwrap());
-    Handler::new(Ecr::new(client_for(&Emulator::shared().endpoint)), config)
-}
 
-fn now() -> DateTime<Utc> {
-    "2026-11-24T12:00:00Z".parse().unwrap()
-}
 
 fn outcomes(report: &Report) -> Vec<(&str, Outcome)> {
     report.tags.iter().map(|t| (t.tag.as_str(), t.outcome)).collect()

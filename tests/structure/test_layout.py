@@ -134,6 +134,24 @@ class Layout(unittest.TestCase):
             for io in ["tokio", "aws_sdk", "aws_config", "std::fs", "std::net", "std::process", "hyper", "lambda_runtime"]:
                 self.assertNotIn(io, text, f"{path} uses {io}")
 
+    def test_no_file_passes_400_code_lines_before_its_tests(self):
+        # Code lines: neither blank nor comment. A file of tests only (tests.rs) is all tests.
+        long = []
+        for module, path in modules().items():
+            if module and module[-1] == "tests":
+                continue
+            lines = [l for l in code(path).splitlines() if l.strip()]
+            if len(lines) > 400:
+                long.append(f"{os.path.relpath(path, ROOT)}: {len(lines)}")
+        self.assertEqual(long, [], "a file this long is asking for a new home")
+
+    def test_the_emulator_package_map_lists_every_module(self):
+        package = os.path.join(ROOT, "tests", "emulator", "strict")
+        with open(os.path.join(package, "__init__.py"), encoding="utf-8") as f:
+            listed = set(re.findall(r"^- (\w+\.py)", f.read(), re.M))
+        present = {n for n in os.listdir(package) if n.endswith(".py") and n != "__init__.py"}
+        self.assertEqual(listed, present)
+
 
 if __name__ == "__main__":
     unittest.main()
