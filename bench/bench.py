@@ -249,9 +249,12 @@ def main():
     parser.add_argument("--write", default=os.path.join(ROOT, "BENCHMARKS.md"),
                         help="the file whose generated block is replaced ('' to only print)")
     parser.add_argument("--block", default="main", help="which generated block of that file")
+    parser.add_argument("--binary", default=os.path.join(TARGET, "release/bootstrap"),
+                        help="the function to measure (another build, for a before/after comparison)")
+    parser.add_argument("--only-ours", action="store_true", help="skip the Python peer (its column then repeats ours)")
     args = parser.parse_args()
 
-    bootstrap = os.path.join(TARGET, "release/bootstrap")
+    bootstrap = args.binary
     rust = Implementation("ecr-retag", [bootstrap], ROOT, lambda n: {
         "RETAG_RULES": json.dumps({"rules": [{"name": "bench", "semver": True, "tags": templates(n)}]})})
     python = Implementation("python", [os.path.join(ROOT, ".venv-bench/bin/python"), "-m", "awslambdaric",
@@ -261,8 +264,11 @@ def main():
     try:
         print("measuring ecr-retag ...", file=sys.stderr)
         ours = measure(rust, emulator, args, 0)
-        print("measuring the Python peer ...", file=sys.stderr)
-        peer = measure(python, emulator, args, 100_000)
+        if args.only_ours:
+            peer = ours
+        else:
+            print("measuring the Python peer ...", file=sys.stderr)
+            peer = measure(python, emulator, args, 100_000)
     finally:
         emulator.close()
     print("building the arm64 package ..." if not args.skip_arm64 else "", file=sys.stderr)

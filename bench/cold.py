@@ -355,13 +355,15 @@ def main():
     parser.add_argument("--only", choices=["ecr-retag", "python"], help="measure one implementation")
     parser.add_argument("--write", default=os.path.join(ROOT, "BENCHMARKS.md"), help="'' to only print")
     parser.add_argument("--block", default="cold")
+    parser.add_argument("--binary", default=os.path.join(TARGET, "release/bootstrap"),
+                        help="ecr-retag's function to measure (another build, for a before/after comparison)")
     args = parser.parse_args()
     if not os.access(CGROUP_ROOT, os.W_OK):
         sys.exit(f"bench/cold needs a writable cgroup v1 cpu controller at {CGROUP_ROOT} (run as root)")
 
     memories = [int(m) for m in args.memory.split(",")]
     impls = [
-        {"name": "ecr-retag", "command": [os.path.join(TARGET, "release/bootstrap")], "cwd": ROOT,
+        {"name": "ecr-retag", "command": [args.binary], "cwd": ROOT,
          "env": lambda n: {"RETAG_RULES": json.dumps({"rules": [{"name": "bench", "semver": True, "tags": bench.templates(n)}]})}},
         {"name": "python", "command": [os.path.join(ROOT, ".venv-bench/bin/python"), "-m", "awslambdaric", "handler.handler"],
          "cwd": os.path.join(ROOT, "bench/peer"), "env": lambda n: {"RETAG_TEMPLATES": json.dumps(bench.templates(n))}},

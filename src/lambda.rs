@@ -277,10 +277,7 @@ impl<R: Catalog + Blobs> Handler<R> {
         let started = Instant::now();
         let registry = Deadline::new(&self.registry, calls_end);
         let result = match self.begin(&registry, request).await {
-            Ok(mut handled) => {
-                handled.settle(&registry, &self.config.apply, calls_end).await;
-                handled.conclude()
-            }
+            Ok(handled) => handled.finish(&registry, &self.config.apply, calls_end).await,
             Err(e) => Err(e),
         };
         self.finish(result, request.time(), now + started.elapsed())

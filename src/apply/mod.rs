@@ -41,16 +41,12 @@ pub async fn begin_push<R: Blobs>(registry: &R, settings: &Settings, pushed: &Pu
 
 /// Retags one push, second look included. `Ok` when every derived tag is in place (or would be, in a dry run).
 pub async fn retag<R: Blobs>(registry: &R, settings: &Settings, pushed: &Push) -> Result<Report, RetagError> {
-    let mut handled = begin_push(registry, settings, pushed).await?;
-    handled.settle(registry, settings, None).await;
-    handled.conclude()
+    begin_push(registry, settings, pushed).await?.finish(registry, settings, None).await
 }
 
 /// Applies the scan-gated rules to a scanned image's tags, as if each had just been pushed; second look included.
 pub async fn promote_scanned<R: Blobs>(registry: &R, settings: &Settings, scanned: &ScanResult) -> Result<Report, RetagError> {
-    let mut handled = scan::begin_scanned(registry, settings, scanned).await?;
-    handled.settle(registry, settings, None).await;
-    handled.conclude()
+    scan::begin_scanned(registry, settings, scanned).await?.finish(registry, settings, None).await
 }
 
 /// What the use cases need of the configuration, and no more.

@@ -385,6 +385,9 @@ impl Ecr {
 /// local emulators), with ecr-retag's timeouts, retries and app name, loaded once per
 /// execution environment for every client.
 pub async fn sdk_config(overrides: Overrides) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    use aws_smithy_http_client::ConnectorBuilder;
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config()).retry_config(retry_config());
     if let Some(region) = overrides.region {
         loader = loader.region(Region::new(region));
@@ -397,7 +400,20 @@ pub async fn sdk_config(overrides: Overrides) -> aws_config::SdkConfig {
         loader = loader.app_name(name);
     }
     warm_up();
-    loader.load().await
+    // The SDK's default HTTPS client (hyper 1, rustls with AWS-LC, the environment's proxy), built
+    // once and given to every client made from this configuration: ECR's, and SQS's for fan-outs,
+    // share one connection pool and one TLS configuration (its roots read once). Left unset, each
+    // service client builds its own.
+    let http = aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    });
+    loader.http_client(http).load().await
 }
 
 /// One-off work of the first TLS handshake, done during INIT, which Lambda runs on a full CPU:
@@ -427,4 +443,16 @@ fn partition(region: &str) -> &'static str {
 
 fn registry_id(repository: &Repository) -> Option<String> {
     repository.registry_id.as_ref().map(ToString::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_client_made_from_the_configuration_gets_its_one_http_client() {
+        let sdk = sdk_config(Overrides { region: Some("eu-west-1".into()), ..Overrides::default() }).await;
+        // Given to ECR's client and to SQS's alike; without it each would build its own.
+        assert!(sdk.http_client().is_some());
+    }
 }

@@ -73,6 +73,12 @@ impl Handled {
         }
     }
 
+    /// The second look, then the verdict: what every single event's path ends with.
+    pub async fn finish<R: Registry>(mut self, registry: &R, settings: &Settings, stop_by: Option<Instant>) -> Result<Report, RetagError> {
+        self.settle(registry, settings, stop_by).await;
+        self.conclude()
+    }
+
     /// `Ok` when every derived tag is in place (or would be).
     pub fn conclude(self) -> Result<Report, RetagError> {
         let report = self.report;
