@@ -228,12 +228,16 @@ class Run:
         self.share = share_of(memory_mb)
         if limit_init:
             self.cgroup.limit(self.share)
+        # What it says if it cannot start (a file, not a pipe nobody reads while it runs).
+        self.errors = tempfile.TemporaryFile()
         spawned = time.perf_counter()
         self.process = subprocess.Popen(self.cgroup.wrap(impl["command"]), cwd=impl["cwd"], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                        stdout=subprocess.DEVNULL, stderr=self.errors)
         while self.api.first_next is None:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{impl['name']} exited during INIT")
+                self.errors.seek(0)
+                said = self.errors.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"{impl['name']} exited during INIT ({self.process.returncode}): {said}")
             time.sleep(0.0002)
         self.init = self.api.first_next - spawned
         self.cgroup.limit(self.share)
