@@ -145,15 +145,7 @@ impl Flags {
         let tag = named("--tag", tag, Tag::parse)?;
         let digest = self.digest.as_deref().map(|d| named("--digest", d, Digest::parse)).transpose()?;
         let registry_id = self.registry_id()?;
-        Ok(Request::Retag(Push {
-            repository: Repository { registry_id, region: None, name },
-            tag,
-            digest,
-            pushed_at: now,
-            media_type: None,
-            artifact_media_type: None,
-            dry_run: self.dry_run,
-        }))
+        Ok(Request::Retag(Push::direct(Repository { registry_id, region: None, name }, tag, digest, now, self.dry_run)))
     }
 
     /// The sweep the command line asks for, as a typed value (`max_writes`: per request; the

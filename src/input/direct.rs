@@ -23,15 +23,7 @@ pub(crate) fn parse(object: &Fields<'_>, now: DateTime<Utc>) -> Result<Request, 
     let digest = object.optional_name("digest", Digest::parse)?;
     let registry_id = object.optional_name("registry_id", RegistryId::parse)?;
     let dry_run = object.flag("dry_run")?;
-    Ok(Request::Retag(Push {
-        repository: Repository { registry_id, region: None, name },
-        tag,
-        digest,
-        pushed_at: now,
-        media_type: None,
-        artifact_media_type: None,
-        dry_run,
-    }))
+    Ok(Request::Retag(Push::direct(Repository { registry_id, region: None, name }, tag, digest, now, dry_run)))
 }
 
 #[cfg(test)]

@@ -59,6 +59,12 @@ pub struct Push {
 }
 
 impl Push {
+    /// A push asked for by hand (a direct request, the command line's `apply`): no event, so no
+    /// media types from one, and `now` as its push time. Without a digest, the tag's current one.
+    pub fn direct(repository: Repository, tag: Tag, digest: Option<Digest>, now: DateTime<Utc>, dry_run: bool) -> Push {
+        Push { repository, tag, digest, pushed_at: now, media_type: None, artifact_media_type: None, dry_run }
+    }
+
     /// A cosign signature tag (`sha256-<hex>.sig`) pushed where a signature-gated rule accepts
     /// cosign (`accepted`) is a signature's push, which brings the signed image's tags; any other
     /// push, this one included elsewhere, is a push like any other.
