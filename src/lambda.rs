@@ -84,20 +84,28 @@ impl<R: Catalog + Blobs> Handler<R> {
 
     /// The same at `now`: the push time of a direct request (tests pass the clock).
     pub async fn invoke_at(&self, payload: &str, deadline: SystemTime, now: SystemTime) -> Result<Answer, RetagError> {
-        let budget = Budget::from_deadline(deadline, now, Instant::now());
         match input::parse(payload, now.into()) {
             Err(e) => self.finish(Err(e.into()), None, now.into()).map(Answer::Event),
-            Ok(Invocation::Event(request)) => {
+            Ok(invocation) => self.run(invocation, deadline, now).await,
+        }
+    }
+
+    /// An invocation already read (the command line builds its requests as typed values):
+    /// the one path every entry takes.
+    pub async fn run(&self, invocation: Invocation, deadline: SystemTime, now: SystemTime) -> Result<Answer, RetagError> {
+        let budget = Budget::from_deadline(deadline, now, Instant::now());
+        match invocation {
+            Invocation::Event(request) => {
                 // Boxed: the nested future types otherwise exceed the compiler's layout depth limit.
                 let work = Box::pin(self.event(&request, now.into(), budget.calls_end()));
                 self.within(budget, work).await.map(Answer::Event)
             }
-            Ok(Invocation::Batch(messages)) => Ok(Answer::Batch(self.batch(messages, budget).await)),
-            Ok(Invocation::Reconcile(request)) if request.fan_out => {
+            Invocation::Batch(messages) => Ok(Answer::Batch(self.batch(messages, budget).await)),
+            Invocation::Reconcile(request) if request.fan_out => {
                 let work = Box::pin(self.fan_out(&request, budget.sweep_stop(), budget.calls_end()));
                 self.within(budget, work).await.map(Answer::Reconcile)
             }
-            Ok(Invocation::Reconcile(request)) => {
+            Invocation::Reconcile(request) => {
                 let work = Box::pin(self.reconcile(&request, budget.sweep_stop(), budget.calls_end()));
                 self.within(budget, work).await.map(Answer::Reconcile)
             }

@@ -17,9 +17,7 @@
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
-use std::time::Instant;
-
-use chrono::Utc;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::apply::sweep::repositories;
 use crate::cli::flags::Flags;
@@ -27,14 +25,20 @@ use crate::cli::{usage, Outcome};
 use crate::domain::names::RepositoryName;
 use crate::domain::request::{continuation_token, ReconcileRequest, MAX_WRITES_LIMIT};
 use crate::domain::rules::glob::Glob;
+use crate::input::Invocation;
+use crate::lambda::Answer;
 use crate::report::{Report, SweepReport, SweepStatus};
+
+/// No deadline from a shell: long enough for any sweep, short enough to stay a `SystemTime`.
+const NO_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub(crate) async fn apply(flags: Flags) -> Outcome {
     const TAKES: [&str; 9] = ["--rules", "--repository", "--tag", "--digest", "--registry-id", "--region", "--profile", "--dry-run", "--json"];
     if let Err(outcome) = flags.only("apply", &TAKES, false) {
         return outcome;
     }
-    let request = match flags.push(Utc::now()) {
+    let now = SystemTime::now();
+    let request = match flags.push(now.into()) {
         Ok(request) => request,
         Err(outcome) => return outcome,
     };
@@ -43,9 +47,9 @@ pub(crate) async fn apply(flags: Flags) -> Outcome {
         Err(outcome) => return outcome,
     };
     // The function's own path for one event, with no deadline from a shell.
-    // Boxed, as the Lambda edge boxes it: the event's future is deep.
-    let (code, report) = match Box::pin(handler.event(&request, Utc::now(), None)).await {
-        Ok(report) => (0, report),
+    let (code, report) = match Box::pin(handler.run(Invocation::Event(request), now + NO_DEADLINE, now)).await {
+        Ok(Answer::Event(report)) => (0, report),
+        Ok(_) => return Outcome::message(1, "unexpected answer to a direct request"),
         Err(e) => match e.report() {
             Some(report) => (1, report.clone()),
             // Nothing to show per tag: the request itself failed (a missing repository, say).
@@ -140,8 +144,10 @@ pub(crate) async fn sweep(flags: Flags) -> Outcome {
                 Err(e) => return Outcome::message(1, format!("{name}: {e}")),
             };
             let one = ReconcileRequest { repositories: vec![only], max_writes, resume_at: None, ..request.clone() };
-            let report = match Box::pin(handler.reconcile(&one, None, None)).await {
-                Ok(report) => report,
+            let now = SystemTime::now();
+            let report = match Box::pin(handler.run(Invocation::Reconcile(one), now + NO_DEADLINE, now)).await {
+                Ok(Answer::Reconcile(report)) => report,
+                Ok(_) => return Outcome::message(1, "unexpected answer to a sweep"),
                 Err(e) => return Outcome::message(1, e.to_string()),
             };
             let spent = report.writes + report.would_write.unwrap_or(0);
