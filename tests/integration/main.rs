@@ -1,5 +1,5 @@
 //! The integration tests, one binary (each test binary links the SDK: one link instead of
-//! seven). The races and the PutImage quota stay binaries of their own (tests/races.rs,
+//! six). The races and the PutImage quota stay binaries of their own (tests/races.rs,
 //! tests/quota.rs): they measure time and start many processes.
 //!
 //! - [`emulator`]: the strict local ECR's own tests, before the function is tested against it;
