@@ -9,7 +9,7 @@ use crate::cli::{usage, Outcome};
 use crate::config::Config;
 use crate::domain::mutability::Filter;
 use crate::domain::names::{Digest, RegistryId, Repository, RepositoryName, Tag};
-use crate::domain::request::{resume_point, Push, ReconcileRequest, Request, MAX_WRITES_LIMIT};
+use crate::domain::request::{BadContinuation, Push, ReconcileRequest, Request, MAX_WRITES_LIMIT};
 use crate::domain::rules::glob::Glob;
 use crate::domain::rules::{RuleSet, RulesError};
 use crate::lambda::Handler;
@@ -162,11 +162,10 @@ impl Flags {
             fan_out: false,
         };
         if let Some(token) = &self.continuation {
-            let resume_at = resume_point(token).ok_or_else(|| usage(&format!("--continuation {token:?}: not a continuation token; pass the one the sweep printed")))?;
-            if !request.covers(resume_at.as_str()) {
-                return Err(usage(&format!("--continuation {token:?}: the token belongs to a sweep of other repositories")));
-            }
-            request.resume_at = Some(resume_at);
+            request.resume_from(token).map_err(|why| match why {
+                BadContinuation::NotAToken => usage(&format!("--continuation {token:?}: {why}; pass the one the sweep printed")),
+                BadContinuation::OtherRepositories => usage(&format!("--continuation {token:?}: {why}")),
+            })?;
         }
         Ok(request)
     }

@@ -24,7 +24,6 @@ use crate::cli::flags::Flags;
 use crate::cli::{usage, Outcome};
 use crate::domain::names::RepositoryName;
 use crate::domain::request::{continuation_token, ReconcileRequest, MAX_WRITES_LIMIT};
-use crate::domain::rules::glob::Glob;
 use crate::input::Invocation;
 use crate::lambda::Answer;
 use crate::report::{Report, SweepReport, SweepStatus};
@@ -138,12 +137,7 @@ pub(crate) async fn sweep(flags: Flags) -> Outcome {
                 total.reason = Some("--max-writes reached".into());
                 break;
             }
-            // A repository name is a glob that covers it alone.
-            let only = match Glob::parse(name.as_str()) {
-                Ok(glob) => glob,
-                Err(e) => return Outcome::message(1, format!("{name}: {e}")),
-            };
-            let one = ReconcileRequest { repositories: vec![only], max_writes, resume_at: None, ..request.clone() };
+            let one = ReconcileRequest { max_writes, ..request.of_one(name) };
             let now = SystemTime::now();
             let report = match Box::pin(handler.run(Invocation::Reconcile(one), now + NO_DEADLINE, now)).await {
                 Ok(Answer::Reconcile(report)) => report,

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::domain::names::{RegistryId, RepositoryName};
-use crate::domain::request::{continuation_token, resume_point, ReconcileRequest, DEFAULT_MAX_WRITES, MAX_WRITES_LIMIT};
+use crate::domain::request::{continuation_token, ReconcileRequest, DEFAULT_MAX_WRITES, MAX_WRITES_LIMIT};
 use crate::domain::rules::glob::Glob;
 use crate::input::fields::{field_error, item_text, Fields};
 use crate::input::InputError;
@@ -40,11 +40,7 @@ pub(crate) fn parse(request: &Value) -> Result<ReconcileRequest, InputError> {
     let mut parsed = ReconcileRequest { repositories, max_writes, resume_at: None, registry_id, dry_run, fan_out };
     if let Some(token) = object.optional_text("continuation")? {
         let bad = |why: &str| object.error("continuation", format!("{why}; pass the `continuation` of the previous answer unchanged"));
-        let name = resume_point(token).ok_or_else(|| bad("not a continuation token"))?;
-        if !parsed.covers(name.as_str()) {
-            return Err(bad("the token belongs to a sweep of other repositories"));
-        }
-        parsed.resume_at = Some(name);
+        parsed.resume_from(token).map_err(|why| bad(&why.to_string()))?;
     }
     Ok(parsed)
 }

@@ -184,10 +184,29 @@ impl ReconcileRequest {
         }
     }
 
+    /// Resumes this sweep where a previous answer's `continuation` says: a repository it covers.
+    pub fn resume_from(&mut self, token: &str) -> Result<(), BadContinuation> {
+        let name = resume_point(token).ok_or(BadContinuation::NotAToken)?;
+        if !self.covers(name.as_str()) {
+            return Err(BadContinuation::OtherRepositories);
+        }
+        self.resume_at = Some(name);
+        Ok(())
+    }
+
     /// The repository in the registry the sweep walks.
     pub fn repository(&self, name: RepositoryName) -> Repository {
         Repository { registry_id: self.registry_id.clone(), region: None, name }
     }
+}
+
+/// Why a `continuation` cannot resume a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadContinuation {
+    #[error("not a continuation token")]
+    NotAToken,
+    #[error("the token belongs to a sweep of other repositories")]
+    OtherRepositories,
 }
 
 /// The token an answer carries when a sweep stopped before `repository`'s end.
