@@ -331,7 +331,8 @@ def table(results, scale, memories):
             lambda r: ms(med(f["total"] for f in r[key]["first"])))
         row(f"  of which the invocation, CPU time", lambda r: f"{ms(med(f['seconds'] for f in r[key]['first']))}, "
                                                               f"{med(f['cpu_ms'] for f in r[key]['first']):.1f} ms CPU")
-        row(f"next (warm) event, {n_tags} tag{'s' * (n_tags > 1)}", lambda r: ms(med(w["seconds"] for w in r[key]["warm"])))
+        row(f"next (warm) event, {n_tags} tag{'s' * (n_tags > 1)}, CPU time",
+            lambda r: f"{ms(med(w['seconds'] for w in r[key]['warm']))}, {med(w['cpu_ms'] for w in r[key]['warm']):.1f} ms CPU")
         row(f"TLS handshakes (resumed) / TCP connections, first event, {n_tags} tag{'s' * (n_tags > 1)}",
             lambda r: f"{med(f['handshakes'] for f in r[key]['first']):.0f} ({med(f['resumed'] for f in r[key]['first']):.0f}) / "
                       f"{med(f['connections'] for f in r[key]['first']):.0f}")

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::artifact::Artifact;
-use crate::names::{Digest, Tag};
+use crate::names::{Digest, RepositoryName, Tag};
 use crate::plan::{self, Phase, Plan, Scan, Verdict};
 use crate::rules::{RuleSet, Subject};
 use crate::scan::Findings;
@@ -57,10 +57,13 @@ impl Scanned {
 /// One tag as the rules say it should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
+    /// A promotion's target (`"to"`), where the tag is written and the image copied; `None`: the
+    /// listed repository itself.
+    pub to: Option<RepositoryName>,
     pub tag: Tag,
     /// The image it should point at.
     pub digest: Digest,
-    /// Where it points now (`None`: nowhere).
+    /// Where it points now (`None`: nowhere, or in a target, not known from this listing).
     pub current: Option<Digest>,
     pub rules: Vec<String>,
     /// `"move": "if-newer"`: the winner's version; the write is then guarded
@@ -71,7 +74,7 @@ pub struct Desired {
 /// What the rules want of one repository's images.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Assessment {
-    /// Sorted by tag.
+    /// The repository's own tags sorted by tag, then each promotion target's.
     pub desired: Vec<Desired>,
     /// Tags the rules derive but that cannot or may not be written now (invalid
     /// renderings, loop risks, gated without a passing scan or a signature), and why.
@@ -84,6 +87,8 @@ pub struct Assessment {
 /// A derived tag held back from one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
+    /// A promotion's target; `None`: the listed repository.
+    pub to: Option<RepositoryName>,
     pub tag: String,
     pub digest: Digest,
     pub reason: String,
@@ -105,8 +110,9 @@ pub fn assess(
     images: &[Listed],
     repository_tags: Option<&BTreeMap<String, String>>,
 ) -> Assessment {
-    let mut candidates: BTreeMap<Tag, Vec<Candidate<'_>>> = BTreeMap::new();
-    let mut held: BTreeMap<(String, &Digest), String> = BTreeMap::new();
+    // Keyed by where the tag is written: a promotion's `stable` is another tag than the listed repository's.
+    let mut candidates: BTreeMap<(Option<RepositoryName>, Tag), Vec<Candidate<'_>>> = BTreeMap::new();
+    let mut held: BTreeMap<(Option<RepositoryName>, String, &Digest), String> = BTreeMap::new();
     let mut signature_looks = Vec::new();
     let signed_by_cosign: HashSet<Digest> = images.iter().flat_map(|i| &i.tags).filter_map(signature::cosign_subject).collect();
     let mut current: HashMap<&Tag, &Digest> = HashMap::new();
@@ -127,9 +133,9 @@ pub fn assess(
             plan::plan(rules, &subject, phase)
         }));
         let mut look_for = Kinds::NONE;
-        // A promotion's tags are written by its events only (its target is another repository's sweep).
-        for p in planned.tags.into_iter().filter(|p| p.to.is_none()) {
-            let carried = image.tags.iter().find(|t| t.as_str() == p.tag);
+        for p in planned.tags {
+            // Only the listed repository's tags are seen on the image; a target's are not listed here.
+            let carried = image.tags.iter().find(|t| p.to.is_none() && t.as_str() == p.tag);
             let verdict = match (p.look_for, carried) {
                 // On the image already, and only a look could say more: it was written when its
                 // gate held, and a look per image and sweep would be spent for nothing.
@@ -144,10 +150,11 @@ pub fn assess(
                 // A tag the image carries itself is never planned against it; another image may still want it.
                 Verdict::Write(tag) => {
                     let if_newer = p.if_newer.is_some();
-                    candidates.entry(tag).or_default().push(Candidate { image, rules: p.rules, if_newer, version: p.if_newer });
+                    let candidate = Candidate { image, rules: p.rules, if_newer, version: p.if_newer };
+                    candidates.entry((p.to, tag)).or_default().push(candidate);
                 }
                 Verdict::Invalid(reason) | Verdict::Loops(reason) | Verdict::Deferred(reason) | Verdict::Blocked(reason) => {
-                    held.insert((p.tag, &image.digest), reason);
+                    held.insert((p.to, p.tag, &image.digest), reason);
                 }
             }
         }
@@ -157,10 +164,11 @@ pub fn assess(
     }
     let desired = candidates
         .into_iter()
-        .filter_map(|(tag, cands)| {
-            let holder = current.get(&tag).copied();
+        .filter_map(|((to, tag), cands)| {
+            let holder = if to.is_none() { current.get(&tag).copied() } else { None };
             let winner = winner(&cands, holder)?;
             Some(Desired {
+                to,
                 digest: winner.image.digest.clone(),
                 current: holder.cloned(),
                 rules: winner.rules.clone(),
@@ -169,7 +177,7 @@ pub fn assess(
             })
         })
         .collect();
-    let held = held.into_iter().map(|((tag, digest), reason)| Held { tag, digest: digest.clone(), reason }).collect();
+    let held = held.into_iter().map(|((to, tag, digest), reason)| Held { to, tag, digest: digest.clone(), reason }).collect();
     Assessment { desired, held, signature_looks }
 }
 
@@ -341,6 +349,28 @@ mod tests {
         let a = assess(&rules, "app", &[looked], None);
         assert!(a.desired.is_empty() && a.signature_looks.is_empty(), "looked, none: waits for the signature's push");
         assert!(a.held[0].reason.starts_with("waits for a signature"), "{:?}", a.held);
+    }
+
+    #[test]
+    fn a_promotion_wants_the_same_winners_in_its_target_and_is_told_apart_from_the_own_tags() {
+        let rules = r#"{"rules":[
+            {"name":"lines","semver":true,"move":"if-newer","tags":["stable"]},
+            {"name":"prod","semver":true,"move":"if-newer","to":"prod/app","tags":["stable","v{major}.{minor}"]}]}"#;
+        let images = [image(1, &["v1.4.2", "stable"], 1), image(2, &["v1.5.0"], 2), image(3, &["v1.4.3"], 3)];
+        let a = assess(&RuleSet::from_json(rules).unwrap(), "app", &images, None);
+        let n = |d: &Digest| (1..=9).find(|i| digest(*i) == *d).unwrap();
+        let got: Vec<(Option<&str>, &str, u8, Option<u8>)> =
+            a.desired.iter().map(|d| (d.to.as_ref().map(|t| t.as_str()), d.tag.as_str(), n(&d.digest), d.current.as_ref().map(n))).collect();
+        assert_eq!(
+            got,
+            [
+                (None, "stable", 2, Some(1)),
+                (Some("prod/app"), "stable", 2, None),
+                (Some("prod/app"), "v1.4", 3, None),
+                (Some("prod/app"), "v1.5", 2, None),
+            ],
+            "the hotfix pushed last takes v1.4 only; where the target's tags are now is the target's listing to say"
+        );
     }
 
     #[test]

@@ -552,7 +552,7 @@ mod tests {
         .unwrap();
         let d = digest();
         let derive_with = |tags: Option<&BTreeMap<String, String>>| {
-            let subject = Subject { repository: "app", tag: &Tag::parse("v1.0.0").unwrap(), digest: &d, pushed_at: Utc::now(), repository_tags: tags, artifact: false };
+            let subject = Subject { repository: "app", tag: &Tag::parse("v1.0.0").unwrap(), digest: &d, pushed_at: DateTime::<Utc>::UNIX_EPOCH, repository_tags: tags, artifact: false };
             rules.derive(&subject).len()
         };
         let both: BTreeMap<String, String> = [("retag".into(), "enabled".into()), ("team".into(), "core".into()), ("x".into(), "y".into())].into();
@@ -622,7 +622,7 @@ mod tests {
         let d = digest();
         let to = |repository: &str, tag: &str| {
             let tag = Tag::parse(tag).unwrap();
-            let subject = Subject { repository, tag: &tag, digest: &d, pushed_at: Utc::now(), repository_tags: None, artifact: false };
+            let subject = Subject { repository, tag: &tag, digest: &d, pushed_at: DateTime::<Utc>::UNIX_EPOCH, repository_tags: None, artifact: false };
             rules.derive(&subject).into_iter().map(|x| (x.result.map(|t| t.to_string()).unwrap_or_default(), x.to.map(|r| r.to_string()))).collect::<Vec<_>>()
         };
         let prod = Some("prod/team/api".to_owned());
@@ -634,7 +634,7 @@ mod tests {
         let swapped = RuleSet::from_json(r#"{"rules":[{"name":"p","semver":true,"repositories":["dev/**"],"to":"prod/{repository:1}","tags":["{tag}"]}]}"#).unwrap();
         let tag = Tag::parse("v1.0.0").unwrap();
         let to = |repository: &str| {
-            let subject = Subject { repository, tag: &tag, digest: &d, pushed_at: Utc::now(), repository_tags: None, artifact: false };
+            let subject = Subject { repository, tag: &tag, digest: &d, pushed_at: DateTime::<Utc>::UNIX_EPOCH, repository_tags: None, artifact: false };
             swapped.derive(&subject).into_iter().map(|x| x.to.map(|r| r.to_string()).ok_or_else(|| x.result.unwrap_err().reason)).collect::<Vec<_>>()
         };
         assert_eq!(to("dev/team/api"), [Ok("prod/team/api".to_owned())], "dev/… becomes prod/…");
@@ -642,7 +642,7 @@ mod tests {
 
         let uppercase = RuleSet::from_json(r#"{"rules":[{"name":"p","match":"(?<env>[A-Z]+)-.*","to":"{env}-app","tags":["x"]}]}"#).unwrap();
         let tag = Tag::parse("QA-1").unwrap();
-        let subject = Subject { repository: "app", tag: &tag, digest: &d, pushed_at: Utc::now(), repository_tags: None, artifact: false };
+        let subject = Subject { repository: "app", tag: &tag, digest: &d, pushed_at: DateTime::<Utc>::UNIX_EPOCH, repository_tags: None, artifact: false };
         let derived = uppercase.derive(&subject);
         let reason = &derived[0].result.as_ref().unwrap_err().reason;
         assert!(reason.starts_with("repository template `{env}-app` rendered \"QA-app\""), "{reason}");
