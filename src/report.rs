@@ -329,8 +329,11 @@ pub struct RepositorySweep {
     /// Why this repository could not be swept (then the counts are what was done before).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Every tag written or not written for a reason worth reading.
+    /// Every tag written or not written for a reason worth reading; a promotion's names its target.
     pub changes: Vec<TagReport>,
+    /// What copying images into promotion targets took, one entry per image promoted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub promotions: Vec<PromotionReport>,
 }
 
 /// How many held-back tags a repository's summary lists (all are counted).
@@ -339,6 +342,9 @@ pub const MAX_HELD_LISTED: usize = 50;
 /// A derived tag a sweep held back from an image.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct HeldReport {
+    /// A promotion's target, where the tag would be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     pub tag: String,
     pub digest: String,
     pub reason: String,

@@ -156,6 +156,45 @@ async fn a_pushed_image_is_promoted_byte_for_byte_by_mounting_its_blobs_and_a_re
 }
 
 #[tokio::test]
+async fn a_sweep_promotes_what_missed_events_left_out_as_the_events_would_have() {
+    let (emulator, client) = emulator().await;
+    let (src, dst) = pair(&client, "healed").await;
+    // Three releases, the hotfix last, and a signature of the newest; no event reached the function.
+    let mut digests = HashMap::new();
+    for (i, version) in ["v1.4.2", "v1.5.0", "v1.4.3"].into_iter().enumerate() {
+        digests.insert(version, push(&client, &src, &numbered_manifest(95_000 + i as u32), Some(version)).await);
+    }
+    let notation = manifest("notation-signature");
+    let signed = digests["v1.5.0"].as_str();
+    let signature = Manifest { body: notation.body.replace(&manifest("docker-v2").digest(), signed), ..notation };
+    let signature = push(&client, &src, &signature, None).await;
+    let h = handler(emulator, PROMOTE_IF_NEWER);
+    let request = serde_json::json!({ "repositories": [src] });
+
+    let dry = sweep(&h, serde_json::json!({ "repositories": [src], "dry_run": true })).await;
+    assert_eq!((dry.writes, dry.would_write), (0, Some(4)), "{dry:?}");
+    assert!(state(&client, &dst).await.0.is_empty(), "a dry run writes nothing");
+
+    let report = sweep(&h, request.clone()).await;
+    let (tags, manifests) = state(&client, &dst).await;
+    assert_eq!(tags["stable"], digests["v1.5.0"], "the highest version, not the last push: {report:?}");
+    for version in ["v1.4.2", "v1.5.0", "v1.4.3"] {
+        assert_eq!(tags[version], digests[version]);
+    }
+    assert_eq!(manifests[&digests["v1.5.0"]], numbered_manifest(95_001).body, "byte for byte");
+    assert_eq!(referrers(&client, &dst, &digests["v1.5.0"]).await, [signature.clone()], "the signature came along");
+    let swept = &report.repositories[0];
+    assert_eq!(swept.tags_written, 4);
+    assert!(swept.changes.iter().all(|c| c.repository.as_deref() == Some(dst.as_str())), "{:?}", swept.changes);
+    assert_eq!(count(&emulator.calls(&dst), "RegistryBlobMount"), 7, "each image's config, the two layers they share once, the signature's two blobs");
+
+    let before = emulator.writes(&dst);
+    let again = sweep(&h, request).await;
+    assert_eq!((again.writes, again.repositories[0].already_correct), (0, 4), "{again:?}");
+    assert_eq!(emulator.writes(&dst), before, "a second sweep writes nothing");
+}
+
+#[tokio::test]
 async fn an_index_is_promoted_with_its_children_first_each_by_digest() {
     let (emulator, client) = emulator().await;
     let (src, dst) = pair(&client, "index").await;

@@ -32,7 +32,8 @@ mod writes;
 
 pub(crate) use writes::Writes;
 
-use write::{artifact_reason, read, write_planned, Group, Written};
+pub(crate) use write::{write_planned, Group, Origin, Written};
+use write::{artifact_reason, read};
 
 /// An event whose writes are done, but whose if-newer tags still need their
 /// second look ([`if_newer::settle`]) before the report is final.
@@ -105,6 +106,19 @@ pub(crate) struct Job<'a> {
     pub(crate) phase: Phase<'a>,
     /// The pushed image, once a read brought it: a promotion then copies it without reading it again.
     pub(crate) image: std::sync::OnceLock<Image>,
+}
+
+impl Job<'_> {
+    /// Where its planned tags come from, for the writes.
+    fn origin(&self) -> Origin<'_> {
+        Origin {
+            repository: &self.repository,
+            image: &self.image,
+            artifact: self.artifact.as_ref(),
+            media_type: self.media_type,
+            dry_run: self.dry_run,
+        }
+    }
 }
 
 pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_>) -> Result<Handled, RetagError> {
@@ -229,7 +243,7 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
     for (to, mut group) in groups {
         let target = to.as_ref().map(|name| Repository { name: name.clone(), ..job.repository.clone() });
         // Boxed: each group's writes, a promotion's copy among them, are a deep future of their own.
-        match Box::pin(write_planned(registry, settings, &job, &digest, target.as_ref(), &mut group)).await? {
+        match Box::pin(write_planned(registry, settings, &job.origin(), &digest, target.as_ref(), &mut group)).await? {
             Written::Claims(written) => claims.extend(written),
             Written::Artifact(artifact) => {
                 // Told only by the manifest: planned again as an artifact, where only rules that opt in apply.

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::apply::engine::Job;
 use crate::apply::engine::writes::Writes;
 use crate::apply::if_newer::{Claim, Observed, Want};
 use crate::apply::promote::{self, Copied, Via};
@@ -20,15 +19,28 @@ use crate::report::{entry, Outcome, TagReport};
 /// The planned tags of one repository: their entries, those to write, those to write if newer,
 /// and, in a promotion's target, what bringing the image there copied.
 #[derive(Default)]
-pub(super) struct Group {
-    pub(super) tags: BTreeMap<String, TagReport>,
-    pub(super) candidates: Vec<Tag>,
-    pub(super) wants: Vec<Want>,
-    pub(super) copied: Copied,
+pub(crate) struct Group {
+    pub(crate) tags: BTreeMap<String, TagReport>,
+    pub(crate) candidates: Vec<Tag>,
+    pub(crate) wants: Vec<Want>,
+    pub(crate) copied: Copied,
+}
+
+/// Where the planned tags come from: the pushed (or swept) repository and what is known of the
+/// image there. An event's [`crate::apply::engine::Job`] gives it; a sweep healing a promotion builds one.
+pub(crate) struct Origin<'j> {
+    pub(crate) repository: &'j Repository,
+    /// The image, once a read brought it: a promotion then copies it without reading it again.
+    pub(crate) image: &'j std::sync::OnceLock<Image>,
+    /// Known to be an artifact: only rules that opt in planned its tags.
+    pub(crate) artifact: Option<&'j Artifact>,
+    /// The media type the event or listing gave.
+    pub(crate) media_type: Option<&'j str>,
+    pub(crate) dry_run: bool,
 }
 
 /// What bringing the planned tags in place came to.
-pub(super) enum Written {
+pub(crate) enum Written {
     /// Done; the if-newer tags written or found in place, for their second look.
     Claims(Vec<Claim>),
     /// Nothing written: the manifest shows an artifact, which the plan did not know.
@@ -41,10 +53,10 @@ pub(super) enum Written {
 ///
 /// `to`: a promotion's target, where the tags are read and written; the image is read from
 /// the pushed repository and copied there first ([`promote`]) unless the target holds it.
-pub(super) async fn write_planned<R: Blobs>(
+pub(crate) async fn write_planned<R: Blobs>(
     registry: &R,
     settings: &Settings,
-    job: &Job<'_>,
+    job: &Origin<'_>,
     digest: &Digest,
     to: Option<&Repository>,
     group: &mut Group,
@@ -54,7 +66,7 @@ pub(super) async fn write_planned<R: Blobs>(
         return Ok(Written::Claims(Vec::new()));
     }
     let (rules, name) = (&settings.rules, job.repository.name.as_str());
-    let place = to.unwrap_or(&job.repository);
+    let place = to.unwrap_or(job.repository);
     let asked: Vec<Tag> = candidates.iter().chain(wants.iter().map(|w| &w.tag)).cloned().collect();
     let read_at = Instant::now();
     let snapshot = match registry.read(place, Lookup::Digest(digest), &asked).await {
@@ -72,13 +84,13 @@ pub(super) async fn write_planned<R: Blobs>(
     let (found, archived) = match (arriving, job.image.get()) {
         (true, Some(_)) => (None, false),
         (true, None) => {
-            let source = read(registry, &job.repository, Lookup::Digest(digest), &[]).await?;
+            let source = read(registry, job.repository, Lookup::Digest(digest), &[]).await?;
             (source.image, source.archived)
         }
         (false, _) => (found, archived),
     };
     if archived {
-        archived_image(registry, settings, job, if arriving { &job.repository } else { place }, digest, &asked, tags).await;
+        archived_image(registry, settings, job, if arriving { job.repository } else { place }, digest, &asked, tags).await;
         return Ok(Written::Claims(Vec::new()));
     }
     let not_found = || RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() };
@@ -93,7 +105,7 @@ pub(super) async fn write_planned<R: Blobs>(
         (None, None) => return Err(not_found()),
         (Some(_), None) => job.image.get().ok_or_else(not_found)?,
     };
-    if let (None, Some(artifact)) = (&job.artifact, Artifact::of_manifest(&image.manifest)) {
+    if let (None, Some(artifact)) = (job.artifact, Artifact::of_manifest(&image.manifest)) {
         return Ok(Written::Artifact(artifact));
     }
     // Escaped (Debug) so a manifest's newlines stay inside one log line.
@@ -104,7 +116,7 @@ pub(super) async fn write_planned<R: Blobs>(
     let mut via = Via::new(true, promote::streaming(rules, tags));
     if let (Some(target), true, false) = (to, arriving, job.dry_run) {
         // Boxed, as the other nested steps: the event's future would otherwise outgrow a thread's stack.
-        match Box::pin(promote::arrive(registry, &job.repository, target, image, via.stream)).await {
+        match Box::pin(promote::arrive(registry, job.repository, target, image, via.stream)).await {
             Ok((used, copied)) => {
                 via = used;
                 group.copied = copied;
@@ -118,7 +130,7 @@ pub(super) async fn write_planned<R: Blobs>(
     let target = Target { repository: place, image, media_type: &media_type };
     let claims = writes.apply(registry, settings, target, job.dry_run, tags).await?;
     if let (Some(target), false) = (to, job.dry_run) {
-        let referrers = Box::pin(promote::referrers_follow(registry, &job.repository, target, digest, via, tags)).await;
+        let referrers = Box::pin(promote::referrers_follow(registry, job.repository, target, digest, via, tags)).await;
         group.copied = group.copied.and(referrers);
     }
     Ok(Written::Claims(claims))
@@ -130,7 +142,7 @@ pub(super) async fn write_planned<R: Blobs>(
 async fn archived_image<R: Registry>(
     registry: &R,
     settings: &Settings,
-    job: &Job<'_>,
+    job: &Origin<'_>,
     place: &Repository,
     digest: &Digest,
     asked: &[Tag],

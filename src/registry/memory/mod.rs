@@ -31,7 +31,7 @@ pub enum Call {
     /// BatchGetImage, asking where this many tags point.
     Read { tags: usize },
     /// PutImage; `once`: as a single attempt ([`Attempts::Once`]).
-    Put { tag: Tag, digest: Digest, media_type: String, once: bool },
+    Put { repository: RepositoryName, tag: Tag, digest: Digest, media_type: String, once: bool },
     TagsOf(Digest),
     Remove(Tag),
     RepositoryTags(RepositoryName),
@@ -308,7 +308,7 @@ impl Registry for Memory {
 
     async fn put(&self, target: &Target<'_>, tag: &Tag, attempts: Attempts) -> Result<(), PutError> {
         let (repository, image) = (target.repository, target.image);
-        let call = Call::Put { tag: tag.clone(), digest: image.digest.clone(), media_type: target.media_type.to_owned(), once: attempts == Attempts::Once };
+        let call = Call::Put { repository: repository.name.clone(), tag: tag.clone(), digest: image.digest.clone(), media_type: target.media_type.to_owned(), once: attempts == Attempts::Once };
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         // Other writes may start meanwhile, as they would over the network.

@@ -8,8 +8,9 @@
 //! same step from a read to the writes as an event ([`crate::apply::engine::Writes`], one write
 //! order). A tag several images derive ends
 //! on one: for `"move": "if-newer"` rules the highest version, for the others
-//! the most recent push. The sweep stops cleanly at its write budget or
-//! before the deadline and says where to resume.
+//! the most recent push. The tags a rule promotes into another repository
+//! are healed there the same way ([`heal`]). The sweep stops cleanly at its
+//! write budget or before the deadline and says where to resume.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -18,12 +19,14 @@ use crate::apply::Settings;
 use crate::domain::request::{continuation_token, ReconcileRequest};
 use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::assess::{assess, Desired};
-use crate::registry::{Catalog, Lookup, ReadError, Repository};
+use crate::registry::{Blobs, Catalog, Lookup, ReadError, Repository};
 use crate::report::{HeldReport, Outcome, RepositorySweep, SweepReport, SweepStatus, TagReport, MAX_HELD_LISTED};
 use crate::apply::engine::Writes;
 use crate::apply::if_newer::{self, Claim, Observed, Want};
 use crate::apply::put::Target;
 use crate::error::{Fault, FaultKind, RetagError};
+
+mod heal;
 
 /// Images per repository and sweep whose signatures are looked for (one read each); the
 /// rest are looked at by the next sweep (their tags stay held back meanwhile).
@@ -37,7 +40,7 @@ enum Stop {
 
 /// Runs a sweep. `stop_by`: no new ECR work starts after this instant;
 /// `settle_by`: the second look at if-newer tags ends by then.
-pub async fn reconcile<R: Catalog>(
+pub async fn reconcile<R: Catalog + Blobs>(
     registry: &R,
     settings: &Settings,
     request: &ReconcileRequest,
@@ -102,16 +105,21 @@ async fn settle<R: Catalog>(
     if claims.is_empty() {
         return;
     }
-    let (owners, claims): (Vec<(usize, String, String)>, Vec<Claim>) =
-        claims.into_iter().map(|(i, c)| ((i, c.want.tag.to_string(), c.image.digest.to_string()), c)).unzip();
+    // Which repository's summary, and which of its entries, each revision goes to.
+    let owners: Vec<_> =
+        claims.iter().map(|(i, c)| (*i, c.repository.name.to_string(), c.want.tag.to_string(), c.image.digest.to_string())).collect();
+    let claims = claims.into_iter().map(|(_, c)| c).collect();
     let revisions = if_newer::settle(registry, &settings.rules, claims, settings.write_concurrency, settle_by).await;
-    for ((i, tag, digest), revision) in owners.into_iter().zip(revisions) {
+    for ((i, repository, tag, digest), revision) in owners.into_iter().zip(revisions) {
         let (Some(revision), Some(sweep)) = (revision, repositories.get_mut(i)) else { continue };
-        let at = match sweep.changes.iter().position(|c| c.tag == tag && c.digest.as_deref() == Some(digest.as_str())) {
+        // A promotion's tag is listed with its target's name.
+        let place = (repository != sweep.repository).then_some(repository);
+        let at = match sweep.changes.iter().position(|c| c.tag == tag && c.digest.as_deref() == Some(digest.as_str()) && c.repository == place) {
             Some(at) => at,
             None => {
                 // Found in place (counted already correct), so not listed until now.
-                sweep.changes.push(TagReport { digest: Some(digest), ..TagReport::new(tag, Vec::new(), Outcome::Unchanged) });
+                let found = TagReport::new(tag, Vec::new(), Outcome::Unchanged);
+                sweep.changes.push(TagReport { digest: Some(digest), repository: place, ..found });
                 sweep.changes.len() - 1
             }
         };
@@ -170,11 +178,13 @@ struct Swept {
     /// Only report what would be written.
     dry_run: bool,
     writes: usize,
+    /// The most writes this repository may take (what the sweep's `max_writes` leaves).
+    budget: usize,
     /// If-newer tags written, for the second look at the end of the sweep.
     claims: Vec<Claim>,
 }
 
-async fn sweep_repository<R: Catalog>(
+async fn sweep_repository<R: Catalog + Blobs>(
     registry: &R,
     settings: &Settings,
     repository: &Repository,
@@ -184,7 +194,7 @@ async fn sweep_repository<R: Catalog>(
 ) -> (Swept, Option<Stop>) {
     let name = repository.name.as_str();
     let summary = RepositorySweep { repository: name.to_owned(), would_write: dry_run.then_some(0), ..RepositorySweep::default() };
-    let mut swept = Swept { summary, dry_run, writes: 0, claims: Vec::new() };
+    let mut swept = Swept { summary, dry_run, writes: 0, budget, claims: Vec::new() };
     let failed = |mut swept: Swept, e: RetagError| match e {
         // Calls are being cut: the next repository would fare no better.
         RetagError::DeadlineExceeded { .. } => (swept, Some(Stop::Deadline)),
@@ -246,11 +256,18 @@ async fn sweep_repository<R: Catalog>(
         .held
         .iter()
         .take(MAX_HELD_LISTED)
-        .map(|h| HeldReport { tag: h.tag.clone(), digest: h.digest.to_string(), reason: h.reason.clone() })
+        .map(|h| HeldReport {
+            repository: h.to.as_ref().map(ToString::to_string),
+            tag: h.tag.clone(),
+            digest: h.digest.to_string(),
+            reason: h.reason.clone(),
+        })
         .collect();
+    // The repository's own tags first, then each target's.
+    let (own, promoted): (Vec<Desired>, Vec<Desired>) = assessment.desired.into_iter().partition(|d| d.to.is_none());
     // Grouped by the image each tag should end on: one read per image, then its writes.
     let mut by_image: BTreeMap<Digest, Vec<Desired>> = BTreeMap::new();
-    for d in assessment.desired {
+    for d in own {
         if d.current.as_ref() == Some(&d.digest) {
             swept.summary.already_correct += 1;
         } else {
@@ -260,7 +277,7 @@ async fn sweep_repository<R: Catalog>(
     let media_types: HashMap<&Digest, Option<&str>> = images.iter().map(|i| (&i.digest, i.media_type.as_deref())).collect();
 
     for (digest, mut wanted) in by_image {
-        let left = budget - swept.writes;
+        let left = swept.budget.saturating_sub(swept.writes);
         if left == 0 {
             return (swept, Some(Stop::Budget));
         }
@@ -269,7 +286,7 @@ async fn sweep_repository<R: Catalog>(
         }
         let cut = wanted.len() > left;
         wanted.truncate(left);
-        let ending = Ending { digest: &digest, media_type: media_types.get(&digest).copied().flatten() };
+        let ending = Ending::of(&digest, &media_types);
         match apply(registry, settings, repository, ending, wanted, &mut swept).await {
             Ok(()) => {}
             Err(e) => return failed(swept, e),
@@ -278,7 +295,42 @@ async fn sweep_repository<R: Catalog>(
             return (swept, Some(Stop::Budget));
         }
     }
-    (swept, None)
+    match heal::promotions(registry, settings, repository, promoted, &media_types, &mut swept, out_of_time).await {
+        Ok(stop) => (swept, stop),
+        Err(e) => failed(swept, e),
+    }
+}
+
+/// A dry run's tags, from the listings alone (a dry run reads no manifest).
+fn would_write(swept: &mut Swept, digest: &Digest, wanted: Vec<Desired>, to: Option<&RepositoryName>) {
+    swept.writes += wanted.len();
+    *swept.summary.would_write.get_or_insert(0) += wanted.len();
+    for d in wanted {
+        let (outcome, detail) = match &d.current {
+            Some(p) => (Outcome::WouldMove, Some(format!("was {p}"))),
+            None => (Outcome::WouldCreate, None),
+        };
+        let report = TagReport::new(d.tag.as_str(), d.rules, outcome);
+        swept.summary.changes.push(TagReport { digest: Some(digest.to_string()), detail, repository: to.map(ToString::to_string), ..report });
+    }
+}
+
+/// Counts each written tag's outcome in the summary, and lists every one that is not in place
+/// already; `to`: a promotion's target.
+fn tally(summary: &mut RepositorySweep, reports: BTreeMap<String, TagReport>, digest: &Digest, to: Option<&RepositoryName>) {
+    for r in reports.into_values() {
+        match r.outcome {
+            Outcome::Created | Outcome::Moved => summary.tags_written += 1,
+            // A newer version took the tag since the listing.
+            Outcome::SkippedNotNewer => summary.already_correct += 1,
+            Outcome::Unchanged => summary.already_correct += 1,
+            Outcome::Conflict => summary.conflicts += 1,
+            _ => summary.failed += 1,
+        }
+        if r.outcome != Outcome::Unchanged {
+            summary.changes.push(TagReport { digest: Some(digest.to_string()), repository: to.map(ToString::to_string), ..r });
+        }
+    }
 }
 
 /// The image a group of tags should end on, as the listing shows it.
@@ -286,6 +338,12 @@ async fn sweep_repository<R: Catalog>(
 struct Ending<'a> {
     digest: &'a Digest,
     media_type: Option<&'a str>,
+}
+
+impl<'a> Ending<'a> {
+    fn of(digest: &'a Digest, media_types: &HashMap<&Digest, Option<&'a str>>) -> Ending<'a> {
+        Ending { digest, media_type: media_types.get(digest).copied().flatten() }
+    }
 }
 
 /// Brings `wanted` (all to end on one image) in place: one read for the
@@ -300,16 +358,7 @@ async fn apply<R: Catalog>(
 ) -> Result<(), RetagError> {
     let Ending { digest, media_type: media } = ending;
     if swept.dry_run {
-        // From the listing alone: a dry run reads no manifest.
-        swept.writes += wanted.len();
-        *swept.summary.would_write.get_or_insert(0) += wanted.len();
-        for d in wanted {
-            let (outcome, detail) = match &d.current {
-                Some(p) => (Outcome::WouldMove, Some(format!("was {p}"))),
-                None => (Outcome::WouldCreate, None),
-            };
-            swept.summary.changes.push(TagReport { digest: Some(digest.to_string()), detail, ..TagReport::new(d.tag.as_str(), d.rules, outcome) });
-        }
+        would_write(swept, digest, wanted, None);
         return Ok(());
     }
     let tags: Vec<Tag> = wanted.iter().map(|d| d.tag.clone()).collect();
@@ -334,24 +383,12 @@ async fn apply<R: Catalog>(
     let media_type = writes.media_type(&image, media, false)?;
     let target = Target { repository, image: &image, media_type: &media_type };
     swept.claims.extend(writes.apply(registry, settings, target, false, &mut reports).await?);
-    for r in reports.into_values() {
-        match r.outcome {
-            Outcome::Created | Outcome::Moved => swept.summary.tags_written += 1,
-            // A newer version took the tag since the listing.
-            Outcome::SkippedNotNewer => swept.summary.already_correct += 1,
-            Outcome::Unchanged => swept.summary.already_correct += 1,
-            Outcome::Conflict => swept.summary.conflicts += 1,
-            _ => swept.summary.failed += 1,
-        }
-        if r.outcome != Outcome::Unchanged {
-            swept.summary.changes.push(TagReport { digest: Some(digest.to_string()), ..r });
-        }
-    }
+    tally(&mut swept.summary, reports, digest, None);
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! The sweep on the in-memory registry: what it writes, in which order, within which budget.
     use super::*;
     use crate::domain::rules::glob::Glob;
@@ -365,23 +402,23 @@ mod tests {
         {"name":"stamp","semver":true,"tags":["built-{date:%Y%m%d}"]}]}"#;
     const MEDIA: &str = "application/vnd.oci.image.manifest.v1+json";
 
-    fn digest(n: u8) -> Digest {
+    pub(super) fn digest(n: u8) -> Digest {
         Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
     }
 
-    fn tag(t: &str) -> Tag {
+    pub(super) fn tag(t: &str) -> Tag {
         Tag::parse(t).unwrap()
     }
 
     /// Image `n` pushed into `repository` as `version` on day `day` of November 2026.
-    fn pushed(memory: &Memory, repository: &str, n: u8, version: &str, day: u32) {
+    pub(super) fn pushed(memory: &Memory, repository: &str, n: u8, version: &str, day: u32) {
         let manifest = format!(r#"{{"schemaVersion":2,"mediaType":"{MEDIA}","n":{n}}}"#);
         let at = format!("2026-11-{day:02}T10:00:00Z").parse().unwrap();
         memory.add_image(repository, Image { digest: digest(n), manifest, media_type: Some(MEDIA.into()) }, Some(at));
         memory.point(repository, &tag(version), &digest(n));
     }
 
-    fn request(globs: &[&str], max_writes: usize) -> ReconcileRequest {
+    pub(super) fn request(globs: &[&str], max_writes: usize) -> ReconcileRequest {
         ReconcileRequest {
             repositories: globs.iter().map(|g| Glob::parse(g).unwrap()).collect(),
             max_writes,

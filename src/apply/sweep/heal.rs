@@ -1,0 +1,229 @@
+//! The sweep's promotions (a rule's `"to"`). ECR delivers events best-effort, and a release tag
+//! is pushed once, so a promotion whose event went missing would otherwise never happen.
+//!
+//! For each target the swept repository's rules promote into: one listing of the target says
+//! where its tags are; a tag the rules derive that is missing there, or not on the image the
+//! assessment picked (for if-newer tags the highest eligible version), is promoted as an event
+//! promotes it ([`write_planned`]: blobs mounted, an index's children first, the tags, then the
+//! referrers and cosign's sidecar tags). Gated rules were judged by the assessment, as for the
+//! repository's own tags.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+use super::{tally, would_write, Ending, Stop, Swept};
+use crate::apply::engine::{write_planned, Group, Origin, Written};
+use crate::apply::if_newer::Want;
+use crate::apply::promote::{self, Refusal};
+use crate::apply::Settings;
+use crate::domain::assess::Desired;
+use crate::domain::names::{Digest, RepositoryName, Tag};
+use crate::error::RetagError;
+use crate::registry::{Blobs, Catalog, Repository};
+use crate::report::{Outcome, TagReport};
+
+/// Brings `promoted` (the assessment's tags with a target) in place, within the sweep's budget.
+pub(super) async fn promotions<R: Catalog + Blobs>(
+    registry: &R,
+    settings: &Settings,
+    source: &Repository,
+    promoted: Vec<Desired>,
+    media_types: &HashMap<&Digest, Option<&str>>,
+    swept: &mut Swept,
+    out_of_time: &impl Fn() -> bool,
+) -> Result<Option<Stop>, RetagError> {
+    let mut by_target: BTreeMap<RepositoryName, Vec<Desired>> = BTreeMap::new();
+    for d in promoted {
+        if let Some(to) = d.to.clone() {
+            by_target.entry(to).or_default().push(d);
+        }
+    }
+    for (to, wanted) in by_target {
+        if out_of_time() {
+            return Ok(Some(Stop::Deadline));
+        }
+        let target = Repository { name: to.clone(), ..source.clone() };
+        let here = match where_tags_are(registry, &target).await {
+            Ok(here) => here,
+            Err(refusal) => {
+                for d in wanted {
+                    let mut report = TagReport::new(d.tag.as_str(), d.rules, Outcome::Failed);
+                    report.refuse(refusal.to_string(), refusal.retryable());
+                    swept.summary.failed += 1;
+                    swept.summary.changes.push(TagReport { repository: Some(to.to_string()), digest: Some(d.digest.to_string()), ..report });
+                }
+                continue;
+            }
+        };
+        let mut by_image: BTreeMap<Digest, Vec<Desired>> = BTreeMap::new();
+        for mut d in wanted {
+            d.current = here.get(&d.tag).cloned();
+            if d.current.as_ref() == Some(&d.digest) {
+                swept.summary.already_correct += 1;
+            } else {
+                by_image.entry(d.digest.clone()).or_default().push(d);
+            }
+        }
+        for (digest, mut wanted) in by_image {
+            let left = swept.budget.saturating_sub(swept.writes);
+            if left == 0 {
+                return Ok(Some(Stop::Budget));
+            }
+            if out_of_time() {
+                return Ok(Some(Stop::Deadline));
+            }
+            let cut = wanted.len() > left;
+            wanted.truncate(left);
+            if swept.dry_run {
+                would_write(swept, &digest, wanted, Some(&to));
+            } else {
+                promote_one(registry, settings, source, &target, Ending::of(&digest, media_types), wanted, swept).await?;
+            }
+            if cut {
+                return Ok(Some(Stop::Budget));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Where each tag of the target points, from its listing (DescribeImages, page by page).
+async fn where_tags_are<R: Catalog>(registry: &R, target: &Repository) -> Result<HashMap<Tag, Digest>, Refusal> {
+    let mut here = HashMap::new();
+    let mut page: Option<String> = None;
+    loop {
+        let listed = registry.images(target, page.as_deref()).await.map_err(|e| Refusal::reading(target, e))?;
+        for image in listed.items {
+            here.extend(image.tags.into_iter().map(|t| (t, image.digest.clone())));
+        }
+        match listed.next {
+            Some(next) => page = Some(next),
+            None => return Ok(here),
+        }
+    }
+}
+
+/// One image's promotion into `target`, as its event would have made it; counted in the sweep.
+async fn promote_one<R: Blobs>(
+    registry: &R,
+    settings: &Settings,
+    source: &Repository,
+    target: &Repository,
+    ending: Ending<'_>,
+    wanted: Vec<Desired>,
+    swept: &mut Swept,
+) -> Result<(), RetagError> {
+    let Ending { digest, media_type } = ending;
+    let image = OnceLock::new();
+    let origin = Origin { repository: source, image: &image, artifact: None, media_type, dry_run: false };
+    let mut group = Group::default();
+    for d in wanted {
+        group.tags.insert(d.tag.to_string(), TagReport::new(d.tag.as_str(), d.rules.clone(), Outcome::Failed));
+        match d.version {
+            Some(version) => group.wants.push(Want { tag: d.tag, version, rules: d.rules }),
+            None => group.candidates.push(d.tag),
+        }
+    }
+    let planned = group.candidates.len() + group.wants.len();
+    match Box::pin(write_planned(registry, settings, &origin, digest, Some(target), &mut group)).await? {
+        Written::Claims(claims) => swept.claims.extend(claims),
+        // The listing did not tell, the manifest does: no rule that promotes it opted in to artifacts.
+        Written::Artifact(_) => return Ok(()),
+    }
+    // The tags, and what the copy put by digest (an index's children, referrers, sidecars).
+    swept.writes += planned + group.copied.manifests;
+    if group.copied != promote::Copied::default() {
+        swept.summary.promotions.push(group.copied.report(&target.name));
+    }
+    tally(&mut swept.summary, group.tags, digest, Some(&target.name));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Promotions whose events never came, healed by a sweep of their source on the in-memory registry.
+    use super::super::tests::{digest, pushed, request, tag};
+    use crate::apply::sweep::reconcile;
+    use crate::apply::Settings;
+    use crate::domain::request::ReconcileRequest;
+    use crate::domain::rules::RuleSet;
+    use crate::registry::memory::{Call, Memory};
+    use crate::report::{Outcome, SweepStatus};
+
+    const PROMOTE: &str = r#"{"rules":[
+        {"name":"prod","semver":true,"move":"if-newer","to":"prod/app","tags":["stable","v{major}","v{major}.{minor}"]},
+        {"name":"exact","semver":true,"to":"prod/app","tags":["{version}"]}]}"#;
+
+    fn settings() -> Settings {
+        Settings::new(RuleSet::from_json(PROMOTE).unwrap())
+    }
+
+    fn puts_into(memory: &Memory, repository: &str) -> Vec<String> {
+        memory
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Put { repository: r, tag, .. } if r.as_str() == repository => Some(tag.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn versions_pushed_out_of_order_without_events_end_in_the_target_as_if_every_event_had_come_in_order() {
+        let memory = Memory::with_repositories(&["dev/app", "prod/app"]);
+        pushed(&memory, "dev/app", 1, "v1.4.2", 1);
+        pushed(&memory, "dev/app", 2, "v1.5.0", 2);
+        pushed(&memory, "dev/app", 3, "v1.4.3", 3); // a hotfix, after the newer release
+
+        let report = reconcile(&memory, &settings(), &request(&["dev/app"], 50), None, None).await.unwrap();
+        assert_eq!(report.status, SweepStatus::Complete);
+        let at = |t: &str| memory.tag("prod/app", &tag(t));
+        for (t, n) in [("stable", 2), ("v1", 2), ("v1.5", 2), ("v1.4", 3), ("1.4.2", 1), ("1.5.0", 2), ("1.4.3", 3)] {
+            assert_eq!(at(t), Some(digest(n)), "{t} in the target");
+        }
+        assert_eq!(memory.tag("dev/app", &tag("stable")), None, "the source gets none of the target's tags");
+        let swept = &report.repositories[0];
+        assert_eq!((swept.tags_written, report.writes), (7, 7));
+        assert!(swept.changes.iter().all(|c| c.repository.as_deref() == Some("prod/app") && c.outcome == Outcome::Created), "{:?}", swept.changes);
+
+        memory.clear_calls();
+        let again = reconcile(&memory, &settings(), &request(&["dev/app"], 50), None, None).await.unwrap();
+        assert_eq!((again.writes, again.repositories[0].already_correct), (0, 7));
+        assert!(puts_into(&memory, "prod/app").is_empty(), "a second sweep writes nothing: {:?}", memory.calls());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missed_promotion_of_a_newer_version_moves_the_targets_tags_and_a_dry_run_only_says_so() {
+        let memory = Memory::with_repositories(&["dev/app", "prod/app"]);
+        pushed(&memory, "dev/app", 1, "v1.4.2", 1);
+        reconcile(&memory, &settings(), &request(&["dev/app"], 50), None, None).await.unwrap();
+        pushed(&memory, "dev/app", 2, "v1.5.0", 2); // its event was lost
+
+        memory.clear_calls();
+        let dry = ReconcileRequest { dry_run: true, ..request(&["dev/app"], 50) };
+        let report = reconcile(&memory, &settings(), &dry, None, None).await.unwrap();
+        assert_eq!((report.writes, report.would_write), (0, Some(4)), "stable, v1, v1.5, 1.5.0");
+        assert!(puts_into(&memory, "prod/app").is_empty());
+        let stable = report.repositories[0].changes.iter().find(|c| c.tag == "stable").unwrap();
+        assert_eq!((stable.repository.as_deref(), stable.outcome), (Some("prod/app"), Outcome::WouldMove));
+        assert_eq!(stable.detail.as_deref(), Some(format!("was {}", digest(1)).as_str()));
+
+        let report = reconcile(&memory, &settings(), &request(&["dev/app"], 50), None, None).await.unwrap();
+        assert_eq!(report.writes, 4);
+        assert_eq!(memory.tag("prod/app", &tag("stable")), Some(digest(2)));
+        assert_eq!(memory.tag("prod/app", &tag("v1.4")), Some(digest(1)), "v1.4 stays on 1.4.2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn promotions_count_against_max_writes_and_resume_from_their_source() {
+        let memory = Memory::with_repositories(&["dev/app", "prod/app"]);
+        pushed(&memory, "dev/app", 1, "v1.4.2", 1);
+        pushed(&memory, "dev/app", 2, "v1.5.0", 2);
+        let first = reconcile(&memory, &settings(), &request(&["dev/app"], 3), None, None).await.unwrap();
+        assert_eq!((first.status, first.writes), (SweepStatus::Stopped, 3));
+        assert_eq!(puts_into(&memory, "prod/app").len(), 3, "{:?}", memory.calls());
+        let rest = reconcile(&memory, &settings(), &request(&["dev/app"], 50), None, None).await.unwrap();
+        assert_eq!((rest.status, rest.writes), (SweepStatus::Complete, 3), "6 tags in all");
+    }
+}
