@@ -82,19 +82,23 @@ impl<'r, R> Deadline<'r, R> {
     }
 }
 
+impl<R> Deadline<'_, R> {
+    /// A PutImage, started no sooner than the pace allows.
+    async fn at_pace<T>(&self, put: impl Future<Output = T>) -> T {
+        if let Some(pace) = self.pace {
+            pace.wait().await;
+        }
+        put.await
+    }
+}
+
 impl<R: Registry> Registry for Deadline<'_, R> {
     async fn read(&self, repository: &Repository, image: Lookup<'_>, tags: &[Tag]) -> Result<Snapshot, ReadError> {
         self.cut("BatchGetImage", self.inner.read(repository, image, tags), ReadError::Fault).await
     }
 
     async fn put(&self, target: &Target<'_>, tag: &Tag, attempts: Attempts) -> Result<(), PutError> {
-        let paced = async {
-            if let Some(pace) = self.pace {
-                pace.wait().await;
-            }
-            self.inner.put(target, tag, attempts).await
-        };
-        self.cut("PutImage", paced, PutError::Fault).await
+        self.cut("PutImage", self.at_pace(self.inner.put(target, tag, attempts)), PutError::Fault).await
     }
 
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
@@ -158,7 +162,8 @@ impl<R: Blobs> Blobs for Deadline<'_, R> {
     }
 
     async fn put_manifest(&self, repository: &Repository, image: &Image, media_type: &str) -> Result<(), PutError> {
-        self.cut("PutImage", self.inner.put_manifest(repository, image, media_type), PutError::Fault).await
+        // A PutImage like any other: a sweep's pace counts it.
+        self.cut("PutImage", self.at_pace(self.inner.put_manifest(repository, image, media_type)), PutError::Fault).await
     }
 
     async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {

@@ -182,7 +182,7 @@ async fn a_sweep_promotes_what_missed_events_left_out_as_the_events_would_have()
         assert_eq!(tags[version], digests[version]);
     }
     assert_eq!(manifests[&digests["v1.5.0"]], numbered_manifest(95_001).body, "byte for byte");
-    assert_eq!(referrers(&client, &dst, &digests["v1.5.0"]).await, [signature.clone()], "the signature came along");
+    assert_eq!(referrers(&client, &dst, &digests["v1.5.0"]).await, [signature], "the signature came along");
     let swept = &report.repositories[0];
     assert_eq!(swept.tags_written, 4);
     assert!(swept.changes.iter().all(|c| c.repository.as_deref() == Some(dst.as_str())), "{:?}", swept.changes);
