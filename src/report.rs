@@ -41,7 +41,7 @@ pub struct PromotionReport {
     /// `"copy_blobs": true`: blobs streamed through the function, and their bytes.
     pub blobs_streamed: usize,
     pub bytes_streamed: u64,
-    /// Manifests put by digest: an index's children, referrers.
+    /// Manifests put besides the image's own: an index's children and referrers (by digest), cosign's sidecar tags.
     pub manifests: usize,
 }
 

@@ -22,7 +22,8 @@ use crate::domain::manifest::{References, Unreadable};
 use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::rules::RuleSet;
 use crate::error::Fault;
-use crate::registry::{Blobs, Image, Lookup, Mount, PutError, ReadError, Repository};
+use crate::domain::signature;
+use crate::registry::{Attempts, Blobs, Image, Lookup, Mount, PutError, ReadError, Repository, TagState, Target};
 use crate::report::{entry, Outcome, PromotionReport, TagReport};
 
 /// How blobs get into the target.
@@ -212,7 +213,7 @@ pub struct Copied {
     /// Blobs streamed through the function, and their bytes (`"copy_blobs": true`).
     pub streamed: usize,
     pub bytes: u64,
-    /// Manifests put by digest: an index's children, referrers.
+    /// Manifests put besides the image's own: an index's children and referrers (by digest), cosign's sidecar tags.
     pub manifests: usize,
 }
 
@@ -250,22 +251,89 @@ impl Copied {
 /// Everything `image` needs in `target` before its manifest can be put there: an index's
 /// children (each put by digest), and the blobs of whatever is an image. The manifest itself
 /// is left to the caller's tagged PutImage.
+///
+/// Surveyed first (the manifests, and BatchCheckLayerAvailability for what the target lacks),
+/// so that a refusal comes before any blob moves: streaming only, before any layer call; with
+/// mounts, once they are tried and before anything is streamed.
 pub async fn copy<R: Blobs>(registry: &R, source: &Repository, target: &Repository, image: &Image, via: Via) -> Result<Copied, Refusal> {
-    let references = References::of(&image.digest, &image.manifest).map_err(Refusal::Unreadable)?;
-    let mut copied = Box::pin(bring_blobs(registry, source, target, &references, via)).await?;
-    for child in &references.children {
-        let there = Box::pin(registry.read(target, Lookup::Digest(child), &[])).await.map_err(|e| Refusal::reading(target, e))?;
-        if there.image.is_some() {
-            continue;
+    let mut survey = Survey::default();
+    Box::pin(survey.of(registry, source, target, image)).await?;
+    let declared = |blobs: &[(Digest, u64)]| blobs.iter().map(|(_, size)| size).sum::<u64>();
+    let limit = via.stream.unwrap_or(0);
+    if !via.mount && via.spent + declared(&survey.blobs) > limit {
+        return Err(Refusal::TooLarge { bytes: via.spent + declared(&survey.blobs), limit });
+    }
+    let mut copied = Copied::default();
+    let mut unmounted = Vec::new();
+    for (blob, size) in survey.blobs {
+        let mounted = match via.mount {
+            false => Mount::NotMounted,
+            true => Box::pin(registry.mount(target, source, &blob)).await.map_err(|fault| Refusal::Mount { blob: blob.clone(), fault })?,
+        };
+        match mounted {
+            Mount::Mounted => copied.blobs += 1,
+            Mount::NotMounted => unmounted.push((blob, size)),
         }
-        let found = Box::pin(registry.read(source, Lookup::Digest(child), &[])).await.map_err(|e| Refusal::reading(source, e))?;
-        let child_image = found.image.ok_or_else(|| Refusal::ChildMissing(child.clone()))?;
-        // Children of children (an index of indexes) are copied the same way, within what is left to stream.
-        let below = Box::pin(copy(registry, source, target, &child_image, via.after(copied.bytes))).await?;
-        Box::pin(put_by_digest(registry, target, &child_image)).await?;
-        copied.add(below);
+    }
+    if let Some((blob, _)) = unmounted.first().filter(|_| via.stream.is_none()) {
+        return Err(Refusal::NotMounted { blob: blob.clone(), from: source.name.clone() });
+    }
+    if !unmounted.is_empty() && via.spent + declared(&unmounted) > limit {
+        return Err(Refusal::TooLarge { bytes: via.spent + declared(&unmounted), limit });
+    }
+    for (blob, _) in unmounted {
+        let spent = via.spent + copied.bytes;
+        let sent = Box::pin(registry.copy_blob(target, source, &blob, limit.saturating_sub(spent)))
+            .await
+            .map_err(|fault| Refusal::Stream { blob: blob.clone(), fault })?;
+        copied.streamed += 1;
+        copied.bytes += sent;
+    }
+    // Children before their index, each once its blobs are there.
+    for child in &survey.children {
+        Box::pin(put_by_digest(registry, target, child)).await?;
+        copied.manifests += 1;
     }
     Ok(copied)
+}
+
+/// What an image's copy into the target takes, surveyed before anything moves.
+#[derive(Default)]
+struct Survey {
+    /// The blobs the target lacks, each once, with the size its manifest declares.
+    blobs: Vec<(Digest, u64)>,
+    /// The children the target lacks, deepest first: the order they are put in.
+    children: Vec<Image>,
+}
+
+impl Survey {
+    async fn of<R: Blobs>(&mut self, registry: &R, source: &Repository, target: &Repository, image: &Image) -> Result<(), Refusal> {
+        let references = References::of(&image.digest, &image.manifest).map_err(Refusal::Unreadable)?;
+        if !references.blobs.is_empty() {
+            let missing = Box::pin(registry.missing(target, &references.blobs)).await.map_err(|e| Refusal::reading(target, e))?;
+            for blob in missing {
+                if !self.blobs.iter().any(|(b, _)| *b == blob) {
+                    let size = references.size_of(&blob).unwrap_or(0);
+                    self.blobs.push((blob, size));
+                }
+            }
+        }
+        for child in &references.children {
+            if self.children.iter().any(|c| c.digest == *child) {
+                continue;
+            }
+            let there = Box::pin(registry.read(target, Lookup::Digest(child), &[])).await.map_err(|e| Refusal::reading(target, e))?;
+            if there.image.is_some() {
+                continue;
+            }
+            let found = Box::pin(registry.read(source, Lookup::Digest(child), &[])).await.map_err(|e| Refusal::reading(source, e))?;
+            let child_image = found.image.ok_or_else(|| Refusal::ChildMissing(child.clone()))?;
+            // Children of children (an index of indexes) the same way, before their parent.
+            Box::pin(self.of(registry, source, target, &child_image)).await?;
+            self.children.push(child_image);
+        }
+        Ok(())
+    }
 }
 
 /// The image's referrers the target lacks, copied by digest (their blobs mounted first).
@@ -287,37 +355,41 @@ pub async fn copy_referrers<R: Blobs>(registry: &R, source: &Repository, target:
     Ok(copied)
 }
 
-/// Each blob of `references` the target lacks: mounted, or (`"copy_blobs": true`) streamed where
-/// the registry will not mount it, within [`Via::stream`]'s bytes.
-async fn bring_blobs<R: Blobs>(registry: &R, source: &Repository, target: &Repository, references: &References, via: Via) -> Result<Copied, Refusal> {
-    let mut copied = Copied::default();
-    if references.blobs.is_empty() {
-        return Ok(copied);
+/// cosign's sidecar tags of the image (`sha256-<hex>.sig`, `.att`, `.sbom`), which cosign keeps
+/// as tags in the image's own repository rather than as referrers: copied under the same tag and
+/// digest where the target lacks them or holds another (cosign re-pushes `.sig` as signatures
+/// are added). One read in the source says which exist; one in the target, only if any does.
+pub async fn copy_sidecars<R: Blobs>(registry: &R, source: &Repository, target: &Repository, digest: &Digest, via: Via) -> Result<Copied, Refusal> {
+    let tags = signature::cosign_sidecars(digest);
+    let theirs = registry.read(source, Lookup::Digest(digest), &tags).await.map_err(|e| Refusal::reading(source, e))?;
+    let present: Vec<(Tag, Digest)> = tags
+        .into_iter()
+        .filter_map(|t| match theirs.tags.get(&t) {
+            Some(TagState::At(d)) => Some((t, d.clone())),
+            _ => None,
+        })
+        .collect();
+    if present.is_empty() {
+        return Ok(Copied::default());
     }
-    // Each call boxed: their futures are large, and a debug build's poll frames hold them.
-    let missing = Box::pin(registry.missing(target, &references.blobs)).await.map_err(|e| Refusal::reading(target, e))?;
-    for blob in &missing {
-        let mounted = match via.mount {
-            false => Mount::NotMounted,
-            true => Box::pin(registry.mount(target, source, blob)).await.map_err(|fault| Refusal::Mount { blob: blob.clone(), fault })?,
-        };
-        match (mounted, via.stream) {
-            (Mount::Mounted, _) => copied.blobs += 1,
-            (Mount::NotMounted, None) => return Err(Refusal::NotMounted { blob: blob.clone(), from: source.name.clone() }),
-            (Mount::NotMounted, Some(limit)) => {
-                // The manifest's declared size first, so that nothing is sent for a blob past the limit.
-                let spent = via.spent + copied.bytes;
-                let declared = references.size_of(blob).unwrap_or(0);
-                if spent + declared > limit {
-                    return Err(Refusal::TooLarge { bytes: spent + declared, limit });
-                }
-                let sent = Box::pin(registry.copy_blob(target, source, blob, limit - spent))
-                    .await
-                    .map_err(|fault| Refusal::Stream { blob: blob.clone(), fault })?;
-                copied.streamed += 1;
-                copied.bytes += sent;
-            }
+    let asked: Vec<Tag> = present.iter().map(|(t, _)| t.clone()).collect();
+    let ours = registry.read(target, Lookup::Digest(digest), &asked).await.map_err(|e| Refusal::reading(target, e))?;
+    let mut copied = Copied::default();
+    for (tag, sidecar) in present {
+        if matches!(ours.tags.get(&tag), Some(TagState::At(d)) if *d == sidecar) {
+            continue;
         }
+        let found = Box::pin(registry.read(source, Lookup::Digest(&sidecar), &[])).await.map_err(|e| Refusal::reading(source, e))?;
+        // Replaced or deleted since: the next promotion copies what is there then.
+        let Some(image) = found.image else { continue };
+        let below = Box::pin(copy(registry, source, target, &image, via.after(copied.bytes))).await?;
+        let media_type = image.media_type_or(None).ok_or_else(|| Refusal::MediaType(image.digest.clone()))?;
+        let put = Target { repository: target, image: &image, media_type: &media_type };
+        match Box::pin(registry.put(&put, &tag, Attempts::Retried)).await {
+            Ok(()) | Err(PutError::AlreadyExists) => {}
+            Err(error) => return Err(Refusal::Put { repository: target.name.clone(), digest: image.digest.clone(), error }),
+        }
+        copied.add(below);
     }
     Ok(copied)
 }
@@ -353,7 +425,11 @@ pub(crate) async fn referrers_follow<R: Blobs>(
     if !tags.values().any(landed) {
         return Copied::default();
     }
-    match copy_referrers(registry, source, target, digest, via).await {
+    let followed = match copy_referrers(registry, source, target, digest, via).await {
+        Ok(referrers) => copy_sidecars(registry, source, target, digest, via.after(referrers.bytes)).await.map(|s| referrers.and(s)),
+        Err(refusal) => Err(refusal),
+    };
+    match followed {
         Ok(copied) => copied,
         Err(refusal) => {
             for t in tags.values_mut().filter(|t| landed(t)) {
@@ -367,7 +443,7 @@ pub(crate) async fn referrers_follow<R: Blobs>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::memory::Memory;
+    use crate::registry::memory::{Call, Memory};
 
     fn repo(name: &str) -> Repository {
         Repository::own(RepositoryName::parse(name).unwrap())
@@ -420,10 +496,30 @@ mod tests {
         };
         let streamed = Via::new(false, Some(STREAM_LIMIT));
         let err = copy(&memory, &source, &target, &index, streamed).await.unwrap_err();
-        // The first child's 300 MiB went; the second's would make 600 of 512.
+        // 300 MiB each: refused before anything of either moved.
         assert_eq!(err, Refusal::TooLarge { bytes: (600 << 20) + 20, limit: STREAM_LIMIT });
+        let moved = memory.calls().into_iter().filter(|c| matches!(c, Call::CopyBlob(_) | Call::Mount(_) | Call::PutManifest(_))).count();
+        assert_eq!(moved, 0, "{:?}", memory.calls());
         let copied = copy(&memory, &source, &target, &amd, streamed).await.unwrap();
-        assert_eq!((copied.streamed, copied.manifests), (0, 0), "the first child is there already: nothing more to stream");
+        assert_eq!((copied.streamed, copied.bytes), (2, (300 << 20) + 10), "one child alone is within the limit");
+    }
+
+    #[tokio::test]
+    async fn with_mounts_the_limit_counts_only_what_the_registry_would_not_mount_and_nothing_streams_past_it() {
+        let memory = Memory::with_repositories(&["dev/api", "prod/api"]);
+        let (source, target) = (repo("dev/api"), repo("prod/api"));
+        let big = image(5, 600);
+        memory.add_image("dev/api", big.clone(), None);
+        let both = Via::new(true, Some(STREAM_LIMIT));
+        let copied = copy(&memory, &source, &target, &big, both).await.unwrap();
+        assert_eq!((copied.blobs, copied.streamed), (2, 0), "600 MiB mounted: nothing streams, so no limit applies");
+
+        let other = Memory::with_repositories(&["dev/api", "prod/api"]);
+        other.add_image("dev/api", big.clone(), None);
+        other.set_encryption("prod/api", "KMS", Some("k")); // mounts answer 202
+        let err = copy(&other, &source, &target, &big, both).await.unwrap_err();
+        assert_eq!(err, Refusal::TooLarge { bytes: (600 << 20) + 10, limit: STREAM_LIMIT });
+        assert!(other.calls().iter().all(|c| !matches!(c, Call::CopyBlob(_))), "mounts tried, nothing streamed: {:?}", other.calls());
     }
 
     #[test]

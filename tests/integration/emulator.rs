@@ -262,6 +262,13 @@ async fn the_emulator_mounts_blobs_between_repositories_and_checks_a_pushs_blobs
     let (status, head) = mount(&blobs[0], &src, &dst);
     assert_eq!(status, 202, "{head}");
     assert!(head.contains(&format!("Location: /v2/{dst}/blobs/uploads/")), "{head}");
+    // That session stays open until it is used or cancelled (DELETE on its Location: 204, then 404).
+    let open = || emulator.calls(&dst).get("uploads_open").copied();
+    assert_eq!(open(), Some(1));
+    let session = head.lines().find_map(|l| l.strip_prefix("Location: ")).unwrap().to_owned();
+    assert_eq!(emulator.registry("DELETE", &session, Some(&token), b"").0, 204);
+    assert_eq!(emulator.registry("DELETE", &session, Some(&token), b"").0, 404);
+    assert_eq!(open(), Some(0));
     client.put_account_setting().name("BLOB_MOUNTING").value("ENABLED").send().await.unwrap();
 
     // Another encryption than the source's: 202; a blob no committed manifest of the source names: 202.

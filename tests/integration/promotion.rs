@@ -132,7 +132,7 @@ async fn a_pushed_image_is_promoted_byte_for_byte_by_mounting_its_blobs_and_a_re
     assert_eq!(count(&target_calls, "BatchCheckLayerAvailability"), 1);
     assert_eq!(count(&target_calls, "PutImage"), 2, "the manifest lands with its first tag: no untagged put");
     let source_calls = emulator.function_calls_on(&src);
-    assert_eq!(count(&source_calls, "BatchGetImage"), 1, "one read of the pushed image serves edge and the copy: {source_calls:?}");
+    assert_eq!(count(&source_calls, "BatchGetImage"), 2, "one read of the pushed image serves edge and the copy, one looks for cosign's sidecar tags: {source_calls:?}");
 
     // Redelivered, and delivered to another instance: reads only.
     for h in [&h, &handler(emulator, PROMOTE)] {
@@ -252,6 +252,36 @@ async fn signatures_and_sboms_follow_the_image_so_that_verification_in_the_targe
 }
 
 #[tokio::test]
+async fn cosigns_sidecar_tags_follow_the_image_under_the_same_tag_and_digest() {
+    let (emulator, client) = emulator().await;
+    let (src, dst) = pair(&client, "cosigned").await;
+    let digest = push(&client, &src, &numbered_manifest(96_001), Some("v3.2.0")).await;
+    let hex = digest.trim_start_matches("sha256:");
+    let (sig, sbom) = (format!("sha256-{hex}.sig"), format!("sha256-{hex}.sbom"));
+    let signature = push(&client, &src, &manifest("cosign-signature"), Some(&sig)).await;
+    let h = handler(emulator, PROMOTE);
+
+    let report = h.handle(&push_event(&src, &digest, "v3.2.0", None), now()).await.unwrap();
+    assert!(report.tags.iter().all(|t| t.outcome == Outcome::Created), "{report:?}");
+    assert_eq!(report.promotions[0].manifests, 1, "the .sig: {:?}", report.promotions);
+    let (tags, manifests) = state(&client, &dst).await;
+    assert_eq!(tags[&sig], signature, "the same tag, the same digest");
+    assert_eq!(manifests[&signature], manifest("cosign-signature").body, "byte for byte");
+
+    // cosign adds a signature (a new .sig) and an SBOM; the next promotion brings both, and only them.
+    let resigned = Manifest { body: manifest("cosign-signature").body.replace("MEUCIQ", "MEYCIQ"), ..manifest("cosign-signature") };
+    let resigned = push(&client, &src, &resigned, Some(&sig)).await;
+    let spdx = push(&client, &src, &manifest("spdx-sbom"), Some(&sbom)).await;
+    let before = emulator.function_calls_on(&dst);
+    let again = h.handle(&push_event(&src, &digest, "v3.2.0", None), now()).await.unwrap();
+    assert!(again.tags.iter().all(|t| t.outcome == Outcome::Unchanged), "{again:?}");
+    let tags = state(&client, &dst).await.0;
+    assert_eq!((tags[&sig].as_str(), tags[&sbom].as_str()), (resigned.as_str(), spdx.as_str()));
+    let put = count(&emulator.function_calls_on(&dst), "PutImage") - count(&before, "PutImage");
+    assert_eq!(put, 2, "the new .sig and the .sbom");
+}
+
+#[tokio::test]
 async fn a_promotion_that_cannot_mount_says_why_and_leaves_the_pushed_repositorys_tags_in_place() {
     let (emulator, client) = emulator().await;
     let h = handler(emulator, PROMOTE);
@@ -289,6 +319,10 @@ async fn a_promotion_that_cannot_mount_says_why_and_leaves_the_pushed_repository
     let config = serde_json::from_str::<serde_json::Value>(&image.body).unwrap()["config"]["digest"].as_str().unwrap().to_owned();
     assert!(detail.contains(&format!("did not mount blob {config} from {src}")), "{detail}");
     assert!(state(&client, &dst).await.0.is_empty(), "nothing tagged in the target");
+    let calls = emulator.calls(&dst);
+    assert_eq!((count(&calls, "RegistryBlobUploadCancel"), count(&calls, "uploads_open")), (1, 0), "the session the 202 opened is closed: {calls:?}");
+    let ours = emulator.function_calls_on(&dst);
+    assert_eq!(count(&ours, "RegistryBlobMount"), 3, "the registry API's requests name ecr-retag in their User-Agent: {ours:?}");
     let report = h.handle(&push_event(&src, &digest, "v1.0.0", None), now()).await.unwrap();
     assert_eq!(outcomes(&report)[1..], [(Some(dst.as_str()), "stable", Outcome::Created), (Some(dst.as_str()), "v1.0.0", Outcome::Created)]);
 }
@@ -397,27 +431,54 @@ async fn copy_blobs_streams_what_the_registry_will_not_mount_a_part_at_a_time_wi
     assert_eq!(count(&emulator.function_calls_on(&src), "GetDownloadUrlForLayer"), 2);
 }
 
+/// An image manifest of a small uploaded config and one layer declared `mib` MiB (never uploaded).
+async fn declared(client: &aws_sdk_ecr::Client, repo: &str, n: u8, mib: u64) -> Manifest {
+    let small = blob_bytes(n, 100);
+    let small_digest = upload_blob(client, repo, &small).await;
+    let big = format!("sha256:{}", format!("{n:x}").repeat(64));
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{small_digest}","size":100}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{big}","size":{}}}]}}"#,
+        mib * 1024 * 1024
+    );
+    Manifest { name: "declared", body, media_type: "application/vnd.oci.image.manifest.v1+json", declares_media_type: true }
+}
+
 #[tokio::test]
-async fn copy_blobs_refuses_an_image_declared_past_its_limit_before_a_byte_of_it_moves() {
+async fn copy_blobs_refuses_an_image_declared_past_its_limit_before_any_layer_call_children_counted_together() {
     let (emulator, client) = emulator().await;
     let streaming = r#"{"rules":[{"name":"promote","semver":true,"repositories":["dev-*"],"to":"prod/{repository}","copy_blobs":true,"tags":["{tag}"]}]}"#;
-    let src = repository(&client, "dev-huge", false).await;
-    let dst = format!("prod/{src}");
-    let kms = kms();
-    client.create_repository().repository_name(&dst).encryption_configuration(kms).send().await.unwrap();
-    let small = blob_bytes(4, 100);
-    let small_digest = upload_blob(&client, &src, &small).await;
-    let (big, declared) = (format!("sha256:{}", "3".repeat(64)), 600u64 * 1024 * 1024);
-    let huge = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{small_digest}","size":100}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{big}","size":{declared}}}]}}"#
-    );
-    let huge = Manifest { name: "huge", body: huge, media_type: "application/vnd.oci.image.manifest.v1+json", declares_media_type: true };
-    let digest = push(&client, &src, &huge, Some("v5.0.0")).await;
-    let err = handler(emulator, streaming).handle(&push_event(&src, &digest, "v5.0.0", None), now()).await.unwrap_err();
-    assert!(!err.retryable(), "{err}");
-    let detail = err.report().unwrap().tags[0].detail.clone().unwrap();
-    assert!(detail.contains("over the 536870912 bytes a promotion streams"), "{detail}");
-    assert_eq!(count(&emulator.function_calls_on(&dst), "UploadLayerPart"), 1, "the small config only: {:?}", emulator.function_calls_on(&dst));
+    let h = handler(emulator, streaming);
+    let layer_calls = ["GetDownloadUrlForLayer", "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "RegistryBlobMount"];
+    for (name, index) in [("dev-huge", false), ("dev-huge-index", true)] {
+        let src = repository(&client, name, false).await;
+        let dst = format!("prod/{src}");
+        // Another encryption: nothing can be mounted, everything would stream.
+        client.create_repository().repository_name(&dst).encryption_configuration(kms()).send().await.unwrap();
+        let digest = if index {
+            // Two children of 300 MiB each: each within the limit, together over it.
+            let mut entries = Vec::new();
+            for (n, arch) in [(5u8, "amd64"), (6, "arm64")] {
+                let child = declared(&client, &src, n, 300).await;
+                let d = push(&client, &src, &child, None).await;
+                entries.push(format!(r#"{{"mediaType":"{}","digest":"{d}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#, child.media_type, child.body.len()));
+            }
+            let body = format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#, entries.join(","));
+            let index = Manifest { name: "index", body, media_type: "application/vnd.oci.image.index.v1+json", declares_media_type: true };
+            push(&client, &src, &index, Some("v5.0.0")).await
+        } else {
+            let huge = declared(&client, &src, 3, 600).await;
+            push(&client, &src, &huge, Some("v5.0.0")).await
+        };
+        let err = h.handle(&push_event(&src, &digest, "v5.0.0", None), now()).await.unwrap_err();
+        assert!(!err.retryable(), "{err}");
+        let detail = err.report().unwrap().tags[0].detail.clone().unwrap();
+        assert!(detail.contains("over the 536870912 bytes a promotion streams"), "{detail}");
+        let (theirs, ours) = (emulator.calls(&dst), emulator.function_calls_on(&src));
+        for call in layer_calls {
+            assert_eq!(count(&theirs, call) + count(&ours, call), 0, "{name}: no {call} before the refusal: {theirs:?} {ours:?}");
+        }
+        assert!(state(&client, &dst).await.1.is_empty(), "{name}: nothing put in the target");
+    }
 }
 
 #[tokio::test]

@@ -153,6 +153,12 @@ pub fn cosign_tag(digest: &Digest) -> Option<Tag> {
     Tag::parse(&format!("sha256-{}.sig", digest.hex())).ok()
 }
 
+/// cosign's legacy sidecar tags for an image, in the image's own repository: its signatures
+/// (`.sig`), attestations (`.att`) and SBOM (`.sbom`), each `sha256-<hex>.<kind>`.
+pub fn cosign_sidecars(digest: &Digest) -> Vec<Tag> {
+    ["sig", "att", "sbom"].iter().filter_map(|kind| Tag::parse(&format!("sha256-{}.{kind}", digest.hex())).ok()).collect()
+}
+
 /// The image a cosign signature tag signs (`sha256-<hex>.sig`), if `tag` is one.
 pub fn cosign_subject(tag: &Tag) -> Option<Digest> {
     let hex = tag.as_str().strip_prefix("sha256-")?.strip_suffix(".sig")?;

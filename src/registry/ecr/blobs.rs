@@ -100,25 +100,54 @@ impl Ecr {
         Ok(token)
     }
 
-    async fn post_mount(&self, token: &Token, target: &Repository, source: &Repository, digest: &Digest) -> Result<u16, Fault> {
+    /// The mount's status, and for a 202 the upload session it opened (its Location).
+    async fn post_mount(&self, token: &Token, target: &Repository, source: &Repository, digest: &Digest) -> Result<(u16, Option<String>), Fault> {
         let uri = format!("{}/v2/{}/blobs/uploads/?mount={digest}&from={}", token.endpoint, target.name, source.name);
-        let request = http::Request::post(uri)
+        let what = format!("the mount of {digest} into {}", target.name);
+        let (status, headers) = self.registry_call(token, http::Method::POST, &uri, &what).await?;
+        let location = headers.get(http::header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_owned);
+        Ok((status.as_u16(), location))
+    }
+
+    /// Closes the upload session a declined mount opened, so that none is left behind in the
+    /// registry. Best effort: a registry expires abandoned sessions itself, so a failure is logged.
+    async fn cancel_upload(&self, token: &Token, target: &Repository, location: &str) {
+        // The Location may be absolute or relative to the registry.
+        let uri = if location.starts_with('/') { format!("{}{location}", token.endpoint) } else { location.to_owned() };
+        let what = format!("cancelling the upload session {location} in {}", target.name);
+        match self.registry_call(token, http::Method::DELETE, &uri, &what).await {
+            Ok((status, _)) if status.is_success() || status == http::StatusCode::NOT_FOUND => {}
+            Ok((status, _)) => tracing::warn!(status = status.as_u16(), "{what}: not accepted"),
+            Err(fault) => tracing::warn!(%fault, "{what}"),
+        }
+    }
+
+    /// One registry API request with the ECR token and ecr-retag's User-Agent, within the operation timeout.
+    /// The answer's status and headers (these calls' bodies say nothing more).
+    async fn registry_call(&self, token: &Token, method: http::Method, uri: &str, what: &str) -> Result<(http::StatusCode, http::HeaderMap), Fault> {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(uri)
             .header(http::header::AUTHORIZATION, format!("Basic {}", token.basic))
+            .header(http::header::USER_AGENT, USER_AGENT)
             .body(Empty::<Bytes>::new())
             .map_err(|e| Fault::new(FaultKind::Permanent, "BadRequest", e.to_string()))?;
-        let sent = tokio::time::timeout(OPERATION_TIMEOUT, self.registry_api.client()?.request(request)).await;
-        match sent {
-            Err(_) => Err(Fault::new(FaultKind::Timeout, "Timeout", format!("the mount of {digest} into {} was not answered", target.name))),
-            Ok(Err(e)) => Err(Fault::new(FaultKind::Transport, "RegistryApi", format!("the mount of {digest} into {}: {e}", target.name))),
-            Ok(Ok(response)) => Ok(response.status().as_u16()),
+        match tokio::time::timeout(OPERATION_TIMEOUT, self.registry_api.client()?.request(request)).await {
+            Err(_) => Err(Fault::new(FaultKind::Timeout, "Timeout", format!("{what} was not answered"))),
+            Ok(Err(e)) => Err(Fault::new(FaultKind::Transport, "RegistryApi", format!("{what}: {e}"))),
+            Ok(Ok(response)) => Ok((response.status(), response.headers().clone())),
         }
     }
 }
+
+/// What registry API requests (mounts, downloads) say they are, as the SDK's requests carry `app/ecr-retag`.
+const USER_AGENT: &str = concat!("ecr-retag/", env!("CARGO_PKG_VERSION"));
 
 impl Ecr {
     /// The blob's bytes from a download URL (a presigned S3 URL: no credentials), as they arrive.
     async fn download(&self, url: &str, digest: &Digest) -> Result<BoxBody<Bytes, String>, Fault> {
         let request = http::Request::get(url)
+            .header(http::header::USER_AGENT, USER_AGENT)
             .body(Empty::<Bytes>::new())
             .map_err(|e| Fault::new(FaultKind::Permanent, "BadRequest", e.to_string()))?;
         let response = match tokio::time::timeout(OPERATION_TIMEOUT, self.registry_api.client()?.request(request)).await {
@@ -193,14 +222,22 @@ impl Blobs for Ecr {
     }
 
     async fn mount(&self, target: &Repository, source: &Repository, digest: &Digest) -> Result<Mount, Fault> {
-        let mut status = self.post_mount(&self.token(false).await?, target, source, digest).await?;
+        let mut token = self.token(false).await?;
+        let (mut status, mut location) = self.post_mount(&token, target, source, digest).await?;
         if status == 401 {
             // A token ECR no longer takes: one more try with a new one.
-            status = self.post_mount(&self.token(true).await?, target, source, digest).await?;
+            token = self.token(true).await?;
+            (status, location) = self.post_mount(&token, target, source, digest).await?;
         }
         match status {
             201 => Ok(Mount::Mounted),
-            202 => Ok(Mount::NotMounted),
+            202 => {
+                // Not mounted: the registry opened an upload session instead, which nothing here uses.
+                if let Some(location) = location {
+                    self.cancel_upload(&token, target, &location).await;
+                }
+                Ok(Mount::NotMounted)
+            }
             404 => Err(Fault::new(FaultKind::Permanent, "NAME_UNKNOWN", format!("no repository {} to mount {digest} into", target.name))),
             429 => Err(Fault::new(FaultKind::Throttled, "HTTP 429", format!("the mount of {digest} into {}", target.name))),
             s if s >= 500 => Err(Fault::new(FaultKind::Server, format!("HTTP {s}"), format!("the mount of {digest} into {}", target.name))),

@@ -200,6 +200,8 @@ def put_account_setting_response(self):
 
 
 # The registry API (https://<registry>.dkr.ecr.<region>.amazonaws.com/v2/...), served beside the ECR API.
+# ecr-retag's registry API requests say so in their User-Agent.
+FUNCTION_AGENT = "ecr-retag/"
 BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>sha256:[a-f0-9]{64})$")
 UPLOADS = re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<session>[0-9a-f-]*)$")
 
@@ -241,9 +243,10 @@ def serve(path, method, environ, start_response):
     query = parse_qs(environ.get("QUERY_STRING", ""))
     blob, uploads = BLOB.match(path), UPLOADS.match(path)
     with STATE.lock:
+        STATE.caller.function = FUNCTION_AGENT in environ.get("HTTP_USER_AGENT", "")
         if blob and method in ("HEAD", "GET"):
             name, digest = blob.group("name"), blob.group("digest")
-            STATE.calls[name]["RegistryBlobHead"] += 1
+            count(name, "RegistryBlobHead")
             repo = repository(name)
             if repo is None:
                 return error(start_response, "404 Not Found", "NAME_UNKNOWN", f"repository {name} not found")
@@ -255,6 +258,8 @@ def serve(path, method, environ, start_response):
             return start_upload(uploads.group("name"), query, start_response)
         if uploads and method == "PUT" and uploads.group("session"):
             return finish_upload(uploads.group("name"), uploads.group("session"), query, environ, start_response)
+        if uploads and method == "DELETE" and uploads.group("session"):
+            return cancel_upload(uploads.group("name"), uploads.group("session"), start_response)
     return error(start_response, "404 Not Found", "UNSUPPORTED", f"{method} {path} is not emulated")
 
 
@@ -266,7 +271,7 @@ def start_upload(name, query, start_response):
     open questions (a blob only an untagged manifest names) come out against mounting."""
     target = repository(name)
     mount, source_name = query.get("mount", [None])[0], query.get("from", [None])[0]
-    STATE.calls[name]["RegistryBlobMount" if mount else "RegistryBlobUpload"] += 1
+    count(name, "RegistryBlobMount" if mount else "RegistryBlobUpload")
     if target is None:
         return error(start_response, "404 Not Found", "NAME_UNKNOWN", f"repository {name} not found")
     if mount:
@@ -285,6 +290,30 @@ def start_upload(name, query, start_response):
     STATE.uploads[session] = name
     return respond(start_response, "202 Accepted", b"", "text/plain",
                    headers=[("Location", f"/v2/{name}/blobs/uploads/{session}"), ("Docker-Upload-UUID", session), ("Range", "0-0")])
+
+
+def count(name, operation):
+    """A registry API call on the repository, and on ecr-retag's own count when its User-Agent
+    (`ecr-retag/<version>`) says it made it."""
+    STATE.calls[name][operation] += 1
+    if STATE.caller.function:
+        STATE.function_calls[name][operation] += 1
+
+
+def cancel_upload(name, session, start_response):
+    """DELETE /v2/<name>/blobs/uploads/<session>: 204 and the session closed, as the distribution
+    spec says (a registry keeps an open session until it is used, cancelled or expires); 404 for
+    one it does not know."""
+    count(name, "RegistryBlobUploadCancel")
+    if STATE.uploads.get(session) != name:
+        return error(start_response, "404 Not Found", "BLOB_UPLOAD_UNKNOWN", f"upload {session} not found")
+    del STATE.uploads[session]
+    return respond(start_response, "204 No Content", b"", "text/plain")
+
+
+def open_uploads(name):
+    """Upload sessions of the repository neither used nor cancelled."""
+    return sum(1 for repo in STATE.uploads.values() if repo == name)
 
 
 def finish_upload(name, session, query, environ, start_response):

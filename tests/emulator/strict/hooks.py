@@ -5,7 +5,7 @@ import json
 from collections import Counter
 from urllib.parse import parse_qs
 
-from .blobs import blob_bytes
+from .blobs import blob_bytes, open_uploads
 from .errors import respond
 from .signing import set_scan, set_signing
 from .state import STATE
@@ -21,7 +21,8 @@ def serve(path, method, environ, start_response):
                         throttled=dict(STATE.throttled.get(repo, Counter())),
                         redundant=dict(STATE.redundant.get(repo, Counter())),
                         restores=dict(STATE.restores.get(repo, Counter())),
-                        mounts=dict(STATE.mounts.get(repo, Counter())))
+                        mounts=dict(STATE.mounts.get(repo, Counter())),
+                        uploads_open=open_uploads(repo))
         return respond(start_response, "200 OK", body)
     if path == "/_strict/function-calls":
         repo = query.get("repository", [None])[0]
