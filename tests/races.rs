@@ -296,6 +296,91 @@ async fn concurrent_deliveries_over_many_instances_never_leave_a_moving_tag_on_a
     }
 }
 
+/// Promotions into one target from concurrent, shuffled and duplicated deliveries on separate
+/// instances: the target's if-newer tags end on the highest version, as in the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_promotions_of_a_release_its_hotfix_and_the_next_release_keep_if_newer_in_the_target() {
+    const ROUNDS: usize = 12;
+    const INSTANCES: usize = 6;
+    const PROMOTE: &str = r#"{"rules":[{"name":"prod","semver":true,"move":"if-newer","to":"prod/{repository}","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
+    let mut rng = Rng::seeded("promotions");
+    // An emulator of its own: promotion's calls granted, BLOB_MOUNTING on (account-wide).
+    let operations: Vec<&str> = FUNCTION_OPERATIONS.iter().chain(PROMOTION_OPERATIONS.iter()).copied().collect();
+    let emulator = Emulator::start(&operations);
+    let client = emulator.client();
+    client.put_account_setting().name("BLOB_MOUNTING").value("ENABLED").send().await.unwrap();
+    let versions = ["v1.4.2", "v1.4.3", "v1.5.0"].map(String::from);
+
+    let mut rounds = Vec::new();
+    for round in 0..ROUNDS {
+        let repo = repository(&client, "promo", false).await;
+        client.create_repository().repository_name(format!("prod/{repo}")).send().await.unwrap();
+        let mut digests = Vec::new();
+        for (i, v) in versions.iter().enumerate() {
+            digests.push(push(&client, &repo, &numbered_manifest(70_000 + (round * 3 + i) as u32), Some(v)).await);
+        }
+        rounds.push((repo, digests));
+    }
+    // Every event once or twice, all rounds' deliveries shuffled together.
+    let mut deliveries: Vec<Value> = Vec::new();
+    for (repo, digests) in &rounds {
+        for (i, v) in versions.iter().enumerate() {
+            for _ in 0..1 + rng.below(2) {
+                deliveries.push(push_event(repo, &digests[i], v, None));
+            }
+        }
+    }
+    rng.shuffle(&mut deliveries);
+    let env = [("RETAG_RULES", PROMOTE), ("AWS_ENDPOINT_URL", emulator.endpoint.as_str())];
+    let instances: Vec<Function> = join_all((0..INSTANCES).map(|_| Function::start(&env))).await;
+    // Each delivery goes to an idle instance (one invocation at a time, as Lambda's); a failed
+    // one is retried twice, later, on whichever instance is idle then.
+    let (free, idle) = tokio::sync::mpsc::channel::<usize>(INSTANCES);
+    for i in 0..INSTANCES {
+        free.send(i).await.unwrap();
+    }
+    let idle = Arc::new(tokio::sync::Mutex::new(idle));
+    let delays: Vec<u64> = (0..deliveries.len() * 2).map(|_| 500 + rng.below(2500) as u64).collect();
+    let (instances, delays) = (&instances, &delays);
+    let answers = join_all(deliveries.iter().enumerate().map(|(n, event)| {
+        let (free, idle) = (free.clone(), idle.clone());
+        async move {
+            let mut answer = None;
+            for attempt in 0..3 {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(delays[n * 2 + attempt - 1])).await;
+                }
+                let instance = idle.lock().await.recv().await.unwrap();
+                let got = instances[instance].api.invoke(event).await;
+                free.send(instance).await.unwrap();
+                let failed = matches!(got, Answer::Error { .. });
+                answer = Some(got);
+                if !failed {
+                    break;
+                }
+            }
+            answer.unwrap()
+        }
+    }))
+    .await;
+
+    let mut wrong = Vec::new();
+    for (repo, digests) in &rounds {
+        let (tags, _) = state(&client, &format!("prod/{repo}")).await;
+        for (tag, want) in [("stable", 2), ("v1", 2), ("v1.5", 2), ("v1.4", 1)] {
+            if tags.get(tag) != Some(&digests[want]) {
+                let at = tags.get(tag).and_then(|d| digests.iter().position(|x| x == d)).map(|i| versions[i].as_str());
+                wrong.push(format!("prod/{repo}: {tag} on {at:?}, not {}", versions[want]));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {ROUNDS} targets end wrong:\n{}", wrong.len(), wrong.join("\n"));
+    let failed: Vec<&Answer> = answers.iter().filter(|a| matches!(a, Answer::Error { .. })).collect();
+    assert!(failed.is_empty(), "every delivery succeeds within Lambda's retries: {failed:?}");
+
+    eprintln!("promotions: {} deliveries over {INSTANCES} instances, {ROUNDS} targets", deliveries.len());
+}
+
 /// An SQS client for the emulator (moto serves SQS beside ECR).
 fn sqs_client() -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::Config::builder()

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::doctor::{examine, promotion_targets, scan_events, Facts, Finding, Level, CROWDED, REGISTRY, UNCHECKED_FIX};
+use crate::domain::doctor::{
+    examine, examine_target, promotion_targets, scan_events, Facts, Finding, Level, TargetFacts, CROWDED, REGISTRY, UNCHECKED_FIX,
+};
 use crate::domain::names::RepositoryName;
 use crate::domain::rules::RuleSet;
 use crate::apply::promote::{self, Refusal};
@@ -37,7 +39,8 @@ pub async fn check<R: Setup + Blobs>(registry: &R, rules: &RuleSet, names: &[Rep
     }
     let scan_type = registry.scan_type().await.map_err(reason);
     let prefixes = registry.pull_through_prefixes().await.map_err(reason);
-    let mut promoting = false;
+    // Promoting rules, and whether each says `"copy_blobs": true`.
+    let mut promoting: BTreeMap<&str, bool> = BTreeMap::new();
     for name in covered {
         let repository = Repository::own(name.clone());
         // A name given that is no repository: said so, instead of every setting "unreadable".
@@ -57,8 +60,11 @@ pub async fn check<R: Setup + Blobs>(registry: &R, rules: &RuleSet, names: &[Rep
         };
         let resource_tags = resource_tags(registry, rules, &repository).await;
         let targets = promotion_targets(rules, name.as_str(), resource_tags.as_ref().ok(), now);
-        promoting |= !targets.is_empty();
-        checkup.findings.extend(promotion(registry, &repository, &targets, pull_through.as_deref()).await);
+        for (rule, _) in &targets {
+            promoting.insert(rule, rules.copies_blobs(&[(*rule).to_owned()]));
+        }
+        let source = Source { repository: &repository, pull_through: pull_through.as_deref(), rules, now };
+        checkup.findings.extend(promotion(registry, &source, &targets).await);
         let facts = Facts {
             repository: name.as_str().to_owned(),
             mutability: mutability.map_err(reason),
@@ -83,8 +89,20 @@ pub async fn check<R: Setup + Blobs>(registry: &R, rules: &RuleSet, names: &[Rep
         checkup.findings.push(scan_events(kind, &gated));
     }
     // The account's, so said once, and read only when a rule promotes.
-    if let (true, Err(refusal)) = (promoting, promote::mounting(registry).await) {
-        checkup.findings.push(refused(REGISTRY, "a rule promotes into another repository", &refusal));
+    if promoting.is_empty() {
+        return checkup;
+    }
+    if let Err(refusal) = promote::mounting(registry).await {
+        let mounting: Vec<String> = promoting.iter().filter(|(_, copies)| !**copies).map(|(r, _)| format!("{r:?}")).collect();
+        let mut finding = match mounting.is_empty() {
+            false => refused(REGISTRY, &format!("rule {} promotes into another repository without \"copy_blobs\"", mounting.join(", ")), &refusal),
+            // Every promoting rule streams what is not mounted: slower, not defeated.
+            true => Finding { level: Level::Notes, ..refused(REGISTRY, "every promoting rule says \"copy_blobs\": true", &refusal) },
+        };
+        if finding.level == Level::Notes {
+            finding.what.push_str(": their blobs stream through the function (up to 512 MiB per image) instead of being mounted");
+        }
+        checkup.findings.push(finding);
     }
     if let Err(why) = &prefixes {
         // The registry's, so said once.
@@ -98,28 +116,59 @@ pub async fn check<R: Setup + Blobs>(registry: &R, rules: &RuleSet, names: &[Rep
     checkup
 }
 
-/// What would stop each promotion out of `source`: a missing target, another encryption, a
-/// source a pull-through cache fills (ECR mounts none of its blobs).
-async fn promotion<R: Setup + Blobs>(
-    registry: &R,
-    source: &Repository,
-    targets: &[(&str, RepositoryName)],
-    pull_through: Option<&str>,
-) -> Vec<Finding> {
+/// A repository whose rules promote, as the doctor checks its promotions.
+struct Source<'a> {
+    repository: &'a Repository,
+    /// The pull-through cache rule prefix it is under, if any.
+    pull_through: Option<&'a str>,
+    rules: &'a RuleSet,
+    now: DateTime<Utc>,
+}
+
+/// What would stop each promotion out of `source`: a missing target, another encryption (unless
+/// the rule streams blobs), a source a pull-through cache fills (ECR mounts none of its blobs);
+/// and in each target, settings that would defeat the promoted tags ([`examine_target`]).
+async fn promotion<R: Setup + Blobs>(registry: &R, source: &Source<'_>, targets: &[(&str, RepositoryName)]) -> Vec<Finding> {
+    let (rules, pull_through) = (source.rules, source.pull_through);
+    let source_name = source.repository.name.as_str();
     let mut out = Vec::new();
+    let mut examined: Vec<&RepositoryName> = Vec::new();
     for (rule, name) in targets {
-        let target = Repository { name: name.clone(), ..source.clone() };
+        let target = Repository { name: name.clone(), ..source.repository.clone() };
         if let Some(prefix) = pull_through {
             out.push(Finding {
-                repository: source.name.to_string(),
+                repository: source_name.to_owned(),
                 level: Level::Defeats,
                 what: format!("rule {rule:?} promotes into {name}, and ECR mounts no blob of an image a pull-through cache (prefix `{prefix}/`) created"),
                 fix: "promote from a repository the images are pushed to".to_owned(),
             });
         }
-        if let Err(refusal) = promote::compatible(registry, source, &target).await {
-            out.push(refused(source.name.as_str(), &format!("rule {rule:?} promotes into {name}"), &refusal));
+        let what = format!("rule {rule:?} promotes into {name}");
+        match promote::compatible(registry, source.repository, &target).await {
+            Err(Refusal::TargetMissing(_)) => {
+                out.push(refused(source_name, &what, &Refusal::TargetMissing(name.clone())));
+                continue;
+            }
+            // `"copy_blobs": true` streams what cannot be mounted.
+            Err(refusal @ Refusal::EncryptionDiffers { .. }) if rules.copies_blobs(&[(*rule).to_owned()]) => out.push(Finding {
+                level: Level::Notes,
+                what: format!("{what}: {}; its blobs stream through the function instead (up to 512 MiB per image)", refusal.what()),
+                fix: refusal.fix(),
+                repository: source_name.to_owned(),
+            }),
+            Err(refusal) => out.push(refused(source_name, &what, &refusal)),
+            Ok(()) => {}
         }
+        if examined.contains(&name) {
+            continue;
+        }
+        examined.push(name);
+        let facts = TargetFacts {
+            target: name.clone(),
+            mutability: registry.tag_mutability(&target).await.map_err(reason),
+            lifecycle: registry.lifecycle_policy(&target).await.map_err(reason),
+        };
+        out.extend(examine_target(rules, source_name, &facts, source.now));
     }
     out
 }

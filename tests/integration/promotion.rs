@@ -13,18 +13,6 @@ use ecr_retag::report::{Outcome, Report, Status};
 use futures_util::future::join_all;
 use crate::support::*;
 
-/// The function's calls plus a promotion's, as the template grants them with promotion on.
-const PROMOTION_OPERATIONS: [&str; 7] = [
-    "GetAuthorizationToken",
-    "GetAccountSetting",
-    "BatchCheckLayerAvailability",
-    // `"copy_blobs": true`: the layer copy through the function.
-    "GetDownloadUrlForLayer",
-    "InitiateLayerUpload",
-    "UploadLayerPart",
-    "CompleteLayerUpload",
-];
-
 /// `{tag}` and `stable` in `prod/<repository>`; `edge` at home.
 const PROMOTE: &str = r#"{"rules":[
     {"name":"promote","semver":true,"repositories":["dev-*"],"to":"prod/{repository}","tags":["{tag}","stable"]},

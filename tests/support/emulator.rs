@@ -18,6 +18,18 @@ pub const FUNCTION_OPERATIONS: [&str; 9] = [
     "DescribeImageSigningStatus",
 ];
 
+/// The function's calls a promotion adds, as the template grants them with `PromotionTargets`.
+pub const PROMOTION_OPERATIONS: [&str; 7] = [
+    "GetAuthorizationToken",
+    "GetAccountSetting",
+    "BatchCheckLayerAvailability",
+    // `"copy_blobs": true`: the layer copy through the function.
+    "GetDownloadUrlForLayer",
+    "InitiateLayerUpload",
+    "UploadLayerPart",
+    "CompleteLayerUpload",
+];
+
 /// The strict local ECR, one per test binary, killed when the test binary exits.
 pub struct Emulator {
     pub endpoint: String,

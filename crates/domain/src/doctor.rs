@@ -83,6 +83,8 @@ impl Finding {
 /// One example image the rules would tag here: the tag it was pushed with, and what they add.
 struct Promoted {
     pushed: String,
+    /// The pushed tag is in the repository examined (not so in a promotion's target).
+    pushed_here: bool,
     derived: Vec<Promotion>,
 }
 
@@ -112,7 +114,7 @@ impl Findings<'_> {
 pub fn examine(rules: &RuleSet, facts: &Facts, now: DateTime<Utc>) -> Vec<Finding> {
     let mut out = Findings { repository: &facts.repository, found: Vec::new() };
     let have = facts.resource_tags.as_ref().ok();
-    let promoted = promoted(rules, &facts.repository, have, now);
+    let promoted = promoted(rules, &facts.repository, have, now, None);
     resource_tags(rules, facts, &mut out);
     if let Some(prefix) = &facts.pull_through {
         out.add(
@@ -269,8 +271,45 @@ pub fn promotion_targets<'r>(
     out
 }
 
-/// Each rule's example pushes in this repository, with the tags the rules derive for them there.
-fn promoted(rules: &RuleSet, repo: &str, have: Option<&BTreeMap<String, String>>, now: DateTime<Utc>) -> Vec<Promoted> {
+/// What the registry says of a promotion's target, each part `Err` with the reason it could not be read.
+#[derive(Debug, Clone)]
+pub struct TargetFacts {
+    pub target: RepositoryName,
+    pub mutability: Result<TagMutability, String>,
+    /// `Ok(None)`: the target has no lifecycle policy.
+    pub lifecycle: Result<Option<String>, String>,
+}
+
+/// The findings for a promotion's target, about the tags the rules promote into it from
+/// `source`: a mutability that refuses a moving tag's second promotion, a lifecycle policy that
+/// expires promoted images (its `sinceImagePushed` counts from the promotion, the image's push there).
+pub fn examine_target(rules: &RuleSet, source: &str, facts: &TargetFacts, now: DateTime<Utc>) -> Vec<Finding> {
+    let mut out = Findings { repository: facts.target.as_str(), found: Vec::new() };
+    let promoted = promoted(rules, source, None, now, Some(&facts.target));
+    match &facts.mutability {
+        Ok(mutability) => mutability_findings(mutability, &promoted, &mut out),
+        Err(why) => out.unchecked("tag mutability", why),
+    }
+    match &facts.lifecycle {
+        Ok(Some(text)) => match lifecycle::Policy::parse(text) {
+            Ok(policy) => lifecycle_findings(&policy, &promoted, &mut out),
+            Err(why) => out.add(Level::Unchecked, why, "check the policy with aws ecr get-lifecycle-policy".to_owned()),
+        },
+        Ok(None) => {}
+        Err(why) => out.unchecked("lifecycle policy", why),
+    }
+    out.found
+}
+
+/// Each rule's example pushes in `repo`, with the tags the rules derive for them there
+/// (`into`: `None`), or in that promotion target.
+fn promoted(
+    rules: &RuleSet,
+    repo: &str,
+    have: Option<&BTreeMap<String, String>>,
+    now: DateTime<Utc>,
+    into: Option<&RepositoryName>,
+) -> Vec<Promoted> {
     let moving = rules.moving_tags();
     // The template a moving tag came from: its rule's most specific shape that matches it.
     let template_of = |rule: &str, tag: &str| template_of(&moving, &[rule.to_owned()], tag).cloned();
@@ -278,17 +317,17 @@ fn promoted(rules: &RuleSet, repo: &str, have: Option<&BTreeMap<String, String>>
     for (tag, derived) in example_pushes(rules, repo, have, now) {
         let derived: Vec<Promotion> = derived
             .into_iter()
-            // A promotion's tags are in its target, whose settings are not this repository's.
-            .filter(|d| d.to.is_none())
+            // Each repository's settings judge the tags written there.
+            .filter(|d| d.to.as_ref() == into)
             .filter_map(|d| {
                 let t: Tag = d.result.ok()?;
                 let moving = if d.moves { template_of(d.rule, t.as_str()) } else { None };
                 Some(Promotion { tag: t.as_str().to_owned(), moving })
             })
-            .filter(|p| p.tag != tag.as_str())
+            .filter(|p| into.is_some() || p.tag != tag.as_str())
             .collect();
         if !derived.is_empty() {
-            out.push(Promoted { pushed: tag.as_str().to_owned(), derived });
+            out.push(Promoted { pushed: tag.as_str().to_owned(), pushed_here: into.is_none(), derived });
         }
     }
     out
@@ -299,7 +338,9 @@ fn lifecycle_findings(policy: &lifecycle::Policy, promoted: &[Promoted], out: &m
     let mut reached: Vec<(&lifecycle::Rule, Fate, Vec<&Moving>, &str)> = Vec::new();
     for p in promoted {
         let mut tags: Vec<&str> = p.derived.iter().map(|d| d.tag.as_str()).collect();
-        tags.push(&p.pushed);
+        if p.pushed_here {
+            tags.push(&p.pushed);
+        }
         let (fate, Some(rule)) = policy.fate(&tags) else { continue };
         // A count rule chosen for one of the image's moving tags keeps the image while it holds
         // that tag; one that reached it by its other tags counts it among them.
@@ -416,6 +457,29 @@ mod tests {
             pull_through: None,
             crowded: Ok(Vec::new()),
         }
+    }
+
+    #[test]
+    fn a_target_that_keeps_promoted_moving_tags_immutable_or_expires_promoted_images_defeats_the_promotion() {
+        let rules = RuleSet::from_json(
+            r#"{"rules":[{"name":"prod","semver":true,"to":"prod/{repository}","tags":["{tag}","stable"]},{"name":"edge","semver":true,"tags":["edge"]}]}"#,
+        )
+        .unwrap();
+        let target = RepositoryName::parse("prod/api").unwrap();
+        let healthy = TargetFacts { target: target.clone(), mutability: Ok(TagMutability { mode: Mode::Mutable, filters: Vec::new() }), lifecycle: Ok(None) };
+        assert_eq!(examine_target(&rules, "api", &healthy, now()), []);
+
+        let immutable = TargetFacts { mutability: Ok(TagMutability { mode: Mode::Immutable, filters: Vec::new() }), ..healthy.clone() };
+        let found = examine_target(&rules, "api", &immutable, now());
+        assert_eq!(found.len(), 1, "`stable` only: the pushed tag is written once, and `edge` is not the target's: {found:?}");
+        assert_eq!((found[0].repository.as_str(), found[0].level), ("prod/api", Level::Defeats));
+        assert!(found[0].what.starts_with("`stable` (rule \"prod\""), "{}", found[0].what);
+
+        let aged = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":30},"action":{"type":"expire"}}]}"#;
+        let expiring = TargetFacts { lifecycle: Ok(Some(aged.to_owned())), ..healthy };
+        let found = examine_target(&rules, "api", &expiring, now());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].what.contains("reaches images holding `stable`") && found[0].what.contains("expired"), "{}", found[0].what);
     }
 
     #[test]

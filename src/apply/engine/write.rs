@@ -111,6 +111,7 @@ pub(crate) async fn write_planned<R: Blobs>(
     // Escaped (Debug) so a manifest's newlines stay inside one log line.
     tracing::debug!(digest = %image.digest, media_type = ?image.media_type, manifest = ?image.manifest, "manifest read");
     let writes = Writes::sort(digest, Observed { at: read_at, tags: current }, candidates, wants, tags);
+    let writes = if to.is_some() { writes.promoted_from(job.repository) } else { writes };
     // An if-newer tag found in place may still need putting back after its second look.
     let media_type = writes.media_type(image, job.media_type, job.dry_run)?;
     let mut via = Via::new(true, promote::streaming(rules, tags));

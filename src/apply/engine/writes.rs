@@ -9,7 +9,7 @@ use crate::apply::put::{self, Target, Was};
 use crate::apply::Settings;
 use crate::domain::names::{Digest, Tag};
 use crate::error::RetagError;
-use crate::registry::{Image, Registry, TagState};
+use crate::registry::{Image, Registry, Repository, TagState};
 use crate::report::{entry, Outcome, TagReport};
 
 /// What one read of a repository calls for, to bring tags onto one image.
@@ -19,6 +19,8 @@ pub(crate) struct Writes {
     observed: Observed,
     /// If-newer tags the read found in place already: no write, only their second look.
     wants_in_place: usize,
+    /// A promotion's source, where the guard also reads a holder's version.
+    origin: Option<Repository>,
 }
 
 impl Writes {
@@ -50,7 +52,13 @@ impl Writes {
         }
         let wants_in_place =
             wants.iter().filter(|w| matches!(observed.tags.get(&w.tag), Some(TagState::At(d)) if d == digest)).count();
-        Writes { to_write, wants, observed, wants_in_place }
+        Writes { to_write, wants, observed, wants_in_place, origin: None }
+    }
+
+    /// Writes into a promotion's target from `source`: a holder's version is read there too
+    /// (the target's images carry only the promoted tags).
+    pub(crate) fn promoted_from(self, source: &Repository) -> Writes {
+        Writes { origin: Some(source.clone()), ..self }
     }
 
     /// PutImage calls this takes, one per tag not in place (an if-newer tag's retries after fresh
@@ -84,10 +92,11 @@ impl Writes {
         dry_run: bool,
         tags: &mut BTreeMap<String, TagReport>,
     ) -> Result<Vec<Claim>, RetagError> {
-        let Writes { to_write, wants, observed, .. } = self;
+        let Writes { to_write, wants, observed, origin, .. } = self;
         let mut claims = Vec::new();
         if !wants.is_empty() {
-            let guard = Guard { registry, rules: &settings.rules, target, concurrency: settings.write_concurrency, dry_run };
+            let (rules, concurrency, origin) = (&settings.rules, settings.write_concurrency, origin.as_ref());
+            let guard = Guard { registry, rules, target, concurrency, dry_run, origin };
             claims = guard.write(wants, Some(observed), tags).await?;
         }
         if dry_run {

@@ -80,6 +80,8 @@ pub struct Claim {
     pub touched: Instant,
     /// The lower version's image this invocation took the tag back from, if it did.
     pub(super) undid: Option<(Digest, Option<Version>)>,
+    /// A promotion's source, where a holder's version is also read ([`holder_tags`]).
+    pub origin: Option<Repository>,
 }
 
 /// Guarded writes of one image's if-newer tags.
@@ -90,6 +92,9 @@ pub struct Guard<'a, R> {
     pub concurrency: usize,
     /// Decide and report, write nothing.
     pub dry_run: bool,
+    /// A promotion's source: the target's images carry only the tags promoted there (`stable`,
+    /// `v1`), so a holder's version is read from its tags in the source too ([`holder_tags`]).
+    pub origin: Option<&'a Repository>,
 }
 
 /// A tag still to decide.
@@ -253,7 +258,7 @@ impl<R: Registry> Guard<'_, R> {
             .collect();
         unknown.sort();
         unknown.dedup();
-        let found = join_all(unknown.iter().map(|d| self.registry.tags_of(self.target.repository, d))).await;
+        let found = join_all(unknown.iter().map(|d| holder_tags(self.registry, self.target.repository, self.origin, d))).await;
         for (d, tags) in unknown.into_iter().zip(found) {
             holders.insert(d.clone(), tags.map_err(read_fault));
         }
@@ -267,8 +272,21 @@ impl<R: Registry> Guard<'_, R> {
             want,
             touched,
             undid: None,
+            origin: self.origin.cloned(),
         }
     }
+}
+
+/// The tags that tell a holder's version: its tags in `place`, and for a promotion's target
+/// (`origin`: its source) the same digest's tags in the source, where it carries the version it
+/// was pushed as. A source that no longer holds the image adds nothing: the holder then counts
+/// as older, as any holder without a version.
+pub(super) async fn holder_tags<R: Registry>(registry: &R, place: &Repository, origin: Option<&Repository>, holder: &Digest) -> Result<Vec<Tag>, ReadError> {
+    let mut tags = registry.tags_of(place, holder).await?;
+    if let Some(origin) = origin.filter(|o| o.name != place.name) {
+        tags.extend(registry.tags_of(origin, holder).await.unwrap_or_default());
+    }
+    Ok(tags)
 }
 
 fn not_looked_up(holder: &Digest) -> Fault {
@@ -359,6 +377,7 @@ mod tests {
                 target: Target { repository: &self.repository, image: &self.image, media_type: MEDIA },
                 concurrency: 4,
                 dry_run: false,
+                origin: None,
             };
             let mut tags = BTreeMap::new();
             let claims = guard.write(vec![self.want()], observed, &mut tags).await.unwrap();

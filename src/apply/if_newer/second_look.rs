@@ -116,12 +116,14 @@ async fn look<R: Registry>(registry: &R, rules: &RuleSet, claims: Vec<(usize, Cl
             return claims.into_iter().map(|(i, _)| (i, Look::Done(Some(failed.clone())))).collect();
         }
     };
+    let origin = first.origin.clone();
     let guard = Guard {
         registry,
         rules,
         target: Target { repository: &repository, image: &image, media_type: &media_type },
         concurrency,
         dry_run: false,
+        origin: origin.as_ref(),
     };
     let mut out = Vec::with_capacity(claims.len());
     for (index, claim) in claims {
@@ -138,7 +140,7 @@ async fn look<R: Registry>(registry: &R, rules: &RuleSet, claims: Vec<(usize, Cl
                 let mut scratch = BTreeMap::new();
                 match guard.write(vec![claim.want.clone()], Some(observed), &mut scratch).await {
                     Ok(mut again) if !again.is_empty() => {
-                        let held = registry.tags_of(&repository, &holder).await.ok();
+                        let held = super::holder_tags(registry, &repository, origin.as_ref(), &holder).await.ok();
                         let version = held.and_then(|t| rules.version_of(&claim.want.rules, t.iter().map(Tag::as_str)));
                         tracing::warn!(
                             repository = %repository.name,
