@@ -735,14 +735,14 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
         {"name": "release", "repositories": [format!("{p}-*"), format!("{p}-cache/**")], "semver": true,
          "tags": ["stable", "v{major}-latest"], "when": {"scan": "HIGH"}},
         {"name": "platform", "repositories": [format!("{p}-*")], "repository_tags": {"team": "platform"}, "match": "^main-[0-9]+$", "tags": ["edge"]},
-        {"name": "promote", "repositories": [format!("{p}-promo*")], "semver": true, "to": "prod/{repository}", "tags": ["{tag}"]}
+        {"name": "promote", "repositories": [format!("{p}-promo*")], "semver": true, "to": "prod/{repository}", "tags": ["{tag}", "stable"]}
     ]});
     std::fs::write(&rules, text.to_string()).unwrap();
     let rules = rules.to_str().unwrap();
 
     // A registry with one of each: a healthy repository, then one problem per repository.
-    let names = ["ok", "immutable", "noscan", "lifecycle", "crowded", "promo-missing", "promo-kms"].map(|n| format!("{p}-{n}"));
-    let [ok, immutable, noscan, lifecycle, crowded, missing, kms] = &names;
+    let names = ["ok", "immutable", "noscan", "lifecycle", "crowded", "promo-missing", "promo-kms", "promo-strict"].map(|n| format!("{p}-{n}"));
+    let [ok, immutable, noscan, lifecycle, crowded, missing, kms, strict] = &names;
     let cached = format!("{p}-cache/library/nginx");
     for name in names.iter().chain([&cached]) {
         let on_push = ImageScanningConfiguration::builder().scan_on_push(name != noscan).build();
@@ -766,6 +766,11 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
     // Promotions: into a target that does not exist, and into one encrypted otherwise (BLOB_MOUNTING is off here).
     let sealed = crate::support::kms();
     client.create_repository().repository_name(format!("prod/{kms}")).encryption_configuration(sealed).send().await.unwrap();
+    // And into one that keeps tags immutable and expires what was pushed (promoted) a month ago.
+    let strict_target = format!("prod/{strict}");
+    client.create_repository().repository_name(&strict_target).image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable).send().await.unwrap();
+    let aged = r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30}, "action": {"type": "expire"}}]}"#;
+    client.put_lifecycle_policy().repository_name(&strict_target).lifecycle_policy_text(aged).send().await.unwrap();
     client.create_pull_through_cache_rule().ecr_repository_prefix(format!("{p}-cache")).upstream_registry_url("public.ecr.aws").send().await.unwrap();
     let expire = r#"{"rules": [{"rulePriority": 10, "selection": {"tagStatus": "tagged", "tagPatternList": ["v*"],
         "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30}, "action": {"type": "expire"}}]}"#;
@@ -811,15 +816,21 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
     assert!(sealed.contains("the source has AES256 while the target has KMS with key arn:aws:kms:") && sealed.ends_with("fix: create the target with the source's encryption"), "{out}");
     let mounting = lines("(registry)", "DEFEATS");
     assert_eq!(mounting.len(), 1, "said once: {out}");
-    assert!(mounting[0].contains("a rule promotes into another repository: blob mounting is off") && mounting[0].contains("put-account-setting --name BLOB_MOUNTING --value ENABLED"), "{out}");
+    assert!(mounting[0].contains("rule \"promote\" promotes into another repository without \"copy_blobs\": blob mounting is off"), "{out}");
+    assert!(mounting[0].contains("put-account-setting --name BLOB_MOUNTING --value ENABLED"), "{out}");
+    // The target's own settings, judged for the tags promoted into it.
+    let target = lines(&strict_target, "DEFEATS");
+    assert_eq!(target.len(), 2, "{out}");
+    assert!(target[0].contains("`stable` (rule \"promote\"") && target[0].contains("keeps it immutable"), "{out}");
+    assert!(target[1].contains("expires those pushed more than 30 days ago") && target[1].contains("`stable`"), "{out}");
     // The summary counts what the lines above name: DEFEATS lines, and the places they are about.
     let defeats = out.lines().filter(|l| l.contains(": DEFEATS: ")).count();
     let places: std::collections::BTreeSet<&str> = out.lines().filter(|l| l.contains(": DEFEATS: ")).filter_map(|l| l.split(": ").next()).collect();
     let notes = out.lines().filter(|l| l.contains(": note: ")).count();
-    assert_eq!((defeats, places.len(), notes), (7, 7, 7), "{out}");
+    assert_eq!((defeats, places.len(), notes), (9, 8, 8), "{out}");
     assert_eq!(
         out.lines().last().unwrap(),
-        "8 repositories checked; something would defeat a rule in 6 repositories and the registry; lines: 7 DEFEATS, 0 UNCHECKED, 1 warns, 7 note",
+        "9 repositories checked; something would defeat a rule in 7 repositories and the registry; lines: 9 DEFEATS, 0 UNCHECKED, 1 warns, 8 note",
         "{out}"
     );
 
