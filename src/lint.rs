@@ -97,6 +97,66 @@ pub fn looping(rules: &RuleSet) -> Vec<Looping> {
     found
 }
 
+/// A promotion target the rules write moving tags into (`stable`, `v1`) with no tag that stays on
+/// one image beside them: a GitOps tool that tracks the moving tag there has nothing exact to pin
+/// or roll back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpinned {
+    /// The rules writing the moving tags.
+    pub rules: Vec<String>,
+    /// The target, as an example push renders it.
+    pub target: String,
+    pub moving: Vec<String>,
+}
+
+impl fmt::Display for Unpinned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rules = self.rules.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(", ");
+        let moving = self.moving.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+        write!(
+            f,
+            "warning: rule {rules} promotes moving tags ({moving}) into {} and no tag that stays on one image: a GitOps tool \
+             (Flux, Argo CD Image Updater) should track an immutable, sortable tag, not a moving one; add `{{tag}}` or \
+             `{{version}}` to the rule's tags (docs/gitops.md)",
+            self.target
+        )
+    }
+}
+
+/// Promotion targets that would hold moving tags but no tag naming one image, per example push.
+/// The pushed repository always has one: the pushed tag.
+pub fn unpinned(rules: &RuleSet) -> Vec<Unpinned> {
+    let Ok(digest) = Digest::parse(PLACEHOLDER_DIGEST) else { return Vec::new() };
+    let pushed_at: DateTime<Utc> = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+    let mut found: Vec<Unpinned> = Vec::new();
+    for example in rules.examples() {
+        for tag in &example.tags {
+            let subject = Subject {
+                repository: &example.repository,
+                tag,
+                digest: &digest,
+                pushed_at,
+                repository_tags: Some(example.repository_tags),
+                artifact: false,
+            };
+            let derived = rules.derive(&subject);
+            let mut targets: Vec<&crate::domain::names::RepositoryName> = derived.iter().filter_map(|d| d.to.as_ref()).collect();
+            targets.dedup();
+            for target in targets {
+                let here = || derived.iter().filter(|d| d.to.as_ref() == Some(target) && d.result.is_ok());
+                if here().any(|d| !d.moves) || found.iter().any(|u| u.target == target.as_str()) {
+                    continue;
+                }
+                let mut rules: Vec<String> = here().map(|d| d.rule.to_owned()).collect();
+                rules.dedup();
+                let moving = here().filter_map(|d| d.result.as_ref().ok()).map(ToString::to_string).collect();
+                found.push(Unpinned { rules, target: target.to_string(), moving });
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +184,18 @@ mod tests {
         assert!(!found[0].always, "{found:?}");
         assert_eq!(never_writes(&RuleSet::from_json(r#"{"rules":[{"name":"r","match":"release|v[0-9]+(-latest)*","tags":["stable","{0}-latest"]}]}"#).unwrap()), None);
         assert!(found[0].to_string().starts_with("warning: rule \"r\" loops for some pushes"), "{}", found[0]);
+    }
+
+    #[test]
+    fn a_target_with_only_moving_tags_is_warned_of_and_one_with_the_version_beside_them_is_not() {
+        let moving = RuleSet::from_json(r#"{"rules":[{"name":"prod","semver":true,"to":"prod/{repository}","tags":["stable","v{major}"]}]}"#).unwrap();
+        let found = unpinned(&moving);
+        assert_eq!(found, [Unpinned { rules: vec!["prod".into()], target: "prod/app".into(), moving: vec!["stable".into(), "v1".into()] }]);
+        assert!(found[0].to_string().contains("Flux, Argo CD Image Updater"), "{}", found[0]);
+        let pinned = RuleSet::from_json(r#"{"rules":[{"name":"prod","semver":true,"to":"prod/{repository}","tags":["stable","{tag}"]}]}"#).unwrap();
+        assert_eq!(unpinned(&pinned), []);
+        // The pushed repository holds the pushed tag: moving tags there are fine.
+        assert_eq!(unpinned(&RuleSet::from_json(r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]}]}"#).unwrap()), []);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub(crate) fn check_rules(flags: &Flags) -> Outcome {
              where it never applies (so that a promotion's own pushes do not promote again)"
         );
     }
+    for u in crate::lint::unpinned(&rules) {
+        let _ = writeln!(out, "{file}: {u}");
+    }
     if never > 0 {
         return Outcome::message(1, format!("{out}{file}: {never} rule{} can never write a tag", if never == 1 { "" } else { "s" }));
     }

@@ -331,6 +331,18 @@ mod tests {
     }
 
     #[test]
+    fn an_image_inspector_no_longer_scans_is_held_with_a_reason_a_person_can_act_on() {
+        let rules = RuleSet::from_json(r#"{"rules":[{"name":"safe","semver":true,"when":{"scan":"HIGH"},"to":"prod/app","tags":["stable"]}]}"#).unwrap();
+        let mut old = image(1, &["v1.0.0"], 1);
+        old.scan = Scanned::NotDone(Some(crate::plan::EXPIRED.to_owned()));
+        let a = assess(&rules, "app", std::slice::from_ref(&old), None);
+        assert!(a.desired.is_empty());
+        assert_eq!((a.held[0].to.as_ref().map(|t| t.as_str()), a.held[0].tag.as_str()), (Some("prod/app"), "stable"));
+        let reason = &a.held[0].reason;
+        assert!(reason.contains("SCAN_ELIGIBILITY_EXPIRED") && reason.contains("push the image again") && reason.contains("rescanDuration"), "{reason}");
+    }
+
+    #[test]
     fn signed_tags_follow_a_cosign_tag_in_the_listing_and_ask_for_a_look_otherwise() {
         let rules = RuleSet::from_json(r#"{"rules":[{"name":"signed","semver":true,"when":{"signed":true},"tags":["stable"]}]}"#).unwrap();
         let (signed, unsigned) = (image(1, &["v1.0.0"], 1), image(2, &["v1.1.0"], 2));

@@ -332,9 +332,20 @@ impl Condition {
     }
 }
 
+/// ECR's scan status for an image Inspector stopped rescanning (its rescan window passed).
+pub const EXPIRED: &str = "SCAN_ELIGIBILITY_EXPIRED";
+
 fn condition(policy: &Policy, phase: &Phase<'_>) -> Condition {
     let scan = match (policy.scan_gate, phase.scan) {
         (None, _) => Condition::Holds,
+        // Inspector stopped rescanning it (its rescan window, as short as 3 days since July 2026):
+        // no result will come, so waiting is for nothing.
+        (Some(_), Scan::NotYet(Some(EXPIRED))) => Condition::Fails(format!(
+            "Amazon Inspector no longer scans this image (ECR's scan status: {EXPIRED}: pushed longer ago than the \
+             organisation's rescan window, EcrRescanDuration), so its gate cannot be decided and the tag is not written \
+             (fail closed); push the image again to have it scanned, or lengthen the window \
+             (aws inspector2 update-configuration --ecr-configuration rescanDuration=DAYS_30)"
+        )),
         (Some(allowed), Scan::NotYet(status)) => Condition::Waits(format!(
             "waits for the image scan: written then if no finding is above {allowed}{}",
             status.map(|s| format!(" (ECR's scan status: {s})")).unwrap_or_default()
