@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::domain::doctor::{
-    examine, examine_target, promotion_targets, scan_events, Facts, Finding, Level, TargetFacts, CROWDED, REGISTRY, UNCHECKED_FIX,
+    examine, examine_target, promotion_targets, rescan_window, scan_events, Facts, Finding, Level, ScanType, TargetFacts, CROWDED,
+    REGISTRY, UNCHECKED_FIX,
 };
 use crate::domain::names::RepositoryName;
 use crate::domain::rules::RuleSet;
@@ -85,8 +86,20 @@ pub async fn check<R: Setup + Blobs>(registry: &R, rules: &RuleSet, names: &[Rep
         .collect();
     gated.sort();
     gated.dedup();
-    if let (Ok(kind), false) = (scan_type, gated.is_empty()) {
-        checkup.findings.push(scan_events(kind, &gated));
+    if let (Ok(kind), false) = (&scan_type, gated.is_empty()) {
+        checkup.findings.push(scan_events(*kind, &gated));
+    }
+    if let (Ok(ScanType::Enhanced), false) = (&scan_type, gated.is_empty()) {
+        // Inspector's, so said once: how long after a push a gate can still be decided.
+        match registry.rescan_duration().await {
+            Ok(duration) => checkup.findings.extend(duration.and_then(|d| rescan_window(&d, &gated))),
+            Err(e) => checkup.findings.push(Finding {
+                repository: REGISTRY.to_owned(),
+                level: Level::Unchecked,
+                what: format!("could not read Amazon Inspector's rescan window (inspector2:GetConfiguration): {e}"),
+                fix: UNCHECKED_FIX.to_owned(),
+            }),
+        }
     }
     // The account's, so said once, and read only when a rule promotes.
     if promoting.is_empty() {

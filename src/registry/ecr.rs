@@ -89,6 +89,9 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct Ecr {
     client: Client,
+    /// The configuration it was made from, for the doctor's one call to another service
+    /// (Inspector); `None` when made from a bare client.
+    sdk: Option<aws_config::SdkConfig>,
     /// The registry API (`/v2/…`), for blob mounts; built on first use.
     registry_api: std::sync::Arc<blobs::RegistryApi>,
 }
@@ -107,7 +110,7 @@ impl Ecr {
 
     /// From an SDK configuration already loaded (shared with the queue's client).
     pub fn from_conf(sdk: &aws_config::SdkConfig) -> Self {
-        let ecr = Self::new(Client::new(sdk));
+        let ecr = Self { sdk: Some(sdk.clone()), ..Self::new(Client::new(sdk)) };
         // AWS_ENDPOINT_URL (a local emulator) serves the registry API too.
         match sdk.endpoint_url() {
             Some(url) => ecr.with_registry_endpoint(url),
@@ -124,7 +127,7 @@ impl Ecr {
     /// Wraps any client (the tests' too) with the one retry rule ecr-retag adds.
     pub fn new(client: Client) -> Self {
         let config = client.config().to_builder().retry_classifier(TagLimitIsFinal).build();
-        Self { client: Client::from_conf(config), registry_api: std::sync::Arc::new(blobs::RegistryApi::at(None)) }
+        Self { client: Client::from_conf(config), sdk: None, registry_api: std::sync::Arc::new(blobs::RegistryApi::at(None)) }
     }
 
     /// PutImage of the manifest's exact bytes under `tag` (`None`: by digest only), with the given config override.

@@ -234,6 +234,10 @@ pub trait Setup: Catalog {
 
     /// The repository prefixes of the registry's pull-through cache rules (DescribePullThroughCacheRules).
     fn pull_through_prefixes(&self) -> impl Future<Output = Result<Vec<String>, ReadError>> + Send;
+
+    /// How long Amazon Inspector rescans an ECR image after its push (Inspector's GetConfiguration,
+    /// `ecrConfiguration.rescanDurationState.rescanDuration`: `DAYS_3` … `LIFETIME`); `None`: not said.
+    fn rescan_duration(&self) -> impl Future<Output = Result<Option<String>, ReadError>> + Send;
 }
 
 pub use crate::domain::doctor::{Frequency, ScanType};

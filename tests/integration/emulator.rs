@@ -231,6 +231,25 @@ async fn the_emulator_answers_the_registry_settings_doctor_reads_as_ecr_does() {
     client.put_lifecycle_policy().repository_name(&own).lifecycle_policy_text(policy).send().await.unwrap();
     let got = client.get_lifecycle_policy().repository_name(&own).send().await.unwrap();
     assert_eq!(got.lifecycle_policy_text(), Some(policy));
+
+    // Amazon Inspector's ECR rescan window (its GetConfiguration, which moto lacks): LIFETIME
+    // until an organisation shortens it, to as little as DAYS_3 since July 2026.
+    let inspector = aws_sdk_inspector2::Client::from_conf(
+        aws_sdk_inspector2::Config::builder()
+            .behavior_version(aws_sdk_inspector2::config::BehaviorVersion::latest())
+            .region(aws_sdk_inspector2::config::Region::new(REGION))
+            .credentials_provider(aws_sdk_inspector2::config::Credentials::new("test", "test", None, None, "tests"))
+            .endpoint_url(&emulator.endpoint)
+            .build(),
+    );
+    let window = || async {
+        let answer = inspector.get_configuration().send().await.unwrap();
+        let state = answer.ecr_configuration().and_then(|c| c.rescan_duration_state()).cloned().unwrap();
+        (state.rescan_duration().map(|d| d.as_str().to_owned()), state.status().map(|s| s.as_str().to_owned()))
+    };
+    assert_eq!(window().await, (Some("LIFETIME".to_owned()), Some("SUCCESS".to_owned())));
+    emulator.inspector_rescan("DAYS_3");
+    assert_eq!(window().await.0.as_deref(), Some("DAYS_3"));
 }
 
 #[tokio::test]

@@ -717,6 +717,38 @@ async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipelin
 }
 
 #[tokio::test]
+async fn doctor_warns_when_inspectors_rescan_window_is_shorter_than_a_gated_tag_may_wait() {
+    use aws_sdk_ecr::types::{RegistryScanningRule, ScanFrequency, ScanType, ScanningRepositoryFilter, ScanningRepositoryFilterType};
+    let policy: Value = serde_json::from_str(&std::fs::read_to_string(root().join("examples/doctor-policy.json")).unwrap()).unwrap();
+    let granted: Vec<&str> = policy["Statement"][0]["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().trim_start_matches("ecr:")).collect();
+    let emulator = Emulator::start(&granted);
+    let client = emulator.client();
+    let id = std::process::id();
+    let dir = std::env::temp_dir().join(format!("ecr-retag-rescan-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let repo = format!("rescan{id}");
+    client.create_repository().repository_name(&repo).send().await.unwrap();
+    let filter = ScanningRepositoryFilter::builder().filter("*").filter_type(ScanningRepositoryFilterType::Wildcard).build().unwrap();
+    let rule = RegistryScanningRule::builder().scan_frequency(ScanFrequency::ContinuousScan).repository_filters(filter).build().unwrap();
+    client.put_registry_scanning_configuration().scan_type(ScanType::Enhanced).rules(rule).send().await.unwrap();
+    let rules = dir.join("rules.json");
+    let gated = json!({"rules": [{"name": "vetted", "repositories": [repo], "semver": true, "when": {"scan": "HIGH"}, "tags": ["stable", "{tag}-ok"]}]});
+    std::fs::write(&rules, gated.to_string()).unwrap();
+    let doctor = || cli_on(&emulator, &dir, &["doctor", "--rules", rules.to_str().unwrap()]);
+
+    let (code, out, err) = doctor();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!out.contains("rescanning"), "LIFETIME: nothing to say: {out}");
+    emulator.inspector_rescan("DAYS_3");
+    let (code, out, err) = doctor();
+    assert_eq!(code, Some(0), "a warning, not a failure: {out}{err}");
+    let warned: Vec<&str> = out.lines().filter(|l| l.starts_with("(registry): warns: Amazon Inspector stops rescanning images 3 days")).collect();
+    assert_eq!(warned.len(), 1, "{out}");
+    assert!(warned[0].contains("rule \"vetted\"") && warned[0].contains("rescanDuration=DAYS_30"), "{out}");
+    assert_eq!(emulator.calls("(inspector)").get("GetConfiguration"), Some(&2), "read once per run");
+}
+
+#[tokio::test]
 async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_then() {
     use aws_sdk_ecr::types::{ImageScanningConfiguration, RegistryScanningRule, ScanFrequency, ScanType, ScanningRepositoryFilter};
     use aws_sdk_ecr::types::{ScanningRepositoryFilterType, Tag as ResourceTag};

@@ -128,6 +128,11 @@ impl Emulator {
 
     /// Gives `operation` on every repository whose name starts with `prefix` a shared
     /// quota of `per_second` calls, as an account's; calls over it are throttled.
+    /// Amazon Inspector's ECR rescan window, as its GetConfiguration answers (`DAYS_3` … `LIFETIME`).
+    pub fn inspector_rescan(&self, duration: &str) {
+        self.http("POST", "/_strict/inspector", &serde_json::json!({"rescanDuration": duration}).to_string());
+    }
+
     pub fn quota(&self, operation: &str, prefix: &str, per_second: u32) {
         let quota = serde_json::json!({"operation": operation, "prefix": prefix, "per_second": per_second});
         self.http("POST", "/_strict/quota", &quota.to_string());

@@ -196,8 +196,12 @@ class TemplateMatchesTheCode(unittest.TestCase):
                                     "ecr:GetLifecyclePolicy", "ecr:DescribePullThroughCacheRules"})
         # Besides its own, the listings and the repository's settings the function reads too.
         # Besides, whether blobs can be mounted, for rules that promote (a promotion's read, in blobs.rs).
-        self.assertEqual(granted, settings | {"ecr:DescribeRepositories", "ecr:DescribeImages", "ecr:ListTagsForResource",
-                                              "ecr:GetAccountSetting"})
+        # And Amazon Inspector's rescan window, its one call to another service.
+        with open(os.path.join(ROOT, "src/registry/ecr/setup.rs")) as f:
+            inspector = {"inspector2:GetConfiguration"} if "inspector.get_configuration()" in f.read() else set()
+        self.assertEqual(granted, settings | inspector | {"ecr:DescribeRepositories", "ecr:DescribeImages", "ecr:ListTagsForResource",
+                                                          "ecr:GetAccountSetting"})
+        self.assertEqual(inspector, {"inspector2:GetConfiguration"})
         self.assertIn("ecr:GetAccountSetting", ecr_operations_called_by_the_code(only=PROMOTION_ONLY))
         self.assertFalse(settings & self.granted(RemoveSourceTags="true", RestoreArchivedImages="true", SignatureEvents="managed"),
                          "the function's role never gets the doctor's reads")

@@ -189,6 +189,30 @@ fn mutability_findings(mutability: &TagMutability, promoted: &[Promoted], out: &
     }
 }
 
+/// Inspector's rescan window (`EcrRescanDuration`: `DAYS_3`, `DAYS_7`, … `DAYS_180`, `LIFETIME`),
+/// judged for the scan-gated rules: at a week or less, a gate decided later than that (a late
+/// signature, the sweep healing a missed event) finds `SCAN_ELIGIBILITY_EXPIRED` and fails closed.
+pub fn rescan_window(duration: &str, gated: &[&str]) -> Option<Finding> {
+    let days: u32 = duration.strip_prefix("DAYS_")?.parse().ok()?;
+    if days > 7 || gated.is_empty() {
+        return None;
+    }
+    let rules = gated.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(", ");
+    Some(Finding {
+        repository: REGISTRY.to_owned(),
+        level: Level::Warns,
+        what: format!(
+            "Amazon Inspector stops rescanning images {days} days after their push (rescanDuration {duration}): a tag of rule {rules} \
+             decided later than that (a signature pushed later, the sweep healing a missed event) finds the scan status \
+             SCAN_ELIGIBILITY_EXPIRED and is not written (fail closed)"
+        ),
+        fix: format!(
+            "run the sweep more often than every {days} days (SweepSchedule), or lengthen the window: \
+             aws inspector2 update-configuration --ecr-configuration rescanDuration=DAYS_30"
+        ),
+    })
+}
+
 /// Scan-gated rules in a repository where no scan starts on push.
 fn scanning(rules: &RuleSet, facts: &Facts, out: &mut Findings<'_>) {
     let covering = rules.covering(&facts.repository);
@@ -480,6 +504,17 @@ mod tests {
         let found = examine_target(&rules, "api", &expiring, now());
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].what.contains("reaches images holding `stable`") && found[0].what.contains("expired"), "{}", found[0].what);
+    }
+
+    #[test]
+    fn a_rescan_window_of_a_week_or_less_warns_the_scan_gated_rules() {
+        let short = rescan_window("DAYS_3", &["release"]).unwrap();
+        assert_eq!((short.repository.as_str(), short.level), (REGISTRY, Level::Warns));
+        assert!(short.what.contains("3 days after their push") && short.what.contains("rule \"release\""), "{}", short.what);
+        assert!(rescan_window("DAYS_7", &["release"]).is_some());
+        assert_eq!(rescan_window("DAYS_14", &["release"]), None);
+        assert_eq!(rescan_window("LIFETIME", &["release"]), None);
+        assert_eq!(rescan_window("DAYS_3", &[]), None, "no gate, nothing to wait for");
     }
 
     #[test]

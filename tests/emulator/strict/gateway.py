@@ -28,6 +28,8 @@ class Gateway:
             return hooks.serve(path, environ.get("REQUEST_METHOD"), environ, start_response)
         if path == "/v2" or path.startswith("/v2/"):
             return blobs.serve(path, environ.get("REQUEST_METHOD"), environ, start_response)
+        if path == "/configuration/get" and environ.get("REQUEST_METHOD") == "POST":
+            return inspector_configuration(start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith(ECR_TARGET):
             return self.app(environ, start_response)
@@ -83,3 +85,15 @@ def read_request(environ):
         return json.loads(raw or b"{}")
     except ValueError:
         return {}
+
+
+def inspector_configuration(start_response):
+    """Amazon Inspector's GetConfiguration (REST-JSON, POST /configuration/get), which moto does not
+    serve: the ECR rescan window as Inspector answers it (rescanDuration DAYS_3 … DAYS_180 or
+    LIFETIME, set with /_strict/inspector; LIFETIME until then), counted under "(inspector)"."""
+    with STATE.lock:
+        STATE.calls["(inspector)"]["GetConfiguration"] += 1
+        duration = STATE.rescan_duration
+    state = {"rescanDuration": duration, "pullDateRescanDuration": "DAYS_180", "pullDateRescanMode": "LAST_PULL_DATE",
+             "status": "SUCCESS", "updatedAt": 1780000000}
+    return respond(start_response, "200 OK", {"ecrConfiguration": {"rescanDurationState": state}})

@@ -68,4 +68,5 @@ SETTERS = {
     "/_strict/scan": set_scan,
     "/_strict/pages": set_pages,
     "/_strict/signing": set_signing,
+    "/_strict/inspector": lambda body: setattr(STATE, "rescan_duration", body["rescanDuration"]),
 }

@@ -17,6 +17,7 @@ class State:
         self.lock = threading.RLock()
         self.pull_through = []  # pull-through cache rules, as CreatePullThroughCacheRule answers them: settings, kept by reset()
         self.account_settings = {}  # PutAccountSetting (BLOB_MOUNTING), also kept by reset()
+        self.rescan_duration = "LIFETIME"  # Amazon Inspector's ECR rescan window (its GetConfiguration), kept by reset()
         self.blob_bytes = {}  # (repository, digest) -> the bytes of a blob uploaded (or mounted) there: content, kept by reset()
         self.caller = threading.local()  # per request: whether ecr-retag sent it (set by the gateway)
         self.reset()
@@ -48,6 +49,7 @@ class State:
             self.reset()
             self.pull_through = []
             self.account_settings = {}
+            self.rescan_duration = "LIFETIME"
             self.blob_bytes = {}
             for backends in ecr_models.ecr_backends.values():
                 for backend in backends.values():
