@@ -29,12 +29,12 @@
 //!   [`apply::signed`]: a signature's push, which brings the signed image's
 //!   signature-gated tags. [`apply::promote`]: a rule's `"to"`, the image copied
 //!   into another repository by digest (blobs mounted, an index's children and
-//!   the referrers put by digest, [`domain::manifest`] telling what a manifest
-//!   references) before its tags are written there by the same path.
-//!   [`apply::sweep`]: the reconcile sweep for missed events: every tagged
-//!   image's tags through the rules at its push time, one image per derived
-//!   tag ([`domain::assess`], pure), then the same writes, within a write budget
-//!   and the deadline; or, fanned out ([`apply::fan_out`]), one sweep message per
+//!   the referrers and cosign's sidecar tags put after it, [`domain::manifest`]
+//!   telling what a manifest references) before its tags are written there by
+//!   the same path. [`apply::sweep`]: the reconcile sweep for missed events:
+//!   every tagged image's tags through the rules at its push time, one image per
+//!   derived tag ([`domain::assess`], pure), then the same writes, promotions
+//!   into their targets included, within a write budget and the deadline; or, fanned out ([`apply::fan_out`]), one sweep message per
 //!   repository to the event queue ([`queue`], the port; [`queue::sqs`], SQS).
 //! - [`registry`]: the narrow ports those writes and listings go through, and
 //!   [`registry::ecr`], their implementation, the only code that talks to
