@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::names::Digest;
 use crate::domain::plan::{plan, Phase, Verdict};
-use crate::domain::rules::{RuleSet, Subject};
+use crate::domain::rules::{Example, RuleSet, Subject};
 
 /// A rule some or all of whose pushes derive only tags loop safety refuses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,23 +57,13 @@ pub const PLACEHOLDER_DIGEST: &str = "sha256:00000000000000000000000000000000000
 
 /// Rules that loop for the example pushes they match; rules with no example push are not judged.
 pub fn looping(rules: &RuleSet) -> Vec<Looping> {
-    let Ok(digest) = Digest::parse(PLACEHOLDER_DIGEST) else { return Vec::new() };
-    // A fixed time: loops do not depend on the day, and the check must not either.
-    let pushed_at: DateTime<Utc> = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
     let mut found = Vec::new();
-    for example in rules.examples() {
+    example_pushes(rules, |example, pushes| {
         let mut first_loop = None;
         let mut writing = 0;
-        for tag in &example.tags {
-            let subject = Subject {
-                repository: &example.repository,
-                tag,
-                digest: &digest,
-                pushed_at,
-                repository_tags: Some(example.repository_tags),
-                artifact: false,
-            };
-            let planned = plan(rules, &subject, Phase::PUSH);
+        for subject in pushes {
+            let tag = subject.tag;
+            let planned = plan(rules, subject, Phase::PUSH);
             let ours: Vec<_> = planned.tags.iter().filter(|p| p.rules.iter().any(|r| r == example.rule)).collect();
             let refused: Vec<String> =
                 ours.iter().filter(|p| matches!(p.verdict, Verdict::Loops(_))).map(|p| p.tag.clone()).collect();
@@ -93,8 +83,31 @@ pub fn looping(rules: &RuleSet) -> Vec<Looping> {
                 tried: example.tags.len(),
             });
         }
-    }
+    });
     found
+}
+
+/// Each rule's example pushes, handed to `look` with the rule's example: at a fixed time and
+/// with a placeholder digest, since nothing judged here depends on either (and the checks must
+/// not depend on the day).
+fn example_pushes(rules: &RuleSet, mut look: impl FnMut(&Example<'_>, &[Subject<'_>])) {
+    let Ok(digest) = Digest::parse(PLACEHOLDER_DIGEST) else { return };
+    let pushed_at: DateTime<Utc> = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+    for example in rules.examples() {
+        let pushes: Vec<Subject<'_>> = example
+            .tags
+            .iter()
+            .map(|tag| Subject {
+                repository: &example.repository,
+                tag,
+                digest: &digest,
+                pushed_at,
+                repository_tags: Some(example.repository_tags),
+                artifact: false,
+            })
+            .collect();
+        look(&example, &pushes);
+    }
 }
 
 /// A promotion target the rules write moving tags into (`stable`, `v1`) with no tag that stays on
@@ -126,20 +139,10 @@ impl fmt::Display for Unpinned {
 /// Promotion targets that would hold moving tags but no tag naming one image, per example push.
 /// The pushed repository always has one: the pushed tag.
 pub fn unpinned(rules: &RuleSet) -> Vec<Unpinned> {
-    let Ok(digest) = Digest::parse(PLACEHOLDER_DIGEST) else { return Vec::new() };
-    let pushed_at: DateTime<Utc> = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
     let mut found: Vec<Unpinned> = Vec::new();
-    for example in rules.examples() {
-        for tag in &example.tags {
-            let subject = Subject {
-                repository: &example.repository,
-                tag,
-                digest: &digest,
-                pushed_at,
-                repository_tags: Some(example.repository_tags),
-                artifact: false,
-            };
-            let derived = rules.derive(&subject);
+    example_pushes(rules, |_, pushes| {
+        for subject in pushes {
+            let derived = rules.derive(subject);
             let mut targets: Vec<&crate::domain::names::RepositoryName> = derived.iter().filter_map(|d| d.to.as_ref()).collect();
             targets.dedup();
             for target in targets {
@@ -153,7 +156,7 @@ pub fn unpinned(rules: &RuleSet) -> Vec<Unpinned> {
                 found.push(Unpinned { rules, target: target.to_string(), moving });
             }
         }
-    }
+    });
     found
 }
 

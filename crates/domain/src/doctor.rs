@@ -123,19 +123,9 @@ pub fn examine(rules: &RuleSet, facts: &Facts, now: DateTime<Utc>) -> Vec<Findin
             "leave it out of the rules' `repositories`, and promote the images in a repository of your own".to_owned(),
         );
     }
-    match &facts.mutability {
-        Ok(mutability) => mutability_findings(mutability, &promoted, &mut out),
-        Err(why) => out.unchecked("tag mutability", why),
-    }
+    mutability_of(&facts.mutability, &promoted, &mut out);
     scanning(rules, facts, &mut out);
-    match &facts.lifecycle {
-        Ok(Some(text)) => match lifecycle::Policy::parse(text) {
-            Ok(policy) => lifecycle_findings(&policy, &promoted, &mut out),
-            Err(why) => out.add(Level::Unchecked, why, "check the policy with aws ecr get-lifecycle-policy".to_owned()),
-        },
-        Ok(None) => {}
-        Err(why) => out.unchecked("lifecycle policy", why),
-    }
+    lifecycle_of(&facts.lifecycle, &promoted, &mut out);
     match &facts.crowded {
         Ok(crowded) => {
             for (digest, count) in crowded {
@@ -169,6 +159,26 @@ fn resource_tags(rules: &RuleSet, facts: &Facts, out: &mut Findings<'_>) {
         }
         Err(why) if covering.iter().any(|c| !c.repository_tags.is_empty()) => out.unchecked("resource tags", why),
         Err(_) => {}
+    }
+}
+
+/// The repository's tag mutability judged for the tags the rules write there, or why it could not be.
+fn mutability_of(mutability: &Result<TagMutability, String>, promoted: &[Promoted], out: &mut Findings<'_>) {
+    match mutability {
+        Ok(mutability) => mutability_findings(mutability, promoted, out),
+        Err(why) => out.unchecked("tag mutability", why),
+    }
+}
+
+/// The repository's lifecycle policy judged for the images the rules tag there, or why it could not be.
+fn lifecycle_of(lifecycle: &Result<Option<String>, String>, promoted: &[Promoted], out: &mut Findings<'_>) {
+    match lifecycle {
+        Ok(Some(text)) => match lifecycle::Policy::parse(text) {
+            Ok(policy) => lifecycle_findings(&policy, promoted, out),
+            Err(why) => out.add(Level::Unchecked, why, "check the policy with aws ecr get-lifecycle-policy".to_owned()),
+        },
+        Ok(None) => {}
+        Err(why) => out.unchecked("lifecycle policy", why),
     }
 }
 
@@ -310,18 +320,8 @@ pub struct TargetFacts {
 pub fn examine_target(rules: &RuleSet, source: &str, facts: &TargetFacts, now: DateTime<Utc>) -> Vec<Finding> {
     let mut out = Findings { repository: facts.target.as_str(), found: Vec::new() };
     let promoted = promoted(rules, source, None, now, Some(&facts.target));
-    match &facts.mutability {
-        Ok(mutability) => mutability_findings(mutability, &promoted, &mut out),
-        Err(why) => out.unchecked("tag mutability", why),
-    }
-    match &facts.lifecycle {
-        Ok(Some(text)) => match lifecycle::Policy::parse(text) {
-            Ok(policy) => lifecycle_findings(&policy, &promoted, &mut out),
-            Err(why) => out.add(Level::Unchecked, why, "check the policy with aws ecr get-lifecycle-policy".to_owned()),
-        },
-        Ok(None) => {}
-        Err(why) => out.unchecked("lifecycle policy", why),
-    }
+    mutability_of(&facts.mutability, &promoted, &mut out);
+    lifecycle_of(&facts.lifecycle, &promoted, &mut out);
     out.found
 }
 

@@ -11,9 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
-use super::{tally, would_write, Ending, Stop, Swept};
-use crate::apply::engine::{write_planned, Group, Origin, Written};
-use crate::apply::if_newer::Want;
+use super::{group, tally, would_write, Ending, Stop, Swept};
+use crate::apply::engine::{write_planned, Origin, Written};
 use crate::apply::promote::{self, Refusal};
 use crate::apply::Settings;
 use crate::domain::assess::Desired;
@@ -116,14 +115,7 @@ async fn promote_one<R: Blobs>(
     let Ending { digest, media_type } = ending;
     let image = OnceLock::new();
     let origin = Origin { repository: source, image: &image, artifact: None, media_type, dry_run: false };
-    let mut group = Group::default();
-    for d in wanted {
-        group.tags.insert(d.tag.to_string(), TagReport::new(d.tag.as_str(), d.rules.clone(), Outcome::Failed));
-        match d.version {
-            Some(version) => group.wants.push(Want { tag: d.tag, version, rules: d.rules }),
-            None => group.candidates.push(d.tag),
-        }
-    }
+    let mut group = group(wanted);
     let planned = group.candidates.len() + group.wants.len();
     match Box::pin(write_planned(registry, settings, &origin, digest, Some(target), &mut group)).await? {
         Written::Claims(claims) => swept.claims.extend(claims),

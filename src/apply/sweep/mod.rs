@@ -21,7 +21,7 @@ use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::domain::assess::{assess, Desired};
 use crate::registry::{Blobs, Catalog, Lookup, ReadError, Repository};
 use crate::report::{HeldReport, Outcome, RepositorySweep, SweepReport, SweepStatus, TagReport, MAX_HELD_LISTED};
-use crate::apply::engine::Writes;
+use crate::apply::engine::{Group, Writes};
 use crate::apply::if_newer::{Claim, Observed, Want};
 use crate::apply::put::Target;
 use crate::error::{Fault, FaultKind, RetagError};
@@ -270,6 +270,20 @@ impl<'a> Ending<'a> {
     }
 }
 
+/// The tags to bring onto one image as the engine takes them: each with its entry (the rules it
+/// came from; the writes mark its outcome), the if-newer ones apart.
+fn group(wanted: Vec<Desired>) -> Group {
+    let mut group = Group::default();
+    for d in wanted {
+        group.tags.insert(d.tag.to_string(), TagReport::new(d.tag.as_str(), d.rules.clone(), Outcome::Failed));
+        match d.version {
+            Some(version) => group.wants.push(Want { tag: d.tag, version, rules: d.rules }),
+            None => group.candidates.push(d.tag),
+        }
+    }
+    group
+}
+
 /// Brings `wanted` (all to end on one image) in place: one read for the
 /// manifest and where the tags point now, then the writes. A dry run only reports.
 async fn apply<R: Catalog>(
@@ -293,15 +307,7 @@ async fn apply<R: Catalog>(
         return Ok(());
     };
     // Every wanted tag gets an entry (the rules it came from); the shared step marks its outcome.
-    let mut reports: BTreeMap<String, TagReport> =
-        wanted.iter().map(|d| (d.tag.to_string(), TagReport::new(d.tag.as_str(), d.rules.clone(), Outcome::Failed))).collect();
-    let (mut candidates, mut wants) = (Vec::new(), Vec::new());
-    for d in wanted {
-        match d.version {
-            Some(version) => wants.push(Want { tag: d.tag, version, rules: d.rules }),
-            None => candidates.push(d.tag),
-        }
-    }
+    let Group { tags: mut reports, candidates, wants, .. } = group(wanted);
     let writes = Writes::sort(digest, Observed { at: read_at, tags: snapshot.tags }, candidates, wants, &mut reports);
     swept.writes += writes.len();
     let media_type = writes.media_type(&image, media, false)?;
