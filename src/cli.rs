@@ -252,14 +252,25 @@ mod tests {
     fn check_rules_warns_of_a_promoting_rule_that_names_its_own_targets() {
         let rules = file(
             "self-target",
-            r#"{"rules":[{"name":"self","semver":true,"repositories":["prod/*","dev/*"],"to":"prod/{repository}","tags":["stable"]},
-                         {"name":"fine","semver":true,"repositories":["dev/**"],"to":"prod/{repository:1}","tags":["stable"]}]}"#,
+            r#"{"rules":[{"name":"self","semver":true,"repositories":["prod/*","dev/*"],"to":"prod/{repository}","tags":["stable","{tag}"]},
+                         {"name":"fine","semver":true,"repositories":["dev/**"],"to":"prod/{repository:1}","tags":["stable","{tag}"]}]}"#,
         );
         let out = run_args(&["check-rules", &rules]);
         assert_eq!(out.code, 0, "{}", out.output);
         let warnings: Vec<&str> = out.output.lines().filter(|l| l.contains("warning")).collect();
         assert_eq!(warnings.len(), 1, "{}", out.output);
         assert!(warnings[0].contains("rule \"self\" names repositories inside its own \"to\" (prod/**), such as prod/x"), "{}", out.output);
+    }
+
+    #[test]
+    fn check_rules_warns_of_a_target_with_moving_tags_and_nothing_to_pin_but_exits_0() {
+        let rules = file("unpinned", r#"{"rules":[{"name":"prod","semver":true,"to":"prod/{repository}","tags":["stable","v{major}"]}]}"#);
+        let out = run_args(&["check-rules", &rules]);
+        assert_eq!(out.code, 0, "a warning: {}", out.output);
+        let warnings: Vec<&str> = out.output.lines().filter(|l| l.contains("warning")).collect();
+        assert_eq!(warnings.len(), 1, "{}", out.output);
+        assert!(warnings[0].contains("rule \"prod\" promotes moving tags (`stable`, `v1`) into prod/app"), "{}", out.output);
+        assert!(warnings[0].ends_with("(docs/gitops.md)"), "{}", out.output);
     }
 
     #[test]
