@@ -408,6 +408,54 @@ mod tests {
             .collect()
     }
 
+    /// The plan of one pushed tag, at a fixed time, for a phase.
+    fn plan_in(rules: &RuleSet, tag: &str, phase: Phase<'_>) -> Plan {
+        let d = digest();
+        let tag = &Tag::parse(tag).unwrap();
+        let subject = Subject { repository: "app", tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: None, artifact: false };
+        plan(rules, &subject, phase)
+    }
+
+    #[test]
+    fn an_image_carrying_two_tags_gets_one_entry_per_derived_tag_with_every_rule_its_highest_version_and_whether_it_moves() {
+        // As on a scan event or in a sweep: the image's tags planned one by one, then merged.
+        let rules = RuleSet::from_json(
+            r#"{"rules":[{"name":"lines","semver":true,"move":"if-newer","tags":["stable"]},
+                         {"name":"pinned","match":"^release$","tags":["stable"]}]}"#,
+        )
+        .unwrap();
+        let merged = Plan::merge([plan_in(&rules, "v1.4.2", Phase::PUSH), plan_in(&rules, "release", Phase::PUSH), plan_in(&rules, "v1.5.0", Phase::PUSH)]);
+        let stable: Vec<&PlannedTag> = merged.tags.iter().filter(|t| t.tag == "stable").collect();
+        assert_eq!(stable.len(), 1, "{merged:?}");
+        assert_eq!(stable[0].rules, ["lines", "pinned"], "the second plan's rule is named too, once");
+        assert!(stable[0].moves, "a moving tag in either plan moves");
+        let versions = Plan::merge([plan_in(&rules, "v1.5.0", Phase::PUSH), plan_in(&rules, "v1.4.2", Phase::PUSH)]);
+        assert_eq!(versions.tags[0].if_newer, Some(semver::Version::new(1, 5, 0)), "the highest version, whatever the order");
+    }
+
+    #[test]
+    fn a_signature_leaves_tags_gated_only_on_a_scan_alone_and_a_scan_those_gated_only_on_a_signature() {
+        let rules = RuleSet::from_json(
+            r#"{"rules":[{"name":"scanned","semver":true,"when":{"scan":"HIGH"},"tags":["safe"]},
+                         {"name":"signed","semver":true,"when":{"signed":true},"tags":["trusted"]}]}"#,
+        )
+        .unwrap();
+        let signed = Signatures { looked: Kinds::of([Kind::Notation]), found: Kinds::of([Kind::Notation]) };
+        let signature = Phase { trigger: Trigger::Signature, ..Phase::PUSH }.with_signatures(signed);
+        let on_signature: Vec<String> = plan_in(&rules, "v1.0.0", signature).tags.into_iter().map(|t| t.tag).collect();
+        assert_eq!(on_signature, ["trusted"], "the scan-gated tag is the scan event's to decide");
+        let clean = crate::scan::Findings { unsplit: None, counts: BTreeMap::new() };
+        let on_scan: Vec<String> = plan_in(&rules, "v1.0.0", Phase::scan(&clean)).tags.into_iter().map(|t| t.tag).collect();
+        assert_eq!(on_scan, ["safe"]);
+    }
+
+    #[test]
+    fn a_gated_tag_that_would_loop_says_so_rather_than_what_its_gate_waits_for() {
+        let rules = RuleSet::from_json(r#"{"rules":[{"name":"grow","match":".*","when":{"scan":"HIGH"},"tags":["{tag}-x"]}]}"#).unwrap();
+        let planned = plan_in(&rules, "a", Phase::PUSH);
+        assert!(matches!(&planned.tags[0].verdict, Verdict::Loops(_)), "{planned:?}");
+    }
+
     #[test]
     fn given_the_release_rule_when_v1_4_2_is_pushed_then_four_tags_are_planned() {
         let plan = plan_for(

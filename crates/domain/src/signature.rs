@@ -213,6 +213,14 @@ impl Referrer {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_kind_added_twice_is_still_there_and_the_others_are_not() {
+        let twice = Kinds::NONE.with(Kind::Cosign).with(Kind::Cosign);
+        assert!(twice.contains(Kind::Cosign), "adding is idempotent");
+        assert_eq!(twice, Kinds::of([Kind::Cosign]));
+        assert!(!twice.contains(Kind::Notation));
+    }
+
     fn digest() -> Digest {
         Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap()
     }

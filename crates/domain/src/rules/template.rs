@@ -411,6 +411,9 @@ mod tests {
             ("v{major}.{minor}.{patch}", false, "v*.*.*"),
             ("{tag}-copy", false, "*-copy"),
             ("sha-{digest:12}", false, "sha-*"),
+            // Adjacent placeholders are one wildcard: `v**` would be another filter shape.
+            ("v{major}{minor}", true, "v*"),
+            ("{major}{minor}-x", true, "*-x"),
         ] {
             let t = semver(template);
             assert_eq!((t.moves(), t.wildcard().as_str()), (moves, shape), "{template}");
