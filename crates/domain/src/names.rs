@@ -202,6 +202,33 @@ impl Repository {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_invalid_value_is_echoed_whole_up_to_300_bytes_and_cut_on_a_character_boundary_beyond() {
+        let exact = "A".repeat(300);
+        assert_eq!(Tag::parse(&exact).unwrap_err().value, exact, "300 bytes: whole");
+        // `a` then three-byte characters: byte 300 falls inside one, so the cut goes back to 298.
+        let long = format!("a{}", "€".repeat(200));
+        let echoed = Tag::parse(&long).unwrap_err().value;
+        assert_eq!(echoed, format!("{}…", &long[..298]));
+    }
+
+    #[test]
+    fn names_read_back_as_given() {
+        let digest = format!("sha256:{HEX}");
+        assert_eq!(Digest::parse(&digest).unwrap().as_str(), digest);
+        assert_eq!(RegistryId::parse("123456789012").unwrap().as_str(), "123456789012");
+    }
+
+    #[test]
+    fn repository_segments_allow_a_dot_one_or_two_underscores_or_dashes_between_alphanumerics_and_nothing_at_the_ends() {
+        for good in ["a-b", "a--b", "a.b", "a_b", "a__b", "a1-b2.c3"] {
+            assert!(RepositoryName::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["a-", "a.", "a_", "a..b", "a___b", "a._b", "-a", "a-_b"] {
+            assert!(RepositoryName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     const HEX: &str = "16eb06ced985216bb14744c43dad833c58f56296d152e580542d0e8630f63316";
 
     #[test]

@@ -450,6 +450,52 @@ mod tests {
     }
 
     #[test]
+    fn merging_a_fixed_tag_with_the_same_tag_from_a_moving_template_makes_it_move() {
+        let rules = RuleSet::from_json(
+            r#"{"rules":[{"name":"final","match":"^rc$","tags":["{tag}-final"]},{"name":"alias","match":"^v.*","tags":["rc-final"]}]}"#,
+        )
+        .unwrap();
+        let merged = Plan::merge([plan_in(&rules, "rc", Phase::PUSH), plan_in(&rules, "v1", Phase::PUSH)]);
+        let tag = merged.tags.iter().find(|t| t.tag == "rc-final").unwrap();
+        assert_eq!(tag.rules, ["final", "alias"]);
+        assert!(tag.moves, "`rc-final` moves: the alias rule puts it on each v* push");
+    }
+
+    #[test]
+    fn loop_safety_tries_rules_that_need_resource_tags_at_home_and_not_in_a_target_whose_tags_are_unknown() {
+        let d = digest();
+        let tag = &Tag::parse("v1.0.0").unwrap();
+        let have = BTreeMap::from([("team".to_owned(), "a".to_owned())]);
+        let subject = Subject { repository: "app", tag, digest: &d, pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(), repository_tags: Some(&have), artifact: false };
+        let home = RuleSet::from_json(
+            r#"{"rules":[{"name":"r","semver":true,"tags":["stable"]},{"name":"echo","repository_tags":{"team":"a"},"match":"^stable$","tags":["stable-x"]}]}"#,
+        )
+        .unwrap();
+        let stable = plan(&home, &subject, Phase::PUSH).tags.into_iter().find(|t| t.tag == "stable").unwrap();
+        assert!(matches!(stable.verdict, Verdict::Loops(_)), "at home the repository's tags are known: {stable:?}");
+        let target = RuleSet::from_json(
+            r#"{"rules":[{"name":"p","semver":true,"to":"prod/{repository}","tags":["stable"]},
+                         {"name":"echo","repositories":["prod/**"],"repository_tags":{"team":"a"},"match":"^stable$","tags":["stable-x"]}]}"#,
+        )
+        .unwrap();
+        let promoted = plan(&target, &subject, Phase::PUSH).tags.into_iter().find(|t| t.tag == "stable").unwrap();
+        assert!(matches!(promoted.verdict, Verdict::Write(_)), "the target's resource tags are not the pushed one's: {promoted:?}");
+    }
+
+    #[test]
+    fn a_gate_at_low_fails_closed_when_the_event_does_not_split_findings_below_medium() {
+        let rules = RuleSet::from_json(r#"{"rules":[{"name":"strict","semver":true,"when":{"scan":"LOW"},"tags":["safe"]}]}"#).unwrap();
+        let unsplit = crate::scan::Findings { unsplit: Some(2), counts: BTreeMap::new() };
+        let planned = plan_in(&rules, "v1.0.0", Phase::scan(&unsplit));
+        match &planned.tags[0].verdict {
+            Verdict::Blocked(why) => assert!(why.contains("cannot be decided") && why.contains("fail closed"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let split = crate::scan::Findings { unsplit: Some(0), counts: BTreeMap::new() };
+        assert!(matches!(plan_in(&rules, "v1.0.0", Phase::scan(&split)).tags[0].verdict, Verdict::Write(_)));
+    }
+
+    #[test]
     fn a_gated_tag_that_would_loop_says_so_rather_than_what_its_gate_waits_for() {
         let rules = RuleSet::from_json(r#"{"rules":[{"name":"grow","match":".*","when":{"scan":"HIGH"},"tags":["{tag}-x"]}]}"#).unwrap();
         let planned = plan_in(&rules, "a", Phase::PUSH);

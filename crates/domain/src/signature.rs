@@ -214,6 +214,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cosigns_sidecar_tags_are_the_signature_attestation_and_sbom_of_the_digest() {
+        let d = digest();
+        let hex = d.hex();
+        let tags: Vec<String> = cosign_sidecars(&d).iter().map(ToString::to_string).collect();
+        assert_eq!(tags, [format!("sha256-{hex}.sig"), format!("sha256-{hex}.att"), format!("sha256-{hex}.sbom")]);
+        assert_eq!(cosign_subject(&cosign_sidecars(&d)[0]), Some(d));
+    }
+
+    #[test]
+    fn a_kind_reads_as_its_name() {
+        for kind in [Kind::Notation, Kind::Sigstore, Kind::Cosign, Kind::Managed] {
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+    }
+
+    #[test]
     fn a_kind_added_twice_is_still_there_and_the_others_are_not() {
         let twice = Kinds::NONE.with(Kind::Cosign).with(Kind::Cosign);
         assert!(twice.contains(Kind::Cosign), "adding is idempotent");

@@ -399,6 +399,30 @@ mod tests {
     }
 
     #[test]
+    fn a_to_template_is_its_fixed_text_with_one_double_star_per_run_of_placeholders() {
+        let glob = |t: &str| Template::parse(t, &Scope::Semver).unwrap().repository_glob().unwrap().source().to_owned();
+        assert_eq!(glob("prod/{repository}"), "prod/**");
+        assert_eq!(glob("prod/{repository}{major}"), "prod/**", "adjacent placeholders: one `**`");
+        assert_eq!(glob("prod/{repository}-v{major}"), "prod/**-v**");
+    }
+
+    #[test]
+    fn a_stray_brace_is_placed_at_its_byte_in_the_template_after_escaped_braces_and_placeholders() {
+        let at = |t: &str| Template::parse(t, &Scope::Semver).unwrap_err();
+        // `{{` and `}}` are two bytes each; `{major}` seven.
+        assert_eq!(at("a{{b}}c}"), TemplateError::Unmatched(7));
+        assert_eq!(at("v{major}-x}"), TemplateError::Unmatched(10));
+        assert_eq!(at("{{v{major}.{minor}-{"), TemplateError::Unclosed(19));
+        assert_eq!(at("x{major}{{y}}{"), TemplateError::Unclosed(13));
+    }
+
+    #[test]
+    fn fixed_text_of_exactly_128_characters_can_still_be_valid_and_129_cannot() {
+        assert!(Template::parse(&"a".repeat(128), &Scope::Semver).is_ok());
+        assert!(matches!(Template::parse(&"a".repeat(129), &Scope::Semver), Err(TemplateError::NeverValid(_))));
+    }
+
+    #[test]
     fn a_template_moves_unless_it_names_the_push_and_its_shape_is_a_wildcard() {
         let semver = |t: &str| Template::parse(t, &Scope::Semver).unwrap();
         for (template, moves, shape) in [
