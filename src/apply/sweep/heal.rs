@@ -15,7 +15,7 @@ use super::{group, tally, would_write, Ending, Stop, Swept};
 use crate::apply::engine::{write_planned, Origin, Written};
 use crate::apply::promote::{self, Refusal};
 use crate::apply::Settings;
-use crate::domain::assess::Desired;
+use crate::domain::assess::{Desired, Listed};
 use crate::domain::names::{Digest, RepositoryName, Tag};
 use crate::error::RetagError;
 use crate::registry::{Blobs, Catalog, Repository};
@@ -27,7 +27,7 @@ pub(super) async fn promotions<R: Catalog + Blobs>(
     settings: &Settings,
     source: &Repository,
     promoted: Vec<Desired>,
-    media_types: &HashMap<&Digest, Option<&str>>,
+    listed: &HashMap<&Digest, &Listed>,
     swept: &mut Swept,
     out_of_time: &impl Fn() -> bool,
 ) -> Result<Option<Stop>, RetagError> {
@@ -76,7 +76,7 @@ pub(super) async fn promotions<R: Catalog + Blobs>(
             if swept.dry_run {
                 would_write(swept, &digest, wanted, Some(&to));
             } else {
-                promote_one(registry, settings, source, &target, Ending::of(&digest, media_types), wanted, swept).await?;
+                promote_one(registry, settings, source, &target, Ending::of(&digest, listed), wanted, swept).await?;
             }
             if cut {
                 return Ok(Some(Stop::Budget));
@@ -112,9 +112,10 @@ async fn promote_one<R: Blobs>(
     wanted: Vec<Desired>,
     swept: &mut Swept,
 ) -> Result<(), RetagError> {
-    let Ending { digest, media_type } = ending;
+    let Ending { digest, media_type, artifact } = ending;
     let image = OnceLock::new();
-    let origin = Origin { repository: source, image: &image, artifact: None, media_type, dry_run: false };
+    // An artifact the listing told of: only rules that opt in derived its tags, and they promote it.
+    let origin = Origin { repository: source, image: &image, artifact, media_type, dry_run: false };
     let mut group = group(wanted);
     let planned = group.candidates.len() + group.wants.len();
     match Box::pin(write_planned(registry, settings, &origin, digest, Some(target), &mut group)).await? {
@@ -205,6 +206,21 @@ mod tests {
         assert_eq!(report.writes, 4);
         assert_eq!(memory.tag("prod/app", &tag("stable")), Some(digest(2)));
         assert_eq!(memory.tag("prod/app", &tag("v1.4")), Some(digest(1)), "v1.4 stays on 1.4.2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_artifact_a_rule_opts_in_to_is_promoted_by_the_sweep_too() {
+        let memory = Memory::with_repositories(&["dev/app", "prod/app"]);
+        let subject = digest(1);
+        let manifest = format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","subject":{{"digest":"{subject}"}}}}"#);
+        let at = "2026-11-01T10:00:00Z".parse().unwrap();
+        let media_type = Some("application/vnd.oci.image.manifest.v1+json".to_owned());
+        memory.add_image("dev/app", crate::registry::Image { digest: digest(9), manifest, media_type }, Some(at));
+        memory.point("dev/app", &tag("sbom-1"), &digest(9));
+        let rules = r#"{"rules":[{"name":"sboms","match":"^sbom-.*","artifacts":true,"to":"prod/app","tags":["{tag}-released"]}]}"#;
+        let settings = Settings::new(RuleSet::from_json(rules).unwrap());
+        let report = reconcile(&memory, &settings, &request(&["dev/app"], 50), None, None).await.unwrap();
+        assert_eq!(memory.tag("prod/app", &tag("sbom-1-released")), Some(digest(9)), "{report:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,7 +18,8 @@ use std::time::Instant;
 use crate::apply::Settings;
 use crate::domain::request::{continuation_token, ReconcileRequest};
 use crate::domain::names::{Digest, RepositoryName, Tag};
-use crate::domain::assess::{assess, Desired};
+use crate::domain::artifact::Artifact;
+use crate::domain::assess::{assess, Desired, Listed};
 use crate::registry::{Blobs, Catalog, Lookup, ReadError, Repository};
 use crate::report::{HeldReport, Outcome, RepositorySweep, SweepReport, SweepStatus, TagReport, MAX_HELD_LISTED};
 use crate::apply::engine::{Group, Writes};
@@ -230,7 +231,7 @@ async fn sweep_repository<R: Catalog + Blobs>(
             by_image.entry(d.digest.clone()).or_default().push(d);
         }
     }
-    let media_types: HashMap<&Digest, Option<&str>> = images.iter().map(|i| (&i.digest, i.media_type.as_deref())).collect();
+    let listed: HashMap<&Digest, &Listed> = images.iter().map(|i| (&i.digest, i)).collect();
 
     for (digest, mut wanted) in by_image {
         let left = swept.budget.saturating_sub(swept.writes);
@@ -242,7 +243,7 @@ async fn sweep_repository<R: Catalog + Blobs>(
         }
         let cut = wanted.len() > left;
         wanted.truncate(left);
-        let ending = Ending::of(&digest, &media_types);
+        let ending = Ending::of(&digest, &listed);
         match apply(registry, settings, repository, ending, wanted, &mut swept).await {
             Ok(()) => {}
             Err(e) => return failed(swept, e),
@@ -251,7 +252,7 @@ async fn sweep_repository<R: Catalog + Blobs>(
             return (swept, Some(Stop::Budget));
         }
     }
-    match heal::promotions(registry, settings, repository, promoted, &media_types, &mut swept, out_of_time).await {
+    match heal::promotions(registry, settings, repository, promoted, &listed, &mut swept, out_of_time).await {
         Ok(stop) => (swept, stop),
         Err(e) => failed(swept, e),
     }
@@ -262,11 +263,14 @@ async fn sweep_repository<R: Catalog + Blobs>(
 struct Ending<'a> {
     digest: &'a Digest,
     media_type: Option<&'a str>,
+    /// A signature, attestation or SBOM, as the listing tells it.
+    artifact: Option<&'a Artifact>,
 }
 
 impl<'a> Ending<'a> {
-    fn of(digest: &'a Digest, media_types: &HashMap<&Digest, Option<&'a str>>) -> Ending<'a> {
-        Ending { digest, media_type: media_types.get(digest).copied().flatten() }
+    fn of(digest: &'a Digest, listed: &HashMap<&Digest, &'a Listed>) -> Ending<'a> {
+        let image = listed.get(digest);
+        Ending { digest, media_type: image.and_then(|i| i.media_type.as_deref()), artifact: image.and_then(|i| i.artifact.as_ref()) }
     }
 }
 
@@ -294,7 +298,7 @@ async fn apply<R: Catalog>(
     wanted: Vec<Desired>,
     swept: &mut Swept,
 ) -> Result<(), RetagError> {
-    let Ending { digest, media_type: media } = ending;
+    let Ending { digest, media_type: media, .. } = ending;
     if swept.dry_run {
         would_write(swept, digest, wanted, None);
         return Ok(());
