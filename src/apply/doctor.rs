@@ -107,15 +107,14 @@ pub async fn check<R: Setup + Blobs>(registry: &R, rules: &RuleSet, names: &[Rep
     }
     if let Err(refusal) = promote::mounting(registry).await {
         let mounting: Vec<String> = promoting.iter().filter(|(_, copies)| !**copies).map(|(r, _)| format!("{r:?}")).collect();
-        let mut finding = match mounting.is_empty() {
-            false => refused(REGISTRY, &format!("rule {} promotes into another repository without \"copy_blobs\"", mounting.join(", ")), &refusal),
+        checkup.findings.push(if mounting.is_empty() {
             // Every promoting rule streams what is not mounted: slower, not defeated.
-            true => Finding { level: Level::Notes, ..refused(REGISTRY, "every promoting rule says \"copy_blobs\": true", &refusal) },
-        };
-        if finding.level == Level::Notes {
-            finding.what.push_str(": their blobs stream through the function (up to 512 MiB per image) instead of being mounted");
-        }
-        checkup.findings.push(finding);
+            let found = refused(REGISTRY, "every promoting rule says \"copy_blobs\": true", &refusal);
+            let what = format!("{}: their blobs stream through the function (up to 512 MiB per image) instead of being mounted", found.what);
+            Finding { level: Level::Notes, what, ..found }
+        } else {
+            refused(REGISTRY, &format!("rule {} promotes into another repository without \"copy_blobs\"", mounting.join(", ")), &refusal)
+        });
     }
     if let Err(why) = &prefixes {
         // The registry's, so said once.

@@ -258,10 +258,14 @@ impl Copied {
 pub async fn copy<R: Blobs>(registry: &R, source: &Repository, target: &Repository, image: &Image, via: Via) -> Result<Copied, Refusal> {
     let mut survey = Survey::default();
     Box::pin(survey.of(registry, source, target, image)).await?;
-    let declared = |blobs: &[(Digest, u64)]| blobs.iter().map(|(_, size)| size).sum::<u64>();
     let limit = via.stream.unwrap_or(0);
-    if !via.mount && via.spent + declared(&survey.blobs) > limit {
-        return Err(Refusal::TooLarge { bytes: via.spent + declared(&survey.blobs), limit });
+    // These blobs streamed, after what this image's copy has streamed already: over the limit?
+    let too_large = |blobs: &[(Digest, u64)]| {
+        let bytes = via.spent + blobs.iter().map(|(_, size)| size).sum::<u64>();
+        (bytes > limit).then_some(Refusal::TooLarge { bytes, limit })
+    };
+    if let Some(refusal) = too_large(&survey.blobs).filter(|_| !via.mount) {
+        return Err(refusal);
     }
     let mut copied = Copied::default();
     let mut unmounted = Vec::new();
@@ -278,8 +282,8 @@ pub async fn copy<R: Blobs>(registry: &R, source: &Repository, target: &Reposito
     if let Some((blob, _)) = unmounted.first().filter(|_| via.stream.is_none()) {
         return Err(Refusal::NotMounted { blob: blob.clone(), from: source.name.clone() });
     }
-    if !unmounted.is_empty() && via.spent + declared(&unmounted) > limit {
-        return Err(Refusal::TooLarge { bytes: via.spent + declared(&unmounted), limit });
+    if let Some(refusal) = too_large(&unmounted).filter(|_| !unmounted.is_empty()) {
+        return Err(refusal);
     }
     for (blob, _) in unmounted {
         let spent = via.spent + copied.bytes;
@@ -291,7 +295,7 @@ pub async fn copy<R: Blobs>(registry: &R, source: &Repository, target: &Reposito
     }
     // Children before their index, each once its blobs are there.
     for child in &survey.children {
-        Box::pin(put_by_digest(registry, target, child)).await?;
+        Box::pin(put_copied(registry, target, child, None)).await?;
         copied.manifests += 1;
     }
     Ok(copied)
@@ -349,7 +353,7 @@ pub async fn copy_referrers<R: Blobs>(registry: &R, source: &Repository, target:
         // Deleted since the listing: nothing to copy.
         let Some(image) = found.image else { continue };
         let below = Box::pin(copy(registry, source, target, &image, via.after(copied.bytes))).await?;
-        Box::pin(put_by_digest(registry, target, &image)).await?;
+        Box::pin(put_copied(registry, target, &image, None)).await?;
         copied.add(below);
     }
     Ok(copied)
@@ -383,20 +387,21 @@ pub async fn copy_sidecars<R: Blobs>(registry: &R, source: &Repository, target: 
         // Replaced or deleted since: the next promotion copies what is there then.
         let Some(image) = found.image else { continue };
         let below = Box::pin(copy(registry, source, target, &image, via.after(copied.bytes))).await?;
-        let media_type = image.media_type_or(None).ok_or_else(|| Refusal::MediaType(image.digest.clone()))?;
-        let put = Target { repository: target, image: &image, media_type: &media_type };
-        match Box::pin(registry.put(&put, &tag, Attempts::Retried)).await {
-            Ok(()) | Err(PutError::AlreadyExists) => {}
-            Err(error) => return Err(Refusal::Put { repository: target.name.clone(), digest: image.digest.clone(), error }),
-        }
+        Box::pin(put_copied(registry, target, &image, Some(&tag))).await?;
         copied.add(below);
     }
     Ok(copied)
 }
 
-async fn put_by_digest<R: Blobs>(registry: &R, target: &Repository, image: &Image) -> Result<(), Refusal> {
+/// A copied manifest put into the target: by digest (an index's child, a referrer), or under
+/// `tag` (a cosign sidecar tag, whose name is its link to the image).
+async fn put_copied<R: Blobs>(registry: &R, target: &Repository, image: &Image, tag: Option<&Tag>) -> Result<(), Refusal> {
     let media_type = image.media_type_or(None).ok_or_else(|| Refusal::MediaType(image.digest.clone()))?;
-    match registry.put_manifest(target, image, &media_type).await {
+    let put = match tag {
+        None => registry.put_manifest(target, image, &media_type).await,
+        Some(tag) => registry.put(&Target { repository: target, image, media_type: &media_type }, tag, Attempts::Retried).await,
+    };
+    match put {
         // A concurrent promotion of the same image put it first.
         Ok(()) | Err(PutError::AlreadyExists) => Ok(()),
         Err(PutError::RepositoryNotFound) => Err(Refusal::TargetMissing(target.name.clone())),

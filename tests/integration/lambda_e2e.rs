@@ -716,12 +716,17 @@ async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipelin
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A registry of its own, letting ecr-retag make the ECR calls the doctor's policy grants and no others.
+fn doctor_emulator() -> Emulator {
+    let policy: Value = serde_json::from_str(&std::fs::read_to_string(root().join("examples/doctor-policy.json")).unwrap()).unwrap();
+    let granted: Vec<&str> = policy["Statement"][0]["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().trim_start_matches("ecr:")).collect();
+    Emulator::start(&granted)
+}
+
 #[tokio::test]
 async fn doctor_warns_when_inspectors_rescan_window_is_shorter_than_a_gated_tag_may_wait() {
     use aws_sdk_ecr::types::{RegistryScanningRule, ScanFrequency, ScanType, ScanningRepositoryFilter, ScanningRepositoryFilterType};
-    let policy: Value = serde_json::from_str(&std::fs::read_to_string(root().join("examples/doctor-policy.json")).unwrap()).unwrap();
-    let granted: Vec<&str> = policy["Statement"][0]["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().trim_start_matches("ecr:")).collect();
-    let emulator = Emulator::start(&granted);
+    let emulator = doctor_emulator();
     let client = emulator.client();
     let id = std::process::id();
     let dir = std::env::temp_dir().join(format!("ecr-retag-rescan-{id}"));
@@ -752,10 +757,7 @@ async fn doctor_warns_when_inspectors_rescan_window_is_shorter_than_a_gated_tag_
 async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_then() {
     use aws_sdk_ecr::types::{ImageScanningConfiguration, RegistryScanningRule, ScanFrequency, ScanType, ScanningRepositoryFilter};
     use aws_sdk_ecr::types::{ScanningRepositoryFilterType, Tag as ResourceTag};
-    // A registry of its own, letting ecr-retag make the calls the doctor's policy grants and no others.
-    let policy: Value = serde_json::from_str(&std::fs::read_to_string(root().join("examples/doctor-policy.json")).unwrap()).unwrap();
-    let granted: Vec<&str> = policy["Statement"][0]["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().trim_start_matches("ecr:")).collect();
-    let emulator = Emulator::start(&granted);
+    let emulator = doctor_emulator();
     let client = emulator.client();
     let id = std::process::id();
     let cli = |dir: &std::path::Path, args: &[&str]| cli_on(&emulator, dir, args);
