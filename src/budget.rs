@@ -3,7 +3,9 @@
 //! Everything else asks it rather than doing its own arithmetic.
 
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use crate::registry::OPERATION_TIMEOUT;
 
@@ -52,7 +54,7 @@ impl Budget {
     /// Runs `work`; `None` when the budget ran out first (and `work` was stopped).
     pub async fn run<T>(&self, work: impl Future<Output = T>) -> Option<T> {
         match self.end {
-            Some(end) => tokio::time::timeout_at(end.into(), work).await.ok(),
+            Some(end) => tokio::time::timeout_at(end, work).await.ok(),
             None => Some(work.await),
         }
     }

@@ -3,7 +3,7 @@
 //! rule names to the event queue; the queue-driven function sweeps each within its own
 //! deadline, as many at once as the queue's maximum concurrency lets it.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::apply::sweep::repositories;
 use crate::domain::names::RepositoryName;

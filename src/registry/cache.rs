@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::domain::mutability::TagMutability;
 use crate::domain::signature::{Kinds, Signatures};

@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::domain::mutability::TagMutability;
@@ -48,7 +50,7 @@ impl Pace {
     async fn wait(&self) {
         let slot = match self.next.lock() {
             Ok(mut next) => {
-                let now = tokio::time::Instant::now();
+                let now = Instant::now();
                 let at = next.map_or(now, |n| n.max(now));
                 *next = Some(at + self.interval);
                 at
@@ -71,7 +73,7 @@ impl<'r, R> Deadline<'r, R> {
 
     async fn cut<T, E>(&self, operation: &str, call: impl Future<Output = Result<T, E>>, fault: impl FnOnce(Fault) -> E) -> Result<T, E> {
         let Some(at) = self.at else { return call.await };
-        match tokio::time::timeout_at(at.into(), call).await {
+        match tokio::time::timeout_at(at, call).await {
             Ok(result) => result,
             Err(_) => Err(fault(Fault::new(
                 FaultKind::Deadline,
@@ -178,7 +180,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn paced_calls_start_evenly_spaced_whoever_asks() {
         let pace = Pace::per_second(4.0);
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         let waits = (0..9).map(|_| async {
             pace.wait().await;
             started.elapsed()
@@ -190,7 +192,7 @@ mod tests {
         assert!(at.windows(2).all(|w| w[1] - w[0] == Duration::from_millis(250)), "{at:?}");
         // After a pause, the next starts at once again: unused slots are not saved up.
         tokio::time::sleep(Duration::from_secs(10)).await;
-        let before = tokio::time::Instant::now();
+        let before = Instant::now();
         pace.wait().await;
         assert_eq!(before.elapsed(), Duration::ZERO);
     }

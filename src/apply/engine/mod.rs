@@ -10,7 +10,7 @@
 //! concurrently within a bound. A job no rule matches costs nothing.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 

@@ -3,7 +3,7 @@
 //! alone.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::apply::engine::writes::Writes;
 use crate::apply::if_newer::{Claim, Observed, Want};

@@ -23,7 +23,9 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
@@ -427,7 +429,7 @@ mod tests {
         let case = Case::pushing(3);
         let (claims, report) = case.write(&registry, None).await;
         assert_eq!(report.detail, Some(format!("was {}", digest(1))));
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         assert_eq!(settle(&registry, &case.rules, claims, 4, None).await, [None]);
         assert!(started.elapsed() >= SETTLE, "the look waits until every write decided before ours has landed");
     }
@@ -471,7 +473,7 @@ mod tests {
         let registry = registry_with(&[1, 3], Some(1));
         let case = Case::pushing(3);
         let (claims, _) = case.write(&registry, None).await;
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         let revisions = settle(&registry, &case.rules, claims, 4, Some(Instant::now() + Duration::from_secs(2))).await;
         let revision = revisions[0].clone().unwrap();
         assert_eq!((revision.outcome, revision.retryable), (Outcome::Failed, true));

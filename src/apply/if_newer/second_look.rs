@@ -3,7 +3,9 @@
 //! landed; a lower version found there is put back.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::future::join_all;
 use semver::Version;
@@ -55,7 +57,7 @@ pub async fn settle<R: Registry>(
         if stop_by.is_some_and(|s| until + LOOK_ALLOWANCE > s) {
             break;
         }
-        tokio::time::sleep_until(until.into()).await;
+        tokio::time::sleep_until(until).await;
         let looks = join_all(group(open).into_iter().map(|claims| look(registry, rules, claims, concurrency))).await;
         open = Vec::new();
         for (index, result) in looks.into_iter().flatten() {

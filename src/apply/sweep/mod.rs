@@ -13,7 +13,7 @@
 //! write budget or before the deadline and says where to resume.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::apply::Settings;
 use crate::domain::request::{continuation_token, ReconcileRequest};

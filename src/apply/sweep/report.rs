@@ -2,7 +2,7 @@
 //! tag written, and the second look's revisions of its if-newer tags.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::Swept;
 use crate::apply::if_newer::{self, Claim};
