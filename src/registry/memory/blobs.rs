@@ -5,28 +5,24 @@ use super::*;
 
 impl Blobs for Memory {
     async fn mounting_enabled(&self) -> Result<bool, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::MountingEnabled);
+        let state = self.enter(Call::MountingEnabled).await.map_err(ReadError::Fault)?;
         Ok(!state.mounting_disabled)
     }
 
     async fn encryption(&self, repository: &Repository) -> Result<(String, Option<String>), ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Encryption(repository.name.clone()));
+        let state = self.enter(Call::Encryption(repository.name.clone())).await.map_err(ReadError::Fault)?;
         Ok(state.stored(repository)?.encryption.clone().unwrap_or_else(|| ("AES256".to_owned(), None)))
     }
 
     async fn missing(&self, repository: &Repository, digests: &[Digest]) -> Result<Vec<Digest>, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Missing(digests.len()));
+        let state = self.enter(Call::Missing(digests.len())).await.map_err(ReadError::Fault)?;
         let stored = state.stored(repository)?;
         Ok(digests.iter().filter(|d| !stored.holds_blob(d)).cloned().collect())
     }
 
     /// Mounted when the setting is on, the encryption is the same and the source holds the blob; as ECR.
     async fn mount(&self, target: &Repository, source: &Repository, digest: &Digest) -> Result<Mount, Fault> {
-        let mut state = self.lock();
-        state.calls.push(Call::Mount(digest.clone()));
+        let mut state = self.enter(Call::Mount(digest.clone())).await?;
         let (Some(from), Some(to)) = (state.repositories.get(&source.name), state.repositories.get(&target.name)) else {
             return Ok(Mount::NotMounted);
         };
@@ -41,8 +37,7 @@ impl Blobs for Memory {
 
     /// Copied whenever the source holds the blob; "sent" is the size a stored manifest declares for it.
     async fn copy_blob(&self, target: &Repository, source: &Repository, digest: &Digest, _max_bytes: u64) -> Result<u64, Fault> {
-        let mut state = self.lock();
-        state.calls.push(Call::CopyBlob(digest.clone()));
+        let mut state = self.enter(Call::CopyBlob(digest.clone())).await?;
         let held = state.repositories.get(&source.name).filter(|from| from.holds_blob(digest)).map(|from| {
             from.images.values().find_map(|(image, _)| References::of(&image.digest, &image.manifest).ok()?.size_of(digest)).unwrap_or(0)
         });
@@ -56,19 +51,20 @@ impl Blobs for Memory {
     }
 
     async fn put_manifest(&self, repository: &Repository, image: &Image, _media_type: &str) -> Result<(), PutError> {
-        let mut state = self.lock();
-        state.calls.push(Call::PutManifest(image.digest.clone()));
+        let mut state = self.enter(Call::PutManifest(image.digest.clone())).await.map_err(PutError::Fault)?;
         let stored = state.repositories.get_mut(&repository.name).ok_or(PutError::RepositoryNotFound)?;
         if stored.images.contains_key(&image.digest) {
             return Err(PutError::AlreadyExists);
+        }
+        if let Some(missing) = stored.absent_references(image) {
+            return Err(PutError::Fault(missing));
         }
         stored.images.insert(image.digest.clone(), (image.clone(), None));
         Ok(())
     }
 
     async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Referrers(digest.clone()));
+        let state = self.enter(Call::Referrers(digest.clone())).await.map_err(ReadError::Fault)?;
         let stored = state.stored(repository)?;
         let mut found: Vec<Digest> = stored
             .images
@@ -83,7 +79,7 @@ impl Blobs for Memory {
 
 
 impl Stored {
-    fn holds_blob(&self, digest: &Digest) -> bool {
+    pub(super) fn holds_blob(&self, digest: &Digest) -> bool {
         self.blobs.contains(digest)
             || self.images.values().any(|(image, _)| References::of(&image.digest, &image.manifest).is_ok_and(|r| r.blobs.contains(digest)))
     }

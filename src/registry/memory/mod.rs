@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
@@ -122,16 +122,25 @@ struct State {
     calls: Vec<Call>,
     /// The account setting `BLOB_MOUNTING` is off (on by default here).
     mounting_disabled: bool,
+    /// What the model's calls meet, and what its writes did ([`weather`]).
+    weather: weather::Climate,
 }
 
-#[derive(Default)]
+/// A registry in memory. A clone is another client of the same registry (its calls are
+/// logged as that client's, [`Memory::client`]).
+#[derive(Default, Clone)]
 pub struct Memory {
-    state: Mutex<State>,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
+    state: Arc<Mutex<State>>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+    /// Which client this is, for [`Written::client`].
+    client: usize,
 }
 
 mod blobs;
+mod weather;
+
+pub use weather::{Mishap, Turn, Weather, Written};
 
 impl Memory {
     /// A registry with these (empty, mutable) repositories.
@@ -278,8 +287,7 @@ fn repository_name(name: &str) -> RepositoryName {
 
 impl Registry for Memory {
     async fn read(&self, repository: &Repository, image: Lookup<'_>, tags: &[Tag]) -> Result<Snapshot, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Read { tags: tags.len() });
+        let mut state = self.enter(Call::Read { tags: tags.len() }).await.map_err(ReadError::Fault)?;
         if let Some(e) = state.take_failure(|f| if let Failure::Read(e) = f { Some(e.clone()) } else { None }) {
             return Err(e);
         }
@@ -314,8 +322,7 @@ impl Registry for Memory {
         // Other writes may start meanwhile, as they would over the network.
         tokio::task::yield_now().await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let mut state = self.lock();
-        state.calls.push(call);
+        let (mut state, mishap) = self.enter_put(call, attempts).await;
         let failure = state.take_failure(|f| match f {
             Failure::Put(None, e) => Some(e.clone()),
             Failure::Put(Some(t), e) if t == tag => Some(e.clone()),
@@ -327,26 +334,20 @@ impl Registry for Memory {
         if let Some(interfere) = before {
             interfere(&mut stored.tags);
         }
-        let result = match (failure, stored.tags.get(tag)) {
-            (Some(e), _) => Err(e),
-            // ECR refuses an existing immutable tag even when it already points at the image.
-            (None, Some(_)) if stored.mutability.as_ref().is_some_and(|m| m.is_immutable(tag.as_str())) => Err(PutError::TagImmutable),
-            (None, Some(d)) if *d == image.digest => Err(PutError::AlreadyExists),
-            (None, _) => {
-                stored.tags.insert(tag.clone(), image.digest.clone());
-                stored.images.entry(image.digest.clone()).or_insert_with(|| (image.clone(), None));
-                Ok(())
-            }
+        let result = match failure {
+            Some(e) => Err(e),
+            None => self.land(&mut state, repository, tag, image, mishap),
         };
         if let Some(interfere) = after {
-            interfere(&mut stored.tags);
+            if let Some(stored) = state.repositories.get_mut(&repository.name) {
+                interfere(&mut stored.tags);
+            }
         }
         result
     }
 
     async fn tags_of(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Tag>, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::TagsOf(digest.clone()));
+        let state = self.enter(Call::TagsOf(digest.clone())).await.map_err(ReadError::Fault)?;
         let stored = state.stored(repository)?;
         let mut found: Vec<Tag> = stored.tags.iter().filter(|(_, d)| *d == digest).map(|(t, _)| t.clone()).collect();
         found.sort();
@@ -354,8 +355,7 @@ impl Registry for Memory {
     }
 
     async fn remove(&self, repository: &Repository, tag: &Tag) -> Result<(), RemoveError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Remove(tag.clone()));
+        let mut state = self.enter(Call::Remove(tag.clone())).await.map_err(RemoveError::Fault)?;
         if let Some(e) = state.take_failure(|f| if let Failure::Remove(e) = f { Some(e.clone()) } else { None }) {
             return Err(e);
         }
@@ -364,22 +364,19 @@ impl Registry for Memory {
     }
 
     async fn restore(&self, repository: &Repository, digest: &Digest) -> Result<(), ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Restore(digest.clone()));
+        let state = self.enter(Call::Restore(digest.clone())).await.map_err(ReadError::Fault)?;
         // ECR takes up to 20 minutes: the image stays unreadable here.
         state.stored(repository).map(|_| ())
     }
 
     async fn tag_mutability(&self, repository: &Repository) -> Result<TagMutability, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::TagMutability(repository.name.clone()));
+        let state = self.enter(Call::TagMutability(repository.name.clone())).await.map_err(ReadError::Fault)?;
         let mutable = TagMutability { mode: Mode::Mutable, filters: Vec::new() };
         Ok(state.stored(repository)?.mutability.clone().unwrap_or(mutable))
     }
 
     async fn repository_tags(&self, repository: &Repository) -> Result<BTreeMap<String, String>, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::RepositoryTags(repository.name.clone()));
+        let mut state = self.enter(Call::RepositoryTags(repository.name.clone())).await.map_err(ReadError::Fault)?;
         if let Some(e) = state.take_failure(|f| if let Failure::RepositoryTags(e) = f { Some(e.clone()) } else { None }) {
             return Err(e);
         }
@@ -388,32 +385,35 @@ impl Registry for Memory {
 
     /// Every kind looked for at once (ECR's order and early stop are [`crate::registry::ecr`]'s).
     async fn signatures(&self, repository: &Repository, digest: &Digest, kinds: Kinds) -> Result<Signatures, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Signatures(digest.clone(), kinds));
+        let mut state = self.enter(Call::Signatures(digest.clone(), kinds)).await.map_err(ReadError::Fault)?;
         if let Some(e) = state.take_failure(|f| if let Failure::Signatures(e) = f { Some(e.clone()) } else { None }) {
             return Err(e);
         }
-        let stored = state.stored(repository)?;
-        let referrers = stored.images.values().filter_map(|(image, _)| Referrer::of_manifest(&image.manifest)).filter(|r| r.subject == *digest);
-        let mut found = Kinds::of(referrers.map(|r| r.kind));
-        if signature::cosign_tag(digest).is_some_and(|t| stored.tags.contains_key(&t)) {
-            found = found.with(Kind::Cosign);
-        }
-        if stored.signed_by_ecr.contains(digest) {
-            found = found.with(Kind::Managed);
-        }
+        let found = state.stored(repository)?.signed(digest);
         Ok(Signatures { looked: kinds, found: Kinds::of(found.iter().filter(|k| kinds.contains(*k))) })
     }
 
     async fn describe(&self, repository: &Repository, digest: &Digest) -> Result<Option<Listed>, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Describe(digest.clone()));
+        let state = self.enter(Call::Describe(digest.clone())).await.map_err(ReadError::Fault)?;
         let stored = state.stored(repository)?;
         Ok(stored.images.get(digest).map(|(image, pushed_at)| stored.listed(image, *pushed_at)))
     }
 }
 
 impl Stored {
+    /// The kinds of signature the image `digest` has.
+    fn signed(&self, digest: &Digest) -> Kinds {
+        let referrers = self.images.values().filter_map(|(image, _)| Referrer::of_manifest(&image.manifest)).filter(|r| r.subject == *digest);
+        let mut found = Kinds::of(referrers.map(|r| r.kind));
+        if signature::cosign_tag(digest).is_some_and(|t| self.tags.contains_key(&t)) {
+            found = found.with(Kind::Cosign);
+        }
+        if self.signed_by_ecr.contains(digest) {
+            found = found.with(Kind::Managed);
+        }
+        found
+    }
+
     fn listed(&self, image: &Image, pushed_at: Option<DateTime<Utc>>) -> Listed {
         let mut tags: Vec<Tag> = self.tags.iter().filter(|(_, d)| **d == image.digest).map(|(t, _)| t.clone()).collect();
         tags.sort();
@@ -434,15 +434,13 @@ impl Stored {
 impl Catalog for Memory {
     /// One page with every repository.
     async fn repositories(&self, _: Option<&RegistryId>, _: Option<&str>) -> Result<Page<RepositoryName>, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Repositories);
+        let state = self.enter(Call::Repositories).await.map_err(ReadError::Fault)?;
         Ok(Page { items: state.repositories.keys().cloned().collect(), next: None })
     }
 
     /// One page with every tagged image.
     async fn images(&self, repository: &Repository, _: Option<&str>) -> Result<Page<Listed>, ReadError> {
-        let mut state = self.lock();
-        state.calls.push(Call::Images(repository.name.clone()));
+        let state = self.enter(Call::Images(repository.name.clone())).await.map_err(ReadError::Fault)?;
         let stored = state.stored(repository)?;
         let mut items: Vec<Listed> = stored
             .images
