@@ -3,7 +3,7 @@
 //! Generic over the [`Catalog`] (the registry port plus listings) so tests can run it against anything; the
 //! binary wires it to [`crate::registry::ecr::Ecr`] and the Lambda runtime.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -132,7 +132,7 @@ impl<R: Catalog + Blobs> Handler<R> {
 
         // One repository's messages in order, repositories concurrently.
         let (sorted_ref, registry_ref) = (&sorted, &registry);
-        let mut begun: HashMap<usize, Result<Handled, RetagError>> = stream::iter(groups)
+        let mut begun: BTreeMap<usize, Result<Handled, RetagError>> = stream::iter(groups)
             .map(|members| async move {
                 let mut out = Vec::with_capacity(members.len());
                 for index in members {
@@ -156,7 +156,7 @@ impl<R: Catalog + Blobs> Handler<R> {
         // Queued sweeps, each within what is left of the budget.
         let sweeps: Vec<(usize, &ReconcileRequest)> =
             sorted.iter().enumerate().filter_map(|(i, s)| if let Sorted::Sweep(r) = s { Some((i, r)) } else { None }).collect();
-        let mut swept: HashMap<usize, Result<(), RetagError>> = stream::iter(sweeps)
+        let mut swept: BTreeMap<usize, Result<(), RetagError>> = stream::iter(sweeps)
             .map(|(index, request)| async move {
                 let result = budget.run(Box::pin(self.queued_sweep(request, budget))).await;
                 (index, result.unwrap_or_else(|| Err(out_of_time())))
@@ -329,7 +329,7 @@ enum Sorted {
 /// first copy, and the messages grouped by repository in the batch's order.
 fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Sorted>, Vec<Vec<usize>>) {
     let mut sorted = Vec::with_capacity(messages.len());
-    let mut first_of: HashMap<String, usize> = HashMap::new();
+    let mut first_of: BTreeMap<String, usize> = BTreeMap::new();
     let mut groups: Vec<(Option<Repository>, Vec<usize>)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let Queued { key, work } = match message.event(now) {

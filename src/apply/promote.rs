@@ -45,7 +45,7 @@ impl Via {
     }
 
     /// The same, `bytes` more having been streamed.
-    fn after(self, bytes: u64) -> Via {
+    pub(crate) fn after(self, bytes: u64) -> Via {
         Via { spent: self.spent + bytes, ..self }
     }
 }

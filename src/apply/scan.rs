@@ -32,18 +32,20 @@ pub async fn begin_scanned<R: Blobs>(registry: &R, settings: &Settings, scan: &S
     Ok(handled)
 }
 
-/// Inspector's event counts CRITICAL, HIGH and MEDIUM only. Where a gate below MEDIUM
-/// applies and the rest is not zero, ECR's findings summary (one DescribeImages) splits it;
-/// if that does not either (no summary yet, UNTRIAGED findings), the gate fails closed.
+/// The findings a gate is judged on. An event that would let a gate pass may be stale (a
+/// rescan since found more, and events arrive late and out of order), so ECR's findings summary
+/// now (one DescribeImages) decides instead when it has one. It also splits what Inspector's
+/// event counts only in its total (a gate below MEDIUM); where neither splits it, the gate fails closed.
 async fn split_findings<R: Registry>(registry: &R, settings: &Settings, scan: &ScanResult) -> Result<Findings, RetagError> {
     let name = scan.repository.name.as_str();
     let lowest = scan.tags.iter().filter_map(|t| settings.rules.lowest_scan_gate(name, t.as_str())).min();
-    if !lowest.is_some_and(|gate| scan.findings.undecided(gate)) {
+    let Some(gate) = lowest else { return Ok(scan.findings.clone()) };
+    if !scan.findings.undecided(gate) && !scan.findings.passes(gate) {
         return Ok(scan.findings.clone());
     }
     let listed = registry.describe(&scan.repository, &scan.digest).await.map_err(|e| RetagError::reading(&scan.repository, e))?;
     Ok(match listed.map(|l| l.scan) {
-        Some(Scanned::Done(summary)) if lowest.is_some_and(|gate| !summary.undecided(gate)) => summary,
+        Some(Scanned::Done(summary)) if !summary.undecided(gate) => summary,
         _ => scan.findings.clone(),
     })
 }

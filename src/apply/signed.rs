@@ -211,7 +211,7 @@ mod tests {
         let clean = Findings::default();
         let report = crate::apply::promote_scanned(&memory, &settings(), &scan(clean.clone())).await.unwrap();
         assert_eq!(outcomes(&report), [("prod", Outcome::Deferred)]);
-        assert_eq!(memory.kinds(), ["signatures"], "one look; nothing to write, so no manifest read");
+        assert_eq!(memory.kinds(), ["describe", "signatures"], "the findings now, one look; nothing to write, so no manifest read");
         memory.set_scan("app", &digest(1), Scanned::Done(clean.clone()));
         let report = signed(&memory, &sign_with_notation(&memory, 7)).await;
         assert_eq!(outcomes(&report), [("prod", Outcome::Created), ("stable", Outcome::Created)]);
@@ -225,7 +225,7 @@ mod tests {
         memory.clear_calls();
         let report = crate::apply::promote_scanned(&memory, &settings(), &scan(clean.clone())).await.unwrap();
         assert_eq!(outcomes(&report), [("prod", Outcome::Created)]);
-        assert_eq!(memory.kinds(), ["signatures", "read", "put"]);
+        assert_eq!(memory.kinds(), ["describe", "signatures", "read", "put"], "no summary yet: the event decides");
         let high = Findings { unsplit: None, counts: [("HIGH".to_owned(), 2)].into() };
         let memory = registry();
         memory.set_scan("app", &digest(1), Scanned::Done(high));

@@ -10,7 +10,7 @@ pub mod deadline;
 pub mod ecr;
 pub mod memory;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -96,7 +96,7 @@ pub struct Snapshot {
     /// The image exists but is archived (BatchGetImage: `ImageInaccessible`): its manifest
     /// cannot be read, and a PutImage of it would restore it (a 90-day minimum charge).
     pub archived: bool,
-    pub tags: HashMap<Tag, TagState>,
+    pub tags: BTreeMap<Tag, TagState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

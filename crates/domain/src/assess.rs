@@ -3,7 +3,7 @@
 //! which image each derived tag should end on. No I/O.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
@@ -114,8 +114,8 @@ pub fn assess(
     let mut candidates: BTreeMap<(Option<RepositoryName>, Tag), Vec<Candidate<'_>>> = BTreeMap::new();
     let mut held: BTreeMap<(Option<RepositoryName>, String, &Digest), String> = BTreeMap::new();
     let mut signature_looks = Vec::new();
-    let signed_by_cosign: HashSet<Digest> = images.iter().flat_map(|i| &i.tags).filter_map(signature::cosign_subject).collect();
-    let mut current: HashMap<&Tag, &Digest> = HashMap::new();
+    let signed_by_cosign: BTreeSet<Digest> = images.iter().flat_map(|i| &i.tags).filter_map(signature::cosign_subject).collect();
+    let mut current: BTreeMap<&Tag, &Digest> = BTreeMap::new();
     for image in images {
         for t in &image.tags {
             current.insert(t, &image.digest);

@@ -21,7 +21,7 @@
 //! write, and then seen the higher version and stayed away.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
@@ -68,7 +68,7 @@ pub struct Want {
 #[derive(Debug, Clone)]
 pub struct Observed {
     pub at: Instant,
-    pub tags: HashMap<Tag, TagState>,
+    pub tags: BTreeMap<Tag, TagState>,
 }
 
 /// An if-newer tag this invocation left on its image, to look at again after [`SETTLE`].
@@ -120,7 +120,7 @@ impl<R: Registry> Guard<'_, R> {
     ) -> Result<Vec<Claim>, RetagError> {
         let digest = self.target.digest();
         let mut pending: Vec<Pending> = wants.into_iter().map(|want| Pending { want, attempts: 0, previous: None }).collect();
-        let mut holders: HashMap<Digest, Result<Vec<Tag>, Fault>> = HashMap::new();
+        let mut holders: BTreeMap<Digest, Result<Vec<Tag>, Fault>> = BTreeMap::new();
         let mut claims = Vec::new();
         let mut immutable = Vec::new();
         for round in 0..ROUNDS {
@@ -250,7 +250,7 @@ impl<R: Registry> Guard<'_, R> {
     }
 
     /// The tags of every holder not looked up yet, one DescribeImages per holder, concurrently.
-    async fn look_up_holders(&self, pending: &[Pending], view: &Observed, holders: &mut HashMap<Digest, Result<Vec<Tag>, Fault>>) {
+    async fn look_up_holders(&self, pending: &[Pending], view: &Observed, holders: &mut BTreeMap<Digest, Result<Vec<Tag>, Fault>>) {
         let mut unknown: Vec<&Digest> = pending
             .iter()
             .filter_map(|p| match view.tags.get(&p.want.tag) {
@@ -299,9 +299,29 @@ fn not_looked_up(holder: &Digest) -> Fault {
 /// PutImage's per-second quota, and each retry costs a read first.
 fn backoff(round: u32) -> Duration {
     let ceiling = Duration::from_millis(100u64 << round.min(4)).min(Duration::from_secs(1));
-    // A fresh random seed per call: std's hasher keys are random.
-    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
-    ceiling.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64)
+    ceiling.mul_f64((jitter() >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+thread_local! {
+    /// xorshift64* state, seeded from std's random hasher keys on first use.
+    static JITTER: std::cell::Cell<u64> =
+        std::cell::Cell::new(std::collections::hash_map::RandomState::new().build_hasher().finish() | 1);
+}
+
+fn jitter() -> u64 {
+    JITTER.with(|state| {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    })
+}
+
+/// Seeds this thread's backoff jitter, so that a simulation's seed replays its run exactly.
+pub fn seed_jitter(seed: u64) {
+    JITTER.with(|state| state.set(seed | 1));
 }
 
 #[cfg(test)]
@@ -455,7 +475,7 @@ mod tests {
         // The caller's read said v1.1.0 holds the tag, but that read is too old to act on.
         let observed = Observed {
             at: Instant::now().checked_sub(FRESH * 2).unwrap(),
-            tags: HashMap::from([(tag("stable"), TagState::At(digest(1)))]),
+            tags: BTreeMap::from([(tag("stable"), TagState::At(digest(1)))]),
         };
         let (claims, report) = Case::pushing(3).write(&registry, Some(observed)).await;
         assert_eq!((report.outcome, claims.len()), (Outcome::SkippedNotNewer, 0));
@@ -463,7 +483,7 @@ mod tests {
 
         // A fresh one is acted on without reading again.
         let registry = registry_with(&[1, 3], Some(1));
-        let observed = Observed { at: Instant::now(), tags: HashMap::from([(tag("stable"), TagState::At(digest(1)))]) };
+        let observed = Observed { at: Instant::now(), tags: BTreeMap::from([(tag("stable"), TagState::At(digest(1)))]) };
         let (_, report) = Case::pushing(3).write(&registry, Some(observed)).await;
         assert_eq!((report.outcome, log(&registry)), (Outcome::Moved, vec!["put 03".to_owned()]));
     }

@@ -2,7 +2,7 @@
 //! again [`SETTLE`] after its write, when every write decided before it has
 //! landed; a lower version found there is put back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -106,8 +106,8 @@ async fn look<R: Registry>(registry: &R, rules: &RuleSet, claims: Vec<(usize, Cl
     let (repository, image, media_type) = (first.repository.clone(), first.image.clone(), first.media_type.clone());
     let asked: Vec<Tag> = claims.iter().map(|(_, c)| c.want.tag.clone()).collect();
     let at = Instant::now();
-    let view = match registry.read(&repository, Lookup::Digest(&image.digest), &asked).await {
-        Ok(snapshot) => Observed { at, tags: snapshot.tags },
+    let (view, archived) = match registry.read(&repository, Lookup::Digest(&image.digest), &asked).await {
+        Ok(snapshot) => (Observed { at, tags: snapshot.tags }, snapshot.archived),
         Err(e) => {
             let fault = read_fault(e);
             let failed = Revision {
@@ -136,9 +136,15 @@ async fn look<R: Registry>(registry: &R, rules: &RuleSet, claims: Vec<(usize, Cl
                 detail: format!("a lower version's late write moved it to {undone}{}; put back", at_version(version.as_ref())),
                 retryable: false,
             })),
+            // Archived since the write: its version no longer counts, so whoever took the tag keeps it.
+            Some(TagState::At(holder)) if archived => Look::Done(Some(Revision {
+                outcome: Outcome::Superseded,
+                detail: format!("written, then the image was archived; left on {holder}"),
+                retryable: false,
+            })),
             Some(TagState::At(holder)) => {
                 // Decided like any write: a fresh view, the holder's version.
-                let observed = Observed { at: view.at, tags: HashMap::from([(claim.want.tag.clone(), TagState::At(holder.clone()))]) };
+                let observed = Observed { at: view.at, tags: BTreeMap::from([(claim.want.tag.clone(), TagState::At(holder.clone()))]) };
                 let mut scratch = BTreeMap::new();
                 match guard.write(vec![claim.want.clone()], Some(observed), &mut scratch).await {
                     Ok(mut again) if !again.is_empty() => {

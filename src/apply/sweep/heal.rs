@@ -8,7 +8,7 @@
 //! referrers and cosign's sidecar tags). Gated rules were judged by the assessment, as for the
 //! repository's own tags.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use super::{group, tally, would_write, Ending, Stop, Swept};
@@ -27,7 +27,7 @@ pub(super) async fn promotions<R: Catalog + Blobs>(
     settings: &Settings,
     source: &Repository,
     promoted: Vec<Desired>,
-    listed: &HashMap<&Digest, &Listed>,
+    listed: &BTreeMap<&Digest, &Listed>,
     swept: &mut Swept,
     out_of_time: &impl Fn() -> bool,
 ) -> Result<Option<Stop>, RetagError> {
@@ -55,12 +55,20 @@ pub(super) async fn promotions<R: Catalog + Blobs>(
             }
         };
         let mut by_image: BTreeMap<Digest, Vec<Desired>> = BTreeMap::new();
+        let mut in_place: BTreeMap<Digest, Vec<Desired>> = BTreeMap::new();
         for mut d in wanted {
             d.current = here.get(&d.tag).cloned();
             if d.current.as_ref() == Some(&d.digest) {
                 swept.summary.already_correct += 1;
+                in_place.entry(d.digest.clone()).or_default().push(d);
             } else {
                 by_image.entry(d.digest.clone()).or_default().push(d);
+            }
+        }
+        // A signature pushed after its image was promoted has no promotion event of its own.
+        if !swept.dry_run {
+            for (digest, wanted) in &in_place {
+                follow(registry, settings, source, &target, digest, wanted, swept).await;
             }
         }
         for (digest, mut wanted) in by_image {
@@ -86,9 +94,35 @@ pub(super) async fn promotions<R: Catalog + Blobs>(
     Ok(None)
 }
 
+/// The referrers and cosign sidecars of an image already promoted, copied where the target
+/// lacks them: one ListImageReferrers and one BatchGetImage in the source per image, more only
+/// when something is missing. A failure is the sweep's (a later one tries again).
+async fn follow<R: Blobs>(registry: &R, settings: &Settings, source: &Repository, target: &Repository, digest: &Digest, wanted: &[Desired], swept: &mut Swept) {
+    let stream = wanted.iter().any(|d| settings.rules.copies_blobs(&d.rules)).then_some(promote::STREAM_LIMIT);
+    let followed = async {
+        let via = promote::ready(registry, source, target, stream).await?;
+        let referrers = promote::copy_referrers(registry, source, target, digest, via).await?;
+        let sidecars = promote::copy_sidecars(registry, source, target, digest, via.after(referrers.bytes)).await?;
+        Ok::<_, Refusal>(referrers.and(sidecars))
+    };
+    match Box::pin(followed).await {
+        Ok(copied) if copied != promote::Copied::default() => {
+            swept.writes += copied.manifests;
+            swept.summary.promotions.push(copied.report(&target.name));
+        }
+        Ok(_) => {}
+        Err(refusal) => {
+            let mut report = TagReport::new(wanted[0].tag.as_str(), wanted[0].rules.clone(), Outcome::Failed);
+            report.refuse(format!("in place, but the image's referrers (signatures, SBOMs) did not follow: {refusal}"), refusal.retryable());
+            swept.summary.failed += 1;
+            swept.summary.changes.push(TagReport { repository: Some(target.name.to_string()), digest: Some(digest.to_string()), ..report });
+        }
+    }
+}
+
 /// Where each tag of the target points, from its listing (DescribeImages, page by page).
-async fn where_tags_are<R: Catalog>(registry: &R, target: &Repository) -> Result<HashMap<Tag, Digest>, Refusal> {
-    let mut here = HashMap::new();
+async fn where_tags_are<R: Catalog>(registry: &R, target: &Repository) -> Result<BTreeMap<Tag, Digest>, Refusal> {
+    let mut here = BTreeMap::new();
     let mut page: Option<String> = None;
     loop {
         let listed = registry.images(target, page.as_deref()).await.map_err(|e| Refusal::reading(target, e))?;

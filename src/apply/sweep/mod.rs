@@ -12,7 +12,7 @@
 //! are healed there the same way ([`heal`]). The sweep stops cleanly at its
 //! write budget or before the deadline and says where to resume.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use crate::apply::Settings;
@@ -231,7 +231,7 @@ async fn sweep_repository<R: Catalog + Blobs>(
             by_image.entry(d.digest.clone()).or_default().push(d);
         }
     }
-    let listed: HashMap<&Digest, &Listed> = images.iter().map(|i| (&i.digest, i)).collect();
+    let listed: BTreeMap<&Digest, &Listed> = images.iter().map(|i| (&i.digest, i)).collect();
 
     for (digest, mut wanted) in by_image {
         let left = swept.budget.saturating_sub(swept.writes);
@@ -268,7 +268,7 @@ struct Ending<'a> {
 }
 
 impl<'a> Ending<'a> {
-    fn of(digest: &'a Digest, listed: &HashMap<&Digest, &'a Listed>) -> Ending<'a> {
+    fn of(digest: &'a Digest, listed: &BTreeMap<&Digest, &'a Listed>) -> Ending<'a> {
         let image = listed.get(digest);
         Ending { digest, media_type: image.and_then(|i| i.media_type.as_deref()), artifact: image.and_then(|i| i.artifact.as_ref()) }
     }

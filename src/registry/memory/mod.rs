@@ -7,7 +7,7 @@
 //! tag `TagImmutable` (even on the same image), a repository that is not
 //! there `RepositoryNotFound`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -92,22 +92,22 @@ pub enum Failure {
 }
 
 /// What another writer does to a repository's tags while a PutImage is under way.
-pub type Interference = Box<dyn FnOnce(&mut HashMap<Tag, Digest>) + Send>;
+pub type Interference = Box<dyn FnOnce(&mut BTreeMap<Tag, Digest>) + Send>;
 
 #[derive(Default)]
 struct Stored {
-    images: HashMap<Digest, (Image, Option<DateTime<Utc>>)>,
-    tags: HashMap<Tag, Digest>,
+    images: BTreeMap<Digest, (Image, Option<DateTime<Utc>>)>,
+    tags: BTreeMap<Tag, Digest>,
     mutability: Option<TagMutability>,
     resource_tags: BTreeMap<String, String>,
     /// Archived images: not readable, not listed.
-    archived: std::collections::HashSet<Digest>,
+    archived: std::collections::BTreeSet<Digest>,
     /// Scan states other than "no scan".
-    scans: HashMap<Digest, Scanned>,
+    scans: BTreeMap<Digest, Scanned>,
     /// Images ECR managed signing has signed (status `COMPLETE`).
-    signed_by_ecr: std::collections::HashSet<Digest>,
+    signed_by_ecr: std::collections::BTreeSet<Digest>,
     /// Blobs uploaded or mounted here; a stored image's blobs count too, as `docker push` uploads them.
-    blobs: std::collections::HashSet<Digest>,
+    blobs: std::collections::BTreeSet<Digest>,
     /// Another encryption than the default (`AES256`, no key).
     encryption: Option<(String, Option<String>)>,
 }
@@ -226,12 +226,12 @@ impl Memory {
     }
 
     /// Runs `f` on the tags right before the next PutImage is carried out (the last pushed first).
-    pub fn before_put(&self, f: impl FnOnce(&mut HashMap<Tag, Digest>) + Send + 'static) {
+    pub fn before_put(&self, f: impl FnOnce(&mut BTreeMap<Tag, Digest>) + Send + 'static) {
         self.lock().before_put.push(Box::new(f));
     }
 
     /// Runs `f` on the tags right after the next PutImage landed or failed (the last pushed first).
-    pub fn after_put(&self, f: impl FnOnce(&mut HashMap<Tag, Digest>) + Send + 'static) {
+    pub fn after_put(&self, f: impl FnOnce(&mut BTreeMap<Tag, Digest>) + Send + 'static) {
         self.lock().after_put.push(Box::new(f));
     }
 

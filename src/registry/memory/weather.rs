@@ -105,6 +105,18 @@ impl Memory {
         self.lock().weather.put_quota = Some(per_second);
     }
 
+    /// Whether the repository holds the manifest `digest` (tagged or not).
+    pub fn holds(&self, repository: &str, digest: &Digest) -> bool {
+        let name = super::repository_name(repository);
+        self.lock().repositories.get(&name).is_some_and(|r| r.images.contains_key(digest))
+    }
+
+    /// Every tag of the repository and where it points.
+    pub fn tags(&self, repository: &str) -> std::collections::BTreeMap<Tag, Digest> {
+        let name = super::repository_name(repository);
+        self.lock().repositories.get(&name).map(|r| r.tags.iter().map(|(t, d)| (t.clone(), d.clone())).collect()).unwrap_or_default()
+    }
+
     /// Lands every write still on its way, as the passing of time would.
     pub fn land_late(&self) {
         self.lock().land_due(None);

@@ -2,7 +2,7 @@
 //! problem names its rule and field, with what would be accepted; a rule set
 //! with any problem is refused.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use regex::Regex;
@@ -113,7 +113,7 @@ impl RuleSet {
             });
         }
         let mut rules = Vec::with_capacity(raw.rules.len());
-        let mut names = HashSet::new();
+        let mut names = BTreeSet::new();
         for (index, value) in raw.rules.into_iter().enumerate() {
             let label = rule_label(index, &value);
             let mut problem = |field: &str, text: String| {

@@ -1,0 +1,300 @@
+//! The invariants (docs/testing.md), judged on what a run left: every write ECR carried out or
+//! refused, each invocation's answer, and where the tags were at quiescence, after one sweep,
+//! and after every event was delivered again. The expectations come from the workload alone:
+//! a reference model of what the rules say, a fraction of the engine's size.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ecr_retag::error::RetagError;
+use ecr_retag::lambda::Answer;
+use ecr_retag::registry::PutError;
+use ecr_retag::report::Report;
+use semver::Version;
+
+use crate::run::Run;
+use crate::world::{Kind, Step, Workload};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: u8,
+    pub detail: String,
+}
+
+/// What the world's steps left, the facts the expectations are computed from.
+struct Facts {
+    /// (repository, pushed tag) → image, as the last push left it.
+    pushed: BTreeMap<(&'static str, String), usize>,
+    archived: BTreeSet<usize>,
+    /// Every scan of an image, in order: critical findings.
+    scans: HashMap<usize, Vec<u64>>,
+    /// Image → its signatures.
+    signatures: HashMap<usize, Vec<usize>>,
+    /// The version each image was pushed as.
+    version_of: HashMap<usize, Version>,
+}
+
+fn version(tag: &str) -> Option<Version> {
+    Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok().filter(|v| v.pre.is_empty())
+}
+
+impl Facts {
+    fn of(workload: &Workload) -> Facts {
+        let mut f = Facts { pushed: BTreeMap::new(), archived: BTreeSet::new(), scans: HashMap::new(), signatures: HashMap::new(), version_of: HashMap::new() };
+        for (_, step) in &workload.steps {
+            match step {
+                Step::Push { repo, tag, image } => {
+                    f.pushed.insert((repo, tag.clone()), *image);
+                    if let Some(v) = version(tag) {
+                        f.version_of.insert(*image, v);
+                    }
+                }
+                Step::Scan { image, critical, .. } => f.scans.entry(*image).or_default().push(*critical),
+                Step::Sign { subject, signature, .. } => f.signatures.entry(*subject).or_default().push(*signature),
+                Step::Archive { image, .. } => {
+                    f.archived.insert(*image);
+                }
+                Step::Sweep => {}
+            }
+        }
+        f
+    }
+
+    /// The images of `repo` a rule may put a derived tag on: each still holds its pushed
+    /// version, and is not archived. With `and`, only those it also accepts.
+    fn candidates(&self, repo: &str, and: impl Fn(usize) -> bool) -> Vec<(Version, usize)> {
+        self.candidates_or_archived(repo, |i| !self.archived.contains(&i) && and(i))
+    }
+
+    /// The same, archived images included unless `and` leaves them out.
+    fn candidates_or_archived(&self, repo: &str, and: impl Fn(usize) -> bool) -> Vec<(Version, usize)> {
+        let mut out: Vec<(Version, usize)> = self
+            .pushed
+            .iter()
+            .filter(|((r, _), image)| *r == repo && and(**image))
+            .filter_map(|((_, tag), image)| Some((version(tag)?, *image)))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The highest candidate for each key (`v1`, `v1.2`, …) a version derives.
+    fn highest(&self, candidates: &[(Version, usize)], key: impl Fn(&Version) -> String) -> BTreeMap<String, (Version, usize)> {
+        let mut out: BTreeMap<String, (Version, usize)> = BTreeMap::new();
+        for (v, image) in candidates {
+            out.insert(key(v), (v.clone(), *image));
+        }
+        out
+    }
+}
+
+/// Where each rule-derived tag must be: (repository, tag) → image, for the if-newer lines.
+/// The target's tags whose line has an image archived in the source.
+fn murky(facts: &Facts) -> BTreeSet<String> {
+    facts.archived.iter().filter_map(|i| facts.version_of.get(i)).map(|v| format!("v{}", v.major)).collect()
+}
+
+fn lines(facts: &Facts, handled: impl Fn(usize) -> bool + Copy) -> Vec<(&'static str, String, (Version, usize))> {
+    let mut out = Vec::new();
+    let app = facts.candidates("app", handled);
+    for (tag, want) in facts.highest(&app, |v| format!("v{}", v.major)) {
+        out.push(("app", tag, want));
+    }
+    // Not judged (docs/testing.md): a target's tag whose line has an image archived in the source.
+    let prod = facts.candidates("app", handled);
+    let murky = murky(facts);
+    for (tag, want) in facts.highest(&prod, |v| format!("v{}", v.major)).into_iter().filter(|(t, _)| !murky.contains(t)) {
+        out.push(("prod/app", tag, want));
+    }
+    for (tag, want) in facts.highest(&app, |v| format!("v{}.{}", v.major, v.minor)) {
+        out.push(("app", tag, want));
+    }
+    for (tag, want) in facts.highest(&facts.candidates("web", handled), |v| format!("v{}", v.major)) {
+        out.push(("web", tag, want));
+    }
+    out
+}
+
+/// `strict`: the known gaps (docs/testing.md) count too.
+pub fn check(workload: &Workload, run: &Run, strict: bool) -> Vec<Violation> {
+    let facts = Facts::of(workload);
+    let images = &workload.images;
+    let by_digest: HashMap<&str, usize> = images.iter().enumerate().map(|(i, img)| (img.digest.as_str(), i)).collect();
+    let mut out = Vec::new();
+    let mut say = |invariant: u8, detail: String| out.push(Violation { invariant, detail });
+    let at = |state: &BTreeMap<String, BTreeMap<String, String>>, repo: &str, tag: &str| {
+        state.get(repo).and_then(|tags| tags.get(tag)).and_then(|d| by_digest.get(d.as_str()).copied())
+    };
+
+    // 1. Never backwards: at quiescence, no if-newer tag below the highest version delivered.
+    let delivered = |image: usize| {
+        run.events.iter().zip(&run.handled).any(|(e, ok)| *ok && e.contains(images[image].digest.as_str()) && e.contains("\"PUSH\""))
+    };
+    // A promotion's tags are judged after the sweep (8): its failures are retried by the sweep.
+    // An archived holder counts as older, so the next event takes its tags whatever its version:
+    // lines with an archived image are the sweep's to straighten (8).
+    let archived_lines: BTreeSet<String> = facts
+        .archived
+        .iter()
+        .filter_map(|i| facts.version_of.get(i))
+        .flat_map(|v| [format!("v{}", v.major), format!("v{}.{}", v.major, v.minor)])
+        .collect();
+    for (repo, tag, (want, _)) in lines(&facts, delivered).into_iter().filter(|(r, t, _)| *r != "prod/app" && !(*r == "app" && archived_lines.contains(t))) {
+        match at(&run.quiescent, repo, &tag).and_then(|i| facts.version_of.get(&i)) {
+            Some(held) if *held >= want => {}
+            held => say(1, format!("{repo}:{tag} at quiescence holds {held:?}, below {want}, the highest delivered")),
+        }
+    }
+
+    // 2–6, on every write ECR carried out or refused.
+    for w in &run.written {
+        let Some(&image) = by_digest.get(w.digest.as_str()) else {
+            say(3, format!("{}:{} put on {}, a digest no pipeline pushed", w.repository, w.tag, w.digest));
+            continue;
+        };
+        let img = &images[image];
+        if w.manifest != img.manifest || crate::rng::sha256(w.manifest.as_bytes()) != w.digest.as_str() {
+            say(3, format!("{}:{} put with bytes that are not {}'s", w.repository, w.tag, w.digest));
+        }
+        let sidecar = [".sig", ".att", ".sbom"].iter().any(|s| w.tag.as_str().ends_with(s));
+        if w.answer.is_ok() && img.artifact() && !sidecar {
+            say(2, format!("{}:{} put on the artifact {}", w.repository, w.tag, w.digest));
+        }
+        // Known gap unless strict (docs/testing.md): an image archived between the read that chose
+        // it and the write (a retry round, a repair) is not read again.
+        if w.answer.is_ok() && w.archived && !w.late && strict {
+            say(2, format!("{}:{} put on the archived image {} at {:?} by client {}", w.repository, w.tag, w.digest, w.at, w.client));
+        }
+        if w.answer.is_ok() && w.repository.as_str() == "lab" {
+            say(2, format!("lab:{} written, but lab has not opted in", w.tag));
+        }
+        if w.answer.is_ok() && !w.late {
+            let passes = matches!(&w.scan, Some(ecr_retag::domain::assess::Scanned::Done(f)) if f.counts.get("CRITICAL").copied().unwrap_or(0) == 0);
+            // Known gap unless strict (docs/testing.md): the second look puts a gated tag back on its
+            // image without judging the gate again, so a rescan that failed meanwhile is not seen.
+            let passed_before = by_digest.get(w.digest.as_str()).is_some_and(|i| facts.scans.get(i).is_some_and(|s| s.contains(&0)));
+            if w.tag.as_str() == "stable" && !passes && (strict || !passed_before) {
+                say(4, format!("app:stable put on {} while its scan is {:?}", w.digest, w.scan));
+            }
+            if w.tag.as_str() == "trusted" && w.signed.is_empty() {
+                say(4, format!("app:trusted put on {}, which has no signature", w.digest));
+            }
+        }
+        if let Err(PutError::Fault(f)) = &w.answer {
+            if f.code == "LayersNotFoundException" || f.code == "ReferencedImagesNotFoundException" {
+                say(5, format!("{}:{} put before the image's blobs and children were there ({})", w.repository, w.tag, f.code));
+            }
+        }
+    }
+
+    // 6. Every refusal of an immutable tag is reported as a conflict by the invocation that met it.
+    for inv in &run.invocations {
+        let report: Option<&Report> = match &inv.answer {
+            Some(Ok(Answer::Event(r))) => Some(r),
+            Some(Err(RetagError::TagsNotApplied { report, .. })) => Some(report),
+            _ => None,
+        };
+        let Some(report) = report else { continue };
+        for w in run.written.iter().filter(|w| w.client == inv.client && !w.late && w.at >= inv.start && w.at <= inv.end) {
+            if w.answer == Err(PutError::TagImmutable) {
+                // A conflict; or, when the re-read that tells whose the tag is failed, a retryable failure
+                // (the tag may be this image's own, from an earlier attempt: only a later delivery can say).
+                let conflict = report.tags.iter().any(|t| {
+                    t.tag == w.tag.as_str()
+                        && serde_json::to_value(t.outcome).is_ok_and(|o| o == "conflict" || o == "unchanged" || (o == "failed" && t.retryable))
+                });
+                if !conflict {
+                    let entry = report.tags.iter().find(|t| t.tag == w.tag.as_str()).map(|t| (t.outcome, t.detail.clone()));
+                    say(6, format!("{}:{} refused as immutable, and reported as {entry:?}", w.repository, w.tag));
+                }
+            }
+        }
+    }
+    for w in run.written.iter().filter(|w| w.answer.is_ok() && w.tag.as_str().starts_with("release-")) {
+        let times = run.written.iter().filter(|o| o.answer.is_ok() && o.tag == w.tag && o.repository == w.repository).count();
+        if times > 1 {
+            say(6, format!("{}:{} written {times} times", w.repository, w.tag));
+        }
+    }
+
+    // 7. Quiet when done. Known gap (docs/testing.md): the sweep does not look at images archived
+    // in the source, so a signature of one, pushed after its promotion, follows only on a redelivery.
+    let archived_subject = |tag: &str| {
+        facts.archived.iter().any(|i| tag.starts_with(&images[*i].digest.as_str().replacen(':', "-", 1)))
+    };
+    let murky = murky(&facts);
+    // Known gap (docs/testing.md): a scan event of an image since rebuilt under its tag still
+    // carries that tag, and a redelivery of it puts gated tags back on the old image.
+    let rebuilt = |w: &&ecr_retag::registry::memory::Written| {
+        by_digest.get(w.digest.as_str()).is_some_and(|i| facts.version_of.contains_key(i) && !facts.pushed.values().any(|p| p == i))
+    };
+    // … and the tag's next write, which puts it back where it belongs, is no fault either.
+    let flipped: BTreeSet<(String, String)> =
+        run.redelivered_writes.iter().filter(rebuilt).map(|w| (w.repository.to_string(), w.tag.to_string())).collect();
+    let unjudged = |w: &&ecr_retag::registry::memory::Written| {
+        archived_subject(w.tag.as_str())
+            || (w.repository.as_str() == "prod/app" && murky.contains(w.tag.as_str()))
+            || flipped.contains(&(w.repository.to_string(), w.tag.to_string()))
+    };
+    for w in run.redelivered_writes.iter().filter(|w| !unjudged(w)) {
+        say(7, format!("{}:{} written again (on {}) when the events were delivered once more", w.repository, w.tag, w.digest));
+    }
+
+    // 8. Convergence after one sweep.
+    let every = |_: usize| true;
+    for (repo, tag, (_, want)) in lines(&facts, every) {
+        if at(&run.swept, repo, &tag) != Some(want) {
+            say(8, format!("{repo}:{tag} after the sweep is on {:?}, not the highest version's image {want}", at(&run.swept, repo, &tag)));
+        }
+    }
+    let passed = |i: usize| facts.scans.get(&i).and_then(|s| s.last()) == Some(&0);
+    let ever_passed = |i: usize| facts.scans.get(&i).is_some_and(|s| s.contains(&0));
+    type Judge<'a> = Box<dyn Fn(usize) -> bool + 'a>;
+    let gated: [(&str, Judge, Judge); 2] = [
+        ("stable", Box::new(passed), Box::new(ever_passed)),
+        ("trusted", Box::new(|i| facts.signatures.contains_key(&i)), Box::new(|i| facts.signatures.contains_key(&i))),
+    ];
+    for (tag, now, once) in gated {
+        let want = facts.candidates("app", &now).last().map(|(v, i)| (v.clone(), *i));
+        let held = at(&run.swept, "app", tag);
+        // A gated tag is not taken back when a rescan fails: a higher version that passed once may keep it.
+        let fine = match (&want, held) {
+            (Some((_, w)), Some(h)) if *w == h => true,
+            (_, Some(h)) => once(h) && want.as_ref().is_none_or(|(v, _)| facts.version_of.get(&h).is_some_and(|hv| hv > v)),
+            (None, None) => true,
+            (Some(_), None) => false,
+        };
+        if !fine {
+            say(8, format!("app:{tag} after the sweep is on {held:?}; the rules say {want:?}"));
+        }
+    }
+    for (repo, tags) in &run.swept {
+        for (tag, digest) in tags {
+            let Some(&i) = by_digest.get(digest.as_str()) else { continue };
+            if tag.starts_with("release-") && facts.version_of.get(&i).is_none_or(|v| format!("release-{}", v.major) != *tag) {
+                say(8, format!("{repo}:{tag} is on {digest}, of another major version"));
+            }
+            // 5. A promoted image's referrers and cosign sidecars followed it.
+            if repo == "prod/app" && !images[i].artifact() && !facts.archived.contains(&i) {
+                for sig in facts.signatures.get(&i).into_iter().flatten() {
+                    let held = match images[*sig].kind {
+                        Kind::Cosign => tags.contains_key(&format!("{}.sig", digest.replacen(':', "-", 1))),
+                        _ => run.swept_holds.contains(&(repo.clone(), images[*sig].digest.to_string())),
+                    };
+                    if !held {
+                        say(5, format!("prod/app:{tag} is on {digest}, but its signature {} did not follow it", images[*sig].digest));
+                    }
+                }
+            }
+        }
+    }
+
+    // 9. Honest failures: no panic; a failure says whether a retry can help, and why.
+    for inv in &run.invocations {
+        match &inv.answer {
+            None => say(9, format!("the handler panicked on events {:?}", inv.events)),
+            Some(Err(e)) if e.to_string().trim().is_empty() || e.error_type().is_empty() => say(9, format!("a failure without a reason: {e:?}")),
+            _ => {}
+        }
+    }
+    out
+}
