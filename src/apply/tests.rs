@@ -93,6 +93,7 @@ async fn given_a_release_push_then_each_derived_tag_is_created_with_one_read() {
         outcomes(&report),
         [("20261124", Outcome::Created), ("stable", Outcome::Created), ("v1", Outcome::Created), ("v1.4", Outcome::Created)]
     );
+    // One read of the four tags and of the pushed one (is the event still the tag's?).
     let mut calls = log(&fake);
     calls.sort();
     assert_eq!(
@@ -102,7 +103,7 @@ async fn given_a_release_push_then_each_derived_tag_is_created_with_one_read() {
             format!("put stable {MEDIA}"),
             format!("put v1 {MEDIA}"),
             format!("put v1.4 {MEDIA}"),
-            "read 4".to_string()
+            "read 5".to_string()
         ]
     );
     for t in ["stable", "v1", "v1.4", "20261124"] {
@@ -119,7 +120,7 @@ async fn given_the_tags_are_in_place_when_the_event_comes_again_then_nothing_is_
     fake.clear_calls();
     let report = run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap();
     assert!(report.tags.iter().all(|t| t.outcome == Outcome::Unchanged), "{report:?}");
-    assert_eq!(log(&fake), ["read 4"]);
+    assert_eq!(log(&fake), ["read 5"]);
 }
 
 #[tokio::test]
@@ -154,7 +155,7 @@ async fn a_dry_run_reads_but_never_writes() {
     let report = run(&fake, r#"{"rules":[{"name":"r","semver":true,"tags":["stable","v{major}"]}]}"#, &p).await.unwrap();
     assert_eq!(report.status, Status::DryRun);
     assert_eq!(outcomes(&report), [("stable", Outcome::WouldMove), ("v2", Outcome::WouldCreate)]);
-    assert_eq!(log(&fake), ["read 2"]);
+    assert_eq!(log(&fake), ["read 3"]);
     assert_eq!(tag_at(&fake, "stable"), Some(old));
 }
 
@@ -312,7 +313,7 @@ async fn given_v1_3_0_holds_the_line_when_v1_2_9_is_pushed_then_only_v1_2_moves(
     calls.sort();
     assert_eq!(
         calls,
-        [format!("put v1.2 {MEDIA}"), "read 1".into(), "read 3".into(), "tags_of 0101".into(), "tags_of 0202".into()],
+        [format!("put v1.2 {MEDIA}"), "read 1".into(), "read 4".into(), "tags_of 0101".into(), "tags_of 0202".into()],
         "one look per holder, and a second look at the moved tag"
     );
 }
@@ -362,6 +363,7 @@ fn scan(d: &Digest, tags: &[&str], findings: &[(&str, u64)]) -> ScanResult {
 async fn a_scan_gated_tag_is_deferred_on_push_and_written_when_the_scan_passes() {
     let d = digest(1);
     let fake = app_with(&d, "{}", Some(MEDIA));
+    point(&fake, "v1.4.2", &d);
     let report = run(&fake, GATED, &push("v1.4.2", Some(&d))).await.unwrap();
     assert_eq!(outcomes(&report), [("stable", Outcome::Deferred), ("v1", Outcome::Created)]);
     assert_eq!(tag_at(&fake, "stable"), None);
@@ -421,13 +423,15 @@ async fn the_source_tag_stays_when_a_derived_tag_did_not_land_or_it_moved_on() {
     assert!(log(&fake).iter().all(|c| !c.starts_with("remove")));
     assert_eq!(tag_at(&fake, "latest"), Some(d.clone()));
 
-    // The pipeline pushed `latest` again (another image) before this event was handled.
+    // The pipeline pushed `latest` again (another image) before this event was handled: the
+    // event is stale, so nothing moves to the older image and nothing is removed.
     let fake = app_with(&d, "{}", Some(MEDIA));
     point(&fake, "latest", &digest(2));
     let report = run(&fake, RETIRE, &push("latest", Some(&d))).await.unwrap();
-    let latest = report.tags.iter().find(|t| t.tag == "latest").unwrap();
-    assert_eq!(latest.outcome, Outcome::Kept);
-    assert!(latest.detail.as_deref().unwrap().contains("now points at sha256:0202"), "{latest:?}");
+    assert_eq!(outcomes(&report), [("edge", Outcome::Superseded), ("latest", Outcome::Kept), ("main", Outcome::Superseded)]);
+    let edge = report.tags.iter().find(|t| t.tag == "edge").unwrap();
+    assert!(edge.detail.as_deref().unwrap().contains("latest was pushed onto sha256:0202"), "{edge:?}");
+    assert!(log(&fake).iter().all(|c| !c.starts_with("put") && !c.starts_with("remove")), "{:?}", log(&fake));
     assert_eq!(tag_at(&fake, "latest"), Some(digest(2)));
 
     // A rule deriving nothing but the source itself never removes it.
@@ -503,7 +507,7 @@ async fn a_referrer_told_only_by_its_manifest_is_read_once_and_never_written() {
     let report = run(&fake, CATCH_ALL, &push("signed", Some(&d))).await.unwrap();
     assert_eq!(report.status, Status::Ignored);
     assert!(report.reason.unwrap().starts_with(&format!("a referrer of {}", digest(1))));
-    assert_eq!(log(&fake), ["read 1"], "the read that shows the manifest, and no write");
+    assert_eq!(log(&fake), ["read 2"], "the read that shows the manifest, and no write");
 }
 
 #[tokio::test]
@@ -528,7 +532,7 @@ async fn an_archived_image_gets_no_tag_and_says_why_without_failing() {
     let report = run(&fake, RELEASE, &push("v1.4.2", Some(&d))).await.unwrap();
     assert!(report.tags.iter().all(|t| t.outcome == Outcome::Archived), "{report:?}");
     assert!(report.tags[0].detail.as_deref().unwrap().starts_with("the image is archived: putting it again would restore it"));
-    assert_eq!(log(&fake), ["read 4"], "one read, no write");
+    assert_eq!(log(&fake), ["read 5"], "one read, no write");
 }
 
 #[tokio::test]
@@ -553,13 +557,13 @@ async fn a_rule_that_says_restore_archived_starts_the_restore_once_and_writes_no
     let report = run(&fake, rules, &push("v1.4.2", Some(&d))).await.unwrap();
     assert_eq!(outcomes(&report), [("stable", Outcome::Restoring), ("v1", Outcome::Restoring)]);
     assert!(report.tags[0].detail.as_deref().unwrap().starts_with("the image was archived: its restore has started"));
-    assert_eq!(log(&fake), ["read 2", "restore"], "one restore for the image, no write");
+    assert_eq!(log(&fake), ["read 3", "restore"], "one restore for the image, no write");
 
     let mut p = push("v1.4.2", Some(&d));
     p.dry_run = true;
     fake.clear_calls();
     let report = run(&fake, rules, &p).await.unwrap();
     assert!(report.tags.iter().all(|t| t.outcome == Outcome::Archived && t.detail.as_deref().unwrap().starts_with("would start its restore")));
-    assert_eq!(log(&fake), ["read 2"], "a dry run starts nothing");
+    assert_eq!(log(&fake), ["read 3"], "a dry run starts nothing");
 }
 

@@ -538,13 +538,14 @@ async fn promotion_rules_hold_moving_tags_gate_on_scans_and_signatures_retire_la
     let (tags, _) = state(&client, "platform/other").await;
     assert_eq!(tags.keys().collect::<Vec<_>>(), ["v1.3.0"]);
 
-    // Seven events, two repositories: one resource-tag lookup each (cached); two
-    // DescribeImages: the signed image's tags, and the one tag that would have moved backwards;
-    // one look for a signature, on the scan that passed.
+    // Seven events, two repositories: one resource-tag lookup each (cached); three
+    // DescribeImages: the signed image's tags, the one tag that would have moved backwards, and
+    // the findings and tags now of the scan that passed (its event may be stale); one look for a
+    // signature, on that scan.
     let (web, other) = (emulator.function_calls_on("platform/web"), emulator.function_calls_on("platform/other"));
     assert_eq!((web.get("ListTagsForResource"), other.get("ListTagsForResource")), (Some(&1), Some(&1)), "{web:?} {other:?}");
     assert_eq!(web.get("DescribeRepositories"), None, "events name the account: the ARN is built");
-    assert_eq!(web.get("DescribeImages"), Some(&2), "{web:?}");
+    assert_eq!(web.get("DescribeImages"), Some(&3), "{web:?}");
     assert_eq!(web.get("ListImageReferrers"), Some(&1), "{web:?}");
     assert_eq!(web.get("BatchDeleteImage"), Some(&1), "{web:?}");
     assert_eq!(other.keys().collect::<Vec<_>>(), ["ListTagsForResource"], "{other:?}");

@@ -88,21 +88,13 @@ impl Facts {
 }
 
 /// Where each rule-derived tag must be: (repository, tag) → image, for the if-newer lines.
-/// The target's tags whose line has an image archived in the source.
-fn murky(facts: &Facts) -> BTreeSet<String> {
-    facts.archived.iter().filter_map(|i| facts.version_of.get(i)).map(|v| format!("v{}", v.major)).collect()
-}
-
 fn lines(facts: &Facts, handled: impl Fn(usize) -> bool + Copy) -> Vec<(&'static str, String, (Version, usize))> {
     let mut out = Vec::new();
     let app = facts.candidates("app", handled);
     for (tag, want) in facts.highest(&app, |v| format!("v{}", v.major)) {
         out.push(("app", tag, want));
     }
-    // Not judged (docs/testing.md): a target's tag whose line has an image archived in the source.
-    let prod = facts.candidates("app", handled);
-    let murky = murky(facts);
-    for (tag, want) in facts.highest(&prod, |v| format!("v{}", v.major)).into_iter().filter(|(t, _)| !murky.contains(t)) {
+    for (tag, want) in facts.highest(&app, |v| format!("v{}", v.major)) {
         out.push(("prod/app", tag, want));
     }
     for (tag, want) in facts.highest(&app, |v| format!("v{}.{}", v.major, v.minor)) {
@@ -114,8 +106,7 @@ fn lines(facts: &Facts, handled: impl Fn(usize) -> bool + Copy) -> Vec<(&'static
     out
 }
 
-/// `strict`: the known gaps (docs/testing.md) count too.
-pub fn check(workload: &Workload, run: &Run, strict: bool) -> Vec<Violation> {
+pub fn check(workload: &Workload, run: &Run) -> Vec<Violation> {
     let facts = Facts::of(workload);
     let images = &workload.images;
     let by_digest: HashMap<&str, usize> = images.iter().enumerate().map(|(i, img)| (img.digest.as_str(), i)).collect();
@@ -159,21 +150,22 @@ pub fn check(workload: &Workload, run: &Run, strict: bool) -> Vec<Violation> {
         if w.answer.is_ok() && img.artifact() && !sidecar {
             say(2, format!("{}:{} put on the artifact {}", w.repository, w.tag, w.digest));
         }
-        // Known gap unless strict (docs/testing.md): an image archived between the read that chose
-        // it and the write (a retry round, a repair) is not read again.
-        if w.answer.is_ok() && w.archived && !w.late && strict {
-            say(2, format!("{}:{} put on the archived image {} at {:?} by client {}", w.repository, w.tag, w.digest, w.at, w.client));
+        // An image archived after the invocation began may have been read before: no client can
+        // close that window. Archived before it began, the write is the function's mistake.
+        let begun = run.invocations.iter().find(|i| i.client == w.client && i.start <= w.at && w.at <= i.end).map(|i| i.start);
+        let settled_before = |changed: Option<tokio::time::Instant>| changed.is_some_and(|c| begun.is_none_or(|b| c < b));
+        if w.answer.is_ok() && w.archived && !w.late && settled_before(run.last_change(image, w.at, |s| matches!(s, Step::Archive { .. }))) {
+            say(2, format!("{}:{} put on {}, archived before the invocation began", w.repository, w.tag, w.digest));
         }
         if w.answer.is_ok() && w.repository.as_str() == "lab" {
             say(2, format!("lab:{} written, but lab has not opted in", w.tag));
         }
         if w.answer.is_ok() && !w.late {
             let passes = matches!(&w.scan, Some(ecr_retag::domain::assess::Scanned::Done(f)) if f.counts.get("CRITICAL").copied().unwrap_or(0) == 0);
-            // Known gap unless strict (docs/testing.md): the second look puts a gated tag back on its
-            // image without judging the gate again, so a rescan that failed meanwhile is not seen.
-            let passed_before = by_digest.get(w.digest.as_str()).is_some_and(|i| facts.scans.get(i).is_some_and(|s| s.contains(&0)));
-            if w.tag.as_str() == "stable" && !passes && (strict || !passed_before) {
-                say(4, format!("app:stable put on {} while its scan is {:?}", w.digest, w.scan));
+            // Judged as of the invocation's start: a rescan landing while it runs may come after its read.
+            let scanned = run.last_change(image, w.at, |s| matches!(s, Step::Scan { .. }));
+            if w.tag.as_str() == "stable" && !passes && settled_before(scanned) {
+                say(4, format!("app:stable put on {} while its scan, settled before the invocation began, is {:?}", w.digest, w.scan));
             }
             if w.tag.as_str() == "trusted" && w.signed.is_empty() {
                 say(4, format!("app:trusted put on {}, which has no signature", w.digest));
@@ -216,33 +208,18 @@ pub fn check(workload: &Workload, run: &Run, strict: bool) -> Vec<Violation> {
         }
     }
 
-    // 7. Quiet when done. Known gap (docs/testing.md): the sweep does not look at images archived
-    // in the source, so a signature of one, pushed after its promotion, follows only on a redelivery.
-    let archived_subject = |tag: &str| {
-        facts.archived.iter().any(|i| tag.starts_with(&images[*i].digest.as_str().replacen(':', "-", 1)))
-    };
-    let murky = murky(&facts);
-    // Known gap (docs/testing.md): a scan event of an image since rebuilt under its tag still
-    // carries that tag, and a redelivery of it puts gated tags back on the old image.
-    let rebuilt = |w: &&ecr_retag::registry::memory::Written| {
-        by_digest.get(w.digest.as_str()).is_some_and(|i| facts.version_of.contains_key(i) && !facts.pushed.values().any(|p| p == i))
-    };
-    // … and the tag's next write, which puts it back where it belongs, is no fault either.
-    let flipped: BTreeSet<(String, String)> =
-        run.redelivered_writes.iter().filter(rebuilt).map(|w| (w.repository.to_string(), w.tag.to_string())).collect();
-    let unjudged = |w: &&ecr_retag::registry::memory::Written| {
-        archived_subject(w.tag.as_str())
-            || (w.repository.as_str() == "prod/app" && murky.contains(w.tag.as_str()))
-            || flipped.contains(&(w.repository.to_string(), w.tag.to_string()))
-    };
-    for w in run.redelivered_writes.iter().filter(|w| !unjudged(w)) {
+    // 7. Quiet when done.
+    for w in &run.redelivered_writes {
         say(7, format!("{}:{} written again (on {}) when the events were delivered once more", w.repository, w.tag, w.digest));
     }
 
     // 8. Convergence after one sweep.
     let every = |_: usize| true;
-    for (repo, tag, (_, want)) in lines(&facts, every) {
-        if at(&run.swept, repo, &tag) != Some(want) {
+    for (repo, tag, (version, want)) in lines(&facts, every) {
+        let held = at(&run.swept, repo, &tag);
+        // A copy promoted before its source was archived is no archived image: a higher version may keep the tag.
+        let kept = held.is_some_and(|h| repo == "prod/app" && facts.archived.contains(&h) && facts.version_of.get(&h).is_some_and(|v| *v > version));
+        if held != Some(want) && !kept {
             say(8, format!("{repo}:{tag} after the sweep is on {:?}, not the highest version's image {want}", at(&run.swept, repo, &tag)));
         }
     }
@@ -274,6 +251,7 @@ pub fn check(workload: &Workload, run: &Run, strict: bool) -> Vec<Violation> {
                 say(8, format!("{repo}:{tag} is on {digest}, of another major version"));
             }
             // 5. A promoted image's referrers and cosign sidecars followed it.
+            // An image archived in its source is retired: nothing more follows it into the target.
             if repo == "prod/app" && !images[i].artifact() && !facts.archived.contains(&i) {
                 for sig in facts.signatures.get(&i).into_iter().flatten() {
                     let held = match images[*sig].kind {

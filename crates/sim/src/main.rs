@@ -17,31 +17,25 @@ use std::time::Instant;
 use check::Violation;
 use world::Workload;
 
-const USAGE: &str = "usage: simulate [--seeds N] [--seed S] [--deliveries D] [--threads T] [--strict]
+const USAGE: &str = "usage: simulate [--seeds N] [--seed S] [--deliveries D] [--threads T]
 
 Runs the deterministic simulation: seeds 1, 2, … until N seeds or D deliveries (default:
 100000 deliveries), or the one seed S. Exit 0: no invariant broken; 1: one was (the seed and
-its shortest history are printed); 2: a usage mistake. --strict: the known gaps docs/testing.md
-lists count as violations too.";
+its shortest history are printed); 2: a usage mistake.";
 
 struct Options {
     seeds: Option<u64>,
     seed: Option<u64>,
     deliveries: usize,
     threads: usize,
-    strict: bool,
 }
 
 fn options() -> Result<Options, String> {
-    let mut o = Options { seeds: None, seed: None, deliveries: 100_000, threads: 2, strict: false };
+    let mut o = Options { seeds: None, seed: None, deliveries: 100_000, threads: 2 };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
             return Err(String::new());
-        }
-        if flag == "--strict" {
-            o.strict = true;
-            continue;
         }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let number = value.parse::<u64>().map_err(|_| format!("{flag}: {value:?} is not a number"))?;
@@ -57,24 +51,24 @@ fn options() -> Result<Options, String> {
 }
 
 /// One seed's run on a fresh single-threaded runtime whose clock is paused.
-fn simulate(seed: u64, workload: &Workload, strict: bool) -> (usize, Vec<Violation>) {
+fn simulate(seed: u64, workload: &Workload) -> (usize, Vec<Violation>) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
     let Ok(runtime) = runtime else { return (0, vec![Violation { invariant: 9, detail: "no runtime".into() }]) };
     let local = tokio::task::LocalSet::new();
     let run = local.block_on(&runtime, run::run(seed, workload));
-    (run.deliveries, check::check(workload, &run, strict))
+    (run.deliveries, check::check(workload, &run))
 }
 
 /// The smallest workload (steps dropped one at a time) that still breaks an invariant of `first`'s.
-fn shrink(seed: u64, workload: Workload, first: u8, strict: bool) -> (Workload, Vec<Violation>) {
+fn shrink(seed: u64, workload: Workload, first: u8) -> (Workload, Vec<Violation>) {
     let mut best = workload;
-    let mut violations = simulate(seed, &best, strict).1;
+    let mut violations = simulate(seed, &best).1;
     let mut i = best.steps.len();
     while i > 0 {
         i -= 1;
         let mut fewer = Workload { images: best.images.clone(), steps: best.steps.clone() };
         fewer.steps.remove(i);
-        let found = simulate(seed, &fewer, strict).1;
+        let found = simulate(seed, &fewer).1;
         if found.iter().any(|v| v.invariant == first) {
             best = fewer;
             violations = found;
@@ -118,7 +112,7 @@ fn main() -> ExitCode {
                 }
                 let seed = seeds[i];
                 let workload = Workload::generate(seed);
-                let (n, violations) = simulate(seed, &workload, o.strict);
+                let (n, violations) = simulate(seed, &workload);
                 delivered.fetch_add(n, SeqCst);
                 ran.fetch_add(1, SeqCst);
                 if !violations.is_empty() {
@@ -139,7 +133,7 @@ fn main() -> ExitCode {
     );
     let Some((seed, workload, violations)) = failures.into_iter().min_by_key(|(s, _, _)| *s) else { return ExitCode::SUCCESS };
     let steps = workload.steps.len();
-    let (shortest, found) = shrink(seed, workload, violations[0].invariant, o.strict);
+    let (shortest, found) = shrink(seed, workload, violations[0].invariant);
     eprintln!("seed {seed} breaks invariant {} (replay: scripts/simulate --seed {seed}); its shortest history, {} of {steps} steps:", violations[0].invariant, shortest.steps.len());
     for (at, step) in &shortest.steps {
         eprintln!("  {:>7.3} s  {}", at.as_secs_f64(), describe(&shortest, step));

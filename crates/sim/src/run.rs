@@ -53,6 +53,9 @@ pub struct Run {
     pub swept: BTreeMap<String, BTreeMap<String, String>>,
     /// (repository, digest) of every workload manifest prod/app holds after the sweep.
     pub swept_holds: std::collections::BTreeSet<(String, String)>,
+    /// When each of the workload's steps was carried out.
+    pub steps_at: Vec<Instant>,
+    pub steps: Vec<crate::world::Step>,
     /// Tagged writes that landed when every event was delivered again after the sweep.
     pub redelivered_writes: Vec<Written>,
 }
@@ -140,6 +143,14 @@ async fn invoke(sim: &Shared, payload: String, events: Vec<usize>) -> Option<Res
         tokio::task::spawn_local(async move { handler.invoke_at(&payload, now + TIMEOUT, now).await })
     };
     let answer = task.await.ok();
+    if std::env::var_os("SIMULATE_DEBUG").is_some() {
+        let shown = match &answer {
+            Some(Ok(a)) => serde_json::to_string(a).unwrap_or_default(),
+            Some(Err(e)) => format!("error: {e}"),
+            None => "panicked".to_owned(),
+        };
+        eprintln!("[{:?}] client {client} events {events:?}: {shown}", start.duration_since(sim.borrow().started));
+    }
     let mut s = sim.borrow_mut();
     s.idle.push((client, handler));
     s.invocations.push(Invocation { client, start, end: Instant::now(), events, answer: answer.clone() });
@@ -243,8 +254,10 @@ pub async fn run(seed: u64, workload: &Workload) -> Run {
     let pollers: Vec<_> = (0..2).map(|_| tokio::task::spawn_local(poll(sim.clone(), world_done.clone()))).collect();
     let mut deliveries = Vec::new();
     let start = Instant::now();
+    let mut steps_at = Vec::with_capacity(workload.steps.len());
     for (at, step) in &workload.steps {
         tokio::time::sleep_until(start + *at).await;
+        steps_at.push(Instant::now());
         let when = chrono::DateTime::<chrono::Utc>::from(now_at(&sim));
         for payload in workload.apply(&memory, step, when) {
             let event = {
@@ -298,5 +311,18 @@ pub async fn run(seed: u64, workload: &Workload) -> Run {
     let redelivered_writes = memory.take_written().into_iter().filter(|w| w.answer.is_ok()).collect();
 
     let s = Rc::try_unwrap(sim).map(RefCell::into_inner).unwrap_or_else(|_| panic!("a task still holds the simulation"));
-    Run { deliveries: s.deliveries, events, handled: s.handled, invocations: s.invocations, written, quiescent, swept, swept_holds, redelivered_writes }
+    Run { deliveries: s.deliveries, events, handled: s.handled, invocations: s.invocations, written, quiescent, swept, swept_holds, steps_at, steps: workload.steps.iter().map(|(_, s)| s.clone()).collect(), redelivered_writes }
+}
+
+impl Run {
+    /// When the last step `kind` accepts happened to `image` (a scan, an archive) by `by`, if one did.
+    pub fn last_change(&self, image: usize, by: Instant, kind: impl Fn(&crate::world::Step) -> bool) -> Option<Instant> {
+        use crate::world::Step;
+        self.steps
+            .iter()
+            .zip(&self.steps_at)
+            .filter(|(s, at)| **at <= by && kind(s) && matches!(s, Step::Scan { image: i, .. } | Step::Archive { image: i, .. } if *i == image))
+            .map(|(_, at)| *at)
+            .last()
+    }
 }

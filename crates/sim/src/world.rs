@@ -93,6 +93,7 @@ impl Workload {
         self.images.len() - 1
     }
 
+    /// A new image; `n` names it (and its blobs) within the seed.
     fn image(&mut self, seed: u64, n: usize) -> usize {
         let manifest = format!(
             r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":7}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":99}}]}}"#,
@@ -103,7 +104,8 @@ impl Workload {
     }
 
     fn index(&mut self, seed: u64, n: usize) -> usize {
-        let children: Vec<usize> = (0..2).map(|i| self.image(seed, n * 10 + i)).collect();
+        // Named apart from the versions' own images (0 to 99), rebuilds (100 to 199) and the others (200 on).
+        let children: Vec<usize> = (0..2).map(|i| self.image(seed, 1_000 + n * 10 + i)).collect();
         for &c in &children {
             self.images[c].kind = Kind::Child;
         }

@@ -117,6 +117,7 @@ impl Job<'_> {
             artifact: self.artifact.as_ref(),
             media_type: self.media_type,
             dry_run: self.dry_run,
+            pushed: (self.phase.trigger == Trigger::Push && self.digest.is_some()).then(|| self.sources.first()),
         }
     }
 }
@@ -240,11 +241,29 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
 
     let mut claims = Vec::new();
     let mut source_tags = BTreeMap::new();
+    // What the pushed repository's read found that holds its promotions back too.
+    let mut held: Option<(Outcome, String)> = None;
     for (to, mut group) in groups {
+        if let (Some((outcome, detail)), Some(to)) = (&held, &to) {
+            for planned in group.candidates.iter().chain(group.wants.iter().map(|w| &w.tag)) {
+                crate::report::entry(&mut group.tags, planned).mark(*outcome, Some(detail.clone()));
+            }
+            report.tags.extend(group.tags.into_values().map(|t| TagReport { repository: Some(to.to_string()), ..t }));
+            continue;
+        }
         let target = to.as_ref().map(|name| Repository { name: name.clone(), ..job.repository.clone() });
         // Boxed: each group's writes, a promotion's copy among them, are a deep future of their own.
         match Box::pin(write_planned(registry, settings, &job.origin(), &digest, target.as_ref(), &mut group)).await? {
             Written::Claims(written) => claims.extend(written),
+            Written::Stale(other) => {
+                let detail = format!("{} was pushed onto {other} since this event: the event is stale, and that image's event decides", job.sources.first());
+                held = Some((Outcome::Superseded, detail));
+            }
+            // A copy already in a target is no archived image, but the source's archive says it is retired.
+            Written::Archived => {
+                let detail = format!("the image is archived in {}: not promoted while it is (restore it first)", job.repository.name);
+                held = Some((Outcome::Archived, detail));
+            }
             Written::Artifact(artifact) => {
                 // Told only by the manifest: planned again as an artifact, where only rules that opt in apply.
                 let job = Job { artifact: Some(artifact), digest: Some(digest), ..job };

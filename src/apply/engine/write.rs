@@ -13,7 +13,7 @@ use crate::apply::Settings;
 use crate::domain::artifact::Artifact;
 use crate::domain::names::{Digest, Tag};
 use crate::error::RetagError;
-use crate::registry::{Blobs, Image, Lookup, Registry, Repository, Snapshot};
+use crate::registry::{Blobs, Image, Lookup, Registry, Repository, Snapshot, TagState};
 use crate::report::{entry, Outcome, TagReport};
 
 /// The planned tags of one repository: their entries, those to write, those to write if newer,
@@ -37,6 +37,9 @@ pub(crate) struct Origin<'j> {
     /// The media type the event or listing gave.
     pub(crate) media_type: Option<&'j str>,
     pub(crate) dry_run: bool,
+    /// A push event's tag, confirmed by the pushed repository's read to still be on the image: an
+    /// event that arrives after the tag was pushed onto another image is stale.
+    pub(crate) pushed: Option<&'j Tag>,
 }
 
 /// What bringing the planned tags in place came to.
@@ -45,6 +48,10 @@ pub(crate) enum Written {
     Claims(Vec<Claim>),
     /// Nothing written: the manifest shows an artifact, which the plan did not know.
     Artifact(Artifact),
+    /// Nothing written: the pushed tag is on another image now (this one; a later event decides).
+    Stale(Digest),
+    /// Nothing written: the image is archived in the pushed repository.
+    Archived,
 }
 
 /// One read (the manifest, and where each tag points now), then the writes:
@@ -68,8 +75,10 @@ pub(crate) async fn write_planned<R: Blobs>(
     let (rules, name) = (&settings.rules, job.repository.name.as_str());
     let place = to.unwrap_or(job.repository);
     let asked: Vec<Tag> = candidates.iter().chain(wants.iter().map(|w| &w.tag)).cloned().collect();
+    let confirm = job.pushed.filter(|t| to.is_none() && !asked.contains(t));
+    let looked: Vec<Tag> = asked.iter().chain(confirm).cloned().collect();
     let read_at = Instant::now();
-    let snapshot = match registry.read(place, Lookup::Digest(digest), &asked).await {
+    let snapshot = match registry.read(place, Lookup::Digest(digest), &looked).await {
         Ok(snapshot) => snapshot,
         // A target's failure is its tags', not the whole event's: the pushed repository's tags stand.
         Err(e) if to.is_some() => {
@@ -78,7 +87,17 @@ pub(crate) async fn write_planned<R: Blobs>(
         }
         Err(e) => return Err(RetagError::reading(place, e)),
     };
-    let Snapshot { image: found, tags: current, archived } = snapshot;
+    let Snapshot { image: found, tags: mut current, archived } = snapshot;
+    if let Some(pushed) = job.pushed.filter(|_| to.is_none()) {
+        let state = if confirm.is_some() { current.remove(pushed) } else { current.get(pushed).cloned() };
+        if let Some(TagState::At(other)) = state.filter(|s| !matches!(s, TagState::At(d) if d == digest)) {
+            let detail = format!("{pushed} was pushed onto {other} since this event: the event is stale, and that image's event decides");
+            for tag in &asked {
+                entry(tags, tag).mark(Outcome::Superseded, Some(detail.clone()));
+            }
+            return Ok(Written::Stale(other));
+        }
+    }
     // Not in the target yet: the pushed repository's image, to be copied (read unless known).
     let arriving = to.is_some() && found.is_none();
     let (found, archived) = match (arriving, job.image.get()) {
@@ -91,7 +110,7 @@ pub(crate) async fn write_planned<R: Blobs>(
     };
     if archived {
         archived_image(registry, settings, job, if arriving { job.repository } else { place }, digest, &asked, tags).await;
-        return Ok(Written::Claims(Vec::new()));
+        return Ok(if to.is_none() { Written::Archived } else { Written::Claims(Vec::new()) });
     }
     let not_found = || RetagError::ImageNotFound { repository: name.to_owned(), reference: digest.to_string() };
     // The pushed repository's image is kept in the job, for a promotion to copy without reading it again.

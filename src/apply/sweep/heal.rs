@@ -149,13 +149,13 @@ async fn promote_one<R: Blobs>(
     let Ending { digest, media_type, artifact } = ending;
     let image = OnceLock::new();
     // An artifact the listing told of: only rules that opt in derived its tags, and they promote it.
-    let origin = Origin { repository: source, image: &image, artifact, media_type, dry_run: false };
+    let origin = Origin { repository: source, image: &image, artifact, media_type, dry_run: false, pushed: None };
     let mut group = group(wanted);
     let planned = group.candidates.len() + group.wants.len();
     match Box::pin(write_planned(registry, settings, &origin, digest, Some(target), &mut group)).await? {
         Written::Claims(claims) => swept.claims.extend(claims),
         // The listing did not tell, the manifest does: no rule that promotes it opted in to artifacts.
-        Written::Artifact(_) => return Ok(()),
+        Written::Artifact(_) | Written::Stale(_) | Written::Archived => return Ok(()),
     }
     // The tags, and what the copy put by digest (an index's children, referrers, sidecars).
     swept.writes += planned + group.copied.manifests;
