@@ -14,13 +14,15 @@ use semver::Version;
 use crate::rng::{sha256, Rng};
 
 /// The rule set under test: if-newer lines, a scan gate, a signature gate, a promotion, an
-/// opt-in by resource tag, and an immutable tag (web's `release-*`).
+/// opt-in by resource tag, an immutable tag (web's `release-*`), and a rule whose pushes are
+/// SBOMs (which no rule may tag without `"artifacts": true`).
 pub const RULES: &str = r#"{"rules":[
  {"name":"lines","repositories":["app"],"semver":true,"move":"if-newer","tags":["v{major}","v{major}.{minor}"]},
  {"name":"vetted","repositories":["app"],"semver":true,"move":"if-newer","when":{"scan":"HIGH"},"tags":["stable"]},
  {"name":"trusted","repositories":["app"],"semver":true,"move":"if-newer","when":{"signed":true},"tags":["trusted"]},
  {"name":"promote","repositories":["app"],"semver":true,"move":"if-newer","to":"prod/{repository}","tags":["v{major}"]},
- {"name":"web","repositories":["web","lab"],"repository_tags":{"retag":"on"},"semver":true,"move":"if-newer","tags":["v{major}","release-{major}"]}
+ {"name":"web","repositories":["web","lab"],"repository_tags":{"retag":"on"},"semver":true,"move":"if-newer","tags":["v{major}","release-{major}"]},
+ {"name":"sboms","repositories":["app"],"match":"sbom-.*","tags":["sbom-latest"]}
 ]}"#;
 
 pub const REPOSITORIES: [&str; 4] = ["app", "web", "lab", "prod/app"];
@@ -34,6 +36,8 @@ pub enum Kind {
     Child,
     Notation,
     Cosign,
+    /// An SPDX SBOM pushed under a tag of its own.
+    Sbom,
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +54,7 @@ impl Img {
     }
 
     pub fn artifact(&self) -> bool {
-        matches!(self.kind, Kind::Notation | Kind::Cosign)
+        matches!(self.kind, Kind::Notation | Kind::Cosign | Kind::Sbom)
     }
 }
 
@@ -122,6 +126,16 @@ impl Workload {
         self.add(made(Kind::Index, manifest, OCI_INDEX))
     }
 
+    fn sbom(&mut self, seed: u64, subject: usize) -> usize {
+        let of = &self.images[subject];
+        let document = blob(&format!("sbom {seed} {subject}"));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/spdx+json","digest":"{document}","size":5120}},"layers":[{{"mediaType":"application/spdx+json","digest":"{document}","size":5120}}],"subject":{{"mediaType":"{}","digest":"{}","size":{}}}}}"#,
+            of.media_type, of.digest, of.manifest.len()
+        );
+        self.add(made(Kind::Sbom, manifest, OCI_MANIFEST))
+    }
+
     fn signature(&mut self, seed: u64, subject: usize, notation: bool) -> usize {
         let of = &self.images[subject];
         let layer = blob(&format!("signature {seed} {subject} {notation}"));
@@ -170,6 +184,10 @@ impl Workload {
             if rng.chance(45) {
                 let signature = w.signature(seed, image, rng.chance(50));
                 later.push(Step::Sign { repo: "app", subject: image, signature });
+            }
+            if rng.chance(15) {
+                let sbom = w.sbom(seed, image);
+                later.push(Step::Push { repo: "app", tag: format!("sbom-{n}"), image: sbom });
             }
             if rng.chance(12) {
                 // A rebuild pushed under the same tag.
@@ -283,8 +301,10 @@ fn push_event(repo: &str, img: &Img, tag: Option<&str>, at: chrono::DateTime<chr
     if let Some(tag) = tag {
         detail["image-tag"] = tag.into();
     }
-    if img.kind == Kind::Notation {
-        detail["artifact-media-type"] = "application/vnd.cncf.notary.signature".into();
+    match img.kind {
+        Kind::Notation => detail["artifact-media-type"] = "application/vnd.cncf.notary.signature".into(),
+        Kind::Sbom => detail["artifact-media-type"] = "application/spdx+json".into(),
+        _ => {}
     }
     envelope("ECR Image Action", detail, at)
 }
