@@ -153,11 +153,14 @@ impl<R: Catalog + Blobs> Handler<R> {
         let mut handled: Vec<&mut Handled> = begun.values_mut().filter_map(|r| r.as_mut().ok()).collect();
         let looked = budget.run(Box::pin(Handled::settle_all(&registry, &self.config.apply, &mut handled, calls_end))).await.ok_or_else(out_of_time);
 
-        // Queued sweeps, each within what is left of the budget.
-        let sweeps: Vec<(usize, &ReconcileRequest)> =
-            sorted.iter().enumerate().filter_map(|(i, s)| if let Sorted::Sweep(r) = s { Some((i, r)) } else { None }).collect();
+        // Queued sweeps, each within what is left of the budget. The stream's items are indices, not
+        // references: several invocations at once (run_concurrent) need this future to be `Send`,
+        // which the compiler cannot prove through a closure over borrowed items.
+        let sweeps: Vec<usize> = sorted.iter().enumerate().filter_map(|(i, s)| matches!(s, Sorted::Sweep(_)).then_some(i)).collect();
+        let sorted_ref = &sorted;
         let mut swept: BTreeMap<usize, Result<(), RetagError>> = stream::iter(sweeps)
-            .map(|(index, request)| async move {
+            .map(|index| async move {
+                let Sorted::Sweep(request) = &sorted_ref[index] else { return (index, Ok(())) };
                 let result = budget.run(Box::pin(self.queued_sweep(request, budget))).await;
                 (index, result.unwrap_or_else(|| Err(out_of_time())))
             })

@@ -34,9 +34,12 @@ async fn main() -> Result<(), Error> {
         Some(queue) => handler.with_queue(Arc::new(queue)),
         None => handler,
     };
-    let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
-        handler.invoke(event.payload.get(), event.context.deadline()).await
+    // One handler (its caches, its sweeps' pace) for every invocation this process serves: one at a
+    // time on classic Lambda, up to AWS_LAMBDA_MAX_CONCURRENCY at once on Lambda Managed Instances.
+    let handler = Arc::new(handler);
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
+        let handler = Arc::clone(&handler);
+        async move { handler.invoke(event.payload.get(), event.context.deadline()).await }
     }))
     .await
 }

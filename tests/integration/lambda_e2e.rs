@@ -880,3 +880,33 @@ async fn doctor_finds_each_setting_that_would_defeat_the_rules_and_fails_only_th
     assert_eq!(cli(&dir, &["doctor"]).0, Some(2));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Lambda Managed Instances: with `AWS_LAMBDA_MAX_CONCURRENCY` one bootstrap process serves several
+/// invocations at once, sharing one handler (its caches); without it, one at a time. Either way
+/// four releases pushed at once end with each if-newer tag on its highest version.
+#[tokio::test]
+async fn with_max_concurrency_one_process_serves_invocations_at_once_and_the_tags_end_right() {
+    const CAREFUL: &str = r#"{"rules":[{"name":"release","semver":true,"move":"if-newer","tags":["stable","v{major}","v{major}.{minor}"]}]}"#;
+    let client = Emulator::shared().client();
+    for (max, at_once) in [("4", true), ("1", false)] {
+        let repo = repository(&client, "managed", false).await;
+        let versions = ["1.0.0", "1.1.0", "1.1.1", "1.2.0"];
+        let mut digests = Vec::new();
+        for (i, v) in versions.iter().enumerate() {
+            digests.push(push(&client, &repo, &numbered_manifest(900 + i as u32), Some(v)).await);
+        }
+        let function = Function::start(&[("RETAG_RULES", CAREFUL), ("AWS_LAMBDA_MAX_CONCURRENCY", max)]).await;
+        let events: Vec<Value> = versions.iter().zip(&digests).map(|(v, d)| push_event(&repo, d, v, None)).collect();
+        let answers = futures_util::future::join_all(events.iter().map(|e| function.api.invoke(e))).await;
+        for answer in answers {
+            assert_eq!(response(answer)["status"], "applied");
+        }
+        let (tags, _) = state(&client, &repo).await;
+        for (tag, want) in [("stable", 3), ("v1", 3), ("v1.0", 0), ("v1.1", 2), ("v1.2", 3)] {
+            assert_eq!(tags.get(tag), Some(&digests[want]), "{tag} with AWS_LAMBDA_MAX_CONCURRENCY={max}");
+        }
+        // Each if-newer write waits 3.5 s for its second look: invocations queued together overlap
+        // only when the process takes several at once.
+        assert_eq!(function.api.most_at_once() > 1, at_once, "AWS_LAMBDA_MAX_CONCURRENCY={max}: {}", function.api.most_at_once());
+    }
+}

@@ -2,6 +2,7 @@
 //! bootstrap as Lambda does: it polls `/next`, and posts a response or an error.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,8 @@ pub struct RuntimeApi {
     pending: Pending,
     init_error: Arc<Mutex<Option<oneshot::Sender<Answer>>>>,
     counter: std::sync::atomic::AtomicU64,
+    /// Invocations handed out and not answered yet, now and at most.
+    busy: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 impl RuntimeApi {
@@ -37,15 +40,16 @@ impl RuntimeApi {
         let rx = Arc::new(Mutex::new(rx));
         let pending: Pending = Arc::default();
         let init_error: Arc<Mutex<Option<oneshot::Sender<Answer>>>> = Arc::default();
+        let busy: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
         {
-            let (pending, init_error) = (pending.clone(), init_error.clone());
+            let (pending, init_error, busy) = (pending.clone(), init_error.clone(), busy.clone());
             tokio::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(serve(stream, rx.clone(), pending.clone(), init_error.clone()));
+                    tokio::spawn(serve(stream, rx.clone(), pending.clone(), init_error.clone(), busy.clone()));
                 }
             });
         }
-        RuntimeApi { address, queue, pending, init_error, counter: Default::default() }
+        RuntimeApi { address, queue, pending, init_error, counter: Default::default(), busy }
     }
 
     /// Invokes the function with `event`, as Lambda does with a 30-second timeout.
@@ -64,6 +68,11 @@ impl RuntimeApi {
         tokio::time::timeout(Duration::from_secs(60), rx).await.expect("the function answered in time").unwrap()
     }
 
+    /// The most invocations the function had under way at once.
+    pub fn most_at_once(&self) -> usize {
+        self.busy.1.load(Ordering::SeqCst)
+    }
+
     /// Resolves when the function reports an INIT error.
     pub async fn init_error(&self) -> oneshot::Receiver<Answer> {
         let (tx, rx) = oneshot::channel();
@@ -77,6 +86,7 @@ async fn serve(
     queue: Arc<Mutex<mpsc::Receiver<(String, String, u128)>>>,
     pending: Pending,
     init_error: Arc<Mutex<Option<oneshot::Sender<Answer>>>>,
+    busy: Arc<(AtomicUsize, AtomicUsize)>,
 ) {
     let mut stream = BufReader::new(stream);
     loop {
@@ -110,6 +120,8 @@ async fn serve(
 
         let (status, headers, reply) = if method == "GET" && path == "/2018-06-01/runtime/invocation/next" {
             let Some((id, event, deadline)) = queue.lock().await.recv().await else { return };
+            let now = busy.0.fetch_add(1, Ordering::SeqCst) + 1;
+            busy.1.fetch_max(now, Ordering::SeqCst);
             let headers = format!(
                 "Lambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\n\
                  Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:eu-west-1:123456789012:function:ecr-retag\r\n\
@@ -128,6 +140,7 @@ async fn serve(
                     }
                 }
             };
+            busy.0.fetch_sub(1, Ordering::SeqCst);
             if let Some(tx) = pending.lock().await.remove(id) {
                 let _ = tx.send(answer);
             }

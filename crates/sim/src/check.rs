@@ -152,7 +152,8 @@ pub fn check(workload: &Workload, run: &Run) -> Vec<Violation> {
         }
         // An image archived after the invocation began may have been read before: no client can
         // close that window. Archived before it began, the write is the function's mistake.
-        let begun = run.invocations.iter().find(|i| i.client == w.client && i.start <= w.at && w.at <= i.end).map(|i| i.start);
+        // The earliest of its client's invocations under way (an instance may run several at once).
+        let begun = run.invocations.iter().filter(|i| i.client == w.client && i.start <= w.at && w.at <= i.end).map(|i| i.start).min();
         let settled_before = |changed: Option<tokio::time::Instant>| changed.is_some_and(|c| begun.is_none_or(|b| c < b));
         if w.answer.is_ok() && w.archived && !w.late && settled_before(run.last_change(image, w.at, |s| matches!(s, Step::Archive { .. }))) {
             say(2, format!("{}:{} put on {}, archived before the invocation began", w.repository, w.tag, w.digest));
@@ -178,27 +179,29 @@ pub fn check(workload: &Workload, run: &Run) -> Vec<Violation> {
         }
     }
 
-    // 6. Every refusal of an immutable tag is reported as a conflict by the invocation that met it.
-    for inv in &run.invocations {
-        let report: Option<&Report> = match &inv.answer {
-            Some(Ok(Answer::Event(r))) => Some(r),
-            Some(Err(RetagError::TagsNotApplied { report, .. })) => Some(report),
-            _ => None,
+    // 6. Every refusal of an immutable tag is reported as a conflict by the invocation that met it:
+    // one of its client's invocations under way then (an instance may run several at once). A
+    // conflict; or, when the re-read that tells whose the tag is failed, a retryable failure (the tag
+    // may be the image's own, from an earlier attempt: only a later delivery can say).
+    for w in run.written.iter().filter(|w| !w.late && w.answer == Err(PutError::TagImmutable)) {
+        let during: Vec<&crate::run::Invocation> = run.invocations.iter().filter(|i| i.client == w.client && i.start <= w.at && w.at <= i.end).collect();
+        let reports: Vec<&Report> = during
+            .iter()
+            .filter_map(|i| match &i.answer {
+                Some(Ok(Answer::Event(r))) => Some(r),
+                Some(Err(RetagError::TagsNotApplied { report, .. })) => Some(&**report),
+                _ => None,
+            })
+            .collect();
+        // A batch answers with its failed messages only: nothing to read the outcome from.
+        if reports.len() < during.len() {
+            continue;
+        }
+        let said = |t: &ecr_retag::report::TagReport| {
+            t.tag == w.tag.as_str() && serde_json::to_value(t.outcome).is_ok_and(|o| o == "conflict" || o == "unchanged" || (o == "failed" && t.retryable))
         };
-        let Some(report) = report else { continue };
-        for w in run.written.iter().filter(|w| w.client == inv.client && !w.late && w.at >= inv.start && w.at <= inv.end) {
-            if w.answer == Err(PutError::TagImmutable) {
-                // A conflict; or, when the re-read that tells whose the tag is failed, a retryable failure
-                // (the tag may be this image's own, from an earlier attempt: only a later delivery can say).
-                let conflict = report.tags.iter().any(|t| {
-                    t.tag == w.tag.as_str()
-                        && serde_json::to_value(t.outcome).is_ok_and(|o| o == "conflict" || o == "unchanged" || (o == "failed" && t.retryable))
-                });
-                if !conflict {
-                    let entry = report.tags.iter().find(|t| t.tag == w.tag.as_str()).map(|t| (t.outcome, t.detail.clone()));
-                    say(6, format!("{}:{} refused as immutable, and reported as {entry:?}", w.repository, w.tag));
-                }
-            }
+        if !reports.iter().any(|r| r.tags.iter().any(said)) {
+            say(6, format!("{}:{} refused as immutable, and not reported as a conflict", w.repository, w.tag));
         }
     }
     for w in run.written.iter().filter(|w| w.answer.is_ok() && w.tag.as_str().starts_with("release-")) {

@@ -105,8 +105,11 @@ struct Sim {
     memory: Memory,
     config: Config,
     started: Instant,
-    /// Instances waiting for an invocation, with their client id.
-    idle: Vec<(usize, Rc<Handler<Memory>>)>,
+    /// The instances: client id, handler, invocations under way.
+    pool: Vec<(usize, Rc<Handler<Memory>>, usize)>,
+    /// Invocations one instance takes at once: 1 on classic Lambda; more on Lambda Managed
+    /// Instances (`AWS_LAMBDA_MAX_CONCURRENCY`), sharing the handler and its caches.
+    per_instance: usize,
     instances: usize,
     invocations: Vec<Invocation>,
     handled: Vec<bool>,
@@ -127,12 +130,18 @@ async fn invoke(sim: &Shared, payload: String, events: Vec<usize>) -> Option<Res
     let (client, handler) = {
         let mut s = sim.borrow_mut();
         s.deliveries += events.len().max(1);
-        match s.idle.pop() {
-            Some(idle) => idle,
+        let per_instance = s.per_instance;
+        match s.pool.iter_mut().find(|(_, _, busy)| *busy < per_instance) {
+            Some((client, handler, busy)) => {
+                *busy += 1;
+                (*client, handler.clone())
+            }
             None => {
                 s.instances += 1;
                 let client = s.instances;
-                (client, Rc::new(Handler::new(s.memory.client(client), s.config.clone())))
+                let handler = Rc::new(Handler::new(s.memory.client(client), s.config.clone()));
+                s.pool.push((client, handler.clone(), 1));
+                (client, handler)
             }
         }
     };
@@ -152,7 +161,9 @@ async fn invoke(sim: &Shared, payload: String, events: Vec<usize>) -> Option<Res
         eprintln!("[{:?}] client {client} events {events:?}: {shown}", start.duration_since(sim.borrow().started));
     }
     let mut s = sim.borrow_mut();
-    s.idle.push((client, handler));
+    if let Some((_, _, busy)) = s.pool.iter_mut().find(|(c, _, _)| *c == client) {
+        *busy -= 1;
+    }
     s.invocations.push(Invocation { client, start, end: Instant::now(), events, answer: answer.clone() });
     answer
 }
@@ -242,7 +253,9 @@ pub async fn run(seed: u64, workload: &Workload) -> Run {
         memory: memory.clone(),
         config: Config::with_rules(rules),
         started: Instant::now(),
-        idle: Vec::new(),
+        pool: Vec::new(),
+        // A third of the worlds run on Lambda Managed Instances, four invocations per process.
+        per_instance: if mix(seed, "managed instances") % 3 == 0 { 4 } else { 1 },
         instances: 0,
         invocations: Vec::new(),
         handled: Vec::new(),
