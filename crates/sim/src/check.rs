@@ -136,6 +136,26 @@ pub fn check(workload: &Workload, run: &Run) -> Vec<Violation> {
         }
     }
 
+    // 1, as it happens: an if-newer tag moved below the version it held is a stale decision, unless
+    // the write landed after its caller gave up (the second look's to repair), or the holder had
+    // lost its version (archived, or its tag pushed onto a rebuild) by then. A write is decided on
+    // a read at most FRESH old, and takes at most the model's 40 ms to land.
+    let window = ecr_retag::apply::if_newer::FRESH + std::time::Duration::from_millis(50);
+    let mut held: BTreeMap<(String, String), (usize, tokio::time::Instant)> = BTreeMap::new();
+    for w in run.written.iter().filter(|w| w.answer.is_ok()) {
+        let Some(&image) = by_digest.get(w.digest.as_str()) else { continue };
+        let key = (w.repository.to_string(), w.tag.to_string());
+        let guarded = ["stable", "trusted"].contains(&w.tag.as_str()) || (w.tag.as_str().starts_with('v') && !w.tag.as_str().contains('-'));
+        if let (true, false, Some(&(before, since))) = (guarded, w.late, held.get(&key)) {
+            let (old, new) = (facts.version_of.get(&before), facts.version_of.get(&image));
+            let lost = run.last_change(before, w.at, |s| matches!(s, Step::Archive { .. })).is_some() || run.rebuilt_by(before, w.at);
+            if old.zip(new).is_some_and(|(o, n)| n < o) && !lost && w.at.duration_since(since) > window {
+                say(1, format!("{}:{} moved back from {} to {} on a read older than the write it undid", w.repository, w.tag, images[before].digest, w.digest));
+            }
+        }
+        held.insert(key, (image, w.at));
+    }
+
     // 2–6, on every write ECR carried out or refused.
     for w in &run.written {
         let Some(&image) = by_digest.get(w.digest.as_str()) else {

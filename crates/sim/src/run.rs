@@ -339,3 +339,17 @@ impl Run {
             .last()
     }
 }
+
+impl Run {
+    /// Whether the tag `image` was pushed as had been pushed onto another image by `by`.
+    pub fn rebuilt_by(&self, image: usize, by: Instant) -> bool {
+        use crate::world::Step;
+        let Some(tag) = self.steps.iter().find_map(|s| match s {
+            Step::Push { tag, image: i, .. } if *i == image => Some(tag),
+            _ => None,
+        }) else {
+            return false;
+        };
+        self.steps.iter().zip(&self.steps_at).any(|(s, at)| *at <= by && matches!(s, Step::Push { tag: t, image: i, .. } if t == tag && *i != image))
+    }
+}

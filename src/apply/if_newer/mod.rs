@@ -286,7 +286,8 @@ impl<R: Registry> Guard<'_, R> {
 pub(super) async fn holder_tags<R: Registry>(registry: &R, place: &Repository, origin: Option<&Repository>, holder: &Digest) -> Result<Vec<Tag>, ReadError> {
     let mut tags = registry.tags_of(place, holder).await?;
     if let Some(origin) = origin.filter(|o| o.name != place.name) {
-        tags.extend(registry.tags_of(origin, holder).await.unwrap_or_default());
+        // A failed read is no empty answer: taken for one, the holder would count as older.
+        tags.extend(registry.tags_of(origin, holder).await?);
     }
     Ok(tags)
 }
