@@ -213,16 +213,19 @@ impl Workload {
         for _ in 0..rng.below(3) {
             others.push(Step::Sweep);
         }
-        // Interleave the two lists at random, each in its own order.
+        // Interleave the two lists at random, each in its own order. A third of the worlds are a burst
+        // (a pipeline pushing a release train at once): PutImage's quota throttles, retries meet
+        // writes decided since.
         let (mut a, mut b) = (app.into_iter().peekable(), others.into_iter().peekable());
         let mut at = Duration::ZERO;
+        let spacing = if rng.chance(33) { 150 } else { 2_500 };
         while a.peek().is_some() || b.peek().is_some() {
             let step = match (a.peek().is_some(), b.peek().is_some()) {
                 (true, true) if rng.chance(70) => a.next(),
                 (true, false) => a.next(),
                 _ => b.next(),
             };
-            at += Duration::from_millis(rng.below(2_500));
+            at += Duration::from_millis(rng.below(spacing));
             if let Some(step) = step {
                 w.steps.push((at, step));
             }
