@@ -136,11 +136,11 @@ pub fn check(workload: &Workload, run: &Run) -> Vec<Violation> {
         }
     }
 
-    // 1, as it happens: an if-newer tag moved below the version it held is a stale decision, unless
-    // the write landed after its caller gave up (the second look's to repair), or the holder had
-    // lost its version (archived, or its tag pushed onto a rebuild) by then. A write is decided on
-    // a read at most FRESH old, and takes at most the model's 40 ms to land.
-    let window = ecr_retag::apply::if_newer::FRESH + std::time::Duration::from_millis(50);
+    // 1, as it happens: an if-newer write is decided on a read at most FRESH old when it is sent, so
+    // one that moves a tag below a version which was already there before that read is a stale
+    // decision. (A write landing after its caller gave up is the second look's to repair, and a
+    // holder that had lost its version, archived or its tag pushed onto a rebuild, counts as older.)
+    let fresh = ecr_retag::apply::if_newer::FRESH;
     let mut held: BTreeMap<(String, String), (usize, tokio::time::Instant)> = BTreeMap::new();
     for w in run.written.iter().filter(|w| w.answer.is_ok()) {
         let Some(&image) = by_digest.get(w.digest.as_str()) else { continue };
@@ -149,7 +149,8 @@ pub fn check(workload: &Workload, run: &Run) -> Vec<Violation> {
         if let (true, false, Some(&(before, since))) = (guarded, w.late, held.get(&key)) {
             let (old, new) = (facts.version_of.get(&before), facts.version_of.get(&image));
             let lost = run.last_change(before, w.at, |s| matches!(s, Step::Archive { .. })).is_some() || run.rebuilt_by(before, w.at);
-            if old.zip(new).is_some_and(|(o, n)| n < o) && !lost && w.at.duration_since(since) > window {
+            let read_at_the_latest = w.sent.checked_sub(fresh).unwrap_or(w.sent);
+            if old.zip(new).is_some_and(|(o, n)| n < o) && !lost && since < read_at_the_latest {
                 say(1, format!("{}:{} moved back from {} to {} on a read older than the write it undid", w.repository, w.tag, images[before].digest, w.digest));
             }
         }
@@ -203,7 +204,7 @@ pub fn check(workload: &Workload, run: &Run) -> Vec<Violation> {
     // one of its client's invocations under way then (an instance may run several at once). A
     // conflict; or, when the re-read that tells whose the tag is failed, a retryable failure (the tag
     // may be the image's own, from an earlier attempt: only a later delivery can say).
-    for w in run.written.iter().filter(|w| !w.late && w.answer == Err(PutError::TagImmutable)) {
+    for w in run.written.iter().filter(|w| w.seen && w.answer == Err(PutError::TagImmutable)) {
         let during: Vec<&crate::run::Invocation> = run.invocations.iter().filter(|i| i.client == w.client && i.start <= w.at && w.at <= i.end).collect();
         let reports: Vec<&Report> = during
             .iter()
@@ -221,7 +222,8 @@ pub fn check(workload: &Workload, run: &Run) -> Vec<Violation> {
             t.tag == w.tag.as_str() && serde_json::to_value(t.outcome).is_ok_and(|o| o == "conflict" || o == "unchanged" || (o == "failed" && t.retryable))
         };
         if !reports.iter().any(|r| r.tags.iter().any(said)) {
-            say(6, format!("{}:{} refused as immutable, and not reported as a conflict", w.repository, w.tag));
+            let seen: Vec<_> = reports.iter().map(|r| r.tags.iter().find(|t| t.tag == w.tag.as_str()).map(|t| (t.outcome, t.detail.clone()))).collect();
+            say(6, format!("{}:{} refused as immutable, and not reported as a conflict: {seen:?}", w.repository, w.tag));
         }
     }
     for w in run.written.iter().filter(|w| w.answer.is_ok() && w.tag.as_str().starts_with("release-")) {

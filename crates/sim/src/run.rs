@@ -78,7 +78,9 @@ impl Weather for Storm {
             *n
         };
         let roll = mix(self.seed, &format!("{key} {nth}"));
-        let latency = Duration::from_micros(500 + roll % 40_000);
+        // Mostly 0.5–40 ms; one call in a hundred is slow (0.3–1.5 s), as a network's tail is.
+        let slow = (roll >> 20) % 100 == 0;
+        let latency = if slow { Duration::from_millis(300 + (roll >> 8) % 1_200) } else { Duration::from_micros(500 + roll % 40_000) };
         if self.calm.load(Ordering::Relaxed) {
             return Turn { latency, mishap: None };
         }

@@ -53,6 +53,8 @@ pub struct Written {
     pub client: usize,
     /// It landed after its caller had given up on it.
     pub late: bool,
+    /// When the call was sent, and when ECR carried it out.
+    pub sent: Instant,
     pub at: Instant,
     pub repository: RepositoryName,
     pub tag: Tag,
@@ -60,6 +62,8 @@ pub struct Written {
     /// The manifest bytes sent.
     pub manifest: String,
     pub answer: Result<(), PutError>,
+    /// The caller got this answer (not when it was lost, or the SDK tried again and answered that).
+    pub seen: bool,
     pub archived: bool,
     pub scan: Option<Scanned>,
     pub signed: Kinds,
@@ -67,6 +71,7 @@ pub struct Written {
 
 struct Late {
     due: Instant,
+    sent: Instant,
     client: usize,
     repository: RepositoryName,
     tag: Tag,
@@ -81,6 +86,8 @@ pub(super) struct Climate {
     put_quota: Option<usize>,
     recent_puts: VecDeque<Instant>,
     written: Vec<Written>,
+    /// When the PutImage being carried out was sent.
+    sent: Option<Instant>,
 }
 
 fn fault(mishap: Mishap) -> Fault {
@@ -141,8 +148,10 @@ impl Memory {
 
     /// A PutImage's turn: the mishap is the write's to carry out ([`Memory::land`]).
     pub(super) async fn enter_put(&self, call: Call, attempts: Attempts) -> (MutexGuard<'_, State>, Option<(Mishap, Attempts)>) {
+        let sent = Instant::now();
         let turn = self.turn(&call).await;
         let mut state = self.lock();
+        state.weather.sent = Some(sent);
         state.calls.push(call);
         let over = state.weather.over_quota(Instant::now());
         (state, over.or(turn.mishap).map(|m| (m, attempts)))
@@ -166,14 +175,18 @@ impl Memory {
             Some((Mishap::Throttled | Mishap::Timeout, _)) => Err(PutError::Fault(fault(mishap.map_or(Mishap::Timeout, |m| m.0)))),
             Some((Mishap::AnswerLost, Attempts::Once)) => {
                 let _ = state.apply_put(self.client, false, &repository.name, tag, image);
+                state.unseen();
                 Err(PutError::Fault(fault(Mishap::AnswerLost)))
             }
             // The SDK tries again and finds its first attempt landed.
-            Some((Mishap::AnswerLost, Attempts::Retried)) => state
-                .apply_put(self.client, false, &repository.name, tag, image)
-                .and_then(|()| state.apply_put(self.client, false, &repository.name, tag, image)),
+            Some((Mishap::AnswerLost, Attempts::Retried)) => {
+                let first = state.apply_put(self.client, false, &repository.name, tag, image);
+                state.unseen();
+                first.and_then(|()| state.apply_put(self.client, false, &repository.name, tag, image))
+            }
             Some((Mishap::LandsLate(after), attempts)) => {
-                let late = Late { due: now + after, client: self.client, repository: repository.name.clone(), tag: tag.clone(), image: image.clone() };
+                let sent = state.weather.sent.unwrap_or(now);
+                let late = Late { due: now + after, sent, client: self.client, repository: repository.name.clone(), tag: tag.clone(), image: image.clone() };
                 state.weather.late.push(late);
                 match attempts {
                     Attempts::Once => Err(PutError::Fault(fault(Mishap::Timeout))),
@@ -201,6 +214,13 @@ impl Climate {
 }
 
 impl State {
+    /// The write just logged was never answered to its caller.
+    fn unseen(&mut self) {
+        if let Some(last) = self.weather.written.last_mut() {
+            last.seen = false;
+        }
+    }
+
     /// Lands the late writes due by `now` (all of them: `None`), in the order they fall due.
     fn land_due(&mut self, now: Option<Instant>) {
         let mut due: Vec<Late> = Vec::new();
@@ -211,6 +231,7 @@ impl State {
         self.weather.late = kept;
         due.sort_by_key(|l| l.due);
         for late in due {
+            self.weather.sent = Some(late.sent);
             let _ = self.apply_put(late.client, true, &late.repository, &late.tag, &late.image);
         }
     }
@@ -236,12 +257,14 @@ impl State {
         let written = Written {
             client,
             late,
+            sent: self.weather.sent.unwrap_or_else(Instant::now),
             at: Instant::now(),
             repository: repository.clone(),
             tag: tag.clone(),
             digest: image.digest.clone(),
             manifest: image.manifest.clone(),
             answer: answer.clone(),
+            seen: !late,
             archived: stored.archived.contains(&image.digest),
             scan: stored.scans.get(&image.digest).cloned(),
             signed: stored.signed(&image.digest),
