@@ -131,6 +131,18 @@ mod tests {
     const HEX: &str = "c1c735361890448e6985e2338a833ffda0c768242425d348604a4430517a3445";
 
     #[test]
+    fn a_tag_of_64_characters_that_are_not_hex_is_no_artifact_and_each_kind_says_how_it_was_told() {
+        assert_eq!(Artifact::of_tag(&format!("sha256-{}.sig", "z".repeat(64))), None);
+        assert_eq!(Artifact::of_tag(&format!("sha256-{}.sig", &HEX[..63])), None, "63 digits");
+        let cosign = Artifact::of_tag(&format!("sha256-{HEX}.att")).unwrap().describe();
+        assert!(cosign.starts_with("a cosign attestation") && cosign.contains(HEX), "{cosign}");
+        let fallback = Artifact::of_tag(&format!("sha256-{HEX}")).unwrap().describe();
+        assert!(fallback.contains("Notation's referrers fallback tag"), "{fallback}");
+        let typed = Artifact::of_media_type("application/spdx+json").unwrap().describe();
+        assert!(typed.contains("application/spdx+json"), "{typed}");
+    }
+
+    #[test]
     fn cosign_and_notation_tags_are_told_by_their_shape() {
         for (suffix, kind) in [(".sig", "signature"), (".att", "attestation"), (".sbom", "SBOM")] {
             let tag = format!("sha256-{HEX}{suffix}");

@@ -484,6 +484,37 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_resource_tags_leave_a_repository_unchecked_only_where_a_rule_needs_them() {
+        let unreadable = |repository: &str| Facts { resource_tags: Err("AccessDenied".to_owned()), ..healthy(repository) };
+        let team = examine(&rules(), &unreadable("team/api"), now());
+        let unchecked: Vec<&Finding> = team.iter().filter(|f| f.level == Level::Unchecked).collect();
+        assert_eq!(unchecked.len(), 1, "{team:?}");
+        assert!(unchecked[0].what.contains("resource tags") && unchecked[0].fails(), "{unchecked:?}");
+        // `app` has no rule that asks for resource tags: not reading them checks nothing less.
+        let app = examine(&rules(), &unreadable("app"), now());
+        assert!(app.iter().all(|f| f.level != Level::Unchecked), "{app:?}");
+        let note = Finding { repository: "app".into(), level: Level::Notes, what: String::new(), fix: String::new() };
+        let warns = Finding { level: Level::Warns, ..note.clone() };
+        let defeats = Finding { level: Level::Defeats, ..note.clone() };
+        assert_eq!((note.fails(), warns.fails(), defeats.fails()), (false, false, true));
+    }
+
+    #[test]
+    fn promotion_targets_are_each_rules_rendered_targets_once() {
+        let rules = RuleSet::from_json(
+            r#"{"rules":[
+              {"name":"prod","semver":true,"to":"prod/{repository}","tags":["{tag}","stable"]},
+              {"name":"mirror","semver":true,"to":"mirror/{repository}","tags":["v{major}"]},
+              {"name":"edge","semver":true,"tags":["edge"]}
+            ]}"#,
+        )
+        .unwrap();
+        let targets: Vec<(String, String)> = promotion_targets(&rules, "team/api", None, now()).into_iter().map(|(r, t)| (r.to_owned(), t.to_string())).collect();
+        assert_eq!(targets, [("prod".to_owned(), "prod/team/api".to_owned()), ("mirror".to_owned(), "mirror/team/api".to_owned())]);
+        assert!(promotion_targets(&RuleSet::from_json(RULES).unwrap(), "team/api", None, now()).is_empty(), "no rule promotes");
+    }
+
+    #[test]
     fn a_target_that_keeps_promoted_moving_tags_immutable_or_expires_promoted_images_defeats_the_promotion() {
         let rules = RuleSet::from_json(
             r#"{"rules":[{"name":"prod","semver":true,"to":"prod/{repository}","tags":["{tag}","stable"]},{"name":"edge","semver":true,"tags":["edge"]}]}"#,

@@ -114,6 +114,30 @@ mod tests {
         format!("sha256:{}", format!("{n:02x}").repeat(32))
     }
 
+    #[test]
+    fn the_media_type_put_is_the_registrys_then_the_events_then_the_manifests_own() {
+        let declared = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#;
+        assert_eq!(media_type(Some("a/registry"), Some("a/event"), declared).as_deref(), Some("a/registry"));
+        assert_eq!(media_type(None, Some("a/event"), declared).as_deref(), Some("a/event"));
+        assert_eq!(media_type(None, None, declared).as_deref(), Some("application/vnd.oci.image.index.v1+json"));
+        assert_eq!(media_type(None, None, r#"{"schemaVersion":2}"#), None, "none says");
+    }
+
+    #[test]
+    fn a_layer_with_urls_is_stored_unless_its_type_is_a_foreign_one() {
+        let manifest = |media_type: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"config":{{"digest":"{}","size":1}},"layers":[{{"mediaType":"{media_type}","digest":"{}","size":2,"urls":["https://example.com/l"]}}]}}"#,
+                d(1),
+                d(2)
+            )
+        };
+        let stored = References::of(&digest(), &manifest("application/vnd.oci.image.layer.v1.tar+gzip")).unwrap();
+        assert_eq!(stored.blobs.len(), 2, "a url alone does not make a layer foreign");
+        let foreign = References::of(&digest(), &manifest("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")).unwrap();
+        assert_eq!(foreign.blobs.len(), 1, "the config only");
+    }
+
     fn digest() -> Digest {
         Digest::parse(&d(0xee)).unwrap()
     }

@@ -257,6 +257,26 @@ mod tests {
     }
 
     #[test]
+    fn every_mode_reads_back_from_ecrs_name_and_nothing_else_does() {
+        for mode in Mode::ALL {
+            assert_eq!(Mode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(Mode::parse("immutable"), None);
+    }
+
+    #[test]
+    fn ecrs_five_filters_are_enough_and_a_sixth_is_a_problem() {
+        let moving = |n: usize| -> Vec<Moving> {
+            (0..n).map(|i| Moving { rule: "r".into(), template: format!("edge{i}"), shape: format!("edge{i}") }).collect()
+        };
+        let five = propose(&moving(MAX_FILTERS), &[]);
+        assert_eq!((five.filters.len(), five.problems.len()), (MAX_FILTERS, 0), "{:?}", five.problems);
+        let six = propose(&moving(MAX_FILTERS + 1), &[]);
+        assert_eq!(six.problems.len(), 1, "{:?}", six.problems);
+        assert!(six.problems[0].starts_with("6 filters are needed and ECR allows 5"), "{:?}", six.problems);
+    }
+
+    #[test]
     fn wildcards_match_as_ecr_does() {
         let f = Filter::parse("v*-latest").unwrap();
         assert!(f.matches("v1-latest") && f.matches("v1.4-latest") && f.matches("v-latest"));

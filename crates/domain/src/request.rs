@@ -243,6 +243,62 @@ mod tests {
         assert_eq!(push("v1.4.2").as_cosign_signature(Kinds::of([Kind::Cosign])), None, "a release tag is a push");
     }
 
+    fn sweep(globs: &[&str]) -> ReconcileRequest {
+        ReconcileRequest {
+            repositories: globs.iter().map(|g| Glob::parse(g).unwrap()).collect(),
+            max_writes: 7,
+            resume_at: None,
+            registry_id: None,
+            dry_run: true,
+            fan_out: true,
+        }
+    }
+
+    #[test]
+    fn a_sweep_knows_its_repositories_resumes_only_within_them_and_fans_out_to_one_each() {
+        let names = |r: &ReconcileRequest| r.literal_names().map(|n| n.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(names(&sweep(&["app", "team/web"])), Some(vec!["app".to_owned(), "team/web".to_owned()]), "no listing needed");
+        assert_eq!(names(&sweep(&["app", "team/*"])), None, "a pattern needs the listing");
+        let team = sweep(&["team/*"]);
+        assert!(team.covers("team/web") && !team.covers("app") && !team.covers("team/web/api"));
+
+        let mut resumed = team.clone();
+        let web = RepositoryName::parse("team/web").unwrap();
+        assert_eq!(resumed.resume_from(&continuation_token(&web)), Ok(()));
+        assert_eq!(resumed.resume_at, Some(web.clone()));
+        let mut other = team.clone();
+        assert_eq!(other.resume_from(&continuation_token(&RepositoryName::parse("app").unwrap())), Err(BadContinuation::OtherRepositories));
+        assert_eq!(other.resume_from("app"), Err(BadContinuation::NotAToken));
+        assert_eq!(other.resume_at, None, "a refused token changes nothing");
+
+        // A fanned-out message sweeps one repository, from its start, and fans out no further.
+        let one = resumed.of_one(&web);
+        assert_eq!(one.repositories.iter().map(|g| g.source()).collect::<Vec<_>>(), ["team/web"]);
+        assert_eq!((one.resume_at, one.fan_out, one.max_writes, one.dry_run), (None, false, 7, true));
+    }
+
+    #[test]
+    fn a_request_says_its_time_and_repository_and_an_ignored_one_neither() {
+        let app = Repository::own(RepositoryName::parse("app").unwrap());
+        let at: DateTime<Utc> = "2026-11-24T10:15:02Z".parse().unwrap();
+        let push = Push {
+            repository: app.clone(),
+            tag: Tag::parse("v1").unwrap(),
+            digest: None,
+            pushed_at: at,
+            media_type: None,
+            artifact_media_type: None,
+            dry_run: false,
+        };
+        let retag = Request::Retag(push);
+        assert_eq!((retag.time(), retag.repository()), (Some(at), Some(&app)));
+        let ignored = Request::Ignore(Ignored { reason: "r".into(), repository: Some("app".into()), digest: None, tag: None });
+        assert_eq!((ignored.time(), ignored.repository()), (None, None));
+        let sources = Sources::new(vec![Tag::parse("a").unwrap(), Tag::parse("b").unwrap()]).unwrap();
+        assert_eq!(sources.as_slice().iter().map(Tag::as_str).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(Sources::new(Vec::new()), None);
+    }
+
     #[test]
     fn a_continuation_token_names_the_repository_to_resume_at() {
         let name = RepositoryName::parse("team/web").unwrap();

@@ -108,6 +108,14 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_names_unsplit_findings_only_when_there_are_some() {
+        let none_below = Findings { unsplit: Some(0), ..findings(&[("HIGH", 1)]) };
+        assert!(!none_below.summary().contains("below MEDIUM"), "{}", none_below.summary());
+        let some_below = Findings { unsplit: Some(3), ..findings(&[("HIGH", 1)]) };
+        assert!(some_below.summary().contains("3 below MEDIUM"), "{}", some_below.summary());
+    }
+
+    #[test]
     fn a_gate_lets_through_findings_up_to_its_severity() {
         let sample = findings(&[("HIGH", 1), ("MEDIUM", 4), ("LOW", 7)]);
         assert!(!sample.passes(Severity::Medium), "one HIGH finding is above MEDIUM");

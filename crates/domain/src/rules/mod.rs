@@ -388,6 +388,48 @@ mod tests {
         Digest::parse("sha256:16eb06ced985216bb14744c43dad833c58f56296d152e580542d0e8630f63316").unwrap()
     }
 
+    /// What the engine asks of a rule set before reading anything: which gates, opt-ins and copy
+    /// modes may apply to a push, so that an event no such rule covers costs no call.
+    #[test]
+    fn the_questions_the_engine_asks_before_any_call_are_answered_per_repository_and_tag() {
+        let rules = RuleSet::from_json(
+            r#"{"rules":[
+            {"name":"vetted","repositories":["app"],"semver":true,"when":{"scan":"LOW"},"tags":["stable"]},
+            {"name":"vetted-high","repositories":["app", "web"],"semver":true,"when":{"scan":"HIGH"},"tags":["ok"]},
+            {"name":"signed","repositories":["web"],"semver":true,"when":{"signed":true},"tags":["trusted"]},
+            {"name":"sboms","repositories":["app"],"match":"sbom-.*","artifacts":true,"tags":["sbom-latest"]},
+            {"name":"thaw","repositories":["app"],"match":"old-.*","restore_archived":true,"tags":["kept"]},
+            {"name":"ship","repositories":["dev/*"],"semver":true,"to":"prod/{repository}","copy_blobs":true,"tags":["v{major}"]},
+            {"name":"inside","repositories":["prod/*"],"semver":true,"to":"prod/{repository:1}","tags":["p{major}"]},
+            {"name":"opted","repositories":["lab"],"repository_tags":{"retag":"on"},"semver":true,"tags":["x"]}
+        ]}"#,
+        )
+        .unwrap();
+        assert_eq!((rules.len(), rules.is_empty()), (8, false));
+        assert!(RuleSet::from_json(r#"{"rules":[]}"#).map_or(true, |r| r.is_empty() && r.len() == 0));
+
+        assert!(rules.any_scan_gated_match("app", "1.2.3") && rules.any_scan_gated_match("web", "1.2.3"));
+        assert!(!rules.any_scan_gated_match("lab", "1.2.3") && !rules.any_scan_gated_match("app", "sbom-1"));
+        assert_eq!(rules.lowest_scan_gate("app", "1.2.3"), Some(Severity::Low), "the lowest of LOW and HIGH");
+        assert_eq!(rules.lowest_scan_gate("web", "1.2.3"), Some(Severity::High));
+        assert_eq!(rules.lowest_scan_gate("lab", "1.2.3"), None);
+
+        assert!(rules.any_signed_gated_match("web", "1.2.3") && !rules.any_signed_gated_match("app", "1.2.3"));
+        assert!(rules.any_artifact_match("app", "sbom-1") && !rules.any_artifact_match("app", "1.2.3") && !rules.any_artifact_match("web", "sbom-1"));
+        assert!(rules.needs_repository_tags("lab", "1.2.3") && !rules.needs_repository_tags("app", "1.2.3"));
+
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(rules.restores_archived(&names(&["vetted", "thaw"])) && !rules.restores_archived(&names(&["vetted", "ship"])));
+        assert!(!rules.restores_archived(&names(&["unknown"])));
+        assert!(rules.copies_blobs(&names(&["ship"])) && !rules.copies_blobs(&names(&["thaw", "vetted"])));
+
+        // `prod/*` promoting into `prod/{repository:1}`: its example repository is inside its own target.
+        let inside = rules.inside_own_target();
+        assert_eq!(inside.len(), 1, "{inside:?}");
+        assert_eq!((inside[0].0, inside[0].2), ("inside", "prod/**"), "the target shape");
+        assert!(inside[0].1.starts_with("prod/"), "{inside:?}");
+    }
+
     fn derive(rules: &RuleSet, repository: &str, tag: &str) -> Vec<(String, String)> {
         let d = digest();
         let tag = &Tag::parse(tag).unwrap();
