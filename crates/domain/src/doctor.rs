@@ -505,12 +505,14 @@ mod tests {
             r#"{"rules":[
               {"name":"prod","semver":true,"to":"prod/{repository}","tags":["{tag}","stable"]},
               {"name":"mirror","semver":true,"to":"mirror/{repository}","tags":["v{major}"]},
+              {"name":"prod-lines","semver":true,"to":"prod/{repository}","tags":["v{major}"]},
               {"name":"edge","semver":true,"tags":["edge"]}
             ]}"#,
         )
         .unwrap();
         let targets: Vec<(String, String)> = promotion_targets(&rules, "team/api", None, now()).into_iter().map(|(r, t)| (r.to_owned(), t.to_string())).collect();
-        assert_eq!(targets, [("prod".to_owned(), "prod/team/api".to_owned()), ("mirror".to_owned(), "mirror/team/api".to_owned())]);
+        let pair = |r: &str, t: &str| (r.to_owned(), t.to_owned());
+        assert_eq!(targets, [pair("prod", "prod/team/api"), pair("mirror", "mirror/team/api"), pair("prod-lines", "prod/team/api")], "each rule once, a shared target per rule");
         assert!(promotion_targets(&RuleSet::from_json(RULES).unwrap(), "team/api", None, now()).is_empty(), "no rule promotes");
     }
 

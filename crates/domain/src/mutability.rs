@@ -265,6 +265,15 @@ mod tests {
     }
 
     #[test]
+    fn a_naming_hint_is_offered_only_when_its_filter_would_not_clash_too() {
+        let moving = [Moving { rule: "r".into(), template: "{tag}".into(), shape: "*".into() }];
+        let clear = propose(&moving, &["1.2.3".to_owned()]);
+        assert!(clear.problems[0].contains("name it e.g. `{tag}-latest` (filter `*-latest`)"), "{:?}", clear.problems);
+        let clashing = propose(&moving, &["1.2.3".to_owned(), "rc-latest".to_owned()]);
+        assert!(!clashing.problems[0].contains("name it"), "`*-latest` would match rc-latest too: {:?}", clashing.problems);
+    }
+
+    #[test]
     fn ecrs_five_filters_are_enough_and_a_sixth_is_a_problem() {
         let moving = |n: usize| -> Vec<Moving> {
             (0..n).map(|i| Moving { rule: "r".into(), template: format!("edge{i}"), shape: format!("edge{i}") }).collect()
