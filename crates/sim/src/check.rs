@@ -12,6 +12,7 @@ use ecr_retag::report::Report;
 use semver::Version;
 
 use crate::run::Run;
+use ecr_retag::registry::memory::Written;
 use crate::world::{Kind, Step, Workload};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,198 +107,251 @@ fn lines(facts: &Facts, handled: impl Fn(usize) -> bool + Copy) -> Vec<(&'static
     out
 }
 
+/// What a run is judged with: the run, the facts of its world, and the violations found so far.
+struct Judge<'a> {
+    run: &'a Run,
+    images: &'a [crate::world::Img],
+    facts: Facts,
+    by_digest: HashMap<&'a str, usize>,
+    out: Vec<Violation>,
+}
+
 pub fn check(workload: &Workload, run: &Run) -> Vec<Violation> {
-    let facts = Facts::of(workload);
     let images = &workload.images;
-    let by_digest: HashMap<&str, usize> = images.iter().enumerate().map(|(i, img)| (img.digest.as_str(), i)).collect();
-    let mut out = Vec::new();
-    let mut say = |invariant: u8, detail: String| out.push(Violation { invariant, detail });
-    let at = |state: &BTreeMap<String, BTreeMap<String, String>>, repo: &str, tag: &str| {
-        state.get(repo).and_then(|tags| tags.get(tag)).and_then(|d| by_digest.get(d.as_str()).copied())
-    };
-
-    // 1. Never backwards: at quiescence, no if-newer tag below the highest version delivered.
-    let delivered = |image: usize| {
-        run.events.iter().zip(&run.handled).any(|(e, ok)| *ok && e.contains(images[image].digest.as_str()) && e.contains("\"PUSH\""))
-    };
-    // A promotion's tags are judged after the sweep (8): its failures are retried by the sweep.
-    // An archived holder counts as older, so the next event takes its tags whatever its version:
-    // lines with an archived image are the sweep's to straighten (8).
-    let archived_lines: BTreeSet<String> = facts
-        .archived
-        .iter()
-        .filter_map(|i| facts.version_of.get(i))
-        .flat_map(|v| [format!("v{}", v.major), format!("v{}.{}", v.major, v.minor)])
-        .collect();
-    for (repo, tag, (want, _)) in lines(&facts, delivered).into_iter().filter(|(r, t, _)| *r != "prod/app" && !(*r == "app" && archived_lines.contains(t))) {
-        match at(&run.quiescent, repo, &tag).and_then(|i| facts.version_of.get(&i)) {
-            Some(held) if *held >= want => {}
-            held => say(1, format!("{repo}:{tag} at quiescence holds {held:?}, below {want}, the highest delivered")),
-        }
-    }
-
-    // 1, as it happens: an if-newer write is decided on a read at most FRESH old when it is sent, so
-    // one that moves a tag below a version which was already there before that read is a stale
-    // decision. (A write landing after its caller gave up is the second look's to repair, and a
-    // holder that had lost its version, archived or its tag pushed onto a rebuild, counts as older.)
-    let fresh = ecr_retag::apply::if_newer::FRESH;
-    let mut held: BTreeMap<(String, String), (usize, tokio::time::Instant)> = BTreeMap::new();
-    for w in run.written.iter().filter(|w| w.answer.is_ok()) {
-        let Some(&image) = by_digest.get(w.digest.as_str()) else { continue };
-        let key = (w.repository.to_string(), w.tag.to_string());
-        let guarded = ["stable", "trusted"].contains(&w.tag.as_str()) || (w.tag.as_str().starts_with('v') && !w.tag.as_str().contains('-'));
-        if let (true, false, Some(&(before, since))) = (guarded, w.late, held.get(&key)) {
-            let (old, new) = (facts.version_of.get(&before), facts.version_of.get(&image));
-            let lost = run.last_change(before, w.at, |s| matches!(s, Step::Archive { .. })).is_some() || run.rebuilt_by(before, w.at);
-            let read_at_the_latest = w.sent.checked_sub(fresh).unwrap_or(w.sent);
-            if old.zip(new).is_some_and(|(o, n)| n < o) && !lost && since < read_at_the_latest {
-                say(1, format!("{}:{} moved back from {} to {} on a read older than the write it undid", w.repository, w.tag, images[before].digest, w.digest));
-            }
-        }
-        held.insert(key, (image, w.at));
-    }
-
-    // 2–6, on every write ECR carried out or refused.
+    let by_digest = images.iter().enumerate().map(|(i, img)| (img.digest.as_str(), i)).collect();
+    let mut judge = Judge { run, images, facts: Facts::of(workload), by_digest, out: Vec::new() };
+    judge.never_backwards_at_quiescence();
+    judge.never_backwards_as_it_happens();
     for w in &run.written {
-        let Some(&image) = by_digest.get(w.digest.as_str()) else {
-            say(3, format!("{}:{} put on {}, a digest no pipeline pushed", w.repository, w.tag, w.digest));
-            continue;
-        };
-        let img = &images[image];
-        if w.manifest != img.manifest || crate::rng::sha256(w.manifest.as_bytes()) != w.digest.as_str() {
-            say(3, format!("{}:{} put with bytes that are not {}'s", w.repository, w.tag, w.digest));
-        }
-        let sidecar = [".sig", ".att", ".sbom"].iter().any(|s| w.tag.as_str().ends_with(s));
-        if w.answer.is_ok() && img.artifact() && !sidecar {
-            say(2, format!("{}:{} put on the artifact {}", w.repository, w.tag, w.digest));
-        }
-        // An image archived after the invocation began may have been read before: no client can
-        // close that window. Archived before it began, the write is the function's mistake.
-        // The earliest of its client's invocations under way (an instance may run several at once).
-        let begun = run.invocations.iter().filter(|i| i.client == w.client && i.start <= w.at && w.at <= i.end).map(|i| i.start).min();
-        let settled_before = |changed: Option<tokio::time::Instant>| changed.is_some_and(|c| begun.is_none_or(|b| c < b));
-        if w.answer.is_ok() && w.archived && !w.late && settled_before(run.last_change(image, w.at, |s| matches!(s, Step::Archive { .. }))) {
-            say(2, format!("{}:{} put on {}, archived before the invocation began", w.repository, w.tag, w.digest));
-        }
-        if w.answer.is_ok() && w.repository.as_str() == "lab" {
-            say(2, format!("lab:{} written, but lab has not opted in", w.tag));
-        }
-        if w.answer.is_ok() && !w.late {
-            let passes = matches!(&w.scan, Some(ecr_retag::domain::assess::Scanned::Done(f)) if f.counts.get("CRITICAL").copied().unwrap_or(0) == 0);
-            // Judged as of the invocation's start: a rescan landing while it runs may come after its read.
-            let scanned = run.last_change(image, w.at, |s| matches!(s, Step::Scan { .. }));
-            if w.tag.as_str() == "stable" && !passes && settled_before(scanned) {
-                say(4, format!("app:stable put on {} while its scan, settled before the invocation began, is {:?}", w.digest, w.scan));
-            }
-            if w.tag.as_str() == "trusted" && w.signed.is_empty() {
-                say(4, format!("app:trusted put on {}, which has no signature", w.digest));
-            }
-        }
-        if let Err(PutError::Fault(f)) = &w.answer {
-            if f.code == "LayersNotFoundException" || f.code == "ReferencedImagesNotFoundException" {
-                say(5, format!("{}:{} put before the image's blobs and children were there ({})", w.repository, w.tag, f.code));
-            }
-        }
+        judge.write(w);
+    }
+    judge.conflicts_reported();
+    judge.quiet_when_done();
+    judge.converged();
+    judge.honest_failures();
+    judge.out
+}
+
+impl Judge<'_> {
+    fn say(&mut self, invariant: u8, detail: String) {
+        self.out.push(Violation { invariant, detail });
     }
 
-    // 6. Every refusal of an immutable tag is reported as a conflict by the invocation that met it:
-    // one of its client's invocations under way then (an instance may run several at once). A
-    // conflict; or, when the re-read that tells whose the tag is failed, a retryable failure (the tag
-    // may be the image's own, from an earlier attempt: only a later delivery can say).
-    for w in run.written.iter().filter(|w| w.seen && w.answer == Err(PutError::TagImmutable)) {
-        let during: Vec<&crate::run::Invocation> = run.invocations.iter().filter(|i| i.client == w.client && i.start <= w.at && w.at <= i.end).collect();
-        let reports: Vec<&Report> = during
+    /// The image a tag points at in `state`, as the world knows it.
+    fn at(&self, state: &BTreeMap<String, BTreeMap<String, String>>, repo: &str, tag: &str) -> Option<usize> {
+        state.get(repo).and_then(|tags| tags.get(tag)).and_then(|d| self.by_digest.get(d.as_str()).copied())
+    }
+
+    /// When the earliest invocation of the write's client under way at the write began (an
+    /// instance may run several at once).
+    fn begun(&self, w: &Written) -> Option<tokio::time::Instant> {
+        self.run.invocations.iter().filter(|i| i.client == w.client && i.start <= w.at && w.at <= i.end).map(|i| i.start).min()
+    }
+
+    /// 1. At quiescence, no if-newer tag below the highest version whose push was handled. A
+    /// promotion's tags are judged after the sweep (8), which retries its failures; so are lines
+    /// with an archived image, whose holder counts as older, so the next event takes its tags.
+    fn never_backwards_at_quiescence(&mut self) {
+        let (run, images) = (self.run, self.images);
+        let delivered = |image: usize| {
+            run.events.iter().zip(&run.handled).any(|(e, ok)| *ok && e.contains(images[image].digest.as_str()) && e.contains("\"PUSH\""))
+        };
+        let archived_lines: BTreeSet<String> = self
+            .facts
+            .archived
             .iter()
-            .filter_map(|i| match &i.answer {
-                Some(Ok(Answer::Event(r))) => Some(r),
-                Some(Err(RetagError::TagsNotApplied { report, .. })) => Some(&**report),
-                _ => None,
-            })
+            .filter_map(|i| self.facts.version_of.get(i))
+            .flat_map(|v| [format!("v{}", v.major), format!("v{}.{}", v.major, v.minor)])
             .collect();
-        // A batch answers with its failed messages only: nothing to read the outcome from.
-        if reports.len() < during.len() {
-            continue;
-        }
-        let said = |t: &ecr_retag::report::TagReport| {
-            t.tag == w.tag.as_str() && serde_json::to_value(t.outcome).is_ok_and(|o| o == "conflict" || o == "unchanged" || (o == "failed" && t.retryable))
-        };
-        if !reports.iter().any(|r| r.tags.iter().any(said)) {
-            let seen: Vec<_> = reports.iter().map(|r| r.tags.iter().find(|t| t.tag == w.tag.as_str()).map(|t| (t.outcome, t.detail.clone()))).collect();
-            say(6, format!("{}:{} refused as immutable, and not reported as a conflict: {seen:?}", w.repository, w.tag));
-        }
-    }
-    for w in run.written.iter().filter(|w| w.answer.is_ok() && w.tag.as_str().starts_with("release-")) {
-        let times = run.written.iter().filter(|o| o.answer.is_ok() && o.tag == w.tag && o.repository == w.repository).count();
-        if times > 1 {
-            say(6, format!("{}:{} written {times} times", w.repository, w.tag));
-        }
-    }
-
-    // 7. Quiet when done.
-    for w in &run.redelivered_writes {
-        say(7, format!("{}:{} written again (on {}) when the events were delivered once more", w.repository, w.tag, w.digest));
-    }
-
-    // 8. Convergence after one sweep.
-    let every = |_: usize| true;
-    for (repo, tag, (version, want)) in lines(&facts, every) {
-        let held = at(&run.swept, repo, &tag);
-        // A copy promoted before its source was archived is no archived image: a higher version may keep the tag.
-        let kept = held.is_some_and(|h| repo == "prod/app" && facts.archived.contains(&h) && facts.version_of.get(&h).is_some_and(|v| *v > version));
-        if held != Some(want) && !kept {
-            say(8, format!("{repo}:{tag} after the sweep is on {:?}, not the highest version's image {want}", at(&run.swept, repo, &tag)));
-        }
-    }
-    let passed = |i: usize| facts.scans.get(&i).and_then(|s| s.last()) == Some(&0);
-    let ever_passed = |i: usize| facts.scans.get(&i).is_some_and(|s| s.contains(&0));
-    type Judge<'a> = Box<dyn Fn(usize) -> bool + 'a>;
-    let gated: [(&str, Judge, Judge); 2] = [
-        ("stable", Box::new(passed), Box::new(ever_passed)),
-        ("trusted", Box::new(|i| facts.signatures.contains_key(&i)), Box::new(|i| facts.signatures.contains_key(&i))),
-    ];
-    for (tag, now, once) in gated {
-        let want = facts.candidates("app", &now).last().map(|(v, i)| (v.clone(), *i));
-        let held = at(&run.swept, "app", tag);
-        // A gated tag is not taken back when a rescan fails: a higher version that passed once may keep it.
-        let fine = match (&want, held) {
-            (Some((_, w)), Some(h)) if *w == h => true,
-            (_, Some(h)) => once(h) && want.as_ref().is_none_or(|(v, _)| facts.version_of.get(&h).is_some_and(|hv| hv > v)),
-            (None, None) => true,
-            (Some(_), None) => false,
-        };
-        if !fine {
-            say(8, format!("app:{tag} after the sweep is on {held:?}; the rules say {want:?}"));
-        }
-    }
-    for (repo, tags) in &run.swept {
-        for (tag, digest) in tags {
-            let Some(&i) = by_digest.get(digest.as_str()) else { continue };
-            if tag.starts_with("release-") && facts.version_of.get(&i).is_none_or(|v| format!("release-{}", v.major) != *tag) {
-                say(8, format!("{repo}:{tag} is on {digest}, of another major version"));
-            }
-            // 5. A promoted image's referrers and cosign sidecars followed it.
-            // An image archived in its source is retired: nothing more follows it into the target.
-            if repo == "prod/app" && !images[i].artifact() && !facts.archived.contains(&i) {
-                for sig in facts.signatures.get(&i).into_iter().flatten() {
-                    let held = match images[*sig].kind {
-                        Kind::Cosign => tags.contains_key(&format!("{}.sig", digest.replacen(':', "-", 1))),
-                        _ => run.swept_holds.contains(&(repo.clone(), images[*sig].digest.to_string())),
-                    };
-                    if !held {
-                        say(5, format!("prod/app:{tag} is on {digest}, but its signature {} did not follow it", images[*sig].digest));
-                    }
+        let judged = lines(&self.facts, delivered).into_iter().filter(|(r, t, _)| *r != "prod/app" && !(*r == "app" && archived_lines.contains(t)));
+        for (repo, tag, (want, _)) in judged.collect::<Vec<_>>() {
+            match self.at(&run.quiescent, repo, &tag).and_then(|i| self.facts.version_of.get(&i)) {
+                Some(held) if *held >= want => {}
+                held => {
+                    let held = held.cloned();
+                    self.say(1, format!("{repo}:{tag} at quiescence holds {held:?}, below {want}, the highest delivered"));
                 }
             }
         }
     }
 
-    // 9. Honest failures: no panic; a failure says whether a retry can help, and why.
-    for inv in &run.invocations {
-        match &inv.answer {
-            None => say(9, format!("the handler panicked on events {:?}", inv.events)),
-            Some(Err(e)) if e.to_string().trim().is_empty() || e.error_type().is_empty() => say(9, format!("a failure without a reason: {e:?}")),
-            _ => {}
+    /// 1, as each write lands: an if-newer write is decided on a read at most FRESH old when it is
+    /// sent, so one that moves a tag below a version already there before that read is a stale
+    /// decision. (A write landing after its caller gave up is the second look's to repair, and a
+    /// holder that had lost its version, archived or its tag pushed onto a rebuild, counts as older.)
+    fn never_backwards_as_it_happens(&mut self) {
+        let (run, fresh) = (self.run, ecr_retag::apply::if_newer::FRESH);
+        let mut held: BTreeMap<(String, String), (usize, tokio::time::Instant)> = BTreeMap::new();
+        for w in run.written.iter().filter(|w| w.answer.is_ok()) {
+            let Some(&image) = self.by_digest.get(w.digest.as_str()) else { continue };
+            let key = (w.repository.to_string(), w.tag.to_string());
+            let guarded = ["stable", "trusted"].contains(&w.tag.as_str()) || (w.tag.as_str().starts_with('v') && !w.tag.as_str().contains('-'));
+            if let (true, false, Some(&(before, since))) = (guarded, w.late, held.get(&key)) {
+                let (old, new) = (self.facts.version_of.get(&before), self.facts.version_of.get(&image));
+                let lost = run.last_change(before, w.at, |s| matches!(s, Step::Archive { .. })).is_some() || run.rebuilt_by(before, w.at);
+                let read_at_the_latest = w.sent.checked_sub(fresh).unwrap_or(w.sent);
+                if old.zip(new).is_some_and(|(o, n)| n < o) && !lost && since < read_at_the_latest {
+                    let undone = self.images[before].digest.clone();
+                    self.say(1, format!("{}:{} moved back from {undone} to {} on a read older than the write it undid", w.repository, w.tag, w.digest));
+                }
+            }
+            held.insert(key, (image, w.at));
         }
     }
-    out
+
+    /// 2–5, on one write ECR carried out or refused. An image archived, or a scan that failed,
+    /// after the invocation began may have come after its read: no client can close that window.
+    fn write(&mut self, w: &Written) {
+        let Some(&image) = self.by_digest.get(w.digest.as_str()) else {
+            self.say(3, format!("{}:{} put on {}, a digest no pipeline pushed", w.repository, w.tag, w.digest));
+            return;
+        };
+        let img = &self.images[image];
+        if w.manifest != img.manifest || crate::rng::sha256(w.manifest.as_bytes()) != w.digest.as_str() {
+            self.say(3, format!("{}:{} put with bytes that are not {}'s", w.repository, w.tag, w.digest));
+        }
+        if let Err(PutError::Fault(f)) = &w.answer {
+            if f.code == "LayersNotFoundException" || f.code == "ReferencedImagesNotFoundException" {
+                self.say(5, format!("{}:{} put before the image's blobs and children were there ({})", w.repository, w.tag, f.code));
+            }
+        }
+        if w.answer.is_err() {
+            return;
+        }
+        let sidecar = [".sig", ".att", ".sbom"].iter().any(|s| w.tag.as_str().ends_with(s));
+        if img.artifact() && !sidecar {
+            self.say(2, format!("{}:{} put on the artifact {}", w.repository, w.tag, w.digest));
+        }
+        let begun = self.begun(w);
+        let settled_before = |changed: Option<tokio::time::Instant>| changed.is_some_and(|c| begun.is_none_or(|b| c < b));
+        if w.archived && !w.late && settled_before(self.run.last_change(image, w.at, |s| matches!(s, Step::Archive { .. }))) {
+            self.say(2, format!("{}:{} put on {}, archived before the invocation began", w.repository, w.tag, w.digest));
+        }
+        if w.repository.as_str() == "lab" {
+            self.say(2, format!("lab:{} written, but lab has not opted in", w.tag));
+        }
+        if w.late {
+            return;
+        }
+        let passes = matches!(&w.scan, Some(ecr_retag::domain::assess::Scanned::Done(f)) if f.counts.get("CRITICAL").copied().unwrap_or(0) == 0);
+        if w.tag.as_str() == "stable" && !passes && settled_before(self.run.last_change(image, w.at, |s| matches!(s, Step::Scan { .. }))) {
+            self.say(4, format!("app:stable put on {} while its scan, settled before the invocation began, is {:?}", w.digest, w.scan));
+        }
+        if w.tag.as_str() == "trusted" && w.signed.is_empty() {
+            self.say(4, format!("app:trusted put on {}, which has no signature", w.digest));
+        }
+    }
+
+    /// 6. Every refusal of an immutable tag whose answer reached the function is reported as a
+    /// conflict by one of its client's invocations under way then; or, when the re-read that tells
+    /// whose the tag is failed, as a retryable failure (the tag may be the image's own, from an
+    /// earlier attempt: only a later delivery can say). And `release-*` is written once.
+    fn conflicts_reported(&mut self) {
+        let run = self.run;
+        for w in run.written.iter().filter(|w| w.seen && w.answer == Err(PutError::TagImmutable)) {
+            let during: Vec<&crate::run::Invocation> = run.invocations.iter().filter(|i| i.client == w.client && i.start <= w.at && w.at <= i.end).collect();
+            let reports: Vec<&Report> = during
+                .iter()
+                .filter_map(|i| match &i.answer {
+                    Some(Ok(Answer::Event(r))) => Some(r),
+                    Some(Err(RetagError::TagsNotApplied { report, .. })) => Some(&**report),
+                    _ => None,
+                })
+                .collect();
+            // A batch answers with its failed messages only: nothing to read the outcome from.
+            if reports.len() < during.len() {
+                continue;
+            }
+            let said = |t: &ecr_retag::report::TagReport| {
+                t.tag == w.tag.as_str() && serde_json::to_value(t.outcome).is_ok_and(|o| o == "conflict" || o == "unchanged" || (o == "failed" && t.retryable))
+            };
+            if !reports.iter().any(|r| r.tags.iter().any(said)) {
+                let seen: Vec<_> = reports.iter().map(|r| r.tags.iter().find(|t| t.tag == w.tag.as_str()).map(|t| (t.outcome, t.detail.clone()))).collect();
+                self.say(6, format!("{}:{} refused as immutable, and not reported as a conflict: {seen:?}", w.repository, w.tag));
+            }
+        }
+        for w in run.written.iter().filter(|w| w.answer.is_ok() && w.tag.as_str().starts_with("release-")) {
+            let times = run.written.iter().filter(|o| o.answer.is_ok() && o.tag == w.tag && o.repository == w.repository).count();
+            if times > 1 {
+                self.say(6, format!("{}:{} written {times} times", w.repository, w.tag));
+            }
+        }
+    }
+
+    /// 7. After quiescence and the sweep, every event delivered once more writes nothing.
+    fn quiet_when_done(&mut self) {
+        for w in &self.run.redelivered_writes {
+            self.say(7, format!("{}:{} written again (on {}) when the events were delivered once more", w.repository, w.tag, w.digest));
+        }
+    }
+
+    /// 8. After quiescence and one sweep, every tag is where the rules say; and 5, a promoted
+    /// image's referrers and cosign sidecars followed it.
+    fn converged(&mut self) {
+        let (run, images, facts) = (self.run, self.images, &self.facts);
+        let mut found = Vec::new();
+        for (repo, tag, (version, want)) in lines(facts, |_| true) {
+            let held = self.at(&run.swept, repo, &tag);
+            // A copy promoted before its source was archived is no archived image: a higher version may keep the tag.
+            let kept = held.is_some_and(|h| repo == "prod/app" && facts.archived.contains(&h) && facts.version_of.get(&h).is_some_and(|v| *v > version));
+            if held != Some(want) && !kept {
+                found.push((8, format!("{repo}:{tag} after the sweep is on {held:?}, not the highest version's image {want}")));
+            }
+        }
+        let passed = |i: usize| facts.scans.get(&i).and_then(|s| s.last()) == Some(&0);
+        let ever_passed = |i: usize| facts.scans.get(&i).is_some_and(|s| s.contains(&0));
+        let signed = |i: usize| facts.signatures.contains_key(&i);
+        let gated: [(&str, &dyn Fn(usize) -> bool, &dyn Fn(usize) -> bool); 2] = [("stable", &passed, &ever_passed), ("trusted", &signed, &signed)];
+        for (tag, now, once) in gated {
+            let want = facts.candidates("app", now).last().map(|(v, i)| (v.clone(), *i));
+            let held = self.at(&run.swept, "app", tag);
+            // A gated tag is not taken back when a rescan fails: a higher version that passed once may keep it.
+            let fine = match (&want, held) {
+                (Some((_, w)), Some(h)) if *w == h => true,
+                (_, Some(h)) => once(h) && want.as_ref().is_none_or(|(v, _)| facts.version_of.get(&h).is_some_and(|hv| hv > v)),
+                (None, None) => true,
+                (Some(_), None) => false,
+            };
+            if !fine {
+                found.push((8, format!("app:{tag} after the sweep is on {held:?}; the rules say {want:?}")));
+            }
+        }
+        for (repo, tags) in &run.swept {
+            for (tag, digest) in tags {
+                let Some(&i) = self.by_digest.get(digest.as_str()) else { continue };
+                if tag.starts_with("release-") && facts.version_of.get(&i).is_none_or(|v| format!("release-{}", v.major) != *tag) {
+                    found.push((8, format!("{repo}:{tag} is on {digest}, of another major version")));
+                }
+                // An image archived in its source is retired: nothing more follows it into the target.
+                if repo != "prod/app" || images[i].artifact() || facts.archived.contains(&i) {
+                    continue;
+                }
+                for sig in facts.signatures.get(&i).into_iter().flatten() {
+                    let followed = match images[*sig].kind {
+                        Kind::Cosign => tags.contains_key(&format!("{}.sig", digest.replacen(':', "-", 1))),
+                        _ => run.swept_holds.contains(&(repo.clone(), images[*sig].digest.to_string())),
+                    };
+                    if !followed {
+                        found.push((5, format!("prod/app:{tag} is on {digest}, but its signature {} did not follow it", images[*sig].digest)));
+                    }
+                }
+            }
+        }
+        for (invariant, detail) in found {
+            self.say(invariant, detail);
+        }
+    }
+
+    /// 9. No panic; a failure says whether a retry can help, and why.
+    fn honest_failures(&mut self) {
+        for inv in &self.run.invocations {
+            match &inv.answer {
+                None => self.out.push(Violation { invariant: 9, detail: format!("the handler panicked on events {:?}", inv.events) }),
+                Some(Err(e)) if e.to_string().trim().is_empty() || e.error_type().is_empty() => {
+                    self.out.push(Violation { invariant: 9, detail: format!("a failure without a reason: {e:?}") })
+                }
+                _ => {}
+            }
+        }
+    }
 }
