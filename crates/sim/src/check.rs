@@ -148,7 +148,7 @@ impl Judge<'_> {
         self.run.invocations.iter().filter(|i| i.client == w.client && i.start <= w.at && w.at <= i.end).map(|i| i.start).min()
     }
 
-    /// 1. At quiescence, no if-newer tag below the highest version whose push was handled. A
+    /// Invariant 1 at quiescence: no if-newer tag below the highest version whose push was handled. A
     /// promotion's tags are judged after the sweep (8), which retries its failures; so are lines
     /// with an archived image, whose holder counts as older, so the next event takes its tags.
     fn never_backwards_at_quiescence(&mut self) {
@@ -175,7 +175,7 @@ impl Judge<'_> {
         }
     }
 
-    /// 1, as each write lands: an if-newer write is decided on a read at most FRESH old when it is
+    /// Invariant 1 as each write lands: an if-newer write is decided on a read at most FRESH old when it is
     /// sent, so one that moves a tag below a version already there before that read is a stale
     /// decision. (A write landing after its caller gave up is the second look's to repair, and a
     /// holder that had lost its version, archived or its tag pushed onto a rebuild, counts as older.)
@@ -199,7 +199,7 @@ impl Judge<'_> {
         }
     }
 
-    /// 2–5, on one write ECR carried out or refused. An image archived, or a scan that failed,
+    /// Invariants 2 to 5 on one write ECR carried out or refused. An image archived, or a scan that failed,
     /// after the invocation began may have come after its read: no client can close that window.
     fn write(&mut self, w: &Written) {
         let Some(&image) = self.by_digest.get(w.digest.as_str()) else {
@@ -242,7 +242,7 @@ impl Judge<'_> {
         }
     }
 
-    /// 6. Every refusal of an immutable tag whose answer reached the function is reported as a
+    /// Invariant 6: every refusal of an immutable tag whose answer reached the function is reported as a
     /// conflict by one of its client's invocations under way then; or, when the re-read that tells
     /// whose the tag is failed, as a retryable failure (the tag may be the image's own, from an
     /// earlier attempt: only a later delivery can say). And `release-*` is written once.
@@ -278,14 +278,14 @@ impl Judge<'_> {
         }
     }
 
-    /// 7. After quiescence and the sweep, every event delivered once more writes nothing.
+    /// Invariant 7: after quiescence and the sweep, every event delivered once more writes nothing.
     fn quiet_when_done(&mut self) {
         for w in &self.run.redelivered_writes {
             self.say(7, format!("{}:{} written again (on {}) when the events were delivered once more", w.repository, w.tag, w.digest));
         }
     }
 
-    /// 8. After quiescence and one sweep, every tag is where the rules say; and 5, a promoted
+    /// Invariant 8: after quiescence and one sweep, every tag is where the rules say; and 5: a promoted
     /// image's referrers and cosign sidecars followed it.
     fn converged(&mut self) {
         let (run, images, facts) = (self.run, self.images, &self.facts);
@@ -301,7 +301,9 @@ impl Judge<'_> {
         let passed = |i: usize| facts.scans.get(&i).and_then(|s| s.last()) == Some(&0);
         let ever_passed = |i: usize| facts.scans.get(&i).is_some_and(|s| s.contains(&0));
         let signed = |i: usize| facts.signatures.contains_key(&i);
-        let gated: [(&str, &dyn Fn(usize) -> bool, &dyn Fn(usize) -> bool); 2] = [("stable", &passed, &ever_passed), ("trusted", &signed, &signed)];
+        // Each gated tag: whether an image passes its gate now, and whether it ever did.
+        type Gate<'g> = &'g dyn Fn(usize) -> bool;
+        let gated: [(&str, Gate, Gate); 2] = [("stable", &passed, &ever_passed), ("trusted", &signed, &signed)];
         for (tag, now, once) in gated {
             let want = facts.candidates("app", now).last().map(|(v, i)| (v.clone(), *i));
             let held = self.at(&run.swept, "app", tag);
@@ -342,7 +344,7 @@ impl Judge<'_> {
         }
     }
 
-    /// 9. No panic; a failure says whether a retry can help, and why.
+    /// Invariant 9: no panic; a failure says whether a retry can help, and why.
     fn honest_failures(&mut self) {
         for inv in &self.run.invocations {
             match &inv.answer {

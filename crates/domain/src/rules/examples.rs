@@ -42,7 +42,8 @@ fn strings(hir: &Hir) -> Vec<String> {
         HirKind::Repetition(rep) => {
             let sub = strings(&rep.sub);
             let mut counts = vec![rep.min, rep.min.max(1)];
-            if rep.max.is_none_or(|max| max > rep.min + 1) {
+            // One more repetition where the pattern allows it (`x{1,2}` gives `x` and `xx`).
+            if rep.max.is_none_or(|max| max > rep.min.max(1)) {
                 counts.push(rep.min.max(1) + 1);
             }
             counts.dedup();
@@ -96,5 +97,16 @@ mod tests {
         assert_eq!(from_pattern("latest|edge"), ["latest", "edge"]);
         assert_eq!(from_pattern("v\\d+"), ["v0", "v00"]);
         assert_eq!(repository("team/**/api"), "team/x/api");
+    }
+
+    #[test]
+    fn a_bounded_repetition_gives_one_more_only_where_allowed_and_combinations_stop_at_the_limit() {
+        assert_eq!(from_pattern("x{1,2}"), ["x", "xx"]);
+        assert_eq!(from_pattern("x{0,1}"), ["", "x"]);
+        assert_eq!(from_pattern("x{2}"), ["xx"]);
+        assert_eq!(from_pattern("x{2,3}"), ["xx", "xxx"]);
+        let combined = from_pattern("(ab|cd|ef|gh)(ij|kl|mn|op)");
+        assert_eq!(combined.len(), LIMIT, "{combined:?}");
+        assert_eq!((combined[0].as_str(), combined[LIMIT - 1].as_str()), ("abij", "efop"));
     }
 }

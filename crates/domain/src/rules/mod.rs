@@ -406,7 +406,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!((rules.len(), rules.is_empty()), (8, false));
-        assert!(RuleSet::from_json(r#"{"rules":[]}"#).map_or(true, |r| r.is_empty() && r.len() == 0));
+        // An empty rule set is refused, so `is_empty` is never true of one (docs/testing.md: equivalent).
+        assert!(RuleSet::from_json(r#"{"rules":[]}"#).is_err());
 
         assert!(rules.any_scan_gated_match("app", "1.2.3") && rules.any_scan_gated_match("web", "1.2.3"));
         assert!(!rules.any_scan_gated_match("lab", "1.2.3") && !rules.any_scan_gated_match("app", "sbom-1"));

@@ -398,3 +398,30 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::RuleSet;
+
+    #[test]
+    fn a_misspelt_field_is_named_with_the_closest_one_and_a_far_one_with_none() {
+        let error = |field: &str| {
+            let json = format!(r#"{{"rules":[{{"name":"r","semver":true,"tags":["t"],"{field}":true}}]}}"#);
+            RuleSet::from_json(&json).map(|_| ()).unwrap_err().to_string()
+        };
+        assert!(error("tgas").contains("did you mean `tags`?"), "{}", error("tgas"));
+        assert!(error("repo").contains("did you mean `repositories`?"), "a prefix of three or more: {}", error("repo"));
+        assert!(!error("xyzw").contains("did you mean"), "{}", error("xyzw"));
+        assert!(!error("re").contains("did you mean `repositories`"), "a prefix of two is too short: {}", error("re"));
+    }
+
+    #[test]
+    fn a_resource_tag_key_may_have_128_characters_and_not_129() {
+        let rules = |key: &str| {
+            RuleSet::from_json(&format!(r#"{{"rules":[{{"name":"r","semver":true,"tags":["t"],"repository_tags":{{"{key}":"v"}}}}]}}"#))
+        };
+        assert!(rules(&"k".repeat(128)).is_ok());
+        assert!(rules(&"k".repeat(129)).is_err());
+        assert!(rules("").is_err());
+    }
+}
