@@ -25,7 +25,10 @@ pub struct Violation {
 struct Facts {
     /// (repository, pushed tag) → image, as the last push left it.
     pushed: BTreeMap<(&'static str, String), usize>,
+    /// Archived at the end.
     archived: BTreeSet<usize>,
+    /// Archived at some moment.
+    ever_archived: BTreeSet<usize>,
     /// Every scan of an image, in order: critical findings.
     scans: HashMap<usize, Vec<u64>>,
     /// Image → its signatures.
@@ -40,7 +43,7 @@ fn version(tag: &str) -> Option<Version> {
 
 impl Facts {
     fn of(workload: &Workload) -> Facts {
-        let mut f = Facts { pushed: BTreeMap::new(), archived: BTreeSet::new(), scans: HashMap::new(), signatures: HashMap::new(), version_of: HashMap::new() };
+        let mut f = Facts { pushed: BTreeMap::new(), archived: BTreeSet::new(), ever_archived: BTreeSet::new(), scans: HashMap::new(), signatures: HashMap::new(), version_of: HashMap::new() };
         for (_, step) in &workload.steps {
             match step {
                 Step::Push { repo, tag, image } => {
@@ -53,8 +56,12 @@ impl Facts {
                 Step::Sign { subject, signature, .. } => f.signatures.entry(*subject).or_default().push(*signature),
                 Step::Archive { image, .. } => {
                     f.archived.insert(*image);
+                    f.ever_archived.insert(*image);
                 }
-                Step::Sweep => {}
+                Step::Restore { image, .. } => {
+                    f.archived.remove(image);
+                }
+                Step::Sweep { .. } => {}
             }
         }
         f
@@ -158,7 +165,7 @@ impl Judge<'_> {
         };
         let archived_lines: BTreeSet<String> = self
             .facts
-            .archived
+            .ever_archived
             .iter()
             .filter_map(|i| self.facts.version_of.get(i))
             .flat_map(|v| [format!("v{}", v.major), format!("v{}.{}", v.major, v.minor)])
@@ -188,8 +195,8 @@ impl Judge<'_> {
             let guarded = ["stable", "trusted"].contains(&w.tag.as_str()) || (w.tag.as_str().starts_with('v') && !w.tag.as_str().contains('-'));
             if let (true, false, Some(&(before, since))) = (guarded, w.late, held.get(&key)) {
                 let (old, new) = (self.facts.version_of.get(&before), self.facts.version_of.get(&image));
-                let lost = run.last_change(before, w.at, |s| matches!(s, Step::Archive { .. })).is_some() || run.rebuilt_by(before, w.at);
                 let read_at_the_latest = w.sent.checked_sub(fresh).unwrap_or(w.sent);
+                let lost = run.archived_within(before, read_at_the_latest, w.at) || run.rebuilt_by(before, w.at);
                 if old.zip(new).is_some_and(|(o, n)| n < o) && !lost && since < read_at_the_latest {
                     let undone = self.images[before].digest.clone();
                     self.say(1, format!("{}:{} moved back from {undone} to {} on a read older than the write it undid", w.repository, w.tag, w.digest));
@@ -224,7 +231,7 @@ impl Judge<'_> {
         }
         let begun = self.begun(w);
         let settled_before = |changed: Option<tokio::time::Instant>| changed.is_some_and(|c| begun.is_none_or(|b| c < b));
-        if w.archived && !w.late && settled_before(self.run.last_change(image, w.at, |s| matches!(s, Step::Archive { .. }))) {
+        if w.archived && !w.late && settled_before(self.run.archived_at(image, w.at)) {
             self.say(2, format!("{}:{} put on {}, archived before the invocation began", w.repository, w.tag, w.digest));
         }
         if w.repository.as_str() == "lab" {

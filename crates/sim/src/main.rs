@@ -152,6 +152,8 @@ fn describe(w: &Workload, step: &world::Step) -> String {
         Scan { repo, image, critical } => format!("scan {repo} {} -> {critical} critical", short(*image)),
         Sign { repo, subject, signature } => format!("sign {repo} {} with {} ({:?})", short(*subject), short(*signature), w.images[*signature].kind),
         Archive { repo, image } => format!("archive {repo} {}", short(*image)),
-        Sweep => "sweep".to_owned(),
+        Restore { repo, image } => format!("restore {repo} {}", short(*image)),
+        Sweep { fan_out: false } => "sweep".to_owned(),
+        Sweep { fan_out: true } => "sweep, fanned out".to_owned(),
     }
 }

@@ -105,6 +105,8 @@ impl Weather for Storm {
 
 struct Sim {
     memory: Memory,
+    /// The event queue a fanned-out sweep sends its messages to; the pollers deliver them.
+    fanned: Arc<ecr_retag::queue::Memory>,
     config: Config,
     started: Instant,
     /// The instances: client id, handler, invocations under way.
@@ -141,7 +143,7 @@ async fn invoke(sim: &Shared, payload: String, events: Vec<usize>) -> Option<Res
             None => {
                 s.instances += 1;
                 let client = s.instances;
-                let handler = Rc::new(Handler::new(s.memory.client(client), s.config.clone()));
+                let handler = Rc::new(Handler::new(s.memory.client(client), s.config.clone()).with_queue(s.fanned.clone()));
                 s.pool.push((client, handler.clone(), 1));
                 (client, handler)
             }
@@ -193,6 +195,12 @@ async fn poll(sim: Shared, world_done: Rc<RefCell<bool>>) {
         let now = Instant::now();
         let batch: Vec<(usize, u32)> = {
             let mut s = sim.borrow_mut();
+            for body in s.fanned.take() {
+                s.events.push(body);
+                s.handled.push(false);
+                let event = s.events.len() - 1;
+                s.queue.push((now, event, 0));
+            }
             if *world_done.borrow() && s.queue.is_empty() {
                 return;
             }
@@ -253,6 +261,7 @@ pub async fn run(seed: u64, workload: &Workload) -> Run {
     let rules = RuleSet::from_json(RULES).unwrap_or_else(|e| panic!("the simulation's rules: {e}"));
     let sim: Shared = Rc::new(RefCell::new(Sim {
         memory: memory.clone(),
+        fanned: Arc::default(),
         config: Config::with_rules(rules),
         started: Instant::now(),
         pool: Vec::new(),
@@ -336,7 +345,9 @@ impl Run {
         self.steps
             .iter()
             .zip(&self.steps_at)
-            .filter(|(s, at)| **at <= by && kind(s) && matches!(s, Step::Scan { image: i, .. } | Step::Archive { image: i, .. } if *i == image))
+            .filter(|(s, at)| {
+                **at <= by && kind(s) && matches!(s, Step::Scan { image: i, .. } | Step::Archive { image: i, .. } | Step::Restore { image: i, .. } if *i == image)
+            })
             .map(|(_, at)| *at)
             .last()
     }
@@ -353,5 +364,24 @@ impl Run {
             return false;
         };
         self.steps.iter().zip(&self.steps_at).any(|(s, at)| *at <= by && matches!(s, Step::Push { tag: t, image: i, .. } if t == tag && *i != image))
+    }
+}
+
+impl Run {
+    /// When `image` was archived, if it was still archived at `at` (not restored since).
+    pub fn archived_at(&self, image: usize, at: Instant) -> Option<Instant> {
+        use crate::world::Step;
+        let last = self.last_change(image, at, |s| matches!(s, Step::Archive { .. } | Step::Restore { .. }))?;
+        let archive = self.steps.iter().zip(&self.steps_at).any(|(s, t)| *t == last && matches!(s, Step::Archive { image: i, .. } if *i == image));
+        archive.then_some(last)
+    }
+}
+
+impl Run {
+    /// Whether `image` was archived at any moment from `from` to `to`.
+    pub fn archived_within(&self, image: usize, from: Instant, to: Instant) -> bool {
+        use crate::world::Step;
+        self.archived_at(image, from).is_some()
+            || self.steps.iter().zip(&self.steps_at).any(|(s, t)| *t > from && *t <= to && matches!(s, Step::Archive { image: i, .. } if *i == image))
     }
 }

@@ -69,8 +69,10 @@ pub enum Step {
     Sign { repo: &'static str, subject: usize, signature: usize },
     /// Lifecycle moves `image` to the archive storage class (no event).
     Archive { repo: &'static str, image: usize },
-    /// The scheduled reconcile sweep.
-    Sweep,
+    /// Someone restores it, and the restore completes (no event either).
+    Restore { repo: &'static str, image: usize },
+    /// The scheduled reconcile sweep; fanned out: one message per repository to the event queue.
+    Sweep { fan_out: bool },
 }
 
 pub struct Workload {
@@ -156,8 +158,8 @@ impl Workload {
 
     /// A workload for `seed`: releases of `app` out of order (hotfixes, re-pushes, one multi-arch
     /// index), scans that pass and fail and rescans that change their mind, signatures before and
-    /// after scans, an archived image, `web` (opted in, with an immutable tag) and `lab` (not opted
-    /// in), and sweeps at any moment.
+    /// after scans, an archived image (sometimes restored), `web` (opted in, with an immutable tag) and `lab` (not opted
+    /// in), and sweeps at any moment, direct or fanned out.
     pub fn generate(seed: u64) -> Workload {
         let mut rng = Rng::new(seed, "workload");
         let mut w = Workload { images: Vec::new(), steps: Vec::new() };
@@ -197,11 +199,15 @@ impl Workload {
                     later.push(Step::Scan { repo: "app", image: again, critical: 0 });
                 }
             }
-            if rng.chance(8) {
+            let archived = rng.chance(8);
+            if archived {
                 later.push(Step::Archive { repo: "app", image });
             }
             // Scans, signatures and rebuilds come after their push, in any order among themselves.
             rng.shuffle(&mut later);
+            if archived && rng.chance(40) {
+                later.push(Step::Restore { repo: "app", image });
+            }
             app.extend(later);
         }
         let mut others: Vec<Step> = Vec::new();
@@ -211,7 +217,7 @@ impl Workload {
             others.push(Step::Push { repo, tag: v.to_string(), image });
         }
         for _ in 0..rng.below(3) {
-            others.push(Step::Sweep);
+            others.push(Step::Sweep { fan_out: rng.chance(50) });
         }
         // Interleave the two lists at random, each in its own order. A third of the worlds are a burst
         // (a pipeline pushing a release train at once): PutImage's quota throttles, retries meet
@@ -287,7 +293,11 @@ impl Workload {
                 memory.archive(repo, &self.images[*image].digest);
                 Vec::new()
             }
-            Step::Sweep => vec![r#"{"reconcile": {"repositories": ["app", "web", "lab"]}}"#.to_owned()],
+            Step::Restore { repo, image } => {
+                memory.restored(repo, &self.images[*image].digest);
+                Vec::new()
+            }
+            Step::Sweep { fan_out } => vec![format!(r#"{{"reconcile": {{"repositories": ["app", "web", "lab"], "fan_out": {fan_out}}}}}"#)],
         }
     }
 }

@@ -112,6 +112,13 @@ impl Memory {
         self.lock().weather.put_quota = Some(per_second);
     }
 
+    /// An archived image's restore completes (ECR takes up to 20 minutes): it is readable again.
+    pub fn restored(&self, repository: &str, digest: &Digest) {
+        self.with(repository, |r| {
+            r.archived.remove(digest);
+        });
+    }
+
     /// Whether the repository holds the manifest `digest` (tagged or not).
     pub fn holds(&self, repository: &str, digest: &Digest) -> bool {
         let name = super::repository_name(repository);
