@@ -351,9 +351,6 @@ impl Run {
             .map(|(_, at)| *at)
             .last()
     }
-}
-
-impl Run {
     /// Whether the tag `image` was pushed as had been pushed onto another image by `by`.
     pub fn rebuilt_by(&self, image: usize, by: Instant) -> bool {
         use crate::world::Step;
@@ -365,9 +362,6 @@ impl Run {
         };
         self.steps.iter().zip(&self.steps_at).any(|(s, at)| *at <= by && matches!(s, Step::Push { tag: t, image: i, .. } if t == tag && *i != image))
     }
-}
-
-impl Run {
     /// When `image` was archived, if it was still archived at `at` (not restored since).
     pub fn archived_at(&self, image: usize, at: Instant) -> Option<Instant> {
         use crate::world::Step;
@@ -375,9 +369,6 @@ impl Run {
         let archive = self.steps.iter().zip(&self.steps_at).any(|(s, t)| *t == last && matches!(s, Step::Archive { image: i, .. } if *i == image));
         archive.then_some(last)
     }
-}
-
-impl Run {
     /// Whether `image` was archived at any moment from `from` to `to`.
     pub fn archived_within(&self, image: usize, from: Instant, to: Instant) -> bool {
         use crate::world::Step;

@@ -255,10 +255,7 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
         // Boxed: each group's writes, a promotion's copy among them, are a deep future of their own.
         match Box::pin(write_planned(registry, settings, &job.origin(), &digest, target.as_ref(), &mut group)).await? {
             Written::Claims(written) => claims.extend(written),
-            Written::Stale(other) => {
-                let detail = format!("{} was pushed onto {other} since this event: the event is stale, and that image's event decides", job.sources.first());
-                held = Some((Outcome::Superseded, detail));
-            }
+            Written::Stale(other) => held = Some((Outcome::Superseded, write::stale(job.sources.first(), &other))),
             // A copy already in a target is no archived image, but the source's archive says it is retired.
             Written::Archived => {
                 let detail = format!("the image is archived in {}: not promoted while it is (restore it first)", job.repository.name);

@@ -54,6 +54,11 @@ pub(crate) enum Written {
     Archived,
 }
 
+/// Why a stale push event's tags, and its promotions', are not written.
+pub(crate) fn stale(pushed: &Tag, other: &Digest) -> String {
+    format!("{pushed} was pushed onto {other} since this event: the event is stale, and that image's event decides")
+}
+
 /// One read (the manifest, and where each tag points now), then the writes:
 /// guarded ones first while that read is fresh, then the rest. An archived
 /// image gets no write: putting its manifest again would restore it.
@@ -91,7 +96,7 @@ pub(crate) async fn write_planned<R: Blobs>(
     if let Some(pushed) = job.pushed.filter(|_| to.is_none()) {
         let state = if confirm.is_some() { current.remove(pushed) } else { current.get(pushed).cloned() };
         if let Some(TagState::At(other)) = state.filter(|s| !matches!(s, TagState::At(d) if d == digest)) {
-            let detail = format!("{pushed} was pushed onto {other} since this event: the event is stale, and that image's event decides");
+            let detail = stale(pushed, &other);
             for tag in &asked {
                 entry(tags, tag).mark(Outcome::Superseded, Some(detail.clone()));
             }

@@ -179,7 +179,7 @@ impl Memory {
         let now = Instant::now();
         match mishap {
             None => state.apply_put(self.client, false, &repository.name, tag, image),
-            Some((Mishap::Throttled | Mishap::Timeout, _)) => Err(PutError::Fault(fault(mishap.map_or(Mishap::Timeout, |m| m.0)))),
+            Some((refused @ (Mishap::Throttled | Mishap::Timeout), _)) => Err(PutError::Fault(fault(refused))),
             Some((Mishap::AnswerLost, Attempts::Once)) => {
                 let _ = state.apply_put(self.client, false, &repository.name, tag, image);
                 state.unseen();
