@@ -17,6 +17,7 @@
 //! | `RETAG_SWEEP_WRITES_PER_SECOND` | sweeps' PutImage calls per second per instance, more than 0 and at most 1000 (unset or `0`: unpaced) |
 //! | `RETAG_SWEEP_QUEUE_URL` | set by the template with `Delivery=queue`: the event queue's URL, where a fan-out (`"fan_out": true`) sends its sweeps |
 //! | `RETAG_MANAGED_SIGNING` | set by the template: `false` when the role may not call `ecr:DescribeImageSigningStatus` |
+//! | `RETAG_RECORD_KEY` | the KMS key (ARN, id or alias; ECC_NIST_P256) that signs promotion records; required when a rule has `"record": true` |
 //! | `RETAG_PROMOTION` | set by the template: `false` when the role may not mount blobs or write promotion targets (`PromotionTargets` empty) |
 //!
 //! The wiring variables (`RETAG_SCAN_EVENTS`, `RETAG_REMOVE_SOURCE`, `RETAG_RESTORE_ARCHIVED`,
@@ -44,6 +45,10 @@ pub struct Config {
     pub sweep_queue_url: Option<String>,
     /// Sweeps' PutImage calls per second from one instance (`RETAG_SWEEP_WRITES_PER_SECOND`).
     pub sweep_writes_per_second: Option<f64>,
+    /// The KMS key that signs promotion records (`RETAG_RECORD_KEY`): a key ARN, id or alias.
+    pub record_key: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_VERSION`, which records name (`$LATEST` outside Lambda).
+    pub function_version: String,
 }
 
 /// Where the per-event metric line goes.
@@ -54,6 +59,9 @@ pub struct Metrics {
     /// The `FunctionName` dimension (`AWS_LAMBDA_FUNCTION_NAME`).
     pub function_name: String,
 }
+
+/// The function version outside Lambda.
+const LATEST: &str = "$LATEST";
 
 /// The `FunctionName` dimension outside Lambda.
 const DEFAULT_FUNCTION_NAME: &str = "ecr-retag";
@@ -79,6 +87,8 @@ pub enum ConfigError {
     NeverWrites { origin: String, looping: crate::lint::Looping },
     #[error("{var}={value:?} is not valid: expected {expected}")]
     Value { var: &'static str, value: String, expected: &'static str },
+    #[error("a rule has \"record\": true, but RETAG_RECORD_KEY is not set: name the KMS key (ECC_NIST_P256, SIGN_VERIFY) that signs promotion records, with the template parameter RecordSigningKey or RETAG_RECORD_KEY=<key ARN or alias>")]
+    NoRecordKey,
     #[error("{feature}, but {var}=false: {remedy}")]
     Wiring { feature: String, var: &'static str, remedy: &'static str },
 }
@@ -99,6 +109,8 @@ impl Config {
             repository_tags_ttl: Self::DEFAULT_REPOSITORY_TAGS_TTL,
             sweep_queue_url: None,
             sweep_writes_per_second: None,
+            record_key: None,
+            function_version: LATEST.to_owned(),
         }
     }
 
@@ -183,12 +195,18 @@ impl Config {
                 }
             },
         };
+        let record_key = set("RETAG_RECORD_KEY").map(|k| k.trim().to_owned());
+        if rules.uses(|p| p.record) && record_key.is_none() {
+            return Err(ConfigError::NoRecordKey);
+        }
+        let function_version = set("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_else(|| LATEST.to_owned());
         for wiring in WIRING {
             if rules.uses(wiring.needed) && !flag(wiring.var, true)? {
                 return Err(ConfigError::Wiring { feature: wiring.feature.into(), var: wiring.var, remedy: wiring.remedy });
             }
         }
-        Ok(Self { apply: Settings { rules, dry_run, write_concurrency }, batch_concurrency, metrics, repository_tags_ttl, sweep_queue_url, sweep_writes_per_second })
+        let apply = Settings { rules, dry_run, write_concurrency };
+        Ok(Self { apply, batch_concurrency, metrics, repository_tags_ttl, sweep_queue_url, sweep_writes_per_second, record_key, function_version })
     }
 }
 

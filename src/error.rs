@@ -111,6 +111,21 @@ fn not_applied(report: &Report) -> String {
             None => format!("`{}` {}", t.tag, t.outcome),
         })
         .collect();
+    let unrecorded: Vec<String> = report
+        .records
+        .iter()
+        .filter(|r| r.outcome == crate::report::RecordOutcome::Failed)
+        .map(|r| format!("rule {:?} in {}: {}", r.rule, r.repository, r.detail.as_deref().unwrap_or("failed")))
+        .collect();
+    if problems.is_empty() {
+        return format!(
+            "the tags are in place for {}@{}, but {} promotion record(s) could not be attached: {}",
+            report.repository.as_deref().unwrap_or("?"),
+            report.digest.as_deref().unwrap_or("?"),
+            unrecorded.len(),
+            unrecorded.join("; ")
+        );
+    }
     format!(
         "{} of {} tags not in place for {}@{}: {}",
         problems.len(),

@@ -4,7 +4,7 @@
 //! binary wires it to [`crate::registry::ecr::Ecr`] and the Lambda runtime.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use tokio::time::Instant;
@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::registry::deadline::{Deadline, Pace};
 use crate::domain::names::Repository;
 use crate::domain::request::{ReconcileRequest, Request};
-use crate::input::{self, Invocation, Message, Queued, Work};
+use crate::input::{self, Event, Invocation, Message, Queued, Work};
 use crate::apply::{fan_out, signed, sweep};
 use crate::queue::Queue;
 use crate::report::SweepStatus;
@@ -27,7 +27,10 @@ use crate::report::{Report, SweepReport};
 use crate::registry::cache::Cached;
 use crate::error::RetagError;
 use crate::telemetry;
+use crate::apply::record::{self, Recording};
 use crate::apply::{self, scan, Handled};
+use crate::domain::record::Recorder;
+use crate::signer::Signer;
 
 /// What an invocation answers: one event's report, a batch's failed messages, or a sweep's summary.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -59,12 +62,29 @@ pub struct Handler<R> {
     queue: Option<Arc<dyn Queue>>,
     /// Sweeps' PutImage pace, shared by every sweep this instance runs at once.
     pace: Option<Pace>,
+    /// What signs promotion records (`RETAG_RECORD_KEY`).
+    signer: Option<Arc<dyn Signer>>,
+    /// The function's ARN as Lambda invoked it (set from the first invocation's context), which
+    /// records name.
+    function_arn: OnceLock<String>,
 }
 
 impl<R: Catalog + Blobs> Handler<R> {
     pub fn new(registry: R, config: Config) -> Self {
         let pace = config.sweep_writes_per_second.map(Pace::per_second);
-        Self { registry: Cached::new(registry, config.repository_tags_ttl), config, queue: None, pace }
+        Self { registry: Cached::new(registry, config.repository_tags_ttl), config, queue: None, pace, signer: None, function_arn: OnceLock::new() }
+    }
+
+    /// The same, signing promotion records (`"record": true`) with `signer`.
+    pub fn with_signer(self, signer: Arc<dyn Signer>) -> Self {
+        Self { signer: Some(signer), ..self }
+    }
+
+    /// The function's ARN, from an invocation's context: the first one given is kept.
+    pub fn invoked_as(&self, arn: &str) {
+        if !arn.is_empty() {
+            let _ = self.function_arn.set(arn.to_owned());
+        }
     }
 
     /// The same, sending fanned-out sweeps (and their continuations) to `queue`.
@@ -97,9 +117,9 @@ impl<R: Catalog + Blobs> Handler<R> {
     pub async fn run(&self, invocation: Invocation, deadline: SystemTime, now: SystemTime) -> Result<Answer, RetagError> {
         let budget = Budget::from_deadline(deadline, now, Instant::now());
         match invocation {
-            Invocation::Event(request) => {
+            Invocation::Event(event) => {
                 // Boxed: the nested future types otherwise exceed the compiler's layout depth limit.
-                let work = Box::pin(self.event(&request, now.into(), budget.calls_end()));
+                let work = Box::pin(self.event(&event, now.into(), budget.calls_end()));
                 self.within(budget, work).await.map(Answer::Event)
             }
             Invocation::Batch(messages) => Ok(Answer::Batch(self.batch(messages, budget).await)),
@@ -136,8 +156,8 @@ impl<R: Catalog + Blobs> Handler<R> {
             .map(|members| async move {
                 let mut out = Vec::with_capacity(members.len());
                 for index in members {
-                    let Sorted::Request(request) = &sorted_ref[index] else { continue };
-                    let result = budget.run(Box::pin(self.begin(registry_ref, request))).await;
+                    let Sorted::Request(event) = &sorted_ref[index] else { continue };
+                    let result = budget.run(Box::pin(self.begin(registry_ref, &event.request))).await;
                     out.push((index, result.unwrap_or_else(|| Err(out_of_time()))));
                 }
                 out
@@ -152,6 +172,15 @@ impl<R: Catalog + Blobs> Handler<R> {
         // One second look for the whole batch.
         let mut handled: Vec<&mut Handled> = begun.values_mut().filter_map(|r| r.as_mut().ok()).collect();
         let looked = budget.run(Box::pin(Handled::settle_all(&registry, &self.config.apply, &mut handled, calls_end))).await.ok_or_else(out_of_time);
+        // The records of what the batch wrote, once every tag is final.
+        if looked.is_ok() && self.signer.is_some() {
+            let done_at = DateTime::<Utc>::from(now) + started.elapsed();
+            for (index, handled) in begun.iter_mut() {
+                if let (Sorted::Request(event), Ok(handled)) = (&sorted[*index], handled) {
+                    budget.run(Box::pin(self.record(&registry, event, &mut handled.report, done_at))).await;
+                }
+            }
+        }
 
         // Queued sweeps, each within what is left of the budget. The stream's items are indices, not
         // references: several invocations at once (run_concurrent) need this future to be `Send`,
@@ -172,7 +201,8 @@ impl<R: Catalog + Blobs> Handler<R> {
         let mut failed = Vec::new();
         for (index, entry) in sorted.into_iter().enumerate() {
             let (result, pushed_at) = match entry {
-                Sorted::Request(request) => {
+                Sorted::Request(event) => {
+                    let request = event.request;
                     let result = match (begun.remove(&index), &looked) {
                         (Some(Ok(handled)), Ok(())) => handled.conclude(),
                         (Some(Ok(_)), Err(e)) => Err(e.clone()),
@@ -286,14 +316,29 @@ impl<R: Catalog + Blobs> Handler<R> {
     /// One event: its writes and the second look at its if-newer tags, every
     /// ECR call cut at `calls_end` (a tag not written by then ends `failed`,
     /// retryable); then its log and metric line. `now`: when it began.
-    pub async fn event(&self, request: &Request, now: DateTime<Utc>, calls_end: Option<Instant>) -> Result<Report, RetagError> {
+    pub async fn event(&self, event: &Event, now: DateTime<Utc>, calls_end: Option<Instant>) -> Result<Report, RetagError> {
         let started = Instant::now();
         let registry = Deadline::new(&self.registry, calls_end);
-        let result = match self.begin(&registry, request).await {
-            Ok(handled) => handled.finish(&registry, &self.config.apply, calls_end).await,
+        let result = match self.begin(&registry, &event.request).await {
+            Ok(mut handled) => {
+                handled.settle(&registry, &self.config.apply, calls_end).await;
+                self.record(&registry, event, &mut handled.report, now + started.elapsed()).await;
+                handled.conclude()
+            }
             Err(e) => Err(e),
         };
-        self.finish(result, request.time(), now + started.elapsed())
+        self.finish(result, event.request.time(), now + started.elapsed())
+    }
+
+    /// The promotion records of what an event wrote (`"record": true`), when a signer is configured.
+    async fn record<B: Blobs>(&self, registry: &B, event: &Event, report: &mut Report, now: DateTime<Utc>) {
+        let (Some(signer), Some(pushed)) = (&self.signer, event.request.repository()) else { return };
+        let recorder = Recorder {
+            id: self.function_arn.get().cloned().unwrap_or_else(|| self.config.metrics.function_name.clone()),
+            version: self.config.function_version.clone(),
+        };
+        let recording = Recording { signer: signer.as_ref(), recorder, event: record_event(event), now };
+        record::attach(registry, &self.config.apply.rules, pushed, &recording, report).await;
     }
 
     /// One request's writes, up to the second look.
@@ -318,9 +363,22 @@ impl<R: Catalog + Blobs> Handler<R> {
     }
 }
 
+/// What a record says of the event that wrote its tags.
+fn record_event(event: &Event) -> crate::domain::record::Event {
+    let kind = match (&event.request, &event.id) {
+        (Request::Retag(_), None) => "request",
+        (Request::Retag(_), Some(_)) => "push",
+        (Request::Scanned(_), _) => "scan",
+        (Request::Signed(_), _) => "signature",
+        (Request::Ignore(_), _) => "ignored",
+    };
+    let time = event.request.time().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default();
+    crate::domain::record::Event { id: event.id.clone(), kind: kind.to_owned(), time }
+}
+
 /// A batch message, sorted: a request to handle, a sweep, an answer already, or a repeat.
 enum Sorted {
-    Request(Request),
+    Request(Event),
     Sweep(ReconcileRequest),
     /// Answered without ECR work: unreadable, or nothing to do.
     Done(Result<Report, RetagError>),
@@ -347,22 +405,22 @@ fn sort_batch(messages: &[Message], now: DateTime<Utc>) -> (Vec<Sorted>, Vec<Vec
             continue;
         }
         first_of.insert(key, index);
-        let request = match work {
+        let event = match work {
             Work::Sweep(sweep) => {
                 sorted.push(Sorted::Sweep(sweep));
                 continue;
             }
-            Work::Event(request) => request,
+            Work::Event(event) => event,
         };
-        match request {
+        match event.request {
             Request::Ignore(ignored) => sorted.push(Sorted::Done(Ok(Report::ignored(ignored)))),
-            request => {
-                let repository = request.repository().cloned();
+            _ => {
+                let repository = event.request.repository().cloned();
                 match groups.iter_mut().find(|(r, _)| *r == repository) {
                     Some((_, members)) => members.push(index),
                     None => groups.push((repository, vec![index])),
                 }
-                sorted.push(Sorted::Request(request));
+                sorted.push(Sorted::Request(event));
             }
         }
     }
@@ -398,7 +456,7 @@ mod tests {
 
     fn kind(sorted: &Sorted) -> String {
         match sorted {
-            Sorted::Request(r) => format!("request {}", r.repository().map(|r| r.name.as_str()).unwrap_or("-")),
+            Sorted::Request(e) => format!("request {}", e.request.repository().map(|r| r.name.as_str()).unwrap_or("-")),
             Sorted::Sweep(_) => "sweep".to_owned(),
             Sorted::Done(Ok(report)) => format!("done {:?}", report.status),
             Sorted::Done(Err(_)) => "unreadable".to_owned(),

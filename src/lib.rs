@@ -79,4 +79,5 @@ pub mod logging;
 pub mod queue;
 pub mod registry;
 pub mod report;
+pub mod signer;
 pub mod telemetry;

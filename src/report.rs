@@ -31,6 +31,42 @@ pub struct Report {
     /// What each promotion into another repository copied (`"to"`); only when one did.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub promotions: Vec<PromotionReport>,
+    /// The promotion records this event attached (`"record": true`); only when it did or tried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordReport>,
+    /// The signature kinds a signature gate's look found: a record's evidence.
+    #[serde(skip)]
+    pub signatures_found: crate::domain::signature::Kinds,
+    /// The image's manifest as a descriptor, once read: what a record's `subject` names.
+    #[serde(skip)]
+    pub subject: Option<Box<crate::domain::record::Descriptor>>,
+}
+
+/// One promotion record: a rule's tags in one repository.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RecordReport {
+    pub repository: String,
+    pub rule: String,
+    pub outcome: RecordOutcome,
+    /// The record's manifest digest (written, or found already there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// For `failed`: whether a later delivery of the event can succeed.
+    #[serde(skip)]
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordOutcome {
+    /// Signed and attached to the image.
+    Written,
+    /// A record of the same rule, tags and event (or, for tags this event found in place, of any
+    /// event) is already attached: a redelivery's.
+    Exists,
+    Failed,
 }
 
 /// What copying the image (and its referrers) into one target took.
@@ -235,6 +271,9 @@ impl Report {
             signature: None,
             tags: Vec::new(),
             promotions: Vec::new(),
+            records: Vec::new(),
+            subject: None,
+            signatures_found: crate::domain::signature::Kinds::NONE,
         }
     }
 
@@ -251,6 +290,9 @@ impl Report {
             signature: None,
             tags: Vec::new(),
             promotions: Vec::new(),
+            records: Vec::new(),
+            subject: None,
+            signatures_found: crate::domain::signature::Kinds::NONE,
         }
     }
 
@@ -334,6 +376,9 @@ pub struct RepositorySweep {
     /// What copying images into promotion targets took, one entry per image promoted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub promotions: Vec<PromotionReport>,
+    /// The promotion records the sweep attached (`"record": true`), one per image, rule and repository.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordReport>,
 }
 
 /// How many held-back tags a repository's summary lists (all are counted).
@@ -381,6 +426,9 @@ mod tests {
                 retryable: false,
             }],
             promotions: Vec::new(),
+            records: Vec::new(),
+            subject: None,
+            signatures_found: crate::domain::signature::Kinds::NONE,
         };
         assert_eq!(
             serde_json::to_string(&report).unwrap(),

@@ -3,7 +3,7 @@
 //! apart), a scan's result ([`scan`]), a signature's push ([`signed`]). The engine's steps: a
 //! promotion's copy of the image into its target repository ([`promote`]), the PutImage step
 //! ([`put`]), tags that move only to newer versions ([`if_newer`]), pushed tags retired
-//! ([`removal`]). Beside it: the reconcile sweep ([`sweep`]) or its fan-out to the event queue
+//! ([`removal`]), and the signed records of what was written ([`record`]). Beside it: the reconcile sweep ([`sweep`]) or its fan-out to the event queue
 //! ([`fan_out`]), and the read-only check of a registry's settings against the rules ([`doctor`]).
 
 use crate::domain::request::{Push, ScanResult};
@@ -19,6 +19,7 @@ pub mod if_newer;
 pub mod promote;
 pub mod push;
 pub mod put;
+pub mod record;
 pub mod removal;
 pub mod scan;
 pub mod signed;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use ecr_retag::queue::sqs::Sqs;
 use ecr_retag::registry::ecr::{sdk_config, Ecr, Overrides};
+use ecr_retag::signer::kms::Kms;
 use ecr_retag::{config::Config, lambda::Handler, logging};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::value::RawValue;
@@ -29,9 +30,14 @@ async fn main() -> Result<(), Error> {
     });
     let sdk = sdk_config(Overrides::default()).await;
     let queue = config.sweep_queue_url.as_deref().map(|url| Sqs::new(&sdk, url));
+    let config_key = config.record_key.clone();
     let handler = Handler::new(Ecr::from_conf(&sdk), config);
     let handler = match queue {
         Some(queue) => handler.with_queue(Arc::new(queue)),
+        None => handler,
+    };
+    let handler = match config_key {
+        Some(key) => handler.with_signer(Arc::new(Kms::new(&sdk, &key))),
         None => handler,
     };
     // One handler (its caches, its sweeps' pace) for every invocation this process serves: one at a
@@ -39,7 +45,10 @@ async fn main() -> Result<(), Error> {
     let handler = Arc::new(handler);
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let handler = Arc::clone(&handler);
-        async move { handler.invoke(event.payload.get(), event.context.deadline()).await }
+        async move {
+            handler.invoked_as(&event.context.invoked_function_arn);
+            handler.invoke(event.payload.get(), event.context.deadline()).await
+        }
     }))
     .await
 }

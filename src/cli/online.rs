@@ -46,7 +46,7 @@ pub(crate) async fn apply(flags: Flags) -> Outcome {
         Err(outcome) => return outcome,
     };
     // The function's own path for one event, with no deadline from a shell.
-    let (code, report) = match Box::pin(handler.run(Invocation::Event(request), now + NO_DEADLINE, now)).await {
+    let (code, report) = match Box::pin(handler.run(Invocation::Event(crate::input::Event::direct(request)), now + NO_DEADLINE, now)).await {
         Ok(Answer::Event(report)) => (0, report),
         Ok(_) => return Outcome::message(1, "unexpected answer to a direct request"),
         Err(e) => match e.report() {

@@ -70,6 +70,10 @@ impl Envelope<'_> {
         let media_type = detail.optional_text("manifest-media-type")?.map(str::to_owned);
         let artifact_media_type = detail.optional_text("artifact-media-type")?.map(str::to_owned);
         let Some(tag) = tag else {
+            // A promotion record's own push (ecr-retag's, or any in-toto attestation pushed as a referrer).
+            if artifact_media_type.as_deref() == Some(crate::domain::record::ARTIFACT_TYPE) {
+                return Ok(self.ignore("untagged push of an in-toto attestation (a promotion record's, or another's): no rule applies to it".to_owned()));
+            }
             // Only what can be a signature costs a read; a multi-arch image's children stay free.
             let kind = match Untagged::of_event(artifact_media_type.as_deref()) {
                 Untagged::Signature(kind) => Some(kind),

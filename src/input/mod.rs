@@ -26,7 +26,7 @@ pub use sqs::Message;
 #[derive(Debug, Clone)]
 pub enum Invocation {
     /// One EventBridge event or direct request.
-    Event(Request),
+    Event(Event),
     /// SQS messages (`Records`), each body one event, read by [`Message::event`].
     Batch(Vec<Message>),
     Reconcile(ReconcileRequest),
@@ -52,6 +52,21 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> Result<Invocation, InputError> {
     read(&strict_json::parse(text)?, now)
 }
 
+/// One event: its request, and the EventBridge event's `id` (none for a direct request), which a
+/// promotion record names.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub request: Request,
+    pub id: Option<String>,
+}
+
+impl Event {
+    /// A request from no EventBridge event (the command line's, a direct request's).
+    pub fn direct(request: Request) -> Event {
+        Event { request, id: None }
+    }
+}
+
 /// A queued message's work, with the key two deliveries of the same message share.
 #[derive(Debug, Clone)]
 pub struct Queued {
@@ -62,7 +77,7 @@ pub struct Queued {
 /// What a queued message asks for.
 #[derive(Debug, Clone)]
 pub enum Work {
-    Event(Request),
+    Event(Event),
     /// A sweep a fan-out sent (one repository), or its continuation.
     Sweep(ReconcileRequest),
 }
@@ -74,7 +89,7 @@ impl Message {
         // The same message delivered twice is the same text, so the same value (serde_json keeps key order here).
         let key = value.to_string();
         match read(&value, now)? {
-            Invocation::Event(request) => Ok(Queued { key, work: Work::Event(request) }),
+            Invocation::Event(event) => Ok(Queued { key, work: Work::Event(event) }),
             // A fan-out from the queue would send its own messages back to it, for ever.
             Invocation::Reconcile(request) if request.fan_out => {
                 Err(field_error("body.reconcile.fan_out", "a queued sweep cannot fan out; send fan-out requests to the function itself"))
@@ -98,9 +113,10 @@ fn read(value: &Value, now: DateTime<Utc>) -> Result<Invocation, InputError> {
         return sweep::parse(request).map(Invocation::Reconcile);
     }
     if eventbridge::looks_like(&object) {
-        eventbridge::parse(value).map(Invocation::Event)
+        let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+        eventbridge::parse(value).map(|request| Invocation::Event(Event { request, id }))
     } else if direct::looks_like(&object) {
-        direct::parse(&object, now).map(Invocation::Event)
+        direct::parse(&object, now).map(|request| Invocation::Event(Event::direct(request)))
     } else {
         Err(InputError::UnknownShape)
     }
@@ -120,7 +136,7 @@ pub(crate) mod testing {
     /// One event's request, from a JSON value.
     pub fn event_of(value: &Value, now: DateTime<Utc>) -> Result<Request, InputError> {
         match parse(&value.to_string(), now)? {
-            Invocation::Event(request) => Ok(request),
+            Invocation::Event(event) => Ok(event.request),
             other => panic!("not one event: {other:?}"),
         }
     }
@@ -172,7 +188,7 @@ mod tests {
         let Invocation::Batch(m) = parse(&batch.to_string(), now()).unwrap() else { panic!("a batch") };
         assert_eq!(m.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1", "m2", "m3", "m5"]);
         let first = m[0].event(now()).unwrap();
-        assert!(matches!(first.work, Work::Event(Request::Retag(_))));
+        assert!(matches!(first.work, Work::Event(Event { request: Request::Retag(_), .. })));
         // Whitespace aside, the same event is the same key.
         let again = Message { id: "m4".into(), body: "{\"repository\":\"app\",  \"tag\":\"v1\"}".into() };
         assert_eq!(again.event(now()).unwrap().key, first.key);

@@ -19,6 +19,7 @@ use crate::domain::signature::{Kinds, Signatures};
 use crate::domain::names::{Digest, RegistryId, RepositoryName, Tag};
 use crate::fault::Fault;
 use crate::registry::{
+    Annotated,
     Attempts, Blobs, Catalog, Image, Listed, Lookup, Mount, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
     Target,
 };
@@ -159,6 +160,18 @@ impl<R: Blobs> Blobs for Cached<R> {
 
     async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {
         self.inner.referrers(repository, digest).await
+    }
+
+    async fn referrers_of_type(&self, repository: &Repository, digest: &Digest, artifact_type: &str) -> Result<Vec<Annotated>, ReadError> {
+        self.inner.referrers_of_type(repository, digest, artifact_type).await
+    }
+
+    async fn upload_blob(&self, repository: &Repository, digest: &Digest, bytes: &[u8]) -> Result<(), Fault> {
+        self.inner.upload_blob(repository, digest, bytes).await
+    }
+
+    async fn blob_bytes(&self, repository: &Repository, digest: &Digest, max_bytes: u64) -> Result<Vec<u8>, Fault> {
+        self.inner.blob_bytes(repository, digest, max_bytes).await
     }
 }
 

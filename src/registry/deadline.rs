@@ -20,6 +20,7 @@ use crate::domain::mutability::TagMutability;
 use crate::domain::signature::{Kinds, Signatures};
 use crate::fault::{Fault, FaultKind};
 use crate::registry::{
+    Annotated,
     Attempts, Blobs, Catalog, Image, Listed, Lookup, Mount, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot,
     Target,
 };
@@ -170,6 +171,18 @@ impl<R: Blobs> Blobs for Deadline<'_, R> {
 
     async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {
         self.cut("ListImageReferrers", self.inner.referrers(repository, digest), ReadError::Fault).await
+    }
+
+    async fn referrers_of_type(&self, repository: &Repository, digest: &Digest, artifact_type: &str) -> Result<Vec<Annotated>, ReadError> {
+        self.cut("ListImageReferrers", self.inner.referrers_of_type(repository, digest, artifact_type), ReadError::Fault).await
+    }
+
+    async fn upload_blob(&self, repository: &Repository, digest: &Digest, bytes: &[u8]) -> Result<(), Fault> {
+        self.cut("the blob upload", self.inner.upload_blob(repository, digest, bytes), |f| f).await
+    }
+
+    async fn blob_bytes(&self, repository: &Repository, digest: &Digest, max_bytes: u64) -> Result<Vec<u8>, Fault> {
+        self.cut("the blob download", self.inner.blob_bytes(repository, digest, max_bytes), |f| f).await
     }
 }
 

@@ -276,4 +276,28 @@ pub trait Blobs: Registry {
     /// The digests of the image's active referrers of any artifact type (ListImageReferrers):
     /// its signatures, SBOMs and attestations.
     fn referrers(&self, repository: &Repository, digest: &Digest) -> impl Future<Output = Result<Vec<Digest>, ReadError>> + Send;
+
+    /// The image's active referrers of one artifact type, with their annotations
+    /// (ListImageReferrers with a filter): promotion records, told apart without reading them.
+    fn referrers_of_type(
+        &self,
+        repository: &Repository,
+        digest: &Digest,
+        artifact_type: &str,
+    ) -> impl Future<Output = Result<Vec<Annotated>, ReadError>> + Send;
+
+    /// Uploads a small blob whole (InitiateLayerUpload, one UploadLayerPart, CompleteLayerUpload):
+    /// a promotion record's. A blob already there is no error.
+    fn upload_blob(&self, repository: &Repository, digest: &Digest, bytes: &[u8]) -> impl Future<Output = Result<(), Fault>> + Send;
+
+    /// A blob's bytes (GetDownloadUrlForLayer, then the URL), refused past `max_bytes`: a record's
+    /// envelope, for `ecr-retag why`.
+    fn blob_bytes(&self, repository: &Repository, digest: &Digest, max_bytes: u64) -> impl Future<Output = Result<Vec<u8>, Fault>> + Send;
+}
+
+/// A referrer as ListImageReferrers lists it: its digest and its manifest's annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Annotated {
+    pub digest: Digest,
+    pub annotations: BTreeMap<String, String>,
 }

@@ -167,6 +167,9 @@ mod tests {
             signature: None,
             tags: outcomes.iter().map(|o| tag(*o)).collect(),
             promotions: Vec::new(),
+            records: Vec::new(),
+            subject: None,
+            signatures_found: crate::domain::signature::Kinds::NONE,
         }
     }
 

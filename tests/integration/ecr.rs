@@ -620,6 +620,15 @@ impl<R: ecr_retag::registry::Blobs> ecr_retag::registry::Blobs for InFlight<R> {
     async fn referrers(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest) -> Result<Vec<ecr_retag::domain::names::Digest>, ecr_retag::registry::ReadError> {
         self.inner.referrers(repository, digest).await
     }
+    async fn referrers_of_type(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest, artifact_type: &str) -> Result<Vec<ecr_retag::registry::Annotated>, ecr_retag::registry::ReadError> {
+        self.inner.referrers_of_type(repository, digest, artifact_type).await
+    }
+    async fn upload_blob(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest, bytes: &[u8]) -> Result<(), ecr_retag::error::Fault> {
+        self.inner.upload_blob(repository, digest, bytes).await
+    }
+    async fn blob_bytes(&self, repository: &ecr_retag::registry::Repository, digest: &ecr_retag::domain::names::Digest, max_bytes: u64) -> Result<Vec<u8>, ecr_retag::error::Fault> {
+        self.inner.blob_bytes(repository, digest, max_bytes).await
+    }
 }
 
 impl<R: ecr_retag::registry::Catalog> ecr_retag::registry::Catalog for InFlight<R> {

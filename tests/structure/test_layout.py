@@ -17,7 +17,9 @@ SRC = os.path.join(ROOT, "src")
 DOMAIN = os.path.join(ROOT, "crates", "domain")
 DOMAIN_SRC = os.path.join(DOMAIN, "src")
 # What the domain may depend on: parsing and matching; nothing that does I/O.
-DOMAIN_DEPENDENCIES = {"serde", "serde_json", "serde_path_to_error", "regex", "regex-syntax", "semver", "chrono", "thiserror"}
+# sha2 and base64: hashing and encoding promotion records, pure computation.
+DOMAIN_DEPENDENCIES = {"serde", "serde_json", "serde_path_to_error", "regex", "regex-syntax", "semver", "chrono", "thiserror",
+                       "sha2", "base64"}
 
 
 def modules():

@@ -14,6 +14,8 @@
 //!   a manifest references (blobs, an index's children, a subject), for a promotion's copy.
 //! - [`mutability`]: tag mutability with exclusion filters, and the filters a rule set needs.
 //! - [`doctor`]: what a registry's settings would do to the rules, with ECR [`lifecycle`] policies.
+//! - [`record`]: promotion records (`"record": true`), the signed evidence an event attaches to
+//!   the image it tagged, and whether one explains a tag (`ecr-retag why`).
 
 pub mod artifact;
 pub mod assess;
@@ -23,6 +25,7 @@ pub mod lifecycle;
 pub mod manifest;
 pub mod names;
 pub mod plan;
+pub mod record;
 pub mod request;
 pub mod rules;
 pub mod scan;

@@ -80,11 +80,12 @@ impl Handled {
         self.conclude()
     }
 
-    /// `Ok` when every derived tag is in place (or would be).
+    /// `Ok` when every derived tag is in place (or would be), and every record it calls for attached.
     pub fn conclude(self) -> Result<Report, RetagError> {
         let report = self.report;
-        if report.problems().next().is_some() {
-            let retryable = report.problems().any(|t| t.retryable);
+        let unrecorded = || report.records.iter().filter(|r| r.outcome == crate::report::RecordOutcome::Failed);
+        if report.problems().next().is_some() || unrecorded().next().is_some() {
+            let retryable = report.problems().any(|t| t.retryable) || unrecorded().any(|r| r.retryable);
             return Err(RetagError::TagsNotApplied { report: Box::new(report), retryable });
         }
         Ok(report)
@@ -136,6 +137,10 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
         signature: None,
         tags: Vec::new(),
         promotions: Vec::new(),
+        records: Vec::new(),
+        subject: None,
+        // A signature's push comes with the kind it brings; a gate's look adds what it finds.
+        signatures_found: job.phase.signatures.found,
     };
     let relevant = |t: &Tag| match job.phase.trigger {
         Trigger::Push => rules.any_match(name, t.as_str()),
@@ -199,6 +204,7 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
     let look_for = plan.signatures_to_look_for();
     if !look_for.is_empty() {
         let seen = registry.signatures(&job.repository, &digest, look_for).await.map_err(|e| RetagError::reading(&job.repository, e))?;
+        report.signatures_found = report.signatures_found.union(seen.found);
         plan = plan_with(job.phase.with_signatures(seen));
     }
     if plan.tags.is_empty() && plan.removals.is_empty() {
@@ -284,5 +290,9 @@ pub(crate) async fn run<R: Blobs>(registry: &R, settings: &Settings, job: Job<'_
 
     let promoted = std::mem::take(&mut report.tags);
     report.tags = source_tags.into_values().chain(promoted).collect();
+    report.subject = job.image.get().map(|image| {
+        let media_type = image.media_type_or(job.media_type).unwrap_or_default();
+        Box::new(crate::domain::record::Descriptor::of(&media_type, image.manifest.as_bytes()))
+    });
     Ok(Handled { report, claims })
 }

@@ -22,7 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use super::{fault, registry_id, Ecr};
 use crate::domain::names::Digest;
 use crate::fault::{Fault, FaultKind};
-use crate::registry::{Blobs, Image, Mount, PutError, ReadError, Repository, Target, OPERATION_TIMEOUT};
+use crate::registry::{Annotated, Blobs, Image, Mount, PutError, ReadError, Repository, Target, OPERATION_TIMEOUT};
 
 /// BatchCheckLayerAvailability takes at most this many digests a call.
 const CHECK_BATCH: usize = 100;
@@ -163,6 +163,49 @@ impl Ecr {
         }
     }
 
+    /// A blob's bytes as they arrive: GetDownloadUrlForLayer, then the URL it names.
+    async fn open_blob(&self, source: &Repository, digest: &Digest) -> Result<BoxBody<Bytes, String>, Fault> {
+        let request = self
+            .client
+            .get_download_url_for_layer()
+            .repository_name(source.name.as_str())
+            .set_registry_id(registry_id(source))
+            .layer_digest(digest.as_str());
+        let output = send!(self, source, request).map_err(|e| fault(&e))?;
+        let url = output
+            .download_url()
+            .ok_or_else(|| Fault::new(FaultKind::Server, "NoDownloadUrl", format!("GetDownloadUrlForLayer named no URL for {digest}")))?;
+        self.download(url, digest).await
+    }
+
+    /// InitiateLayerUpload: the upload's id and the part size to send.
+    async fn start_upload(&self, target: &Repository) -> Result<(String, usize), Fault> {
+        let request = self.client.initiate_layer_upload().repository_name(target.name.as_str()).set_registry_id(registry_id(target));
+        let started = send!(self, target, request).map_err(|e| fault(&e))?;
+        let upload = started
+            .upload_id()
+            .ok_or_else(|| Fault::new(FaultKind::Server, "NoUploadId", "InitiateLayerUpload named no upload"))?
+            .to_owned();
+        Ok((upload, started.part_size().and_then(|p| usize::try_from(p).ok()).unwrap_or(0).max(MIN_PART)))
+    }
+
+    /// CompleteLayerUpload of `digest`.
+    async fn complete_upload(&self, target: &Repository, upload: &str, digest: &Digest) -> Result<(), Fault> {
+        let request = self
+            .client
+            .complete_layer_upload()
+            .repository_name(target.name.as_str())
+            .set_registry_id(registry_id(target))
+            .upload_id(upload)
+            .layer_digests(digest.as_str());
+        match send!(self, target, request) {
+            Ok(_) => Ok(()),
+            // Another copy or push of the same blob got there first.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_layer_already_exists_exception()) => Ok(()),
+            Err(e) => Err(fault(&e)),
+        }
+    }
+
     /// UploadLayerPart of `bytes` from offset `sent`; the offset after it.
     async fn upload_part(&self, target: &Repository, upload: &str, sent: u64, bytes: Vec<u8>) -> Result<u64, Fault> {
         let length = bytes.len() as u64;
@@ -246,24 +289,8 @@ impl Blobs for Ecr {
     }
 
     async fn copy_blob(&self, target: &Repository, source: &Repository, digest: &Digest, max_bytes: u64) -> Result<u64, Fault> {
-        let request = self
-            .client
-            .get_download_url_for_layer()
-            .repository_name(source.name.as_str())
-            .set_registry_id(registry_id(source))
-            .layer_digest(digest.as_str());
-        let output = send!(self, source, request).map_err(|e| fault(&e))?;
-        let url = output
-            .download_url()
-            .ok_or_else(|| Fault::new(FaultKind::Server, "NoDownloadUrl", format!("GetDownloadUrlForLayer named no URL for {digest}")))?;
-        let mut body = self.download(url, digest).await?;
-        let request = self.client.initiate_layer_upload().repository_name(target.name.as_str()).set_registry_id(registry_id(target));
-        let started = send!(self, target, request).map_err(|e| fault(&e))?;
-        let upload = started
-            .upload_id()
-            .ok_or_else(|| Fault::new(FaultKind::Server, "NoUploadId", "InitiateLayerUpload named no upload"))?
-            .to_owned();
-        let part = started.part_size().and_then(|p| usize::try_from(p).ok()).unwrap_or(0).max(MIN_PART);
+        let mut body = self.open_blob(source, digest).await?;
+        let (upload, part) = self.start_upload(target).await?;
         // One part in memory at a time, whatever the blob's size.
         let mut buffer: Vec<u8> = Vec::with_capacity(part);
         let mut sent = 0u64;
@@ -288,18 +315,24 @@ impl Blobs for Ecr {
         if !buffer.is_empty() {
             sent = self.upload_part(target, &upload, sent, buffer).await?;
         }
-        let request = self
-            .client
-            .complete_layer_upload()
-            .repository_name(target.name.as_str())
-            .set_registry_id(registry_id(target))
-            .upload_id(&upload)
-            .layer_digests(digest.as_str());
-        match send!(self, target, request) {
-            Ok(_) => Ok(sent),
-            // Another copy or push of the same blob got there first.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_layer_already_exists_exception()) => Ok(sent),
-            Err(e) => Err(fault(&e)),
+        self.complete_upload(target, &upload, digest).await?;
+        Ok(sent)
+    }
+
+    async fn upload_blob(&self, repository: &Repository, digest: &Digest, bytes: &[u8]) -> Result<(), Fault> {
+        let (upload, _) = self.start_upload(repository).await?;
+        // One part, which is also the last: no minimum size applies to it.
+        self.upload_part(repository, &upload, 0, bytes.to_vec()).await?;
+        self.complete_upload(repository, &upload, digest).await
+    }
+
+    async fn blob_bytes(&self, repository: &Repository, digest: &Digest, max_bytes: u64) -> Result<Vec<u8>, Fault> {
+        let body = self.open_blob(repository, digest).await?;
+        let limited = http_body_util::Limited::new(body, usize::try_from(max_bytes).unwrap_or(usize::MAX));
+        match tokio::time::timeout(OPERATION_TIMEOUT, limited.collect()).await {
+            Err(_) => Err(Fault::new(FaultKind::Timeout, "Timeout", format!("the download of {digest} stalled"))),
+            Ok(Err(e)) => Err(Fault::new(FaultKind::Permanent, "Download", format!("the download of {digest}: {e} (at most {max_bytes} bytes)"))),
+            Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
         }
     }
 
@@ -324,6 +357,33 @@ impl Blobs for Ecr {
                 .set_next_token(next);
             let output = send_read!(self, repository, request)?;
             found.extend(output.referrers().iter().filter_map(|r| Digest::parse(r.digest()).ok()));
+            next = output.next_token().map(str::to_owned);
+            if next.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn referrers_of_type(&self, repository: &Repository, digest: &Digest, artifact_type: &str) -> Result<Vec<Annotated>, ReadError> {
+        let subject = super::images::subject(digest)?;
+        let filter = ListImageReferrersFilter::builder().artifact_types(artifact_type).artifact_status(ArtifactStatusFilter::Active).build();
+        let mut found = Vec::new();
+        let mut next = None;
+        loop {
+            let request = self
+                .client
+                .list_image_referrers()
+                .repository_name(repository.name.as_str())
+                .set_registry_id(registry_id(repository))
+                .subject_id(subject.clone())
+                .filter(filter.clone())
+                .max_results(50)
+                .set_next_token(next);
+            let output = send_read!(self, repository, request)?;
+            found.extend(output.referrers().iter().filter_map(|r| {
+                let annotations = r.annotations().map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+                Some(Annotated { digest: Digest::parse(r.digest()).ok()?, annotations })
+            }));
             next = output.next_token().map(str::to_owned);
             if next.is_none() {
                 return Ok(found);

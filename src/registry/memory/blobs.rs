@@ -75,6 +75,52 @@ impl Blobs for Memory {
         found.sort();
         Ok(found)
     }
+
+    async fn referrers_of_type(&self, repository: &Repository, digest: &Digest, artifact_type: &str) -> Result<Vec<Annotated>, ReadError> {
+        let state = self.enter(Call::ReferrersOfType(digest.clone())).await.map_err(ReadError::Fault)?;
+        let stored = state.stored(repository)?;
+        let mut found: Vec<Annotated> = stored
+            .images
+            .values()
+            .filter(|(image, _)| !stored.archived.contains(&image.digest))
+            .filter_map(|(image, _)| {
+                let manifest: serde_json::Value = serde_json::from_str(&image.manifest).ok()?;
+                let about = manifest.pointer("/subject/digest").and_then(|d| d.as_str()) == Some(digest.as_str());
+                let typed = manifest.get("artifactType").and_then(|t| t.as_str()) == Some(artifact_type);
+                let annotations = manifest.get("annotations").and_then(|a| a.as_object()).map(|a| {
+                    a.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect()
+                });
+                (about && typed).then(|| Annotated { digest: image.digest.clone(), annotations: annotations.unwrap_or_default() })
+            })
+            .collect();
+        found.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(found)
+    }
+
+    /// Refused, as ECR refuses it, when the bytes do not hash to `digest`.
+    async fn upload_blob(&self, repository: &Repository, digest: &Digest, bytes: &[u8]) -> Result<(), Fault> {
+        let mut state = self.enter(Call::UploadBlob(digest.clone())).await?;
+        if crate::domain::record::sha256(bytes) != digest.as_str() {
+            return Err(Fault::new(crate::fault::FaultKind::Permanent, "InvalidLayerException", format!("the bytes do not hash to {digest}")));
+        }
+        let stored = state
+            .repositories
+            .get_mut(&repository.name)
+            .ok_or_else(|| Fault::new(crate::fault::FaultKind::Permanent, "RepositoryNotFoundException", repository.name.to_string()))?;
+        stored.blobs.insert(digest.clone());
+        stored.uploaded.insert(digest.clone(), bytes.to_vec());
+        Ok(())
+    }
+
+    async fn blob_bytes(&self, repository: &Repository, digest: &Digest, max_bytes: u64) -> Result<Vec<u8>, Fault> {
+        let state = self.enter(Call::BlobBytes(digest.clone())).await?;
+        let bytes = state.repositories.get(&repository.name).and_then(|r| r.uploaded.get(digest));
+        match bytes {
+            Some(b) if b.len() as u64 <= max_bytes => Ok(b.clone()),
+            Some(_) => Err(Fault::new(crate::fault::FaultKind::Permanent, "TooLarge", format!("blob {digest} is larger than {max_bytes} bytes"))),
+            None => Err(Fault::new(crate::fault::FaultKind::Permanent, "LayerInaccessibleException", format!("no bytes of {digest}"))),
+        }
+    }
 }
 
 

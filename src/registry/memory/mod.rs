@@ -21,7 +21,7 @@ use crate::domain::signature::{self, Kind, Kinds, Referrer, Signatures};
 use crate::domain::manifest::References;
 use crate::fault::Fault;
 use crate::registry::{
-    Attempts, Blobs, Catalog, Image, Mount, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
+    Annotated, Attempts, Blobs, Catalog, Image, Mount, Listed, Lookup, Page, PutError, ReadError, Registry, RemoveError, Repository, Snapshot, TagState,
     Target,
 };
 
@@ -52,6 +52,12 @@ pub enum Call {
     /// An untagged PutImage by digest.
     PutManifest(Digest),
     Referrers(Digest),
+    /// ListImageReferrers of one artifact type.
+    ReferrersOfType(Digest),
+    /// A blob uploaded whole (the layer upload calls).
+    UploadBlob(Digest),
+    /// A blob's bytes read (GetDownloadUrlForLayer and the URL).
+    BlobBytes(Digest),
 }
 
 impl Call {
@@ -76,6 +82,9 @@ impl Call {
             Call::CopyBlob(_) => "copy_blob",
             Call::PutManifest(_) => "put_manifest",
             Call::Referrers(_) => "referrers",
+            Call::ReferrersOfType(_) => "referrers_of_type",
+            Call::UploadBlob(_) => "upload_blob",
+            Call::BlobBytes(_) => "blob_bytes",
         }
     }
 }
@@ -108,6 +117,8 @@ struct Stored {
     signed_by_ecr: std::collections::BTreeSet<Digest>,
     /// Blobs uploaded or mounted here; a stored image's blobs count too, as `docker push` uploads them.
     blobs: std::collections::BTreeSet<Digest>,
+    /// The bytes of blobs uploaded here (a promotion record's).
+    uploaded: BTreeMap<Digest, Vec<u8>>,
     /// Another encryption than the default (`AES256`, no key).
     encryption: Option<(String, Option<String>)>,
 }

@@ -25,6 +25,8 @@ use template::{Matched, Template, Vars};
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// `sha256:<hex>` of the text the rules were read from: what a promotion record names.
+    digest: String,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +72,9 @@ pub struct Policy {
     pub promotes: bool,
     /// `"copy_blobs": true`: a promotion streams the blobs the registry will not mount.
     pub copy_blobs: bool,
+    /// `"record": true`: every event that writes the rule's tags attaches a signed promotion
+    /// record to the image ([`crate::record`]).
+    pub record: bool,
 }
 
 impl Policy {
@@ -188,6 +193,21 @@ impl RuleSet {
     /// Whether any of the named rules says `"copy_blobs": true`.
     pub fn copies_blobs(&self, rules: &[String]) -> bool {
         self.rules.iter().any(|r| r.policy.copy_blobs && rules.contains(&r.name))
+    }
+
+    /// `sha256:<hex>` of the rule set's text, as deployed.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// A rule's policy, by name.
+    pub fn policy(&self, rule: &str) -> Option<Policy> {
+        self.rules.iter().find(|r| r.name == rule).map(|r| r.policy)
+    }
+
+    /// Whether the rule of this name says `"record": true`.
+    pub fn records(&self, rule: &str) -> bool {
+        self.policy(rule).is_some_and(|p| p.record)
     }
 
     /// Whether deciding needs the repository's resource tags (one lookup).

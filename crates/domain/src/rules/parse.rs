@@ -62,7 +62,7 @@ struct RawRuleSet {
 }
 
 /// The fields a rule may have, as [`RawRule`] names them.
-const RULE_FIELDS: [&str; 14] = [
+const RULE_FIELDS: [&str; 15] = [
     "name",
     "repositories",
     "match",
@@ -77,6 +77,7 @@ const RULE_FIELDS: [&str; 14] = [
     "restore_archived",
     "to",
     "copy_blobs",
+    "record",
 ];
 
 #[derive(Deserialize)]
@@ -98,6 +99,7 @@ struct RawRule {
     repository_tags: Option<BTreeMap<String, String>>,
     to: Option<String>,
     copy_blobs: Option<bool>,
+    record: Option<bool>,
 }
 
 impl RuleSet {
@@ -148,7 +150,7 @@ impl RuleSet {
             }
         }
         if problems.is_empty() {
-            Ok(Self { rules })
+            Ok(Self { rules, digest: crate::record::sha256(text.as_bytes()) })
         } else {
             Err(RulesError::Invalid(problems))
         }
@@ -392,6 +394,7 @@ fn compile(raw: RawRule, problem: &mut impl FnMut(&str, String)) -> Option<Rule>
         restore_archived: raw.restore_archived.unwrap_or(false),
         promotes: to.is_some(),
         copy_blobs: raw.copy_blobs.unwrap_or(false),
+        record: raw.record.unwrap_or(false),
     };
     match (ok, matcher) {
         (true, Some(matcher)) => Some(Rule { name, repositories, repository_tags, matcher, tags, policy, to }),

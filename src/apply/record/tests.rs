@@ -1,0 +1,152 @@
+//! Records on the in-memory registry, signed with a key in memory: what is attached, what it
+//! says, that it verifies, and what a redelivery or a failed signature does.
+
+use super::*;
+use crate::apply::{begin_push, Settings};
+use crate::domain::names::Tag;
+use crate::domain::request::Push;
+use crate::registry::memory::Memory;
+use crate::signer::{Local, Signed, Signing};
+
+const RULES: &str = r#"{"rules":[
+    {"name":"release","semver":true,"tags":["stable","v{major}"],"record":true},
+    {"name":"dated","semver":true,"tags":["{date:%Y%m%d}"]}
+]}"#;
+const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":2},"layers":[]}"#;
+
+fn app() -> (Memory, Digest) {
+    let memory = Memory::with_repositories(&["app"]);
+    let digest = Digest::parse(&record::sha256(MANIFEST.as_bytes())).unwrap();
+    let image = Image { digest: digest.clone(), manifest: MANIFEST.into(), media_type: Some("application/vnd.oci.image.manifest.v1+json".into()) };
+    memory.add_image("app", image, None);
+    (memory, digest)
+}
+
+fn push(digest: &Digest) -> Push {
+    Push {
+        repository: Repository::own(RepositoryName::parse("app").unwrap()),
+        tag: Tag::parse("v1.4.2").unwrap(),
+        digest: Some(digest.clone()),
+        pushed_at: "2026-11-24T10:15:02Z".parse().unwrap(),
+        media_type: None,
+        artifact_media_type: None,
+        dry_run: false,
+    }
+}
+
+fn recording(signer: &dyn Signer) -> Recording<'_> {
+    Recording {
+        signer,
+        recorder: Recorder { id: "arn:aws:lambda:eu-west-1:123456789012:function:ecr-retag".into(), version: "7".into() },
+        event: record::Event { id: Some("ev-1".into()), kind: "push".into(), time: "2026-11-24T10:15:02.000Z".into() },
+        now: "2026-11-24T10:15:03Z".parse().unwrap(),
+    }
+}
+
+/// One delivery of the push: its writes, the second look, then its records.
+async fn deliver(memory: &Memory, settings: &Settings, digest: &Digest, signer: &dyn Signer) -> Report {
+    let mut handled = begin_push(memory, settings, &push(digest)).await.unwrap();
+    handled.settle(memory, settings, None).await;
+    let pushed = Repository::own(RepositoryName::parse("app").unwrap());
+    attach(memory, &settings.rules, &pushed, &recording(signer), &mut handled.report).await;
+    handled.report
+}
+
+/// The statement of each record attached to `digest` in `app`, verified with `key`.
+async fn records(memory: &Memory, digest: &Digest, key: &crate::signer::PublicKey) -> Vec<Statement> {
+    let app = Repository::own(RepositoryName::parse("app").unwrap());
+    let mut out = Vec::new();
+    for referrer in memory.referrers_of_type(&app, digest, record::ARTIFACT_TYPE).await.unwrap() {
+        let image = memory.read(&app, crate::registry::Lookup::Digest(&referrer.digest), &[]).await.unwrap().image.unwrap();
+        let layer = Digest::parse(&record::envelope_of(&image.manifest).unwrap()).unwrap();
+        let envelope = Envelope::parse(&memory.blob_bytes(&app, &layer, 1 << 20).await.unwrap()).unwrap();
+        let signed = envelope.signed_bytes().unwrap();
+        assert!(envelope.signature_bytes().iter().any(|s| key.verifies(&signed, s)), "the record verifies with the key's public key");
+        out.push(Statement::parse(&envelope.payload_bytes().unwrap()).unwrap());
+    }
+    out
+}
+
+use crate::registry::Registry as _;
+
+#[tokio::test]
+async fn a_push_that_writes_a_recorded_rules_tags_attaches_one_signed_record_naming_them() {
+    let (memory, digest) = app();
+    let settings = Settings::new(RuleSet::from_json(RULES).unwrap());
+    let key = Local::generate("test-key").unwrap();
+    let report = deliver(&memory, &settings, &digest, &key).await;
+
+    assert_eq!(report.records.len(), 1, "one record, for the one rule that asks: {:?}", report.records);
+    let entry = &report.records[0];
+    assert_eq!((entry.repository.as_str(), entry.rule.as_str(), entry.outcome), ("app", "release", RecordOutcome::Written));
+    let statements = records(&memory, &digest, &key.public_key()).await;
+    assert_eq!(statements.len(), 1);
+    let promotion = &statements[0].predicate;
+    let tags: Vec<(&str, &str)> = promotion.tags.iter().map(|w| (w.tag.as_str(), w.outcome.as_str())).collect();
+    assert_eq!(tags, [("stable", "created"), ("v1", "created")], "the rule's tags, not the other rule's date tag");
+    assert_eq!(promotion.rule_set_digest, record::sha256(RULES.as_bytes()));
+    assert_eq!((promotion.event.id.as_deref(), promotion.event.kind.as_str()), (Some("ev-1"), "push"));
+    assert_eq!((promotion.source_repository.as_str(), promotion.target_repository.as_str()), ("app", "app"));
+    assert_eq!(promotion.recorder.version, "7");
+    assert_eq!(promotion.scan, None, "no gate, no evidence");
+    assert!(statements[0].explains("app", digest.as_str(), "stable").is_ok());
+    assert_eq!(entry.digest.as_deref(), Some(memory.referrers_of_type(&push(&digest).repository, &digest, record::ARTIFACT_TYPE).await.unwrap()[0].digest.as_str()));
+}
+
+#[tokio::test]
+async fn a_redelivery_adds_no_second_record_and_a_dry_run_none_at_all() {
+    let (memory, digest) = app();
+    let settings = Settings::new(RuleSet::from_json(RULES).unwrap());
+    let key = Local::generate("test-key").unwrap();
+    deliver(&memory, &settings, &digest, &key).await;
+    memory.clear_calls();
+    let again = deliver(&memory, &settings, &digest, &key).await;
+    let calls = memory.kinds();
+    assert_eq!(again.records[0].outcome, RecordOutcome::Exists);
+    assert_eq!(records(&memory, &digest, &key.public_key()).await.len(), 1);
+    assert_eq!(calls.iter().filter(|k| **k == "referrers_of_type").count(), 1, "one look: {calls:?}");
+    assert!(!calls.contains(&"upload_blob") && !calls.contains(&"put_manifest"), "{calls:?}");
+
+    let (memory, digest) = app();
+    let dry = Settings { dry_run: true, ..Settings::new(RuleSet::from_json(RULES).unwrap()) };
+    let report = deliver(&memory, &dry, &digest, &key).await;
+    assert!(report.records.is_empty() && records(&memory, &digest, &key.public_key()).await.is_empty());
+}
+
+/// A signer whose first call fails, as KMS throttling would.
+struct FailsOnce {
+    inner: Local,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Signer for FailsOnce {
+    fn sign<'a>(&'a self, message: &'a [u8]) -> Signing<'a> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(async { Err(Fault::new(crate::fault::FaultKind::Throttled, "ThrottlingException", "Rate exceeded")) });
+        }
+        let signed: Signing<'a> = self.inner.sign(message);
+        Box::pin(async move { signed.await.map(|s: Signed| s) })
+    }
+}
+
+#[tokio::test]
+async fn a_record_that_could_not_be_signed_fails_the_event_retryably_and_its_redelivery_writes_it() {
+    let (memory, digest) = app();
+    let settings = Settings::new(RuleSet::from_json(RULES).unwrap());
+    let signer = FailsOnce { inner: Local::generate("test-key").unwrap(), failed: false.into() };
+    let mut handled = begin_push(&memory, &settings, &push(&digest)).await.unwrap();
+    handled.settle(&memory, &settings, None).await;
+    let pushed = push(&digest).repository;
+    attach(&memory, &settings.rules, &pushed, &recording(&signer), &mut handled.report).await;
+    assert_eq!(handled.report.records[0].outcome, RecordOutcome::Failed);
+    let error = handled.conclude().unwrap_err();
+    assert!(error.retryable(), "a throttled Sign is worth another delivery");
+    assert!(error.to_string().contains("promotion record"), "{error}");
+
+    // The tags are in place now; the redelivery finds them so, and writes the missing record.
+    let report = deliver(&memory, &settings, &digest, &signer).await;
+    assert_eq!(report.records[0].outcome, RecordOutcome::Written);
+    let statements = records(&memory, &digest, &signer.inner.public_key()).await;
+    let outcomes: Vec<&str> = statements[0].predicate.tags.iter().map(|w| w.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["unchanged", "unchanged"], "found in place by the event that put them there");
+}
