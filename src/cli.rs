@@ -4,7 +4,7 @@
 //! Results (plans, tables, JSON) go to stdout whatever the exit code, messages to stderr.
 //!
 //! Offline ([`offline`], [`filters`]): `check-rules`, `plan`, `filters`, for people writing
-//! rules. Against a registry ([`online`], [`doctor`]): `apply`, `sweep`, `doctor`.
+//! rules. Against a registry ([`online`], [`doctor`], [`why`]): `apply`, `sweep`, `doctor`, `why`.
 
 use std::io::Write as _;
 
@@ -15,11 +15,12 @@ mod filters;
 mod flags;
 mod offline;
 pub mod online;
+mod why;
 
 use flags::Flags;
 
 /// Each command and its usage: the one text `--help` and every usage mistake print from.
-pub const COMMANDS: [(&str, &str, &str); 6] = [
+pub const COMMANDS: [(&str, &str, &str); 7] = [
     ("check-rules", "ecr-retag check-rules FILE", "every problem of a rule file, and rules whose tags would loop (exit 1 on problems)"),
     (
         "plan",
@@ -41,6 +42,11 @@ pub const COMMANDS: [(&str, &str, &str); 6] = [
         "doctor",
         "ecr-retag doctor --rules FILE [--repositories GLOB...] [--region R] [--profile P] [--json]",
         "registry settings that would defeat the rules (exit 1 when something would)",
+    ),
+    (
+        "why",
+        "ecr-retag why REPOSITORY:TAG [--key PEM_FILE|KMS_KEY] [--registry-id ID] [--region R] [--profile P] [--json]",
+        "which rule, event and evidence put the tag there, from its verified promotion records (exit 1 when none explains it)",
     ),
 ];
 
@@ -126,6 +132,7 @@ pub async fn run(args: &[String], now: DateTime<Utc>) -> Outcome {
         "filters" => filters::run(&flags),
         "apply" => online::apply(flags).await,
         "sweep" => online::sweep(flags).await,
+        "why" => why::run(flags).await,
         _ => doctor::run(flags).await,
     }
 }

@@ -3,8 +3,10 @@
 //! apart), a scan's result ([`scan`]), a signature's push ([`signed`]). The engine's steps: a
 //! promotion's copy of the image into its target repository ([`promote`]), the PutImage step
 //! ([`put`]), tags that move only to newer versions ([`if_newer`]), pushed tags retired
-//! ([`removal`]), and the signed records of what was written ([`record`]). Beside it: the reconcile sweep ([`sweep`]) or its fan-out to the event queue
-//! ([`fan_out`]), and the read-only check of a registry's settings against the rules ([`doctor`]).
+//! ([`removal`]), and the signed records of what was written ([`record`]). Beside it: the
+//! reconcile sweep ([`sweep`]) or its fan-out to the event queue ([`fan_out`]), the read-only
+//! check of a registry's settings against the rules ([`doctor`]), and why a tag is where it is,
+//! from its records ([`why`]).
 
 use crate::domain::request::{Push, ScanResult};
 use crate::domain::rules::RuleSet;
@@ -24,6 +26,7 @@ pub mod removal;
 pub mod scan;
 pub mod signed;
 pub mod sweep;
+pub mod why;
 
 #[cfg(test)]
 mod tests;

@@ -41,6 +41,8 @@ pub(crate) struct Flags {
     pub(crate) repository_tags: BTreeMap<String, String>,
     pub(crate) mutability: Option<String>,
     pub(crate) exclusions: Vec<Filter>,
+    /// `why --key`: a PEM public key file, or a KMS key's ARN, id or alias.
+    pub(crate) key: Option<String>,
 }
 
 impl Flags {
@@ -66,6 +68,7 @@ impl Flags {
                 "--continuation" => flags.continuation = Some(value()?),
                 "--time" => flags.time = Some(value()?),
                 "--mutability" => flags.mutability = Some(value()?),
+                "--key" => flags.key = Some(value()?),
                 "--max-writes" => {
                     let text = value()?;
                     let n = text.parse().map_err(|_| format!("--max-writes takes a number, got {text:?}"))?;

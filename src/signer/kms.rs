@@ -49,11 +49,12 @@ impl Kms {
         Ok(Signed { signature, key_id: output.key_id().unwrap_or(&self.key).to_owned() })
     }
 
-    /// The key's public key (GetPublicKey), refused unless it is an ECC_NIST_P256 key.
-    pub async fn public_key(&self) -> Result<PublicKey, Fault> {
+    /// The key's public key and ARN (GetPublicKey), refused unless it is an ECC_NIST_P256 key.
+    pub async fn public_key(&self) -> Result<(PublicKey, Option<String>), Fault> {
         let output = self.client().get_public_key().key_id(&self.key).send().await.map_err(|e| fault(&e))?;
         let der = output.public_key().map(|b| b.as_ref().to_vec()).unwrap_or_default();
-        PublicKey::from_der(&der).map_err(|e| Fault::new(FaultKind::Permanent, "KeySpec", format!("KMS key {}: {e}", self.key)))
+        let public = PublicKey::from_der(&der).map_err(|e| Fault::new(FaultKind::Permanent, "KeySpec", format!("KMS key {}: {e}", self.key)))?;
+        Ok((public, output.key_id().map(str::to_owned)))
     }
 }
 

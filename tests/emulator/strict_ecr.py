@@ -99,6 +99,11 @@ file makes it behave like ECR (per the ECR API reference and observed behaviour)
   emulator holds no bytes of: those a docker push stand-in named).
 - ListImageReferrers pages (maxResults, nextToken).
 
+- AWS KMS, for promotion records: moto's KMS (CreateKey, GetPublicKey, Sign, Verify) on the same
+  endpoint, with Sign's `MessageType` DIGEST signing the digest given (moto hashed it again), a digest
+  of the wrong length and a RAW message over 4,096 bytes refused (kms.py). KMS calls are counted under
+  "(kms)" in /_strict/calls; `--function-ops` names the function's as `kms:Sign`.
+
 Not emulated: layer bytes for pushes other than ecr-retag's uploads, chunked registry API uploads, GET of blobs through the registry API, the
 restore's 20 minutes, scans and signing themselves (hooks set their results); quotas
 only on request (below).

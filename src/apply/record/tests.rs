@@ -150,3 +150,85 @@ async fn a_record_that_could_not_be_signed_fails_the_event_retryably_and_its_red
     let outcomes: Vec<&str> = statements[0].predicate.tags.iter().map(|w| w.outcome.as_str()).collect();
     assert_eq!(outcomes, ["unchanged", "unchanged"], "found in place by the event that put them there");
 }
+
+/// Attaches `envelope` to `digest` in `app` as a record would be, with the seeding hand of someone
+/// who can push (the key is not theirs).
+async fn attach_envelope(memory: &Memory, digest: &Digest, envelope: &Envelope, event: &str) {
+    let app = Repository::own(RepositoryName::parse("app").unwrap());
+    let bytes = envelope.to_bytes();
+    let layer = Descriptor::of(record::ENVELOPE_MEDIA_TYPE, &bytes);
+    let config = Descriptor::of(record::ARTIFACT_TYPE, record::CONFIG);
+    for (d, b) in [(&config, record::CONFIG), (&layer, bytes.as_slice())] {
+        memory.upload_blob(&app, &Digest::parse(&d.digest).unwrap(), b).await.unwrap();
+    }
+    let subject = Descriptor::of("application/vnd.oci.image.manifest.v1+json", MANIFEST.as_bytes());
+    let subject = Descriptor { digest: digest.to_string(), ..subject };
+    let key = Key::new("release", ["stable".to_owned()], event.to_owned());
+    let manifest = record::manifest(&subject, &layer, &key, "2026-11-24T11:00:00Z");
+    let image = Image { digest: Digest::parse(&record::sha256(manifest.as_bytes())).unwrap(), manifest, media_type: None };
+    memory.put_manifest(&app, &image, record::manifest_media_type()).await.unwrap();
+}
+
+#[tokio::test]
+async fn why_names_the_verified_record_of_a_tag_and_says_what_is_wrong_with_the_others() {
+    use crate::apply::why::{why, Key as Trusted, Verdict};
+    let (memory, digest) = app();
+    let settings = Settings::new(RuleSet::from_json(RULES).unwrap());
+    let key = Local::generate("arn:aws:kms:eu-west-1:123456789012:key/one").unwrap();
+    deliver(&memory, &settings, &digest, &key).await;
+    let app_repo = Repository::own(RepositoryName::parse("app").unwrap());
+    let stable = Tag::parse("stable").unwrap();
+    let trusted = Trusted { public: key.public_key(), arn: Some("arn:aws:kms:eu-west-1:123456789012:key/one".into()) };
+
+    let found = why(&memory, &app_repo, &stable, &trusted).await.unwrap();
+    assert_eq!(found.digest, digest.to_string());
+    let explained = found.explanation().expect("the function's record explains stable");
+    assert_eq!(explained.statement.as_ref().unwrap().predicate.rule, "release");
+    // The date tag's rule does not record: nothing explains it.
+    let dated = Tag::parse("20261124").unwrap();
+    assert!(why(&memory, &app_repo, &dated, &trusted).await.unwrap().explanation().is_none());
+
+    // Another key: told apart by the key the record names.
+    let other = Local::generate("arn:aws:kms:eu-west-1:123456789012:key/two").unwrap();
+    let wrong = Trusted { public: other.public_key(), arn: Some("arn:aws:kms:eu-west-1:123456789012:key/two".into()) };
+    let found = why(&memory, &app_repo, &stable, &wrong).await.unwrap();
+    assert!(found.explanation().is_none());
+    assert_eq!(found.records[0].verdict, Verdict::Unverified);
+    assert!(found.records[0].problem.as_deref().unwrap().contains("signed by another key (arn:aws:kms:eu-west-1:123456789012:key/one)"));
+
+    // A tampered payload under the genuine signature, on a second image, is altered.
+    let (tampered_memory, _) = app();
+    let second = Digest::parse(&record::sha256(b"second")).unwrap();
+    let genuine = records_envelopes(&memory, &digest).await.remove(0);
+    let mut statement = Statement::parse(&genuine.payload_bytes().unwrap()).unwrap();
+    statement.predicate.tags.push(Written { tag: "prod".into(), outcome: "created".into() });
+    let forged = Envelope { payload: Envelope::new(&statement.payload(), "", b"").payload, ..genuine.clone() };
+    let (memory2, digest2) = (tampered_memory, digest.clone());
+    attach_envelope(&memory2, &digest2, &forged, "forged").await;
+    memory2.point("app", &stable, &digest2);
+    let found = why(&memory2, &app_repo, &stable, &trusted).await.unwrap();
+    assert!(found.explanation().is_none());
+    assert!(found.records[0].problem.as_deref().unwrap().contains("altered"), "{:?}", found.records[0].problem);
+
+    // The genuine record of the first image, copied onto another image, is about another image.
+    let (memory3, _) = app();
+    let image = Image { digest: second.clone(), manifest: "second".into(), media_type: None };
+    memory3.add_image("app", image, None);
+    memory3.point("app", &stable, &second);
+    attach_envelope(&memory3, &second, &genuine, "copied").await;
+    let found = why(&memory3, &app_repo, &stable, &trusted).await.unwrap();
+    assert_eq!(found.records[0].verdict, Verdict::Unexplained);
+    assert!(found.records[0].problem.as_deref().unwrap().contains("about another image"), "{:?}", found.records[0].problem);
+}
+
+/// The envelopes of the records attached to `digest` in `app`.
+async fn records_envelopes(memory: &Memory, digest: &Digest) -> Vec<Envelope> {
+    let app = Repository::own(RepositoryName::parse("app").unwrap());
+    let mut out = Vec::new();
+    for referrer in memory.referrers_of_type(&app, digest, record::ARTIFACT_TYPE).await.unwrap() {
+        let image = memory.read(&app, crate::registry::Lookup::Digest(&referrer.digest), &[]).await.unwrap().image.unwrap();
+        let layer = Digest::parse(&record::envelope_of(&image.manifest).unwrap()).unwrap();
+        out.push(Envelope::parse(&memory.blob_bytes(&app, &layer, 1 << 20).await.unwrap()).unwrap());
+    }
+    out
+}

@@ -12,6 +12,7 @@
               effective scanning configuration, lifecycle policies with archive and pull times
 - blobs.py    blobs as ECR keeps them: BLOB_MOUNTING, PutImage's blob checks, layer uploads,
               download URLs, and the registry API's blob calls (token auth, HEAD, mount, upload)
+- kms.py      moto's KMS where promotion records need KMS: Sign with a DIGEST
 - common.py   what several patched operations share: ECR's wildcards and its pages
 - hooks.py    the /_strict/ test hooks
 - server.py   the command line and the HTTP server

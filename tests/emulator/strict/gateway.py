@@ -12,6 +12,7 @@ from .errors import aws_error, respond
 from .state import HANG_SECONDS, STATE
 
 ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921."
+KMS_TARGET = "TrentService."
 # ecr-retag's User-Agent names it so.
 FUNCTION_MARKER = "app/ecr-retag"
 
@@ -31,6 +32,8 @@ class Gateway:
         if path == "/configuration/get" and environ.get("REQUEST_METHOD") == "POST":
             return inspector_configuration(start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(KMS_TARGET):
+            return self.kms(target.split(".", 1)[1], environ, start_response)
         if not target.startswith(ECR_TARGET):
             return self.app(environ, start_response)
         operation = target.split(".", 1)[1]
@@ -54,6 +57,17 @@ class Gateway:
                              f"ecr-retag is not allowed to call {operation}")
         STATE.caller.function = from_function
         return self.answer(fault, taken, environ, start_response)
+
+    def kms(self, operation, environ, start_response):
+        """A KMS call: counted under "(kms)", and held to the function's operations (as `kms:Sign`)."""
+        from_function = FUNCTION_MARKER in environ.get("HTTP_USER_AGENT", "") + environ.get("HTTP_X_AMZ_USER_AGENT", "")
+        with STATE.lock:
+            STATE.calls["(kms)"][operation] += 1
+            if from_function:
+                STATE.function_calls["(kms)"][operation] += 1
+        if from_function and self.function_ops is not None and "kms:" + operation not in self.function_ops:
+            return aws_error(start_response, "400 Bad Request", "AccessDeniedException", f"ecr-retag is not allowed to call kms:{operation}")
+        return self.app(environ, start_response)
 
     def answer(self, fault, taken, environ, start_response):
         """The injected failure, or (none, or "late") the call carried out."""

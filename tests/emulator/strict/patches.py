@@ -18,6 +18,7 @@ from moto.ecr.exceptions import (
 from moto.ecr.models import ECRBackend, Image
 from moto.ecr.responses import ECRResponse
 
+from . import kms
 from .common import page, wildcard
 from .errors import ImageDigestDoesNotMatchException, ImageTagAlreadyExistsException, LimitExceededException
 from .signing import (
@@ -290,7 +291,8 @@ def update_image_storage_class_response(self):
 
 
 def install():
-    """Patches moto's ECR where it is not ECR (see strict_ecr.py for the list)."""
+    """Patches moto's ECR where it is not ECR (see strict_ecr.py for the list), and its KMS where
+    promotion records need KMS (kms.py)."""
     ECRBackend.put_image = strict_put_image
     ECRBackend._validate_mutability_exclusion_filters = strict_validate_filters
     ECRResponse.describe_images = describe_images_response
@@ -312,3 +314,4 @@ def install():
     ECRResponse.get_download_url_for_layer = get_download_url_for_layer_response
     ECRBackend.upload_layer_part = strict_upload_layer_part(ECRBackend.upload_layer_part)
     ECRBackend.complete_layer_upload = strict_complete_layer_upload(ECRBackend.complete_layer_upload)
+    kms.install()
