@@ -396,3 +396,33 @@ async fn upload_blob_result(
     let done = client.complete_layer_upload().repository_name(repo).upload_id(&id).layer_digests(sha256_digest(bytes)).send().await;
     done.map(|_| ()).map_err(|e| e.into_service_error())
 }
+
+#[tokio::test]
+async fn the_emulators_kms_signs_a_sha256_digest_as_kms_does_and_refuses_what_kms_refuses() {
+    use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
+    use aws_sdk_kms::primitives::Blob;
+    use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+    let emulator = Emulator::shared();
+    let (arn, public) = signing_key(&emulator.endpoint).await;
+    let kms = kms_client(&emulator.endpoint);
+    // DER SubjectPublicKeyInfo of a P-256 key: 26 bytes of algorithm, then the 65-byte point.
+    assert_eq!(public.len(), 91);
+    let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public[26..]);
+    let message = b"DSSEv1 28 application/vnd.in-toto+json 2 {}";
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
+    let sign = |bytes: &[u8], kind: MessageType| {
+        kms.sign().key_id(&arn).message(Blob::new(bytes)).message_type(kind).signing_algorithm(SigningAlgorithmSpec::EcdsaSha256).send()
+    };
+    let signed = sign(digest.as_ref(), MessageType::Digest).await.unwrap();
+    assert_eq!(signed.key_id(), Some(arn.as_str()), "Sign names the key by its ARN");
+    let id = arn.rsplit('/').next().unwrap();
+    assert_eq!(kms.get_public_key().key_id(id).send().await.unwrap().key_id(), Some(arn.as_str()), "and GetPublicKey too");
+    assert!(key.verify(message, signed.signature().unwrap().as_ref()).is_ok(), "a DIGEST is the SHA-256 of the message, signed as it is");
+    let raw = sign(message, MessageType::Raw).await.unwrap();
+    assert!(key.verify(message, raw.signature().unwrap().as_ref()).is_ok(), "a RAW message is hashed by KMS");
+    for (bytes, kind, says) in [(vec![b'x'; 4097], MessageType::Raw, "too long"), (vec![b'x'; 31], MessageType::Digest, "invalid length")] {
+        let refused = sign(&bytes, kind).await.unwrap_err();
+        let service = aws_sdk_kms::error::DisplayErrorContext(&refused).to_string();
+        assert!(service.contains(says), "{service}");
+    }
+}

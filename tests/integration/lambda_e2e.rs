@@ -601,18 +601,6 @@ fn cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
     cli_on(Emulator::shared(), dir, args)
 }
 
-fn cli_on(emulator: &Emulator, dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(Function::cli())
-        .args(args)
-        .env_clear()
-        .envs(clock_env())
-        .envs([("AWS_ENDPOINT_URL", emulator.endpoint.as_str()), ("AWS_REGION", REGION)])
-        .envs([("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")])
-        .env("HOME", dir)
-        .output()
-        .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
 
 #[tokio::test]
 async fn the_cli_applies_and_sweeps_against_a_registry_with_exit_codes_a_pipeline_can_read() {

@@ -7,6 +7,7 @@
 //! - [`ecr_sdk_faults`]: what the emulator cannot produce, through the SDK's mock client;
 //! - [`lambda_e2e`]: the release bootstrap run as Lambda runs it, and the command line;
 //! - [`promotion`] and [`signing`]: promotion into another repository, the signature gates;
+//! - [`records`]: promotion records, signed with the emulator's KMS, verified outside, and `why`;
 //! - [`bad_input`]: every malformed payload, answered without an ECR call.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test's panic is its failure
@@ -20,4 +21,5 @@ mod ecr_sdk_faults;
 mod emulator;
 mod lambda_e2e;
 mod promotion;
+mod records;
 mod signing;

@@ -18,6 +18,36 @@ pub const FUNCTION_OPERATIONS: [&str; 9] = [
     "DescribeImageSigningStatus",
 ];
 
+/// The function's calls promotion records add, as the template grants them with `RecordSigningKey`
+/// (in the repositories where records are written; KMS Sign on that key).
+pub const RECORD_OPERATIONS: [&str; 5] = ["BatchCheckLayerAvailability", "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "kms:Sign"];
+
+/// A KMS client for the emulator (moto's KMS, made strict where records need it).
+pub fn kms_client(endpoint: &str) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+        .region(aws_sdk_kms::config::Region::new(REGION))
+        .credentials_provider(aws_sdk_kms::config::Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+/// A new ECC_NIST_P256 signing key in the emulator's KMS: its ARN and its public key (DER).
+pub async fn signing_key(endpoint: &str) -> (String, Vec<u8>) {
+    let kms = kms_client(endpoint);
+    let key = kms
+        .create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .send()
+        .await
+        .unwrap();
+    let arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
+    let public = kms.get_public_key().key_id(&arn).send().await.unwrap().public_key().unwrap().as_ref().to_vec();
+    (arn, public)
+}
+
 /// The function's calls a promotion adds, as the template grants them with `PromotionTargets`.
 pub const PROMOTION_OPERATIONS: [&str; 7] = [
     "GetAuthorizationToken",

@@ -105,3 +105,17 @@ pub fn clock_env() -> Vec<(String, std::ffi::OsString)> {
         .filter(|(k, _)| k == "LD_PRELOAD" || k.starts_with("FAKETIME"))
         .collect()
 }
+
+/// The command line against `emulator`, with `dir` as its home: its exit code, stdout and stderr.
+pub fn cli_on(emulator: &Emulator, dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(Function::cli())
+        .args(args)
+        .env_clear()
+        .envs(clock_env())
+        .envs([("AWS_ENDPOINT_URL", emulator.endpoint.as_str()), ("AWS_REGION", REGION)])
+        .envs([("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")])
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}

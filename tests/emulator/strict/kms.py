@@ -1,7 +1,7 @@
 """AWS KMS as promotion records use it, where moto is not KMS: Sign with `MessageType` DIGEST signs
 the digest given (moto hashes it again, so nothing outside moto could verify the signature), a
 DIGEST of the wrong length for the algorithm is refused, and a RAW message is at most 4,096 bytes,
-as KMS says (ValidationException)."""
+as KMS says (ValidationException); GetPublicKey names the key by its ARN, as KMS does (moto: its id)."""
 
 import base64
 import json
@@ -37,8 +37,17 @@ def sign_response(self):
     return json.dumps({"KeyId": key.arn, "Signature": base64.b64encode(signature).decode(), "SigningAlgorithm": algorithm})
 
 
+def get_public_key_response(self):
+    """GetPublicKey, its `KeyId` the key's ARN."""
+    answer = json.loads(ORIGINAL_GET_PUBLIC_KEY(self))
+    answer["KeyId"] = self.kms_backend.describe_key(self._get_param("KeyId")).arn
+    return json.dumps(answer)
+
+
 ORIGINAL_SIGN = KmsResponse.sign
+ORIGINAL_GET_PUBLIC_KEY = KmsResponse.get_public_key
 
 
 def install():
     KmsResponse.sign = sign_response
+    KmsResponse.get_public_key = get_public_key_response
