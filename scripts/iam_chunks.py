@@ -39,7 +39,10 @@ LISTS = {
                     ("AllowRestoreArchived", "ecr:UpdateImageStorageClass"),
                     ("AllowManagedSigning", "ecr:DescribeImageSigningStatus"),
                     # A promotion mounts (or with copy_blobs streams) the sources' layers.
-                    ("Promote", "ecr:GetDownloadUrlForLayer")],
+                    ("Promote", "ecr:GetDownloadUrlForLayer"),
+                    # Promotion records ("record": true) upload their blobs where the tags are.
+                    ("Record", "ecr:BatchCheckLayerAvailability"), ("Record", "ecr:InitiateLayerUpload"),
+                    ("Record", "ecr:UploadLayerPart"), ("Record", "ecr:CompleteLayerUpload")],
     },
     "PromotionTargets": {
         "sid": "PromoteIntoTargets",

@@ -27,7 +27,8 @@ INLINE_TOTAL, MANAGED_EACH, MANAGED_COUNT, PARAMETER_BYTES = 10_240, 6_144, 10, 
 PREFIX = "arn:*:ecr:*:*:repository/"
 EVERY_FEATURE = {"RemoveSourceTags": "true", "RestoreArchivedImages": "true", "SignatureEvents": "managed",
                  "ScanEvents": "both", "Delivery": "queue", "ReconcileSchedule": "rate(1 hour)",
-                 "MetricsByRepository": "true", "AlarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:alarms"}
+                 "MetricsByRepository": "true", "AlarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:alarms",
+                 "RecordSigningKey": "arn:aws:kms:eu-west-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"}
 
 
 class ManagedPolicies:
@@ -129,6 +130,8 @@ class TheRoleFitsIamsQuotas(unittest.TestCase):
             every.add("ecr:BatchDeleteImage")
         if targets:  # a promotion reads the sources' layers
             every.add("ecr:GetDownloadUrlForLayer")
+        if parameters.get("RecordSigningKey"):  # promotion records upload their blobs
+            every.update({"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"})
         self.assertEqual({frozenset(a) for a in sources.values()}, {frozenset(every)})
         if targets:
             self.assertEqual(set(granted(documents, "PromoteIntoTargets")), {PREFIX + n for n in targets})
@@ -148,7 +151,7 @@ class TheRoleFitsIamsQuotas(unittest.TestCase):
                 self.check(fill(length, length), fill(length, length + 1000))
 
     def test_the_longest_names_crowded_into_one_policy(self):
-        # 15 names of 256 characters and 33 of 2 in the first policy's 48 entries: 5,658 characters.
+        # 15 names of 256 characters and 33 of 2 in the first policy's 48 entries: 5,766 characters.
         crowded = names(15, 256, 4) + names(80, 2, 3)
         self.assertLessEqual(len(",".join(crowded)), PARAMETER_BYTES)
         self.check(crowded, crowded)

@@ -242,6 +242,36 @@ class TemplateMatchesTheCode(unittest.TestCase):
         env = lambda **p: Resolver(self.template, **p).resource("RetagFunction")["Properties"]["Environment"]["Variables"]
         self.assertEqual((env()["RETAG_PROMOTION"], env(PromotionTargets="prod/*")["RETAG_PROMOTION"]), ("false", "true"))
 
+    def test_records_grow_the_policy_by_exactly_their_calls_and_only_when_on(self):
+        # What attaching a record calls through the registry port (src/apply/record), as IAM actions.
+        port = {"referrers_of_type": {"ecr:BatchGetImage"}, "missing": {"ecr:BatchCheckLayerAvailability"},
+                "upload_blob": {"ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"},
+                "put_manifest": {"ecr:PutImage"}}
+        with open(os.path.join(ROOT, "src/apply/record/mod.rs")) as f:
+            used = set(re.findall(r"registry\s*\.\s*([a-z_]+)\(", f.read()))
+        self.assertEqual(used, set(port), "a port call this test does not know: map it to its ECR actions")
+        needed = set().union(*port.values())
+        self.assertLessEqual(needed - {"ecr:BatchGetImage", "ecr:PutImage"}, ecr_operations_called_by_the_code(only=PROMOTION_ONLY))
+        key = "arn:aws:kms:eu-west-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+        off, on = self.granted(), self.granted(RecordSigningKey=key)
+        self.assertEqual(on - off, needed - off, "exactly the calls a record adds")
+        self.assertLessEqual(needed, on)
+        sids = self.statements(RecordSigningKey=key, Repositories="dev/*")
+        # Where records are attached: the allowed repositories (and promotion targets, whose statement has them already).
+        self.assertLessEqual(needed, set(sids["AllowedRepositories"]["Action"]))
+        self.assertNotIn("ecr:InitiateLayerUpload", self.statements(Repositories="dev/*")["AllowedRepositories"]["Action"])
+        # KMS: Sign, on the one key, and only with records on; GetPublicKey is the command line's (why).
+        with open(os.path.join(ROOT, "src/signer/kms.rs")) as f:
+            kms_calls = set(re.findall(r"\.client\(\)\s*\.\s*([a-z_]+)\(\)", f.read()))
+        self.assertEqual(kms_calls, {"sign", "get_public_key"})
+        sign = sids["SignPromotionRecords"]
+        self.assertEqual((sign["Action"], sign["Resource"]), (["kms:Sign"], [key]))
+        kms = {a for s in Resolver(self.template, RecordSigningKey=key).statements() for a in s["Action"] if a.startswith("kms:")}
+        self.assertEqual(kms, {"kms:Sign"})
+        self.assertNotIn("SignPromotionRecords", self.statements())
+        env = lambda **p: Resolver(self.template, **p).resource("RetagFunction")["Properties"]["Environment"]["Variables"]
+        self.assertEqual((env()["RETAG_RECORD_KEY"], env(RecordSigningKey=key)["RETAG_RECORD_KEY"]), ("", key))
+
     @mock_aws
     def test_the_replication_examples_are_what_ecr_takes(self):
         # The README's commands, through botocore's request validation and moto's ECR.
