@@ -30,12 +30,12 @@ pub const COMMANDS: [(&str, &str, &str); 7] = [
     ("filters", "ecr-retag filters --rules FILE", "exclusion filters that let every moving tag move (exit 1 when some cannot)"),
     (
         "apply",
-        "ecr-retag apply --rules FILE --repository NAME --tag TAG [--digest sha256:HEX] [--registry-id ID]\n                  [--region R] [--profile P] [--dry-run] [--json]",
+        "ecr-retag apply --rules FILE --repository NAME --tag TAG [--digest sha256:HEX] [--registry-id ID]\n                  [--key KMS_KEY] [--region R] [--profile P] [--dry-run] [--json]",
         "one tag's rules applied in a registry, as the function would (exit 1 when a tag is not in place)",
     ),
     (
         "sweep",
-        "ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--writes-per-second N] [--continuation TOKEN]\n                  [--registry-id ID] [--region R] [--profile P] [--dry-run] [--json]",
+        "ecr-retag sweep --rules FILE --repositories GLOB... [--max-writes N] [--writes-per-second N] [--continuation TOKEN]\n                  [--registry-id ID] [--key KMS_KEY] [--region R] [--profile P] [--dry-run] [--json]",
         "the reconcile sweep of repositories (exit 1 when a tag is not in place or the sweep stopped)",
     ),
     (

@@ -255,7 +255,14 @@ impl<R: Catalog + Blobs> Handler<R> {
         calls_end: Option<Instant>,
     ) -> Result<SweepReport, RetagError> {
         let registry = Deadline::new(&self.registry, calls_end).paced(self.pace.as_ref());
-        let result = sweep::reconcile(&registry, &self.config.apply, request, stop_by, calls_end).await;
+        let started = Utc::now();
+        let mut result = sweep::reconcile(&registry, &self.config.apply, request, stop_by, calls_end).await;
+        if let (Ok(report), Some(signer)) = (&mut result, &self.signer) {
+            let time = started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let event = crate::domain::record::Event { id: None, kind: "sweep".to_owned(), time };
+            let recording = Recording { signer: signer.as_ref(), recorder: self.recorder(), event, now: Utc::now() };
+            record::attach_sweep(&registry, &self.config.apply.rules, request, &recording, report).await;
+        }
         self.swept(result)
     }
 
@@ -333,12 +340,16 @@ impl<R: Catalog + Blobs> Handler<R> {
     /// The promotion records of what an event wrote (`"record": true`), when a signer is configured.
     async fn record<B: Blobs>(&self, registry: &B, event: &Event, report: &mut Report, now: DateTime<Utc>) {
         let (Some(signer), Some(pushed)) = (&self.signer, event.request.repository()) else { return };
-        let recorder = Recorder {
+        let recording = Recording { signer: signer.as_ref(), recorder: self.recorder(), event: record_event(event), now };
+        record::attach(registry, &self.config.apply.rules, pushed, &recording, report).await;
+    }
+
+    /// Who writes records: the function's ARN as invoked (its name outside Lambda), and its version.
+    fn recorder(&self) -> Recorder {
+        Recorder {
             id: self.function_arn.get().cloned().unwrap_or_else(|| self.config.metrics.function_name.clone()),
             version: self.config.function_version.clone(),
-        };
-        let recording = Recording { signer: signer.as_ref(), recorder, event: record_event(event), now };
-        record::attach(registry, &self.config.apply.rules, pushed, &recording, report).await;
+        }
     }
 
     /// One request's writes, up to the second look.

@@ -13,7 +13,8 @@ use crate::domain::request::{BadContinuation, Push, ReconcileRequest, Request, M
 use crate::domain::rules::glob::Glob;
 use crate::domain::rules::{RuleSet, RulesError};
 use crate::lambda::Handler;
-use crate::registry::ecr::{Ecr, Overrides};
+use crate::registry::ecr::{sdk_config, Ecr, Overrides};
+use crate::signer::kms::Kms;
 
 /// The command line, flag by flag.
 #[derive(Debug, Default)]
@@ -41,7 +42,8 @@ pub(crate) struct Flags {
     pub(crate) repository_tags: BTreeMap<String, String>,
     pub(crate) mutability: Option<String>,
     pub(crate) exclusions: Vec<Filter>,
-    /// `why --key`: a PEM public key file, or a KMS key's ARN, id or alias.
+    /// `why --key`: a PEM public key file, or a KMS key's ARN, id or alias; `apply`/`sweep --key`:
+    /// the KMS key that signs records.
     pub(crate) key: Option<String>,
 }
 
@@ -130,11 +132,21 @@ impl Flags {
         Ok((rules, ecr))
     }
 
-    /// The function's own handler over that client, paced as `--writes-per-second` says.
+    /// The function's own handler over that client, paced as `--writes-per-second` says, signing
+    /// promotion records with the KMS key `--key` names. Rules that record need it unless
+    /// `--dry-run` (which writes nothing), as the function needs its key.
     pub(crate) async fn handler(&self) -> Result<Handler<Ecr>, Outcome> {
-        let (rules, ecr) = self.rules_and_client().await?;
+        let (_, rules) = self.rule_set()?;
+        if rules.uses(|p| p.record) && self.key.is_none() && !self.dry_run {
+            return Err(usage("a rule has \"record\": true: give --key with the KMS key (ARN or alias) that signs its records, or --dry-run"));
+        }
+        let sdk = sdk_config(Overrides { region: self.region.clone(), profile: self.profile.clone() }).await;
         let config = Config { sweep_writes_per_second: self.writes_per_second, ..Config::with_rules(rules) };
-        Ok(Handler::new(ecr, config))
+        let handler = Handler::new(Ecr::from_conf(&sdk), config);
+        Ok(match &self.key {
+            Some(key) => handler.with_signer(std::sync::Arc::new(Kms::new(&sdk, key))),
+            None => handler,
+        })
     }
 
     /// A sweep request's JSON for these repositories.

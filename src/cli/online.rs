@@ -32,7 +32,7 @@ use crate::report::{Report, SweepReport, SweepStatus};
 const NO_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub(crate) async fn apply(flags: Flags) -> Outcome {
-    const TAKES: [&str; 9] = ["--rules", "--repository", "--tag", "--digest", "--registry-id", "--region", "--profile", "--dry-run", "--json"];
+    const TAKES: [&str; 10] = ["--rules", "--repository", "--tag", "--digest", "--registry-id", "--region", "--profile", "--dry-run", "--json", "--key"];
     if let Err(outcome) = flags.only("apply", &TAKES, false) {
         return outcome;
     }
@@ -95,8 +95,8 @@ fn outcome_name(outcome: crate::report::Outcome) -> String {
 }
 
 pub(crate) async fn sweep(flags: Flags) -> Outcome {
-    const TAKES: [&str; 10] = ["--rules", "--repositories", "--max-writes", "--writes-per-second", "--continuation", "--registry-id",
-                               "--region", "--profile", "--dry-run", "--json"];
+    const TAKES: [&str; 11] = ["--rules", "--repositories", "--max-writes", "--writes-per-second", "--continuation", "--registry-id",
+                               "--region", "--profile", "--dry-run", "--json", "--key"];
     if let Err(outcome) = flags.only("sweep", &TAKES, false) {
         return outcome;
     }

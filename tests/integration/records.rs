@@ -204,3 +204,22 @@ async fn why_fails_an_altered_record_and_another_images_naming_which() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains(&format!("the record is about another image, {}", r.digest)), "{out}");
 }
+
+#[tokio::test]
+async fn the_command_lines_apply_signs_records_with_its_key_and_refuses_to_write_without_one() {
+    let r = recorded("records/cli").await;
+    let rules = r.dir.join("rules.json");
+    std::fs::write(&rules, RULES).unwrap();
+    let apply = ["apply", "--rules", rules.to_str().unwrap(), "--repository", &r.repo, "--tag", "v1.4.2", "--json"];
+    let (code, _, err) = cli_on(&r.emulator, &r.dir, &apply);
+    assert_eq!(code, Some(2), "records without a key are a usage mistake: {err}");
+    assert!(err.contains("--key"), "{err}");
+    assert!(records(&r.emulator, &r.repo, &r.digest).await.is_empty(), "nothing written");
+    let (code, out, err) = cli_on(&r.emulator, &r.dir, &[&apply[..], &["--key", &r.key]].concat());
+    assert_eq!(code, Some(0), "{out}{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["records"][0]["outcome"], "written", "{answer}");
+    let (code, out, _) = cli_on(&r.emulator, &r.dir, &["why", &format!("{}:stable", r.repo), "--key", &r.key]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("  event     request at "), "a direct request has no event id: {out}");
+}

@@ -232,3 +232,43 @@ async fn records_envelopes(memory: &Memory, digest: &Digest) -> Vec<Envelope> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_sweep_records_what_it_wrote_with_the_scan_its_gate_saw() {
+    use crate::domain::assess::Scanned;
+    use crate::domain::rules::glob::Glob;
+    use crate::domain::scan::Findings;
+    let rules = r#"{"rules":[{"name":"scanned","semver":true,"when":{"scan":"HIGH"},"tags":["stable"],"record":true}]}"#;
+    let (memory, digest) = app();
+    memory.point("app", &Tag::parse("v1.4.2").unwrap(), &digest);
+    let findings = Findings { counts: std::collections::BTreeMap::from([("MEDIUM".to_owned(), 2)]), unsplit: None };
+    memory.set_scan("app", &digest, Scanned::Done(findings));
+    let settings = Settings::new(RuleSet::from_json(rules).unwrap());
+    let request = ReconcileRequest {
+        repositories: vec![Glob::parse("app").unwrap()],
+        max_writes: 100,
+        resume_at: None,
+        registry_id: None,
+        dry_run: false,
+        fan_out: false,
+    };
+    let mut report = crate::apply::sweep::reconcile(&memory, &settings, &request, None, None).await.unwrap();
+    let key = Local::generate("test-key").unwrap();
+    let sweep = Recording { event: record::Event { id: None, kind: "sweep".into(), time: "2026-11-24T12:00:00.000Z".into() }, ..recording(&key) };
+    attach_sweep(&memory, &settings.rules, &request, &sweep, &mut report).await;
+
+    let records_of_app = &report.repositories[0].records;
+    assert_eq!(records_of_app.len(), 1, "{report:?}");
+    assert_eq!(records_of_app[0].outcome, RecordOutcome::Written);
+    let statement = records(&memory, &digest, &key.public_key()).await.remove(0);
+    assert_eq!(statement.predicate.event.kind, "sweep");
+    assert_eq!(statement.predicate.tags, [Written { tag: "stable".into(), outcome: "created".into() }]);
+    let scan = statement.predicate.scan.expect("a scan-gated rule's record carries the scan");
+    assert_eq!((scan.status.as_str(), scan.counts.get("MEDIUM")), ("COMPLETE", Some(&2)));
+    assert_eq!(statement.predicate.signature, None, "no signature gate");
+
+    // The next sweep finds the tag in place: nothing to write, nothing to record.
+    let mut again = crate::apply::sweep::reconcile(&memory, &settings, &request, None, None).await.unwrap();
+    attach_sweep(&memory, &settings.rules, &request, &sweep, &mut again).await;
+    assert!(again.repositories[0].records.is_empty());
+}
