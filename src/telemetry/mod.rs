@@ -76,6 +76,8 @@ fn log(result: &Result<Report, RetagError>) {
             tags = %json(&report.tags),
             // What a promotion copied (empty when none did).
             promotions = %if report.promotions.is_empty() { String::new() } else { json(&report.promotions) },
+            // The promotion records attached (empty when none was).
+            records = %if report.records.is_empty() { String::new() } else { json(&report.records) },
             "event handled"
         ),
         Err(e) => {

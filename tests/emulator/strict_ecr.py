@@ -140,7 +140,7 @@ Test hooks (not ECR), under /_strict/:
                        {"size": N} alone: DescribeRepositories answers at most N repositories a page
 - POST /_strict/reset                  ->  forget every repository, count and fault
 
-With --latency-ms N every ECR call takes N ms more, outside the emulator's lock, as the
+With --latency-ms N every ECR and KMS call takes N ms more, outside the emulator's lock, as the
 network and service time of a real region would (for benchmarks: concurrency shows).
 
 With --function-ops A,B the calls ecr-retag makes (recognised by its User-Agent) are

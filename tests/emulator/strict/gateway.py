@@ -65,6 +65,8 @@ class Gateway:
             STATE.calls["(kms)"][operation] += 1
             if from_function:
                 STATE.function_calls["(kms)"][operation] += 1
+        if self.latency:
+            time.sleep(self.latency)
         if from_function and self.function_ops is not None and "kms:" + operation not in self.function_ops:
             return aws_error(start_response, "400 Bad Request", "AccessDeniedException", f"ecr-retag is not allowed to call kms:{operation}")
         return self.app(environ, start_response)

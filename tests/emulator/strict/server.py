@@ -29,7 +29,7 @@ def main(description):
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--exit-on-stdin-eof", action="store_true")
     parser.add_argument("--function-ops", help="comma-separated operations ecr-retag may call")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every ECR call")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every ECR and KMS call")
     args = parser.parse_args()
 
     patches.install()
