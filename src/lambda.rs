@@ -122,13 +122,13 @@ impl<R: Catalog + Blobs> Handler<R> {
                 let work = Box::pin(self.event(&event, now.into(), budget.calls_end()));
                 self.within(budget, work).await.map(Answer::Event)
             }
-            Invocation::Batch(messages) => Ok(Answer::Batch(self.batch(messages, budget).await)),
+            Invocation::Batch(messages) => Ok(Answer::Batch(self.batch(messages, budget, now).await)),
             Invocation::Reconcile(request) if request.fan_out => {
                 let work = Box::pin(self.fan_out(&request, budget.sweep_stop(), budget.calls_end()));
                 self.within(budget, work).await.map(Answer::Reconcile)
             }
             Invocation::Reconcile(request) => {
-                let work = Box::pin(self.reconcile(&request, budget.sweep_stop(), budget.calls_end()));
+                let work = Box::pin(self.reconcile(&request, budget.sweep_stop(), budget.calls_end(), now.into()));
                 self.within(budget, work).await.map(Answer::Reconcile)
             }
         }
@@ -143,8 +143,7 @@ impl<R: Catalog + Blobs> Handler<R> {
     /// Everything stops within `budget`. The answer names the messages that failed,
     /// so only those come back (ReportBatchItemFailures); after the queue's
     /// maxReceiveCount they move to its dead-letter queue.
-    pub async fn batch(&self, messages: Vec<Message>, budget: Budget) -> BatchResponse {
-        let now = SystemTime::now();
+    pub async fn batch(&self, messages: Vec<Message>, budget: Budget, now: SystemTime) -> BatchResponse {
         let started = Instant::now();
         let calls_end = budget.calls_end();
         let registry = Deadline::new(&self.registry, calls_end);
@@ -190,7 +189,7 @@ impl<R: Catalog + Blobs> Handler<R> {
         let mut swept: BTreeMap<usize, Result<(), RetagError>> = stream::iter(sweeps)
             .map(|index| async move {
                 let Sorted::Sweep(request) = &sorted_ref[index] else { return (index, Ok(())) };
-                let result = budget.run(Box::pin(self.queued_sweep(request, budget))).await;
+                let result = budget.run(Box::pin(self.queued_sweep(request, budget, now.into()))).await;
                 (index, result.unwrap_or_else(|| Err(out_of_time())))
             })
             .buffer_unordered(self.config.batch_concurrency.max(1))
@@ -253,14 +252,15 @@ impl<R: Catalog + Blobs> Handler<R> {
         request: &ReconcileRequest,
         stop_by: Option<Instant>,
         calls_end: Option<Instant>,
+        now: DateTime<Utc>,
     ) -> Result<SweepReport, RetagError> {
         let registry = Deadline::new(&self.registry, calls_end).paced(self.pace.as_ref());
-        let started = Utc::now();
+        let started = Instant::now();
         let mut result = sweep::reconcile(&registry, &self.config.apply, request, stop_by, calls_end).await;
         if let (Ok(report), Some(signer)) = (&mut result, &self.signer) {
-            let time = started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let event = crate::domain::record::Event { id: None, kind: "sweep".to_owned(), time };
-            let recording = Recording { signer: signer.as_ref(), recorder: self.recorder(), event, now: Utc::now() };
+            let recording = Recording { signer: signer.as_ref(), recorder: self.recorder(), event, now: now + started.elapsed() };
             record::attach_sweep(&registry, &self.config.apply.rules, request, &recording, report).await;
         }
         self.swept(result)
@@ -299,8 +299,8 @@ impl<R: Catalog + Blobs> Handler<R> {
     /// if it got anywhere; one that got nowhere, or left tags failed (throttled past its retries,
     /// say), fails its message, so that SQS delivers it again and, after maxReceiveCount, moves
     /// it to the failure queue rather than circling for ever.
-    async fn queued_sweep(&self, request: &ReconcileRequest, budget: Budget) -> Result<(), RetagError> {
-        let report = self.reconcile(request, budget.sweep_stop(), budget.calls_end()).await?;
+    async fn queued_sweep(&self, request: &ReconcileRequest, budget: Budget, now: DateTime<Utc>) -> Result<(), RetagError> {
+        let report = self.reconcile(request, budget.sweep_stop(), budget.calls_end(), now).await?;
         let resume_at = report.continuation.as_deref().and_then(crate::domain::request::resume_point);
         let progressed = report.writes + report.would_write.unwrap_or(0) > 0;
         match resume_at {

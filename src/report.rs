@@ -379,6 +379,10 @@ pub struct RepositorySweep {
     /// The promotion records the sweep attached (`"record": true`), one per image, rule and repository.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<RecordReport>,
+    /// Tags of recorded rules found in place (`unchanged`, each naming its image): the sweep
+    /// attaches a record to those no record names yet.
+    #[serde(skip)]
+    pub in_place: Vec<TagReport>,
 }
 
 /// How many held-back tags a repository's summary lists (all are counted).

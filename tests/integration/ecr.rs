@@ -693,7 +693,7 @@ async fn a_sweep_out_of_time_stops_before_its_next_repository_and_says_where_to_
         panic!("a reconcile request")
     };
     // The time for new work is already up.
-    let report = handler(RELEASE).reconcile(&request, Some(tokio::time::Instant::now()), None).await.unwrap();
+    let report = handler(RELEASE).reconcile(&request, Some(tokio::time::Instant::now()), None, chrono::Utc::now()).await.unwrap();
     assert_eq!(report.status, ecr_retag::report::SweepStatus::Stopped);
     assert_eq!(report.continuation, Some(format!("resume-at:{repo}")));
     assert!(report.reason.as_deref().unwrap().starts_with("stopped before the function's deadline"));

@@ -92,6 +92,10 @@ pub struct Held {
     pub tag: String,
     pub digest: Digest,
     pub reason: String,
+    /// The rules that derive it.
+    pub rules: Vec<String>,
+    /// The image carries the tag already (a gated tag whose gate fails since it was written).
+    pub carried: bool,
 }
 
 /// A candidate image for one derived tag.
@@ -112,7 +116,7 @@ pub fn assess(
 ) -> Assessment {
     // Keyed by where the tag is written: a promotion's `stable` is another tag than the listed repository's.
     let mut candidates: BTreeMap<(Option<RepositoryName>, Tag), Vec<Candidate<'_>>> = BTreeMap::new();
-    let mut held: BTreeMap<(Option<RepositoryName>, String, &Digest), String> = BTreeMap::new();
+    let mut held: BTreeMap<(Option<RepositoryName>, String, &Digest), Held> = BTreeMap::new();
     let mut signature_looks = Vec::new();
     let signed_by_cosign: BTreeSet<Digest> = images.iter().flat_map(|i| &i.tags).filter_map(signature::cosign_subject).collect();
     let mut current: BTreeMap<&Tag, &Digest> = BTreeMap::new();
@@ -154,7 +158,8 @@ pub fn assess(
                     candidates.entry((p.to, tag)).or_default().push(candidate);
                 }
                 Verdict::Invalid(reason) | Verdict::Loops(reason) | Verdict::Deferred(reason) | Verdict::Blocked(reason) => {
-                    held.insert((p.to, p.tag, &image.digest), reason);
+                    let entry = Held { to: p.to.clone(), tag: p.tag.clone(), digest: image.digest.clone(), reason, rules: p.rules, carried: carried.is_some() };
+                    held.insert((p.to, p.tag, &image.digest), entry);
                 }
             }
         }
@@ -177,7 +182,7 @@ pub fn assess(
             })
         })
         .collect();
-    let held = held.into_iter().map(|((to, tag, digest), reason)| Held { to, tag, digest: digest.clone(), reason }).collect();
+    let held = held.into_values().collect();
     Assessment { desired, held, signature_looks }
 }
 

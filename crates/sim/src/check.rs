@@ -136,6 +136,12 @@ pub fn check(workload: &Workload, run: &Run) -> Vec<Violation> {
     judge.quiet_when_done();
     judge.converged();
     judge.honest_failures();
+    judge.out.extend(crate::records::well_formed(&run.records));
+    // The recorded rules' tags: "vetted" (stable) in app, "promote" (v{major}) in prod/app.
+    let recorded: [crate::records::Recorded<'_>; 2] = [("app", |t| t == "stable"), ("prod/app", |t| t.starts_with('v') && !t.contains('.'))];
+    let retired = |digest: &str| judge.by_digest.get(digest).is_some_and(|i| judge.facts.ever_archived.contains(i));
+    let incomplete = crate::records::complete(&run.records, &run.end, &recorded, retired);
+    judge.out.extend(incomplete);
     judge.out
 }
 

@@ -7,6 +7,7 @@
 //! The same seed replays the same run.
 
 mod check;
+mod records;
 mod rng;
 mod run;
 mod world;

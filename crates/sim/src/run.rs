@@ -58,6 +58,10 @@ pub struct Run {
     pub steps: Vec<crate::world::Step>,
     /// Tagged writes that landed when every event was delivered again after the sweep.
     pub redelivered_writes: Vec<Written>,
+    /// Where every tag pointed at the end, after that redelivery.
+    pub end: BTreeMap<String, BTreeMap<String, String>>,
+    /// The promotion records attached to the workload's images at the end.
+    pub records: Vec<crate::records::Seen>,
 }
 
 /// The network and ECR, per call: a latency, and a mishap now and then; the same for the
@@ -143,7 +147,8 @@ async fn invoke(sim: &Shared, payload: String, events: Vec<usize>) -> Option<Res
             None => {
                 s.instances += 1;
                 let client = s.instances;
-                let handler = Rc::new(Handler::new(s.memory.client(client), s.config.clone()).with_queue(s.fanned.clone()));
+                let handler = Handler::new(s.memory.client(client), s.config.clone()).with_queue(s.fanned.clone());
+                let handler = Rc::new(handler.with_signer(Arc::new(crate::records::SimKey)));
                 s.pool.push((client, handler.clone(), 1));
                 (client, handler)
             }
@@ -333,9 +338,12 @@ pub async fn run(seed: u64, workload: &Workload) -> Run {
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let redelivered_writes = memory.take_written().into_iter().filter(|w| w.answer.is_ok()).collect();
+    let end = snapshot(&memory);
+    let digests: Vec<String> = workload.images.iter().map(|img| img.digest.to_string()).collect();
+    let records = crate::records::collect(&memory, &crate::world::REPOSITORIES, &digests).await;
 
     let s = Rc::try_unwrap(sim).map(RefCell::into_inner).unwrap_or_else(|_| panic!("a task still holds the simulation"));
-    Run { deliveries: s.deliveries, events, handled: s.handled, invocations: s.invocations, written, quiescent, swept, swept_holds, steps_at, steps: workload.steps.iter().map(|(_, s)| s.clone()).collect(), redelivered_writes }
+    Run { deliveries: s.deliveries, events, handled: s.handled, invocations: s.invocations, written, quiescent, swept, swept_holds, steps_at, steps: workload.steps.iter().map(|(_, s)| s.clone()).collect(), redelivered_writes, end, records }
 }
 
 impl Run {

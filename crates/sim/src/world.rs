@@ -18,9 +18,9 @@ use crate::rng::{sha256, Rng};
 /// SBOMs (which no rule may tag without `"artifacts": true`).
 pub const RULES: &str = r#"{"rules":[
  {"name":"lines","repositories":["app"],"semver":true,"move":"if-newer","tags":["v{major}","v{major}.{minor}"]},
- {"name":"vetted","repositories":["app"],"semver":true,"move":"if-newer","when":{"scan":"HIGH"},"tags":["stable"]},
+ {"name":"vetted","repositories":["app"],"semver":true,"move":"if-newer","when":{"scan":"HIGH"},"tags":["stable"],"record":true},
  {"name":"trusted","repositories":["app"],"semver":true,"move":"if-newer","when":{"signed":true},"tags":["trusted"]},
- {"name":"promote","repositories":["app"],"semver":true,"move":"if-newer","to":"prod/{repository}","tags":["v{major}"]},
+ {"name":"promote","repositories":["app"],"semver":true,"move":"if-newer","to":"prod/{repository}","tags":["v{major}"],"record":true},
  {"name":"web","repositories":["web","lab"],"repository_tags":{"retag":"on"},"semver":true,"move":"if-newer","tags":["v{major}","release-{major}"]},
  {"name":"sboms","repositories":["app"],"match":"sbom-.*","tags":["sbom-latest"]}
 ]}"#;

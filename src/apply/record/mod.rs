@@ -39,6 +39,8 @@ pub struct Recording<'a> {
 enum Failure {
     #[error("listing the image's records failed: {0}")]
     Listing(ReadError),
+    #[error("reading the image for the record's subject failed: {0}")]
+    Subject(ReadError),
     #[error("KMS Sign failed: {0}")]
     Sign(Fault),
     #[error("uploading the record's blobs failed: {0}")]
@@ -50,7 +52,7 @@ enum Failure {
 impl Failure {
     fn retryable(&self) -> bool {
         match self {
-            Failure::Listing(ReadError::Fault(f)) | Failure::Sign(f) | Failure::Upload(f) | Failure::Put(PutError::Fault(f)) => f.retryable(),
+            Failure::Listing(ReadError::Fault(f)) | Failure::Subject(ReadError::Fault(f)) | Failure::Sign(f) | Failure::Upload(f) | Failure::Put(PutError::Fault(f)) => f.retryable(),
             _ => false,
         }
     }
@@ -62,7 +64,7 @@ pub async fn attach<R: Blobs>(registry: &R, rules: &RuleSet, pushed: &Repository
     if report.status != Status::Applied {
         return;
     }
-    let (Some(digest), Some(subject)) = (report.digest.clone(), report.subject.clone()) else { return };
+    let (Some(digest), Some(subject)) = (report.digest.as_deref().and_then(|d| Digest::parse(d).ok()), report.subject.clone()) else { return };
     let evidence = Evidence {
         scan: report.scan.as_ref().map(|s| ScanEvidence { status: "COMPLETE".to_owned(), counts: s.findings.clone() }),
         signature: SignatureEvidence {
@@ -70,14 +72,16 @@ pub async fn attach<R: Blobs>(registry: &R, rules: &RuleSet, pushed: &Repository
             digest: report.signature.as_ref().and_then(|s| s.digest.clone()),
         },
     };
-    let image = Tagged { source: pushed, digest: &digest, subject: &subject, tags: report.tags.iter().collect(), evidence };
-    let records = for_image(registry, rules, recording, &image).await;
+    let mut image = Tagged { source: pushed, digest, subject: Some(*subject), tags: report.tags.iter().collect(), evidence: Some(evidence) };
+    let records = for_image(registry, rules, recording, &mut image).await;
     report.records.extend(records);
 }
 
-/// Attaches the records a sweep's writes call for, each in its repository's `records`: per image,
-/// one read of its manifest (the record's subject), and for gated rules the evidence as it stands
-/// (DescribeImages for the scan, the signature look for signatures).
+/// Attaches the records a sweep calls for, each in its repository's `records`: for the recorded
+/// rules' tags it wrote, and for those it found in place with no record naming them (one
+/// ListImageReferrers per image holding such tags). Writing one costs, besides, a read of the image
+/// (the record's subject) and, for gated rules, the evidence as it stands (DescribeImages for the
+/// scan, the signature look for signatures).
 pub async fn attach_sweep<R: Blobs>(registry: &R, rules: &RuleSet, request: &ReconcileRequest, recording: &Recording<'_>, report: &mut SweepReport) {
     if report.dry_run {
         return;
@@ -86,48 +90,66 @@ pub async fn attach_sweep<R: Blobs>(registry: &R, rules: &RuleSet, request: &Rec
         let Ok(name) = RepositoryName::parse(&summary.repository) else { continue };
         let source = request.repository(name);
         let mut images: BTreeMap<String, Vec<&TagReport>> = BTreeMap::new();
-        for change in summary.changes.iter().filter(|c| wrote(c.outcome) && c.rules.iter().any(|r| rules.records(r))) {
-            if let Some(digest) = &change.digest {
-                images.entry(digest.clone()).or_default().push(change);
+        let recorded = |t: &&TagReport| t.rules.iter().any(|r| rules.records(r));
+        for tag in summary.changes.iter().filter(|c| wrote(c.outcome)).chain(&summary.in_place).filter(recorded) {
+            if let Some(digest) = &tag.digest {
+                images.entry(digest.clone()).or_default().push(tag);
             }
         }
         let mut records = Vec::new();
         for (digest, tags) in images {
-            let Ok(parsed) = Digest::parse(&digest) else { continue };
-            let subject = match registry.read(&source, Lookup::Digest(&parsed), &[]).await {
-                Ok(found) => found.image.map(|i| Descriptor::of(&i.media_type_or(None).unwrap_or_default(), i.manifest.as_bytes())),
-                Err(_) => None,
-            };
-            let Some(subject) = subject else {
-                records.extend(failed_all(rules, &source, &tags, "its manifest could not be read for the record's subject"));
-                continue;
-            };
-            let evidence = evidence_now(registry, rules, &source, &parsed, &tags).await;
-            let image = Tagged { source: &source, digest: &digest, subject: &subject, tags, evidence };
-            records.extend(for_image(registry, rules, recording, &image).await);
+            let Ok(digest) = Digest::parse(&digest) else { continue };
+            let mut image = Tagged { source: &source, digest, subject: None, tags, evidence: None };
+            records.extend(for_image(registry, rules, recording, &mut image).await);
         }
         summary.records = records;
     }
 }
 
-/// One image whose tags were written, where it was pushed, and what the decision saw.
+/// One image whose tags were written (or found in place), where it was pushed, and what the
+/// decision saw: known to an event, read only when a record is written for a sweep.
 struct Tagged<'a> {
     source: &'a Repository,
-    digest: &'a str,
-    subject: &'a Descriptor,
+    digest: Digest,
+    subject: Option<Descriptor>,
     /// Its tags' outcomes: in the source, or (with `repository`) in a promotion's target.
     tags: Vec<&'a TagReport>,
-    evidence: Evidence,
+    evidence: Option<Evidence>,
 }
 
 /// The evidence a gated rule's record carries (each used only for rules with that gate).
+#[derive(Clone)]
 struct Evidence {
     scan: Option<ScanEvidence>,
     signature: SignatureEvidence,
 }
 
-/// The records of one image's written tags: one per recorded rule and repository.
-async fn for_image<R: Blobs>(registry: &R, rules: &RuleSet, recording: &Recording<'_>, image: &Tagged<'_>) -> Vec<RecordReport> {
+impl Tagged<'_> {
+    /// The image's manifest as the record's subject (one read, the first time).
+    async fn subject<R: Blobs>(&mut self, registry: &R) -> Result<Descriptor, Failure> {
+        if let Some(known) = &self.subject {
+            return Ok(known.clone());
+        }
+        let found = registry.read(self.source, Lookup::Digest(&self.digest), &[]).await.map_err(Failure::Subject)?;
+        let image = found.image.ok_or(Failure::Subject(ReadError::RepositoryNotFound))?;
+        let subject = Descriptor::of(&image.media_type_or(None).unwrap_or_default(), image.manifest.as_bytes());
+        self.subject = Some(subject.clone());
+        Ok(subject)
+    }
+
+    /// What the gates of the recorded rules see (read the first time, for a sweep).
+    async fn evidence<R: Blobs>(&mut self, registry: &R, rules: &RuleSet) -> Evidence {
+        if let Some(known) = &self.evidence {
+            return known.clone();
+        }
+        let evidence = evidence_now(registry, rules, self.source, &self.digest, &self.tags).await;
+        self.evidence = Some(evidence.clone());
+        evidence
+    }
+}
+
+/// The records of one image's tags: one per recorded rule and repository.
+async fn for_image<R: Blobs>(registry: &R, rules: &RuleSet, recording: &Recording<'_>, image: &mut Tagged<'_>) -> Vec<RecordReport> {
     let home = image.source.name.to_string();
     // Each recorded rule's tags, per repository they are in.
     let mut groups: BTreeMap<(String, String), Vec<(String, Outcome)>> = BTreeMap::new();
@@ -150,21 +172,9 @@ async fn for_image<R: Blobs>(registry: &R, rules: &RuleSet, recording: &Recordin
         let Ok(name) = RepositoryName::parse(&repository) else { continue };
         let target = Repository { name, ..image.source.clone() };
         let key = Key::new(&rule, listed.iter().map(|(t, _)| t.clone()), event_key(&recording.event));
-        let policy = rules.policy(&rule).unwrap_or_default();
-        let promotion = Promotion {
-            rule: rule.clone(),
-            rule_set_digest: rules.digest().to_owned(),
-            event: recording.event.clone(),
-            source_repository: home.clone(),
-            target_repository: repository.clone(),
-            tags: listed.iter().map(|(tag, outcome)| Written { tag: tag.clone(), outcome: outcome.to_string() }).collect(),
-            scan: policy.scan_gate.and(image.evidence.scan.clone()),
-            signature: policy.signed.map(|_| image.evidence.signature.clone()),
-            recorder: recording.recorder.clone(),
-            recorded_at: recording.now.to_rfc3339_opts(SecondsFormat::Millis, true),
-        };
-        let statement = Statement::new(image.digest, promotion);
-        out.push(match write(registry, recording, &target, image.subject, &statement, &key, any_event).await {
+        let tags = listed.iter().map(|(tag, outcome)| Written { tag: tag.clone(), outcome: outcome.to_string() }).collect();
+        let one = Record { target: &target, rule: &rule, key: &key, tags, any_event };
+        out.push(match attempts(registry, rules, recording, image, one).await {
             Ok((outcome, written)) => RecordReport { repository, rule, outcome, digest: Some(written.to_string()), detail: None, retryable: false },
             Err(failure) => RecordReport {
                 repository,
@@ -178,6 +188,92 @@ async fn for_image<R: Blobs>(registry: &R, rules: &RuleSet, recording: &Recordin
     }
     out
 }
+
+/// One record to attach: where, of which rule, under which key, naming which tags.
+#[derive(Clone)]
+struct Record<'a> {
+    target: &'a Repository,
+    rule: &'a str,
+    key: &'a Key,
+    tags: Vec<Written>,
+    /// A record of the same rule and tags on any event will do (tags found in place).
+    any_event: bool,
+}
+
+/// How often a record is tried within one invocation, and the pause before each retry: the tags
+/// are in place by now, and a later delivery may not come (or may find a world that no longer
+/// says what this one saw, a rescan that failed since), so a transient fault is tried again here.
+const RETRIES: [std::time::Duration; 2] = [std::time::Duration::from_millis(200), std::time::Duration::from_millis(800)];
+
+/// [`write`], tried again after a fault a retry can help with.
+async fn attempts<R: Blobs>(registry: &R, rules: &RuleSet, recording: &Recording<'_>, image: &mut Tagged<'_>, one: Record<'_>) -> Result<(RecordOutcome, Digest), Failure> {
+    let mut pauses = RETRIES.iter();
+    loop {
+        match write(registry, rules, recording, image, one.clone()).await {
+            Err(failure) if failure.retryable() => match pauses.next() {
+                Some(pause) => tokio::time::sleep(*pause).await,
+                None => return Err(failure),
+            },
+            done => return done,
+        }
+    }
+}
+
+/// One record, unless one with the same key is there: its outcome and its manifest's digest.
+async fn write<R: Blobs>(registry: &R, rules: &RuleSet, recording: &Recording<'_>, image: &mut Tagged<'_>, one: Record<'_>) -> Result<(RecordOutcome, Digest), Failure> {
+    let listed = registry.referrers_of_type(one.target, &image.digest, record::ARTIFACT_TYPE).await.map_err(Failure::Listing)?;
+    if let Some(found) = listed.into_iter().find(|r| one.key.found_in(&r.annotations, one.any_event)) {
+        return Ok((RecordOutcome::Exists, found.digest));
+    }
+    let subject = image.subject(registry).await?;
+    let evidence = image.evidence(registry, rules).await;
+    let policy = rules.policy(one.rule).unwrap_or_default();
+    let promotion = Promotion {
+        rule: one.rule.to_owned(),
+        rule_set_digest: rules.digest().to_owned(),
+        event: recording.event.clone(),
+        source_repository: image.source.name.to_string(),
+        target_repository: one.target.name.to_string(),
+        tags: one.tags,
+        scan: policy.scan_gate.and(evidence.scan),
+        signature: policy.signed.map(|_| evidence.signature),
+        recorder: recording.recorder.clone(),
+        recorded_at: recording.now.to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    let statement = Statement::new(image.digest.as_str(), promotion);
+    let payload = statement.payload();
+    let signed = recording.signer.sign(&record::pae(record::PAYLOAD_TYPE, &payload)).await.map_err(Failure::Sign)?;
+    let envelope = Envelope::new(&payload, &signed.key_id, &signed.signature).to_bytes();
+    let layer = Descriptor::of(record::ENVELOPE_MEDIA_TYPE, &envelope);
+    let config = Descriptor::of(record::ARTIFACT_TYPE, record::CONFIG);
+    let blobs = [(&config, record::CONFIG), (&layer, envelope.as_slice())];
+    let digests: Vec<Digest> = blobs.iter().filter_map(|(d, _)| Digest::parse(&d.digest).ok()).collect();
+    let missing = registry.missing(one.target, &digests).await.map_err(|e| Failure::Upload(fault_of(e)))?;
+    for (descriptor, bytes) in blobs {
+        if let Some(digest) = missing.iter().find(|d| d.as_str() == descriptor.digest) {
+            registry.upload_blob(one.target, digest, bytes).await.map_err(Failure::Upload)?;
+        }
+    }
+    let manifest = record::manifest(&subject, &layer, one.key, &statement.predicate.recorded_at);
+    let digest = Digest::parse(&record::sha256(manifest.as_bytes())).map_err(|e| Failure::Upload(invalid(e)))?;
+    let media_type = record::manifest_media_type();
+    let written = Image { digest: digest.clone(), manifest, media_type: Some(media_type.to_owned()) };
+    match registry.put_manifest(one.target, &written, media_type).await {
+        Ok(()) | Err(PutError::AlreadyExists) => Ok((RecordOutcome::Written, digest)),
+        Err(e) => Err(Failure::Put(e)),
+    }
+}
+
+/// The outcomes of a tag this event wrote.
+fn wrote(outcome: Outcome) -> bool {
+    matches!(outcome, Outcome::Created | Outcome::Moved | Outcome::Repaired)
+}
+
+/// What tells one event's record from another's: its id, else its kind and time.
+fn event_key(event: &record::Event) -> String {
+    event.id.clone().unwrap_or_else(|| format!("{}@{}", event.kind, event.time))
+}
+
 
 /// What the gates of an image's recorded rules see now (a sweep's evidence).
 async fn evidence_now<R: Blobs>(registry: &R, rules: &RuleSet, source: &Repository, digest: &Digest, tags: &[&TagReport]) -> Evidence {
@@ -200,66 +296,6 @@ async fn evidence_now<R: Blobs>(registry: &R, rules: &RuleSet, source: &Reposito
     evidence
 }
 
-/// A failed record for each recorded rule of these tags.
-fn failed_all(rules: &RuleSet, source: &Repository, tags: &[&TagReport], why: &str) -> Vec<RecordReport> {
-    let mut seen = std::collections::BTreeSet::new();
-    for t in tags {
-        for rule in t.rules.iter().filter(|r| rules.records(r)) {
-            seen.insert((t.repository.clone().unwrap_or_else(|| source.name.to_string()), rule.clone()));
-        }
-    }
-    seen.into_iter()
-        .map(|(repository, rule)| RecordReport { repository, rule, outcome: RecordOutcome::Failed, digest: None, detail: Some(why.to_owned()), retryable: true })
-        .collect()
-}
-
-/// The outcomes of a tag this event wrote.
-fn wrote(outcome: Outcome) -> bool {
-    matches!(outcome, Outcome::Created | Outcome::Moved | Outcome::Repaired)
-}
-
-/// What tells one event's record from another's: its id, else its kind and time.
-fn event_key(event: &record::Event) -> String {
-    event.id.clone().unwrap_or_else(|| format!("{}@{}", event.kind, event.time))
-}
-
-/// One record, unless one with the same key is there: its outcome and its manifest's digest.
-async fn write<R: Blobs>(
-    registry: &R,
-    recording: &Recording<'_>,
-    target: &Repository,
-    subject: &Descriptor,
-    statement: &Statement,
-    key: &Key,
-    any_event: bool,
-) -> Result<(RecordOutcome, Digest), Failure> {
-    let image = Digest::parse(&subject.digest).map_err(|e| Failure::Listing(ReadError::Fault(invalid(e))))?;
-    let listed = registry.referrers_of_type(target, &image, record::ARTIFACT_TYPE).await.map_err(Failure::Listing)?;
-    if let Some(found) = listed.into_iter().find(|r| key.found_in(&r.annotations, any_event)) {
-        return Ok((RecordOutcome::Exists, found.digest));
-    }
-    let payload = statement.payload();
-    let signed = recording.signer.sign(&record::pae(record::PAYLOAD_TYPE, &payload)).await.map_err(Failure::Sign)?;
-    let envelope = Envelope::new(&payload, &signed.key_id, &signed.signature).to_bytes();
-    let layer = Descriptor::of(record::ENVELOPE_MEDIA_TYPE, &envelope);
-    let config = Descriptor::of(record::ARTIFACT_TYPE, record::CONFIG);
-    let blobs = [(&config, record::CONFIG), (&layer, envelope.as_slice())];
-    let digests: Vec<Digest> = blobs.iter().filter_map(|(d, _)| Digest::parse(&d.digest).ok()).collect();
-    let missing = registry.missing(target, &digests).await.map_err(|e| Failure::Upload(fault_of(e)))?;
-    for (descriptor, bytes) in blobs {
-        if let Some(digest) = missing.iter().find(|d| d.as_str() == descriptor.digest) {
-            registry.upload_blob(target, digest, bytes).await.map_err(Failure::Upload)?;
-        }
-    }
-    let manifest = record::manifest(subject, &layer, key, &statement.predicate.recorded_at);
-    let digest = Digest::parse(&record::sha256(manifest.as_bytes())).map_err(|e| Failure::Upload(invalid(e)))?;
-    let media_type = record::manifest_media_type();
-    let image = Image { digest: digest.clone(), manifest, media_type: Some(media_type.to_owned()) };
-    match registry.put_manifest(target, &image, media_type).await {
-        Ok(()) | Err(PutError::AlreadyExists) => Ok((RecordOutcome::Written, digest)),
-        Err(e) => Err(Failure::Put(e)),
-    }
-}
 
 fn fault_of(error: ReadError) -> Fault {
     match error {

@@ -113,15 +113,16 @@ async fn a_redelivery_adds_no_second_record_and_a_dry_run_none_at_all() {
     assert!(report.records.is_empty() && records(&memory, &digest, &key.public_key()).await.is_empty());
 }
 
-/// A signer whose first call fails, as KMS throttling would.
-struct FailsOnce {
+/// A signer whose first `failures` calls fail, as KMS throttling would.
+struct Fails {
     inner: Local,
-    failed: std::sync::atomic::AtomicBool,
+    failures: std::sync::atomic::AtomicUsize,
 }
 
-impl Signer for FailsOnce {
+impl Signer for Fails {
     fn sign<'a>(&'a self, message: &'a [u8]) -> Signing<'a> {
-        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        let left = self.failures.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1));
+        if left.is_ok() {
             return Box::pin(async { Err(Fault::new(crate::fault::FaultKind::Throttled, "ThrottlingException", "Rate exceeded")) });
         }
         let signed: Signing<'a> = self.inner.sign(message);
@@ -129,11 +130,20 @@ impl Signer for FailsOnce {
     }
 }
 
-#[tokio::test]
-async fn a_record_that_could_not_be_signed_fails_the_event_retryably_and_its_redelivery_writes_it() {
+#[tokio::test(start_paused = true)]
+async fn a_record_is_tried_again_within_the_invocation_and_one_that_still_fails_is_written_by_the_redelivery() {
     let (memory, digest) = app();
     let settings = Settings::new(RuleSet::from_json(RULES).unwrap());
-    let signer = FailsOnce { inner: Local::generate("test-key").unwrap(), failed: false.into() };
+    // One throttled Sign: the second attempt, 200 ms later, writes it.
+    let signer = Fails { inner: Local::generate("test-key").unwrap(), failures: 1.into() };
+    let started = tokio::time::Instant::now();
+    let report = deliver(&memory, &settings, &digest, &signer).await;
+    assert_eq!(report.records[0].outcome, RecordOutcome::Written);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+
+    // Throttled on every attempt of the invocation.
+    let (memory, digest) = app();
+    let signer = Fails { inner: Local::generate("test-key").unwrap(), failures: 3.into() };
     let mut handled = begin_push(&memory, &settings, &push(&digest)).await.unwrap();
     handled.settle(&memory, &settings, None).await;
     let pushed = push(&digest).repository;
@@ -267,8 +277,32 @@ async fn a_sweep_records_what_it_wrote_with_the_scan_its_gate_saw() {
     assert_eq!((scan.status.as_str(), scan.counts.get("MEDIUM")), ("COMPLETE", Some(&2)));
     assert_eq!(statement.predicate.signature, None, "no signature gate");
 
-    // The next sweep finds the tag in place: nothing to write, nothing to record.
+    // The next sweep finds the tag in place, and its record: one look, nothing written.
+    memory.clear_calls();
     let mut again = crate::apply::sweep::reconcile(&memory, &settings, &request, None, None).await.unwrap();
     attach_sweep(&memory, &settings.rules, &request, &sweep, &mut again).await;
-    assert!(again.repositories[0].records.is_empty());
+    assert_eq!(again.repositories[0].records[0].outcome, RecordOutcome::Exists);
+    let calls = memory.kinds();
+    assert_eq!(calls.iter().filter(|k| **k == "referrers_of_type").count(), 1, "{calls:?}");
+    assert!(!calls.contains(&"put_manifest") && !calls.contains(&"describe"), "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_sweep_attaches_the_record_a_tag_in_place_lacks() {
+    use crate::domain::rules::glob::Glob;
+    let (memory, digest) = app();
+    // stable is in place, put there before the rule recorded (or by an event whose record failed).
+    memory.point("app", &Tag::parse("v1.4.2").unwrap(), &digest);
+    memory.point("app", &Tag::parse("stable").unwrap(), &digest);
+    memory.point("app", &Tag::parse("v1").unwrap(), &digest);
+    let settings = Settings::new(RuleSet::from_json(RULES).unwrap());
+    let request = ReconcileRequest { repositories: vec![Glob::parse("app").unwrap()], max_writes: 100, resume_at: None, registry_id: None, dry_run: false, fan_out: false };
+    let mut report = crate::apply::sweep::reconcile(&memory, &settings, &request, None, None).await.unwrap();
+    let key = Local::generate("test-key").unwrap();
+    let sweep = Recording { event: record::Event { id: None, kind: "sweep".into(), time: "2026-11-24T12:00:00.000Z".into() }, ..recording(&key) };
+    attach_sweep(&memory, &settings.rules, &request, &sweep, &mut report).await;
+    assert_eq!(report.repositories[0].records.len(), 1, "{report:?}");
+    let statement = records(&memory, &digest, &key.public_key()).await.remove(0);
+    let outcomes: Vec<(&str, &str)> = statement.predicate.tags.iter().map(|w| (w.tag.as_str(), w.outcome.as_str())).collect();
+    assert_eq!(outcomes, [("stable", "unchanged"), ("v1", "unchanged")], "found in place by the sweep");
 }

@@ -60,6 +60,7 @@ pub(super) async fn promotions<R: Catalog + Blobs>(
             d.current = here.get(&d.tag).cloned();
             if d.current.as_ref() == Some(&d.digest) {
                 swept.summary.already_correct += 1;
+                super::report::in_place(swept, settings, &d);
                 in_place.entry(d.digest.clone()).or_default().push(d);
             } else {
                 by_image.entry(d.digest.clone()).or_default().push(d);

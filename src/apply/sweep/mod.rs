@@ -220,6 +220,9 @@ async fn sweep_repository<R: Catalog + Blobs>(
             reason: h.reason.clone(),
         })
         .collect();
+    for h in assessment.held.iter().filter(|h| h.carried && h.to.is_none()) {
+        report::carried(&mut swept, settings, &h.tag, &h.digest, &h.rules, None);
+    }
     // The repository's own tags first, then each target's.
     let (own, promoted): (Vec<Desired>, Vec<Desired>) = assessment.desired.into_iter().partition(|d| d.to.is_none());
     // Grouped by the image each tag should end on: one read per image, then its writes.
@@ -227,6 +230,7 @@ async fn sweep_repository<R: Catalog + Blobs>(
     for d in own {
         if d.current.as_ref() == Some(&d.digest) {
             swept.summary.already_correct += 1;
+            report::in_place(&mut swept, settings, &d);
         } else {
             by_image.entry(d.digest.clone()).or_default().push(d);
         }

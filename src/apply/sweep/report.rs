@@ -59,6 +59,20 @@ pub(super) async fn settle<R: Catalog>(
     }
 }
 
+/// A tag found in place, kept when a rule of it records (the record step looks for its record).
+pub(super) fn in_place(swept: &mut Swept, settings: &Settings, d: &Desired) {
+    carried(swept, settings, d.tag.as_str(), &d.digest, &d.rules, d.to.as_ref());
+}
+
+/// A tag an image carries, kept when a rule of it records: a desired one, or one held back since
+/// it was written (a gated tag whose rescan failed keeps its image, and gets its record all the same).
+pub(super) fn carried(swept: &mut Swept, settings: &Settings, tag: &str, digest: &Digest, rules: &[String], to: Option<&RepositoryName>) {
+    if !swept.dry_run && rules.iter().any(|r| settings.rules.records(r)) {
+        let report = TagReport::new(tag, rules.to_vec(), Outcome::Unchanged);
+        swept.summary.in_place.push(TagReport { digest: Some(digest.to_string()), repository: to.map(ToString::to_string), ..report });
+    }
+}
+
 /// A dry run's tags, from the listings alone (a dry run reads no manifest).
 pub(super) fn would_write(swept: &mut Swept, digest: &Digest, wanted: Vec<Desired>, to: Option<&RepositoryName>) {
     swept.writes += wanted.len();
@@ -85,8 +99,12 @@ pub(super) fn tally(summary: &mut RepositorySweep, reports: BTreeMap<String, Tag
             Outcome::Conflict => summary.conflicts += 1,
             _ => summary.failed += 1,
         }
+        let r = TagReport { digest: Some(digest.to_string()), repository: to.map(ToString::to_string), ..r };
         if r.outcome != Outcome::Unchanged {
-            summary.changes.push(TagReport { digest: Some(digest.to_string()), repository: to.map(ToString::to_string), ..r });
+            summary.changes.push(r);
+        } else {
+            // Found in place after all: its record is looked for (only recorded rules' are kept).
+            summary.in_place.push(r);
         }
     }
 }

@@ -29,8 +29,11 @@ impl Blobs for Memory {
         if state.mounting_disabled || from.encryption != to.encryption || !from.holds_blob(digest) {
             return Ok(Mount::NotMounted);
         }
+        // A mounted blob is the same blob: its bytes, where the model keeps them, come along.
+        let bytes = from.uploaded.get(digest).cloned();
         if let Some(to) = state.repositories.get_mut(&target.name) {
             to.blobs.insert(digest.clone());
+            to.uploaded.extend(bytes.map(|b| (digest.clone(), b)));
         }
         Ok(Mount::Mounted)
     }
@@ -39,11 +42,13 @@ impl Blobs for Memory {
     async fn copy_blob(&self, target: &Repository, source: &Repository, digest: &Digest, _max_bytes: u64) -> Result<u64, Fault> {
         let mut state = self.enter(Call::CopyBlob(digest.clone())).await?;
         let held = state.repositories.get(&source.name).filter(|from| from.holds_blob(digest)).map(|from| {
-            from.images.values().find_map(|(image, _)| References::of(&image.digest, &image.manifest).ok()?.size_of(digest)).unwrap_or(0)
+            let size = from.images.values().find_map(|(image, _)| References::of(&image.digest, &image.manifest).ok()?.size_of(digest)).unwrap_or(0);
+            (size, from.uploaded.get(digest).cloned())
         });
         match (state.repositories.get_mut(&target.name), held) {
-            (Some(to), Some(size)) => {
+            (Some(to), Some((size, bytes))) => {
                 to.blobs.insert(digest.clone());
+                to.uploaded.extend(bytes.map(|b| (digest.clone(), b)));
                 Ok(size)
             }
             _ => Err(Fault::new(crate::fault::FaultKind::Permanent, "LayersNotFoundException", format!("no blob {digest} to copy"))),
