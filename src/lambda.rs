@@ -340,7 +340,7 @@ impl<R: Catalog + Blobs> Handler<R> {
     /// The promotion records of what an event wrote (`"record": true`), when a signer is configured.
     async fn record<B: Blobs>(&self, registry: &B, event: &Event, report: &mut Report, now: DateTime<Utc>) {
         let (Some(signer), Some(pushed)) = (&self.signer, event.request.repository()) else { return };
-        let recording = Recording { signer: signer.as_ref(), recorder: self.recorder(), event: record_event(event), now };
+        let recording = Recording { signer: signer.as_ref(), recorder: self.recorder(), event: event.recorded(), now };
         record::attach(registry, &self.config.apply.rules, pushed, &recording, report).await;
     }
 
@@ -372,19 +372,6 @@ impl<R: Catalog + Blobs> Handler<R> {
         telemetry::event(&result, &self.config.metrics, pushed_at, done);
         result
     }
-}
-
-/// What a record says of the event that wrote its tags.
-fn record_event(event: &Event) -> crate::domain::record::Event {
-    let kind = match (&event.request, &event.id) {
-        (Request::Retag(_), None) => "request",
-        (Request::Retag(_), Some(_)) => "push",
-        (Request::Scanned(_), _) => "scan",
-        (Request::Signed(_), _) => "signature",
-        (Request::Ignore(_), _) => "ignored",
-    };
-    let time = event.request.time().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default();
-    crate::domain::record::Event { id: event.id.clone(), kind: kind.to_owned(), time }
 }
 
 /// A batch message, sorted: a request to handle, a sweep, an answer already, or a repeat.

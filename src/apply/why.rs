@@ -15,7 +15,7 @@ const MAX_ENVELOPE_BYTES: u64 = 1 << 20;
 
 /// The key records are checked against: its public key, and its ARN when KMS named it (then a
 /// record signed by another key is told from an altered one).
-pub struct Key {
+pub struct TrustedKey {
     pub public: PublicKey,
     pub arn: Option<String>,
 }
@@ -72,7 +72,7 @@ pub enum WhyError {
 }
 
 /// What the records attached to the image `repository:tag` points at say of the tag.
-pub async fn why<R: Blobs>(registry: &R, repository: &Repository, tag: &Tag, key: &Key) -> Result<Why, WhyError> {
+pub async fn why<R: Blobs>(registry: &R, repository: &Repository, tag: &Tag, key: &TrustedKey) -> Result<Why, WhyError> {
     let failed = |error| WhyError::Read { repository: repository.name.to_string(), error };
     let found = registry.read(repository, Lookup::Tag(tag), &[]).await.map_err(failed)?;
     let Some(image) = found.image else {
@@ -88,7 +88,7 @@ pub async fn why<R: Blobs>(registry: &R, repository: &Repository, tag: &Tag, key
     Ok(Why { repository: repository.name.to_string(), tag: tag.to_string(), digest: image.digest.to_string(), records })
 }
 
-async fn check<R: Blobs>(registry: &R, repository: &Repository, image: &Digest, tag: &Tag, digest: &Digest, key: &Key) -> Checked {
+async fn check<R: Blobs>(registry: &R, repository: &Repository, image: &Digest, tag: &Tag, digest: &Digest, key: &TrustedKey) -> Checked {
     let checked = |verdict, problem: String, statement| Checked { record: digest.to_string(), verdict, problem: Some(problem), statement };
     let envelope = match envelope(registry, repository, digest).await {
         Ok(e) => e,

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::apply::why::{why, Key, Verdict, Why};
+use crate::apply::why::{why, TrustedKey, Verdict, Why};
 use crate::cli::flags::Flags;
 use crate::cli::{usage, Outcome};
 use crate::domain::names::{Repository, RepositoryName, Tag};
@@ -55,14 +55,14 @@ pub(crate) async fn run(flags: Flags) -> Outcome {
 }
 
 /// A file that exists is a PEM public key; anything else names a KMS key (GetPublicKey).
-async fn public_key(sdk: &aws_config::SdkConfig, key: &str) -> Result<Key, Outcome> {
+async fn public_key(sdk: &aws_config::SdkConfig, key: &str) -> Result<TrustedKey, Outcome> {
     if std::path::Path::new(key).is_file() {
         let text = std::fs::read_to_string(key).map_err(|e| usage(&format!("--key {key}: cannot read: {e}")))?;
         let public = PublicKey::from_pem(&text).map_err(|e| usage(&format!("--key {key}: {e}")))?;
-        return Ok(Key { public, arn: None });
+        return Ok(TrustedKey { public, arn: None });
     }
     let (public, arn) = Kms::new(sdk, key).public_key().await.map_err(|e| Outcome::message(1, format!("--key {key}: GetPublicKey failed: {e}")))?;
-    Ok(Key { public, arn })
+    Ok(TrustedKey { public, arn })
 }
 
 /// The explanation first (or that there is none), then every other record and what is wrong with it.

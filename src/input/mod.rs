@@ -65,6 +65,19 @@ impl Event {
     pub fn direct(request: Request) -> Event {
         Event { request, id: None }
     }
+
+    /// What a promotion record says of this event: its id, its kind and when it happened.
+    pub fn recorded(&self) -> crate::domain::record::Event {
+        let kind = match (&self.request, &self.id) {
+            (Request::Retag(_), None) => "request",
+            (Request::Retag(_), Some(_)) => "push",
+            (Request::Scanned(_), _) => "scan",
+            (Request::Signed(_), _) => "signature",
+            (Request::Ignore(_), _) => "ignored",
+        };
+        let time = self.request.time().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default();
+        crate::domain::record::Event { id: self.id.clone(), kind: kind.to_owned(), time }
+    }
 }
 
 /// A queued message's work, with the key two deliveries of the same message share.

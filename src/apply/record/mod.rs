@@ -41,6 +41,8 @@ enum Failure {
     Listing(ReadError),
     #[error("reading the image for the record's subject failed: {0}")]
     Subject(ReadError),
+    #[error("the image is gone: nothing to attach a record to")]
+    Gone,
     #[error("KMS Sign failed: {0}")]
     Sign(Fault),
     #[error("uploading the record's blobs failed: {0}")]
@@ -131,7 +133,7 @@ impl Tagged<'_> {
             return Ok(known.clone());
         }
         let found = registry.read(self.source, Lookup::Digest(&self.digest), &[]).await.map_err(Failure::Subject)?;
-        let image = found.image.ok_or(Failure::Subject(ReadError::RepositoryNotFound))?;
+        let image = found.image.ok_or(Failure::Gone)?;
         let subject = Descriptor::of(&image.media_type_or(None).unwrap_or_default(), image.manifest.as_bytes());
         self.subject = Some(subject.clone());
         Ok(subject)

@@ -6,6 +6,7 @@ use crate::apply::{begin_push, Settings};
 use crate::domain::names::Tag;
 use crate::domain::request::Push;
 use crate::registry::memory::Memory;
+use crate::registry::Registry as _;
 use crate::signer::{Local, Signed, Signing};
 
 const RULES: &str = r#"{"rules":[
@@ -67,7 +68,6 @@ async fn records(memory: &Memory, digest: &Digest, key: &crate::signer::PublicKe
     out
 }
 
-use crate::registry::Registry as _;
 
 #[tokio::test]
 async fn a_push_that_writes_a_recorded_rules_tags_attaches_one_signed_record_naming_them() {
@@ -181,7 +181,7 @@ async fn attach_envelope(memory: &Memory, digest: &Digest, envelope: &Envelope, 
 
 #[tokio::test]
 async fn why_names_the_verified_record_of_a_tag_and_says_what_is_wrong_with_the_others() {
-    use crate::apply::why::{why, Key as Trusted, Verdict};
+    use crate::apply::why::{why, TrustedKey as Trusted, Verdict};
     let (memory, digest) = app();
     let settings = Settings::new(RuleSet::from_json(RULES).unwrap());
     let key = Local::generate("arn:aws:kms:eu-west-1:123456789012:key/one").unwrap();

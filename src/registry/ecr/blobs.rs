@@ -163,6 +163,35 @@ impl Ecr {
         }
     }
 
+    /// Every page of ListImageReferrers: the image's active referrers (of one artifact type, or
+    /// any), each with its annotations. An archived referrer cannot be read, so it is left out.
+    async fn list_referrers(&self, repository: &Repository, digest: &Digest, artifact_type: Option<&str>) -> Result<Vec<Annotated>, ReadError> {
+        let subject = super::images::subject(digest)?;
+        let filter = ListImageReferrersFilter::builder().set_artifact_types(artifact_type.map(|t| vec![t.to_owned()])).artifact_status(ArtifactStatusFilter::Active).build();
+        let mut found = Vec::new();
+        let mut next = None;
+        loop {
+            let request = self
+                .client
+                .list_image_referrers()
+                .repository_name(repository.name.as_str())
+                .set_registry_id(registry_id(repository))
+                .subject_id(subject.clone())
+                .filter(filter.clone())
+                .max_results(50)
+                .set_next_token(next);
+            let output = send_read!(self, repository, request)?;
+            found.extend(output.referrers().iter().filter_map(|r| {
+                let annotations = r.annotations().map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+                Some(Annotated { digest: Digest::parse(r.digest()).ok()?, annotations })
+            }));
+            next = output.next_token().map(str::to_owned);
+            if next.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
     /// A blob's bytes as they arrive: GetDownloadUrlForLayer, then the URL it names.
     async fn open_blob(&self, source: &Repository, digest: &Digest) -> Result<BoxBody<Bytes, String>, Fault> {
         let request = self
@@ -341,53 +370,10 @@ impl Blobs for Ecr {
     }
 
     async fn referrers(&self, repository: &Repository, digest: &Digest) -> Result<Vec<Digest>, ReadError> {
-        let subject = super::images::subject(digest)?;
-        let mut found = Vec::new();
-        let mut next = None;
-        loop {
-            let request = self
-                .client
-                .list_image_referrers()
-                .repository_name(repository.name.as_str())
-                .set_registry_id(registry_id(repository))
-                .subject_id(subject.clone())
-                // An archived referrer cannot be read, so it cannot be copied either.
-                .filter(ListImageReferrersFilter::builder().artifact_status(ArtifactStatusFilter::Active).build())
-                .max_results(50)
-                .set_next_token(next);
-            let output = send_read!(self, repository, request)?;
-            found.extend(output.referrers().iter().filter_map(|r| Digest::parse(r.digest()).ok()));
-            next = output.next_token().map(str::to_owned);
-            if next.is_none() {
-                return Ok(found);
-            }
-        }
+        Ok(self.list_referrers(repository, digest, None).await?.into_iter().map(|r| r.digest).collect())
     }
 
     async fn referrers_of_type(&self, repository: &Repository, digest: &Digest, artifact_type: &str) -> Result<Vec<Annotated>, ReadError> {
-        let subject = super::images::subject(digest)?;
-        let filter = ListImageReferrersFilter::builder().artifact_types(artifact_type).artifact_status(ArtifactStatusFilter::Active).build();
-        let mut found = Vec::new();
-        let mut next = None;
-        loop {
-            let request = self
-                .client
-                .list_image_referrers()
-                .repository_name(repository.name.as_str())
-                .set_registry_id(registry_id(repository))
-                .subject_id(subject.clone())
-                .filter(filter.clone())
-                .max_results(50)
-                .set_next_token(next);
-            let output = send_read!(self, repository, request)?;
-            found.extend(output.referrers().iter().filter_map(|r| {
-                let annotations = r.annotations().map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-                Some(Annotated { digest: Digest::parse(r.digest()).ok()?, annotations })
-            }));
-            next = output.next_token().map(str::to_owned);
-            if next.is_none() {
-                return Ok(found);
-            }
-        }
+        self.list_referrers(repository, digest, Some(artifact_type)).await
     }
 }
