@@ -1,5 +1,5 @@
 //! `simulate`: the real handler against a model of ECR and of AWS's delivery, one seeded world
-//! at a time, on a paused clock; nine invariants judged on every run (docs/testing.md).
+//! at a time, on a paused clock; eleven invariants judged on every run (docs/testing.md).
 //!
 //! `simulate [--seeds N] [--seed S] [--deliveries D] [--threads T]` prints
 //! `simulation: D deliveries, N seeds, T s, V invariant violations` and exits 1 on a violation,
