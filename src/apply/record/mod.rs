@@ -43,6 +43,8 @@ enum Failure {
     Subject(ReadError),
     #[error("the image is gone: nothing to attach a record to")]
     Gone,
+    #[error("reading the evidence of the rule's gate failed: {0}")]
+    Evidence(ReadError),
     #[error("KMS Sign failed: {0}")]
     Sign(Fault),
     #[error("uploading the record's blobs failed: {0}")]
@@ -54,7 +56,10 @@ enum Failure {
 impl Failure {
     fn retryable(&self) -> bool {
         match self {
-            Failure::Listing(ReadError::Fault(f)) | Failure::Subject(ReadError::Fault(f)) | Failure::Sign(f) | Failure::Upload(f) | Failure::Put(PutError::Fault(f)) => f.retryable(),
+            Failure::Listing(ReadError::Fault(f))
+            | Failure::Subject(ReadError::Fault(f))
+            | Failure::Evidence(ReadError::Fault(f))
+            | Failure::Sign(f) | Failure::Upload(f) | Failure::Put(PutError::Fault(f)) => f.retryable(),
             _ => false,
         }
     }
@@ -139,14 +144,15 @@ impl Tagged<'_> {
         Ok(subject)
     }
 
-    /// What the gates of the recorded rules see (read the first time, for a sweep).
-    async fn evidence<R: Blobs>(&mut self, registry: &R, rules: &RuleSet) -> Evidence {
+    /// What the gates of the recorded rules see (read the first time, for a sweep). A gated
+    /// rule's record is not written without its evidence.
+    async fn evidence<R: Blobs>(&mut self, registry: &R, rules: &RuleSet) -> Result<Evidence, Failure> {
         if let Some(known) = &self.evidence {
-            return known.clone();
+            return Ok(known.clone());
         }
-        let evidence = evidence_now(registry, rules, self.source, &self.digest, &self.tags).await;
+        let evidence = evidence_now(registry, rules, self.source, &self.digest, &self.tags).await.map_err(Failure::Evidence)?;
         self.evidence = Some(evidence.clone());
-        evidence
+        Ok(evidence)
     }
 }
 
@@ -228,7 +234,7 @@ async fn write<R: Blobs>(registry: &R, rules: &RuleSet, recording: &Recording<'_
         return Ok((RecordOutcome::Exists, found.digest));
     }
     let subject = image.subject(registry).await?;
-    let evidence = image.evidence(registry, rules).await;
+    let evidence = image.evidence(registry, rules).await?;
     let policy = rules.policy(one.rule).unwrap_or_default();
     let promotion = Promotion {
         rule: one.rule.to_owned(),
@@ -276,28 +282,24 @@ fn event_key(event: &record::Event) -> String {
     event.id.clone().unwrap_or_else(|| format!("{}@{}", event.kind, event.time))
 }
 
-
-/// What the gates of an image's recorded rules see now (a sweep's evidence).
-async fn evidence_now<R: Blobs>(registry: &R, rules: &RuleSet, source: &Repository, digest: &Digest, tags: &[&TagReport]) -> Evidence {
+/// What the gates of an image's recorded rules see now (a sweep's evidence): the scan
+/// (DescribeImages; none when the image was not scanned), the signature kinds found.
+async fn evidence_now<R: Blobs>(registry: &R, rules: &RuleSet, source: &Repository, digest: &Digest, tags: &[&TagReport]) -> Result<Evidence, ReadError> {
     let policies: Vec<Policy> = tags.iter().flat_map(|t| &t.rules).filter(|r| rules.records(r)).filter_map(|r| rules.policy(r)).collect();
     let mut evidence = Evidence { scan: None, signature: SignatureEvidence { kinds: Vec::new(), digest: None } };
     if policies.iter().any(|p| p.scan_gate.is_some()) {
-        if let Ok(Some(listed)) = registry.describe(source, digest).await {
-            if let Scanned::Done(findings) = listed.scan {
-                let status = if findings.unsplit.is_some() { "ACTIVE" } else { "COMPLETE" };
-                evidence.scan = Some(ScanEvidence { status: status.to_owned(), counts: findings.counts });
-            }
+        if let Some(Scanned::Done(findings)) = registry.describe(source, digest).await?.map(|listed| listed.scan) {
+            let status = if findings.unsplit.is_some() { "ACTIVE" } else { "COMPLETE" };
+            evidence.scan = Some(ScanEvidence { status: status.to_owned(), counts: findings.counts });
         }
     }
     let kinds = policies.iter().filter_map(|p| p.signed).fold(Kinds::NONE, Kinds::union);
     if !kinds.is_empty() {
-        if let Ok(seen) = registry.signatures(source, digest, kinds).await {
-            evidence.signature.kinds = seen.found.iter().map(|k| k.as_str().to_owned()).collect();
-        }
+        let seen = registry.signatures(source, digest, kinds).await?;
+        evidence.signature.kinds = seen.found.iter().map(|k| k.as_str().to_owned()).collect();
     }
-    evidence
+    Ok(evidence)
 }
-
 
 fn fault_of(error: ReadError) -> Fault {
     match error {
