@@ -1,8 +1,8 @@
 """bench/init: what ecr-retag's start-up adds to the INIT of the smallest lambda_runtime
 function (bench/init_floor.rs, same release profile), measured alternately in one run: process
 start to the first GET /next of the Runtime API stand-in. Prints medians and ranges; asserts
-nothing. Usage: bench/init [--runs N] [--queue]   (--queue: with RETAG_SWEEP_QUEUE_URL set, as
-Delivery=queue deploys it)
+nothing. Usage: bench/init [--runs N] [--queue | --records]   (--queue: with RETAG_SWEEP_QUEUE_URL set, as
+Delivery=queue deploys it; --records: with a rule that records and RETAG_RECORD_KEY set)
 """
 
 import argparse
@@ -47,17 +47,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--queue", action="store_true", help="with RETAG_SWEEP_QUEUE_URL set (Delivery=queue)")
+    parser.add_argument("--records", action="store_true", help="with a rule that records and RETAG_RECORD_KEY set")
     parser.add_argument("--binary", default=os.path.join(TARGET, "release", "bootstrap"), help="the bootstrap to measure (before/after)")
     args = parser.parse_args()
     ours = {"RETAG_RULES_FILE": os.path.join(ROOT, "rules.json")}
     if args.queue:
         ours["RETAG_SWEEP_QUEUE_URL"] = "https://sqs.eu-west-1.amazonaws.com/123456789012/ecr-retag-events"
+    if args.records:
+        ours = {"RETAG_RULES": '{"rules":[{"name":"release","semver":true,"tags":["stable","v{major}"],"record":true}]}',
+                "RETAG_RECORD_KEY": "arn:aws:kms:eu-west-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"}
     floor, retag = [], []
     for _ in range(args.runs):  # alternately, so that the machine's drift touches both alike
         floor.append(init_once([os.path.join(TARGET, "release", "examples", "init-floor")], {}))
         retag.append(init_once([args.binary], ours))
     (f_text, f_median), (r_text, r_median) = summary(floor), summary(retag)
-    print(f"INIT over {args.runs} starts each, alternately{' (RETAG_SWEEP_QUEUE_URL set)' if args.queue else ''}:")
+    setting = " (RETAG_SWEEP_QUEUE_URL set)" if args.queue else " (a rule that records, RETAG_RECORD_KEY set)" if args.records else ""
+    print(f"INIT over {args.runs} starts each, alternately{setting}:")
     print(f"  floor (echo handler, same profile)  {f_text}")
     print(f"  ecr-retag                           {r_text}")
     print(f"  added by ecr-retag                  {r_median - f_median:.1f} ms (medians)")

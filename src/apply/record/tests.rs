@@ -306,3 +306,27 @@ async fn a_sweep_attaches_the_record_a_tag_in_place_lacks() {
     let outcomes: Vec<(&str, &str)> = statement.predicate.tags.iter().map(|w| (w.tag.as_str(), w.outcome.as_str())).collect();
     assert_eq!(outcomes, [("stable", "unchanged"), ("v1", "unchanged")], "found in place by the sweep");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_gated_rules_record_is_not_written_without_its_evidence() {
+    use crate::domain::rules::glob::Glob;
+    use crate::registry::memory::Failure as Injected;
+    use crate::registry::ReadError;
+    let rules = r#"{"rules":[{"name":"trusted","semver":true,"when":{"signed":true},"tags":["trusted"],"record":true}]}"#;
+    let (memory, digest) = app();
+    memory.point("app", &Tag::parse("v1.4.2").unwrap(), &digest);
+    memory.point("app", &Tag::parse("trusted").unwrap(), &digest);
+    let settings = Settings::new(RuleSet::from_json(rules).unwrap());
+    let request = ReconcileRequest { repositories: vec![Glob::parse("app").unwrap()], max_writes: 100, resume_at: None, registry_id: None, dry_run: false, fan_out: false };
+    let mut report = crate::apply::sweep::reconcile(&memory, &settings, &request, None, None).await.unwrap();
+    // The signature look that would be the record's evidence fails on every attempt.
+    let throttled = Fault::new(crate::fault::FaultKind::Throttled, "ThrottlingException", "Rate exceeded");
+    memory.fail(Injected::Signatures(ReadError::Fault(throttled)), None);
+    let key = Local::generate("test-key").unwrap();
+    let sweep = Recording { event: record::Event { id: None, kind: "sweep".into(), time: "2026-11-24T12:00:00.000Z".into() }, ..recording(&key) };
+    attach_sweep(&memory, &settings.rules, &request, &sweep, &mut report).await;
+    let entry = &report.repositories[0].records[0];
+    assert_eq!((entry.outcome, entry.retryable), (RecordOutcome::Failed, true), "{entry:?}");
+    assert!(entry.detail.as_deref().unwrap().contains("evidence"), "{entry:?}");
+    assert!(records(&memory, &digest, &key.public_key()).await.is_empty(), "no record without its evidence");
+}
