@@ -185,13 +185,13 @@ impl Flags {
         Ok(request)
     }
 
-    fn registry_id(&self) -> Result<Option<RegistryId>, Outcome> {
+    pub(crate) fn registry_id(&self) -> Result<Option<RegistryId>, Outcome> {
         self.registry_id.as_deref().map(|id| named("--registry-id", id, RegistryId::parse)).transpose()
     }
 }
 
 /// A flag's value as a validated name, or the usage mistake that names the flag.
-fn named<T, E: std::fmt::Display>(flag: &str, value: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, Outcome> {
+pub(crate) fn named<T, E: std::fmt::Display>(flag: &str, value: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, Outcome> {
     parse(value).map_err(|e| usage(&format!("{flag}: {e}")))
 }
 

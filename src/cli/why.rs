@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::apply::why::{why, TrustedKey, Verdict, Why};
-use crate::cli::flags::Flags;
+use crate::cli::flags::{named, Flags};
 use crate::cli::{usage, Outcome};
 use crate::domain::names::{Repository, RepositoryName, Tag};
 use crate::registry::ecr::{sdk_config, Ecr, Overrides};
@@ -23,17 +23,10 @@ pub(crate) async fn run(flags: Flags) -> Outcome {
     let Some((name, tag)) = reference.rsplit_once(':') else {
         return usage(&format!("why: {reference:?} is not REPOSITORY:TAG"));
     };
-    let name = match RepositoryName::parse(name) {
-        Ok(n) => n,
-        Err(e) => return usage(&format!("why: {e}")),
-    };
-    let tag = match Tag::parse(tag) {
-        Ok(t) => t,
-        Err(e) => return usage(&format!("why: {e}")),
-    };
-    let registry_id = match flags.registry_id.as_deref().map(crate::domain::names::RegistryId::parse).transpose() {
-        Ok(id) => id,
-        Err(e) => return usage(&format!("--registry-id: {e}")),
+    let named = (named("why", name, RepositoryName::parse), named("why", tag, Tag::parse), flags.registry_id());
+    let (name, tag, registry_id) = match named {
+        (Ok(name), Ok(tag), Ok(id)) => (name, tag, id),
+        (Err(outcome), ..) | (_, Err(outcome), _) | (.., Err(outcome)) => return outcome,
     };
     let Some(key) = flags.key.clone().or_else(|| std::env::var("RETAG_RECORD_KEY").ok().filter(|k| !k.is_empty())) else {
         return usage("why needs --key: the PEM file of the public key records are signed with, or the KMS key's ARN or alias (or set RETAG_RECORD_KEY)");

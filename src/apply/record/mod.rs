@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::apply::put::read_fault;
 use crate::domain::assess::Scanned;
 use crate::domain::names::{Digest, RepositoryName};
 use crate::domain::record::{self, Descriptor, Envelope, Key, Promotion, Recorder, ScanEvidence, SignatureEvidence, Statement, Written};
@@ -256,7 +257,7 @@ async fn write<R: Blobs>(registry: &R, rules: &RuleSet, recording: &Recording<'_
     let config = Descriptor::of(record::ARTIFACT_TYPE, record::CONFIG);
     let blobs = [(&config, record::CONFIG), (&layer, envelope.as_slice())];
     let digests: Vec<Digest> = blobs.iter().filter_map(|(d, _)| Digest::parse(&d.digest).ok()).collect();
-    let missing = registry.missing(one.target, &digests).await.map_err(|e| Failure::Upload(fault_of(e)))?;
+    let missing = registry.missing(one.target, &digests).await.map_err(|e| Failure::Upload(read_fault(e)))?;
     for (descriptor, bytes) in blobs {
         if let Some(digest) = missing.iter().find(|d| d.as_str() == descriptor.digest) {
             registry.upload_blob(one.target, digest, bytes).await.map_err(Failure::Upload)?;
@@ -299,13 +300,6 @@ async fn evidence_now<R: Blobs>(registry: &R, rules: &RuleSet, source: &Reposito
         evidence.signature.kinds = seen.found.iter().map(|k| k.as_str().to_owned()).collect();
     }
     Ok(evidence)
-}
-
-fn fault_of(error: ReadError) -> Fault {
-    match error {
-        ReadError::Fault(f) => f,
-        ReadError::RepositoryNotFound => Fault::new(crate::fault::FaultKind::Permanent, "RepositoryNotFoundException", "the repository is gone"),
-    }
 }
 
 fn invalid(e: impl std::fmt::Display) -> Fault {

@@ -44,6 +44,16 @@ fn recording(signer: &dyn Signer) -> Recording<'_> {
     }
 }
 
+/// A sweep of `app`, and what its records name.
+fn sweep_of_app() -> ReconcileRequest {
+    let repositories = vec![crate::domain::rules::glob::Glob::parse("app").unwrap()];
+    ReconcileRequest { repositories, max_writes: 100, resume_at: None, registry_id: None, dry_run: false, fan_out: false }
+}
+
+fn sweeping(signer: &dyn Signer) -> Recording<'_> {
+    Recording { event: record::Event { id: None, kind: "sweep".into(), time: "2026-11-24T12:00:00.000Z".into() }, ..recording(signer) }
+}
+
 /// One delivery of the push: its writes, the second look, then its records.
 async fn deliver(memory: &Memory, settings: &Settings, digest: &Digest, signer: &dyn Signer) -> Report {
     let mut handled = begin_push(memory, settings, &push(digest)).await.unwrap();
@@ -246,7 +256,6 @@ async fn records_envelopes(memory: &Memory, digest: &Digest) -> Vec<Envelope> {
 #[tokio::test]
 async fn a_sweep_records_what_it_wrote_with_the_scan_its_gate_saw() {
     use crate::domain::assess::Scanned;
-    use crate::domain::rules::glob::Glob;
     use crate::domain::scan::Findings;
     let rules = r#"{"rules":[{"name":"scanned","semver":true,"when":{"scan":"HIGH"},"tags":["stable"],"record":true}]}"#;
     let (memory, digest) = app();
@@ -254,17 +263,10 @@ async fn a_sweep_records_what_it_wrote_with_the_scan_its_gate_saw() {
     let findings = Findings { counts: std::collections::BTreeMap::from([("MEDIUM".to_owned(), 2)]), unsplit: None };
     memory.set_scan("app", &digest, Scanned::Done(findings));
     let settings = Settings::new(RuleSet::from_json(rules).unwrap());
-    let request = ReconcileRequest {
-        repositories: vec![Glob::parse("app").unwrap()],
-        max_writes: 100,
-        resume_at: None,
-        registry_id: None,
-        dry_run: false,
-        fan_out: false,
-    };
+    let request = sweep_of_app();
     let mut report = crate::apply::sweep::reconcile(&memory, &settings, &request, None, None).await.unwrap();
     let key = Local::generate("test-key").unwrap();
-    let sweep = Recording { event: record::Event { id: None, kind: "sweep".into(), time: "2026-11-24T12:00:00.000Z".into() }, ..recording(&key) };
+    let sweep = sweeping(&key);
     attach_sweep(&memory, &settings.rules, &request, &sweep, &mut report).await;
 
     let records_of_app = &report.repositories[0].records;
@@ -289,17 +291,16 @@ async fn a_sweep_records_what_it_wrote_with_the_scan_its_gate_saw() {
 
 #[tokio::test]
 async fn a_sweep_attaches_the_record_a_tag_in_place_lacks() {
-    use crate::domain::rules::glob::Glob;
     let (memory, digest) = app();
     // stable is in place, put there before the rule recorded (or by an event whose record failed).
     memory.point("app", &Tag::parse("v1.4.2").unwrap(), &digest);
     memory.point("app", &Tag::parse("stable").unwrap(), &digest);
     memory.point("app", &Tag::parse("v1").unwrap(), &digest);
     let settings = Settings::new(RuleSet::from_json(RULES).unwrap());
-    let request = ReconcileRequest { repositories: vec![Glob::parse("app").unwrap()], max_writes: 100, resume_at: None, registry_id: None, dry_run: false, fan_out: false };
+    let request = sweep_of_app();
     let mut report = crate::apply::sweep::reconcile(&memory, &settings, &request, None, None).await.unwrap();
     let key = Local::generate("test-key").unwrap();
-    let sweep = Recording { event: record::Event { id: None, kind: "sweep".into(), time: "2026-11-24T12:00:00.000Z".into() }, ..recording(&key) };
+    let sweep = sweeping(&key);
     attach_sweep(&memory, &settings.rules, &request, &sweep, &mut report).await;
     assert_eq!(report.repositories[0].records.len(), 1, "{report:?}");
     let statement = records(&memory, &digest, &key.public_key()).await.remove(0);
@@ -309,7 +310,6 @@ async fn a_sweep_attaches_the_record_a_tag_in_place_lacks() {
 
 #[tokio::test(start_paused = true)]
 async fn a_gated_rules_record_is_not_written_without_its_evidence() {
-    use crate::domain::rules::glob::Glob;
     use crate::registry::memory::Failure as Injected;
     use crate::registry::ReadError;
     let rules = r#"{"rules":[{"name":"trusted","semver":true,"when":{"signed":true},"tags":["trusted"],"record":true}]}"#;
@@ -317,13 +317,13 @@ async fn a_gated_rules_record_is_not_written_without_its_evidence() {
     memory.point("app", &Tag::parse("v1.4.2").unwrap(), &digest);
     memory.point("app", &Tag::parse("trusted").unwrap(), &digest);
     let settings = Settings::new(RuleSet::from_json(rules).unwrap());
-    let request = ReconcileRequest { repositories: vec![Glob::parse("app").unwrap()], max_writes: 100, resume_at: None, registry_id: None, dry_run: false, fan_out: false };
+    let request = sweep_of_app();
     let mut report = crate::apply::sweep::reconcile(&memory, &settings, &request, None, None).await.unwrap();
     // The signature look that would be the record's evidence fails on every attempt.
     let throttled = Fault::new(crate::fault::FaultKind::Throttled, "ThrottlingException", "Rate exceeded");
     memory.fail(Injected::Signatures(ReadError::Fault(throttled)), None);
     let key = Local::generate("test-key").unwrap();
-    let sweep = Recording { event: record::Event { id: None, kind: "sweep".into(), time: "2026-11-24T12:00:00.000Z".into() }, ..recording(&key) };
+    let sweep = sweeping(&key);
     attach_sweep(&memory, &settings.rules, &request, &sweep, &mut report).await;
     let entry = &report.repositories[0].records[0];
     assert_eq!((entry.outcome, entry.retryable), (RecordOutcome::Failed, true), "{entry:?}");
